@@ -1,0 +1,1159 @@
+// Engine implementation. Fast path: parse -> classify -> bulk lookup -> precomputed rewrite.
+// Everything else (flow creation, ICMP errors, fragments, TTL expiry, RST generation, handoff)
+// lives in the slow-path functions below the fast path.
+#include "engine.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "checksum.h"
+#include "flow_table.h"
+#include "parse.h"
+#include "rss.h"
+
+namespace eipgate::engine {
+
+namespace {
+
+constexpr uint32_t kHeldNone = kNone;
+constexpr uint32_t kRandomPortTries = 32;
+constexpr uint32_t kEimPortTries = 64;
+
+uint32_t to_net(uint32_t host) { return __builtin_bswap32(host); }
+uint32_t to_host(uint32_t net) { return __builtin_bswap32(net); }
+uint16_t to_net16(uint16_t host) { return __builtin_bswap16(host); }
+uint16_t to_host16(uint16_t net) { return __builtin_bswap16(net); }
+
+uint16_t load16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+void store16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, 2); }
+void store32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
+uint32_t load32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+uint32_t load_be32(const uint8_t* p) { return to_host(load32(p)); }
+void store_be32(uint8_t* p, uint32_t v) { store32(p, to_net(v)); }
+
+uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+// Offsets of the rewritten port / id and of the checksum within the L4 header.
+struct L4Offsets {
+  uint8_t out_port;  // inside -> outside: source port / echo id
+  uint8_t in_port;   // outside -> inside: destination port / echo id
+  uint8_t csum;
+};
+L4Offsets l4_offsets(uint8_t proto) {
+  switch (proto) {
+    case kProtoTcp: return {0, 2, 16};
+    case kProtoUdp: return {0, 2, 6};
+    default: return {4, 4, 2};
+  }
+}
+
+// Decrements the TTL and folds the change into the IP checksum delta.
+uint16_t ttl_decrement(uint8_t* ip) {
+  const uint16_t old_w = load16(ip + 8);
+  ip[8] = static_cast<uint8_t>(ip[8] - 1);
+  return csum::delta16(old_w, load16(ip + 8));
+}
+
+void swap_macs(uint8_t* eth) {
+  uint8_t tmp[6];
+  std::memcpy(tmp, eth, 6);
+  std::memcpy(eth, eth + 6, 6);
+  std::memcpy(eth + 6, tmp, 6);
+}
+
+void write_ip_header(uint8_t* ip, uint16_t total, uint16_t id, uint8_t ttl, uint8_t proto,
+                     uint32_t src, uint32_t dst) {
+  ip[0] = 0x45;
+  ip[1] = 0;
+  store16(ip + 2, to_net16(total));
+  store16(ip + 4, id);
+  store16(ip + 6, to_net16(0x4000));  // DF
+  ip[8] = ttl;
+  ip[9] = proto;
+  store16(ip + 10, 0);
+  store32(ip + 12, src);
+  store32(ip + 16, dst);
+  store16(ip + 10, csum::finish(csum::partial(ip, 20)));
+}
+
+uint8_t tcp_class(uint8_t bits) {
+  if ((bits & kRstSeen) || (bits & (kFinIn | kFinOut)) == (kFinIn | kFinOut)) {
+    return kClassTcpClosing;
+  }
+  if ((bits & (kSynIn | kSynOut)) == (kSynIn | kSynOut) && !(bits & (kFinIn | kFinOut))) {
+    return kClassTcpEstablished;
+  }
+  return kClassTcpTransitory;
+}
+
+TcpState tcp_state_of(uint8_t bits) {
+  if (bits & kRstSeen) return TcpState::Reset;
+  if ((bits & (kFinIn | kFinOut)) == (kFinIn | kFinOut)) return TcpState::TimeWait;
+  if (bits & (kFinIn | kFinOut)) return TcpState::FinWait;
+  if ((bits & (kSynIn | kSynOut)) == (kSynIn | kSynOut)) return TcpState::Established;
+  if (bits & kSynOut) return TcpState::SynReceived;
+  if (bits & kSynIn) return TcpState::SynSent;
+  return TcpState::None;
+}
+
+enum class Dir : uint8_t { Out, In, Host, NotNat };
+
+}  // namespace
+
+struct Engine::Impl {
+  struct EimMap {
+    uint32_t inside_ip;
+    uint16_t inside_port;
+    uint16_t outside_port;
+    uint32_t outside_ip;
+    uint32_t refs;  // flows using it; free-list link when 0
+  };
+
+  struct FragKey {
+    uint32_t src, dst;
+    uint16_t id;
+    uint8_t proto;
+    bool operator==(const FragKey&) const = default;
+  };
+  enum class FragAction : uint8_t { Empty, Translate, Handoff, Drop };
+  struct FragCtx {
+    FragKey key{};
+    FragAction action = FragAction::Empty;
+    Dir dir = Dir::Out;
+    uint16_t worker = 0;
+    uint32_t new_addr = 0;  // network order
+    uint16_t csum_ip = 0;   // delta for the address change in this direction
+    uint16_t sport = 0, dport = 0;
+    uint32_t expires = 0;
+  };
+  struct Held {
+    PacketBuf* pkt = nullptr;
+    FragKey key{};
+    uint32_t since = 0;
+  };
+  struct Released {
+    PacketBuf* pkt;
+    Result res;
+  };
+
+  EngineConfig cfg;
+  std::vector<uint32_t> outside_net;
+  std::vector<uint32_t> host_net;
+  uint32_t icmp_src_net = 0;
+  uint32_t tmo_ms[kClassCount]{};
+  FlowPool pool;
+  FlowIndex index;
+  std::vector<EimMap> eim;
+  uint32_t eim_free = kNone;
+  std::vector<uint64_t> udp_port_bitmap;  // EIM: one bit per (outside addr, port)
+  std::unique_ptr<Toeplitz> rss;
+  uint32_t reta_mask = 0;
+  std::vector<FragCtx> frag;
+  uint32_t frag_mask = 0;
+  std::vector<Held> held;
+  uint32_t held_count = 0;
+  std::vector<Released> released;
+  uint32_t rel_head = 0, rel_count = 0;
+  Counters ctr;
+  uint64_t rng_state;
+  uint32_t now = 0;  // ms
+  uint8_t expire_class = 0;
+  uint32_t last_flow = kNone;  // flow the last forward() used (first fragments learn from it)
+  uint32_t port_range;
+
+  explicit Impl(const EngineConfig& c)
+      : cfg(c),
+        pool(c.max_flows),
+        index(uint64_t{c.max_flows} * (c.udp_endpoint_independent ? 3 : 2)),
+        rng_state(c.random_seed ? c.random_seed
+                                : 0x2545f4914f6cdd1dull * (uint64_t{c.worker_id} + 1)),
+        port_range(uint32_t{c.port_max} - c.port_min + 1) {
+    for (uint32_t a : cfg.outside_addrs) outside_net.push_back(to_net(a));
+    for (uint32_t a : cfg.host_addrs) host_net.push_back(to_net(a));
+    icmp_src_net = to_net(cfg.icmp_source_addr ? cfg.icmp_source_addr
+                          : !cfg.host_addrs.empty() ? cfg.host_addrs[0]
+                                                    : cfg.outside_addrs[0]);
+    const auto& t = cfg.timeouts;
+    tmo_ms[kClassTcpClosing] = t.tcp_time_wait_s * 1000;
+    tmo_ms[kClassTcpTransitory] = t.tcp_transitory_s * 1000;
+    tmo_ms[kClassIcmp] = t.icmp_s * 1000;
+    tmo_ms[kClassUdp] = t.udp_s * 1000;
+    tmo_ms[kClassTcpEstablished] = t.tcp_established_s * 1000;
+    if (cfg.udp_endpoint_independent) {
+      eim.resize(cfg.max_flows);
+      for (uint32_t i = 0; i < cfg.max_flows; ++i) eim[i].refs = i + 1 < cfg.max_flows ? i + 1 : kNone;
+      eim_free = 0;
+      udp_port_bitmap.assign(outside_net.size() * 1024, 0);
+    }
+    if (cfg.worker_count > 1) {
+      rss = std::make_unique<Toeplitz>(cfg.rss.key);
+      reta_mask = static_cast<uint32_t>(cfg.rss.reta.size() - 1);
+    }
+    uint32_t fc = 1;
+    while (fc < cfg.frag_contexts) fc <<= 1;
+    frag.resize(fc);
+    frag_mask = fc - 1;
+    held.resize(cfg.frag_hold);
+    released.resize(cfg.frag_hold);
+  }
+
+  uint64_t rand64() {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dull;
+  }
+
+  // --- classification -------------------------------------------------------------------------
+
+  bool is_outside(uint32_t a) const {
+    for (uint32_t o : outside_net) {
+      if (o == a) return true;
+    }
+    return false;
+  }
+  bool is_host(uint32_t a) const {
+    for (uint32_t h : host_net) {
+      if (h == a) return true;
+    }
+    return false;
+  }
+  bool is_inside(uint32_t a_net) const {
+    const uint32_t a = to_host(a_net);
+    for (const auto& p : cfg.inside_prefixes) {
+      if (p.contains(a)) return true;
+    }
+    return false;
+  }
+  Dir classify(const Parsed& p) const {
+    if (is_outside(p.dst)) return Dir::In;
+    if (is_host(p.dst)) return Dir::Host;
+    if (is_inside(p.src) && !is_inside(p.dst)) return Dir::Out;
+    return Dir::NotNat;
+  }
+
+  // "Paired" pooling: a host always maps to the same outside address, on every worker and on
+  // the HA peer, because the choice depends only on the host's address.
+  uint32_t paired_outside(uint32_t inside_net) const {
+    return outside_net[mix64(inside_net) % outside_net.size()];
+  }
+  uint32_t outside_slot(uint32_t out_net) const {
+    for (uint32_t i = 0; i < outside_net.size(); ++i) {
+      if (outside_net[i] == out_net) return i;
+    }
+    return 0;
+  }
+
+  // --- ownership (multiple workers) -----------------------------------------------------------
+
+  bool eim_udp(uint8_t proto) const { return proto == kProtoUdp && cfg.udp_endpoint_independent; }
+  uint16_t reta(uint32_t h) const { return cfg.rss.reta[h & reta_mask]; }
+  uint16_t eim_owner(uint32_t inside_net, uint16_t port_net) const {
+    return static_cast<uint16_t>(mix64((uint64_t{inside_net} << 16) | port_net) % cfg.worker_count);
+  }
+  // Owner of a reply packet remote -> outside address.
+  uint16_t owner_in(uint32_t remote, uint32_t out, uint16_t rport, uint16_t oport,
+                    uint8_t proto) const {
+    if (cfg.worker_count == 1) return 0;
+    if (eim_udp(proto)) return static_cast<uint16_t>(to_host16(oport) % cfg.worker_count);
+    if (proto == kProtoIcmp) return reta(rss->hash_l3(remote, out));
+    return reta(rss->hash_l4(remote, out, rport, oport));
+  }
+  // Owner of a new flow seen inside -> outside.
+  uint16_t owner_out(uint32_t in_ip, uint32_t remote, uint16_t iport, uint16_t rport,
+                     uint8_t proto) const {
+    if (cfg.worker_count == 1) return 0;
+    if (eim_udp(proto)) return eim_owner(in_ip, iport);
+    if (proto == kProtoIcmp) return reta(rss->hash_l3(remote, paired_outside(in_ip)));
+    return reta(rss->hash_l4(in_ip, remote, iport, rport));
+  }
+
+  // --- flow lookup ----------------------------------------------------------------------------
+
+  uint32_t find(const FlowKey& k, uint64_t h) const {
+    const uint32_t v = index.find(h, [&](uint32_t val) {
+      const Flow& f = pool[val >> 2];
+      return (val & 3) == kKeyInside ? f.inside_key() == k : f.outside_key() == k;
+    });
+    return v == kNone ? kNone : v >> 2;
+  }
+  uint32_t find(const FlowKey& k) const { return find(k, hash_key(k)); }
+
+  // --- flow life cycle ------------------------------------------------------------------------
+
+  void delete_flow(uint32_t i) {
+    Flow& f = pool[i];
+    index.erase(hash_key(f.inside_key()), (i << 2) | kKeyInside);
+    index.erase(hash_key(f.outside_key()), (i << 2) | kKeyOutside);
+    pool.lru_remove(i);
+    if (f.eim != kNone) eim_release(f.eim);
+    pool.free(i);
+  }
+
+  bool evict_one() {
+    for (uint8_t c = 0; c < kClassCount; ++c) {
+      const uint32_t i = pool.lru_head(c);
+      if (i != kNone) {
+        delete_flow(i);
+        ctr.add(Event::FlowsEvicted);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  uint32_t expire_flows(uint32_t budget) {
+    uint32_t removed = 0;
+    uint32_t examined = 0;
+    for (uint8_t n = 0; n < kClassCount && examined < budget; ++n) {
+      const uint8_t c = static_cast<uint8_t>((expire_class + n) % kClassCount);
+      while (examined < budget) {
+        const uint32_t i = pool.lru_head(c);
+        if (i == kNone) break;
+        ++examined;
+        Flow& f = pool[i];
+        if (now - f.last_seen >= tmo_ms[c]) {
+          delete_flow(i);
+          ctr.add(Event::IdleTimeoutCount);
+          ctr.add(Event::FlowsExpired);
+          ++removed;
+        } else if (now - f.lru_time >= tmo_ms[c]) {
+          pool.lru_requeue(i, c, f.last_seen);  // refreshed since queued: lazy move to the tail
+        } else {
+          break;  // list is ordered by queue time: nothing behind can be due
+        }
+      }
+    }
+    expire_class = static_cast<uint8_t>((expire_class + 1) % kClassCount);
+    return removed;
+  }
+
+  // EIM mappings (UDP only): one outside port per (inside ip, inside port), owned exclusively.
+  FlowKey eim_key(uint32_t in_ip, uint16_t in_port) const {
+    return FlowKey{in_ip, 0, in_port, 0, kProtoUdp, kKeyEim, 0};
+  }
+  uint32_t eim_find(uint32_t in_ip, uint16_t in_port) const {
+    const FlowKey k = eim_key(in_ip, in_port);
+    const uint32_t v = index.find(hash_key(k), [&](uint32_t val) {
+      if ((val & 3) != kKeyEim) return false;
+      const EimMap& m = eim[val >> 2];
+      return m.inside_ip == in_ip && m.inside_port == in_port;
+    });
+    return v == kNone ? kNone : v >> 2;
+  }
+  bool udp_port_used(uint32_t slot, uint16_t port_host) const {
+    return (udp_port_bitmap[slot * 1024 + port_host / 64] >> (port_host % 64)) & 1;
+  }
+  void udp_port_set(uint32_t slot, uint16_t port_host, bool used) {
+    uint64_t& w = udp_port_bitmap[slot * 1024 + port_host / 64];
+    const uint64_t bit = uint64_t{1} << (port_host % 64);
+    w = used ? (w | bit) : (w & ~bit);
+  }
+  void eim_release(uint32_t m) {
+    EimMap& e = eim[m];
+    if (--e.refs > 0) return;
+    index.erase(hash_key(eim_key(e.inside_ip, e.inside_port)), (m << 2) | kKeyEim);
+    udp_port_set(outside_slot(e.outside_ip), to_host16(e.outside_port), false);
+    e.refs = eim_free;
+    eim_free = m;
+  }
+  // Returns the mapping index or kNone when no port is free.
+  uint32_t eim_acquire(uint32_t in_ip, uint16_t in_port, uint32_t out_ip) {
+    uint32_t m = eim_find(in_ip, in_port);
+    if (m != kNone) {
+      ++eim[m].refs;
+      return m;
+    }
+    if (eim_free == kNone) return kNone;
+    const uint32_t slot = outside_slot(out_ip);
+    const uint16_t owner = eim_owner(in_ip, in_port);
+    const uint32_t n = cfg.worker_count;
+    auto usable = [&](uint32_t p) { return p % n == owner && !udp_port_used(slot, static_cast<uint16_t>(p)); };
+    uint32_t port = 0;
+    for (uint32_t t = 0; t < kEimPortTries && port == 0; ++t) {
+      const uint32_t p = cfg.port_min + static_cast<uint32_t>(rand64() % port_range);
+      if (usable(p)) port = p;
+    }
+    if (port == 0) {
+      const uint32_t start = static_cast<uint32_t>(rand64() % port_range);
+      for (uint32_t k = 0; k < port_range && port == 0; ++k) {
+        const uint32_t p = cfg.port_min + (start + k) % port_range;
+        if (usable(p)) port = p;
+      }
+    }
+    if (port == 0) return kNone;
+    m = eim_free;
+    eim_free = eim[m].refs;
+    eim[m] = EimMap{in_ip, in_port, to_net16(static_cast<uint16_t>(port)), out_ip, 1};
+    if (!index.insert(hash_key(eim_key(in_ip, in_port)), (m << 2) | kKeyEim)) {
+      eim[m].refs = eim_free;
+      eim_free = m;
+      return kNone;
+    }
+    udp_port_set(slot, static_cast<uint16_t>(port), true);
+    return m;
+  }
+
+  // Endpoint-dependent port choice (RFC 6056 random, then a full scan so capacity per
+  // destination is the whole range). With several workers only ports whose reply hashes to this
+  // worker qualify.
+  bool pick_port(uint8_t proto, uint32_t remote, uint32_t out, uint16_t rport, uint16_t& port_net) {
+    const bool need_rss = cfg.worker_count > 1 && proto != kProtoIcmp;
+    const uint32_t base = need_rss ? rss->hash_l4(remote, out, rport, 0) : 0;
+    auto usable = [&](uint32_t p) {
+      const uint16_t pn = to_net16(static_cast<uint16_t>(p));
+      if (need_rss && reta(base ^ rss->dport_contrib(pn)) != cfg.worker_id) return false;
+      const FlowKey k{remote, out, rport, pn, proto, kKeyOutside, 0};
+      return find(k) == kNone;
+    };
+    for (uint32_t t = 0; t < kRandomPortTries; ++t) {
+      const uint32_t p = cfg.port_min + static_cast<uint32_t>(rand64() % port_range);
+      if (usable(p)) {
+        port_net = to_net16(static_cast<uint16_t>(p));
+        return true;
+      }
+      ctr.add(Event::PortAllocRetries);
+    }
+    const uint32_t start = static_cast<uint32_t>(rand64() % port_range);
+    for (uint32_t k = 0; k < port_range; ++k) {
+      const uint32_t p = cfg.port_min + (start + k) % port_range;
+      if (usable(p)) {
+        port_net = to_net16(static_cast<uint16_t>(p));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void fill_deltas(Flow& f) {
+    const uint16_t ip_d = csum::delta32(f.inside_ip, f.outside_ip);
+    const uint16_t port_d = csum::delta16(f.inside_port, f.outside_port);
+    f.csum_ip = ip_d;
+    f.csum_l4 = f.proto == kProtoIcmp ? port_d : csum::add(ip_d, port_d);
+  }
+
+  // Creates a flow for an inside -> outside packet. Returns kNone (reason set) on failure.
+  uint32_t create_flow(const Parsed& p, DropReason& reason) {
+    if (pool.used() >= pool.capacity() && !evict_one()) {
+      reason = DropReason::TableFull;
+      return kNone;
+    }
+    const uint32_t out_ip = paired_outside(p.src);
+    uint16_t out_port = 0;
+    uint32_t eim_idx = kNone;
+    if (eim_udp(p.proto)) {
+      eim_idx = eim_acquire(p.src, p.sport, out_ip);
+      if (eim_idx != kNone) out_port = eim[eim_idx].outside_port;
+    }
+    if (eim_udp(p.proto) ? eim_idx == kNone : !pick_port(p.proto, p.dst, out_ip, p.dport, out_port)) {
+      ctr.add(Event::ErrorPortAllocation);
+      reason = DropReason::PortAllocation;
+      return kNone;
+    }
+    const uint32_t i = pool.alloc();
+    Flow& f = pool[i];
+    f.inside_ip = p.src;
+    f.remote_ip = p.dst;
+    f.outside_ip = out_ip;
+    f.inside_port = p.sport;
+    f.remote_port = p.dport;
+    f.outside_port = out_port;
+    f.proto = p.proto;
+    f.flags = kFlowLive;
+    f.eim = eim_idx;
+    if (eim_idx != kNone) f.flags |= kFlowEim;
+    f.last_seen = now;
+    fill_deltas(f);
+    if (!index.insert(hash_key(f.inside_key()), (i << 2) | kKeyInside)) {
+      if (eim_idx != kNone) eim_release(eim_idx);
+      pool.free(i);
+      reason = DropReason::TableFull;
+      return kNone;
+    }
+    if (!index.insert(hash_key(f.outside_key()), (i << 2) | kKeyOutside)) {
+      index.erase(hash_key(f.inside_key()), (i << 2) | kKeyInside);
+      if (eim_idx != kNone) eim_release(eim_idx);
+      pool.free(i);
+      reason = DropReason::TableFull;
+      return kNone;
+    }
+    uint8_t cls = kClassUdp;
+    if (p.proto == kProtoTcp) {
+      f.tcp = kSynIn;
+      cls = kClassTcpTransitory;
+    } else if (p.proto == kProtoIcmp) {
+      cls = kClassIcmp;
+    }
+    pool.lru_push(i, cls, now);
+    ctr.add(Event::FlowsCreated);
+    ctr.add(Event::ConnectionAttemptCount);
+    return i;
+  }
+
+  // TCP state from flags (only called for segments carrying SYN, FIN or RST).
+  void tcp_update(uint32_t i, uint8_t flags, bool from_inside) {
+    Flow& f = pool[i];
+    const uint8_t old_cls = f.tclass;
+    if (flags & kTcpRst) {
+      f.tcp |= kRstSeen;
+    } else {
+      if (flags & kTcpSyn) {
+        if (from_inside && !(flags & kTcpAck) && old_cls == kClassTcpClosing) {
+          // Reopen of a closed connection reusing the mapping (RFC 7857 §2.1).
+          f.tcp = 0;
+          f.flags &= static_cast<uint8_t>(~kFlowReplySeen);
+          ctr.add(Event::TcpReopened);
+          ctr.add(Event::ConnectionAttemptCount);
+        }
+        f.tcp |= from_inside ? kSynIn : kSynOut;
+      }
+      if (flags & kTcpFin) f.tcp |= from_inside ? kFinIn : kFinOut;
+    }
+    if ((f.tcp & (kSynIn | kSynOut)) == (kSynIn | kSynOut) && !(f.flags & kFlowReplySeen)) {
+      f.flags |= kFlowReplySeen;
+      ctr.add(Event::ConnectionEstablishedCount);
+    }
+    const uint8_t cls = tcp_class(f.tcp);
+    if (cls != old_cls) pool.lru_requeue(i, cls, now);
+  }
+
+  // --- translation ----------------------------------------------------------------------------
+
+  // MSS clamping on SYN segments (slow: SYNs only).
+  void clamp_mss(uint8_t* tcp, uint16_t l4len) {
+    const uint16_t doff = static_cast<uint16_t>((tcp[12] >> 4) * 4);
+    if (doff > l4len) return;
+    uint16_t i = 20;
+    while (i < doff) {
+      const uint8_t kind = tcp[i];
+      if (kind == 0) return;
+      if (kind == 1) {
+        ++i;
+        continue;
+      }
+      if (i + 1 >= doff) return;
+      const uint8_t len = tcp[i + 1];
+      if (len < 2 || i + len > doff) return;
+      if (kind == 2 && len == 4) {
+        const uint16_t mss = static_cast<uint16_t>((tcp[i + 2] << 8) | tcp[i + 3]);
+        if (mss > cfg.tcp_mss_clamp) {
+          // The option starts at an even offset, so the MSS is one aligned 16-bit word.
+          const uint16_t old_w = load16(tcp + i + 2);
+          const uint16_t new_w = to_net16(cfg.tcp_mss_clamp);
+          store16(tcp + i + 2, new_w);
+          store16(tcp + 16, csum::apply(load16(tcp + 16), csum::delta16(old_w, new_w)));
+          ctr.add(Event::MssClamped);
+        }
+        return;
+      }
+      i = static_cast<uint16_t>(i + len);
+    }
+  }
+
+  // Rewrites a packet of flow i. Fragments after the first carry no L4 header (l4 == nullptr).
+  void rewrite(Flow& f, const Parsed& p, bool out) {
+    uint8_t* ip = p.l3;
+    const uint16_t ttl_d = ttl_decrement(ip);
+    if (out) {
+      store32(ip + 12, f.outside_ip);
+      store16(ip + 10, csum::apply(load16(ip + 10), csum::add(f.csum_ip, ttl_d)));
+    } else {
+      store32(ip + 16, f.inside_ip);
+      store16(ip + 10, csum::apply(load16(ip + 10), csum::add(csum::negate(f.csum_ip), ttl_d)));
+    }
+    if (p.l4 == nullptr) return;
+    const L4Offsets o = l4_offsets(f.proto);
+    uint8_t* l4 = p.l4;
+    store16(l4 + (out ? o.out_port : o.in_port), out ? f.outside_port : f.inside_port);
+    const uint16_t d = out ? f.csum_l4 : csum::negate(f.csum_l4);
+    const uint16_t c = load16(l4 + o.csum);
+    if (f.proto == kProtoUdp) {
+      if (c != 0) {  // zero = no checksum, kept (RFC 768)
+        const uint16_t n = csum::apply(c, d);
+        store16(l4 + o.csum, n == 0 ? 0xffff : n);
+      }
+    } else {
+      store16(l4 + o.csum, csum::apply(c, d));
+    }
+  }
+
+  void account_forward(Flow& f, const Parsed& p, bool out) {
+    f.last_seen = now;
+    if (out) {
+      f.bytes_out += p.ip_len;
+      ctr.add(Event::PacketsOutToDestination);
+      ctr.add(Event::BytesOutToDestination, p.ip_len);
+    } else {
+      f.bytes_in += p.ip_len;
+      ctr.add(Event::PacketsOutToSource);
+      ctr.add(Event::BytesOutToSource, p.ip_len);
+      if (!(f.flags & kFlowReplySeen) && f.proto != kProtoTcp) {
+        f.flags |= kFlowReplySeen;
+        ctr.add(Event::ConnectionEstablishedCount);
+      }
+    }
+  }
+
+  // Fast path for a flow hit. Returns false when the packet needs the slow path.
+  bool forward(uint32_t i, PacketBuf& pkt, const Parsed& p, bool out, Result& r) {
+    if (p.ttl <= 1) return false;
+    Flow& f = pool[i];
+    if (p.proto == kProtoTcp) {
+      if (p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst)) {
+        tcp_update(i, p.tcp_flags, out);
+        if (out && (p.tcp_flags & kTcpSyn) && cfg.tcp_mss_clamp) clamp_mss(p.l4, p.l4_len());
+      }
+      if (!out && (p.tcp_flags & kTcpSyn) && cfg.tcp_mss_clamp) clamp_mss(p.l4, p.l4_len());
+    }
+    rewrite(f, p, out);
+    account_forward(f, p, out);
+    if (p.fragment) ctr.add(Event::FragmentsTranslated);
+    last_flow = i;
+    (void)pkt;
+    r.verdict = out ? Verdict::ToOutside : Verdict::ToInside;
+    return true;
+  }
+
+  // --- generated replies ----------------------------------------------------------------------
+
+  Result drop(DropReason reason) {
+    ctr.drop(reason);
+    return Result{Verdict::Drop, reason, 0};
+  }
+
+  // Turns the packet into ICMP Time Exceeded to its sender, from `src`.
+  Result time_exceeded(PacketBuf& pkt, const Parsed& p, uint32_t src, bool out) {
+    ctr.drop(DropReason::TtlExpired);
+    const bool is_error = p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoRequest &&
+                          p.icmp != IcmpKind::EchoReply;
+    if (is_error || (p.fragment && !p.first_fragment)) {
+      return Result{Verdict::Drop, DropReason::TtlExpired, 0};
+    }
+    // RFC 1812 §4.3.2.3: as much of the original as fits in 576 bytes.
+    uint32_t orig = std::min<uint32_t>(p.ip_len, 576 - 28);
+    if (pkt.cap < p.l3_off + 28 + orig) orig = pkt.cap > p.l3_off + 28 ? pkt.cap - p.l3_off - 28 : 0;
+    if (orig < p.ihl + 8u) return Result{Verdict::Drop, DropReason::TtlExpired, 0};
+    uint8_t* ip = p.l3;
+    std::memmove(ip + 28, ip, orig);
+    write_ip_header(ip, static_cast<uint16_t>(28 + orig), static_cast<uint16_t>(rand64()), 64,
+                    kProtoIcmp, src, p.src);
+    uint8_t* icmp = ip + 20;
+    icmp[0] = kIcmpTimeExceeded;
+    icmp[1] = 0;
+    store16(icmp + 2, 0);
+    store32(icmp + 4, 0);
+    store16(icmp + 2, csum::finish(csum::partial(icmp, 8 + orig)));
+    swap_macs(pkt.data);
+    pkt.len = p.l3_off + 28 + orig;
+    ctr.add(Event::IcmpTimeExceededSent);
+    return Result{out ? Verdict::ToInside : Verdict::ToOutside, DropReason::Count, 0};
+  }
+
+  // Turns a TCP segment into the RST its sender would get from the destination (RFC 793 §3.4).
+  Result reset_to_sender(PacketBuf& pkt, const Parsed& p) {
+    ctr.drop(DropReason::TcpNoFlowNonSyn);
+    if (!cfg.tcp_rst_unknown || (p.tcp_flags & kTcpRst) || pkt.cap < p.l3_off + 40) {
+      return Result{Verdict::Drop, DropReason::TcpNoFlowNonSyn, 0};
+    }
+    const uint8_t* tcp = p.l4;
+    const uint16_t doff = static_cast<uint16_t>((tcp[12] >> 4) * 4);
+    const uint32_t seq = load_be32(tcp + 4);
+    const uint32_t ack = load_be32(tcp + 8);
+    const uint16_t sport = load16(tcp);
+    const uint16_t dport = load16(tcp + 2);
+    uint32_t seg_len = p.l4_len() - doff;
+    if (p.tcp_flags & kTcpSyn) ++seg_len;
+    if (p.tcp_flags & kTcpFin) ++seg_len;
+    uint8_t* ip = p.l3;
+    write_ip_header(ip, 40, 0, 64, kProtoTcp, p.dst, p.src);
+    uint8_t* t = ip + 20;
+    store16(t, dport);
+    store16(t + 2, sport);
+    if (p.tcp_flags & kTcpAck) {
+      store_be32(t + 4, ack);
+      store_be32(t + 8, 0);
+      t[13] = kTcpRst;
+    } else {
+      store_be32(t + 4, 0);
+      store_be32(t + 8, seq + seg_len);
+      t[13] = kTcpRst | kTcpAck;
+    }
+    t[12] = 5 << 4;
+    store16(t + 14, 0);
+    store16(t + 16, 0);
+    store16(t + 18, 0);
+    uint32_t acc = csum::words32(p.dst) + csum::words32(p.src) + to_net16(kProtoTcp) + to_net16(20);
+    store16(t + 16, csum::finish(csum::partial(t, 20, acc)));
+    swap_macs(pkt.data);
+    pkt.len = p.l3_off + 40;
+    ctr.add(Event::TcpRstSentToInside);
+    return Result{Verdict::ToInside, DropReason::Count, 0};
+  }
+
+  // --- ICMP errors (RFC 5508) -----------------------------------------------------------------
+
+  Result icmp_error(PacketBuf& pkt, const Parsed& p, bool out) {
+    (void)pkt;
+    uint8_t* icmp = p.l4;
+    InnerParsed in;
+    if (!parse_inner(icmp + 8, p.l4_len() - 8u, in)) return drop(in.reason);
+    // The embedded packet travelled the other way: reverse it to get this direction's key.
+    const FlowKey k{in.dst, in.src, in.dport, in.sport, in.proto,
+                    static_cast<uint8_t>(out ? kKeyInside : kKeyOutside), 0};
+    const uint32_t i = find(k);
+    if (i == kNone) {
+      if (cfg.worker_count > 1) {
+        const uint16_t w = out ? owner_out(k.src, k.dst, k.sport, k.dport, k.proto)
+                               : owner_in(k.src, k.dst, k.sport, k.dport, k.proto);
+        if (w != cfg.worker_id) return handoff(w);
+      }
+      return drop(DropReason::IcmpErrorNoFlow);
+    }
+    if (p.ttl <= 1) return drop(DropReason::TtlExpired);  // never an error about an error
+    Flow& f = pool[i];
+    const L4Offsets o = l4_offsets(f.proto);
+    const uint32_t span = in.ihl + std::min<uint32_t>(in.avail_l4, 20);
+    const uint32_t before = csum::partial(in.l3, span);
+    // Inner packet: the side of it that names us changes, as it would have on the way out.
+    const uint32_t new_addr = out ? f.outside_ip : f.inside_ip;
+    const uint16_t new_port = out ? f.outside_port : f.inside_port;
+    const uint16_t ip_d = out ? f.csum_ip : csum::negate(f.csum_ip);
+    const uint16_t l4_d = out ? f.csum_l4 : csum::negate(f.csum_l4);
+    // Outbound error: inner is remote -> inside host (its destination changes);
+    // inbound error: inner is outside address -> remote (its source changes).
+    store32(in.l3 + (out ? 16 : 12), new_addr);
+    store16(in.l3 + 10, csum::apply(load16(in.l3 + 10), ip_d));
+    const uint8_t port_off = f.proto == kProtoIcmp ? o.out_port : (out ? o.in_port : o.out_port);
+    store16(in.l4 + port_off, new_port);
+    if (in.avail_l4 >= o.csum + 2u) {
+      const uint16_t c = load16(in.l4 + o.csum);
+      if (!(f.proto == kProtoUdp && c == 0)) {
+        const uint16_t n = csum::apply(c, l4_d);
+        store16(in.l4 + o.csum, (f.proto == kProtoUdp && n == 0) ? 0xffff : n);
+      }
+    }
+    const uint32_t after = csum::partial(in.l3, span);
+    store16(icmp + 2, csum::apply(load16(icmp + 2), csum::delta_sums(before, after)));
+    // Outer header: the address that names us changes.
+    uint8_t* ip = p.l3;
+    const uint16_t ttl_d = ttl_decrement(ip);
+    const uint32_t old_outer = load32(ip + (out ? 12 : 16));
+    store32(ip + (out ? 12 : 16), new_addr);
+    store16(ip + 10, csum::apply(load16(ip + 10), csum::add(csum::delta32(old_outer, new_addr), ttl_d)));
+    if (out) {
+      ctr.add(Event::PacketsOutToDestination);
+      ctr.add(Event::BytesOutToDestination, p.ip_len);
+      ctr.add(Event::IcmpErrorsTranslatedOut);
+    } else {
+      ctr.add(Event::PacketsOutToSource);
+      ctr.add(Event::BytesOutToSource, p.ip_len);
+      ctr.add(Event::IcmpErrorsTranslatedIn);
+    }
+    return Result{out ? Verdict::ToOutside : Verdict::ToInside, DropReason::Count, 0};
+  }
+
+  Result handoff(uint16_t w) {
+    ctr.add(Event::PacketsHandedOff);
+    return Result{Verdict::Handoff, DropReason::Count, w};
+  }
+
+  // --- slow path ------------------------------------------------------------------------------
+
+  Result slow_out(PacketBuf& pkt, Parsed& p, uint32_t i) {
+    if (p.proto != kProtoTcp && p.proto != kProtoUdp && p.proto != kProtoIcmp) {
+      return drop(DropReason::UnsupportedProtocol);
+    }
+    if (p.ttl <= 1) return time_exceeded(pkt, p, icmp_src_net, true);
+    if (p.icmp == IcmpKind::Error) return icmp_error(pkt, p, true);
+    if (p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoRequest) {
+      return drop(DropReason::IcmpUnsupportedType);
+    }
+    if (i == kNone) i = find(FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyInside, 0});
+    if (i == kNone) {
+      if (cfg.worker_count > 1) {
+        const uint16_t w = owner_out(p.src, p.dst, p.sport, p.dport, p.proto);
+        if (w != cfg.worker_id) return handoff(w);
+      }
+      if (p.proto == kProtoTcp &&
+          (p.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) != kTcpSyn) {
+        return reset_to_sender(pkt, p);
+      }
+      DropReason reason = DropReason::Count;
+      i = create_flow(p, reason);
+      if (i == kNone) return drop(reason);
+    }
+    Result r;
+    forward(i, pkt, p, true, r);
+    return r;
+  }
+
+  Result slow_in(PacketBuf& pkt, Parsed& p, uint32_t i) {
+    if (p.proto != kProtoTcp && p.proto != kProtoUdp && p.proto != kProtoIcmp) {
+      return drop(DropReason::UnsupportedProtocol);
+    }
+    if (p.icmp == IcmpKind::Error) return icmp_error(pkt, p, false);
+    if (p.icmp == IcmpKind::EchoRequest) {  // ping to our public address: the kernel answers
+      ctr.add(Event::PacketsToHost);
+      return Result{Verdict::ToHost, DropReason::Count, 0};
+    }
+    if (p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoReply) {
+      return drop(DropReason::IcmpUnsupportedType);
+    }
+    if (i == kNone) i = find(FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyOutside, 0});
+    if (i == kNone) {
+      if (cfg.worker_count > 1) {
+        const uint16_t w = owner_in(p.src, p.dst, p.sport, p.dport, p.proto);
+        if (w != cfg.worker_id) return handoff(w);
+      }
+      return drop(DropReason::NoFlowOutside);
+    }
+    if (p.ttl <= 1) return time_exceeded(pkt, p, p.dst, false);
+    Result r;
+    forward(i, pkt, p, false, r);
+    return r;
+  }
+
+  // --- fragments ------------------------------------------------------------------------------
+
+  static FragKey frag_key(const Parsed& p) { return FragKey{p.src, p.dst, p.frag_id, p.proto}; }
+  uint32_t frag_slot(const FragKey& k) const {
+    return static_cast<uint32_t>(mix64((uint64_t{k.src} << 32 | k.dst) ^ (uint64_t{k.id} << 8 | k.proto)));
+  }
+  FragCtx* frag_find(const FragKey& k) {
+    const uint32_t h = frag_slot(k);
+    for (uint32_t n = 0; n < 8; ++n) {
+      FragCtx& c = frag[(h + n) & frag_mask];
+      if (c.action != FragAction::Empty && c.key == k && static_cast<int32_t>(c.expires - now) > 0) return &c;
+    }
+    return nullptr;
+  }
+  FragCtx& frag_insert(const FragKey& k) {
+    const uint32_t h = frag_slot(k);
+    FragCtx* victim = &frag[h & frag_mask];
+    for (uint32_t n = 0; n < 8; ++n) {
+      FragCtx& c = frag[(h + n) & frag_mask];
+      if (c.action == FragAction::Empty || c.key == k || static_cast<int32_t>(c.expires - now) <= 0) {
+        victim = &c;
+        break;
+      }
+      if (static_cast<int32_t>(c.expires - victim->expires) < 0) victim = &c;
+    }
+    *victim = FragCtx{};
+    victim->key = k;
+    victim->expires = now + cfg.timeouts.fragment_ms;
+    return *victim;
+  }
+
+  // Applies a context to a non-first fragment.
+  Result frag_apply(const FragCtx& c, PacketBuf& pkt, Parsed& p) {
+    switch (c.action) {
+      case FragAction::Translate: {
+        if (p.ttl <= 1) return drop(DropReason::TtlExpired);
+        uint8_t* ip = p.l3;
+        const uint16_t ttl_d = ttl_decrement(ip);
+        store32(ip + (c.dir == Dir::Out ? 12 : 16), c.new_addr);
+        store16(ip + 10, csum::apply(load16(ip + 10), csum::add(c.csum_ip, ttl_d)));
+        ctr.add(Event::FragmentsTranslated);
+        if (c.dir == Dir::Out) {
+          ctr.add(Event::PacketsOutToDestination);
+          ctr.add(Event::BytesOutToDestination, p.ip_len);
+          return Result{Verdict::ToOutside, DropReason::Count, 0};
+        }
+        ctr.add(Event::PacketsOutToSource);
+        ctr.add(Event::BytesOutToSource, p.ip_len);
+        return Result{Verdict::ToInside, DropReason::Count, 0};
+      }
+      case FragAction::Handoff:
+        pkt.meta.frag_sport = c.sport;
+        pkt.meta.frag_dport = c.dport;
+        pkt.meta.frag_ports_valid = true;
+        return handoff(c.worker);
+      default:
+        return drop(DropReason::FragNoFirst);
+    }
+  }
+
+  // A first fragment was processed with result r: remember what to do with the rest and release
+  // any that arrived early.
+  void frag_learn(const Parsed& p, Dir dir, const Result& r, uint32_t flow) {
+    FragCtx& c = frag_insert(frag_key(p));
+    c.dir = dir;
+    c.sport = p.sport;
+    c.dport = p.dport;
+    if (r.verdict == Verdict::Handoff) {
+      c.action = FragAction::Handoff;
+      c.worker = r.worker;
+    } else if (flow != kNone && (r.verdict == Verdict::ToOutside || r.verdict == Verdict::ToInside)) {
+      const Flow& f = pool[flow];
+      c.action = FragAction::Translate;
+      c.new_addr = dir == Dir::Out ? f.outside_ip : f.inside_ip;
+      c.csum_ip = dir == Dir::Out ? f.csum_ip : csum::negate(f.csum_ip);
+    } else {
+      c.action = FragAction::Drop;
+    }
+    for (uint32_t h = 0; h < held.size() && held_count > 0; ++h) {
+      Held& e = held[h];
+      if (e.pkt == nullptr || !(e.key == c.key)) continue;
+      Parsed hp;
+      parse(*e.pkt, hp);
+      Result hr = frag_apply(c, *e.pkt, hp);
+      released[(rel_head + rel_count) % released.size()] = Released{e.pkt, hr};
+      ++rel_count;
+      e.pkt = nullptr;
+      --held_count;
+    }
+  }
+
+  Result fragment(PacketBuf& pkt, Parsed& p, Dir dir) {
+    if (p.proto != kProtoTcp && p.proto != kProtoUdp && p.proto != kProtoIcmp) {
+      return drop(DropReason::UnsupportedProtocol);
+    }
+    const bool out = dir == Dir::Out;
+    if (p.first_fragment) {
+      last_flow = kNone;
+      Result r = out ? slow_out(pkt, p, kNone) : slow_in(pkt, p, kNone);
+      const bool translated = r.verdict == Verdict::ToOutside || r.verdict == Verdict::ToInside;
+      const uint32_t flow = translated ? last_flow : kNone;
+      frag_learn(p, dir, r, flow);
+      return r;
+    }
+    if (pkt.meta.frag_ports_valid) {  // handed off to us by the worker that saw the first fragment
+      pkt.meta.frag_ports_valid = false;
+      const FlowKey k{p.src, p.dst, pkt.meta.frag_sport, pkt.meta.frag_dport, p.proto,
+                      static_cast<uint8_t>(out ? kKeyInside : kKeyOutside), 0};
+      const uint32_t i = find(k);
+      if (i == kNone) return drop(DropReason::FragNoFirst);
+      if (p.ttl <= 1) return drop(DropReason::TtlExpired);
+      Flow& f = pool[i];
+      rewrite(f, p, out);
+      account_forward(f, p, out);
+      ctr.add(Event::FragmentsTranslated);
+      return Result{out ? Verdict::ToOutside : Verdict::ToInside, DropReason::Count, 0};
+    }
+    if (const FragCtx* c = frag_find(frag_key(p))) return frag_apply(*c, pkt, p);
+    // Arrived before its first fragment: hold it a while.
+    if (held_count == held.size()) return drop(DropReason::FragBufferFull);
+    for (Held& e : held) {
+      if (e.pkt == nullptr) {
+        e = Held{&pkt, frag_key(p), now};
+        ++held_count;
+        break;
+      }
+    }
+    ctr.add(Event::FragmentsHeld);
+    return Result{Verdict::Held, DropReason::Count, 0};
+  }
+
+  // --- per packet -----------------------------------------------------------------------------
+
+  Result process_one(PacketBuf& pkt, Parsed& p, L3Kind kind, uint32_t i) {
+    if (kind == L3Kind::Arp) {
+      ctr.add(Event::PacketsToHost);
+      return Result{Verdict::ToHost, DropReason::Count, 0};
+    }
+    if (kind == L3Kind::Drop) return drop(p.reason);
+    if (cfg.verify_ip_checksum && csum::fold(csum::partial(p.l3, p.ihl)) != 0xffff) {
+      return drop(DropReason::IpBadChecksum);
+    }
+    const Dir dir = classify(p);
+    switch (dir) {
+      case Dir::Host:
+        ctr.add(Event::PacketsToHost);
+        return Result{Verdict::ToHost, DropReason::Count, 0};
+      case Dir::NotNat: return drop(DropReason::NotForNat);
+      case Dir::Out:
+        ctr.add(Event::PacketsInFromSource);
+        ctr.add(Event::BytesInFromSource, p.ip_len);
+        break;
+      case Dir::In:
+        ctr.add(Event::PacketsInFromDestination);
+        ctr.add(Event::BytesInFromDestination, p.ip_len);
+        break;
+    }
+    if (p.fragment) return fragment(pkt, p, dir);
+    return dir == Dir::Out ? slow_out(pkt, p, i) : slow_in(pkt, p, i);
+  }
+
+  void process(PacketBuf* const* pkts, uint32_t n, Result* out) {
+    Parsed ps[kMaxBurst];
+    L3Kind kinds[kMaxBurst];
+    FlowKey keys[kMaxBurst];
+    uint64_t hashes[kMaxBurst];
+    uint32_t cand[kMaxBurst];
+    uint8_t fast[kMaxBurst];  // 0 = slow, 1 = out, 2 = in
+    // Stage 1: parse, classify, hash, prefetch the bucket.
+    for (uint32_t k = 0; k < n; ++k) {
+      ps[k] = Parsed{};
+      kinds[k] = parse(*pkts[k], ps[k]);
+      fast[k] = 0;
+      const Parsed& p = ps[k];
+      if (kinds[k] != L3Kind::Ipv4 || p.fragment || p.l4 == nullptr || cfg.verify_ip_checksum) continue;
+      if (p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoRequest && p.icmp != IcmpKind::EchoReply) continue;
+      if (is_outside(p.dst)) {
+        if (p.icmp == IcmpKind::EchoRequest) continue;
+        fast[k] = 2;
+        keys[k] = FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyOutside, 0};
+      } else if (is_inside(p.src) && !is_inside(p.dst) && !is_host(p.dst)) {
+        if (p.icmp == IcmpKind::EchoReply) continue;
+        fast[k] = 1;
+        keys[k] = FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyInside, 0};
+      } else {
+        continue;
+      }
+      hashes[k] = hash_key(keys[k]);
+      index.prefetch(hashes[k]);
+    }
+    // Stage 2: first tag match in the bucket; prefetch the flow record.
+    for (uint32_t k = 0; k < n; ++k) {
+      cand[k] = kNone;
+      if (!fast[k]) continue;
+      const uint32_t v = index.find(hashes[k], [](uint32_t) { return true; });
+      if (v != kNone) {
+        cand[k] = v;
+        pool.prefetch(v >> 2);
+      }
+    }
+    // Stage 3: verify and rewrite; everything else goes to the slow path.
+    for (uint32_t k = 0; k < n; ++k) {
+      Parsed& p = ps[k];
+      PacketBuf& pkt = *pkts[k];
+      if (fast[k]) {
+        const bool is_out = fast[k] == 1;
+        uint32_t i = kNone;
+        if (cand[k] != kNone) {
+          const uint32_t v = cand[k];
+          const Flow& f = pool[v >> 2];
+          const bool match = (v & 3) == keys[k].kind &&
+                             (is_out ? f.inside_key() == keys[k] : f.outside_key() == keys[k]);
+          i = match ? (v >> 2) : find(keys[k], hashes[k]);
+        }
+        if (i != kNone) {
+          if (is_out) {
+            ctr.add(Event::PacketsInFromSource);
+            ctr.add(Event::BytesInFromSource, p.ip_len);
+          } else {
+            ctr.add(Event::PacketsInFromDestination);
+            ctr.add(Event::BytesInFromDestination, p.ip_len);
+          }
+          if (forward(i, pkt, p, is_out, out[k])) continue;
+          out[k] = is_out ? slow_out(pkt, p, i) : slow_in(pkt, p, i);
+          continue;
+        }
+        out[k] = process_one(pkt, p, kinds[k], kNone);
+        continue;
+      }
+      out[k] = process_one(pkt, p, kinds[k], kNone);
+    }
+  }
+};
+
+Engine::Engine(const EngineConfig& cfg) {
+  const std::string err = validate(cfg);
+  if (!err.empty()) throw std::invalid_argument("engine config: " + err);
+  impl_ = std::make_unique<Impl>(cfg);
+}
+
+Engine::~Engine() = default;
+
+void Engine::process_burst(PacketBuf* const* pkts, uint32_t n, uint64_t now_ns, Result* out) {
+  impl_->now = static_cast<uint32_t>(now_ns / 1000000);
+  for (uint32_t done = 0; done < n; done += kMaxBurst) {
+    impl_->process(pkts + done, std::min<uint32_t>(kMaxBurst, n - done), out + done);
+  }
+  impl_->expire_flows(impl_->cfg.expire_per_burst);
+}
+
+uint32_t Engine::pop_released(PacketBuf** pkts, Result* out, uint32_t max, uint64_t now_ns) {
+  Impl& m = *impl_;
+  m.now = static_cast<uint32_t>(now_ns / 1000000);
+  uint32_t n = 0;
+  while (n < max && m.rel_count > 0) {
+    const Impl::Released& r = m.released[m.rel_head];
+    pkts[n] = r.pkt;
+    out[n] = r.res;
+    ++n;
+    m.rel_head = static_cast<uint32_t>((m.rel_head + 1) % m.released.size());
+    --m.rel_count;
+  }
+  for (uint32_t h = 0; h < m.held.size() && n < max && m.held_count > 0; ++h) {
+    Impl::Held& e = m.held[h];
+    if (e.pkt == nullptr || m.now - e.since < m.cfg.timeouts.fragment_ms) continue;
+    pkts[n] = e.pkt;
+    out[n] = m.drop(DropReason::FragTimeout);
+    ++n;
+    e.pkt = nullptr;
+    --m.held_count;
+  }
+  return n;
+}
+
+uint32_t Engine::expire(uint64_t now_ns, uint32_t budget) {
+  impl_->now = static_cast<uint32_t>(now_ns / 1000000);
+  return impl_->expire_flows(budget);
+}
+
+const Counters& Engine::counters() const { return impl_->ctr; }
+
+EngineStats Engine::stats() const {
+  EngineStats s;
+  s.counters = impl_->ctr;
+  s.active_flows = impl_->pool.used();
+  s.max_flows = impl_->pool.capacity();
+  s.memory_bytes = memory_bytes();
+  return s;
+}
+
+uint64_t Engine::active_flows() const { return impl_->pool.used(); }
+
+uint64_t Engine::memory_bytes() const {
+  const Impl& m = *impl_;
+  return m.pool.memory_bytes() + m.index.memory_bytes() + m.eim.size() * sizeof(Impl::EimMap) +
+         m.udp_port_bitmap.size() * 8 + m.frag.size() * sizeof(Impl::FragCtx) +
+         m.held.size() * (sizeof(Impl::Held) + sizeof(Impl::Released));
+}
+
+void Engine::for_each_flow(const std::function<void(const FlowView&)>& fn, uint64_t now_ns) const {
+  const Impl& m = *impl_;
+  const auto now = static_cast<uint32_t>(now_ns / 1000000);
+  for (uint32_t i = 0; i < m.pool.capacity(); ++i) {
+    const Flow& f = m.pool[i];
+    if (!(f.flags & kFlowLive)) continue;
+    FlowView v;
+    v.proto = f.proto;
+    v.inside_ip = to_host(f.inside_ip);
+    v.inside_port = to_host16(f.inside_port);
+    v.remote_ip = to_host(f.remote_ip);
+    v.remote_port = to_host16(f.remote_port);
+    v.outside_ip = to_host(f.outside_ip);
+    v.outside_port = to_host16(f.outside_port);
+    v.tcp_state = f.proto == kProtoTcp ? tcp_state_of(f.tcp) : TcpState::None;
+    v.idle_ms = now - f.last_seen;
+    v.bytes_out = f.bytes_out;
+    v.bytes_in = f.bytes_in;
+    fn(v);
+  }
+}
+
+uint16_t Engine::rss_worker(uint32_t src_ip, uint32_t dst_ip, uint16_t sport, uint16_t dport,
+                            uint8_t proto) const {
+  return impl_->owner_in(to_net(src_ip), to_net(dst_ip), to_net16(sport), to_net16(dport), proto);
+}
+
+}  // namespace eipgate::engine

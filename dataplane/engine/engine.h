@@ -1,0 +1,81 @@
+// Engine: one worker's NAT — parse, connection tracking, port allocation and translation over
+// bursts of packets. No I/O, no syscalls, no allocation, no exceptions and no locks after
+// construction (DESIGN.md, Invariants). Time and randomness are injected.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "config.h"
+#include "counters.h"
+#include "packet.h"
+
+namespace eipgate::engine {
+
+enum class TcpState : uint8_t { None, SynSent, SynReceived, Established, FinWait, TimeWait, Reset };
+
+// A read-only copy of one flow, for dumps, sync and tests. Addresses/ports in host order.
+struct FlowView {
+  uint8_t proto = 0;
+  uint32_t inside_ip = 0;
+  uint16_t inside_port = 0;  // ICMP: echo identifier
+  uint32_t remote_ip = 0;
+  uint16_t remote_port = 0;  // ICMP: 0
+  uint32_t outside_ip = 0;
+  uint16_t outside_port = 0;  // ICMP: translated identifier
+  TcpState tcp_state = TcpState::None;
+  uint64_t idle_ms = 0;
+  uint64_t bytes_out = 0;  // inside -> outside
+  uint64_t bytes_in = 0;   // outside -> inside
+};
+
+struct EngineStats {
+  Counters counters;
+  uint64_t active_flows = 0;  // ActiveConnectionCount
+  uint64_t max_flows = 0;
+  uint64_t memory_bytes = 0;  // reserved at construction
+};
+
+class Engine {
+ public:
+  static constexpr uint16_t kMaxBurst = 64;
+
+  // Reserves all memory for cfg.max_flows. Throws std::invalid_argument when validate(cfg) fails
+  // (construction is control-plane work; the packet path never throws).
+  explicit Engine(const EngineConfig& cfg);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Processes up to kMaxBurst packets (more are processed in chunks). out[i] is the verdict for
+  // pkts[i]; packets may be rewritten in place (translation) or turned into a reply (ICMP Time
+  // Exceeded, TCP RST). Also runs bounded expiry work. now_ns is a monotonic clock.
+  void process_burst(PacketBuf* const* pkts, uint32_t n, uint64_t now_ns, Result* out);
+
+  // Packets the engine held (out-of-order fragments) that now have a verdict: released when their
+  // first fragment arrived, or dropped on timeout. Call after process_burst; returns the count.
+  uint32_t pop_released(PacketBuf** pkts, Result* out, uint32_t max, uint64_t now_ns);
+
+  // Expires idle flows; at most budget flows examined. Returns flows removed.
+  uint32_t expire(uint64_t now_ns, uint32_t budget);
+
+  [[nodiscard]] const Counters& counters() const;
+  [[nodiscard]] EngineStats stats() const;
+  [[nodiscard]] uint64_t active_flows() const;
+  [[nodiscard]] uint64_t memory_bytes() const;
+  void for_each_flow(const std::function<void(const FlowView&)>& fn, uint64_t now_ns) const;
+
+  // The worker that owns return traffic for a reply packet (remote -> outside) under the
+  // configured RSS key and table; exposed for the glue and for tests.
+  [[nodiscard]] uint16_t rss_worker(uint32_t src_ip, uint32_t dst_ip, uint16_t sport,
+                                    uint16_t dport, uint8_t proto) const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eipgate::engine

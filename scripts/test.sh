@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The project's test command (what CI runs): a -Werror build + ctest, then an ASan+UBSan build with
+# clang (which also builds the libFuzzer targets; the fuzz smoke test is part of its ctest).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "${ROOT}"
+
+step() { printf '\n=== [test] %s ===\n' "$*"; }
+current_step="start"
+report_failure() {
+  local rc=$?
+  if ((rc != 0)); then
+    printf '\n[test] FAILED during: %s (exit %d)\n' "${current_step}" "${rc}" >&2
+  fi
+}
+trap report_failure EXIT
+
+current_step="setup"
+step "setup (packages, hugepages)"
+bash scripts/setup.sh
+
+# --no-tests=error: an empty test list (e.g. a tests/ CMakeLists that registered nothing) must fail
+# rather than pass silently.
+CTEST_ARGS=(--output-on-failure -j2 --no-tests=error)
+
+current_step="build (gcc, -Werror)"
+step "${current_step}"
+BUILD_DIR=build bash scripts/build.sh -DEIPGATE_WERROR=ON
+
+current_step="ctest build/"
+step "${current_step}"
+ctest --test-dir build "${CTEST_ARGS[@]}"
+
+current_step="build-asan (clang, ASan+UBSan, fuzz targets)"
+step "${current_step}"
+CC=clang CXX=clang++ BUILD_DIR=build-asan bash scripts/build.sh \
+  -DEIPGATE_SANITIZE=ON -DEIPGATE_FUZZ=ON -DEIPGATE_BENCH=OFF
+
+current_step="ctest build-asan/"
+step "${current_step}"
+# Fail loudly on any sanitizer report; callers may override these.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+ctest --test-dir build-asan "${CTEST_ARGS[@]}"
+
+current_step="done"
+step "all tests passed"
