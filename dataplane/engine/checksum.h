@@ -27,7 +27,16 @@ inline uint32_t partial(const uint8_t* p, size_t n, uint32_t acc = 0) {
 }
 
 inline uint16_t fold(uint64_t acc) {
-  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  acc = (acc & 0xffffffff) + (acc >> 32);
+  acc = (acc & 0xffff) + (acc >> 16);
+  acc = (acc & 0xffff) + (acc >> 16);
+  acc = (acc & 0xffff) + (acc >> 16);
+  return static_cast<uint16_t>(acc);
+}
+// Fold of a sum known to fit in 32 bits (the incremental-update case): two steps suffice.
+inline uint16_t fold32(uint32_t acc) {
+  acc = (acc & 0xffff) + (acc >> 16);
+  acc = (acc & 0xffff) + (acc >> 16);
   return static_cast<uint16_t>(acc);
 }
 
@@ -42,14 +51,14 @@ inline uint16_t delta32(uint32_t old_v, uint32_t new_v) {
   return fold(words32(~old_v) + words32(new_v));
 }
 inline uint16_t delta16(uint16_t old_v, uint16_t new_v) {
-  return fold(uint32_t{static_cast<uint16_t>(~old_v)} + new_v);
+  return fold32(uint32_t{static_cast<uint16_t>(~old_v)} + new_v);
 }
-inline uint16_t add(uint16_t a, uint16_t b) { return fold(uint32_t{a} + b); }
+inline uint16_t add(uint16_t a, uint16_t b) { return fold32(uint32_t{a} + b); }
 inline uint16_t negate(uint16_t d) { return static_cast<uint16_t>(~d); }
 
 // Applies a delta to a stored checksum.
 inline uint16_t apply(uint16_t stored, uint16_t delta) {
-  return static_cast<uint16_t>(~fold(uint32_t{static_cast<uint16_t>(~stored)} + delta));
+  return static_cast<uint16_t>(~fold32(uint32_t{static_cast<uint16_t>(~stored)} + delta));
 }
 
 // Delta a pseudo-header-free change of a byte range: given the range's sums before and after.

@@ -153,8 +153,13 @@ struct Engine::Impl {
     Result res;
   };
 
+  static constexpr uint32_t kAddrSetBits = 10;
+  static constexpr uint32_t kAddrSetSize = 1u << kAddrSetBits;
+
   EngineConfig cfg;
   std::vector<uint32_t> outside_net;
+  std::vector<uint32_t> outside_set = std::vector<uint32_t>(kAddrSetSize, 0);
+  std::vector<std::pair<uint32_t, uint32_t>> inside;  // (address, mask), host order
   std::vector<uint32_t> host_net;
   uint32_t icmp_src_net = 0;
   uint32_t tmo_ms[kClassCount]{};
@@ -185,7 +190,16 @@ struct Engine::Impl {
         rng_state(c.random_seed ? c.random_seed
                                 : 0x2545f4914f6cdd1dull * (uint64_t{c.worker_id} + 1)),
         port_range(uint32_t{c.port_max} - c.port_min + 1) {
-    for (uint32_t a : cfg.outside_addrs) outside_net.push_back(to_net(a));
+    for (uint32_t a : cfg.outside_addrs) {
+      outside_net.push_back(to_net(a));
+      uint32_t s = addr_slot(to_net(a));
+      while (outside_set[s] != 0) s = (s + 1) & (kAddrSetSize - 1);
+      outside_set[s] = to_net(a);
+    }
+    for (const auto& p : cfg.inside_prefixes) {
+      const uint32_t mask = p.len == 0 ? 0 : ~uint32_t{0} << (32 - p.len);
+      inside.emplace_back(p.addr & mask, mask);
+    }
     for (uint32_t a : cfg.host_addrs) host_net.push_back(to_net(a));
     icmp_src_net = to_net(cfg.icmp_source_addr ? cfg.icmp_source_addr
                           : !cfg.host_addrs.empty() ? cfg.host_addrs[0]
@@ -223,11 +237,15 @@ struct Engine::Impl {
 
   // --- classification -------------------------------------------------------------------------
 
+  // Outside addresses: a small open-addressing set, so the common "not ours" answer costs one
+  // probe however many addresses are configured.
+  static uint32_t addr_slot(uint32_t a) { return (a * 0x9e3779b1u) >> (32 - kAddrSetBits); }
   bool is_outside(uint32_t a) const {
-    for (uint32_t o : outside_net) {
-      if (o == a) return true;
+    for (uint32_t s = addr_slot(a);; s = (s + 1) & (kAddrSetSize - 1)) {
+      const uint32_t v = outside_set[s];
+      if (v == a) return true;
+      if (v == 0) return false;
     }
-    return false;
   }
   bool is_host(uint32_t a) const {
     for (uint32_t h : host_net) {
@@ -237,8 +255,8 @@ struct Engine::Impl {
   }
   bool is_inside(uint32_t a_net) const {
     const uint32_t a = to_host(a_net);
-    for (const auto& p : cfg.inside_prefixes) {
-      if (p.contains(a)) return true;
+    for (const auto& [addr, mask] : inside) {
+      if ((a & mask) == addr) return true;
     }
     return false;
   }
@@ -331,7 +349,9 @@ struct Engine::Impl {
         Flow& f = pool[i];
         if (now - f.last_seen >= tmo_ms[c]) {
           delete_flow(i);
-          ctr.add(Event::IdleTimeoutCount);
+          // IdleTimeoutCount (NAT Gateway) counts connections that went idle without closing;
+          // a TCP flow that closed (both FINs or a RST) ends its time-wait as flows_closed.
+          ctr.add(c == kClassTcpClosing ? Event::FlowsClosed : Event::IdleTimeoutCount);
           ctr.add(Event::FlowsExpired);
           ++removed;
         } else if (now - f.lru_time >= tmo_ms[c]) {
@@ -554,11 +574,15 @@ struct Engine::Impl {
       if (kind == 2 && len == 4) {
         const uint16_t mss = static_cast<uint16_t>((tcp[i + 2] << 8) | tcp[i + 3]);
         if (mss > cfg.tcp_mss_clamp) {
-          // The option starts at an even offset, so the MSS is one aligned 16-bit word.
           const uint16_t old_w = load16(tcp + i + 2);
           const uint16_t new_w = to_net16(cfg.tcp_mss_clamp);
           store16(tcp + i + 2, new_w);
-          store16(tcp + 16, csum::apply(load16(tcp + 16), csum::delta16(old_w, new_w)));
+          // After an odd number of 1-byte options (NOP) the value straddles two checksum
+          // words, where its bytes count swapped.
+          const bool odd = (i & 1) != 0;
+          const uint16_t d = odd ? csum::delta16(to_host16(old_w), to_host16(new_w))
+                                 : csum::delta16(old_w, new_w);
+          store16(tcp + 16, csum::apply(load16(tcp + 16), d));
           ctr.add(Event::MssClamped);
         }
         return;
@@ -991,16 +1015,17 @@ struct Engine::Impl {
     return dir == Dir::Out ? slow_out(pkt, p, i) : slow_in(pkt, p, i);
   }
 
+  // Per-burst scratch, kept here so a burst costs no initialisation.
+  Parsed ps[kMaxBurst];
+  L3Kind kinds[kMaxBurst];
+  FlowKey keys[kMaxBurst];
+  uint64_t hashes[kMaxBurst];
+  uint32_t cand[kMaxBurst];
+  uint8_t fast[kMaxBurst];  // 0 = slow, 1 = out, 2 = in
+
   void process(PacketBuf* const* pkts, uint32_t n, Result* out) {
-    Parsed ps[kMaxBurst];
-    L3Kind kinds[kMaxBurst];
-    FlowKey keys[kMaxBurst];
-    uint64_t hashes[kMaxBurst];
-    uint32_t cand[kMaxBurst];
-    uint8_t fast[kMaxBurst];  // 0 = slow, 1 = out, 2 = in
     // Stage 1: parse, classify, hash, prefetch the bucket.
     for (uint32_t k = 0; k < n; ++k) {
-      ps[k] = Parsed{};
       kinds[k] = parse(*pkts[k], ps[k]);
       fast[k] = 0;
       const Parsed& p = ps[k];

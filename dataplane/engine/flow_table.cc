@@ -5,14 +5,22 @@
 #include <cstdlib>
 #include <new>
 
+#include <sys/mman.h>
+
 namespace eipgate::engine {
 
 namespace {
+// Large tables are 2 MiB aligned and advised as transparent huge pages: random lookups over a
+// gigabyte of flows otherwise pay a page walk per packet (DPDK builds get hugepages anyway).
 template <typename T>
 T* alloc_touched(uint64_t count) {
+  constexpr uint64_t kHuge = 2u << 20;
   const uint64_t bytes = count * sizeof(T);
-  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  const uint64_t align = bytes >= kHuge ? kHuge : 64;
+  const uint64_t rounded = (bytes + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, rounded);
   if (p == nullptr) throw std::bad_alloc();
+  if (align == kHuge) madvise(p, rounded, MADV_HUGEPAGE);
   std::memset(p, 0, bytes);
   return static_cast<T*>(p);
 }

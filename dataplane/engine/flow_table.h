@@ -26,7 +26,8 @@ struct FlowKey {
   uint8_t proto = 0;
   uint8_t kind = 0;  // KeyKind
   uint16_t pad = 0;
-  bool operator==(const FlowKey&) const = default;
+  // Two 8-byte compares instead of seven member compares (the key has no padding holes).
+  bool operator==(const FlowKey& o) const { return std::memcmp(this, &o, sizeof *this) == 0; }
 };
 static_assert(sizeof(FlowKey) == 16);
 

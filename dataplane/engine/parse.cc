@@ -59,6 +59,13 @@ void l4_ports(uint8_t proto, IcmpKind icmp, const uint8_t* l4, uint16_t& sport, 
 }  // namespace
 
 L3Kind parse(const PacketBuf& pkt, Parsed& out) {
+  // Reset only what later code reads before this parse sets it (no full re-initialisation).
+  out.l4 = nullptr;
+  out.sport = out.dport = 0;
+  out.tcp_flags = 0;
+  out.icmp_type = 0;
+  out.icmp = IcmpKind::None;
+  out.fragment = out.first_fragment = false;
   const uint8_t* d = pkt.data;
   const uint32_t len = pkt.len;
   auto fail = [&out](DropReason r) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +19,10 @@ struct LevelCase {
   const char* text;
   level_enum expected;
 };
+
+void PrintTo(const LevelCase& level_case, std::ostream* os) {
+  *os << '"' << level_case.text << '"';
+}
 
 class ParseLevelAccepts : public ::testing::TestWithParam<LevelCase> {};
 
@@ -37,7 +42,9 @@ INSTANTIATE_TEST_SUITE_P(
                       LevelCase{"critical", level_enum::critical},
                       LevelCase{"off", level_enum::off}, LevelCase{"DEBUG", level_enum::debug},
                       LevelCase{"Info", level_enum::info}),
-    [](const ::testing::TestParamInfo<LevelCase>& info) { return std::string(info.param.text); });
+    [](const ::testing::TestParamInfo<LevelCase>& case_info) {
+      return std::string(case_info.param.text);
+    });
 
 class ParseLevelRejects : public ::testing::TestWithParam<const char*> {};
 

@@ -1,0 +1,113 @@
+// Engine micro-benchmarks (one core): established-flow fast path at 1k / 1M / 16M active flows,
+// new connections per second, memory per connection. Figures go in the issue notes and README.
+#include <benchmark/benchmark.h>
+
+#include <map>
+
+#include "workload.h"
+
+namespace eipgate::bench {
+namespace {
+
+constexpr uint32_t kBurst = 32;
+
+EstablishedWorkload& workload(uint32_t flows) {
+  static std::map<uint32_t, std::unique_ptr<EstablishedWorkload>> cache;
+  auto& w = cache[flows];
+  if (!w) {
+    cache.clear();  // keep one at a time: 16M flows take ~1.6 GB
+    auto& fresh = cache[flows];
+    fresh = std::make_unique<EstablishedWorkload>(flows, std::min<uint32_t>(std::max<uint32_t>(flows, 65536), 1u << 20));
+    return *fresh;
+  }
+  return *w;
+}
+
+void BM_EstablishedFastPath(benchmark::State& state) {
+  const auto flows = static_cast<uint32_t>(state.range(0));
+  EstablishedWorkload& w = workload(flows);
+  alignas(64) uint8_t bufs[kBurst][kBufLen];
+  engine::PacketBuf pkts[kBurst];
+  engine::PacketBuf* ptrs[kBurst];
+  engine::Result res[kBurst];
+  for (uint32_t j = 0; j < kBurst; ++j) ptrs[j] = &pkts[j];
+  uint64_t pos = 0;
+  uint64_t bad = 0;
+  for (auto _ : state) {
+    for (uint32_t j = 0; j < kBurst; ++j) {
+      std::memcpy(bufs[j], &w.templates[((pos + j) % w.count) * kBufLen], 64);
+      pkts[j] = engine::PacketBuf{bufs[j], kFrameLen, kBufLen, {}};
+    }
+    w.eng->process_burst(ptrs, kBurst, w.now_ns, res);
+    for (uint32_t j = 0; j < kBurst; ++j) {
+      bad += res[j].verdict != engine::Verdict::ToOutside && res[j].verdict != engine::Verdict::ToInside;
+    }
+    pos += kBurst;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kBurst);
+  state.counters["Mpps"] = benchmark::Counter(static_cast<double>(state.iterations()) * kBurst / 1e6,
+                                              benchmark::Counter::kIsRate);
+  state.counters["ns_per_pkt"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kBurst * 1e-9,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["active_flows"] = static_cast<double>(w.eng->active_flows());
+  state.counters["bytes_per_flow"] =
+      static_cast<double>(w.eng->memory_bytes()) / static_cast<double>(flows);
+  state.counters["not_forwarded"] = static_cast<double>(bad);
+}
+BENCHMARK(BM_EstablishedFastPath)->Arg(1000)->Arg(1 << 20)->Arg(1 << 24)->Unit(benchmark::kNanosecond)->MinTime(2.0);
+
+void BM_NewConnections(benchmark::State& state) {
+  constexpr uint32_t kFlows = 1 << 20;
+  static std::vector<uint8_t> syns = [] {
+    std::vector<uint8_t> v(uint64_t{kFlows} * kBufLen);
+    for (uint32_t k = 0; k < kFlows; ++k) write_tcp(&v[uint64_t{k} * kBufLen], inside_tuple(k), 0x02, 1, 0);
+    return v;
+  }();
+  auto eng = std::make_unique<engine::Engine>(bench_config(2 * kFlows));
+  alignas(64) uint8_t bufs[kBurst][kBufLen];
+  engine::PacketBuf pkts[kBurst];
+  engine::PacketBuf* ptrs[kBurst];
+  engine::Result res[kBurst];
+  for (uint32_t j = 0; j < kBurst; ++j) ptrs[j] = &pkts[j];
+  uint32_t pos = 0;
+  uint64_t bad = 0;
+  for (auto _ : state) {
+    if (pos == kFlows) {
+      state.PauseTiming();
+      eng = std::make_unique<engine::Engine>(bench_config(2 * kFlows));
+      pos = 0;
+      state.ResumeTiming();
+    }
+    for (uint32_t j = 0; j < kBurst; ++j) {
+      std::memcpy(bufs[j], &syns[uint64_t{pos + j} * kBufLen], 64);
+      pkts[j] = engine::PacketBuf{bufs[j], kFrameLen, kBufLen, {}};
+    }
+    eng->process_burst(ptrs, kBurst, 1'000'000'000ull, res);
+    for (uint32_t j = 0; j < kBurst; ++j) bad += res[j].verdict != engine::Verdict::ToOutside;
+    pos += kBurst;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kBurst);
+  state.counters["Mconn_per_s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kBurst / 1e6, benchmark::Counter::kIsRate);
+  state.counters["not_created"] = static_cast<double>(bad);
+}
+BENCHMARK(BM_NewConnections)->Unit(benchmark::kNanosecond)->MinTime(2.0);
+
+void BM_MemoryPerConnection(benchmark::State& state) {
+  const auto flows = static_cast<uint32_t>(state.range(0));
+  uint64_t bytes = 0;
+  for (auto _ : state) {
+    engine::Engine eng(bench_config(flows));
+    bytes = eng.memory_bytes();
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.counters["bytes_per_flow"] = static_cast<double>(bytes) / flows;
+  state.counters["total_MiB"] = static_cast<double>(bytes) / (1 << 20);
+}
+BENCHMARK(BM_MemoryPerConnection)->Arg(1 << 20)->Arg(1 << 24)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace eipgate::bench
+
+BENCHMARK_MAIN();
