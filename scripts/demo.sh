@@ -26,8 +26,8 @@ cat <<TEXT
 eipgate engine benchmark
 ------------------------
 What is measured: the NAT engine's per-packet work on one core: parse, flow lookup, address/port
-rewrite with incremental checksums (established flows, up to 1M of them), and the slow path that
-sets up new connections (policy check, port allocation, flow create). No NIC is involved, so these
+rewrite with incremental checksums (established flows: 1k, 1M and 16M of them), and the slow path that
+sets up new connections (port allocation, flow create). No NIC is involved, so these
 are upper bounds for the engine, not end-to-end forwarding rates.
 Targets (shared/DESIGN.md): established fast path >= 20 Mpps per core (<= 50 ns/packet),
 new connections >= 3 M/s per core, <= 128 B of memory per tracked connection.

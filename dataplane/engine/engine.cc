@@ -4,6 +4,7 @@
 #include "engine.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -132,7 +133,7 @@ struct Engine::Impl {
     uint8_t proto;
     bool operator==(const FragKey&) const = default;
   };
-  enum class FragAction : uint8_t { Empty, Translate, Handoff, Drop };
+  enum class FragAction : uint8_t { Empty, Translate, Handoff, ToHost, Drop };
   struct FragCtx {
     FragKey key{};
     FragAction action = FragAction::Empty;
@@ -501,7 +502,9 @@ struct Engine::Impl {
     if (eim_idx != kNone) f.flags |= kFlowEim;
     f.last_seen = now;
     fill_deltas(f);
-    if (!index.insert(hash_key(f.inside_key()), (i << 2) | kKeyInside)) {
+    const uint64_t h_in = hash_key(f.inside_key());
+    burst_created_add(h_in);
+    if (!index.insert(h_in, (i << 2) | kKeyInside)) {
       if (eim_idx != kNone) eim_release(eim_idx);
       pool.free(i);
       reason = DropReason::TableFull;
@@ -800,7 +803,7 @@ struct Engine::Impl {
 
   // --- slow path ------------------------------------------------------------------------------
 
-  Result slow_out(PacketBuf& pkt, Parsed& p, uint32_t i) {
+  Result slow_out(PacketBuf& pkt, Parsed& p, uint32_t i, bool looked_up = false) {
     if (p.proto != kProtoTcp && p.proto != kProtoUdp && p.proto != kProtoIcmp) {
       return drop(DropReason::UnsupportedProtocol);
     }
@@ -809,7 +812,7 @@ struct Engine::Impl {
     if (p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoRequest) {
       return drop(DropReason::IcmpUnsupportedType);
     }
-    if (i == kNone) i = find(FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyInside, 0});
+    if (i == kNone && !looked_up) i = find(FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyInside, 0});
     if (i == kNone) {
       if (cfg.worker_count > 1) {
         const uint16_t w = owner_out(p.src, p.dst, p.sport, p.dport, p.proto);
@@ -828,7 +831,7 @@ struct Engine::Impl {
     return r;
   }
 
-  Result slow_in(PacketBuf& pkt, Parsed& p, uint32_t i) {
+  Result slow_in(PacketBuf& pkt, Parsed& p, uint32_t i, bool looked_up = false) {
     if (p.proto != kProtoTcp && p.proto != kProtoUdp && p.proto != kProtoIcmp) {
       return drop(DropReason::UnsupportedProtocol);
     }
@@ -840,7 +843,7 @@ struct Engine::Impl {
     if (p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoReply) {
       return drop(DropReason::IcmpUnsupportedType);
     }
-    if (i == kNone) i = find(FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyOutside, 0});
+    if (i == kNone && !looked_up) i = find(FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyOutside, 0});
     if (i == kNone) {
       if (cfg.worker_count > 1) {
         const uint16_t w = owner_in(p.src, p.dst, p.sport, p.dport, p.proto);
@@ -904,6 +907,9 @@ struct Engine::Impl {
         ctr.add(Event::BytesOutToSource, p.ip_len);
         return Result{Verdict::ToInside, DropReason::Count, 0};
       }
+      case FragAction::ToHost:  // e.g. a large ping to our public address: the kernel reassembles
+        ctr.add(Event::PacketsToHost);
+        return Result{Verdict::ToHost, DropReason::Count, 0};
       case FragAction::Handoff:
         pkt.meta.frag_sport = c.sport;
         pkt.meta.frag_dport = c.dport;
@@ -929,6 +935,8 @@ struct Engine::Impl {
       c.action = FragAction::Translate;
       c.new_addr = dir == Dir::Out ? f.outside_ip : f.inside_ip;
       c.csum_ip = dir == Dir::Out ? f.csum_ip : csum::negate(f.csum_ip);
+    } else if (r.verdict == Verdict::ToHost) {
+      c.action = FragAction::ToHost;
     } else {
       c.action = FragAction::Drop;
     }
@@ -973,7 +981,9 @@ struct Engine::Impl {
     }
     if (const FragCtx* c = frag_find(frag_key(p))) return frag_apply(*c, pkt, p);
     // Arrived before its first fragment: hold it a while.
-    if (held_count == held.size()) return drop(DropReason::FragBufferFull);
+    // Released packets not yet popped are still ours and share the release ring (frag_hold
+    // entries): counting them keeps the ring from overrunning within one burst.
+    if (held_count + rel_count >= held.size()) return drop(DropReason::FragBufferFull);
     for (Held& e : held) {
       if (e.pkt == nullptr) {
         e = Held{&pkt, frag_key(p), now};
@@ -987,7 +997,8 @@ struct Engine::Impl {
 
   // --- per packet -----------------------------------------------------------------------------
 
-  Result process_one(PacketBuf& pkt, Parsed& p, L3Kind kind, uint32_t i) {
+  // looked_up: the fast path already searched this packet's key and found nothing.
+  Result process_one(PacketBuf& pkt, Parsed& p, L3Kind kind, uint32_t i, bool looked_up = false) {
     if (kind == L3Kind::Arp) {
       ctr.add(Event::PacketsToHost);
       return Result{Verdict::ToHost, DropReason::Count, 0};
@@ -1012,7 +1023,15 @@ struct Engine::Impl {
         break;
     }
     if (p.fragment) return fragment(pkt, p, dir);
-    return dir == Dir::Out ? slow_out(pkt, p, i) : slow_in(pkt, p, i);
+    return dir == Dir::Out ? slow_out(pkt, p, i, looked_up) : slow_in(pkt, p, i, looked_up);
+  }
+
+  // Inside-key hashes of flows created during the current burst (a 256-bit Bloom filter), so a
+  // miss found by the fast path's early lookup is trusted unless this burst may have created it.
+  std::array<uint64_t, 4> burst_created{};
+  void burst_created_add(uint64_t h) { burst_created[(h >> 6) & 3] |= uint64_t{1} << (h & 63); }
+  bool burst_created_maybe(uint64_t h) const {
+    return (burst_created[(h >> 6) & 3] >> (h & 63)) & 1;
   }
 
   // Per-burst scratch, kept here so a burst costs no initialisation.
@@ -1056,6 +1075,8 @@ struct Engine::Impl {
       }
     }
     // Stage 3: verify and rewrite; everything else goes to the slow path.
+    const uint64_t created0 = ctr.get(Event::FlowsCreated);
+    burst_created = {};
     for (uint32_t k = 0; k < n; ++k) {
       Parsed& p = ps[k];
       PacketBuf& pkt = *pkts[k];
@@ -1065,7 +1086,8 @@ struct Engine::Impl {
         if (cand[k] != kNone) {
           const uint32_t v = cand[k];
           const Flow& f = pool[v >> 2];
-          const bool match = (v & 3) == keys[k].kind &&
+          // The candidate was read before earlier packets of this burst ran: re-check liveness.
+          const bool match = (v & 3) == keys[k].kind && (f.flags & kFlowLive) &&
                              (is_out ? f.inside_key() == keys[k] : f.outside_key() == keys[k]);
           i = match ? (v >> 2) : find(keys[k], hashes[k]);
         }
@@ -1081,7 +1103,10 @@ struct Engine::Impl {
           out[k] = is_out ? slow_out(pkt, p, i) : slow_in(pkt, p, i);
           continue;
         }
-        out[k] = process_one(pkt, p, kinds[k], kNone);
+        // The miss is final unless an earlier packet of this burst may have created this flow.
+        const bool final_miss = is_out ? !burst_created_maybe(hashes[k])
+                                       : ctr.get(Event::FlowsCreated) == created0;
+        out[k] = process_one(pkt, p, kinds[k], kNone, final_miss);
         continue;
       }
       out[k] = process_one(pkt, p, kinds[k], kNone);

@@ -56,3 +56,32 @@ TEST(EngineSmoke, UdpAndEcho) {
 
 }  // namespace
 }  // namespace eipgate::testing
+
+namespace eipgate::testing {
+namespace {
+
+// Several packets of one new flow in a single burst: the first creates the flow, the rest must
+// find it (the fast path's lookup ran before the flow existed) — one flow, one outside port.
+TEST(EngineSmoke, SameBurstPacketsOfOneNewFlowShareTheFlow) {
+  EngineHarness h;
+  std::vector<Bytes> frames = {
+      Packet().ipv4(kInsideHost, kServer).tcp(40001, 443, kTcpSyn).seq(1).build(),
+      Packet().ipv4(kInsideHost, kServer).tcp(40001, 443, kTcpSyn).seq(1).build(),
+      Packet().ipv4(kInsideHost, kServer).udp(5000, 53).build(),
+      Packet().ipv4(kInsideHost, kServer).udp(5000, 53).build(),
+  };
+  std::vector<engine::PacketBuf> pkts;
+  std::vector<engine::PacketBuf*> ptrs;
+  for (auto& f : frames) pkts.push_back({f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), {}});
+  for (auto& p : pkts) ptrs.push_back(&p);
+  engine::Result res[4];
+  h.engine().process_burst(ptrs.data(), 4, h.now_ns(), res);
+  for (const auto& r : res) EXPECT_EQ(r.verdict, engine::Verdict::ToOutside);
+  EXPECT_EQ(h.engine().active_flows(), 2u);
+  EXPECT_EQ(parse(frames[0]).sport, parse(frames[1]).sport);
+  EXPECT_EQ(parse(frames[2]).sport, parse(frames[3]).sport);
+  EXPECT_EQ(h.events(engine::Event::FlowsCreated), 2u);
+}
+
+}  // namespace
+}  // namespace eipgate::testing
