@@ -21,6 +21,7 @@ namespace {
 constexpr uint32_t kHeldNone = kNone;
 constexpr uint32_t kRandomPortTries = 32;
 constexpr uint32_t kEimPortTries = 64;
+constexpr uint32_t kLruRequeueMs = 1000;
 
 uint32_t to_net(uint32_t host) { return __builtin_bswap32(host); }
 uint32_t to_host(uint32_t net) { return __builtin_bswap32(net); }
@@ -355,10 +356,10 @@ struct Engine::Impl {
           ctr.add(c == kClassTcpClosing ? Event::FlowsClosed : Event::IdleTimeoutCount);
           ctr.add(Event::FlowsExpired);
           ++removed;
-        } else if (now - f.lru_time >= tmo_ms[c]) {
-          pool.lru_requeue(i, c, f.last_seen);  // refreshed since queued: lazy move to the tail
         } else {
-          break;  // list is ordered by queue time: nothing behind can be due
+          // Lists are ordered by queue time and a flow is re-queued at most kLruRequeueMs after
+          // its last packet, so nothing behind the head is due more than that early.
+          break;
         }
       }
     }
@@ -617,12 +618,18 @@ struct Engine::Impl {
         store16(l4 + o.csum, n == 0 ? 0xffff : n);
       }
     } else {
-      store16(l4 + o.csum, csum::apply(c, d));
+      // A message that sums to +0 (an echo reply of zeros) only verifies with 0xFFFF; the
+      // incremental update yields 0x0000 there. 0xFFFF is valid whenever 0x0000 is.
+      const uint16_t n = csum::apply(c, d);
+      store16(l4 + o.csum, (f.proto == kProtoIcmp && n == 0) ? 0xffff : n);
     }
   }
 
-  void account_forward(Flow& f, const Parsed& p, bool out) {
+  void account_forward(uint32_t i, Flow& f, const Parsed& p, bool out) {
     f.last_seen = now;
+    // Coarse LRU: move to the tail at most once per kLruRequeueMs, so expiry is exact to that
+    // granularity while a busy flow touches its list neighbours rarely.
+    if (now - f.lru_time >= kLruRequeueMs) pool.lru_requeue(i, f.tclass, now);
     if (out) {
       f.bytes_out += p.ip_len;
       ctr.add(Event::PacketsOutToDestination);
@@ -650,7 +657,7 @@ struct Engine::Impl {
       if (!out && (p.tcp_flags & kTcpSyn) && cfg.tcp_mss_clamp) clamp_mss(p.l4, p.l4_len());
     }
     rewrite(f, p, out);
-    account_forward(f, p, out);
+    account_forward(i, f, p, out);
     if (p.fragment) ctr.add(Event::FragmentsTranslated);
     last_flow = i;
     (void)pkt;
@@ -975,7 +982,7 @@ struct Engine::Impl {
       if (p.ttl <= 1) return drop(DropReason::TtlExpired);
       Flow& f = pool[i];
       rewrite(f, p, out);
-      account_forward(f, p, out);
+      account_forward(i, f, p, out);
       ctr.add(Event::FragmentsTranslated);
       return Result{out ? Verdict::ToOutside : Verdict::ToInside, DropReason::Count, 0};
     }
