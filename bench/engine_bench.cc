@@ -39,6 +39,7 @@ void BM_EstablishedFastPath(benchmark::State& state) {
       pkts[j] = engine::PacketBuf{bufs[j], kFrameLen, kBufLen, {}};
     }
     w.eng->process_burst(ptrs, kBurst, w.now_ns, res);
+    w.now_ns += kSimulatedBurstNs;
     for (uint32_t j = 0; j < kBurst; ++j) {
       bad += res[j].verdict != engine::Verdict::ToOutside && res[j].verdict != engine::Verdict::ToInside;
     }

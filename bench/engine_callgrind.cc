@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
     }
     CALLGRIND_TOGGLE_COLLECT;
     w.eng->process_burst(ptrs, kBurst, w.now_ns, res);
+    w.now_ns += bench::kSimulatedBurstNs;
     CALLGRIND_TOGGLE_COLLECT;
     for (uint32_t j = 0; j < kBurst; ++j) {
       forwarded += res[j].verdict == engine::Verdict::ToOutside || res[j].verdict == engine::Verdict::ToInside;

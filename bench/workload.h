@@ -17,6 +17,9 @@ namespace eipgate::bench {
 inline constexpr uint32_t kFrameLen = 60;  // 14 + 20 + 20 + 6 pad: a minimum Ethernet frame
 inline constexpr uint32_t kBufLen = 128;
 inline constexpr uint32_t kOutsideCount = 16;
+// The injected clock advances as if packets arrived at 20 Mpps (32 per 1.6 us), so per-flow
+// timer work (LRU re-queues once a second per flow) happens at a realistic rate.
+inline constexpr uint64_t kSimulatedBurstNs = 1600;
 
 inline engine::EngineConfig bench_config(uint32_t max_flows) {
   engine::EngineConfig c;

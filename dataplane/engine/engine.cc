@@ -18,7 +18,6 @@ namespace eipgate::engine {
 
 namespace {
 
-constexpr uint32_t kHeldNone = kNone;
 constexpr uint32_t kRandomPortTries = 32;
 constexpr uint32_t kEimPortTries = 64;
 constexpr uint32_t kLruRequeueMs = 1000;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -41,6 +42,9 @@ inline constexpr uint8_t kProtoTcp = 6;
 inline constexpr uint8_t kProtoUdp = 17;
 // RFC 3692 "use for experimentation and testing": the protocol of an IP packet with no L4 set.
 inline constexpr uint8_t kProtoTest = 253;
+
+// Largest fragment offset in bytes (13-bit field in 8-byte units).
+inline constexpr size_t kMaxFragOffset = size_t{0x1FFF} * 8;
 
 inline constexpr uint8_t kTcpFin = 0x01;
 inline constexpr uint8_t kTcpSyn = 0x02;
@@ -135,7 +139,7 @@ inline std::string hex(ByteView bytes) {
 // GoogleTest print a line diff that points at the differing bytes.
 inline std::string hexdump(ByteView bytes) {
   std::string out;
-  char buf[8];
+  char buf[24];
   for (size_t i = 0; i < bytes.size(); ++i) {
     if (i % 16 == 0) {
       std::snprintf(buf, sizeof buf, "%04zx ", i);
@@ -269,10 +273,13 @@ inline uint16_t inet_checksum(ByteView bytes, uint64_t initial = 0) {
 // An IPv4 address given as "192.0.2.1" or as a host-order integer (0xC0000201).
 struct Addr {
   uint32_t value;
-  Addr(const char* dotted) : value(ip(dotted)) {}             // NOLINT(google-explicit-constructor)
-  Addr(const std::string& dotted) : value(ip(dotted.c_str())) {}  // NOLINT
+  // Implicit on purpose: `.ipv4("10.0.0.5", 0xC0000201u)`.
+  Addr(const char* dotted) : value(ip(dotted)) {}  // NOLINT(google-explicit-constructor)
+  Addr(const std::string& dotted)                  // NOLINT(google-explicit-constructor)
+      : value(ip(dotted.c_str())) {}
   template <std::integral T>
-  Addr(T host_order) : value(static_cast<uint32_t>(host_order)) {}  // NOLINT
+  Addr(T host_order)  // NOLINT(google-explicit-constructor)
+      : value(static_cast<uint32_t>(host_order)) {}
 };
 
 // Fluent frame builder. Every setter returns *this; setters may be called in any order and a
@@ -289,6 +296,8 @@ class Packet {
     eth_dst_ = dst;
     return *this;
   }
+  // "02:00:00:00:00:01" form; throws std::invalid_argument.
+  Packet& eth(std::string_view src, std::string_view dst) { return eth(mac(src), mac(dst)); }
   // EtherType after the tags. Default 0x0800 even without ipv4(), so `Packet().payload({0x45})`
   // is a frame that claims IPv4 but carries a truncated header.
   Packet& ethertype(uint16_t v) {
@@ -341,7 +350,7 @@ class Packet {
   // The builder still emits whatever L4 header was asked for: a hand-made non-first fragment
   // is normally `.proto(kProtoUdp).payload(data)` with no .udp().
   Packet& frag_offset(uint32_t bytes) {
-    if (bytes % 8 != 0 || bytes > 0x1FFF * 8) {
+    if (bytes % 8 != 0 || bytes > kMaxFragOffset) {
       throw std::invalid_argument("frag_offset must be a multiple of 8 and <= 65528");
     }
     frag_offset_ = static_cast<uint16_t>(bytes);
@@ -526,7 +535,7 @@ class Packet {
 
   // ---- output
   // The whole frame: Ethernet [+ tags] + IP datagram (or payload without ipv4()) + trailer.
-  Bytes build() const {
+  [[nodiscard]] Bytes build() const {
     Bytes f(12);
     std::copy(eth_dst_.begin(), eth_dst_.end(), f.begin());
     std::copy(eth_src_.begin(), eth_src_.end(), f.begin() + 6);
@@ -552,7 +561,7 @@ class Packet {
   }
 
   // The IP datagram alone (no L2, no trailer): what an ICMP error quotes.
-  Bytes build_ip() const {
+  [[nodiscard]] Bytes build_ip() const {
     if (!has_ip_) throw std::logic_error("Packet: build_ip() needs ipv4()");
     Bytes opts = ip_options_;
     opts.resize((opts.size() + 3) / 4 * 4, 0);
@@ -566,8 +575,8 @@ class Packet {
     d[1] = tos_;
     detail::put16(d, 2, total_length_.value_or(static_cast<uint16_t>(hlen + l4.size())));
     detail::put16(d, 4, id_);
-    detail::put16(d, 6,
-                  static_cast<uint16_t>((df_ ? 0x4000 : 0) | (mf_ ? 0x2000 : 0) | frag_offset_ / 8));
+    detail::put16(
+        d, 6, static_cast<uint16_t>((df_ ? 0x4000 : 0) | (mf_ ? 0x2000 : 0) | frag_offset_ / 8));
     d[8] = ttl_;
     d[9] = proto_.value_or(natural_proto());
     detail::put32(d, 12, src_);
@@ -592,7 +601,7 @@ class Packet {
     uint16_t tci;
   };
 
-  uint8_t natural_proto() const {
+  [[nodiscard]] uint8_t natural_proto() const {
     switch (l4_) {
       case L4::kTcp:
         return kProtoTcp;
@@ -607,7 +616,7 @@ class Packet {
     return kProtoTest;
   }
 
-  Bytes build_l4() const {
+  [[nodiscard]] Bytes build_l4() const {
     Bytes b;
     size_t csum_at = 0;
     bool pseudo = true;
@@ -663,8 +672,8 @@ class Packet {
     } else if (l4_ == L4::kUdp && udp_zero_checksum_) {
       csum = 0;
     } else {
-      const uint64_t ph = pseudo ? detail::pseudo_header_sum(src_, dst_, natural_proto(), b.size())
-                                 : 0;
+      const uint64_t ph =
+          pseudo ? detail::pseudo_header_sum(src_, dst_, natural_proto(), b.size()) : 0;
       csum = inet_checksum(b, ph);
       if (l4_ == L4::kUdp && csum == 0) csum = 0xFFFF;
     }
@@ -723,7 +732,8 @@ class Packet {
 
 // What parse() found. Fields of a layer are meaningful only when its has_* flag is set. Never
 // throws and never reads past the frame; `error` names the first problem (empty when every
-// layer present parsed cleanly). `payload` points into the parsed frame: keep the frame alive.
+// layer present parsed cleanly). `payload` points into the parsed frame: into the caller's buffer
+// for an lvalue (keep it alive), into owned_frame for a temporary.
 struct Parsed {
   std::string error;
 
@@ -752,7 +762,7 @@ struct Parsed {
   uint32_t ip_src = 0;  // host order
   uint32_t ip_dst = 0;
   size_t trailer_len = 0;  // bytes after Total Length
-  bool is_fragment() const { return mf || frag_offset != 0; }
+  [[nodiscard]] bool is_fragment() const { return mf || frag_offset != 0; }
 
   // L4: only in a first (or unfragmented) datagram with enough bytes.
   size_t l4_offset = 0;
@@ -769,8 +779,8 @@ struct Parsed {
   uint16_t udp_length = 0;
   uint8_t icmp_type = 0;
   uint8_t icmp_code = 0;
-  uint16_t icmp_id = 0;  // bytes 4-5 (meaningful for echo and the like)
-  uint16_t icmp_seq = 0;  // bytes 6-7
+  uint16_t icmp_id = 0;    // bytes 4-5 (meaningful for echo and the like)
+  uint16_t icmp_seq = 0;   // bytes 6-7
   uint32_t icmp_rest = 0;  // bytes 4-7 verbatim (MTU of frag-needed in the low 16 bits)
 
   // The datagram quoted by an ICMP error; has_inner once its IP header is all there.
@@ -797,6 +807,8 @@ struct Parsed {
   // error: the quote). Whole IP data without an L4 or in a non-first fragment; the L2 payload
   // for a non-IPv4 EtherType.
   ByteView payload;
+  // Set when parse() was given a temporary: the frame `payload` points into.
+  std::shared_ptr<const Bytes> owned_frame;
 };
 
 inline Parsed parse(ByteView f) {
@@ -982,15 +994,22 @@ inline Parsed parse(ByteView f) {
   }
   return p;
 }
-// `payload` would dangle: parse an lvalue.
-Parsed parse(Bytes&&) = delete;
+// Parsing a temporary (`parse(pkt.build())`) keeps the frame alive inside the result (shared by
+// copies), so `payload` never dangles.
+inline Parsed parse(Bytes&& frame) {
+  auto owned = std::make_shared<const Bytes>(std::move(frame));
+  Parsed p = parse(ByteView(*owned));
+  p.owned_frame = std::move(owned);
+  return p;
+}
 
 // The IP datagram of a frame (IP header to Total Length, no L2, no trailer), e.g. to quote a
 // forwarded packet in an expected ICMP error. Empty if the frame holds no complete datagram.
 inline Bytes ip_layer(ByteView frame) {
   const auto v = detail::locate_ipv4(frame);
   if (!v || !v->complete) return {};
-  return Bytes(v->datagram.begin(), v->datagram.end());
+  Bytes out(v->datagram.begin(), v->datagram.end());
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1060,8 +1079,8 @@ inline std::optional<ByteView> icmp_error_quote(ByteView frame) {
 // error or the quoted header is incomplete.
 inline bool inner_ip_checksum_ok(ByteView frame) {
   const auto in = detail::icmp_error_quote(frame);
-  return in && detail::fold(detail::sum16(in->first(static_cast<size_t>((*in)[0] & 0xF) * 4))) ==
-                   0xFFFF;
+  return in &&
+         detail::fold(detail::sum16(in->first(static_cast<size_t>((*in)[0] & 0xF) * 4))) == 0xFFFF;
 }
 
 // L4 checksum of the quoted datagram. Verifiable only when the whole inner datagram was quoted
@@ -1115,7 +1134,7 @@ inline std::optional<uint16_t> expected_l4_checksum(ByteView frame) {
   }
   if (l4.size() < at + 2) return std::nullopt;
   acc = detail::sum16(l4, acc) + 0xFFFF - detail::get16(l4, at);  // as if the field were 0
-  const uint16_t c = static_cast<uint16_t>(~detail::fold(acc));
+  const auto c = static_cast<uint16_t>(~detail::fold(acc));
   return proto == kProtoUdp && c == 0 ? uint16_t{0xFFFF} : c;
 }
 
@@ -1150,7 +1169,10 @@ inline std::vector<Bytes> fragment(ByteView frame, size_t max_payload_per_frag) 
       continue;
     }
     if (i + 1 >= opts.size() || opts[i + 1] < 2 || i + opts[i + 1] > opts.size()) break;
-    if (type & 0x80) copied.insert(copied.end(), opts.begin() + i, opts.begin() + i + opts[i + 1]);
+    if (type & 0x80) {
+      const ByteView opt = opts.subspan(i, opts[i + 1]);
+      copied.insert(copied.end(), opt.begin(), opt.end());
+    }
     i += opts[i + 1];
   }
   copied.resize((copied.size() + 3) / 4 * 4, 0);
@@ -1174,7 +1196,7 @@ inline std::vector<Bytes> fragment(ByteView frame, size_t max_payload_per_frag) 
       f[v->l3] = static_cast<uint8_t>(0x40 | hlen / 4);
     }
     const size_t offset = base + pos;
-    if (offset > 0x1FFF * 8) throw std::invalid_argument("fragment: offset past 65528");
+    if (offset > kMaxFragOffset) throw std::invalid_argument("fragment: offset past 65528");
     detail::put16(f, v->l3 + 2, static_cast<uint16_t>(hlen + n));
     detail::put16(f, v->l3 + 6,
                   static_cast<uint16_t>((orig_flags & 0x4000) | (!last || orig_mf ? 0x2000 : 0) |
