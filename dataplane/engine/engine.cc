@@ -72,6 +72,14 @@ uint16_t ttl_decrement(uint8_t* ip) {
   return csum::delta16(old_w, load16(ip + 8));
 }
 
+// Checksum delta of a TTL decrement: the TTL is one byte of a 16-bit word, so decrementing a
+// TTL > 0 changes that word by the same amount whatever its value (depends on byte order only).
+const uint16_t kTtlDelta = [] {
+  const uint8_t before[2] = {2, 6};
+  const uint8_t after[2] = {1, 6};
+  return csum::delta16(load16(before), load16(after));
+}();
+
 void swap_macs(uint8_t* eth) {
   uint8_t tmp[6];
   std::memcpy(tmp, eth, 6);
@@ -309,7 +317,7 @@ struct Engine::Impl {
   uint32_t find(const FlowKey& k, uint64_t h) const {
     const uint32_t v = index.find(h, [&](uint32_t val) {
       const Flow& f = pool[val >> 2];
-      return (val & 3) == kKeyInside ? f.inside_key() == k : f.outside_key() == k;
+      return (val & 3) == k.kind && f.matches(k);
     });
     return v == kNone ? kNone : v >> 2;
   }
@@ -463,12 +471,15 @@ struct Engine::Impl {
     return false;
   }
 
-  void fill_deltas(Flow& f) {
-    const uint16_t ip_d = csum::delta32(f.inside_ip, f.outside_ip);
+  // The precomputed rewrite: checksum deltas for both directions, TTL decrement included.
+  static void fill_deltas(Flow& f) {
+    const uint16_t ip_d = address_delta(f);
     const uint16_t port_d = csum::delta16(f.inside_port, f.outside_port);
-    f.csum_ip = ip_d;
+    f.csum_ip_out = csum::add(ip_d, kTtlDelta);
+    f.csum_ip_in = csum::add(csum::negate(ip_d), kTtlDelta);
     f.csum_l4 = f.proto == kProtoIcmp ? port_d : csum::add(ip_d, port_d);
   }
+  static uint16_t address_delta(const Flow& f) { return csum::delta32(f.inside_ip, f.outside_ip); }
 
   // Creates a flow for an inside -> outside packet. Returns kNone (reason set) on failure.
   uint32_t create_flow(const Parsed& p, DropReason& reason) {
@@ -595,15 +606,15 @@ struct Engine::Impl {
   }
 
   // Rewrites a packet of flow i. Fragments after the first carry no L4 header (l4 == nullptr).
-  void rewrite(Flow& f, const Parsed& p, bool out) {
+  [[gnu::always_inline]] void rewrite(Flow& f, const Parsed& p, bool out) {
     uint8_t* ip = p.l3;
-    const uint16_t ttl_d = ttl_decrement(ip);
+    ip[8] = static_cast<uint8_t>(ip[8] - 1);  // callers checked TTL > 1; kTtlDelta covers it
     if (out) {
       store32(ip + 12, f.outside_ip);
-      store16(ip + 10, csum::apply(load16(ip + 10), csum::add(f.csum_ip, ttl_d)));
+      store16(ip + 10, csum::apply(load16(ip + 10), f.csum_ip_out));
     } else {
       store32(ip + 16, f.inside_ip);
-      store16(ip + 10, csum::apply(load16(ip + 10), csum::add(csum::negate(f.csum_ip), ttl_d)));
+      store16(ip + 10, csum::apply(load16(ip + 10), f.csum_ip_in));
     }
     if (p.l4 == nullptr) return;
     const L4Offsets o = l4_offsets(f.proto);
@@ -624,7 +635,7 @@ struct Engine::Impl {
     }
   }
 
-  void account_forward(uint32_t i, Flow& f, const Parsed& p, bool out) {
+  [[gnu::always_inline]] void account_forward(uint32_t i, Flow& f, const Parsed& p, bool out) {
     f.last_seen = now;
     // Coarse LRU: move to the tail at most once per kLruRequeueMs, so expiry is exact to that
     // granularity while a busy flow touches its list neighbours rarely.
@@ -767,7 +778,7 @@ struct Engine::Impl {
     // Inner packet: the side of it that names us changes, as it would have on the way out.
     const uint32_t new_addr = out ? f.outside_ip : f.inside_ip;
     const uint16_t new_port = out ? f.outside_port : f.inside_port;
-    const uint16_t ip_d = out ? f.csum_ip : csum::negate(f.csum_ip);
+    const uint16_t ip_d = out ? address_delta(f) : csum::negate(address_delta(f));
     const uint16_t l4_d = out ? f.csum_l4 : csum::negate(f.csum_l4);
     // Outbound error: inner is remote -> inside host (its destination changes);
     // inbound error: inner is outside address -> remote (its source changes).
@@ -940,7 +951,7 @@ struct Engine::Impl {
       const Flow& f = pool[flow];
       c.action = FragAction::Translate;
       c.new_addr = dir == Dir::Out ? f.outside_ip : f.inside_ip;
-      c.csum_ip = dir == Dir::Out ? f.csum_ip : csum::negate(f.csum_ip);
+      c.csum_ip = dir == Dir::Out ? address_delta(f) : csum::negate(address_delta(f));
     } else if (r.verdict == Verdict::ToHost) {
       c.action = FragAction::ToHost;
     } else {
@@ -1104,6 +1115,14 @@ struct Engine::Impl {
           } else {
             ctr.add(Event::PacketsInFromDestination);
             ctr.add(Event::BytesInFromDestination, p.ip_len);
+          }
+          // Common case inline: no TCP control flags (tcp_flags is 0 for UDP/ICMP), TTL fine.
+          if (p.ttl > 1 && !(p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst))) {
+            Flow& f = pool[i];
+            rewrite(f, p, is_out);
+            account_forward(i, f, p, is_out);
+            out[k] = Result{is_out ? Verdict::ToOutside : Verdict::ToInside, DropReason::Count, 0};
+            continue;
           }
           if (forward(i, pkt, p, is_out, out[k])) continue;
           out[k] = is_out ? slow_out(pkt, p, i) : slow_in(pkt, p, i);

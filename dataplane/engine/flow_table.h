@@ -85,19 +85,28 @@ struct alignas(64) Flow {
   uint16_t inside_port;   // ICMP: echo id
   uint16_t remote_port;   // ICMP: 0
   uint16_t outside_port;  // ICMP: translated id
-  uint16_t csum_ip;       // IP header checksum delta, inside -> outside (address change)
+  uint16_t csum_ip_out;   // IP checksum delta inside -> outside: address change + TTL decrement
   uint16_t csum_l4;       // L4 checksum delta, inside -> outside (pseudo-header + port / id)
   uint8_t proto;
   uint8_t tcp;            // TcpBits
   uint8_t tclass;         // TimeoutClass
   uint8_t flags;          // FlowFlags
-  uint16_t pad;
+  uint16_t csum_ip_in;    // IP checksum delta outside -> inside: address change + TTL decrement
 
   [[nodiscard]] FlowKey inside_key() const {
     return FlowKey{inside_ip, remote_ip, inside_port, remote_port, proto, kKeyInside, 0};
   }
   [[nodiscard]] FlowKey outside_key() const {
     return FlowKey{remote_ip, outside_ip, remote_port, outside_port, proto, kKeyOutside, 0};
+  }
+  // Field-wise key checks for the fast path (no FlowKey temporary; branch-free).
+  [[nodiscard]] bool matches(const FlowKey& k) const {
+    if (k.kind == kKeyInside) {
+      return ((inside_ip ^ k.src) | (remote_ip ^ k.dst) | (inside_port ^ k.sport) |
+              (remote_port ^ k.dport) | (proto ^ k.proto)) == 0;
+    }
+    return ((remote_ip ^ k.src) | (outside_ip ^ k.dst) | (remote_port ^ k.sport) |
+            (outside_port ^ k.dport) | (proto ^ k.proto)) == 0;
   }
 };
 static_assert(sizeof(Flow) == 64, "one cache line per flow");
