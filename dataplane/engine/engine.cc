@@ -7,6 +7,7 @@
 #include <array>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "checksum.h"
@@ -1196,6 +1197,21 @@ EngineStats Engine::stats() const {
 }
 
 uint64_t Engine::active_flows() const { return impl_->pool.used(); }
+
+std::vector<std::pair<std::string_view, uint64_t>> named_counters(const EngineStats& s) {
+  // Drop names are prefixed so they cannot collide with event names.
+  static const std::array<std::string, kDropReasonCount> drop_names = [] {
+    std::array<std::string, kDropReasonCount> n;
+    for (std::size_t i = 0; i < kDropReasonCount; ++i) n[i] = "drop." + std::string(kDropReasonNames[i]);
+    return n;
+  }();
+  std::vector<std::pair<std::string_view, uint64_t>> out;
+  out.reserve(1 + kEventCount + kDropReasonCount);
+  out.emplace_back("ActiveConnectionCount", s.active_flows);
+  for (std::size_t i = 0; i < kEventCount; ++i) out.emplace_back(kEventNames[i], s.counters.events[i]);
+  for (std::size_t i = 0; i < kDropReasonCount; ++i) out.emplace_back(drop_names[i], s.counters.drops[i]);
+  return out;
+}
 
 uint64_t Engine::memory_bytes() const {
   const Impl& m = *impl_;

@@ -7,6 +7,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "config.h"
 #include "counters.h"
@@ -36,7 +39,19 @@ struct EngineStats {
   uint64_t active_flows = 0;  // ActiveConnectionCount
   uint64_t max_flows = 0;
   uint64_t memory_bytes = 0;  // reserved at construction
+
+  EngineStats& operator+=(const EngineStats& o) {  // aggregate over workers
+    counters += o.counters;
+    active_flows += o.active_flows;
+    max_flows += o.max_flows;
+    memory_bytes += o.memory_bytes;
+    return *this;
+  }
 };
+
+// Every counter by its exported name: ActiveConnectionCount first, then the event counters
+// (NAT Gateway's CloudWatch names among them), then "drop.<reason>" for each drop reason.
+std::vector<std::pair<std::string_view, uint64_t>> named_counters(const EngineStats& s);
 
 class Engine {
  public:
