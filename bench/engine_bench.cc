@@ -17,7 +17,8 @@ EstablishedWorkload& workload(uint32_t flows) {
   if (!w) {
     cache.clear();  // keep one at a time: 16M flows take ~1.6 GB
     auto& fresh = cache[flows];
-    fresh = std::make_unique<EstablishedWorkload>(flows, std::min<uint32_t>(std::max<uint32_t>(flows, 65536), 1u << 20));
+    fresh = std::make_unique<EstablishedWorkload>(
+        flows, std::min<uint32_t>(std::max<uint32_t>(flows, 65536), 1u << 20));
     return *fresh;
   }
   return *w;
@@ -41,28 +42,35 @@ void BM_EstablishedFastPath(benchmark::State& state) {
     w.eng->process_burst(ptrs, kBurst, w.now_ns, res);
     w.now_ns += kSimulatedBurstNs;
     for (uint32_t j = 0; j < kBurst; ++j) {
-      bad += res[j].verdict != engine::Verdict::ToOutside && res[j].verdict != engine::Verdict::ToInside;
+      bad += res[j].verdict != engine::Verdict::ToOutside &&
+             res[j].verdict != engine::Verdict::ToInside;
     }
     pos += kBurst;
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kBurst);
-  state.counters["Mpps"] = benchmark::Counter(static_cast<double>(state.iterations()) * kBurst / 1e6,
-                                              benchmark::Counter::kIsRate);
-  state.counters["ns_per_pkt"] = benchmark::Counter(
-      static_cast<double>(state.iterations()) * kBurst * 1e-9,
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["Mpps"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kBurst / 1e6, benchmark::Counter::kIsRate);
+  state.counters["ns_per_pkt"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * kBurst * 1e-9,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   state.counters["active_flows"] = static_cast<double>(w.eng->active_flows());
   state.counters["bytes_per_flow"] =
       static_cast<double>(w.eng->memory_bytes()) / static_cast<double>(flows);
   state.counters["not_forwarded"] = static_cast<double>(bad);
 }
-BENCHMARK(BM_EstablishedFastPath)->Arg(1000)->Arg(1 << 20)->Arg(1 << 24)->Unit(benchmark::kNanosecond)->MinTime(2.0);
+BENCHMARK(BM_EstablishedFastPath)
+    ->Arg(1000)
+    ->Arg(1 << 20)
+    ->Arg(1 << 24)
+    ->Unit(benchmark::kNanosecond)
+    ->MinTime(2.0);
 
 void BM_NewConnections(benchmark::State& state) {
   constexpr uint32_t kFlows = 1 << 20;
   static std::vector<uint8_t> syns = [] {
     std::vector<uint8_t> v(uint64_t{kFlows} * kBufLen);
-    for (uint32_t k = 0; k < kFlows; ++k) write_tcp(&v[uint64_t{k} * kBufLen], inside_tuple(k), 0x02, 1, 0);
+    for (uint32_t k = 0; k < kFlows; ++k)
+      write_tcp(&v[uint64_t{k} * kBufLen], inside_tuple(k), 0x02, 1, 0);
     return v;
   }();
   auto eng = std::make_unique<engine::Engine>(bench_config(2 * kFlows));
@@ -106,7 +114,11 @@ void BM_MemoryPerConnection(benchmark::State& state) {
   state.counters["bytes_per_flow"] = static_cast<double>(bytes) / flows;
   state.counters["total_MiB"] = static_cast<double>(bytes) / (1 << 20);
 }
-BENCHMARK(BM_MemoryPerConnection)->Arg(1 << 20)->Arg(1 << 24)->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MemoryPerConnection)
+    ->Arg(1 << 20)
+    ->Arg(1 << 24)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace eipgate::bench

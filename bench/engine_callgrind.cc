@@ -42,10 +42,13 @@ int new_connections(uint32_t conns) {
 int main(int argc, char** argv) {
   using namespace eipgate;
   if (argc > 1 && std::string_view(argv[1]) == "new") {
-    return new_connections(argc > 2 ? static_cast<uint32_t>(std::strtoul(argv[2], nullptr, 10)) : 320000);
+    return new_connections(argc > 2 ? static_cast<uint32_t>(std::strtoul(argv[2], nullptr, 10))
+                                    : 320000);
   }
-  const uint32_t flows = argc > 1 ? static_cast<uint32_t>(std::strtoul(argv[1], nullptr, 10)) : 1000;
-  const uint32_t packets = argc > 2 ? static_cast<uint32_t>(std::strtoul(argv[2], nullptr, 10)) : 320000;
+  const uint32_t flows =
+      argc > 1 ? static_cast<uint32_t>(std::strtoul(argv[1], nullptr, 10)) : 1000;
+  const uint32_t packets =
+      argc > 2 ? static_cast<uint32_t>(std::strtoul(argv[2], nullptr, 10)) : 320000;
   bench::EstablishedWorkload w(flows, 65536);
   constexpr uint32_t kBurst = 32;
   alignas(64) static uint8_t bufs[kBurst][bench::kBufLen];
@@ -66,7 +69,8 @@ int main(int argc, char** argv) {
     w.now_ns += bench::kSimulatedBurstNs;
     CALLGRIND_TOGGLE_COLLECT;
     for (uint32_t j = 0; j < kBurst; ++j) {
-      forwarded += res[j].verdict == engine::Verdict::ToOutside || res[j].verdict == engine::Verdict::ToInside;
+      forwarded += res[j].verdict == engine::Verdict::ToOutside ||
+                   res[j].verdict == engine::Verdict::ToInside;
     }
   }
   CALLGRIND_STOP_INSTRUMENTATION;

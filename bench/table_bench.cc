@@ -25,8 +25,13 @@ std::vector<FlowKey> make_keys(uint32_t n) {
   std::mt19937_64 rng(1);
   std::vector<FlowKey> keys(n);
   for (uint32_t i = 0; i < n; ++i) {
-    keys[i] = FlowKey{static_cast<uint32_t>(rng()), static_cast<uint32_t>(rng()),
-                      static_cast<uint16_t>(rng()), static_cast<uint16_t>(rng()), 6, 0, 0};
+    keys[i] = FlowKey{static_cast<uint32_t>(rng()),
+                      static_cast<uint32_t>(rng()),
+                      static_cast<uint16_t>(rng()),
+                      static_cast<uint16_t>(rng()),
+                      6,
+                      0,
+                      0};
   }
   return keys;
 }
@@ -112,8 +117,15 @@ BENCHMARK(BM_RteHashLookup)->Arg(2 << 20)->Unit(benchmark::kNanosecond)->MinTime
 
 int main(int argc, char** argv) {
   // rte_hash allocates from DPDK's heap; no hugepages or devices are needed for this.
-  const char* eal_args[] = {"table_bench", "--no-huge", "-m", "1024", "--no-pci", "--no-telemetry",
-                            "--log-level=lib.*:error", "-l", "0"};
+  const char* eal_args[] = {"table_bench",
+                            "--no-huge",
+                            "-m",
+                            "1024",
+                            "--no-pci",
+                            "--no-telemetry",
+                            "--log-level=lib.*:error",
+                            "-l",
+                            "0"};
   if (rte_eal_init(static_cast<int>(std::size(eal_args)), const_cast<char**>(eal_args)) < 0) {
     std::fprintf(stderr, "rte_eal_init failed: %s\n", rte_strerror(rte_errno));
     return 1;

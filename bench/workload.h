@@ -24,7 +24,8 @@ inline constexpr uint64_t kSimulatedBurstNs = 1600;
 inline engine::EngineConfig bench_config(uint32_t max_flows) {
   engine::EngineConfig c;
   c.inside_prefixes = {{0x0a000000u, 8}};  // 10.0.0.0/8
-  for (uint32_t i = 0; i < kOutsideCount; ++i) c.outside_addrs.push_back(0xcb007101u + i);  // 203.0.113.1+
+  for (uint32_t i = 0; i < kOutsideCount; ++i)
+    c.outside_addrs.push_back(0xcb007101u + i);  // 203.0.113.1+
   c.host_addrs = {0x0a0000feu};
   c.max_flows = max_flows;
   c.random_seed = 42;
@@ -114,13 +115,15 @@ struct EstablishedWorkload {
       eng->process_burst(ptrs, n, now_ns, res);
       for (uint32_t j = 0; j < n; ++j) {
         const uint8_t* ip = &bufs[j * kBufLen] + 14;
-        out_addr[base + j] = static_cast<uint32_t>(ip[12] << 24 | ip[13] << 16 | ip[14] << 8 | ip[15]);
+        out_addr[base + j] =
+            static_cast<uint32_t>(ip[12] << 24 | ip[13] << 16 | ip[14] << 8 | ip[15]);
         out_port[base + j] = static_cast<uint32_t>(ip[20] << 8 | ip[21]);
         if (res[j].verdict != engine::Verdict::ToOutside) out_port[base + j] = 0;
         const Tuple t = inside_tuple(base + j);
-        write_tcp(&bufs[j * kBufLen], Tuple{t.dst, out_addr[base + j], t.dport,
-                                            static_cast<uint16_t>(out_port[base + j])},
-                  0x12, 100, 2);
+        write_tcp(
+            &bufs[j * kBufLen],
+            Tuple{t.dst, out_addr[base + j], t.dport, static_cast<uint16_t>(out_port[base + j])},
+            0x12, 100, 2);
         pkts[j] = engine::PacketBuf{&bufs[j * kBufLen], kFrameLen, kBufLen, {}};
       }
       eng->process_burst(ptrs, n, now_ns, res);

@@ -33,7 +33,8 @@ std::string validate(const EngineConfig& cfg) {
       return "address " + ip_str(a) + " is both an outside and a host address";
     }
   }
-  if (cfg.port_min == 0 || cfg.port_min > cfg.port_max) return "port range must be 1..65535, min <= max";
+  if (cfg.port_min == 0 || cfg.port_min > cfg.port_max)
+    return "port range must be 1..65535, min <= max";
   if (cfg.max_flows == 0 || cfg.max_flows > (1u << 24)) return "max_flows must be 1..16777216";
   const auto& t = cfg.timeouts;
   if (t.tcp_established_s == 0 || t.tcp_transitory_s == 0 || t.tcp_time_wait_s == 0 ||
@@ -44,13 +45,16 @@ std::string validate(const EngineConfig& cfg) {
       t.tcp_time_wait_s > 7 * 86400 || t.udp_s > 7 * 86400 || t.icmp_s > 7 * 86400) {
     return "timeouts must be at most 7 days";
   }
-  if (cfg.frag_contexts == 0 || cfg.frag_contexts > (1u << 20)) return "frag_contexts must be 1..1048576";
+  if (cfg.frag_contexts == 0 || cfg.frag_contexts > (1u << 20))
+    return "frag_contexts must be 1..1048576";
   if (cfg.frag_hold == 0 || cfg.frag_hold > 65536) return "frag_hold must be 1..65536";
   if (cfg.tcp_mss_clamp != 0 && cfg.tcp_mss_clamp < 536) return "tcp_mss_clamp below 536";
-  if (cfg.worker_count == 0 || cfg.worker_id >= cfg.worker_count) return "worker_id must be < worker_count";
+  if (cfg.worker_count == 0 || cfg.worker_id >= cfg.worker_count)
+    return "worker_id must be < worker_count";
   if (cfg.worker_count > 1) {
     const size_t n = cfg.rss.reta.size();
-    if (n == 0 || (n & (n - 1)) != 0) return "rss.reta size must be a power of two when workers > 1";
+    if (n == 0 || (n & (n - 1)) != 0)
+      return "rss.reta size must be a power of two when workers > 1";
     for (uint16_t w : cfg.rss.reta) {
       if (w >= cfg.worker_count) return "rss.reta names a worker that does not exist";
     }

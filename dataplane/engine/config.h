@@ -37,22 +37,22 @@ struct EngineConfig {
   std::vector<Ipv4Prefix> inside_prefixes;  // private subnets served
   std::vector<uint32_t> outside_addrs;      // service (NAT) addresses, 1..N
   std::vector<uint32_t> host_addrs;         // the instance's own addresses (exception path)
-  uint32_t icmp_source_addr = 0;            // source of generated ICMP to inside hosts; 0 = host_addrs[0]
+  uint32_t icmp_source_addr = 0;  // source of generated ICMP to inside hosts; 0 = host_addrs[0]
   uint16_t port_min = 1024;
   uint16_t port_max = 65535;
-  uint32_t max_flows = 1 << 20;             // per worker; memory reserved at construction
+  uint32_t max_flows = 1 << 20;  // per worker; memory reserved at construction
   Timeouts timeouts{};
-  bool udp_endpoint_independent = false;    // RFC 4787 EIM for UDP (filtering stays address+port)
-  uint16_t tcp_mss_clamp = 0;               // 0 = off
-  bool tcp_rst_unknown = true;              // RST to inside for a non-SYN without a flow
-  bool verify_ip_checksum = false;          // NICs verify; engine may re-verify
-  uint32_t expire_per_burst = 64;           // bounded expiry work per processed burst
-  uint32_t frag_contexts = 1024;            // first-fragment contexts per worker
-  uint32_t frag_hold = 64;                  // out-of-order fragments held per worker
+  bool udp_endpoint_independent = false;  // RFC 4787 EIM for UDP (filtering stays address+port)
+  uint16_t tcp_mss_clamp = 0;             // 0 = off
+  bool tcp_rst_unknown = true;            // RST to inside for a non-SYN without a flow
+  bool verify_ip_checksum = false;        // NICs verify; engine may re-verify
+  uint32_t expire_per_burst = 64;         // bounded expiry work per processed burst
+  uint32_t frag_contexts = 1024;          // first-fragment contexts per worker
+  uint32_t frag_hold = 64;                // out-of-order fragments held per worker
   uint16_t worker_id = 0;
   uint16_t worker_count = 1;
-  RssConfig rss{};                          // required when worker_count > 1
-  uint64_t random_seed = 0;                 // 0 = seed from the worker id and a constant
+  RssConfig rss{};           // required when worker_count > 1
+  uint64_t random_seed = 0;  // 0 = seed from the worker id and a constant
 };
 
 // Returns an empty string when the config is usable, else the reason.

@@ -9,34 +9,34 @@
 namespace eipgate::engine {
 
 // X(enum_name, "exported_name")
-#define EIPGATE_DROP_REASONS(X)                                  \
-  X(TooShort, "too_short")                                       \
-  X(UnsupportedEthertype, "unsupported_ethertype")               \
-  X(Ipv6Unsupported, "ipv6_unsupported")                         \
-  X(IpBadVersion, "ip_bad_version")                              \
-  X(IpBadIhl, "ip_bad_ihl")                                      \
-  X(IpBadTotalLength, "ip_bad_total_length")                     \
-  X(IpBadOptions, "ip_bad_options")                              \
-  X(IpBadChecksum, "ip_bad_checksum")                            \
-  X(UnsupportedProtocol, "unsupported_protocol")                 \
-  X(L4Truncated, "l4_truncated")                                 \
-  X(TcpBadDataOffset, "tcp_bad_data_offset")                     \
-  X(NotForNat, "not_for_nat")                                    \
-  X(NoFlowOutside, "no_flow_outside")                            \
-  X(TcpNoFlowNonSyn, "tcp_no_flow_non_syn")                      \
-  X(TtlExpired, "ttl_expired")                                   \
-  X(PortAllocation, "port_allocation")                           \
-  X(TableFull, "table_full")                                     \
-  X(IcmpUnsupportedType, "icmp_unsupported_type")                \
-  X(IcmpErrorNoFlow, "icmp_error_no_flow")                       \
-  X(IcmpErrorInnerTruncated, "icmp_error_inner_truncated")       \
-  X(IcmpErrorInnerBad, "icmp_error_inner_bad")                   \
-  X(IcmpErrorNested, "icmp_error_nested")                        \
-  X(FragBufferFull, "frag_buffer_full")                          \
-  X(FragTimeout, "frag_timeout")                                 \
-  X(FragNoFirst, "frag_no_first")                                \
-  X(FragFirstTooShort, "frag_first_too_short")                   \
-  X(NoBufferSpace, "no_buffer_space")                            \
+#define EIPGATE_DROP_REASONS(X)                            \
+  X(TooShort, "too_short")                                 \
+  X(UnsupportedEthertype, "unsupported_ethertype")         \
+  X(Ipv6Unsupported, "ipv6_unsupported")                   \
+  X(IpBadVersion, "ip_bad_version")                        \
+  X(IpBadIhl, "ip_bad_ihl")                                \
+  X(IpBadTotalLength, "ip_bad_total_length")               \
+  X(IpBadOptions, "ip_bad_options")                        \
+  X(IpBadChecksum, "ip_bad_checksum")                      \
+  X(UnsupportedProtocol, "unsupported_protocol")           \
+  X(L4Truncated, "l4_truncated")                           \
+  X(TcpBadDataOffset, "tcp_bad_data_offset")               \
+  X(NotForNat, "not_for_nat")                              \
+  X(NoFlowOutside, "no_flow_outside")                      \
+  X(TcpNoFlowNonSyn, "tcp_no_flow_non_syn")                \
+  X(TtlExpired, "ttl_expired")                             \
+  X(PortAllocation, "port_allocation")                     \
+  X(TableFull, "table_full")                               \
+  X(IcmpUnsupportedType, "icmp_unsupported_type")          \
+  X(IcmpErrorNoFlow, "icmp_error_no_flow")                 \
+  X(IcmpErrorInnerTruncated, "icmp_error_inner_truncated") \
+  X(IcmpErrorInnerBad, "icmp_error_inner_bad")             \
+  X(IcmpErrorNested, "icmp_error_nested")                  \
+  X(FragBufferFull, "frag_buffer_full")                    \
+  X(FragTimeout, "frag_timeout")                           \
+  X(FragNoFirst, "frag_no_first")                          \
+  X(FragFirstTooShort, "frag_first_too_short")             \
+  X(NoBufferSpace, "no_buffer_space")                      \
   X(HandoffUnavailable, "handoff_unavailable")
 
 enum class DropReason : uint8_t {
@@ -60,34 +60,34 @@ constexpr std::string_view drop_reason_name(DropReason r) {
 
 // Non-drop counters. The first block is named after NAT Gateway's CloudWatch metrics so operators
 // can compare like with like; the rest are engine internals.
-#define EIPGATE_EVENT_COUNTERS(X)                                       \
-  X(ConnectionAttemptCount, "ConnectionAttemptCount")                   \
-  X(ConnectionEstablishedCount, "ConnectionEstablishedCount")           \
-  X(ErrorPortAllocation, "ErrorPortAllocation")                         \
-  X(IdleTimeoutCount, "IdleTimeoutCount")                               \
-  X(PacketsDropCount, "PacketsDropCount")                               \
-  X(BytesInFromSource, "BytesInFromSource")                             \
-  X(BytesOutToDestination, "BytesOutToDestination")                     \
-  X(BytesInFromDestination, "BytesInFromDestination")                   \
-  X(BytesOutToSource, "BytesOutToSource")                               \
-  X(PacketsInFromSource, "PacketsInFromSource")                         \
-  X(PacketsOutToDestination, "PacketsOutToDestination")                 \
-  X(PacketsInFromDestination, "PacketsInFromDestination")               \
-  X(PacketsOutToSource, "PacketsOutToSource")                           \
-  X(FlowsCreated, "flows_created")                                      \
-  X(FlowsExpired, "flows_expired")                                      \
-  X(FlowsClosed, "flows_closed")                                        \
-  X(FlowsEvicted, "flows_evicted")                                      \
-  X(TcpReopened, "tcp_reopened")                                        \
-  X(TcpRstSentToInside, "tcp_rst_sent_to_inside")                       \
-  X(IcmpTimeExceededSent, "icmp_time_exceeded_sent")                    \
-  X(IcmpErrorsTranslatedIn, "icmp_errors_translated_in")                \
-  X(IcmpErrorsTranslatedOut, "icmp_errors_translated_out")              \
-  X(MssClamped, "mss_clamped")                                          \
-  X(FragmentsTranslated, "fragments_translated")                        \
-  X(FragmentsHeld, "fragments_held")                                    \
-  X(PacketsToHost, "packets_to_host")                                   \
-  X(PacketsHandedOff, "packets_handed_off")                             \
+#define EIPGATE_EVENT_COUNTERS(X)                             \
+  X(ConnectionAttemptCount, "ConnectionAttemptCount")         \
+  X(ConnectionEstablishedCount, "ConnectionEstablishedCount") \
+  X(ErrorPortAllocation, "ErrorPortAllocation")               \
+  X(IdleTimeoutCount, "IdleTimeoutCount")                     \
+  X(PacketsDropCount, "PacketsDropCount")                     \
+  X(BytesInFromSource, "BytesInFromSource")                   \
+  X(BytesOutToDestination, "BytesOutToDestination")           \
+  X(BytesInFromDestination, "BytesInFromDestination")         \
+  X(BytesOutToSource, "BytesOutToSource")                     \
+  X(PacketsInFromSource, "PacketsInFromSource")               \
+  X(PacketsOutToDestination, "PacketsOutToDestination")       \
+  X(PacketsInFromDestination, "PacketsInFromDestination")     \
+  X(PacketsOutToSource, "PacketsOutToSource")                 \
+  X(FlowsCreated, "flows_created")                            \
+  X(FlowsExpired, "flows_expired")                            \
+  X(FlowsClosed, "flows_closed")                              \
+  X(FlowsEvicted, "flows_evicted")                            \
+  X(TcpReopened, "tcp_reopened")                              \
+  X(TcpRstSentToInside, "tcp_rst_sent_to_inside")             \
+  X(IcmpTimeExceededSent, "icmp_time_exceeded_sent")          \
+  X(IcmpErrorsTranslatedIn, "icmp_errors_translated_in")      \
+  X(IcmpErrorsTranslatedOut, "icmp_errors_translated_out")    \
+  X(MssClamped, "mss_clamped")                                \
+  X(FragmentsTranslated, "fragments_translated")              \
+  X(FragmentsHeld, "fragments_held")                          \
+  X(PacketsToHost, "packets_to_host")                         \
+  X(PacketsHandedOff, "packets_handed_off")                   \
   X(PortAllocRetries, "port_alloc_retries")
 
 enum class Event : uint8_t {

@@ -60,9 +60,12 @@ struct L4Offsets {
 };
 L4Offsets l4_offsets(uint8_t proto) {
   switch (proto) {
-    case kProtoTcp: return {0, 2, 16};
-    case kProtoUdp: return {0, 2, 6};
-    default: return {4, 4, 2};
+    case kProtoTcp:
+      return {0, 2, 16};
+    case kProtoUdp:
+      return {0, 2, 6};
+    default:
+      return {4, 4, 2};
   }
 }
 
@@ -211,7 +214,7 @@ struct Engine::Impl {
       inside.emplace_back(p.addr & mask, mask);
     }
     for (uint32_t a : cfg.host_addrs) host_net.push_back(to_net(a));
-    icmp_src_net = to_net(cfg.icmp_source_addr ? cfg.icmp_source_addr
+    icmp_src_net = to_net(cfg.icmp_source_addr      ? cfg.icmp_source_addr
                           : !cfg.host_addrs.empty() ? cfg.host_addrs[0]
                                                     : cfg.outside_addrs[0]);
     const auto& t = cfg.timeouts;
@@ -222,7 +225,8 @@ struct Engine::Impl {
     tmo_ms[kClassTcpEstablished] = t.tcp_established_s * 1000;
     if (cfg.udp_endpoint_independent) {
       eim.resize(cfg.max_flows);
-      for (uint32_t i = 0; i < cfg.max_flows; ++i) eim[i].refs = i + 1 < cfg.max_flows ? i + 1 : kNone;
+      for (uint32_t i = 0; i < cfg.max_flows; ++i)
+        eim[i].refs = i + 1 < cfg.max_flows ? i + 1 : kNone;
       eim_free = 0;
       udp_port_bitmap.assign(outside_net.size() * 1024, 0);
     }
@@ -415,7 +419,9 @@ struct Engine::Impl {
     const uint32_t slot = outside_slot(out_ip);
     const uint16_t owner = eim_owner(in_ip, in_port);
     const uint32_t n = cfg.worker_count;
-    auto usable = [&](uint32_t p) { return p % n == owner && !udp_port_used(slot, static_cast<uint16_t>(p)); };
+    auto usable = [&](uint32_t p) {
+      return p % n == owner && !udp_port_used(slot, static_cast<uint16_t>(p));
+    };
     uint32_t port = 0;
     for (uint32_t t = 0; t < kEimPortTries && port == 0; ++t) {
       const uint32_t p = cfg.port_min + static_cast<uint32_t>(rand64() % port_range);
@@ -495,7 +501,8 @@ struct Engine::Impl {
       eim_idx = eim_acquire(p.src, p.sport, out_ip);
       if (eim_idx != kNone) out_port = eim[eim_idx].outside_port;
     }
-    if (eim_udp(p.proto) ? eim_idx == kNone : !pick_port(p.proto, p.dst, out_ip, p.dport, out_port)) {
+    if (eim_udp(p.proto) ? eim_idx == kNone
+                         : !pick_port(p.proto, p.dst, out_ip, p.dport, out_port)) {
       ctr.add(Event::ErrorPortAllocation);
       reason = DropReason::PortAllocation;
       return kNone;
@@ -595,8 +602,8 @@ struct Engine::Impl {
           // After an odd number of 1-byte options (NOP) the value straddles two checksum
           // words, where its bytes count swapped.
           const bool odd = (i & 1) != 0;
-          const uint16_t d = odd ? csum::delta16(to_host16(old_w), to_host16(new_w))
-                                 : csum::delta16(old_w, new_w);
+          const uint16_t d =
+              odd ? csum::delta16(to_host16(old_w), to_host16(new_w)) : csum::delta16(old_w, new_w);
           store16(tcp + 16, csum::apply(load16(tcp + 16), d));
           ctr.add(Event::MssClamped);
         }
@@ -686,14 +693,15 @@ struct Engine::Impl {
   // Turns the packet into ICMP Time Exceeded to its sender, from `src`.
   Result time_exceeded(PacketBuf& pkt, const Parsed& p, uint32_t src, bool out) {
     ctr.drop(DropReason::TtlExpired);
-    const bool is_error = p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoRequest &&
-                          p.icmp != IcmpKind::EchoReply;
+    const bool is_error =
+        p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoRequest && p.icmp != IcmpKind::EchoReply;
     if (is_error || (p.fragment && !p.first_fragment)) {
       return Result{Verdict::Drop, DropReason::TtlExpired, 0};
     }
     // RFC 1812 §4.3.2.3: as much of the original as fits in 576 bytes.
     uint32_t orig = std::min<uint32_t>(p.ip_len, 576 - 28);
-    if (pkt.cap < p.l3_off + 28 + orig) orig = pkt.cap > p.l3_off + 28 ? pkt.cap - p.l3_off - 28 : 0;
+    if (pkt.cap < p.l3_off + 28 + orig)
+      orig = pkt.cap > p.l3_off + 28 ? pkt.cap - p.l3_off - 28 : 0;
     if (orig < p.ihl + 8u) return Result{Verdict::Drop, DropReason::TtlExpired, 0};
     uint8_t* ip = p.l3;
     std::memmove(ip + 28, ip, orig);
@@ -760,8 +768,9 @@ struct Engine::Impl {
     InnerParsed in;
     if (!parse_inner(icmp + 8, p.l4_len() - 8u, in)) return drop(in.reason);
     // The embedded packet travelled the other way: reverse it to get this direction's key.
-    const FlowKey k{in.dst, in.src, in.dport, in.sport, in.proto,
-                    static_cast<uint8_t>(out ? kKeyInside : kKeyOutside), 0};
+    const FlowKey k{in.dst,   in.src,   in.dport,
+                    in.sport, in.proto, static_cast<uint8_t>(out ? kKeyInside : kKeyOutside),
+                    0};
     const uint32_t i = find(k);
     if (i == kNone) {
       if (cfg.worker_count > 1) {
@@ -801,7 +810,8 @@ struct Engine::Impl {
     const uint16_t ttl_d = ttl_decrement(ip);
     const uint32_t old_outer = load32(ip + (out ? 12 : 16));
     store32(ip + (out ? 12 : 16), new_addr);
-    store16(ip + 10, csum::apply(load16(ip + 10), csum::add(csum::delta32(old_outer, new_addr), ttl_d)));
+    store16(ip + 10,
+            csum::apply(load16(ip + 10), csum::add(csum::delta32(old_outer, new_addr), ttl_d)));
     if (out) {
       ctr.add(Event::PacketsOutToDestination);
       ctr.add(Event::BytesOutToDestination, p.ip_len);
@@ -830,14 +840,14 @@ struct Engine::Impl {
     if (p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoRequest) {
       return drop(DropReason::IcmpUnsupportedType);
     }
-    if (i == kNone && !looked_up) i = find(FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyInside, 0});
+    if (i == kNone && !looked_up)
+      i = find(FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyInside, 0});
     if (i == kNone) {
       if (cfg.worker_count > 1) {
         const uint16_t w = owner_out(p.src, p.dst, p.sport, p.dport, p.proto);
         if (w != cfg.worker_id) return handoff(w);
       }
-      if (p.proto == kProtoTcp &&
-          (p.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) != kTcpSyn) {
+      if (p.proto == kProtoTcp && (p.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) != kTcpSyn) {
         return reset_to_sender(pkt, p);
       }
       DropReason reason = DropReason::Count;
@@ -861,7 +871,8 @@ struct Engine::Impl {
     if (p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoReply) {
       return drop(DropReason::IcmpUnsupportedType);
     }
-    if (i == kNone && !looked_up) i = find(FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyOutside, 0});
+    if (i == kNone && !looked_up)
+      i = find(FlowKey{p.src, p.dst, p.sport, p.dport, p.proto, kKeyOutside, 0});
     if (i == kNone) {
       if (cfg.worker_count > 1) {
         const uint16_t w = owner_in(p.src, p.dst, p.sport, p.dport, p.proto);
@@ -879,13 +890,15 @@ struct Engine::Impl {
 
   static FragKey frag_key(const Parsed& p) { return FragKey{p.src, p.dst, p.frag_id, p.proto}; }
   uint32_t frag_slot(const FragKey& k) const {
-    return static_cast<uint32_t>(mix64((uint64_t{k.src} << 32 | k.dst) ^ (uint64_t{k.id} << 8 | k.proto)));
+    return static_cast<uint32_t>(
+        mix64((uint64_t{k.src} << 32 | k.dst) ^ (uint64_t{k.id} << 8 | k.proto)));
   }
   FragCtx* frag_find(const FragKey& k) {
     const uint32_t h = frag_slot(k);
     for (uint32_t n = 0; n < 8; ++n) {
       FragCtx& c = frag[(h + n) & frag_mask];
-      if (c.action != FragAction::Empty && c.key == k && static_cast<int32_t>(c.expires - now) > 0) return &c;
+      if (c.action != FragAction::Empty && c.key == k && static_cast<int32_t>(c.expires - now) > 0)
+        return &c;
     }
     return nullptr;
   }
@@ -894,7 +907,8 @@ struct Engine::Impl {
     FragCtx* victim = &frag[h & frag_mask];
     for (uint32_t n = 0; n < 8; ++n) {
       FragCtx& c = frag[(h + n) & frag_mask];
-      if (c.action == FragAction::Empty || c.key == k || static_cast<int32_t>(c.expires - now) <= 0) {
+      if (c.action == FragAction::Empty || c.key == k ||
+          static_cast<int32_t>(c.expires - now) <= 0) {
         victim = &c;
         break;
       }
@@ -948,7 +962,8 @@ struct Engine::Impl {
     if (r.verdict == Verdict::Handoff) {
       c.action = FragAction::Handoff;
       c.worker = r.worker;
-    } else if (flow != kNone && (r.verdict == Verdict::ToOutside || r.verdict == Verdict::ToInside)) {
+    } else if (flow != kNone &&
+               (r.verdict == Verdict::ToOutside || r.verdict == Verdict::ToInside)) {
       const Flow& f = pool[flow];
       c.action = FragAction::Translate;
       c.new_addr = dir == Dir::Out ? f.outside_ip : f.inside_ip;
@@ -986,8 +1001,13 @@ struct Engine::Impl {
     }
     if (pkt.meta.frag_ports_valid) {  // handed off to us by the worker that saw the first fragment
       pkt.meta.frag_ports_valid = false;
-      const FlowKey k{p.src, p.dst, pkt.meta.frag_sport, pkt.meta.frag_dport, p.proto,
-                      static_cast<uint8_t>(out ? kKeyInside : kKeyOutside), 0};
+      const FlowKey k{p.src,
+                      p.dst,
+                      pkt.meta.frag_sport,
+                      pkt.meta.frag_dport,
+                      p.proto,
+                      static_cast<uint8_t>(out ? kKeyInside : kKeyOutside),
+                      0};
       const uint32_t i = find(k);
       if (i == kNone) return drop(DropReason::FragNoFirst);
       if (p.ttl <= 1) return drop(DropReason::TtlExpired);
@@ -1030,7 +1050,8 @@ struct Engine::Impl {
       case Dir::Host:
         ctr.add(Event::PacketsToHost);
         return Result{Verdict::ToHost, DropReason::Count, 0};
-      case Dir::NotNat: return drop(DropReason::NotForNat);
+      case Dir::NotNat:
+        return drop(DropReason::NotForNat);
       case Dir::Out:
         ctr.add(Event::PacketsInFromSource);
         ctr.add(Event::BytesInFromSource, p.ip_len);
@@ -1066,8 +1087,10 @@ struct Engine::Impl {
       kinds[k] = parse(*pkts[k], ps[k]);
       fast[k] = 0;
       const Parsed& p = ps[k];
-      if (kinds[k] != L3Kind::Ipv4 || p.fragment || p.l4 == nullptr || cfg.verify_ip_checksum) continue;
-      if (p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoRequest && p.icmp != IcmpKind::EchoReply) continue;
+      if (kinds[k] != L3Kind::Ipv4 || p.fragment || p.l4 == nullptr || cfg.verify_ip_checksum)
+        continue;
+      if (p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoRequest && p.icmp != IcmpKind::EchoReply)
+        continue;
       if (is_outside(p.dst)) {
         if (p.icmp == IcmpKind::EchoRequest) continue;
         fast[k] = 2;
@@ -1130,8 +1153,8 @@ struct Engine::Impl {
           continue;
         }
         // The miss is final unless an earlier packet of this burst may have created this flow.
-        const bool final_miss = is_out ? !burst_created_maybe(hashes[k])
-                                       : ctr.get(Event::FlowsCreated) == created0;
+        const bool final_miss =
+            is_out ? !burst_created_maybe(hashes[k]) : ctr.get(Event::FlowsCreated) == created0;
         out[k] = process_one(pkt, p, kinds[k], kNone, final_miss);
         continue;
       }
@@ -1202,14 +1225,17 @@ std::vector<std::pair<std::string_view, uint64_t>> named_counters(const EngineSt
   // Drop names are prefixed so they cannot collide with event names.
   static const std::array<std::string, kDropReasonCount> drop_names = [] {
     std::array<std::string, kDropReasonCount> n;
-    for (std::size_t i = 0; i < kDropReasonCount; ++i) n[i] = "drop." + std::string(kDropReasonNames[i]);
+    for (std::size_t i = 0; i < kDropReasonCount; ++i)
+      n[i] = "drop." + std::string(kDropReasonNames[i]);
     return n;
   }();
   std::vector<std::pair<std::string_view, uint64_t>> out;
   out.reserve(1 + kEventCount + kDropReasonCount);
   out.emplace_back("ActiveConnectionCount", s.active_flows);
-  for (std::size_t i = 0; i < kEventCount; ++i) out.emplace_back(kEventNames[i], s.counters.events[i]);
-  for (std::size_t i = 0; i < kDropReasonCount; ++i) out.emplace_back(drop_names[i], s.counters.drops[i]);
+  for (std::size_t i = 0; i < kEventCount; ++i)
+    out.emplace_back(kEventNames[i], s.counters.events[i]);
+  for (std::size_t i = 0; i < kDropReasonCount; ++i)
+    out.emplace_back(drop_names[i], s.counters.drops[i]);
   return out;
 }
 

@@ -2,10 +2,10 @@
 // page-faults or allocates.
 #include "flow_table.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <new>
-
-#include <sys/mman.h>
 
 namespace eipgate::engine {
 

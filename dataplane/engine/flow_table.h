@@ -72,13 +72,13 @@ enum FlowFlags : uint8_t {
 };
 
 struct alignas(64) Flow {
-  uint64_t bytes_out;     // inside -> outside
+  uint64_t bytes_out;  // inside -> outside
   uint64_t bytes_in;
-  uint32_t inside_ip;     // network order
+  uint32_t inside_ip;  // network order
   uint32_t remote_ip;
   uint32_t outside_ip;
-  uint32_t last_seen;     // ms, engine clock (wraps; compared modulo 2^32)
-  uint32_t lru_time;      // ms when last (re)queued on its LRU list
+  uint32_t last_seen;  // ms, engine clock (wraps; compared modulo 2^32)
+  uint32_t lru_time;   // ms when last (re)queued on its LRU list
   uint32_t prev;
   uint32_t next;          // also the free-list link
   uint32_t eim;           // EIM mapping index or kNone
@@ -88,10 +88,10 @@ struct alignas(64) Flow {
   uint16_t csum_ip_out;   // IP checksum delta inside -> outside: address change + TTL decrement
   uint16_t csum_l4;       // L4 checksum delta, inside -> outside (pseudo-header + port / id)
   uint8_t proto;
-  uint8_t tcp;            // TcpBits
-  uint8_t tclass;         // TimeoutClass
-  uint8_t flags;          // FlowFlags
-  uint16_t csum_ip_in;    // IP checksum delta outside -> inside: address change + TTL decrement
+  uint8_t tcp;          // TcpBits
+  uint8_t tclass;       // TimeoutClass
+  uint8_t flags;        // FlowFlags
+  uint16_t csum_ip_in;  // IP checksum delta outside -> inside: address change + TTL decrement
 
   [[nodiscard]] FlowKey inside_key() const {
     return FlowKey{inside_ip, remote_ip, inside_port, remote_port, proto, kKeyInside, 0};

@@ -25,12 +25,12 @@ struct PacketBuf {
 };
 
 enum class Verdict : uint8_t {
-  Drop,        // free the packet; Result::reason says why (already counted)
-  ToOutside,   // transmit towards the internet (next hop: the VPC router)
-  ToInside,    // transmit towards the inside host (next hop: the VPC router / inside subnet)
-  ToHost,      // not NAT traffic: the instance's own (ARP, SSH, health checks, ping to itself)
-  Handoff,     // another worker owns this flow: enqueue to Result::worker
-  Held,        // the engine keeps the packet (fragment waiting for its first); see Engine::pop_released
+  Drop,       // free the packet; Result::reason says why (already counted)
+  ToOutside,  // transmit towards the internet (next hop: the VPC router)
+  ToInside,   // transmit towards the inside host (next hop: the VPC router / inside subnet)
+  ToHost,     // not NAT traffic: the instance's own (ARP, SSH, health checks, ping to itself)
+  Handoff,    // another worker owns this flow: enqueue to Result::worker
+  Held,  // the engine keeps the packet (fragment waiting for its first); see Engine::pop_released
 };
 
 struct Result {

@@ -34,12 +34,16 @@ bool options_ok(const uint8_t* opt, uint32_t n) {
 
 IcmpKind icmp_kind(uint8_t type) {
   switch (type) {
-    case kIcmpEchoRequest: return IcmpKind::EchoRequest;
-    case kIcmpEchoReply: return IcmpKind::EchoReply;
+    case kIcmpEchoRequest:
+      return IcmpKind::EchoRequest;
+    case kIcmpEchoReply:
+      return IcmpKind::EchoReply;
     case kIcmpDestUnreach:
     case kIcmpTimeExceeded:
-    case kIcmpParamProblem: return IcmpKind::Error;
-    default: return IcmpKind::Other;
+    case kIcmpParamProblem:
+      return IcmpKind::Error;
+    default:
+      return IcmpKind::Other;
   }
 }
 

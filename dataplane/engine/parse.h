@@ -29,23 +29,23 @@ enum class L3Kind : uint8_t { Ipv4, Arp, Drop };
 enum class IcmpKind : uint8_t { None, EchoRequest, EchoReply, Error, Other };
 
 struct Parsed {
-  uint8_t* l3 = nullptr;   // IPv4 header
-  uint8_t* l4 = nullptr;   // L4 header; nullptr for non-first fragments
+  uint8_t* l3 = nullptr;  // IPv4 header
+  uint8_t* l4 = nullptr;  // L4 header; nullptr for non-first fragments
   uint32_t l3_off = 0;
-  uint16_t ihl = 0;        // header bytes
-  uint16_t ip_len = 0;     // total length
-  uint32_t src = 0;        // network order
+  uint16_t ihl = 0;     // header bytes
+  uint16_t ip_len = 0;  // total length
+  uint32_t src = 0;     // network order
   uint32_t dst = 0;
-  uint16_t sport = 0;      // network order; ICMP query: id in sport (request) or dport (reply)
+  uint16_t sport = 0;  // network order; ICMP query: id in sport (request) or dport (reply)
   uint16_t dport = 0;
   uint8_t proto = 0;
   uint8_t ttl = 0;
   uint8_t tcp_flags = 0;
   uint8_t icmp_type = 0;
   IcmpKind icmp = IcmpKind::None;
-  bool fragment = false;    // MF set or offset != 0
+  bool fragment = false;  // MF set or offset != 0
   bool first_fragment = false;
-  uint16_t frag_id = 0;     // network order
+  uint16_t frag_id = 0;  // network order
   DropReason reason = DropReason::Count;
 
   [[nodiscard]] uint16_t l4_len() const { return static_cast<uint16_t>(ip_len - ihl); }
@@ -60,7 +60,7 @@ struct InnerParsed {
   uint8_t* l3 = nullptr;
   uint8_t* l4 = nullptr;
   uint16_t ihl = 0;
-  uint16_t avail_l4 = 0;   // L4 bytes present in the error message
+  uint16_t avail_l4 = 0;  // L4 bytes present in the error message
   uint32_t src = 0, dst = 0;
   uint16_t sport = 0, dport = 0;
   uint8_t proto = 0;

@@ -21,8 +21,8 @@
 
 namespace {
 
-using eipgate::engine::DropReason;
 using eipgate::engine::drop_reason_name;
+using eipgate::engine::DropReason;
 using eipgate::engine::Engine;
 using eipgate::engine::EngineConfig;
 using eipgate::engine::Event;
@@ -42,12 +42,12 @@ namespace fz = eipgate::fuzz;
 
 // --- addresses (host order) --------------------------------------------------------------------
 
-constexpr uint32_t kInsideNet = 0x0a000000;   // 10.0.0.0/16
-constexpr uint32_t kHostAddr = 0x0a000005;    // 10.0.0.5
-constexpr uint32_t kOutside1 = 0xcb007101;    // 203.0.113.1
-constexpr uint32_t kOutside2 = 0xcb007102;    // 203.0.113.2
-constexpr uint32_t kInternet = 0xc6120000;    // 198.18.0.0/15
-constexpr uint32_t kRouterNet = 0xc0000200;   // 192.0.2.0/24
+constexpr uint32_t kInsideNet = 0x0a000000;  // 10.0.0.0/16
+constexpr uint32_t kHostAddr = 0x0a000005;   // 10.0.0.5
+constexpr uint32_t kOutside1 = 0xcb007101;   // 203.0.113.1
+constexpr uint32_t kOutside2 = 0xcb007102;   // 203.0.113.2
+constexpr uint32_t kInternet = 0xc6120000;   // 198.18.0.0/15
+constexpr uint32_t kRouterNet = 0xc0000200;  // 192.0.2.0/24
 
 bool is_inside(uint32_t a) { return (a & 0xffff0000u) == kInsideNet; }
 
@@ -124,15 +124,21 @@ IpView view(const uint8_t* d, size_t len) {
   return v;
 }
 
-bool ip_csum_ok(const uint8_t* d, const IpView& v) { return fold(sum16(d + v.off, v.ihl)) == 0xffff; }
+bool ip_csum_ok(const uint8_t* d, const IpView& v) {
+  return fold(sum16(d + v.off, v.ihl)) == 0xffff;
+}
 
 // Checksum field offset within L4 and whether the pseudo header counts; -1 when not applicable.
 int l4_csum_at(uint8_t proto, size_t l4len) {
   switch (proto) {
-    case 6: return l4len >= 20 ? 16 : -1;
-    case 17: return l4len >= 8 ? 6 : -1;
-    case 1: return l4len >= 8 ? 2 : -1;
-    default: return -1;
+    case 6:
+      return l4len >= 20 ? 16 : -1;
+    case 17:
+      return l4len >= 8 ? 6 : -1;
+    case 1:
+      return l4len >= 8 ? 2 : -1;
+    default:
+      return -1;
   }
 }
 uint32_t pseudo(const IpView& v, size_t l4len) {
@@ -345,7 +351,8 @@ void rewrite(World& w, int group, uint8_t* d, size_t len, uint8_t s) {
   switch (mode) {
     case fz::kMakeOut: {
       uint32_t dst = v.dst;
-      if (is_inside(dst) || is_outside(c, dst) || dst == kHostAddr) dst = kInternet | (dst & 0x1ffff);
+      if (is_inside(dst) || is_outside(c, dst) || dst == kHostAddr)
+        dst = kInternet | (dst & 0x1ffff);
       put32(ip + 12, kInsideNet | (v.src & 0xffff));
       put32(ip + 16, dst);
       break;
@@ -354,7 +361,9 @@ void rewrite(World& w, int group, uint8_t* d, size_t len, uint8_t s) {
       put32(ip + 12, kInternet | (v.src & 0x1ffff));
       put32(ip + 16, c.outside_addrs[variant % c.outside_addrs.size()]);
       break;
-    case fz::kMakeHost: put32(ip + 16, kHostAddr); break;
+    case fz::kMakeHost:
+      put32(ip + 16, kHostAddr);
+      break;
     case fz::kReplyTo:
     case fz::kAgainOut:
     case fz::kErrorIn:
@@ -385,7 +394,8 @@ void rewrite(World& w, int group, uint8_t* d, size_t len, uint8_t s) {
       }
       break;
     }
-    default: break;
+    default:
+      break;
   }
   if (s & fz::kSelFixChecksums) fix_checksums(d, len);
 }
@@ -429,12 +439,14 @@ bool tracing() {
   return on;
 }
 void trace(int e, const Slot& s, const Result& r) {
-  static constexpr const char* kVerdicts[] = {"Drop", "ToOutside", "ToInside", "ToHost", "Handoff", "Held"};
+  static constexpr const char* kVerdicts[] = {"Drop",   "ToOutside", "ToInside",
+                                              "ToHost", "Handoff",   "Held"};
   const IpView v = view(s.pkt.data, s.pkt.len);
   std::fprintf(stderr, "  engine %d: %-9s %-22s len %u->%u proto %u %08x -> %08x hops %d\n", e,
                kVerdicts[static_cast<int>(r.verdict)],
-               r.verdict == Verdict::Drop ? std::string(drop_reason_name(r.reason)).c_str()
-               : r.verdict == Verdict::Handoff ? (r.worker ? "worker 1" : "worker 0") : "",
+               r.verdict == Verdict::Drop      ? std::string(drop_reason_name(r.reason)).c_str()
+               : r.verdict == Verdict::Handoff ? (r.worker ? "worker 1" : "worker 0")
+                                               : "",
                s.in_len, s.pkt.len, v.proto, v.src, v.dst, s.hops);
 }
 
@@ -494,7 +506,8 @@ bool judge(World& w, int e, Slot& s, const Result& r, std::vector<Pending>& hand
   return false;
 }
 
-void run(World& w, int e, std::vector<Slot*>& batch, bool one_by_one, std::vector<Pending>& handoffs) {
+void run(World& w, int e, std::vector<Slot*>& batch, bool one_by_one,
+         std::vector<Pending>& handoffs) {
   Engine& eng = *w.eng[e];
   if (batch.empty()) return;
   if (one_by_one) {
@@ -569,10 +582,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t ctl = data[0];
   const uint8_t clk = data[1];
   switch (ctl & 0xc0) {
-    case fz::kClockMs: w.now_ns += uint64_t{clk} * 1'000'000ull; break;
-    case fz::kClock64Ms: w.now_ns += uint64_t{clk} * 64'000'000ull; break;
-    case fz::kClock8S: w.now_ns += uint64_t{clk} * 8'000'000'000ull; break;
-    default: break;
+    case fz::kClockMs:
+      w.now_ns += uint64_t{clk} * 1'000'000ull;
+      break;
+    case fz::kClock64Ms:
+      w.now_ns += uint64_t{clk} * 64'000'000ull;
+      break;
+    case fz::kClock8S:
+      w.now_ns += uint64_t{clk} * 8'000'000'000ull;
+      break;
+    default:
+      break;
   }
   const int group = ctl & 3;
   const int e = group == fz::kEnginePair ? 3 + ((ctl & fz::kCtlPairWorker1) ? 1 : 0) : group;
@@ -592,7 +612,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pos += 3;
     len = std::min(len, size - pos);
     const auto len32 = static_cast<uint32_t>(len);
-    Slot* slot = w.alloc(data + pos, len32, exact ? len32 : len32 + static_cast<uint32_t>(kHeadroom));
+    Slot* slot =
+        w.alloc(data + pos, len32, exact ? len32 : len32 + static_cast<uint32_t>(kHeadroom));
     pos += len;
     ++frames;
     if (slot == nullptr) break;

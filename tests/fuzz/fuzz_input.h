@@ -17,23 +17,23 @@ inline constexpr uint8_t kEnginePair = 3;     // two RSS workers (EIM UDP); hand
 inline constexpr uint8_t kCtlPairWorker1 = 1u << 2;  // pair: the burst goes to worker 1
 inline constexpr uint8_t kCtlExactCap = 1u << 3;     // buffers sized exactly to the frame
 inline constexpr uint8_t kCtlExpire = 1u << 4;       // call Engine::expire after the burst
-inline constexpr uint8_t kCtlOneByOne = 1u << 5;     // one packet at a time, each settled before the
-                                                     // next (replies can name flows made just before)
+inline constexpr uint8_t kCtlOneByOne = 1u << 5;  // one packet at a time, each settled before the
+                                                  // next (replies can name flows made just before)
 // ctl bits 6-7: clock advance before the burst, scaled by the clock byte.
 inline constexpr uint8_t kClockNone = 0 << 6;
-inline constexpr uint8_t kClockMs = 1 << 6;       // clock byte * 1 ms
-inline constexpr uint8_t kClock64Ms = 2 << 6;     // clock byte * 64 ms
-inline constexpr uint8_t kClock8S = 3u << 6;      // clock byte * 8 s (past every timeout)
+inline constexpr uint8_t kClockMs = 1 << 6;    // clock byte * 1 ms
+inline constexpr uint8_t kClock64Ms = 2 << 6;  // clock byte * 64 ms
+inline constexpr uint8_t kClock8S = 3u << 6;   // clock byte * 8 s (past every timeout)
 
 // sel bits 0-2: how the harness rewrites the frame before the engine sees it.
 inline constexpr uint8_t kAsIs = 0;
-inline constexpr uint8_t kMakeOut = 1;      // src inside, dst on the internet
-inline constexpr uint8_t kMakeIn = 2;       // src on the internet, dst an outside address
-inline constexpr uint8_t kMakeHost = 3;     // dst the instance's own address
-inline constexpr uint8_t kReplyTo = 4;      // reply to a flow the engine translated earlier
-inline constexpr uint8_t kAgainOut = 5;     // another outbound packet of such a flow
-inline constexpr uint8_t kErrorIn = 6;      // ICMP error from the internet quoting such a flow
-inline constexpr uint8_t kErrorOut = 7;     // ICMP error from the inside host quoting its reply
+inline constexpr uint8_t kMakeOut = 1;   // src inside, dst on the internet
+inline constexpr uint8_t kMakeIn = 2;    // src on the internet, dst an outside address
+inline constexpr uint8_t kMakeHost = 3;  // dst the instance's own address
+inline constexpr uint8_t kReplyTo = 4;   // reply to a flow the engine translated earlier
+inline constexpr uint8_t kAgainOut = 5;  // another outbound packet of such a flow
+inline constexpr uint8_t kErrorIn = 6;   // ICMP error from the internet quoting such a flow
+inline constexpr uint8_t kErrorOut = 7;  // ICMP error from the inside host quoting its reply
 // sel bits 3-6: which remembered flow (0 = the latest) or address variant; bit 7: recompute the
 // checksums after the rewrite.
 inline constexpr uint8_t kSelFixChecksums = 1u << 7;

@@ -1,12 +1,13 @@
 // Checksums: the RFC 1624 helpers of engine/checksum.h against full recomputes, and a property
 // test that every incremental update the engine makes, both directions, equals a recompute.
+#include "engine/checksum.h"
+
 #include <array>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "engine/checksum.h"
 #include "engine_fixture.h"
 
 namespace eipgate::testing {
@@ -66,7 +67,8 @@ TEST(EngineChecksum, PartialSumsChainAcrossEvenSplits) {
     const Bytes b = random_bytes(rng, 1 + rng() % 200);
     const size_t split = (rng() % (b.size() / 2 + 1)) * 2;
     const uint32_t whole = csum::partial(b.data(), b.size());
-    const uint32_t chained = csum::partial(b.data() + split, b.size() - split, csum::partial(b.data(), split));
+    const uint32_t chained =
+        csum::partial(b.data() + split, b.size() - split, csum::partial(b.data(), split));
     EXPECT_EQ(csum::fold(whole), csum::fold(chained));
   }
 }
@@ -187,7 +189,9 @@ TEST(EngineChecksum, TheTwoZerosAreInterchangeable) {
 
 struct Gen {
   std::mt19937 rng{kSeed + 100};
-  uint32_t range(uint32_t lo, uint32_t hi) { return lo + static_cast<uint32_t>(rng() % (uint64_t{hi} - lo + 1)); }
+  uint32_t range(uint32_t lo, uint32_t hi) {
+    return lo + static_cast<uint32_t>(rng() % (uint64_t{hi} - lo + 1));
+  }
   bool chance(uint32_t one_in) { return rng() % one_in == 0; }
   Bytes bytes(size_t n) {
     Bytes b(n);
@@ -196,26 +200,32 @@ struct Gen {
   }
   Bytes options() {
     switch (range(0, 4)) {
-      case 0: return Bytes(range(1, 40), 1);  // NOPs
-      case 1: {                               // record route with k empty slots
+      case 0:
+        return Bytes(range(1, 40), 1);  // NOPs
+      case 1: {                         // record route with k empty slots
         const uint8_t k = static_cast<uint8_t>(range(1, 9));
         Bytes o{7, static_cast<uint8_t>(3 + 4 * k), 4};
         o.resize(3 + 4 * k, 0);
         return o;
       }
-      case 2: return {0x94, 4, 0, 0};  // router alert
-      case 3: {                        // timestamps with random data
+      case 2:
+        return {0x94, 4, 0, 0};  // router alert
+      case 3: {                  // timestamps with random data
         Bytes o{0x44, 12, 5, 0};
         const Bytes t = bytes(8);
         o.insert(o.end(), t.begin(), t.end());
         return o;
       }
-      default: return {1, 0};  // NOP, EOL
+      default:
+        return {1, 0};  // NOP, EOL
     }
   }
   // Common IP-level randomness: TTL >= 2, TOS, ID, DF, options, a VLAN tag.
   void ip_extras(Packet& p) {
-    p.ttl(static_cast<uint8_t>(range(2, 255))).tos(static_cast<uint8_t>(rng())).id(static_cast<uint16_t>(rng())).df(chance(2));
+    p.ttl(static_cast<uint8_t>(range(2, 255)))
+        .tos(static_cast<uint8_t>(rng()))
+        .id(static_cast<uint16_t>(rng()))
+        .df(chance(2));
     if (chance(4)) p.ip_options(options());
     if (chance(6)) p.vlan(static_cast<uint16_t>(range(1, 4094)));
   }
@@ -262,8 +272,13 @@ TEST(EngineChecksumProperty, IncrementalUpdatesEqualFullRecomputeBothWays) {
       Packet p;
       p.ipv4(inside, remote);
       if (proto == kProtoUdp) p.udp(iport, rport);
-      if (proto == kProtoTcp) p.tcp(iport, rport, tcp_flags).seq(static_cast<uint32_t>(g.rng())).ack(static_cast<uint32_t>(g.rng())).window(static_cast<uint16_t>(g.rng()));
-      if (proto == kProtoIcmp) p.icmp_echo(kIcmpEchoRequest, 0, iport, static_cast<uint16_t>(g.rng()));
+      if (proto == kProtoTcp)
+        p.tcp(iport, rport, tcp_flags)
+            .seq(static_cast<uint32_t>(g.rng()))
+            .ack(static_cast<uint32_t>(g.rng()))
+            .window(static_cast<uint16_t>(g.rng()));
+      if (proto == kProtoIcmp)
+        p.icmp_echo(kIcmpEchoRequest, 0, iport, static_cast<uint16_t>(g.rng()));
       if (zero_out) p.udp_zero_checksum();
       g.ip_extras(p);
       p.payload(g.bytes(g.range(0, 300)));
@@ -284,7 +299,10 @@ TEST(EngineChecksumProperty, IncrementalUpdatesEqualFullRecomputeBothWays) {
     Packet r;
     r.ipv4(remote, kOutside);
     if (proto == kProtoUdp) r.udp(rport, oport);
-    if (proto == kProtoTcp) r.tcp(rport, oport, kTcpSyn | kTcpAck).seq(static_cast<uint32_t>(g.rng())).ack(static_cast<uint32_t>(g.rng()));
+    if (proto == kProtoTcp)
+      r.tcp(rport, oport, kTcpSyn | kTcpAck)
+          .seq(static_cast<uint32_t>(g.rng()))
+          .ack(static_cast<uint32_t>(g.rng()));
     if (proto == kProtoIcmp) r.icmp_echo(kIcmpEchoReply, 0, oport, static_cast<uint16_t>(g.rng()));
     if (zero_in) r.udp_zero_checksum();
     g.ip_extras(r);
@@ -349,10 +367,13 @@ TEST(EngineChecksumProperty, BurstsOfRepliesEqualFullRecompute) {
     }
     std::vector<engine::PacketBuf> pkts;
     std::vector<engine::PacketBuf*> ptrs;
-    for (Bytes& b : bufs) pkts.push_back({b.data(), static_cast<uint32_t>(b.size() - 16), static_cast<uint32_t>(b.size()), {}});
+    for (Bytes& b : bufs)
+      pkts.push_back(
+          {b.data(), static_cast<uint32_t>(b.size() - 16), static_cast<uint32_t>(b.size()), {}});
     for (auto& p : pkts) ptrs.push_back(&p);
     std::vector<engine::Result> res(ptrs.size());
-    h.engine().process_burst(ptrs.data(), static_cast<uint32_t>(ptrs.size()), h.now_ns(), res.data());
+    h.engine().process_burst(ptrs.data(), static_cast<uint32_t>(ptrs.size()), h.now_ns(),
+                             res.data());
     for (size_t k = 0; k < bufs.size(); ++k) {
       ASSERT_NE(res[k].verdict, Verdict::Drop) << "round " << round << " packet " << k;
       const Bytes out(bufs[k].begin(), bufs[k].begin() + pkts[k].len);

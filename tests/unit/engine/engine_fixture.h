@@ -43,8 +43,8 @@ class EngineHarness {
   Sent send(const Bytes& frame, size_t headroom = 600) {
     Bytes buf = frame;
     buf.resize(frame.size() + headroom);
-    engine::PacketBuf pkt{buf.data(), static_cast<uint32_t>(frame.size()),
-                          static_cast<uint32_t>(buf.size()), {}};
+    engine::PacketBuf pkt{
+        buf.data(), static_cast<uint32_t>(frame.size()), static_cast<uint32_t>(buf.size()), {}};
     engine::PacketBuf* p = &pkt;
     Sent s;
     engine_->process_burst(&p, 1, now_ns_, &s.res);

@@ -1,5 +1,7 @@
 // FlowIndex and FlowPool on their own: bucket overflow and probing under forced collisions, erase
 // in the middle of a probe chain, LRU list order, pool exhaustion, and memory per flow.
+#include "engine/flow_table.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,13 +10,14 @@
 #include <vector>
 
 #include "engine/engine.h"
-#include "engine/flow_table.h"
 
 namespace eipgate::engine {
 namespace {
 
 // Hash with a chosen home bucket (low bits) and tag (high 32 bits).
-constexpr uint64_t make_hash(uint32_t tag_bits, uint64_t bucket) { return (uint64_t{tag_bits} << 32) | bucket; }
+constexpr uint64_t make_hash(uint32_t tag_bits, uint64_t bucket) {
+  return (uint64_t{tag_bits} << 32) | bucket;
+}
 
 bool has(const FlowIndex& ix, uint64_t h, uint32_t v) {
   return ix.find(h, [v](uint32_t got) { return got == v; }) == v;
@@ -29,11 +32,13 @@ TEST(FlowIndex, SizingRule) {
     uint64_t keys;
     uint64_t buckets;
   };
-  for (const Case c : {Case{1, 2}, Case{8, 2}, Case{12, 4}, Case{100, 32}, Case{1000, 256}, Case{1u << 21, 1u << 19}}) {
+  for (const Case c : {Case{1, 2}, Case{8, 2}, Case{12, 4}, Case{100, 32}, Case{1000, 256},
+                       Case{1u << 21, 1u << 19}}) {
     FlowIndex ix(c.keys);
     EXPECT_EQ(ix.buckets(), c.buckets) << c.keys;
     EXPECT_EQ(ix.memory_bytes(), c.buckets * sizeof(FlowIndex::Bucket));
-    const double load = static_cast<double>(c.keys) / static_cast<double>(c.buckets * FlowIndex::kSlots);
+    const double load =
+        static_cast<double>(c.keys) / static_cast<double>(c.buckets * FlowIndex::kSlots);
     if (c.keys >= 100) {
       EXPECT_GE(load, 0.4) << c.keys;
       EXPECT_LE(load, 0.8) << c.keys;
@@ -93,7 +98,8 @@ TEST(FlowIndex, EraseInTheMiddleOfAProbeChainKeepsLaterKeysFindable) {
   for (uint32_t v : {3u, 10u, 11u, 0u, 20u, 29u, 15u, 16u, 17u, 18u}) {
     ASSERT_TRUE(ix.erase(h, v)) << v;
     live.erase(v);
-    for (uint32_t w = 0; w < kN; ++w) ASSERT_EQ(has(ix, h, w), live.count(w) == 1) << "after " << v << ": " << w;
+    for (uint32_t w = 0; w < kN; ++w)
+      ASSERT_EQ(has(ix, h, w), live.count(w) == 1) << "after " << v << ": " << w;
   }
   // Holes are refilled and everything stays reachable.
   for (uint32_t v = 100; v < 110; ++v) {
@@ -148,9 +154,9 @@ TEST(FlowIndex, EraseNeedsTheMatchingHashAndValue) {
   FlowIndex ix(100);
   const uint64_t h = make_hash(0x20, 9);
   ASSERT_TRUE(ix.insert(h, 1));
-  EXPECT_FALSE(ix.erase(make_hash(0x40, 9), 1));  // other tag (the low tag bit is forced to 1)
-  EXPECT_FALSE(ix.erase(make_hash(0x20, 10), 1)); // other home
-  EXPECT_FALSE(ix.erase(h, 2));                   // other value
+  EXPECT_FALSE(ix.erase(make_hash(0x40, 9), 1));   // other tag (the low tag bit is forced to 1)
+  EXPECT_FALSE(ix.erase(make_hash(0x20, 10), 1));  // other home
+  EXPECT_FALSE(ix.erase(h, 2));                    // other value
   EXPECT_TRUE(has(ix, h, 1));
   EXPECT_TRUE(ix.erase(h, 1));
 }
@@ -300,7 +306,8 @@ TEST(FlowMemory, AtMost128BytesPerFlow) {
   }
   EXPECT_LE(bytes_per_flow_rule(16u << 20), 128u);  // the validated maximum, 16M flows
   // Every size in between, including the worst case just past a power of two.
-  for (uint64_t n = 1024; n <= (16u << 20); n = n * 3 / 2 + 1) EXPECT_LE(bytes_per_flow_rule(n), 128u) << n;
+  for (uint64_t n = 1024; n <= (16u << 20); n = n * 3 / 2 + 1)
+    EXPECT_LE(bytes_per_flow_rule(n), 128u) << n;
 }
 
 TEST(FlowMemory, EngineAtOneMillionFlows) {

@@ -29,12 +29,15 @@ class FragRig {
     for (const Bytes& f : frames) {
       bufs_.emplace_back(f);
       bufs_.back().resize(f.size() + headroom);
-      pkts_.push_back(PacketBuf{bufs_.back().data(), static_cast<uint32_t>(f.size()),
-                                static_cast<uint32_t>(bufs_.back().size()), {}});
+      pkts_.push_back(PacketBuf{bufs_.back().data(),
+                                static_cast<uint32_t>(f.size()),
+                                static_cast<uint32_t>(bufs_.back().size()),
+                                {}});
       ptrs.push_back(&pkts_.back());
     }
     std::vector<Result> res(frames.size());
-    h_.engine().process_burst(ptrs.data(), static_cast<uint32_t>(ptrs.size()), h_.now_ns(), res.data());
+    h_.engine().process_burst(ptrs.data(), static_cast<uint32_t>(ptrs.size()), h_.now_ns(),
+                              res.data());
     return res;
   }
   Result send(const Bytes& frame) { return burst({frame})[0]; }
@@ -53,9 +56,7 @@ class FragRig {
   }
 
   // The current bytes of packet i (after whatever the engine did to it).
-  Bytes frame(size_t i) const {
-    return Bytes(bufs_[i].begin(), bufs_[i].begin() + pkts_[i].len);
-  }
+  Bytes frame(size_t i) const { return Bytes(bufs_[i].begin(), bufs_[i].begin() + pkts_[i].len); }
   size_t count() const { return pkts_.size(); }
   EngineHarness& h() { return h_; }
 
@@ -84,7 +85,9 @@ std::vector<Bytes> frames_of(const FragRig& rig, size_t first, size_t n) {
   return out;
 }
 
-void expect_same_frame(const Bytes& got, const Bytes& want) { EXPECT_EQ(hexdump(got), hexdump(want)); }
+void expect_same_frame(const Bytes& got, const Bytes& want) {
+  EXPECT_EQ(hexdump(got), hexdump(want));
+}
 
 // --- in order ---------------------------------------------------------------------------------
 
@@ -129,10 +132,13 @@ TEST(EngineFragments, UdpOutboundInOrderAllTranslatedToTheSameAddress) {
 
 TEST(EngineFragments, UdpInboundReplyFragmentsInOrder) {
   FragRig rig;
-  ASSERT_EQ(rig.send(Packet().ipv4(kInsideHost, kServer).udp(5000, 9000).payload("go").build()).verdict, Verdict::ToOutside);
+  ASSERT_EQ(
+      rig.send(Packet().ipv4(kInsideHost, kServer).udp(5000, 9000).payload("go").build()).verdict,
+      Verdict::ToOutside);
   const uint16_t oport = parse(rig.frame(0)).sport;
 
-  const Packet reply = Packet().ipv4(kServer, kOutside).id(0x2222).ttl(40).udp(9000, oport).payload_fill(2500);
+  const Packet reply =
+      Packet().ipv4(kServer, kOutside).id(0x2222).ttl(40).udp(9000, oport).payload_fill(2500);
   const std::vector<Bytes> frags = fragment(reply.build(), 800);
   ASSERT_EQ(frags.size(), 4u);
   const uint64_t translated0 = rig.h().events(Event::FragmentsTranslated);
@@ -167,7 +173,7 @@ TEST(EngineFragments, LastFragmentFirstIsHeldThenReleasedTranslated) {
   const Result r_last = rig.send(frags[3]);
   EXPECT_EQ(r_last.verdict, Verdict::Held);
   EXPECT_EQ(rig.h().events(Event::FragmentsHeld), 1u);
-  EXPECT_TRUE(rig.pop().empty());  // nothing released before the first arrives
+  EXPECT_TRUE(rig.pop().empty());             // nothing released before the first arrives
   expect_same_frame(rig.frame(0), frags[3]);  // untouched while held
 
   // The first fragment creates the flow and releases the held one, translated.
@@ -222,9 +228,12 @@ TEST(EngineFragments, HeldAndFirstInOneBurstAreReleasedInThatBurst) {
 
 TEST(EngineFragments, InboundOutOfOrderReplyIsHeldThenTranslated) {
   FragRig rig;
-  ASSERT_EQ(rig.send(Packet().ipv4(kInsideHost, kServer).udp(5000, 9000).payload("go").build()).verdict, Verdict::ToOutside);
+  ASSERT_EQ(
+      rig.send(Packet().ipv4(kInsideHost, kServer).udp(5000, 9000).payload("go").build()).verdict,
+      Verdict::ToOutside);
   const uint16_t oport = parse(rig.frame(0)).sport;
-  const Packet reply = Packet().ipv4(kServer, kOutside).id(0x3333).udp(9000, oport).payload_fill(1500);
+  const Packet reply =
+      Packet().ipv4(kServer, kOutside).id(0x3333).udp(9000, oport).payload_fill(1500);
   const std::vector<Bytes> frags = fragment(reply.build(), 1000);
   ASSERT_EQ(frags.size(), 2u);
   EXPECT_EQ(rig.send(frags[1]).verdict, Verdict::Held);
@@ -306,7 +315,8 @@ TEST(EngineFragments, EveryHeldPacketIsReturnedExactlyOnceWithinOneBurst) {
   b.id(0xb);
   const std::vector<Bytes> fa = fragment(a.build(), 1000);
   const std::vector<Bytes> fb = fragment(b.build(), 1000);
-  const std::vector<Result> res = rig.burst({fa[3], fa[2], fa[0], fb[3], fb[2], fb[0], fa[1], fb[1]});
+  const std::vector<Result> res =
+      rig.burst({fa[3], fa[2], fa[0], fb[3], fb[2], fb[0], fa[1], fb[1]});
 
   std::vector<int> finals(res.size(), 0);  // how many final verdicts each packet got
   for (size_t i = 0; i < res.size(); ++i) {
@@ -314,7 +324,8 @@ TEST(EngineFragments, EveryHeldPacketIsReturnedExactlyOnceWithinOneBurst) {
   }
   for (const auto& r : rig.pop()) {
     ASSERT_LT(r.index, res.size());
-    EXPECT_EQ(res[r.index].verdict, Verdict::Held) << "packet " << r.index << " released but never held";
+    EXPECT_EQ(res[r.index].verdict, Verdict::Held)
+        << "packet " << r.index << " released but never held";
     ++finals[r.index];
   }
   rig.h().advance_ms(cfg.timeouts.fragment_ms);
@@ -328,11 +339,21 @@ TEST(EngineFragments, EveryHeldPacketIsReturnedExactlyOnceWithinOneBurst) {
 
 TEST(EngineFragments, TcpSegmentFragmentsAreTranslated) {
   FragRig rig;
-  ASSERT_EQ(rig.send(Packet().ipv4(kInsideHost, kServer).tcp(40000, 443, kTcpSyn).build()).verdict, Verdict::ToOutside);
+  ASSERT_EQ(rig.send(Packet().ipv4(kInsideHost, kServer).tcp(40000, 443, kTcpSyn).build()).verdict,
+            Verdict::ToOutside);
   const uint16_t oport = parse(rig.frame(0)).sport;
-  ASSERT_EQ(rig.send(Packet().ipv4(kServer, kOutside).tcp(443, oport, kTcpSyn | kTcpAck).ack(2).build()).verdict, Verdict::ToInside);
+  ASSERT_EQ(
+      rig.send(Packet().ipv4(kServer, kOutside).tcp(443, oport, kTcpSyn | kTcpAck).ack(2).build())
+          .verdict,
+      Verdict::ToInside);
 
-  const Packet seg = Packet().ipv4(kInsideHost, kServer).id(0x4444).tcp(40000, 443, kTcpAck | kTcpPsh).seq(2).ack(2).payload_fill(2000);
+  const Packet seg = Packet()
+                         .ipv4(kInsideHost, kServer)
+                         .id(0x4444)
+                         .tcp(40000, 443, kTcpAck | kTcpPsh)
+                         .seq(2)
+                         .ack(2)
+                         .payload_fill(2000);
   const std::vector<Bytes> frags = fragment(seg.build(), 600);
   ASSERT_EQ(frags.size(), 4u);
   const uint64_t translated0 = rig.h().events(Event::FragmentsTranslated);
@@ -357,7 +378,11 @@ TEST(EngineFragments, TcpSegmentFragmentsAreTranslated) {
 
 TEST(EngineFragments, IcmpEchoFragmentsAreTranslatedBothWays) {
   FragRig rig;
-  const Packet req = Packet().ipv4(kInsideHost, kServer).id(0x5555).icmp_echo(kIcmpEchoRequest, 0, 99, 1).payload_fill(3000);
+  const Packet req = Packet()
+                         .ipv4(kInsideHost, kServer)
+                         .id(0x5555)
+                         .icmp_echo(kIcmpEchoRequest, 0, 99, 1)
+                         .payload_fill(3000);
   const std::vector<Bytes> frags = fragment(req.build(), 1480);
   ASSERT_EQ(frags.size(), 3u);
   for (const Bytes& f : frags) EXPECT_EQ(rig.send(f).verdict, Verdict::ToOutside);
@@ -369,7 +394,11 @@ TEST(EngineFragments, IcmpEchoFragmentsAreTranslatedBothWays) {
   want.ip_src(kOutside).icmp_id(oid).ttl(63);
   expect_same_frame(*out, want.build());
 
-  const Packet rep = Packet().ipv4(kServer, kOutside).id(0x6666).icmp_echo(kIcmpEchoReply, 0, oid, 1).payload_fill(3000);
+  const Packet rep = Packet()
+                         .ipv4(kServer, kOutside)
+                         .id(0x6666)
+                         .icmp_echo(kIcmpEchoReply, 0, oid, 1)
+                         .payload_fill(3000);
   const std::vector<Bytes> rf = fragment(rep.build(), 1480);
   EXPECT_EQ(rig.send(rf[2]).verdict, Verdict::Held);
   EXPECT_EQ(rig.send(rf[0]).verdict, Verdict::ToInside);
@@ -389,7 +418,11 @@ TEST(EngineFragments, IcmpEchoFragmentsAreTranslatedBothWays) {
 
 TEST(EngineFragments, FragmentedPingToOutsideAddressGoesToHostWhole) {
   FragRig rig;
-  const Packet ping = Packet().ipv4(kServer, kOutside).id(0x7777).icmp_echo(kIcmpEchoRequest, 0, 5, 1).payload_fill(2000);
+  const Packet ping = Packet()
+                          .ipv4(kServer, kOutside)
+                          .id(0x7777)
+                          .icmp_echo(kIcmpEchoRequest, 0, 5, 1)
+                          .payload_fill(2000);
   const std::vector<Bytes> frags = fragment(ping.build(), 1000);
   ASSERT_EQ(frags.size(), 3u);
   EXPECT_EQ(rig.send(frags[2]).verdict, Verdict::Held);
@@ -398,13 +431,15 @@ TEST(EngineFragments, FragmentedPingToOutsideAddressGoesToHostWhole) {
   const auto rel = rig.pop();
   ASSERT_EQ(rel.size(), 1u);
   EXPECT_EQ(rel[0].res.verdict, Verdict::ToHost);
-  for (size_t i = 0; i < 3; ++i) expect_same_frame(rig.frame(i), frags[i == 0 ? 2 : i == 1 ? 0 : 1]);
+  for (size_t i = 0; i < 3; ++i)
+    expect_same_frame(rig.frame(i), frags[i == 0 ? 2 : i == 1 ? 0 : 1]);
   EXPECT_EQ(rig.h().events(Event::PacketsDropCount), 0u);
 }
 
 TEST(EngineFragments, FragmentsOfAnUnsolicitedInboundDatagramAreDropped) {
   FragRig rig;
-  const Packet stray = Packet().ipv4(kServer, kOutside).id(0x8888).udp(9000, 31337).payload_fill(2000);
+  const Packet stray =
+      Packet().ipv4(kServer, kOutside).id(0x8888).udp(9000, 31337).payload_fill(2000);
   const std::vector<Bytes> frags = fragment(stray.build(), 1000);
   EXPECT_EQ(rig.send(frags[2]).verdict, Verdict::Held);
   const Result first = rig.send(frags[0]);

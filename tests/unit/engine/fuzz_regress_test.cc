@@ -25,8 +25,11 @@ TEST(FuzzRegress, EchoReplyTranslatedToAllZerosKeepsAValidChecksum) {
   EXPECT_TRUE(l4_checksum_ok(r.out));
 
   // Same with a zero payload, through a second reply (flow hit on the fast path).
-  Sent r2 = h.send(
-      Packet().ipv4(kServer, kOutside).icmp_echo(kIcmpEchoReply, 0, oid, 0).payload(Bytes(16, 0)).build());
+  Sent r2 = h.send(Packet()
+                       .ipv4(kServer, kOutside)
+                       .icmp_echo(kIcmpEchoReply, 0, oid, 0)
+                       .payload(Bytes(16, 0))
+                       .build());
   ASSERT_EQ(r2.res.verdict, Verdict::ToInside);
   EXPECT_TRUE(l4_checksum_ok(r2.out));
 }

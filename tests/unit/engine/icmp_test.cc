@@ -39,16 +39,28 @@ Packet inside_udp() {
   return Packet().ipv4(kInsideHost, kServer).id(0x4242).udp(5353, 53).payload("what is my ip?");
 }
 Packet inside_tcp() {
-  return Packet().ipv4(kInsideHost, kServer).id(0x4343).tcp(40000, 443, kTcpSyn).seq(1000).mss(1460);
+  return Packet()
+      .ipv4(kInsideHost, kServer)
+      .id(0x4343)
+      .tcp(40000, 443, kTcpSyn)
+      .seq(1000)
+      .mss(1460);
 }
 Packet inside_echo() {
-  return Packet().ipv4(kInsideHost, kServer).id(0x4444).icmp_echo(kIcmpEchoRequest, 0, 77, 3).payload("abcdefgh");
+  return Packet()
+      .ipv4(kInsideHost, kServer)
+      .id(0x4444)
+      .icmp_echo(kIcmpEchoRequest, 0, 77, 3)
+      .payload("abcdefgh");
 }
 Packet inside_packet(uint8_t proto) {
   switch (proto) {
-    case kProtoUdp: return inside_udp();
-    case kProtoTcp: return inside_tcp();
-    default: return inside_echo();
+    case kProtoUdp:
+      return inside_udp();
+    case kProtoTcp:
+      return inside_tcp();
+    default:
+      return inside_echo();
   }
 }
 
@@ -67,7 +79,11 @@ Translated send_out(EngineHarness& h, const Packet& p) {
 
 TEST(EngineIcmp, EchoRequestOutAndReplyInTranslateTheId) {
   EngineHarness h;
-  const Packet req = Packet().ipv4(kInsideHost, kServer).ttl(64).icmp_echo(kIcmpEchoRequest, 0, 77, 9).payload("ping data");
+  const Packet req = Packet()
+                         .ipv4(kInsideHost, kServer)
+                         .ttl(64)
+                         .icmp_echo(kIcmpEchoRequest, 0, 77, 9)
+                         .payload("ping data");
   Sent s = h.send(req.build());
   ASSERT_EQ(s.res.verdict, Verdict::ToOutside);
   const Parsed o = parse(s.out);
@@ -81,7 +97,11 @@ TEST(EngineIcmp, EchoRequestOutAndReplyInTranslateTheId) {
   EXPECT_TRUE(ip_checksum_ok(s.out));
   EXPECT_TRUE(l4_checksum_ok(s.out));
 
-  const Packet rep = Packet().ipv4(kServer, kOutside).ttl(50).icmp_echo(kIcmpEchoReply, 0, oid, 9).payload("ping data");
+  const Packet rep = Packet()
+                         .ipv4(kServer, kOutside)
+                         .ttl(50)
+                         .icmp_echo(kIcmpEchoReply, 0, oid, 9)
+                         .payload("ping data");
   Sent r = h.send(rep.build());
   ASSERT_EQ(r.res.verdict, Verdict::ToInside);
   Packet want_in = rep;
@@ -95,7 +115,8 @@ TEST(EngineIcmp, EchoWithL2TrailerKeepsTrailerOutOfTheChecksum) {
   EngineHarness h;
   // 42-byte frame padded to the 60-byte Ethernet minimum with non-zero bytes: if the engine
   // summed the trailer into the checksum, the result would not verify.
-  const Packet req = Packet().ipv4(kInsideHost, kServer).icmp_echo(kIcmpEchoRequest, 0, 500, 1).trailer(18, 0xa5);
+  const Packet req =
+      Packet().ipv4(kInsideHost, kServer).icmp_echo(kIcmpEchoRequest, 0, 500, 1).trailer(18, 0xa5);
   const Bytes in = req.build();
   ASSERT_EQ(in.size(), 60u);
   Sent s = h.send(in);
@@ -110,7 +131,8 @@ TEST(EngineIcmp, EchoWithL2TrailerKeepsTrailerOutOfTheChecksum) {
   want.ip_src(kOutside).ttl(63).icmp_id(o.icmp_id);
   EXPECT_EQ(hexdump(s.out), hexdump(want.build()));
 
-  const Packet rep = Packet().ipv4(kServer, kOutside).icmp_echo(kIcmpEchoReply, 0, o.icmp_id, 1).trailer(18, 0x5a);
+  const Packet rep =
+      Packet().ipv4(kServer, kOutside).icmp_echo(kIcmpEchoReply, 0, o.icmp_id, 1).trailer(18, 0x5a);
   Sent r = h.send(rep.build());
   ASSERT_EQ(r.res.verdict, Verdict::ToInside);
   Packet want_in = rep;
@@ -136,7 +158,8 @@ TEST(EngineIcmp, EchoReplyThatSumsToZeroGetsChecksumFfff) {
 
 TEST(EngineIcmp, PingToOutsideAddressGoesToHostUntouched) {
   EngineHarness h;
-  const Bytes ping = Packet().ipv4(kServer, kOutside).icmp_echo(kIcmpEchoRequest, 0, 1, 1).payload("hi").build();
+  const Bytes ping =
+      Packet().ipv4(kServer, kOutside).icmp_echo(kIcmpEchoRequest, 0, 1, 1).payload("hi").build();
   CounterDelta d(h);
   Sent s = h.send(ping);
   EXPECT_EQ(s.res.verdict, Verdict::ToHost);
@@ -159,12 +182,12 @@ TEST(EngineIcmp, EchoReplyWithoutFlowIsDropped) {
 
 struct InboundErrorCase {
   const char* name;
-  uint8_t proto;      // of the quoted packet
+  uint8_t proto;  // of the quoted packet
   uint8_t type;
   uint8_t code;
-  uint32_t rest;      // bytes 4-7 of the error (MTU for frag-needed)
-  const char* from;   // who reports the error
-  size_t quote;       // bytes of the datagram quoted; 0 = all of it
+  uint32_t rest;     // bytes 4-7 of the error (MTU for frag-needed)
+  const char* from;  // who reports the error
+  size_t quote;      // bytes of the datagram quoted; 0 = all of it
 };
 
 void PrintTo(const InboundErrorCase& c, std::ostream* os) { *os << c.name; }
@@ -178,7 +201,8 @@ TEST_P(InboundIcmpError, RestoresTheInsideHostInOuterAndInnerHeaders) {
   const Bytes quoted = ip_layer(t.out);
   ASSERT_FALSE(quoted.empty());
 
-  Packet err = Packet().ipv4(c.from, kOutside).ttl(60).icmp_error(c.type, c.code, quoted).icmp_rest(c.rest);
+  Packet err =
+      Packet().ipv4(c.from, kOutside).ttl(60).icmp_error(c.type, c.code, quoted).icmp_rest(c.rest);
   if (c.quote) err.inner_truncate(c.quote);
   CounterDelta d(h);
   Sent e = h.send(err.build());
@@ -190,7 +214,11 @@ TEST_P(InboundIcmpError, RestoresTheInsideHostInOuterAndInnerHeaders) {
   // NAT except for the TTL the NAT decremented (the inner checksums are then those of that packet).
   Packet inner = t.sent;
   inner.ttl(63);
-  Packet want = Packet().ipv4(c.from, kInsideHost).ttl(59).icmp_error(c.type, c.code, inner).icmp_rest(c.rest);
+  Packet want = Packet()
+                    .ipv4(c.from, kInsideHost)
+                    .ttl(59)
+                    .icmp_error(c.type, c.code, inner)
+                    .icmp_rest(c.rest);
   if (c.quote) want.inner_truncate(c.quote);
   EXPECT_EQ(hexdump(e.out), hexdump(want.build()));
 
@@ -222,27 +250,44 @@ TEST_P(InboundIcmpError, RestoresTheInsideHostInOuterAndInnerHeaders) {
 INSTANTIATE_TEST_SUITE_P(
     Engine, InboundIcmpError,
     ::testing::Values(
-        InboundErrorCase{"UdpFragNeededWholeDatagram", kProtoUdp, kIcmpDestUnreachable, kIcmpCodeFragNeeded, 1400, kRouter, 0},
-        InboundErrorCase{"UdpFragNeededHeaderPlus8", kProtoUdp, kIcmpDestUnreachable, kIcmpCodeFragNeeded, 1280, kRouter, 28},
-        InboundErrorCase{"UdpPortUnreachableFromServer", kProtoUdp, kIcmpDestUnreachable, kIcmpCodePortUnreachable, 0, kServer, 0},
-        InboundErrorCase{"UdpTimeExceededHeaderPlus8", kProtoUdp, kIcmpTimeExceeded, 0, 0, kRouter, 28},
-        InboundErrorCase{"UdpQuoteCutInPayload", kProtoUdp, kIcmpDestUnreachable, kIcmpCodeHostUnreachable, 0, kRouter, 33},
-        InboundErrorCase{"TcpFragNeededHeaderPlus8", kProtoTcp, kIcmpDestUnreachable, kIcmpCodeFragNeeded, 1400, kRouter, 28},
-        InboundErrorCase{"TcpQuoteEndsBeforeChecksum", kProtoTcp, kIcmpDestUnreachable, kIcmpCodeHostUnreachable, 0, kRouter, 36},
-        InboundErrorCase{"TcpHostUnreachableWholeSegment", kProtoTcp, kIcmpDestUnreachable, kIcmpCodeHostUnreachable, 0, kRouter, 0},
-        InboundErrorCase{"TcpTimeExceededWholeSegment", kProtoTcp, kIcmpTimeExceeded, 0, 0, kRouter, 0},
-        InboundErrorCase{"EchoTimeExceededHeaderPlus8", kProtoIcmp, kIcmpTimeExceeded, 0, 0, kRouter, 28},
+        InboundErrorCase{"UdpFragNeededWholeDatagram", kProtoUdp, kIcmpDestUnreachable,
+                         kIcmpCodeFragNeeded, 1400, kRouter, 0},
+        InboundErrorCase{"UdpFragNeededHeaderPlus8", kProtoUdp, kIcmpDestUnreachable,
+                         kIcmpCodeFragNeeded, 1280, kRouter, 28},
+        InboundErrorCase{"UdpPortUnreachableFromServer", kProtoUdp, kIcmpDestUnreachable,
+                         kIcmpCodePortUnreachable, 0, kServer, 0},
+        InboundErrorCase{"UdpTimeExceededHeaderPlus8", kProtoUdp, kIcmpTimeExceeded, 0, 0, kRouter,
+                         28},
+        InboundErrorCase{"UdpQuoteCutInPayload", kProtoUdp, kIcmpDestUnreachable,
+                         kIcmpCodeHostUnreachable, 0, kRouter, 33},
+        InboundErrorCase{"TcpFragNeededHeaderPlus8", kProtoTcp, kIcmpDestUnreachable,
+                         kIcmpCodeFragNeeded, 1400, kRouter, 28},
+        InboundErrorCase{"TcpQuoteEndsBeforeChecksum", kProtoTcp, kIcmpDestUnreachable,
+                         kIcmpCodeHostUnreachable, 0, kRouter, 36},
+        InboundErrorCase{"TcpHostUnreachableWholeSegment", kProtoTcp, kIcmpDestUnreachable,
+                         kIcmpCodeHostUnreachable, 0, kRouter, 0},
+        InboundErrorCase{"TcpTimeExceededWholeSegment", kProtoTcp, kIcmpTimeExceeded, 0, 0, kRouter,
+                         0},
+        InboundErrorCase{"EchoTimeExceededHeaderPlus8", kProtoIcmp, kIcmpTimeExceeded, 0, 0,
+                         kRouter, 28},
         InboundErrorCase{"EchoTimeExceededWhole", kProtoIcmp, kIcmpTimeExceeded, 0, 0, kRouter, 0},
-        InboundErrorCase{"EchoFragNeeded", kProtoIcmp, kIcmpDestUnreachable, kIcmpCodeFragNeeded, 576, kRouter, 0},
-        InboundErrorCase{"EchoParameterProblem", kProtoIcmp, kIcmpParameterProblem, 0, 0x14000000, kRouter, 0}),
+        InboundErrorCase{"EchoFragNeeded", kProtoIcmp, kIcmpDestUnreachable, kIcmpCodeFragNeeded,
+                         576, kRouter, 0},
+        InboundErrorCase{"EchoParameterProblem", kProtoIcmp, kIcmpParameterProblem, 0, 0x14000000,
+                         kRouter, 0}),
     [](const ::testing::TestParamInfo<InboundErrorCase>& i) { return std::string(i.param.name); });
 
 TEST(EngineIcmp, InboundErrorAboutZeroChecksumUdpKeepsZero) {
   EngineHarness h;
-  const Packet p = Packet().ipv4(kInsideHost, kServer).udp(6000, 4789).udp_zero_checksum().payload("vxlan-ish");
+  const Packet p =
+      Packet().ipv4(kInsideHost, kServer).udp(6000, 4789).udp_zero_checksum().payload("vxlan-ish");
   const Translated t = send_out(h, p);
   ASSERT_EQ(parse(t.out).l4_checksum, 0);
-  Sent e = h.send(Packet().ipv4(kRouter, kOutside).icmp_error(kIcmpDestUnreachable, kIcmpCodeFragNeeded, ip_layer(t.out)).mtu(1400).build());
+  Sent e = h.send(Packet()
+                      .ipv4(kRouter, kOutside)
+                      .icmp_error(kIcmpDestUnreachable, kIcmpCodeFragNeeded, ip_layer(t.out))
+                      .mtu(1400)
+                      .build());
   ASSERT_EQ(e.res.verdict, Verdict::ToInside);
   const Parsed o = parse(e.out);
   ASSERT_TRUE(o.inner_has_l4_checksum);
@@ -257,11 +302,20 @@ TEST(EngineIcmp, InboundErrorWithInnerIpOptionsIsTranslated) {
   Packet p = inside_udp();
   p.ip_options({7, 7, 4, 0, 0, 0, 0});  // record route, one empty slot: IHL 7 after padding
   const Translated t = send_out(h, p);
-  Sent e = h.send(Packet().ipv4(kRouter, kOutside).icmp_error(kIcmpTimeExceeded, 0, ip_layer(t.out)).inner_truncate(36).build());
+  Sent e = h.send(Packet()
+                      .ipv4(kRouter, kOutside)
+                      .icmp_error(kIcmpTimeExceeded, 0, ip_layer(t.out))
+                      .inner_truncate(36)
+                      .build());
   ASSERT_EQ(e.res.verdict, Verdict::ToInside);
   Packet inner = p;
   inner.ttl(63);
-  const Bytes want = Packet().ipv4(kRouter, kInsideHost).ttl(63).icmp_error(kIcmpTimeExceeded, 0, inner).inner_truncate(36).build();
+  const Bytes want = Packet()
+                         .ipv4(kRouter, kInsideHost)
+                         .ttl(63)
+                         .icmp_error(kIcmpTimeExceeded, 0, inner)
+                         .inner_truncate(36)
+                         .build();
   EXPECT_EQ(hexdump(e.out), hexdump(want));
 }
 
@@ -270,7 +324,11 @@ TEST(EngineIcmp, InboundErrorWithInnerIpOptionsIsTranslated) {
 TEST(EngineIcmp, InboundErrorQuoteEndingMidChecksumKeepsOuterChecksumValid) {
   EngineHarness h;
   const Translated t = send_out(h, inside_tcp());
-  Sent e = h.send(Packet().ipv4(kRouter, kOutside).icmp_error(kIcmpDestUnreachable, kIcmpCodeHostUnreachable, ip_layer(t.out)).inner_truncate(37).build());
+  Sent e = h.send(Packet()
+                      .ipv4(kRouter, kOutside)
+                      .icmp_error(kIcmpDestUnreachable, kIcmpCodeHostUnreachable, ip_layer(t.out))
+                      .inner_truncate(37)
+                      .build());
   ASSERT_EQ(e.res.verdict, Verdict::ToInside);
   const Parsed o = parse(e.out);
   EXPECT_EQ(o.inner_ip_src, ip(kInsideHost));
@@ -285,12 +343,16 @@ TEST(EngineIcmp, InboundErrorQuoteEndingMidChecksumKeepsOuterChecksumValid) {
 TEST(EngineIcmp, OutboundPortUnreachableAboutAReplyIsTranslated) {
   EngineHarness h;
   const Translated t = send_out(h, inside_udp());
-  const Packet reply = Packet().ipv4(kServer, kOutside).id(0x9999).udp(53, t.oport).payload("203.0.113.1");
+  const Packet reply =
+      Packet().ipv4(kServer, kOutside).id(0x9999).udp(53, t.oport).payload("203.0.113.1");
   Sent r = h.send(reply.build());
   ASSERT_EQ(r.res.verdict, Verdict::ToInside);
 
   // The inside host's socket is gone: it reports port unreachable, quoting what it received.
-  const Bytes err = Packet().ipv4(kInsideHost, kServer).icmp_error(kIcmpDestUnreachable, kIcmpCodePortUnreachable, ip_layer(r.out)).build();
+  const Bytes err = Packet()
+                        .ipv4(kInsideHost, kServer)
+                        .icmp_error(kIcmpDestUnreachable, kIcmpCodePortUnreachable, ip_layer(r.out))
+                        .build();
   CounterDelta d(h);
   Sent e = h.send(err);
   ASSERT_EQ(e.res.verdict, Verdict::ToOutside);
@@ -299,7 +361,11 @@ TEST(EngineIcmp, OutboundPortUnreachableAboutAReplyIsTranslated) {
   // (to the outside address and port), apart from the NAT's TTL decrement.
   Packet inner = reply;
   inner.ttl(63);
-  const Bytes want = Packet().ipv4(kOutside, kServer).ttl(63).icmp_error(kIcmpDestUnreachable, kIcmpCodePortUnreachable, inner).build();
+  const Bytes want = Packet()
+                         .ipv4(kOutside, kServer)
+                         .ttl(63)
+                         .icmp_error(kIcmpDestUnreachable, kIcmpCodePortUnreachable, inner)
+                         .build();
   EXPECT_EQ(hexdump(e.out), hexdump(want));
   const Parsed o = parse(e.out);
   EXPECT_EQ(o.inner_ip_dst, ip(kOutside));
@@ -313,15 +379,26 @@ TEST(EngineIcmp, OutboundPortUnreachableAboutAReplyIsTranslated) {
 TEST(EngineIcmp, OutboundErrorAboutTcpHeaderPlus8IsTranslated) {
   EngineHarness h;
   const Translated t = send_out(h, inside_tcp());
-  const Packet synack = Packet().ipv4(kServer, kOutside).tcp(443, t.oport, kTcpSyn | kTcpAck).seq(7).ack(1001);
+  const Packet synack =
+      Packet().ipv4(kServer, kOutside).tcp(443, t.oport, kTcpSyn | kTcpAck).seq(7).ack(1001);
   Sent r = h.send(synack.build());
   ASSERT_EQ(r.res.verdict, Verdict::ToInside);
-  const Bytes err = Packet().ipv4(kInsideHost, kServer).icmp_error(kIcmpDestUnreachable, kIcmpCodeProtoUnreachable, ip_layer(r.out)).inner_truncate(28).build();
+  const Bytes err =
+      Packet()
+          .ipv4(kInsideHost, kServer)
+          .icmp_error(kIcmpDestUnreachable, kIcmpCodeProtoUnreachable, ip_layer(r.out))
+          .inner_truncate(28)
+          .build();
   Sent e = h.send(err);
   ASSERT_EQ(e.res.verdict, Verdict::ToOutside);
   Packet inner = synack;
   inner.ttl(63);
-  const Bytes want = Packet().ipv4(kOutside, kServer).ttl(63).icmp_error(kIcmpDestUnreachable, kIcmpCodeProtoUnreachable, inner).inner_truncate(28).build();
+  const Bytes want = Packet()
+                         .ipv4(kOutside, kServer)
+                         .ttl(63)
+                         .icmp_error(kIcmpDestUnreachable, kIcmpCodeProtoUnreachable, inner)
+                         .inner_truncate(28)
+                         .build();
   EXPECT_EQ(hexdump(e.out), hexdump(want));
 }
 
@@ -341,7 +418,12 @@ TEST_P(TruncatedInnerError, IsDroppedWithTheNamedReason) {
   const RefusedErrorCase& c = GetParam();
   EngineHarness h;
   const Translated t = send_out(h, inside_udp());
-  const Bytes err = Packet().ipv4(kRouter, kOutside).icmp_error(kIcmpDestUnreachable, kIcmpCodeFragNeeded, ip_layer(t.out)).mtu(1400).inner_truncate(c.quote).build();
+  const Bytes err = Packet()
+                        .ipv4(kRouter, kOutside)
+                        .icmp_error(kIcmpDestUnreachable, kIcmpCodeFragNeeded, ip_layer(t.out))
+                        .mtu(1400)
+                        .inner_truncate(c.quote)
+                        .build();
   CounterDelta d(h);
   Sent e = h.send(err);
   EXPECT_EQ(e.res.verdict, Verdict::Drop);
@@ -366,7 +448,10 @@ TEST(EngineIcmp, InboundErrorMatchingNoFlowIsDropped) {
   // Quotes a packet from an outside port we never allocated.
   const Packet stray = Packet().ipv4(kOutside, kServer).udp(1, 53).payload("x");
   CounterDelta d(h);
-  Sent e = h.send(Packet().ipv4(kRouter, kOutside).icmp_error(kIcmpDestUnreachable, kIcmpCodeHostUnreachable, stray).build());
+  Sent e = h.send(Packet()
+                      .ipv4(kRouter, kOutside)
+                      .icmp_error(kIcmpDestUnreachable, kIcmpCodeHostUnreachable, stray)
+                      .build());
   EXPECT_EQ(e.res.verdict, Verdict::Drop);
   EXPECT_EQ(e.res.reason, DropReason::IcmpErrorNoFlow);
   EXPECT_EQ(d.drops(DropReason::IcmpErrorNoFlow), 1u);
@@ -377,7 +462,10 @@ TEST(EngineIcmp, OutboundErrorMatchingNoFlowIsDropped) {
   EngineHarness h;
   const Packet never_seen = Packet().ipv4(kServer, kInsideHost).udp(53, 5353).payload("x");
   CounterDelta d(h);
-  Sent e = h.send(Packet().ipv4(kInsideHost, kServer).icmp_error(kIcmpDestUnreachable, kIcmpCodePortUnreachable, never_seen).build());
+  Sent e = h.send(Packet()
+                      .ipv4(kInsideHost, kServer)
+                      .icmp_error(kIcmpDestUnreachable, kIcmpCodePortUnreachable, never_seen)
+                      .build());
   EXPECT_EQ(e.res.verdict, Verdict::Drop);
   EXPECT_EQ(e.res.reason, DropReason::IcmpErrorNoFlow);
   EXPECT_EQ(d.drops(DropReason::IcmpErrorNoFlow), 1u);
@@ -389,9 +477,13 @@ TEST(EngineIcmp, ErrorQuotingAnErrorIsDropped) {
   const Translated t = send_out(h, inside_udp());
   // An error about an error we (notionally) sent: RFC 1122 3.2.2 forbids answering it and
   // RFC 5508 does not translate it.
-  const Packet our_error = Packet().ipv4(kOutside, kServer).icmp_error(kIcmpDestUnreachable, kIcmpCodePortUnreachable, ip_layer(t.out));
+  const Packet our_error =
+      Packet()
+          .ipv4(kOutside, kServer)
+          .icmp_error(kIcmpDestUnreachable, kIcmpCodePortUnreachable, ip_layer(t.out));
   CounterDelta d(h);
-  Sent e = h.send(Packet().ipv4(kRouter, kOutside).icmp_error(kIcmpTimeExceeded, 0, our_error).build());
+  Sent e =
+      h.send(Packet().ipv4(kRouter, kOutside).icmp_error(kIcmpTimeExceeded, 0, our_error).build());
   EXPECT_EQ(e.res.verdict, Verdict::Drop);
   EXPECT_EQ(e.res.reason, DropReason::IcmpErrorNested);
   EXPECT_EQ(d.drops(DropReason::IcmpErrorNested), 1u);
@@ -404,7 +496,8 @@ TEST(EngineIcmp, ErrorQuotingNonIpv4IsDroppedAsInnerBad) {
   Bytes quoted = ip_layer(t.out);
   quoted[0] = 0x65;  // version 6
   CounterDelta d(h);
-  Sent e = h.send(Packet().ipv4(kRouter, kOutside).icmp_error(kIcmpDestUnreachable, 1, quoted).build());
+  Sent e =
+      h.send(Packet().ipv4(kRouter, kOutside).icmp_error(kIcmpDestUnreachable, 1, quoted).build());
   EXPECT_EQ(e.res.verdict, Verdict::Drop);
   EXPECT_EQ(e.res.reason, DropReason::IcmpErrorInnerBad);
   EXPECT_EQ(d.drops(DropReason::IcmpErrorInnerBad), 1u);
@@ -414,7 +507,13 @@ TEST(EngineIcmp, ErrorQuotingNonIpv4IsDroppedAsInnerBad) {
 
 TEST(EngineIcmp, TtlOneFromInsideGetsTimeExceededFromTheNat) {
   EngineHarness h;
-  const Bytes probe = Packet().ipv4(kInsideHost, kServer).ttl(1).id(0x7777).udp(50000, 33434).payload_fill(32).build();
+  const Bytes probe = Packet()
+                          .ipv4(kInsideHost, kServer)
+                          .ttl(1)
+                          .id(0x7777)
+                          .udp(50000, 33434)
+                          .payload_fill(32)
+                          .build();
   CounterDelta d(h);
   Sent s = h.send(probe);
   ASSERT_EQ(s.res.verdict, Verdict::ToInside);
@@ -454,7 +553,12 @@ TEST(EngineIcmp, TtlOneFromInsideGetsTimeExceededFromTheNat) {
 
 TEST(EngineIcmp, TimeExceededQuotesAtMost548BytesOfALargeProbe) {
   EngineHarness h;
-  const Bytes probe = Packet().ipv4(kInsideHost, kServer).ttl(1).icmp_echo(kIcmpEchoRequest, 0, 3, 1).payload_fill(1400).build();
+  const Bytes probe = Packet()
+                          .ipv4(kInsideHost, kServer)
+                          .ttl(1)
+                          .icmp_echo(kIcmpEchoRequest, 0, 3, 1)
+                          .payload_fill(1400)
+                          .build();
   Sent s = h.send(probe);
   ASSERT_EQ(s.res.verdict, Verdict::ToInside);
   const Parsed o = parse(s.out);
@@ -480,7 +584,8 @@ TEST(EngineIcmp, TimeExceededComesFromTheConfiguredIcmpSource) {
 TEST(EngineIcmp, TtlZeroFromInsideIsTreatedLikeOne) {
   EngineHarness h;
   CounterDelta d(h);
-  Sent s = h.send(Packet().ipv4(kInsideHost, kServer).ttl(0).icmp_echo(kIcmpEchoRequest, 0, 3, 1).build());
+  Sent s = h.send(
+      Packet().ipv4(kInsideHost, kServer).ttl(0).icmp_echo(kIcmpEchoRequest, 0, 3, 1).build());
   ASSERT_EQ(s.res.verdict, Verdict::ToInside);
   EXPECT_EQ(parse(s.out).icmp_type, kIcmpTimeExceeded);
   EXPECT_EQ(d.events(Event::IcmpTimeExceededSent), 1u);
@@ -488,7 +593,8 @@ TEST(EngineIcmp, TtlZeroFromInsideIsTreatedLikeOne) {
 
 TEST(EngineIcmp, TtlTwoIsForwardedWithTtlOne) {
   EngineHarness h;
-  const Packet probe = Packet().ipv4(kInsideHost, kServer).ttl(2).udp(50000, 33435).payload("probe");
+  const Packet probe =
+      Packet().ipv4(kInsideHost, kServer).ttl(2).udp(50000, 33435).payload("probe");
   CounterDelta d(h);
   Sent s = h.send(probe.build());
   ASSERT_EQ(s.res.verdict, Verdict::ToOutside);
@@ -504,7 +610,8 @@ TEST(EngineIcmp, TtlTwoIsForwardedWithTtlOne) {
 TEST(EngineIcmp, TtlOneOnAReplyGetsTimeExceededFromTheOutsideAddress) {
   EngineHarness h;
   const Translated t = send_out(h, inside_udp());
-  const Bytes reply = Packet().ipv4(kServer, kOutside).ttl(1).udp(53, t.oport).payload("answer").build();
+  const Bytes reply =
+      Packet().ipv4(kServer, kOutside).ttl(1).udp(53, t.oport).payload("answer").build();
   CounterDelta d(h);
   Sent s = h.send(reply);
   ASSERT_EQ(s.res.verdict, Verdict::ToOutside);
@@ -525,7 +632,11 @@ TEST(EngineIcmp, OutboundErrorWithTtlOneIsJustDropped) {
   const Translated t = send_out(h, inside_udp());
   Sent r = h.send(Packet().ipv4(kServer, kOutside).udp(53, t.oport).payload("a").build());
   ASSERT_EQ(r.res.verdict, Verdict::ToInside);
-  const Bytes err = Packet().ipv4(kInsideHost, kServer).ttl(1).icmp_error(kIcmpDestUnreachable, kIcmpCodePortUnreachable, ip_layer(r.out)).build();
+  const Bytes err = Packet()
+                        .ipv4(kInsideHost, kServer)
+                        .ttl(1)
+                        .icmp_error(kIcmpDestUnreachable, kIcmpCodePortUnreachable, ip_layer(r.out))
+                        .build();
   CounterDelta d(h);
   Sent e = h.send(err);
   EXPECT_EQ(e.res.verdict, Verdict::Drop);
@@ -538,7 +649,11 @@ TEST(EngineIcmp, OutboundErrorWithTtlOneIsJustDropped) {
 TEST(EngineIcmp, InboundErrorWithTtlOneIsJustDropped) {
   EngineHarness h;
   const Translated t = send_out(h, inside_udp());
-  const Bytes err = Packet().ipv4(kRouter, kOutside).ttl(1).icmp_error(kIcmpTimeExceeded, 0, ip_layer(t.out)).build();
+  const Bytes err = Packet()
+                        .ipv4(kRouter, kOutside)
+                        .ttl(1)
+                        .icmp_error(kIcmpTimeExceeded, 0, ip_layer(t.out))
+                        .build();
   CounterDelta d(h);
   Sent e = h.send(err);
   EXPECT_EQ(e.res.verdict, Verdict::Drop);

@@ -27,7 +27,9 @@ void PrintTo(const MalformedCase& c, std::ostream* os) {
   *os << c.name << " (" << c.frame.size() << " bytes)";
 }
 
-Bytes first_n(const Bytes& f, size_t n) { return Bytes(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(n)); }
+Bytes first_n(const Bytes& f, size_t n) {
+  return Bytes(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(n));
+}
 
 Packet udp_out() { return Packet().ipv4(kInsideHost, kServer).udp(5353, 53).payload("hello"); }
 Packet udp_in() { return Packet().ipv4(kServer, kOutside).udp(53, 2000).payload("hello"); }
@@ -46,55 +48,99 @@ std::vector<MalformedCase> malformed_cases() {
   c.push_back({"Empty", Bytes{}, DropReason::TooShort});
   c.push_back({"ThirteenBytes", Bytes(13, 0xff), DropReason::TooShort});
   c.push_back({"EthernetHeaderOnly", Packet().build(), DropReason::TooShort});
-  c.push_back({"VlanTagWithoutEthertype", first_n(Packet().vlan(7).build(), 16), DropReason::TooShort});
+  c.push_back(
+      {"VlanTagWithoutEthertype", first_n(Packet().vlan(7).build(), 16), DropReason::TooShort});
   c.push_back({"VlanTagHalfPresent", first_n(Packet().vlan(7).build(), 15), DropReason::TooShort});
   c.push_back({"VlanTagNoIp", Packet().vlan(7).build(), DropReason::TooShort});
-  c.push_back({"QinQInnerTagCut", first_n(Packet().vlan(1, 0, kEtherTypeQinQ).vlan(2).build(), 20), DropReason::TooShort});
-  c.push_back({"Ipv6", Packet().ethertype(0x86dd).payload(Bytes(40, 0x60)).build(), DropReason::Ipv6Unsupported});
-  c.push_back({"Ipv6BehindVlan", Packet().vlan(9).ethertype(0x86dd).payload(Bytes(40, 0x60)).build(), DropReason::Ipv6Unsupported});
-  c.push_back({"Lldp", Packet().ethertype(0x88cc).payload(Bytes(46, 1)).build(), DropReason::UnsupportedEthertype});
-  c.push_back({"ThreeVlanTags", Packet().vlan(1).vlan(2).vlan(3).ethertype(0x0800).payload(Bytes(40, 0x45)).build(), DropReason::UnsupportedEthertype});
+  c.push_back({"QinQInnerTagCut", first_n(Packet().vlan(1, 0, kEtherTypeQinQ).vlan(2).build(), 20),
+               DropReason::TooShort});
+  c.push_back({"Ipv6", Packet().ethertype(0x86dd).payload(Bytes(40, 0x60)).build(),
+               DropReason::Ipv6Unsupported});
+  c.push_back({"Ipv6BehindVlan",
+               Packet().vlan(9).ethertype(0x86dd).payload(Bytes(40, 0x60)).build(),
+               DropReason::Ipv6Unsupported});
+  c.push_back({"Lldp", Packet().ethertype(0x88cc).payload(Bytes(46, 1)).build(),
+               DropReason::UnsupportedEthertype});
+  c.push_back({"ThreeVlanTags",
+               Packet().vlan(1).vlan(2).vlan(3).ethertype(0x0800).payload(Bytes(40, 0x45)).build(),
+               DropReason::UnsupportedEthertype});
   // IPv4 header
   c.push_back({"IpShorterThan20", Packet().payload(Bytes(19, 0x45)).build(), DropReason::TooShort});
-  c.push_back({"IpShorterThan20BehindVlan", first_n(udp_out().vlan(3).build(), 18 + 19), DropReason::TooShort});
+  c.push_back({"IpShorterThan20BehindVlan", first_n(udp_out().vlan(3).build(), 18 + 19),
+               DropReason::TooShort});
   c.push_back({"Version6InIpv4Frame", udp_out().version(6).build(), DropReason::IpBadVersion});
   c.push_back({"Version0", udp_out().version(0).build(), DropReason::IpBadVersion});
   c.push_back({"Ihl4", udp_out().ihl(4).build(), DropReason::IpBadIhl});
   c.push_back({"Ihl0", udp_out().ihl(0).build(), DropReason::IpBadIhl});
   // IHL past the datagram necessarily means Total Length is inconsistent with it or the frame.
   c.push_back({"IhlBeyondTheFrame", udp_out().ihl(15).build(), DropReason::IpBadTotalLength});
-  c.push_back({"IhlAndTotalLengthBeyondTheFrame", udp_out().ihl(15).total_length(60).build(), DropReason::IpBadTotalLength});
-  c.push_back({"TotalLengthBeyondTheFrame", udp_out().total_length(1500).build(), DropReason::IpBadTotalLength});
-  c.push_back({"TotalLengthOneTooMany", udp_out().total_length(20 + 8 + 5 + 1).build(), DropReason::IpBadTotalLength});
-  c.push_back({"TotalLengthBelowIhl", udp_out().total_length(19).build(), DropReason::IpBadTotalLength});
+  c.push_back({"IhlAndTotalLengthBeyondTheFrame", udp_out().ihl(15).total_length(60).build(),
+               DropReason::IpBadTotalLength});
+  c.push_back({"TotalLengthBeyondTheFrame", udp_out().total_length(1500).build(),
+               DropReason::IpBadTotalLength});
+  c.push_back({"TotalLengthOneTooMany", udp_out().total_length(20 + 8 + 5 + 1).build(),
+               DropReason::IpBadTotalLength});
+  c.push_back(
+      {"TotalLengthBelowIhl", udp_out().total_length(19).build(), DropReason::IpBadTotalLength});
   c.push_back({"TotalLengthZero", udp_out().total_length(0).build(), DropReason::IpBadTotalLength});
-  c.push_back({"OptionLengthZero", udp_out().ip_options({7, 0, 4, 0}).build(), DropReason::IpBadOptions});
-  c.push_back({"OptionLengthOne", udp_out().ip_options({7, 1, 4, 0}).build(), DropReason::IpBadOptions});
-  c.push_back({"OptionPastTheHeader", udp_out().ip_options({7, 12, 4, 0}).build(), DropReason::IpBadOptions});
-  c.push_back({"OptionTypeWithoutLength", udp_out().ip_options({1, 1, 1, 0x44}).build(), DropReason::IpBadOptions});
+  c.push_back(
+      {"OptionLengthZero", udp_out().ip_options({7, 0, 4, 0}).build(), DropReason::IpBadOptions});
+  c.push_back(
+      {"OptionLengthOne", udp_out().ip_options({7, 1, 4, 0}).build(), DropReason::IpBadOptions});
+  c.push_back({"OptionPastTheHeader", udp_out().ip_options({7, 12, 4, 0}).build(),
+               DropReason::IpBadOptions});
+  c.push_back({"OptionTypeWithoutLength", udp_out().ip_options({1, 1, 1, 0x44}).build(),
+               DropReason::IpBadOptions});
   // L4 headers
   c.push_back({"TcpHeaderTruncated", bare_out(kProtoTcp, 10).build(), DropReason::L4Truncated});
   c.push_back({"TcpHeader19Bytes", bare_out(kProtoTcp, 19).build(), DropReason::L4Truncated});
   c.push_back({"TcpNoHeader", bare_out(kProtoTcp, 0).build(), DropReason::L4Truncated});
-  c.push_back({"TcpDataOffset4", Packet().ipv4(kInsideHost, kServer).tcp(1, 2, kTcpSyn).tcp_data_offset(4).build(), DropReason::TcpBadDataOffset});
-  c.push_back({"TcpDataOffset0", Packet().ipv4(kInsideHost, kServer).tcp(1, 2, kTcpSyn).tcp_data_offset(0).build(), DropReason::TcpBadDataOffset});
-  c.push_back({"TcpDataOffsetPastSegment", Packet().ipv4(kInsideHost, kServer).tcp(1, 2, kTcpSyn).tcp_data_offset(6).build(), DropReason::TcpBadDataOffset});
-  c.push_back({"TcpDataOffset15", Packet().ipv4(kInsideHost, kServer).tcp(1, 2, kTcpSyn).tcp_data_offset(15).payload(Bytes(30, 0)).build(), DropReason::TcpBadDataOffset});
+  c.push_back({"TcpDataOffset4",
+               Packet().ipv4(kInsideHost, kServer).tcp(1, 2, kTcpSyn).tcp_data_offset(4).build(),
+               DropReason::TcpBadDataOffset});
+  c.push_back({"TcpDataOffset0",
+               Packet().ipv4(kInsideHost, kServer).tcp(1, 2, kTcpSyn).tcp_data_offset(0).build(),
+               DropReason::TcpBadDataOffset});
+  c.push_back({"TcpDataOffsetPastSegment",
+               Packet().ipv4(kInsideHost, kServer).tcp(1, 2, kTcpSyn).tcp_data_offset(6).build(),
+               DropReason::TcpBadDataOffset});
+  c.push_back({"TcpDataOffset15",
+               Packet()
+                   .ipv4(kInsideHost, kServer)
+                   .tcp(1, 2, kTcpSyn)
+                   .tcp_data_offset(15)
+                   .payload(Bytes(30, 0))
+                   .build(),
+               DropReason::TcpBadDataOffset});
   c.push_back({"UdpSevenBytes", bare_out(kProtoUdp, 7).build(), DropReason::L4Truncated});
   c.push_back({"UdpNoHeader", bare_out(kProtoUdp, 0).build(), DropReason::L4Truncated});
   c.push_back({"IcmpSevenBytes", bare_out(kProtoIcmp, 7).build(), DropReason::L4Truncated});
   c.push_back({"IcmpFourBytes", bare_out(kProtoIcmp, 4).build(), DropReason::L4Truncated});
-  c.push_back({"InboundUdpSevenBytes", Packet().ipv4(kServer, kOutside).proto(kProtoUdp).payload(Bytes(7, 0)).build(), DropReason::L4Truncated});
-  c.push_back({"InboundTcpTruncated", Packet().ipv4(kServer, kOutside).proto(kProtoTcp).payload(Bytes(12, 0)).build(), DropReason::L4Truncated});
-  c.push_back({"FirstFragmentShorterThanUdpHeader", bare_out(kProtoUdp, 4).mf().build(), DropReason::FragFirstTooShort});
-  c.push_back({"FirstFragmentShorterThanTcpHeader", bare_out(kProtoTcp, 16).mf().build(), DropReason::FragFirstTooShort});
+  c.push_back({"InboundUdpSevenBytes",
+               Packet().ipv4(kServer, kOutside).proto(kProtoUdp).payload(Bytes(7, 0)).build(),
+               DropReason::L4Truncated});
+  c.push_back({"InboundTcpTruncated",
+               Packet().ipv4(kServer, kOutside).proto(kProtoTcp).payload(Bytes(12, 0)).build(),
+               DropReason::L4Truncated});
+  c.push_back({"FirstFragmentShorterThanUdpHeader", bare_out(kProtoUdp, 4).mf().build(),
+               DropReason::FragFirstTooShort});
+  c.push_back({"FirstFragmentShorterThanTcpHeader", bare_out(kProtoTcp, 16).mf().build(),
+               DropReason::FragFirstTooShort});
   // Well formed but not ours to translate
   c.push_back({"GreToTheInternet", bare_out(47, 24).build(), DropReason::UnsupportedProtocol});
-  c.push_back({"EspToTheOutsideAddress", Packet().ipv4(kServer, kOutside).proto(50).payload(Bytes(32, 1)).build(), DropReason::UnsupportedProtocol});
-  c.push_back({"SctpFragmentToTheInternet", bare_out(132, 16).mf().build(), DropReason::UnsupportedProtocol});
-  c.push_back({"IcmpTimestampRequestOut", Packet().ipv4(kInsideHost, kServer).icmp_echo(13, 0, 1, 1).payload(Bytes(12, 0)).build(), DropReason::IcmpUnsupportedType});
-  c.push_back({"InsideToInside", Packet().ipv4(kInsideHost, kInsideHost2).udp(1, 2).build(), DropReason::NotForNat});
-  c.push_back({"OutsideToOutside", Packet().ipv4(kServer, kServer2).udp(1, 2).build(), DropReason::NotForNat});
+  c.push_back({"EspToTheOutsideAddress",
+               Packet().ipv4(kServer, kOutside).proto(50).payload(Bytes(32, 1)).build(),
+               DropReason::UnsupportedProtocol});
+  c.push_back({"SctpFragmentToTheInternet", bare_out(132, 16).mf().build(),
+               DropReason::UnsupportedProtocol});
+  c.push_back(
+      {"IcmpTimestampRequestOut",
+       Packet().ipv4(kInsideHost, kServer).icmp_echo(13, 0, 1, 1).payload(Bytes(12, 0)).build(),
+       DropReason::IcmpUnsupportedType});
+  c.push_back({"InsideToInside", Packet().ipv4(kInsideHost, kInsideHost2).udp(1, 2).build(),
+               DropReason::NotForNat});
+  c.push_back({"OutsideToOutside", Packet().ipv4(kServer, kServer2).udp(1, 2).build(),
+               DropReason::NotForNat});
   c.push_back({"UnsolicitedInbound", udp_in().build(), DropReason::NoFlowOutside});
   return c;
 }
@@ -124,7 +170,8 @@ TEST_P(Malformed, IsDroppedFromAnExactSizeBuffer) {
   EngineHarness h;
   auto buf = std::make_unique<uint8_t[]>(c.frame.size());
   std::copy(c.frame.begin(), c.frame.end(), buf.get());
-  PacketBuf pkt{buf.get(), static_cast<uint32_t>(c.frame.size()), static_cast<uint32_t>(c.frame.size()), {}};
+  PacketBuf pkt{
+      buf.get(), static_cast<uint32_t>(c.frame.size()), static_cast<uint32_t>(c.frame.size()), {}};
   PacketBuf* p = &pkt;
   Result r;
   h.engine().process_burst(&p, 1, h.now_ns(), &r);
@@ -135,7 +182,9 @@ TEST_P(Malformed, IsDroppedFromAnExactSizeBuffer) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, Malformed, ::testing::ValuesIn(malformed_cases()),
-                         [](const ::testing::TestParamInfo<MalformedCase>& i) { return std::string(i.param.name); });
+                         [](const ::testing::TestParamInfo<MalformedCase>& i) {
+                           return std::string(i.param.name);
+                         });
 
 // All malformed frames in one burst, each from its own exact-size buffer: one bad packet must
 // not disturb the verdicts of its neighbours.
@@ -149,7 +198,8 @@ TEST(EngineMalformed, OneBurstOfEveryMalformedFrame) {
     const Bytes& f = cases[i].frame;
     bufs.push_back(std::make_unique<uint8_t[]>(f.size()));
     std::copy(f.begin(), f.end(), bufs.back().get());
-    pkts[i] = PacketBuf{bufs.back().get(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), {}};
+    pkts[i] = PacketBuf{
+        bufs.back().get(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), {}};
     ptrs.push_back(&pkts[i]);
   }
   std::vector<Result> res(cases.size());
@@ -173,18 +223,33 @@ void PrintTo(const ValidCase& c, std::ostream* os) { *os << c.name; }
 std::vector<ValidCase> valid_cases() {
   std::vector<ValidCase> c;
   c.push_back({"UdpEmptyPayload", Packet().ipv4(kInsideHost, kServer).udp(5353, 53)});
-  c.push_back({"UdpEmptyPayloadZeroChecksum", Packet().ipv4(kInsideHost, kServer).udp(5353, 53).udp_zero_checksum()});
+  c.push_back({"UdpEmptyPayloadZeroChecksum",
+               Packet().ipv4(kInsideHost, kServer).udp(5353, 53).udp_zero_checksum()});
   c.push_back({"TcpSynNoPayload", Packet().ipv4(kInsideHost, kServer).tcp(40000, 443, kTcpSyn)});
-  c.push_back({"TcpSynMaximalOptions", Packet().ipv4(kInsideHost, kServer).tcp(40000, 443, kTcpSyn).mss(1460).tcp_options(Bytes(36, 1))});
-  c.push_back({"IcmpEchoNoData", Packet().ipv4(kInsideHost, kServer).icmp_echo(kIcmpEchoRequest, 0, 1, 1)});
+  c.push_back({"TcpSynMaximalOptions", Packet()
+                                           .ipv4(kInsideHost, kServer)
+                                           .tcp(40000, 443, kTcpSyn)
+                                           .mss(1460)
+                                           .tcp_options(Bytes(36, 1))});
+  c.push_back(
+      {"IcmpEchoNoData", Packet().ipv4(kInsideHost, kServer).icmp_echo(kIcmpEchoRequest, 0, 1, 1)});
   c.push_back({"OddLengthUdp", Packet().ipv4(kInsideHost, kServer).udp(5353, 53).payload("odd")});
   c.push_back({"NopsAndEol", udp_out().ip_options({1, 1, 1, 0})});
   c.push_back({"EolThenGarbagePadding", udp_out().ip_options({0, 0xff, 0xff, 0xff})});
   c.push_back({"RecordRoute", udp_out().ip_options({7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0})});
   c.push_back({"RouterAlert", udp_out().ip_options({0x94, 4, 0, 0})});
-  c.push_back({"TimestampAndNops", Packet().ipv4(kInsideHost, kServer).tcp(40000, 443, kTcpSyn).ip_options({1, 0x44, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0})});
-  c.push_back({"FortyBytesOfOptions", Packet().ipv4(kInsideHost, kServer).icmp_echo(kIcmpEchoRequest, 0, 2, 2).ip_options({7, 39, 4}).ip_options(Bytes(37, 0))});
-  c.push_back({"BehindTwoVlanTags", Packet().vlan(1, 0, kEtherTypeQinQ).vlan(2).ipv4(kInsideHost, kServer).udp(5353, 53)});
+  c.push_back({"TimestampAndNops", Packet()
+                                       .ipv4(kInsideHost, kServer)
+                                       .tcp(40000, 443, kTcpSyn)
+                                       .ip_options({1, 0x44, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0})});
+  c.push_back({"FortyBytesOfOptions", Packet()
+                                          .ipv4(kInsideHost, kServer)
+                                          .icmp_echo(kIcmpEchoRequest, 0, 2, 2)
+                                          .ip_options({7, 39, 4})
+                                          .ip_options(Bytes(37, 0))});
+  c.push_back(
+      {"BehindTwoVlanTags",
+       Packet().vlan(1, 0, kEtherTypeQinQ).vlan(2).ipv4(kInsideHost, kServer).udp(5353, 53)});
   return c;
 }
 
@@ -227,13 +292,16 @@ TEST_P(ValidOddity, IsForwardedFromAnExactSizeBuffer) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, ValidOddity, ::testing::ValuesIn(valid_cases()),
-                         [](const ::testing::TestParamInfo<ValidCase>& i) { return std::string(i.param.name); });
+                         [](const ::testing::TestParamInfo<ValidCase>& i) {
+                           return std::string(i.param.name);
+                         });
 
 // Expiring TTL from an exact-size buffer: the Time Exceeded must fit in the buffer (its quote is
 // shortened rather than written past the end).
 TEST(EngineMalformed, TimeExceededFromAnExactSizeBufferStaysInside) {
   EngineHarness h;
-  const Bytes f = Packet().ipv4(kInsideHost, kServer).ttl(1).udp(1, 33434).payload_fill(100).build();
+  const Bytes f =
+      Packet().ipv4(kInsideHost, kServer).ttl(1).udp(1, 33434).payload_fill(100).build();
   auto buf = std::make_unique<uint8_t[]>(f.size());
   std::copy(f.begin(), f.end(), buf.get());
   PacketBuf pkt{buf.get(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), {}};

@@ -50,8 +50,7 @@ struct Frame {
 
 class Workers {
  public:
-  explicit Workers(uint16_t n, engine::EngineConfig base = default_config())
-      : nic_(kMsKey), n_(n) {
+  explicit Workers(uint16_t n, engine::EngineConfig base = default_config()) : nic_(kMsKey), n_(n) {
     base.worker_count = n;
     base.rss.key = kMsKey;
     base.rss.reta.resize(kRetaSize);
@@ -196,7 +195,8 @@ TEST_P(MultiWorkerFlows, RepliesReachTheCreatorWithoutHandoff) {
     // And a second reply, delivered where the NIC puts it, is translated with no handoff.
     Frame b2(back.build());
     const uint64_t handoffs = ws.event(w, Event::PacketsHandedOff);
-    ASSERT_EQ(ws.send(ws.nic_l4(remote, ip(kOutside), rport, oport), b2).verdict, Verdict::ToInside);
+    ASSERT_EQ(ws.send(ws.nic_l4(remote, ip(kOutside), rport, oport), b2).verdict,
+              Verdict::ToInside);
     EXPECT_EQ(ws.event(w, Event::PacketsHandedOff), handoffs);
   }
   EXPECT_EQ(ws.flows(), static_cast<uint64_t>(kFlows));
@@ -288,7 +288,11 @@ TEST(MultiWorker, IcmpEchoOwnedByTheL3HashOfTheReply) {
       // NICs hash ICMP on the addresses only, both ways.
       const uint16_t rx = ws.nic_l3(in_ip, remote);
       const uint16_t owner = ws.nic_l3(remote, ip(kOutside));
-      Frame req(Packet().ipv4(in_ip, remote).icmp_echo(kIcmpEchoRequest, 0, id, 1).payload("ping").build());
+      Frame req(Packet()
+                    .ipv4(in_ip, remote)
+                    .icmp_echo(kIcmpEchoRequest, 0, id, 1)
+                    .payload("ping")
+                    .build());
       Result r = ws.send(rx, req);
       uint16_t w = rx;
       if (owner != rx) {
@@ -306,7 +310,11 @@ TEST(MultiWorker, IcmpEchoOwnedByTheL3HashOfTheReply) {
       EXPECT_EQ(ws.at(w).rss_worker(remote, ip(kOutside), 0, oid, kProtoIcmp), owner);
 
       // The reply lands on the owner (L3 hash) and is translated there.
-      Frame rep(Packet().ipv4(remote, kOutside).icmp_echo(kIcmpEchoReply, 0, oid, 1).payload("ping").build());
+      Frame rep(Packet()
+                    .ipv4(remote, kOutside)
+                    .icmp_echo(kIcmpEchoReply, 0, oid, 1)
+                    .payload("ping")
+                    .build());
       const uint16_t wrong = static_cast<uint16_t>((owner + 1) % n);
       r = ws.send(wrong, rep);
       ASSERT_EQ(r.verdict, Verdict::Handoff);
@@ -343,12 +351,13 @@ TEST(MultiWorker, IcmpErrorsHandedOffToTheFlowOwner) {
 
     // From the internet: "fragmentation needed" quoting what we sent, at the wrong worker.
     const uint32_t router = ip("192.0.2.254");
-    Frame e(Packet()
-                .ipv4(router, kOutside)
-                .icmp_error(kIcmpDestUnreachable, kIcmpCodeFragNeeded,
-                            Packet().ipv4(kOutside, remote).ttl(63).udp(oport, rport).payload("data"))
-                .mtu(1400)
-                .build());
+    Frame e(
+        Packet()
+            .ipv4(router, kOutside)
+            .icmp_error(kIcmpDestUnreachable, kIcmpCodeFragNeeded,
+                        Packet().ipv4(kOutside, remote).ttl(63).udp(oport, rport).payload("data"))
+            .mtu(1400)
+            .build());
     Result r = ws.send(other, e);
     ASSERT_EQ(r.verdict, Verdict::Handoff);
     ASSERT_EQ(r.worker, owner);
@@ -379,8 +388,11 @@ TEST(MultiWorker, IcmpErrorsHandedOffToTheFlowOwner) {
     EXPECT_EQ(uo.inner_dport, oport);
     EXPECT_TRUE(l4_checksum_ok(u.bytes()));
   }
-  EXPECT_EQ(ws.event(0, Event::IcmpErrorsTranslatedIn) + ws.event(1, Event::IcmpErrorsTranslatedIn), 40u);
-  EXPECT_EQ(ws.event(0, Event::IcmpErrorsTranslatedOut) + ws.event(1, Event::IcmpErrorsTranslatedOut), 40u);
+  EXPECT_EQ(ws.event(0, Event::IcmpErrorsTranslatedIn) + ws.event(1, Event::IcmpErrorsTranslatedIn),
+            40u);
+  EXPECT_EQ(
+      ws.event(0, Event::IcmpErrorsTranslatedOut) + ws.event(1, Event::IcmpErrorsTranslatedOut),
+      40u);
 }
 
 // --- endpoint-independent UDP ------------------------------------------------------------------
@@ -402,8 +414,8 @@ TEST(MultiWorker, EimUdpOneOutsidePortOwnedByPort) {
     uint16_t owner = 0xffff;
     uint16_t oport = 0;
     int sent = 0;
-    for (auto [rx, dst, rport] : {std::tuple{uint16_t{0}, dst1, rport1},
-                                  std::tuple{uint16_t{1}, dst2, rport2}}) {
+    for (auto [rx, dst, rport] :
+         {std::tuple{uint16_t{0}, dst1, rport1}, std::tuple{uint16_t{1}, dst2, rport2}}) {
       Frame f(Packet().ipv4(in_ip, dst).udp(iport, rport).payload("stun").build());
       Result r = ws.send(rx, f);
       uint16_t w = rx;
@@ -470,8 +482,12 @@ TEST(MultiWorker, FragmentsFollowTheirFirstToTheOwner) {
     SCOPED_TRACE(owner);
     const uint16_t first_rx = static_cast<uint16_t>(1 - owner);  // NIC hashed the fragments there
     const Tuple t = tuple_owned_by(ws, owner, rng);
-    const Bytes whole =
-        Packet().ipv4(t.in_ip, t.remote).id(0x4242).udp(t.iport, t.rport).payload_fill(1000).build();
+    const Bytes whole = Packet()
+                            .ipv4(t.in_ip, t.remote)
+                            .id(0x4242)
+                            .udp(t.iport, t.rport)
+                            .payload_fill(1000)
+                            .build();
     const std::vector<Bytes> frags = fragment(whole, 400);
     ASSERT_EQ(frags.size(), 3u);
 
@@ -511,12 +527,8 @@ TEST(MultiWorker, FragmentsFollowTheirFirstToTheOwner) {
     EXPECT_EQ(ws.nic_l4(t.remote, ip(kOutside), t.rport, oport), owner);
 
     // The fragmented reply also lands (NIC: L3 hash) on the wrong worker and follows its first.
-    const Bytes reply = Packet()
-                            .ipv4(t.remote, kOutside)
-                            .id(0x5151)
-                            .udp(t.rport, oport)
-                            .payload_fill(900)
-                            .build();
+    const Bytes reply =
+        Packet().ipv4(t.remote, kOutside).id(0x5151).udp(t.rport, oport).payload_fill(900).build();
     std::vector<Bytes> in;
     for (const Bytes& fr : fragment(reply, 304)) {
       Frame f(fr);

@@ -21,16 +21,16 @@ using engine::Verdict;
 std::string addr(const char* prefix, uint32_t n) { return std::string(prefix) + std::to_string(n); }
 
 // A TCP SYN inside -> remote; returns the outside port used, or nullopt when dropped.
-std::optional<uint16_t> syn(EngineHarness& h, const std::string& inside, uint16_t sport, const std::string& remote,
-                            uint16_t dport, Sent* sent = nullptr) {
+std::optional<uint16_t> syn(EngineHarness& h, const std::string& inside, uint16_t sport,
+                            const std::string& remote, uint16_t dport, Sent* sent = nullptr) {
   Sent s = h.send(Packet().ipv4(inside, remote).tcp(sport, dport, kTcpSyn).build());
   if (sent != nullptr) *sent = s;
   if (s.res.verdict != Verdict::ToOutside) return std::nullopt;
   return parse(s.out).sport;
 }
 
-std::optional<Parsed> udp_out(EngineHarness& h, const std::string& inside, uint16_t sport, const std::string& remote,
-                              uint16_t dport, Sent* sent = nullptr) {
+std::optional<Parsed> udp_out(EngineHarness& h, const std::string& inside, uint16_t sport,
+                              const std::string& remote, uint16_t dport, Sent* sent = nullptr) {
   Sent s = h.send(Packet().ipv4(inside, remote).udp(sport, dport).payload("q").build());
   if (sent != nullptr) *sent = s;
   if (s.res.verdict != Verdict::ToOutside) return std::nullopt;
@@ -87,8 +87,9 @@ TEST_P(PortRangeCustom, EveryPortInRangeThenExhausted) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, PortRangeCustom,
-                         ::testing::Values(RangeCase{1024, 1024}, RangeCase{1024, 1027}, RangeCase{5000, 5099},
-                                           RangeCase{65500, 65535}, RangeCase{1, 64}),
+                         ::testing::Values(RangeCase{1024, 1024}, RangeCase{1024, 1027},
+                                           RangeCase{5000, 5099}, RangeCase{65500, 65535},
+                                           RangeCase{1, 64}),
                          [](const ::testing::TestParamInfo<RangeCase>& i) {
                            return std::to_string(i.param.min) + "_" + std::to_string(i.param.max);
                          });
@@ -149,7 +150,8 @@ TEST(PortReuse, SameOutsidePortServesDifferentDestinations) {
   cfg.port_min = 1024;
   cfg.port_max = 1027;
   EngineHarness h(cfg);
-  const std::vector<std::string> servers = {"198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"};
+  const std::vector<std::string> servers = {"198.51.100.1", "198.51.100.2", "198.51.100.3",
+                                            "198.51.100.4"};
   std::map<std::string, std::set<uint16_t>> by_dest;
   for (const auto& srv : servers) {
     for (uint16_t k = 0; k < 4; ++k) {
@@ -166,7 +168,8 @@ TEST(PortReuse, SameOutsidePortServesDifferentDestinations) {
   EXPECT_EQ(h.events(Event::ErrorPortAllocation), 0u);
   // Each reply reaches the right inside socket although the outside port is shared.
   for (const auto& v : flows(h)) {
-    Sent r = h.send(Packet().ipv4(v.remote_ip, kOutside).tcp(443, v.outside_port, kTcpSyn | kTcpAck).build());
+    Sent r = h.send(
+        Packet().ipv4(v.remote_ip, kOutside).tcp(443, v.outside_port, kTcpSyn | kTcpAck).build());
     ASSERT_EQ(r.res.verdict, Verdict::ToInside);
     Parsed p = parse(r.out);
     EXPECT_EQ(p.ip_dst, v.inside_ip);
@@ -196,7 +199,8 @@ TEST(PortExhaustion, OneDestinationFillsTheRangeOthersStillWork) {
 
   for (int k = 0; k < 3; ++k) {
     Sent s;
-    EXPECT_FALSE(syn(h, kInsideHost2, static_cast<uint16_t>(3000 + k), kServer, 443, &s).has_value());
+    EXPECT_FALSE(
+        syn(h, kInsideHost2, static_cast<uint16_t>(3000 + k), kServer, 443, &s).has_value());
     EXPECT_EQ(s.res.verdict, Verdict::Drop);
     EXPECT_EQ(s.res.reason, DropReason::PortAllocation);
   }
@@ -209,7 +213,8 @@ TEST(PortExhaustion, OneDestinationFillsTheRangeOthersStillWork) {
   EXPECT_TRUE(syn(h, kInsideHost, 9999, kServer2, 443).has_value());
   EXPECT_TRUE(syn(h, kInsideHost, 9999, kServer, 8443).has_value());
   EXPECT_TRUE(udp_out(h, kInsideHost, 9999, kServer, 443).has_value());
-  EXPECT_EQ(h.send(Packet().ipv4(kInsideHost, kServer).icmp_echo(kIcmpEchoRequest, 0, 7, 1).build()).res.verdict,
+  EXPECT_EQ(h.send(Packet().ipv4(kInsideHost, kServer).icmp_echo(kIcmpEchoRequest, 0, 7, 1).build())
+                .res.verdict,
             Verdict::ToOutside);
 
   // Closing one connection gives its port back once its time-wait is over.
@@ -218,8 +223,11 @@ TEST(PortExhaustion, OneDestinationFillsTheRangeOthersStillWork) {
     if (v.proto == kProtoTcp && v.remote_ip == ip(kServer) && v.remote_port == 443) victim = v;
   }
   ASSERT_TRUE(victim.has_value());
-  ASSERT_EQ(h.send(Packet().ipv4(victim->inside_ip, kServer).tcp(victim->inside_port, 443, kTcpRst).build()).res.verdict,
-            Verdict::ToOutside);
+  ASSERT_EQ(
+      h.send(
+           Packet().ipv4(victim->inside_ip, kServer).tcp(victim->inside_port, 443, kTcpRst).build())
+          .res.verdict,
+      Verdict::ToOutside);
   EXPECT_FALSE(syn(h, kInsideHost2, 3100, kServer, 443).has_value());  // still in time-wait
   h.advance_s(default_config().timeouts.tcp_time_wait_s + 1);
   expire_all(h);
@@ -288,7 +296,10 @@ TEST(PairedPooling, EachHostKeepsOneOutsideAddressAndHostsSpread) {
       Sent s;
       const std::string remote = addr("198.51.100.", 1 + k);
       if (k % 3 == 0) {
-        s = h.send(Packet().ipv4(inside, remote).tcp(static_cast<uint16_t>(40000 + k), 443, kTcpSyn).build());
+        s = h.send(Packet()
+                       .ipv4(inside, remote)
+                       .tcp(static_cast<uint16_t>(40000 + k), 443, kTcpSyn)
+                       .build());
       } else if (k % 3 == 1) {
         s = h.send(Packet().ipv4(inside, remote).udp(static_cast<uint16_t>(40000 + k), 53).build());
       } else {
@@ -299,7 +310,8 @@ TEST(PairedPooling, EachHostKeepsOneOutsideAddressAndHostsSpread) {
     }
     ASSERT_EQ(outs.size(), 1u) << inside;
     const uint32_t out = *outs.begin();
-    EXPECT_NE(std::find(cfg.outside_addrs.begin(), cfg.outside_addrs.end(), out), cfg.outside_addrs.end());
+    EXPECT_NE(std::find(cfg.outside_addrs.begin(), cfg.outside_addrs.end(), out),
+              cfg.outside_addrs.end());
     host_to_out[host] = out;
     used.insert(out);
   }
@@ -317,12 +329,15 @@ TEST(PairedPooling, EachHostKeepsOneOutsideAddressAndHostsSpread) {
   // Replies come back through the host's address.
   for (const auto& v : flows(h)) {
     if (v.proto != kProtoUdp) continue;
-    Sent r = h.send(Packet().ipv4(v.remote_ip, v.outside_ip).udp(v.remote_port, v.outside_port).build());
+    Sent r =
+        h.send(Packet().ipv4(v.remote_ip, v.outside_ip).udp(v.remote_port, v.outside_port).build());
     ASSERT_EQ(r.res.verdict, Verdict::ToInside);
     EXPECT_EQ(parse(r.out).ip_dst, v.inside_ip);
     // The same reply to another of our addresses finds nothing.
-    const uint32_t other = v.outside_ip == cfg.outside_addrs[0] ? cfg.outside_addrs[1] : cfg.outside_addrs[0];
-    Sent wrong = h.send(Packet().ipv4(v.remote_ip, other).udp(v.remote_port, v.outside_port).build());
+    const uint32_t other =
+        v.outside_ip == cfg.outside_addrs[0] ? cfg.outside_addrs[1] : cfg.outside_addrs[0];
+    Sent wrong =
+        h.send(Packet().ipv4(v.remote_ip, other).udp(v.remote_port, v.outside_port).build());
     EXPECT_EQ(wrong.res.reason, DropReason::NoFlowOutside);
   }
 }
@@ -390,7 +405,8 @@ TEST(UdpEim, OneOutsidePortPerInsideSocket) {
   EXPECT_NE(b->sport, a1->sport);
   EXPECT_NE(c->sport, a1->sport);
   EXPECT_NE(c->sport, b->sport);
-  EXPECT_TRUE(l4_checksum_ok(Packet().ipv4(kOutside, kServer).udp(a1->sport, 3478).payload("q").build()));
+  EXPECT_TRUE(
+      l4_checksum_ok(Packet().ipv4(kOutside, kServer).udp(a1->sport, 3478).payload("q").build()));
   EXPECT_EQ(h.engine().active_flows(), 4u);
 
   // Both destinations reach the socket through the shared port.
@@ -478,7 +494,8 @@ TEST(TableFull, EvictsInDocumentedClassOrder) {
   auto establish = [&](const char* host, uint16_t sport) {
     auto p = syn_out(host, sport);
     ASSERT_TRUE(p.has_value());
-    ASSERT_EQ(h.send(Packet().ipv4(kServer, kOutside).tcp(443, *p, kTcpSyn | kTcpAck).build()).res.verdict,
+    ASSERT_EQ(h.send(Packet().ipv4(kServer, kOutside).tcp(443, *p, kTcpSyn | kTcpAck).build())
+                  .res.verdict,
               Verdict::ToInside);
   };
   auto alive = [&](uint8_t proto, uint16_t inside_port) {
@@ -490,12 +507,14 @@ TEST(TableFull, EvictsInDocumentedClassOrder) {
 
   // Oldest first, the established ones before everything else.
   for (uint16_t k = 1; k <= 4; ++k) ASSERT_NO_FATAL_FAILURE(establish(kInsideHost, k));  // E1..E4
-  auto u = udp_out(h, kInsideHost, 100, kServer, 53);                                          // U
+  auto u = udp_out(h, kInsideHost, 100, kServer, 53);                                    // U
   ASSERT_TRUE(u.has_value());
-  ASSERT_EQ(h.send(Packet().ipv4(kInsideHost, kServer).icmp_echo(kIcmpEchoRequest, 0, 200, 1).build()).res.verdict,
-            Verdict::ToOutside);                                                                // I
-  ASSERT_TRUE(syn_out(kInsideHost, 300).has_value());                                          // T
-  ASSERT_NO_FATAL_FAILURE(establish(kInsideHost, 400));                                         // C
+  ASSERT_EQ(
+      h.send(Packet().ipv4(kInsideHost, kServer).icmp_echo(kIcmpEchoRequest, 0, 200, 1).build())
+          .res.verdict,
+      Verdict::ToOutside);                               // I
+  ASSERT_TRUE(syn_out(kInsideHost, 300).has_value());    // T
+  ASSERT_NO_FATAL_FAILURE(establish(kInsideHost, 400));  // C
   ASSERT_EQ(h.send(Packet().ipv4(kInsideHost, kServer).tcp(400, 443, kTcpRst).build()).res.verdict,
             Verdict::ToOutside);
   ASSERT_EQ(h.engine().active_flows(), 8u);

@@ -1,11 +1,12 @@
 // Toeplitz RSS hash: the Microsoft RSS verification suite (IPv4 rows, values cross-checked with
 // DPDK's rte_softrss) and the per-port contribution identity the port allocator relies on.
+#include "engine/rss.h"
+
 #include <array>
 #include <cstdint>
 #include <random>
 
 #include "engine_fixture.h"
-#include "engine/rss.h"
 
 namespace eipgate::testing {
 namespace {
@@ -58,10 +59,10 @@ TEST_P(MsRssVectors, RawBytesMatchTupleHelpers) {
   const Toeplitz t(kMsKey);
   const uint32_t s = ip(v.src);
   const uint32_t d = ip(v.dst);
-  const uint8_t in[12] = {static_cast<uint8_t>(s >> 24), static_cast<uint8_t>(s >> 16),
-                          static_cast<uint8_t>(s >> 8),  static_cast<uint8_t>(s),
-                          static_cast<uint8_t>(d >> 24), static_cast<uint8_t>(d >> 16),
-                          static_cast<uint8_t>(d >> 8),  static_cast<uint8_t>(d),
+  const uint8_t in[12] = {static_cast<uint8_t>(s >> 24),      static_cast<uint8_t>(s >> 16),
+                          static_cast<uint8_t>(s >> 8),       static_cast<uint8_t>(s),
+                          static_cast<uint8_t>(d >> 24),      static_cast<uint8_t>(d >> 16),
+                          static_cast<uint8_t>(d >> 8),       static_cast<uint8_t>(d),
                           static_cast<uint8_t>(v.sport >> 8), static_cast<uint8_t>(v.sport),
                           static_cast<uint8_t>(v.dport >> 8), static_cast<uint8_t>(v.dport)};
   EXPECT_EQ(t.hash(in, 8), v.l3);

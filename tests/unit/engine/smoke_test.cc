@@ -44,11 +44,19 @@ TEST(EngineSmoke, UdpAndEcho) {
   EXPECT_EQ(parse(r.out).dport, 5353);
   EXPECT_TRUE(l4_checksum_ok(r.out));
 
-  Sent e = h.send(Packet().ipv4(kInsideHost, kServer).icmp_echo(kIcmpEchoRequest, 0, 77, 1).payload("ping").build());
+  Sent e = h.send(Packet()
+                      .ipv4(kInsideHost, kServer)
+                      .icmp_echo(kIcmpEchoRequest, 0, 77, 1)
+                      .payload("ping")
+                      .build());
   ASSERT_EQ(e.res.verdict, Verdict::ToOutside);
   Parsed eo = parse(e.out);
   EXPECT_TRUE(l4_checksum_ok(e.out));
-  Sent er = h.send(Packet().ipv4(kServer, kOutside).icmp_echo(kIcmpEchoReply, 0, eo.icmp_id, 1).payload("ping").build());
+  Sent er = h.send(Packet()
+                       .ipv4(kServer, kOutside)
+                       .icmp_echo(kIcmpEchoReply, 0, eo.icmp_id, 1)
+                       .payload("ping")
+                       .build());
   ASSERT_EQ(er.res.verdict, Verdict::ToInside);
   EXPECT_EQ(parse(er.out).icmp_id, 77);
   EXPECT_TRUE(l4_checksum_ok(er.out));
@@ -72,7 +80,9 @@ TEST(EngineSmoke, SameBurstPacketsOfOneNewFlowShareTheFlow) {
   };
   std::vector<engine::PacketBuf> pkts;
   std::vector<engine::PacketBuf*> ptrs;
-  for (auto& f : frames) pkts.push_back({f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), {}});
+  for (auto& f : frames)
+    pkts.push_back(
+        {f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), {}});
   for (auto& p : pkts) ptrs.push_back(&p);
   engine::Result res[4];
   h.engine().process_burst(ptrs.data(), 4, h.now_ns(), res);

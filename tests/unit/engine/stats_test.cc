@@ -22,11 +22,12 @@ TEST(EngineStats, NamedCountersAreUniqueAndCoverEveryCounter) {
   std::set<std::string> names;
   for (const auto& [n, v] : named) EXPECT_TRUE(names.insert(std::string(n)).second) << n;
   EXPECT_EQ(named.size(), 1 + engine::kEventCount + engine::kDropReasonCount);
-  for (const char* cw : {"ActiveConnectionCount", "ConnectionAttemptCount", "ConnectionEstablishedCount",
-                         "ErrorPortAllocation", "IdleTimeoutCount", "PacketsDropCount",
-                         "BytesInFromSource", "BytesOutToDestination", "BytesInFromDestination",
-                         "BytesOutToSource", "PacketsInFromSource", "PacketsOutToDestination",
-                         "PacketsInFromDestination", "PacketsOutToSource", "drop.no_flow_outside"}) {
+  for (const char* cw :
+       {"ActiveConnectionCount", "ConnectionAttemptCount", "ConnectionEstablishedCount",
+        "ErrorPortAllocation", "IdleTimeoutCount", "PacketsDropCount", "BytesInFromSource",
+        "BytesOutToDestination", "BytesInFromDestination", "BytesOutToSource",
+        "PacketsInFromSource", "PacketsOutToDestination", "PacketsInFromDestination",
+        "PacketsOutToSource", "drop.no_flow_outside"}) {
     EXPECT_TRUE(names.count(cw)) << cw;
   }
 }
@@ -36,7 +37,8 @@ TEST(EngineStats, CloudWatchCountersFollowTraffic) {
   auto out = Packet().ipv4(kInsideHost, kServer).udp(5000, 53).payload("abcd").build();
   Sent s = h.send(out);
   ASSERT_EQ(s.res.verdict, engine::Verdict::ToOutside);
-  Sent r = h.send(Packet().ipv4(kServer, kOutside).udp(53, parse(s.out).sport).payload("xy").build());
+  Sent r =
+      h.send(Packet().ipv4(kServer, kOutside).udp(53, parse(s.out).sport).payload("xy").build());
   ASSERT_EQ(r.res.verdict, engine::Verdict::ToInside);
   h.send(Packet().ipv4(kServer2, kOutside).udp(53, 9).build());  // unsolicited: dropped
   const auto st = h.engine().stats();

@@ -18,7 +18,7 @@ using engine::Verdict;
 
 constexpr uint16_t kInsidePort = 40000;
 constexpr uint16_t kServerPort = 443;
-constexpr uint32_t kIsn = 1000;       // inside's initial sequence number
+constexpr uint32_t kIsn = 1000;  // inside's initial sequence number
 constexpr uint32_t kServerIsn = 700000;
 
 // One TCP connection kInsideHost:40000 -> kServer:443 (by default) through a harness. Learns the
@@ -31,11 +31,23 @@ class Conn {
 
   [[nodiscard]] Bytes seg_out(uint8_t flags, uint32_t seq = kIsn, uint32_t ack = 0,
                               std::string_view data = {}) const {
-    return Packet().ipv4(inside_, server_).tcp(iport_, sport_, flags).seq(seq).ack(ack).payload(data).build();
+    return Packet()
+        .ipv4(inside_, server_)
+        .tcp(iport_, sport_, flags)
+        .seq(seq)
+        .ack(ack)
+        .payload(data)
+        .build();
   }
   [[nodiscard]] Bytes seg_in(uint8_t flags, uint32_t seq = kServerIsn, uint32_t ack = 0,
                              std::string_view data = {}) const {
-    return Packet().ipv4(server_, kOutside).tcp(sport_, oport_, flags).seq(seq).ack(ack).payload(data).build();
+    return Packet()
+        .ipv4(server_, kOutside)
+        .tcp(sport_, oport_, flags)
+        .seq(seq)
+        .ack(ack)
+        .payload(data)
+        .build();
   }
 
   Sent out(uint8_t flags, uint32_t seq = kIsn, uint32_t ack = 0, std::string_view data = {}) {
@@ -124,7 +136,8 @@ TEST(TcpOpen, HandshakeEstablishesAndCounts) {
 TEST(TcpOpen, SynAckFromOutsideBeforeAnySynSeenIsNotForwarded) {
   // Outside -> inside never creates state, whatever the flags.
   EngineHarness h;
-  for (uint8_t flags : {uint8_t{kTcpSyn}, uint8_t{kTcpSyn | kTcpAck}, uint8_t{kTcpAck}, uint8_t{kTcpRst}}) {
+  for (uint8_t flags :
+       {uint8_t{kTcpSyn}, uint8_t{kTcpSyn | kTcpAck}, uint8_t{kTcpAck}, uint8_t{kTcpRst}}) {
     SCOPED_TRACE(static_cast<int>(flags));
     const uint64_t before = h.drops(DropReason::NoFlowOutside);
     Sent s = h.send(Packet().ipv4(kServer, kOutside).tcp(443, 5555, flags).build());
@@ -198,7 +211,8 @@ TEST(TcpData, BothWaysTranslatedExactly) {
   EXPECT_TRUE(ip_checksum_ok(o.out));
   EXPECT_TRUE(l4_checksum_ok(o.out));
 
-  Sent i = c.in(kTcpAck | kTcpPsh, kServerIsn + 1, kIsn + 1 + static_cast<uint32_t>(req.size()), resp);
+  Sent i =
+      c.in(kTcpAck | kTcpPsh, kServerIsn + 1, kIsn + 1 + static_cast<uint32_t>(req.size()), resp);
   ASSERT_EQ(i.res.verdict, Verdict::ToInside);
   const Bytes want_in = Packet()
                             .ipv4(kServer, kInsideHost)
@@ -275,7 +289,9 @@ std::vector<CloseCase> close_cases() {
       {"RstFromInside", {{true, kTcpRst}}, {S::Reset}},
       {"RstAckFromInside", {{true, kTcpRst | kTcpAck}}, {S::Reset}},
       {"RstFromOutside", {{false, kTcpRst}}, {S::Reset}},
-      {"RstAfterFinFromOutside", {{true, kFinAck}, {false, kTcpRst | kTcpAck}}, {S::FinWait, S::Reset}},
+      {"RstAfterFinFromOutside",
+       {{true, kFinAck}, {false, kTcpRst | kTcpAck}},
+       {S::FinWait, S::Reset}},
   };
 }
 
@@ -292,7 +308,8 @@ TEST_P(TcpClose, ReachesClosedStateAndExpiresAfterTimeWait) {
   for (size_t k = 0; k < tc.steps.size(); ++k) {
     SCOPED_TRACE(k);
     const Step& s = tc.steps[k];
-    Sent r = s.from_inside ? c.out(s.flags, kIsn + 1, kServerIsn + 1) : c.in(s.flags, kServerIsn + 1, kIsn + 1);
+    Sent r = s.from_inside ? c.out(s.flags, kIsn + 1, kServerIsn + 1)
+                           : c.in(s.flags, kServerIsn + 1, kIsn + 1);
     ASSERT_EQ(r.res.verdict, s.from_inside ? Verdict::ToOutside : Verdict::ToInside);
     Parsed p = parse(r.out);
     EXPECT_EQ(p.tcp_flags, s.flags);
@@ -329,7 +346,8 @@ TEST_P(TcpClose, SynFromInsideReopensTheClosedFlowOnTheSameMapping) {
   Conn c(h);
   ASSERT_NO_FATAL_FAILURE(c.open());
   for (const Step& s : tc.steps) {
-    ASSERT_NE(s.from_inside ? c.out(s.flags).res.verdict : c.in(s.flags).res.verdict, Verdict::Drop);
+    ASSERT_NE(s.from_inside ? c.out(s.flags).res.verdict : c.in(s.flags).res.verdict,
+              Verdict::Drop);
   }
   const TcpState closed_state = tc.states.back();
   ASSERT_TRUE(closed_state == TcpState::TimeWait || closed_state == TcpState::Reset);
@@ -363,7 +381,9 @@ TEST_P(TcpClose, SynFromInsideReopensTheClosedFlowOnTheSameMapping) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, TcpClose, ::testing::ValuesIn(close_cases()),
-                         [](const ::testing::TestParamInfo<CloseCase>& i) { return std::string(i.param.name); });
+                         [](const ::testing::TestParamInfo<CloseCase>& i) {
+                           return std::string(i.param.name);
+                         });
 
 // ---------------------------------------------------------------------------------------------
 // Timeouts
@@ -492,7 +512,8 @@ TEST(TcpTimeout, RefreshedFlowQueuedBehindANewerOneExpiresOnTime) {
   Conn b(h, kInsideHost, 40002);
   ASSERT_NO_FATAL_FAILURE(a.open());  // t = 0
   h.advance_s(50);
-  ASSERT_EQ(a.out(kTcpAck, kIsn + 1, kServerIsn + 1, "x").res.verdict, Verdict::ToOutside);  // t = 50
+  ASSERT_EQ(a.out(kTcpAck, kIsn + 1, kServerIsn + 1, "x").res.verdict,
+            Verdict::ToOutside);  // t = 50
   h.advance_s(50);
   ASSERT_NO_FATAL_FAILURE(b.open());  // t = 100
   h.advance_s(250);                   // t = 350: a is examined and requeued behind b
@@ -617,7 +638,8 @@ TEST(TcpRstUnknown, RstBehindVlanAndIpOptionsIsAPlainTwentyByteHeader) {
 
 TEST(TcpRstUnknown, RstWithoutFlowIsDroppedSilently) {
   EngineHarness h;
-  Sent s = h.send(Packet().ipv4(kInsideHost, kServer).tcp(kInsidePort, kServerPort, kTcpRst | kTcpAck).build());
+  Sent s = h.send(
+      Packet().ipv4(kInsideHost, kServer).tcp(kInsidePort, kServerPort, kTcpRst | kTcpAck).build());
   EXPECT_EQ(s.res.verdict, Verdict::Drop);
   EXPECT_EQ(s.res.reason, DropReason::TcpNoFlowNonSyn);
   EXPECT_EQ(h.drops(DropReason::TcpNoFlowNonSyn), 1u);
@@ -630,7 +652,11 @@ TEST(TcpRstUnknown, DisabledMeansPlainDrop) {
   cfg.tcp_rst_unknown = false;
   EngineHarness h(cfg);
   for (uint8_t flags : {uint8_t{kTcpAck}, uint8_t{kTcpPsh}, uint8_t{kTcpFin | kTcpAck}}) {
-    Sent s = h.send(Packet().ipv4(kInsideHost, kServer).tcp(kInsidePort, kServerPort, flags).payload("x").build());
+    Sent s = h.send(Packet()
+                        .ipv4(kInsideHost, kServer)
+                        .tcp(kInsidePort, kServerPort, flags)
+                        .payload("x")
+                        .build());
     EXPECT_EQ(s.res.verdict, Verdict::Drop);
     EXPECT_EQ(s.res.reason, DropReason::TcpNoFlowNonSyn);
   }
@@ -638,8 +664,10 @@ TEST(TcpRstUnknown, DisabledMeansPlainDrop) {
   EXPECT_EQ(h.events(Event::TcpRstSentToInside), 0u);
   EXPECT_EQ(h.engine().active_flows(), 0u);
   // SYNs still open connections.
-  EXPECT_EQ(h.send(Packet().ipv4(kInsideHost, kServer).tcp(kInsidePort, kServerPort, kTcpSyn).build()).res.verdict,
-            Verdict::ToOutside);
+  EXPECT_EQ(
+      h.send(Packet().ipv4(kInsideHost, kServer).tcp(kInsidePort, kServerPort, kTcpSyn).build())
+          .res.verdict,
+      Verdict::ToOutside);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -647,7 +675,7 @@ TEST(TcpRstUnknown, DisabledMeansPlainDrop) {
 
 struct MssCase {
   const char* name;
-  bool syn_out;  // SYN from inside; else SYN-ACK from outside
+  bool syn_out;          // SYN from inside; else SYN-ACK from outside
   Bytes options_before;  // options placed before the MSS option
   uint16_t mss;
   uint16_t want_mss;
@@ -691,20 +719,22 @@ TEST_P(TcpMss, ClampsSynsBothWays) {
 
 INSTANTIATE_TEST_SUITE_P(
     Engine, TcpMss,
-    ::testing::Values(MssCase{"Out1460", true, {}, 1460, 1400}, MssCase{"Out1200", true, {}, 1200, 1200},
-                      MssCase{"Out1400", true, {}, 1400, 1400}, MssCase{"Out1401", true, {}, 1401, 1400},
-                      MssCase{"Out65535", true, {}, 65535, 1400},
-                      MssCase{"In1460", false, {}, 1460, 1400}, MssCase{"In1200", false, {}, 1200, 1200},
-                      // After NOPs / other options, at an even and at an odd offset.
-                      MssCase{"OutAfterTwoNops", true, {1, 1}, 1460, 1400},
-                      MssCase{"OutAfterOneNop", true, {1}, 1460, 1400},
-                      MssCase{"InAfterOneNop", false, {1}, 9000, 1400},
-                      MssCase{"OutAfterWscale", true, {3, 3, 7}, 1460, 1400}),
+    ::testing::Values(
+        MssCase{"Out1460", true, {}, 1460, 1400}, MssCase{"Out1200", true, {}, 1200, 1200},
+        MssCase{"Out1400", true, {}, 1400, 1400}, MssCase{"Out1401", true, {}, 1401, 1400},
+        MssCase{"Out65535", true, {}, 65535, 1400}, MssCase{"In1460", false, {}, 1460, 1400},
+        MssCase{"In1200", false, {}, 1200, 1200},
+        // After NOPs / other options, at an even and at an odd offset.
+        MssCase{"OutAfterTwoNops", true, {1, 1}, 1460, 1400},
+        MssCase{"OutAfterOneNop", true, {1}, 1460, 1400},
+        MssCase{"InAfterOneNop", false, {1}, 9000, 1400},
+        MssCase{"OutAfterWscale", true, {3, 3, 7}, 1460, 1400}),
     [](const ::testing::TestParamInfo<MssCase>& i) { return std::string(i.param.name); });
 
 TEST(TcpMssClamp, OffByDefaultAndOnlyOnSyns) {
   EngineHarness h;  // tcp_mss_clamp = 0
-  Sent s = h.send(Packet().ipv4(kInsideHost, kServer).tcp(kInsidePort, kServerPort, kTcpSyn).mss(9001).build());
+  Sent s = h.send(
+      Packet().ipv4(kInsideHost, kServer).tcp(kInsidePort, kServerPort, kTcpSyn).mss(9001).build());
   ASSERT_EQ(s.res.verdict, Verdict::ToOutside);
   EXPECT_EQ(parse(s.out).mss.value_or(0), 9001);
 
@@ -714,7 +744,8 @@ TEST(TcpMssClamp, OffByDefaultAndOnlyOnSyns) {
   Conn c(h2);
   ASSERT_NO_FATAL_FAILURE(c.open());
   // An MSS option on a non-SYN segment means nothing to TCP and is left alone.
-  Sent d = h2.send(Packet().ipv4(kInsideHost, kServer).tcp(kInsidePort, kServerPort, kTcpAck).mss(1460).build());
+  Sent d = h2.send(
+      Packet().ipv4(kInsideHost, kServer).tcp(kInsidePort, kServerPort, kTcpAck).mss(1460).build());
   ASSERT_EQ(d.res.verdict, Verdict::ToOutside);
   EXPECT_EQ(parse(d.out).mss.value_or(0), 1460);
   EXPECT_TRUE(l4_checksum_ok(d.out));
