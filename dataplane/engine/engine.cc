@@ -162,8 +162,8 @@ struct Engine::Impl {
     uint32_t since = 0;
   };
   struct Released {
-    PacketBuf* pkt;
-    Result res;
+    PacketBuf* pkt = nullptr;
+    Result res{};
   };
 
   static constexpr uint32_t kAddrSetBits = 10;
