@@ -82,9 +82,9 @@ L3Kind parse(const PacketBuf& pkt, Parsed& out) {
     uint8_t* l4 = ip + 20;
     bool ok = false;
     if (!frag && tot <= len - 14) {
-      if (proto == kProtoTcp) {
+      if (proto == kProtoTcp && tot >= 40) {  // the TCP header is inside the buffer
         const uint16_t doff = static_cast<uint16_t>((l4[12] >> 4) * 4);
-        ok = tot >= 40 && doff >= 20 && doff <= tot - 20;
+        ok = doff >= 20 && doff <= tot - 20;
       } else if (proto == kProtoUdp) {
         ok = tot >= 28;
       }
