@@ -9,7 +9,8 @@ readonly PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev llvm clang-format clang-tidy valgrind
   libdpdk-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
-  iproute2
+  libbpf-dev bpftool linux-libc-dev
+  iproute2 ethtool iputils-ping curl python3 iperf3 traceroute
 )
 readonly MIN_HUGEPAGES=256
 readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages

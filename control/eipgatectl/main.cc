@@ -1,0 +1,353 @@
+// eipgatectl: the operator's CLI for a running eipgate-dataplane, over its admin socket
+// (dataplane/admin/README.md). Readable tables by default, the raw result with --json.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "admin/admin_client.h"
+
+#ifndef EIPGATE_VERSION
+#define EIPGATE_VERSION "unknown"
+#endif
+
+namespace {
+
+using nlohmann::json;
+
+// Exit codes (documented in dataplane/admin/README.md and --help).
+constexpr int kExitOk = 0;
+constexpr int kExitRefused = 1;      // the dataplane answered "ok": false
+constexpr int kExitUsage = 2;        // bad command line
+constexpr int kExitUnreachable = 3;  // no socket, I/O error, timeout, malformed answer
+constexpr int kExitUnhealthy = 4;    // health status is not "ok"
+constexpr int kExitUnavailable = 5;  // command not implemented yet
+
+constexpr const char* kDefaultSocket = "/run/eipgate/dataplane.sock";
+
+// A scalar as a table cell; nested values are printed compactly rather than dropped.
+std::string cell(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "-";
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+bool numeric(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= '0' && c <= '9') || c == '.' || c == '-';
+  });
+}
+
+// Columns padded to their widest cell.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  void print(std::ostream& os, const std::string& indent = "  ", bool header = true) const {
+    std::vector<std::size_t> width;
+    std::vector<bool> right;  // a column of numbers only is right-aligned so magnitudes line up
+    for (std::size_t ri = 0; ri < rows_.size(); ++ri) {
+      const auto& r = rows_[ri];
+      if (width.size() < r.size()) {
+        width.resize(r.size(), 0);
+        right.resize(r.size(), true);
+      }
+      for (std::size_t i = 0; i < r.size(); ++i) {
+        width[i] = std::max(width[i], r[i].size());
+        if (ri > 0) right[i] = right[i] && numeric(r[i]);
+      }
+    }
+    for (std::size_t ri = header ? 0 : 1; ri < rows_.size(); ++ri) {
+      const auto& r = rows_[ri];
+      std::string line = indent;
+      for (std::size_t i = 0; i < r.size(); ++i) {
+        const std::size_t pad = width[i] - r[i].size();
+        if (right[i]) line.append(pad, ' ');
+        line += r[i];
+        if (i + 1 < r.size()) {
+          if (!right[i]) line.append(pad, ' ');
+          line += "  ";
+        }
+      }
+      os << line << '\n';
+    }
+  }
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+void print_key_values(const json& obj, std::ostream& os) {
+  Table t({"", ""});
+  for (const auto& [k, v] : obj.items()) t.add({k, cell(v)});
+  t.print(os, "  ", /*header=*/false);
+}
+
+// Sections a dataplane adds to "stats" beyond the engine's (ports, ARP, ...) are shown without
+// eipgatectl knowing them: objects as key/value lists, arrays of objects as tables.
+void print_extra_section(const std::string& name, const json& v, std::ostream& os) {
+  os << '\n' << name << '\n';
+  if (v.is_object()) {
+    print_key_values(v, os);
+  } else if (v.is_array() && !v.empty() && v[0].is_object()) {
+    std::vector<std::string> cols;
+    for (const auto& [k, ignored] : v[0].items()) cols.push_back(k);
+    Table t(cols);
+    for (const auto& row : v) {
+      std::vector<std::string> r;
+      r.reserve(cols.size());
+      for (const auto& c : cols)
+        r.push_back(row.is_object() && row.contains(c) ? cell(row[c]) : "-");
+      t.add(std::move(r));
+    }
+    t.print(os);
+  } else {
+    os << "  " << cell(v) << '\n';
+  }
+}
+
+uint64_t counter(const json& block, const char* name) {
+  if (!block.contains("counters")) return 0;
+  const json& c = block["counters"];
+  return c.contains(name) && c[name].is_number_unsigned() ? c[name].get<uint64_t>() : 0;
+}
+
+// CloudWatch's order (connections, then bytes, then packets) rather than JSON's alphabetical one,
+// so the table reads like the NAT Gateway console. Names the dataplane adds later follow.
+constexpr const char* kNatGatewayOrder[] = {
+    "ActiveConnectionCount",    "ConnectionAttemptCount", "ConnectionEstablishedCount",
+    "ErrorPortAllocation",      "IdleTimeoutCount",       "PacketsDropCount",
+    "BytesInFromSource",        "BytesOutToDestination",  "BytesInFromDestination",
+    "BytesOutToSource",         "PacketsInFromSource",    "PacketsOutToDestination",
+    "PacketsInFromDestination", "PacketsOutToSource"};
+
+void print_nat_gateway(const json& ng, std::ostream& os) {
+  Table t({"", ""});
+  for (const char* name : kNatGatewayOrder) {
+    if (ng.contains(name)) t.add({name, cell(ng[name])});
+  }
+  for (const auto& item : ng.items()) {
+    const std::string& key = item.key();
+    if (std::find_if(std::begin(kNatGatewayOrder), std::end(kNatGatewayOrder),
+                     [&](const char* n) { return key == n; }) == std::end(kNatGatewayOrder)) {
+      t.add({key, cell(item.value())});
+    }
+  }
+  t.print(os, "  ", /*header=*/false);
+}
+
+void print_stats(const json& r, std::ostream& os) {
+  os << "NAT Gateway metrics (all workers)\n";
+  if (r.contains("nat_gateway") && r["nat_gateway"].is_object()) {
+    print_nat_gateway(r["nat_gateway"], os);
+  }
+  if (r.contains("workers") && r["workers"].is_array()) {
+    os << "\nWorkers\n";
+    Table t({"WORKER", "ACTIVE", "MAX", "PKTS_FROM_SRC", "PKTS_FROM_DST", "DROPS", "CREATED"});
+    for (const auto& w : r["workers"]) {
+      t.add({cell(w.value("worker", json())), cell(w.value("active_flows", json())),
+             cell(w.value("max_flows", json())), std::to_string(counter(w, "PacketsInFromSource")),
+             std::to_string(counter(w, "PacketsInFromDestination")),
+             std::to_string(counter(w, "PacketsDropCount")),
+             std::to_string(counter(w, "flows_created"))});
+    }
+    t.print(os);
+  }
+  os << "\nDrops by reason (non-zero)\n";
+  bool any = false;
+  if (r.contains("drops") && r["drops"].is_object()) {
+    Table t({"", ""});
+    for (const auto& [reason, n] : r["drops"].items()) {
+      if (n.is_number() && n.get<uint64_t>() == 0) continue;
+      t.add({reason, cell(n)});
+      any = true;
+    }
+    if (any) t.print(os, "  ", false);
+  }
+  if (!any) os << "  none\n";
+  for (const auto& [k, v] : r.items()) {
+    if (k == "nat_gateway" || k == "workers" || k == "drops" || k == "totals") continue;
+    print_extra_section(k, v, os);
+  }
+}
+
+std::string endpoint(const json& f, const char* ip, const char* port) {
+  return cell(f.value(ip, json())) + ":" + cell(f.value(port, json()));
+}
+
+std::string idle(const json& f) {
+  if (!f.contains("idle_ms") || !f["idle_ms"].is_number()) return "-";
+  const uint64_t ms = f["idle_ms"].get<uint64_t>();
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%llu.%llus", static_cast<unsigned long long>(ms / 1000),
+                static_cast<unsigned long long>((ms % 1000) / 100));
+  return buf;
+}
+
+void print_flows(const json& r, std::ostream& os) {
+  const json flows = r.value("flows", json::array());
+  Table t(
+      {"PROTO", "INSIDE", "REMOTE", "OUTSIDE", "STATE", "IDLE", "BYTES_OUT", "BYTES_IN", "WORKER"});
+  for (const auto& f : flows) {
+    // ICMP has an echo id where others have ports, and nothing on the remote side.
+    const bool icmp = f.value("proto", json()) == "icmp";
+    t.add({cell(f.value("proto", json())), endpoint(f, "inside_ip", "inside_port"),
+           icmp ? cell(f.value("remote_ip", json())) : endpoint(f, "remote_ip", "remote_port"),
+           endpoint(f, "outside_ip", "outside_port"), cell(f.value("tcp_state", json())), idle(f),
+           cell(f.value("bytes_out", json())), cell(f.value("bytes_in", json())),
+           cell(f.value("worker", json()))});
+  }
+  t.print(os, "");
+  const uint64_t matched = r.value("matched", static_cast<uint64_t>(flows.size()));
+  if (r.value("truncated", false)) {
+    os << "showing " << flows.size() << " of " << matched
+       << " matching flows (raise --limit to see more)\n";
+  } else {
+    os << flows.size() << (flows.size() == 1 ? " flow\n" : " flows\n");
+  }
+}
+
+int report_refusal(const std::string& cmd, const json& resp) {
+  std::cerr << "eipgatectl " << cmd << ": " << cell(resp.value("error", json("unknown error")))
+            << '\n';
+  return kExitRefused;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{
+      "eipgatectl: inspect and control a running eipgate-dataplane.\n"
+      "Exit codes: 0 ok, 1 refused by the dataplane, 2 usage, 3 dataplane unreachable, "
+      "4 unhealthy, 5 not available yet.",
+      "eipgatectl"};
+  app.fallthrough();  // global options may follow the subcommand
+  app.set_version_flag("--version", std::string("eipgatectl ") + EIPGATE_VERSION);
+
+  std::string socket_path = kDefaultSocket;
+  bool as_json = false;
+  double timeout_s = 10;
+  app.add_option("--socket", socket_path, "admin socket of eipgate-dataplane")
+      ->envname("EIPGATE_ADMIN_SOCKET")
+      ->capture_default_str();
+  app.add_flag("--json", as_json, "print the dataplane's JSON result instead of tables");
+  app.add_option("--timeout", timeout_s, "seconds to wait for each answer")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+
+  auto* stats = app.add_subcommand("stats", "counters: NAT Gateway metrics, workers, drops");
+  auto* flows = app.add_subcommand("flows", "dump tracked connections");
+  std::string proto, inside, remote;
+  std::optional<uint16_t> port;
+  uint32_t limit = 1000;
+  flows->add_option("--proto", proto, "tcp, udp, icmp or a protocol number");
+  flows->add_option("--inside", inside, "inside address or prefix (10.0.1.0/24)");
+  flows->add_option("--remote", remote, "remote address or prefix");
+  flows->add_option("--port", port, "outside (translated) port");
+  flows->add_option("--limit", limit, "most flows to show (the dataplane caps it)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  auto* reload = app.add_subcommand("reload", "load a new configuration atomically");
+  std::string reload_file;
+  reload->add_option("FILE", reload_file, "configuration file (YAML)")->required();
+  auto* health = app.add_subcommand("health", "is the dataplane healthy (exit 4 if not)");
+  auto* version = app.add_subcommand("version", "versions of eipgatectl and the dataplane");
+  auto* failover = app.add_subcommand("failover", "move the service address to the peer");
+  failover->allow_extras();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (app.get_subcommands().empty()) {
+    std::cerr << app.help();
+    return kExitUsage;
+  }
+  if (failover->parsed()) {
+    std::cerr << "eipgatectl failover: not available until eipgate-control (issue 5)\n";
+    return kExitUnavailable;
+  }
+
+  std::string cmd;
+  json args = json::object();
+  if (stats->parsed()) {
+    cmd = "stats";
+  } else if (flows->parsed()) {
+    cmd = "flows";
+    if (!proto.empty()) args["proto"] = proto;
+    if (!inside.empty()) args["inside"] = inside;
+    if (!remote.empty()) args["remote"] = remote;
+    if (port) args["outside_port"] = *port;
+    args["limit"] = limit;
+  } else if (reload->parsed()) {
+    cmd = "reload";
+    // The dataplane runs elsewhere (another cwd), so a relative path must be resolved here.
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(reload_file, ec);
+    args["path"] = ec ? reload_file : abs.lexically_normal().string();
+  } else if (health->parsed()) {
+    cmd = "health";
+  } else if (version->parsed()) {
+    cmd = "version";
+  }
+
+  eipgate::admin::AdminClient client(socket_path, static_cast<int>(timeout_s * 1000));
+  json resp;
+  eipgate::admin::ClientError err;
+  if (!client.call(cmd, args, &resp, &err)) {
+    std::cerr << "eipgatectl: " << err.message << '\n';
+    return kExitUnreachable;
+  }
+  if (!resp["ok"].get<bool>()) return report_refusal(cmd, resp);
+  const json result = resp.value("result", json());
+
+  if (as_json) {
+    std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+  } else if (cmd == "stats") {
+    print_stats(result, std::cout);
+  } else if (cmd == "flows") {
+    print_flows(result, std::cout);
+  } else if (cmd == "reload") {
+    std::cout << "reloaded " << args["path"].get<std::string>() << '\n';
+    if (result.is_object() && !result.empty()) print_key_values(result, std::cout);
+  } else if (cmd == "health") {
+    if (result.is_object()) {
+      print_key_values(result, std::cout);
+    } else {
+      std::cout << cell(result) << '\n';
+    }
+  } else if (cmd == "version") {
+    std::cout << "eipgatectl " << EIPGATE_VERSION << "\neipgate-dataplane "
+              << cell(result.value("version", json())) << " (admin protocol "
+              << cell(result.value("protocol", json())) << ")\n";
+  }
+  std::cout.flush();
+
+  if (cmd == "health") {
+    const bool healthy = result.is_object() && result.value("status", std::string()) == "ok";
+    return healthy ? kExitOk : kExitUnhealthy;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Anything unexpected (an answer of the wrong shape, a failed write to stdout) is reported as
+  // an error of talking to the dataplane rather than as an abort.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "eipgatectl: " << e.what() << '\n';
+    return kExitUnreachable;
+  }
+}

@@ -1,0 +1,900 @@
+// Parses and validates the dataplane's YAML configuration (schema: dataplane/config/README.md).
+// Every error names the file, the line of the offending key or value, and the reason; the first
+// error wins. Parsing is a pure function of the text, so a rejected reload cannot touch the config
+// already running.
+#include "config/dataplane_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/log.h"
+
+namespace eipgate::dataplane {
+
+std::string ConfigError::to_string() const {
+  if (line > 0) return file + ":" + std::to_string(line) + ": " + reason;
+  return file + ": " + reason;
+}
+
+namespace {
+
+// Thrown inside this file only and turned into a ConfigResult at the API boundary: validation is
+// deep and linear, and unwinding keeps every check a single line.
+struct ParseFailure {
+  ConfigError error;
+};
+
+std::string ip_str(uint32_t ip) {
+  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 255) + "." +
+         std::to_string((ip >> 8) & 255) + "." + std::to_string(ip & 255);
+}
+
+uint32_t prefix_mask(uint8_t len) { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
+
+std::string prefix_str(uint32_t addr, uint8_t len) {
+  return ip_str(addr) + "/" + std::to_string(len);
+}
+
+const char* type_name(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "an undefined node";
+}
+
+// Levenshtein distance, for "did you mean" on unknown keys (keys are short).
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// One value in the document: its node, where it is (for messages) and its dotted path.
+// yaml-cpp's Node assignment is not noexcept; a throw here would only end a parse.
+struct Value {  // NOLINT(bugprone-exception-escape)
+  YAML::Node node;
+  int line = 0;
+  std::string path;
+};
+
+class Parser {
+ public:
+  explicit Parser(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(int line, std::string reason) const {
+    throw ParseFailure{ConfigError{file_, line, std::move(reason)}};
+  }
+  [[noreturn]] void fail(const Value& v, const std::string& reason) const {
+    fail(v.line, v.path.empty() ? reason : v.path + ": " + reason);
+  }
+
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string file_;
+};
+
+// A mapping whose keys were checked on construction: each key a plain string, known, and
+// present once (yaml-cpp keeps duplicate keys, which would otherwise shadow each other silently).
+class Section {
+ public:
+  Section(const Parser& p, const Value& v, std::initializer_list<std::string_view> allowed)
+      : p_(p), line_(v.line), path_(v.path) {
+    // An empty section ("logging:" with nothing under it) means "all defaults".
+    if (v.node.IsNull()) return;
+    if (!v.node.IsMap()) p.fail(v, std::string("expected a mapping, got ") + type_name(v.node));
+    for (const auto& kv : v.node) {
+      const YAML::Node key = kv.first;  // copies: yaml-cpp's iterator yields temporaries
+      const int key_line = key.Mark().line + 1;
+      if (!key.IsScalar()) p.fail(key_line, where() + "keys must be plain names");
+      const std::string& name = key.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        std::string reason = where() + "unknown key '" + name + "'";
+        std::string_view best;
+        size_t best_distance = 3;  // suggest only close matches: typos, not other keys
+        for (std::string_view candidate : allowed) {
+          const size_t d = edit_distance(name, candidate);
+          if (d < best_distance) {
+            best_distance = d;
+            best = candidate;
+          }
+        }
+        if (!best.empty()) reason += " (did you mean '" + std::string(best) + "'?)";
+        p.fail(key_line, reason);
+      }
+      for (const auto& e : entries_) {
+        if (e.key == name) {
+          p.fail(key_line, where() + "duplicate key '" + name + "' (first on line " +
+                               std::to_string(e.key_line) + ")");
+        }
+      }
+      entries_.push_back(Entry{name, key_line, kv.second});
+    }
+  }
+
+  // The value under `key`, if present. A null value ("mtu:" with nothing) is an error: a key
+  // written without a value is a mistake, not a request for the default.
+  std::optional<Value> get(std::string_view key) const {
+    for (const auto& e : entries_) {
+      if (e.key != key) continue;
+      // yaml-cpp marks an empty value at the next token, so such values take the key's line.
+      const int line = e.value.IsNull() ? e.key_line : e.value.Mark().line + 1;
+      return Value{e.value, line, child_path(key)};
+    }
+    return std::nullopt;
+  }
+
+  // Like get(), for sub-sections: keeps the key's line, so errors about the section as a whole
+  // (missing keys) point at "nat:" rather than at its first child.
+  std::optional<Value> get_section(std::string_view key) const {
+    for (const auto& e : entries_) {
+      if (e.key == key) return Value{e.value, e.key_line, child_path(key)};
+    }
+    return std::nullopt;
+  }
+
+  Value require(std::string_view key) const {
+    auto v = get(key);
+    if (!v) missing(key);
+    return *v;
+  }
+  Value require_section(std::string_view key) const {
+    auto v = get_section(key);
+    if (!v) missing(key);
+    return *v;
+  }
+
+  int line() const { return line_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Entry {
+    std::string key;
+    int key_line;
+    YAML::Node value;
+  };
+
+  [[noreturn]] void missing(std::string_view key) const {
+    p_.fail(line_, where() + "missing required key '" + std::string(key) + "'");
+  }
+  std::string where() const { return path_.empty() ? std::string() : path_ + ": "; }
+  std::string child_path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+  const Parser& p_;
+  int line_;
+  std::string path_;
+  std::vector<Entry> entries_;
+};
+
+// ---- scalar conversions; each fails with the value's line and path ----
+
+std::string scalar(const Parser& p, const Value& v) {
+  if (v.node.IsNull()) p.fail(v, "missing value");
+  if (!v.node.IsScalar()) p.fail(v, std::string("expected a value, got ") + type_name(v.node));
+  return v.node.Scalar();
+}
+
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+bool parse_uint(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 19) return false;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+uint64_t integer(const Parser& p, const Value& v, uint64_t min, uint64_t max) {
+  const std::string s = scalar(p, v);
+  uint64_t n = 0;
+  if (!parse_uint(s, &n) || n < min || n > max) {
+    p.fail(v,
+           quoted(s) + " is not an integer in " + std::to_string(min) + ".." + std::to_string(max));
+  }
+  return n;
+}
+
+bool boolean(const Parser& p, const Value& v) {
+  std::string s = scalar(p, v);
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  // The YAML 1.1 spellings, which is what yaml-cpp and most YAML users treat as booleans.
+  if (s == "true" || s == "yes" || s == "on") return true;
+  if (s == "false" || s == "no" || s == "off") return false;
+  p.fail(v, quoted(v.node.Scalar()) + " is not a boolean (true or false)");
+}
+
+// Dotted quad, decimal, no leading zeros ("010" would mean 8 to inet_aton and 10 to a reader).
+bool parse_ipv4(std::string_view s, uint32_t* out) {
+  uint32_t addr = 0;
+  for (int i = 0; i < 4; ++i) {
+    const size_t dot = i < 3 ? s.find('.') : s.size();
+    if (dot == std::string_view::npos) return false;
+    const std::string_view part = s.substr(0, dot);
+    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0')) return false;
+    uint64_t octet = 0;
+    if (!parse_uint(part, &octet) || octet > 255) return false;
+    addr = addr << 8 | static_cast<uint32_t>(octet);
+    s = i < 3 ? s.substr(dot + 1) : std::string_view();
+  }
+  *out = addr;
+  return true;
+}
+
+uint32_t ipv4(const Parser& p, const Value& v) {
+  const std::string s = scalar(p, v);
+  uint32_t addr = 0;
+  if (!parse_ipv4(s, &addr)) p.fail(v, quoted(s) + " is not an IPv4 address");
+  return addr;
+}
+
+struct AddrLen {
+  uint32_t addr;
+  uint8_t len;
+};
+
+AddrLen cidr(const Parser& p, const Value& v) {
+  const std::string s = scalar(p, v);
+  const size_t slash = s.find('/');
+  if (slash == std::string::npos) {
+    p.fail(v, quoted(s) + " has no prefix length (write it as address/length)");
+  }
+  uint32_t addr = 0;
+  if (!parse_ipv4(std::string_view(s).substr(0, slash), &addr)) {
+    p.fail(v, quoted(s) + " is not an IPv4 prefix");
+  }
+  uint64_t len = 0;
+  const std::string_view len_text = std::string_view(s).substr(slash + 1);
+  if (!parse_uint(len_text, &len) || len > 32 || (len_text.size() > 1 && len_text[0] == '0')) {
+    p.fail(v, quoted(s) + ": prefix length must be 0..32");
+  }
+  return AddrLen{addr, static_cast<uint8_t>(len)};
+}
+
+// A network prefix. Host bits set are rejected, not masked: "10.0.0.1/8" is more likely a typo
+// for "10.0.0.1/32" or "10.0.0.0/24" than a wish for all of 10/8, and guessing widens or narrows
+// what gets NATed.
+engine::Ipv4Prefix network(const Parser& p, const Value& v) {
+  const AddrLen a = cidr(p, v);
+  const uint32_t masked = a.addr & prefix_mask(a.len);
+  if (masked != a.addr) {
+    p.fail(v, quoted(v.node.Scalar()) + " has host bits set (the network would be " +
+                  prefix_str(masked, a.len) + ")");
+  }
+  return engine::Ipv4Prefix{a.addr, a.len};
+}
+
+// An interface address with its subnet ("10.0.0.5/24"): host bits are the point here.
+AddrLen interface_cidr(const Parser& p, const Value& v) {
+  const AddrLen a = cidr(p, v);
+  if (a.len > 30) p.fail(v, quoted(v.node.Scalar()) + ": prefix length must be at most 30");
+  const uint32_t host = a.addr & ~prefix_mask(a.len);
+  if (host == 0 || host == ~prefix_mask(a.len)) {
+    p.fail(v, quoted(v.node.Scalar()) + " is the subnet's network or broadcast address");
+  }
+  return a;
+}
+
+// Durations: one or more <integer><unit> groups ("350s", "5m", "1h30m", "500ms"). A bare number
+// is rejected: whether "2" meant seconds or milliseconds is exactly the mistake to catch.
+uint64_t duration_ms(const Parser& p, const Value& v) {
+  const std::string s = scalar(p, v);
+  constexpr uint64_t kMaxMs = uint64_t{365} * 86400 * 1000;  // parse bound; fields bound further
+  std::string_view rest = s;
+  uint64_t total = 0;
+  if (rest.empty()) p.fail(v, "empty duration");
+  while (!rest.empty()) {
+    size_t digits = 0;
+    while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9') ++digits;
+    uint64_t n = 0;
+    if (digits == 0 || !parse_uint(rest.substr(0, digits), &n)) {
+      p.fail(v, quoted(s) + " is not a duration (e.g. 350s, 5m, 1h, 500ms)");
+    }
+    rest.remove_prefix(digits);
+    size_t unit_len = 0;
+    while (unit_len < rest.size() && (rest[unit_len] < '0' || rest[unit_len] > '9')) ++unit_len;
+    const std::string_view unit = rest.substr(0, unit_len);
+    rest.remove_prefix(unit_len);
+    uint64_t scale = 0;
+    if (unit == "ms") {
+      scale = 1;
+    } else if (unit == "s") {
+      scale = 1000;
+    } else if (unit == "m") {
+      scale = uint64_t{60} * 1000;
+    } else if (unit == "h") {
+      scale = uint64_t{3600} * 1000;
+    } else if (unit.empty()) {
+      p.fail(v, quoted(s) + " has no unit (use ms, s, m or h, e.g. " + s + "s)");
+    } else {
+      p.fail(v, quoted(s) + ": unknown unit '" + std::string(unit) + "' (use ms, s, m or h)");
+    }
+    if (n > kMaxMs / scale || total + n * scale > kMaxMs) p.fail(v, quoted(s) + " is too long");
+    total += n * scale;
+  }
+  return total;
+}
+
+// A duration stored in whole seconds, 1 s .. 7 days (the engine's bound).
+uint32_t duration_s(const Parser& p, const Value& v) {
+  const uint64_t ms = duration_ms(p, v);
+  if (ms % 1000 != 0) p.fail(v, quoted(v.node.Scalar()) + " is not a whole number of seconds");
+  if (ms == 0) p.fail(v, "must be longer than 0s");
+  if (ms > uint64_t{7} * 86400 * 1000) p.fail(v, quoted(v.node.Scalar()) + " is above 7 days");
+  return static_cast<uint32_t>(ms / 1000);
+}
+
+// A count with an optional binary suffix: K = 1024, M = 1048576 ("1M" is the engine's default
+// 2^20 flows, "16M" its maximum 2^24).
+uint64_t count(const Parser& p, const Value& v, uint64_t min, uint64_t max) {
+  const std::string s = scalar(p, v);
+  std::string_view digits = s;
+  uint64_t scale = 1;
+  if (!digits.empty() && (digits.back() == 'K' || digits.back() == 'k')) {
+    scale = uint64_t{1} << 10;
+    digits.remove_suffix(1);
+  } else if (!digits.empty() && digits.back() == 'M') {
+    scale = uint64_t{1} << 20;
+    digits.remove_suffix(1);
+  }
+  uint64_t n = 0;
+  if (!parse_uint(digits, &n) || n > max / scale) {
+    p.fail(v, quoted(s) + " is not a count (e.g. 65536, 64K, 1M) up to " + std::to_string(max));
+  }
+  n *= scale;
+  if (n < min) p.fail(v, quoted(s) + " is below the minimum " + std::to_string(min));
+  return n;
+}
+
+std::vector<Value> list(const Parser& p, const Value& v) {
+  if (v.node.IsNull()) p.fail(v, "missing value (expected a list)");
+  if (!v.node.IsSequence()) p.fail(v, std::string("expected a list, got ") + type_name(v.node));
+  std::vector<Value> out;
+  size_t i = 0;
+  for (const auto& item : v.node) {
+    const int line = item.IsNull() ? v.line : item.Mark().line + 1;
+    out.push_back(Value{item, line, v.path + "[" + std::to_string(i++) + "]"});
+  }
+  return out;
+}
+
+// "aa:bb:cc:dd:ee:ff", stored lower-case. Multicast and all-zero are not station addresses.
+std::string mac(const Parser& p, const Value& v) {
+  std::string s = scalar(p, v);
+  const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  bool ok = s.size() == 17;
+  for (size_t i = 0; ok && i < s.size(); ++i) ok = (i % 3 == 2) ? s[i] == ':' : hex(s[i]);
+  if (!ok) p.fail(v, quoted(s) + " is not a MAC address (aa:bb:cc:dd:ee:ff)");
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (s == "00:00:00:00:00:00") p.fail(v, "the all-zero MAC address is not allowed");
+  if (std::stoi(s.substr(0, 2), nullptr, 16) & 1) p.fail(v, quoted(s) + " is a multicast MAC");
+  return s;
+}
+
+// "0000:00:06.0" or the domain-less "00:06.0", as DPDK's PCI bus accepts both.
+bool is_pci_address(std::string_view s) {
+  const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  std::string_view bdf = s;
+  if (s.size() == 12) {
+    for (size_t i = 0; i < 4; ++i) {
+      if (!hex(s[i])) return false;
+    }
+    if (s[4] != ':') return false;
+    bdf = s.substr(5);
+  }
+  return bdf.size() == 7 && hex(bdf[0]) && hex(bdf[1]) && bdf[2] == ':' && hex(bdf[3]) &&
+         hex(bdf[4]) && bdf[5] == '.' && bdf[6] >= '0' && bdf[6] <= '7';
+}
+
+// A vdev: "net_<driver><n>" with optional ",key=value" arguments. The driver itself is checked by
+// DPDK at start; here only the shape, so a PCI address with a typo is not taken for a vdev.
+bool is_vdev(std::string_view s, std::string_view* name) {
+  const size_t comma = s.find(',');
+  *name = s.substr(0, comma);
+  if (name->size() <= 4 || name->substr(0, 4) != "net_") return false;
+  for (char c : *name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  if (comma == std::string_view::npos) return true;
+  std::string_view args = s.substr(comma + 1);
+  while (true) {
+    const size_t next = args.find(',');
+    const std::string_view arg = args.substr(0, next);
+    const size_t eq = arg.find('=');
+    if (eq == 0 || eq == std::string_view::npos || eq + 1 == arg.size()) return false;
+    if (arg.find_first_of(" \t") != std::string_view::npos) return false;
+    if (next == std::string_view::npos) return true;
+    args = args.substr(next + 1);
+  }
+}
+
+bool valid_ifname(std::string_view s) {
+  if (s.empty() || s.size() > 15 || s == "." || s == "..") return false;  // IFNAMSIZ - 1
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isgraph(static_cast<unsigned char>(c)) && c != '/' && c != ':';
+  });
+}
+
+// ---- sections ----
+
+std::vector<PortConfig> parse_ports(const Parser& p, const Value& ports_value, ArmMode mode,
+                                    size_t workers) {
+  const std::vector<Value> items = list(p, ports_value);
+  const std::vector<std::string_view> names =
+      mode == ArmMode::OneArmed ? std::vector<std::string_view>{"data"}
+                                : std::vector<std::string_view>{"inside", "outside"};
+  const char* mode_name = mode == ArmMode::OneArmed ? "one-armed" : "two-armed";
+  std::vector<PortConfig> ports;
+  std::vector<std::string> vdev_names;  // DPDK needs each vdev name once
+  for (const Value& item : items) {
+    const Section s(p, item, {"name", "device", "rx_queues", "tx_queues", "mtu", "mac"});
+    PortConfig port;
+    const Value name = s.require("name");
+    port.name = scalar(p, name);
+    if (std::find(names.begin(), names.end(), port.name) == names.end()) {
+      p.fail(name, quoted(port.name) + " is not a port of mode " + mode_name + " (expected " +
+                       (mode == ArmMode::OneArmed ? "'data'" : "'inside' or 'outside'") + ")");
+    }
+    for (const auto& other : ports) {
+      if (other.name == port.name) p.fail(name, "duplicate port name " + quoted(port.name));
+    }
+    const Value device = s.require("device");
+    port.device = scalar(p, device);
+    std::string_view vdev_name;
+    if (is_pci_address(port.device)) {
+      vdev_name = port.device;
+    } else if (!is_vdev(port.device, &vdev_name)) {
+      p.fail(device, quoted(port.device) +
+                         " is neither a PCI address (0000:00:06.0) nor a vdev "
+                         "(net_af_packet0,iface=eth1)");
+    }
+    for (const auto& other : vdev_names) {
+      if (other == vdev_name) p.fail(device, quoted(std::string(vdev_name)) + " is used twice");
+    }
+    vdev_names.emplace_back(vdev_name);
+    // Each worker polls its own Rx queue and owns a Tx queue; the main lcore needs one more Tx
+    // queue for ARP and the exception path, hence the defaults.
+    port.rx_queues = static_cast<uint16_t>(workers);
+    port.tx_queues = static_cast<uint16_t>(workers + 1);
+    if (auto v = s.get("rx_queues")) {
+      port.rx_queues = static_cast<uint16_t>(integer(p, *v, 1, 1024));
+      if (port.rx_queues < workers) {
+        p.fail(*v, "fewer Rx queues than workers (" + std::to_string(workers) +
+                       "): each worker polls its own queue");
+      }
+    }
+    if (auto v = s.get("tx_queues")) {
+      port.tx_queues = static_cast<uint16_t>(integer(p, *v, 1, 1024));
+      if (port.tx_queues < workers) {
+        p.fail(*v, "fewer Tx queues than workers (" + std::to_string(workers) +
+                       "): each worker sends on its own queue");
+      }
+    }
+    if (auto v = s.get("mtu")) port.mtu = static_cast<uint16_t>(integer(p, *v, 68, 9216));
+    if (auto v = s.get("mac")) port.mac = mac(p, *v);
+    ports.push_back(std::move(port));
+  }
+  for (std::string_view required : names) {
+    if (std::none_of(ports.begin(), ports.end(),
+                     [&](const PortConfig& port) { return port.name == required; })) {
+      p.fail(ports_value.line, ports_value.path + ": mode " + mode_name + " needs a port named '" +
+                                   std::string(required) + "'");
+    }
+  }
+  // A stable order (inside, outside) so the process can index ports without searching.
+  std::sort(ports.begin(), ports.end(),
+            [](const PortConfig& a, const PortConfig& b) { return a.name < b.name; });
+  return ports;
+}
+
+void parse_timeouts(const Parser& p, const Value& v, engine::Timeouts* t) {
+  const Section s(
+      p, v, {"tcp_established", "tcp_transitory", "tcp_time_wait", "udp", "icmp", "fragment"});
+  if (auto x = s.get("tcp_established")) t->tcp_established_s = duration_s(p, *x);
+  if (auto x = s.get("tcp_transitory")) t->tcp_transitory_s = duration_s(p, *x);
+  if (auto x = s.get("tcp_time_wait")) t->tcp_time_wait_s = duration_s(p, *x);
+  if (auto x = s.get("udp")) t->udp_s = duration_s(p, *x);
+  if (auto x = s.get("icmp")) t->icmp_s = duration_s(p, *x);
+  if (auto x = s.get("fragment")) {
+    const uint64_t ms = duration_ms(p, *x);
+    if (ms == 0 || ms > uint64_t{60} * 1000)
+      p.fail(*x, quoted(x->node.Scalar()) + " is not in 1ms..60s");
+    t->fragment_ms = static_cast<uint32_t>(ms);
+  }
+}
+
+bool in_subnet(uint32_t ip, uint32_t addr, uint8_t len) {
+  return (ip & prefix_mask(len)) == (addr & prefix_mask(len));
+}
+
+DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
+  if (root.IsNull()) p.fail(0, "the configuration is empty");
+  const Value root_value{root, root.Mark().line + 1, ""};
+  const Section top(p, root_value,
+                    {"mode", "ports", "interface", "next_hop", "nat", "timeouts", "workers", "eal",
+                     "exception_path", "admin", "logging", "polling"});
+  DataplaneConfig cfg;
+  cfg.source_file = p.file();
+  engine::EngineConfig& eng = cfg.engine;
+
+  const Value mode = top.require("mode");
+  const std::string mode_text = scalar(p, mode);
+  if (mode_text == "one-armed") {
+    cfg.mode = ArmMode::OneArmed;
+  } else if (mode_text == "two-armed") {
+    cfg.mode = ArmMode::TwoArmed;
+  } else {
+    p.fail(mode, quoted(mode_text) + " is not a mode (one-armed or two-armed)");
+  }
+  const bool two_armed = cfg.mode == ArmMode::TwoArmed;
+
+  // Workers first: queue defaults and the port range check depend on their number.
+  cfg.worker_lcores = {1};
+  if (auto w = top.get_section("workers")) {
+    const Section s(p, *w, {"lcores", "main_lcore"});
+    if (auto v = s.get("main_lcore"))
+      cfg.main_lcore = static_cast<uint16_t>(integer(p, *v, 0, 1023));
+    if (auto v = s.get("lcores")) {
+      cfg.worker_lcores.clear();
+      for (const Value& item : list(p, *v)) {
+        const auto lcore = static_cast<uint16_t>(integer(p, item, 0, 1023));
+        if (lcore == cfg.main_lcore) {
+          p.fail(item, "lcore " + std::to_string(lcore) + " is the main lcore");
+        }
+        if (std::find(cfg.worker_lcores.begin(), cfg.worker_lcores.end(), lcore) !=
+            cfg.worker_lcores.end()) {
+          p.fail(item, "duplicate lcore " + std::to_string(lcore));
+        }
+        cfg.worker_lcores.push_back(lcore);
+      }
+      if (cfg.worker_lcores.empty()) p.fail(*v, "at least one worker lcore is required");
+    } else if (cfg.main_lcore == 1) {
+      p.fail(s.line(), "workers: lcores must be given when main_lcore is 1 (the default worker)");
+    }
+  }
+  const size_t workers = cfg.worker_lcores.size();
+
+  cfg.ports = parse_ports(p, top.require_section("ports"), cfg.mode, workers);
+
+  const Section iface(p, top.require_section("interface"), {"address", "inside_address"});
+  const Value iface_addr = iface.require("address");
+  const AddrLen primary = interface_cidr(p, iface_addr);
+  cfg.interface_addr = primary.addr;
+  cfg.interface_prefix_len = primary.len;
+  std::optional<Value> inside_value = iface.get("inside_address");
+  for (PortConfig& port : cfg.ports) {
+    port.address = primary.addr;  // data (one-armed) or outside; the inside port is set below
+    port.prefix_len = primary.len;
+  }
+  if (two_armed) {
+    if (!inside_value) {
+      p.fail(iface.line(), "interface: missing required key 'inside_address' (mode two-armed)");
+    }
+    const AddrLen inside = interface_cidr(p, *inside_value);
+    if (in_subnet(inside.addr, primary.addr, primary.len) ||
+        in_subnet(primary.addr, inside.addr, inside.len)) {
+      p.fail(*inside_value, prefix_str(inside.addr, inside.len) + " overlaps the outside subnet " +
+                                prefix_str(primary.addr & prefix_mask(primary.len), primary.len));
+    }
+    cfg.inside_addr = inside.addr;
+    cfg.inside_prefix_len = inside.len;
+    cfg.ports.front().address = inside.addr;  // ports are ordered inside, outside
+    cfg.ports.front().prefix_len = inside.len;
+  } else if (inside_value) {
+    p.fail(*inside_value, "only used in mode two-armed (one-armed has a single address)");
+  }
+
+  // AWS reserves the subnet's first host address for the VPC router: the default next hop.
+  cfg.next_hop.gateway = (primary.addr & prefix_mask(primary.len)) + 1;
+  std::optional<Value> gateway_value;
+  std::optional<Value> inside_gateway_value;
+  if (auto nh = top.get_section("next_hop")) {
+    const Section s(p, *nh, {"gateway", "mac", "inside_gateway"});
+    gateway_value = s.get("gateway");
+    if (gateway_value) cfg.next_hop.gateway = ipv4(p, *gateway_value);
+    if (auto v = s.get("mac")) cfg.next_hop.static_mac = mac(p, *v);
+    inside_gateway_value = s.get("inside_gateway");
+    if (inside_gateway_value) cfg.next_hop.inside_gateway = ipv4(p, *inside_gateway_value);
+  }
+  {
+    const Value& at = gateway_value ? *gateway_value : iface_addr;
+    const std::string what = gateway_value ? std::string("") : std::string("the default next hop ");
+    if (!in_subnet(cfg.next_hop.gateway, primary.addr, primary.len)) {
+      p.fail(at, what + ip_str(cfg.next_hop.gateway) + " is not in the interface subnet " +
+                     prefix_str(primary.addr & prefix_mask(primary.len), primary.len));
+    }
+    if (cfg.next_hop.gateway == cfg.interface_addr) {
+      p.fail(at, what + ip_str(cfg.next_hop.gateway) + " is the interface's own address");
+    }
+  }
+
+  // Replies to inside hosts. One-armed: the private subnets are never on-link (an inside prefix
+  // may not hold the interface address), so they go back through the VPC router. Two-armed:
+  // on-link by default (0: ARP for each inside host), or through a router on the inside subnet.
+  if (inside_gateway_value) {
+    const uint32_t gw = cfg.next_hop.inside_gateway;
+    const uint32_t net_addr = two_armed ? cfg.inside_addr : cfg.interface_addr;
+    const uint8_t net_len = two_armed ? cfg.inside_prefix_len : cfg.interface_prefix_len;
+    if (!in_subnet(gw, net_addr, net_len)) {
+      p.fail(*inside_gateway_value, ip_str(gw) + " is not in the " +
+                                        (two_armed ? "inside" : "interface") + " subnet " +
+                                        prefix_str(net_addr & prefix_mask(net_len), net_len));
+    }
+    if (gw == net_addr) p.fail(*inside_gateway_value, ip_str(gw) + " is the port's own address");
+  } else if (!two_armed) {
+    cfg.next_hop.inside_gateway = cfg.next_hop.gateway;
+  }
+
+  // nat
+  const Value nat_value = top.require_section("nat");
+  const Section nat(
+      p, nat_value,
+      {"inside_prefixes", "outside_addresses", "host_addresses", "port_range", "max_flows",
+       "endpoint_independent_udp", "tcp_mss_clamp", "tcp_rst_unknown", "icmp_source_address"});
+  const Value inside_prefixes = nat.require("inside_prefixes");
+  for (const Value& item : list(p, inside_prefixes)) {
+    const engine::Ipv4Prefix prefix = network(p, item);
+    for (const auto& other : eng.inside_prefixes) {
+      if (other.addr == prefix.addr && other.len == prefix.len) {
+        p.fail(item, "duplicate prefix " + prefix_str(prefix.addr, prefix.len));
+      }
+    }
+    if (prefix.contains(cfg.interface_addr)) {
+      p.fail(item, prefix_str(prefix.addr, prefix.len) + " contains the interface address " +
+                       ip_str(cfg.interface_addr) +
+                       (two_armed ? " (the outside port's subnet is not inside)"
+                                  : " (list the private subnets, not the NAT's own subnet)"));
+    }
+    eng.inside_prefixes.push_back(prefix);
+  }
+  if (eng.inside_prefixes.empty()) {
+    p.fail(inside_prefixes, "at least one inside prefix is required");
+  }
+
+  // The instance's own addresses reach the kernel through the exception path.
+  eng.host_addrs.push_back(cfg.interface_addr);
+  if (two_armed) eng.host_addrs.push_back(cfg.inside_addr);
+  if (auto v = nat.get("host_addresses")) {
+    for (const Value& item : list(p, *v)) {
+      const uint32_t a = ipv4(p, item);
+      if (std::find(eng.host_addrs.begin(), eng.host_addrs.end(), a) != eng.host_addrs.end()) {
+        p.fail(item, ip_str(a) + " is already a host address (the interface's are included)");
+      }
+      eng.host_addrs.push_back(a);
+    }
+  }
+
+  const Value outside_value = nat.require("outside_addresses");
+  const std::vector<Value> outside_items = list(p, outside_value);
+  if (outside_items.empty()) p.fail(outside_value, "at least one outside address is required");
+  if (outside_items.size() > 256) p.fail(outside_items[256], "at most 256 outside addresses");
+  for (const Value& item : outside_items) {
+    const uint32_t a = ipv4(p, item);
+    if (a == 0) p.fail(item, "0.0.0.0 is not an outside address");
+    for (const auto& prefix : eng.inside_prefixes) {
+      if (prefix.contains(a)) {
+        p.fail(item,
+               ip_str(a) + " lies in the inside prefix " + prefix_str(prefix.addr, prefix.len));
+      }
+    }
+    if (std::find(eng.outside_addrs.begin(), eng.outside_addrs.end(), a) !=
+        eng.outside_addrs.end()) {
+      p.fail(item, "duplicate outside address " + ip_str(a));
+    }
+    if (std::find(eng.host_addrs.begin(), eng.host_addrs.end(), a) != eng.host_addrs.end()) {
+      p.fail(item, ip_str(a) + " is a host address (the instance's own), not a NAT address");
+    }
+    if (a == cfg.next_hop.gateway) p.fail(item, ip_str(a) + " is the next hop");
+    // One-armed on AWS: an outside address is a secondary private IP of the ENI, with the Elastic
+    // IP associated to it. Writing the Elastic IP itself here is the mistake this catches.
+    if (!two_armed && !in_subnet(a, cfg.interface_addr, cfg.interface_prefix_len)) {
+      p.fail(item, ip_str(a) + " is not in the interface subnet " +
+                       prefix_str(cfg.interface_addr & prefix_mask(cfg.interface_prefix_len),
+                                  cfg.interface_prefix_len) +
+                       " (use the private address the Elastic IP is associated with)");
+    }
+    eng.outside_addrs.push_back(a);
+  }
+
+  if (auto v = nat.get("port_range")) {
+    const std::string s = scalar(p, *v);
+    const size_t dash = s.find('-');
+    uint64_t lo = 0;
+    uint64_t hi = 0;
+    if (dash == std::string::npos || !parse_uint(std::string_view(s).substr(0, dash), &lo) ||
+        !parse_uint(std::string_view(s).substr(dash + 1), &hi)) {
+      p.fail(*v, quoted(s) + " is not a port range (first-last, e.g. 1024-65535)");
+    }
+    if (lo == 0 || hi == 0 || lo > 65535 || hi > 65535) {
+      p.fail(*v, quoted(s) + ": ports must be in 1..65535");
+    }
+    if (lo > hi) p.fail(*v, quoted(s) + ": the first port is above the last");
+    if (hi - lo + 1 < workers) {
+      p.fail(*v, quoted(s) + " has fewer ports than there are workers (" + std::to_string(workers) +
+                     ")");
+    }
+    eng.port_min = static_cast<uint16_t>(lo);
+    eng.port_max = static_cast<uint16_t>(hi);
+  }
+  if (auto v = nat.get("max_flows")) {
+    eng.max_flows = static_cast<uint32_t>(count(p, *v, 1, uint64_t{1} << 24));
+  }
+  if (auto v = nat.get("endpoint_independent_udp")) eng.udp_endpoint_independent = boolean(p, *v);
+  if (auto v = nat.get("tcp_mss_clamp")) {
+    eng.tcp_mss_clamp = static_cast<uint16_t>(integer(p, *v, 0, 65535));
+    if (eng.tcp_mss_clamp != 0 && eng.tcp_mss_clamp < 536) {
+      p.fail(*v, "must be 0 (off) or at least 536 (RFC 879's minimum MSS)");
+    }
+  }
+  if (auto v = nat.get("tcp_rst_unknown")) eng.tcp_rst_unknown = boolean(p, *v);
+  if (auto v = nat.get("icmp_source_address")) {
+    eng.icmp_source_addr = ipv4(p, *v);
+    if (eng.icmp_source_addr == 0) p.fail(*v, "0.0.0.0 is not a source address");
+  } else if (two_armed) {
+    // Inside hosts know the NAT by its inside address (their gateway): traceroute shows that hop.
+    eng.icmp_source_addr = cfg.inside_addr;
+  }
+
+  if (auto t = top.get_section("timeouts")) parse_timeouts(p, *t, &eng.timeouts);
+
+  if (auto e = top.get_section("eal")) {
+    const Section s(p, *e, {"extra_args"});
+    if (auto v = s.get("extra_args")) cfg.eal_extra = scalar(p, *v);
+  }
+  if (auto e = top.get_section("exception_path")) {
+    const Section s(p, *e, {"enabled", "tap_name"});
+    if (auto v = s.get("enabled")) cfg.exception.enabled = boolean(p, *v);
+    if (auto v = s.get("tap_name")) {
+      cfg.exception.tap_name = scalar(p, *v);
+      if (!valid_ifname(cfg.exception.tap_name)) {
+        p.fail(*v, quoted(cfg.exception.tap_name) +
+                       " is not an interface name (1..15 characters, no '/', ':' or spaces)");
+      }
+    }
+  }
+  if (auto a = top.get_section("admin")) {
+    const Section s(p, *a, {"socket"});
+    if (auto v = s.get("socket")) {
+      cfg.admin.socket_path = scalar(p, *v);
+      if (cfg.admin.socket_path.empty() || cfg.admin.socket_path[0] != '/') {
+        p.fail(*v, quoted(cfg.admin.socket_path) + " is not an absolute path");
+      }
+      if (cfg.admin.socket_path.size() > 107) {  // sockaddr_un::sun_path holds 108 with the NUL
+        p.fail(*v, "a unix socket path is at most 107 characters");
+      }
+    }
+  }
+  if (auto l = top.get_section("logging")) {
+    const Section s(p, *l, {"level", "json"});
+    if (auto v = s.get("level")) {
+      cfg.logging.level = scalar(p, *v);
+      spdlog::level::level_enum level{};
+      if (!log::parse_level(cfg.logging.level, &level)) {
+        p.fail(*v, quoted(cfg.logging.level) +
+                       " is not a log level (trace, debug, info, warn, error, critical, off)");
+      }
+    }
+    if (auto v = s.get("json")) cfg.logging.json = boolean(p, *v);
+  }
+  if (auto pl = top.get_section("polling")) {
+    const Section s(p, *pl, {"adaptive", "idle_sleep_max_us", "busy_spins"});
+    if (auto v = s.get("adaptive")) cfg.polling.adaptive = boolean(p, *v);
+    if (auto v = s.get("idle_sleep_max_us")) {
+      cfg.polling.idle_sleep_max_us = static_cast<uint32_t>(integer(p, *v, 1, 1000000));
+    }
+    if (auto v = s.get("busy_spins")) {
+      cfg.polling.busy_spins = static_cast<uint32_t>(integer(p, *v, 0, 1000000000));
+    }
+  }
+
+  // The engine's own check is the last word on what it accepts; the checks above exist to point
+  // at the right line, this one catches whatever they do not know about.
+  const std::string reason = engine::validate(eng);
+  if (!reason.empty()) p.fail(nat_value.line, "nat: " + reason);
+  return cfg;
+}
+
+}  // namespace
+
+ConfigResult parse_config(const std::string& yaml_text, const std::string& source_name) {
+  const Parser parser(source_name);
+  ConfigResult result;
+  try {
+    const std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
+    if (docs.size() > 1) {
+      parser.fail(docs[1].Mark().line + 1,
+                  "expected one YAML document, found " + std::to_string(docs.size()));
+    }
+    result.config = parse_root(parser, docs.empty() ? YAML::Node() : docs[0]);
+  } catch (const ParseFailure& f) {
+    result.error = f.error;
+  } catch (const YAML::Exception& e) {
+    result.error = ConfigError{source_name, e.mark.is_null() ? 0 : e.mark.line + 1,
+                               "YAML syntax error: " + e.msg};
+  }
+  return result;
+}
+
+std::string restart_required(const DataplaneConfig& running, const DataplaneConfig& next) {
+  if (running.mode != next.mode) return "mode";
+  if (running.ports.size() != next.ports.size()) return "ports";
+  for (size_t i = 0; i < running.ports.size(); ++i) {
+    const PortConfig& a = running.ports[i];
+    const PortConfig& b = next.ports[i];
+    const std::string at = "ports." + b.name + ".";
+    if (a.name != b.name) return "ports";
+    if (a.device != b.device) return at + "device";
+    if (a.rx_queues != b.rx_queues) return at + "rx_queues";
+    if (a.tx_queues != b.tx_queues) return at + "tx_queues";
+    if (a.mtu != b.mtu) return at + "mtu";
+    if (a.mac != b.mac) return at + "mac";
+  }
+  if (running.interface_addr != next.interface_addr ||
+      running.interface_prefix_len != next.interface_prefix_len) {
+    return "interface.address";
+  }
+  if (running.inside_addr != next.inside_addr ||
+      running.inside_prefix_len != next.inside_prefix_len) {
+    return "interface.inside_address";
+  }
+  if (running.worker_lcores != next.worker_lcores) return "workers.lcores";
+  if (running.main_lcore != next.main_lcore) return "workers.main_lcore";
+  if (running.eal_extra != next.eal_extra) return "eal.extra_args";
+  if (running.exception.enabled != next.exception.enabled) return "exception_path.enabled";
+  if (running.exception.tap_name != next.exception.tap_name) return "exception_path.tap_name";
+  if (running.admin.socket_path != next.admin.socket_path) return "admin.socket";
+  if (running.engine.max_flows != next.engine.max_flows) return "nat.max_flows";
+  return {};
+}
+
+ConfigResult load_config(const std::string& path) {
+  ConfigResult result;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    result.error = ConfigError{path, 0, std::string("cannot open: ") + std::strerror(errno)};
+    return result;
+  }
+  std::string text;
+  char buf[65536];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  const int err = errno;
+  std::fclose(f);
+  if (failed) {
+    result.error = ConfigError{path, 0, std::string("cannot read: ") + std::strerror(err)};
+    return result;
+  }
+  return parse_config(text, path);
+}
+
+}  // namespace eipgate::dataplane

@@ -1,0 +1,102 @@
+// The dataplane process configuration (the YAML file given to eipgate-dataplane --config), as
+// an immutable value. load_config() parses and validates it; errors name file, line and reason.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/config.h"
+
+namespace eipgate::dataplane {
+
+// A DPDK port: a PCI address (ENA, virtio: "0000:00:06.0") or a vdev string
+// ("net_af_packet0,iface=veth1", "net_af_xdp0,iface=eth1", "net_tap0", "net_pcap0,...").
+struct PortConfig {
+  std::string name;        // "inside", "outside" or "data" (one-armed)
+  std::string device;      // PCI address or vdev string
+  uint16_t rx_queues = 1;  // parsed default: one per worker (each worker polls its own queue)
+  uint16_t tx_queues = 1;  // parsed default: workers + 1 (the main lcore sends ARP, exception path)
+  uint16_t mtu = 1500;
+  std::optional<std::string> mac;  // override (tests), lower-case; default: the port's own
+  uint32_t address = 0;            // host order; this port's own address (two-armed), 0 = none
+  uint8_t prefix_len = 0;
+};
+
+enum class ArmMode : uint8_t { OneArmed, TwoArmed };
+
+struct NextHop {
+  uint32_t gateway = 0;                   // host order: the VPC router (x.x.x.1 of the subnet)
+  std::optional<std::string> static_mac;  // skip ARP for it (tests); lower-case, colon-separated
+  // Where inside-bound packets go: 0 = inside hosts are on-link (ARP for each; two-armed labs),
+  // else this router (AWS one-armed: the VPC router, usually the same as gateway).
+  uint32_t inside_gateway = 0;
+};
+
+struct ExceptionPath {
+  bool enabled = true;
+  std::string tap_name = "eipgate0";  // kernel interface carrying the port's MAC and address
+};
+
+struct AdminConfig {
+  std::string socket_path = "/run/eipgate/dataplane.sock";
+};
+
+struct LoggingConfig {
+  std::string level = "info";
+  bool json = false;
+};
+
+struct PollingConfig {
+  bool adaptive = true;
+  uint32_t idle_sleep_max_us = 1000;  // longest sleep of an idle worker
+  uint32_t busy_spins = 1000;         // empty polls before backing off
+};
+
+struct DataplaneConfig {
+  std::string source_file;  // for messages
+  ArmMode mode = ArmMode::OneArmed;
+  std::vector<PortConfig> ports;  // one (data) or two, always in the order inside, outside
+  uint32_t interface_addr = 0;    // the instance's own (primary) address on the data port;
+                                  // two-armed: the outside port's address (host order)
+  uint8_t interface_prefix_len = 24;
+  uint32_t inside_addr = 0;       // two-armed only: the inside port's address (the inside
+  uint8_t inside_prefix_len = 0;  // hosts' gateway); 0 in one-armed mode
+  NextHop next_hop;
+  std::vector<uint16_t> worker_lcores;  // one engine per lcore
+  uint16_t main_lcore = 0;
+  std::string eal_extra;        // extra EAL arguments (e.g. "--no-huge -m 512")
+  engine::EngineConfig engine;  // inside prefixes, outside addrs, ports, timeouts, ...
+  ExceptionPath exception;
+  AdminConfig admin;
+  LoggingConfig logging;
+  PollingConfig polling;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 1-based; 0 when not tied to a line
+  std::string reason;
+  [[nodiscard]] std::string to_string() const;  // "file:line: reason"
+};
+
+// Either a config or the first error (file:line:reason).
+struct ConfigResult {
+  std::optional<DataplaneConfig> config;
+  std::optional<ConfigError> error;
+};
+
+// Reads and parses a file; an unreadable file is an error naming the path and the errno text.
+ConfigResult load_config(const std::string& path);
+// Pure: the same text always gives the same result, so a rejected reload cannot disturb anything.
+ConfigResult parse_config(const std::string& yaml_text, const std::string& source_name);
+
+// For reload: the first setting that differs between the running config and the new one and
+// cannot be applied without a restart (ports, queues, lcores, EAL, addresses owned by the
+// exception path, admin socket, max_flows — memory reserved at start), as "section.key"; empty
+// when the new config can be swapped in live (nat prefixes and addresses, port range, timeouts,
+// next hop, logging, polling).
+std::string restart_required(const DataplaneConfig& running, const DataplaneConfig& next);
+
+}  // namespace eipgate::dataplane

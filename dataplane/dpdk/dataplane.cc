@@ -1,0 +1,774 @@
+// DPDK process: EAL and port setup, worker loops around the engine, handoff and inject rings,
+// ARP (answer, resolve, refresh) and the host path on the main lcore, stats publication.
+#include "dpdk/dataplane.h"
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "admin/admin_server.h"
+#include "admin/stats_json.h"
+#include "common/log.h"
+#include "dpdk/arp.h"
+
+namespace eipgate::dataplane {
+
+namespace {
+
+constexpr uint16_t kBurst = 32;
+constexpr uint32_t kRingSize = 4096;
+constexpr uint16_t kRxDesc = 1024;
+constexpr uint16_t kTxDesc = 1024;
+constexpr uint32_t kPublishEveryLoops = 1024;
+
+// The Microsoft RSS reference key: any fixed key works as long as NIC and engine share it.
+constexpr std::array<uint8_t, 40> kRssKey = {
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa};
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+std::string mac_str(const MacAddr& m) {
+  char b[18];
+  std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return b;
+}
+
+std::optional<MacAddr> parse_mac(const std::string& s) {
+  MacAddr m{};
+  unsigned v[6];
+  if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6) {
+    return std::nullopt;
+  }
+  for (int i = 0; i < 6; ++i) {
+    if (v[i] > 255) return std::nullopt;
+    m[i] = static_cast<uint8_t>(v[i]);
+  }
+  return m;
+}
+
+bool is_pci_address(const std::string& dev) {
+  unsigned d, b, s, f;
+  char tail;
+  return std::sscanf(dev.c_str(), "%x:%x:%x.%x%c", &d, &b, &s, &f, &tail) == 4 ||
+         std::sscanf(dev.c_str(), "%x:%x.%x%c", &b, &s, &f, &tail) == 3;
+}
+
+// The ethdev name of a device argument: the PCI address, or the vdev name before the first ','.
+std::string device_name(const std::string& dev) { return dev.substr(0, dev.find(',')); }
+
+uint32_t read_free_hugepages() {
+  std::ifstream f("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+  uint32_t n = 0;
+  f >> n;
+  return n;
+}
+
+// Packet metadata lives in the mbuf's private area so it survives handoff and holding.
+engine::PacketBuf* pbuf(rte_mbuf* m) {
+  return static_cast<engine::PacketBuf*>(rte_mbuf_to_priv(m));
+}
+rte_mbuf* mbuf_of(engine::PacketBuf* p) {
+  return reinterpret_cast<rte_mbuf*>(reinterpret_cast<uint8_t*>(p) - sizeof(rte_mbuf));
+}
+
+uint32_t be32_at(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
+         static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+
+// Offset of the IPv4 header (after up to two VLAN tags), or 0 when not IPv4.
+uint32_t ipv4_offset(const uint8_t* d, uint32_t len) {
+  uint32_t off = 12;
+  for (int i = 0; i < 3 && len >= off + 2; ++i) {
+    const uint16_t et = static_cast<uint16_t>(d[off] << 8 | d[off + 1]);
+    if (et == 0x0800) return off + 2;
+    if (et != 0x8100 && et != 0x88a8) return 0;
+    off += 4;
+  }
+  return 0;
+}
+
+struct NeighSnapshot {
+  std::unordered_map<uint32_t, MacAddr> macs;
+};
+
+}  // namespace
+
+struct PortState {
+  std::string role;  // "data", "inside", "outside"
+  uint16_t id = 0;
+  MacAddr mac{};
+  uint32_t addr = 0;  // host order
+};
+
+struct alignas(64) Worker {
+  uint16_t index = 0;
+  unsigned lcore = 0;
+  std::unique_ptr<engine::Engine> eng;
+  rte_ring* handoff = nullptr;  // packets other workers hand to this one
+  rte_ring* inject = nullptr;   // packets the main lcore wants transmitted (host path, ARP)
+  WorkerStatus local;
+  // Copy for the main lcore and the admin socket, refreshed every kPublishEveryLoops loops and
+  // when idle; a mutex is cheap at that rate.
+  mutable std::mutex pub_mu;
+  WorkerStatus published;
+  // Flow dump on request: the engine is single-threaded, so the worker copies its own flows
+  // between bursts when the admin thread asks (dump_gen ahead of dump_done).
+  std::atomic<uint64_t> dump_gen{0};
+  std::atomic<uint64_t> dump_done{0};
+  std::vector<engine::FlowView> dump;
+};
+
+struct Dataplane::Impl {
+  DataplaneConfig cfg;
+  std::vector<PortState> ports;
+  int inside_port = 0;
+  int outside_port = 0;
+  rte_mempool* pool = nullptr;
+  std::vector<std::unique_ptr<Worker>> workers;
+  rte_ring* host_ring = nullptr;     // ToHost packets (ARP, the instance's own) -> main lcore
+  rte_ring* resolve_ring = nullptr;  // next hops a worker could not resolve -> main lcore
+  rte_rcu_qsbr* qsbr = nullptr;
+  std::atomic<const NeighSnapshot*> neigh{nullptr};
+  std::vector<std::pair<const NeighSnapshot*, uint64_t>> retired;
+  NeighbourTable table;
+  std::unordered_map<uint32_t, uint64_t> last_request_ms;
+  std::atomic<bool>* stop = nullptr;
+  bool eal_ready = false;
+  std::shared_ptr<spdlog::logger> log;
+
+  uint64_t host_dropped = 0;
+  uint64_t arp_replies_sent = 0;
+  std::mutex dump_mu;  // one flow dump at a time
+
+  std::vector<WorkerStatus> snapshot() const {
+    std::vector<WorkerStatus> out;
+    for (const auto& w : workers) {
+      std::lock_guard lock(w->pub_mu);
+      out.push_back(w->published);
+    }
+    return out;
+  }
+
+  [[nodiscard]] bool is_own_address(const PortState& p, uint32_t ip) const {
+    if (ip == 0) return false;
+    if (ip == p.addr || ip == cfg.interface_addr) return true;
+    if (p.role == "inside") return false;  // service addresses live on the outside / data port
+    for (uint32_t a : cfg.engine.outside_addrs) {
+      if (a == ip) return true;
+    }
+    return false;
+  }
+
+  std::string setup_port(PortState& ps, const PortConfig& pc, uint16_t nworkers) {
+    const std::string name = device_name(pc.device);
+    if (rte_eth_dev_get_port_by_name(name.c_str(), &ps.id) != 0) {
+      return "port '" + pc.name + "': device '" + pc.device +
+             "' not found (wrong PCI address, driver not bound, or bad vdev string)";
+    }
+    rte_eth_dev_info info{};
+    if (int rc = rte_eth_dev_info_get(ps.id, &info); rc != 0) {
+      return "port '" + pc.name + "': cannot read device info: " + rte_strerror(-rc);
+    }
+    rte_eth_conf conf{};
+    if (nworkers > 1) {
+      const uint64_t want =
+          RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV4_UDP;
+      if ((info.flow_type_rss_offloads & want) == 0 || info.max_rx_queues < nworkers) {
+        return "port '" + pc.name + "' (" + info.driver_name + ") has no RSS over " +
+               std::to_string(nworkers) + " queues: configure one worker";
+      }
+      conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+      static std::array<uint8_t, 40> key = kRssKey;
+      conf.rx_adv_conf.rss_conf.rss_key = key.data();
+      conf.rx_adv_conf.rss_conf.rss_key_len = 40;
+      conf.rx_adv_conf.rss_conf.rss_hf = want & info.flow_type_rss_offloads;
+    }
+    if (int rc = rte_eth_dev_configure(ps.id, nworkers, nworkers, &conf); rc != 0) {
+      return "port '" + pc.name + "': configure failed: " + rte_strerror(-rc);
+    }
+    uint16_t nrx = kRxDesc;
+    uint16_t ntx = kTxDesc;
+    rte_eth_dev_adjust_nb_rx_tx_desc(ps.id, &nrx, &ntx);
+    const int socket = rte_eth_dev_socket_id(ps.id);
+    for (uint16_t q = 0; q < nworkers; ++q) {
+      if (int rc = rte_eth_rx_queue_setup(ps.id, q, nrx, socket < 0 ? 0 : socket, nullptr, pool);
+          rc != 0) {
+        return "port '" + pc.name + "': rx queue setup failed: " + rte_strerror(-rc);
+      }
+      if (int rc = rte_eth_tx_queue_setup(ps.id, q, ntx, socket < 0 ? 0 : socket, nullptr);
+          rc != 0) {
+        return "port '" + pc.name + "': tx queue setup failed: " + rte_strerror(-rc);
+      }
+    }
+    if (pc.mtu != 1500) rte_eth_dev_set_mtu(ps.id, pc.mtu);
+    if (pc.mac) {
+      auto m = parse_mac(*pc.mac);
+      if (!m) return "port '" + pc.name + "': bad mac '" + *pc.mac + "'";
+      rte_ether_addr a;
+      std::memcpy(a.addr_bytes, m->data(), 6);
+      rte_eth_dev_default_mac_addr_set(ps.id, &a);
+    }
+    if (int rc = rte_eth_dev_start(ps.id); rc != 0) {
+      return "port '" + pc.name + "': start failed: " + rte_strerror(-rc);
+    }
+    rte_ether_addr a;
+    rte_eth_macaddr_get(ps.id, &a);
+    std::memcpy(ps.mac.data(), a.addr_bytes, 6);
+    if (nworkers > 1 && info.reta_size > 0) {
+      std::vector<rte_eth_rss_reta_entry64> reta(info.reta_size / RTE_ETH_RETA_GROUP_SIZE);
+      for (uint16_t i = 0; i < info.reta_size; ++i) {
+        auto& g = reta[i / RTE_ETH_RETA_GROUP_SIZE];
+        g.mask |= uint64_t{1} << (i % RTE_ETH_RETA_GROUP_SIZE);
+        g.reta[i % RTE_ETH_RETA_GROUP_SIZE] = static_cast<uint16_t>(i % nworkers);
+      }
+      rte_eth_dev_rss_reta_update(ps.id, reta.data(), info.reta_size);
+    }
+    log->info("port {} ({}): id {} driver {} mac {} queues {}", pc.name, pc.device, ps.id,
+              info.driver_name, mac_str(ps.mac), nworkers);
+    return {};
+  }
+
+  // --- worker side ----------------------------------------------------------------------------
+
+  const PortState& port_for(engine::Verdict v) const {
+    return ports[static_cast<size_t>(v == engine::Verdict::ToOutside ? outside_port : inside_port)];
+  }
+
+  // Next hop for a translated packet: the gateway outward; inward the inside gateway or, when
+  // inside hosts are on-link, the packet's destination.
+  uint32_t next_hop(engine::Verdict v, const uint8_t* d, uint32_t len) const {
+    if (v == engine::Verdict::ToOutside) return cfg.next_hop.gateway;
+    if (cfg.next_hop.inside_gateway) return cfg.next_hop.inside_gateway;
+    const uint32_t off = ipv4_offset(d, len);
+    return off && len >= off + 20 ? be32_at(d + off + 16) : 0;
+  }
+
+  void publish(Worker& w) {
+    w.local.stats = w.eng->stats();
+    std::lock_guard lock(w.pub_mu);
+    w.published = w.local;
+  }
+
+  void dispatch(Worker& w, engine::PacketBuf* const* pbs, const engine::Result* res, uint16_t n,
+                const NeighSnapshot* nb, std::array<std::vector<rte_mbuf*>, 2>& tx) {
+    for (uint16_t i = 0; i < n; ++i) {
+      rte_mbuf* m = mbuf_of(pbs[i]);
+      engine::PacketBuf& pb = *pbs[i];
+      switch (res[i].verdict) {
+        case engine::Verdict::ToOutside:
+        case engine::Verdict::ToInside: {
+          m->data_len = static_cast<uint16_t>(pb.len);
+          m->pkt_len = pb.len;
+          const PortState& out = port_for(res[i].verdict);
+          const uint32_t nh = next_hop(res[i].verdict, pb.data, pb.len);
+          const auto it = nb ? nb->macs.find(nh) : decltype(nb->macs)::const_iterator{};
+          if (!nb || it == nb->macs.end()) {
+            ++w.local.no_neighbour;
+            rte_ring_mp_enqueue(resolve_ring, reinterpret_cast<void*>(uintptr_t{nh}));
+            rte_pktmbuf_free(m);
+            break;
+          }
+          std::memcpy(pb.data, it->second.data(), 6);
+          std::memcpy(pb.data + 6, out.mac.data(), 6);
+          m->port = out.id;
+          tx[&out == &ports[static_cast<size_t>(outside_port)] && outside_port != inside_port ? 1
+                                                                                              : 0]
+              .push_back(m);
+          break;
+        }
+        case engine::Verdict::ToHost:
+          if (rte_ring_mp_enqueue(host_ring, m) != 0) rte_pktmbuf_free(m);
+          break;
+        case engine::Verdict::Handoff:
+          if (res[i].worker >= workers.size() ||
+              rte_ring_mp_enqueue(workers[res[i].worker]->handoff, m) != 0) {
+            rte_pktmbuf_free(m);
+          }
+          break;
+        case engine::Verdict::Held:
+          break;  // the engine keeps it; pop_released returns it later
+        case engine::Verdict::Drop:
+          rte_pktmbuf_free(m);
+          break;
+      }
+    }
+  }
+
+  void transmit(Worker& w, uint16_t port_id, std::vector<rte_mbuf*>& v) {
+    uint16_t sent = 0;
+    const auto n = static_cast<uint16_t>(v.size());
+    for (int tries = 0; sent < n && tries < 4; ++tries) {
+      sent = static_cast<uint16_t>(sent + rte_eth_tx_burst(port_id, w.index, v.data() + sent,
+                                                           static_cast<uint16_t>(n - sent)));
+    }
+    w.local.tx_packets += sent;
+    for (uint16_t i = sent; i < n; ++i) rte_pktmbuf_free(v[i]);
+    w.local.tx_dropped += n - sent;
+    v.clear();
+  }
+
+  void worker_loop(Worker& w) {
+    rte_rcu_qsbr_thread_register(qsbr, w.index);
+    rte_rcu_qsbr_thread_online(qsbr, w.index);
+    rte_mbuf* mbufs[kBurst];
+    engine::PacketBuf* pbs[engine::Engine::kMaxBurst];
+    engine::Result res[engine::Engine::kMaxBurst];
+    std::array<std::vector<rte_mbuf*>, 2> tx;
+    tx[0].reserve(256);
+    tx[1].reserve(256);
+    uint32_t idle = 0;
+    uint64_t last_expire = now_ns();
+    while (!stop->load(std::memory_order_relaxed)) {
+      const NeighSnapshot* nb = neigh.load(std::memory_order_acquire);
+      uint32_t work = 0;
+      auto run = [&](uint16_t n, bool fresh) {
+        for (uint16_t i = 0; i < n; ++i) {
+          rte_mbuf* m = mbufs[i];
+          engine::PacketBuf* p = pbuf(m);
+          if (fresh) p->meta = {};
+          p->data = rte_pktmbuf_mtod(m, uint8_t*);
+          p->len = m->nb_segs == 1 ? m->data_len : 0;  // multi-segment: the engine drops it
+          p->cap = p->len + rte_pktmbuf_tailroom(m);
+          pbs[i] = p;
+        }
+        w.eng->process_burst(pbs, n, now_ns(), res);
+        dispatch(w, pbs, res, n, nb, tx);
+        work += n;
+      };
+      for (size_t pi = 0; pi < ports.size(); ++pi) {
+        const uint16_t n = rte_eth_rx_burst(ports[pi].id, w.index, mbufs, kBurst);
+        w.local.rx_packets += n;
+        if (n) run(n, true);
+      }
+      if (const auto n = static_cast<uint16_t>(rte_ring_sc_dequeue_burst(
+              w.handoff, reinterpret_cast<void**>(mbufs), kBurst, nullptr))) {
+        run(n, false);
+      }
+      {
+        engine::PacketBuf* rel[kBurst];
+        const uint32_t n = w.eng->pop_released(rel, res, kBurst, now_ns());
+        if (n) dispatch(w, rel, res, static_cast<uint16_t>(n), nb, tx);
+        work += n;
+      }
+      if (const auto n = static_cast<uint16_t>(rte_ring_sc_dequeue_burst(
+              w.inject, reinterpret_cast<void**>(mbufs), kBurst, nullptr))) {
+        for (uint16_t i = 0; i < n; ++i) {
+          (mbufs[i]->port == ports[static_cast<size_t>(outside_port)].id &&
+                   outside_port != inside_port
+               ? tx[1]
+               : tx[0])
+              .push_back(mbufs[i]);
+        }
+        work += n;
+      }
+      if (!tx[0].empty()) transmit(w, ports[static_cast<size_t>(inside_port)].id, tx[0]);
+      if (!tx[1].empty()) transmit(w, ports[static_cast<size_t>(outside_port)].id, tx[1]);
+      ++w.local.loops;
+      if (w.local.loops % kPublishEveryLoops == 0) publish(w);
+      if (const uint64_t g = w.dump_gen.load(std::memory_order_acquire);
+          g != w.dump_done.load(std::memory_order_relaxed)) {
+        w.dump.clear();
+        w.eng->for_each_flow([&](const engine::FlowView& f) { w.dump.push_back(f); }, now_ns());
+        w.dump_done.store(g, std::memory_order_release);
+      }
+      rte_rcu_qsbr_quiescent(qsbr, w.index);
+      if (work) {
+        idle = 0;
+        continue;
+      }
+      // Idle: expire flows now and then (busy workers expire per burst), then back off so an
+      // idle instance uses ~0% CPU (burstable instances would otherwise burn their credits).
+      const uint64_t t = now_ns();
+      if (t - last_expire > 10'000'000) {
+        w.eng->expire(t, 1024);
+        last_expire = t;
+        publish(w);
+      }
+      if (cfg.polling.adaptive && ++idle > cfg.polling.busy_spins) {
+        const uint32_t us =
+            std::min<uint32_t>(cfg.polling.idle_sleep_max_us,
+                               1u << std::min<uint32_t>(idle - cfg.polling.busy_spins, 10));
+        ++w.local.idle_sleeps;
+        std::this_thread::sleep_for(std::chrono::microseconds(us));
+      }
+    }
+    publish(w);
+    rte_rcu_qsbr_thread_offline(qsbr, w.index);
+    rte_rcu_qsbr_thread_unregister(qsbr, w.index);
+  }
+
+  // --- main lcore -----------------------------------------------------------------------------
+
+  void inject(rte_mbuf* m) {
+    if (rte_ring_mp_enqueue(workers[0]->inject, m) != 0) rte_pktmbuf_free(m);
+  }
+
+  void send_arp(const PortState& p, uint16_t op, const MacAddr& dst_mac, uint32_t dst_ip,
+                uint32_t src_ip) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool);
+    if (!m) return;
+    auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kArpFrameLen));
+    build_arp(d, op, p.mac, src_ip, dst_mac, dst_ip);
+    m->port = p.id;
+    inject(m);
+  }
+
+  void request(uint32_t ip, uint64_t now_ms) {
+    if (ip == 0) return;
+    auto& last = last_request_ms[ip];
+    if (last && now_ms - last < 1000) return;  // at most one request per second per address
+    last = now_ms;
+    for (const auto& p : ports) {
+      const uint32_t src = p.addr ? p.addr : cfg.interface_addr;
+      send_arp(p, kArpRequest, MacAddr{}, ip, src);
+    }
+  }
+
+  bool handle_arp(rte_mbuf* m, uint64_t now_ms) {
+    const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+    const auto arp = parse_arp(d, m->data_len);
+    if (!arp) return false;
+    const PortState* port = nullptr;
+    for (const auto& p : ports) {
+      if (p.id == m->port) port = &p;
+    }
+    if (!port) return false;
+    bool learnt = false;
+    if (arp->sender_ip != 0 && (arp->op == kArpReply || is_own_address(*port, arp->target_ip))) {
+      table.learn(arp->sender_ip, arp->sender_mac, now_ms);
+      learnt = true;
+    }
+    if (arp->op == kArpRequest && is_own_address(*port, arp->target_ip)) {
+      send_arp(*port, kArpReply, arp->sender_mac, arp->sender_ip, arp->target_ip);
+      ++arp_replies_sent;
+    }
+    return learnt;
+  }
+
+  void publish_neighbours(uint64_t now_ms) {
+    auto* snap = new NeighSnapshot;
+    table.for_each_due(now_ms, UINT64_MAX / 2, [&](uint32_t ip) {
+      if (auto mac = table.lookup(ip, now_ms)) snap->macs[ip] = *mac;
+    });
+    if (cfg.next_hop.static_mac) {
+      if (auto mac = parse_mac(*cfg.next_hop.static_mac)) snap->macs[cfg.next_hop.gateway] = *mac;
+    }
+    const NeighSnapshot* old = neigh.exchange(snap, std::memory_order_acq_rel);
+    if (old) retired.emplace_back(old, rte_rcu_qsbr_start(qsbr));
+  }
+
+  void reclaim() {
+    std::erase_if(retired, [&](auto& r) {
+      if (rte_rcu_qsbr_check(qsbr, r.second, false) != 1) return false;
+      delete r.first;
+      return true;
+    });
+  }
+
+  void main_loop() {
+    uint64_t last_refresh = 0;
+    publish_neighbours(now_ns() / 1000000);
+    while (!stop->load(std::memory_order_relaxed)) {
+      const uint64_t now_ms = now_ns() / 1000000;
+      bool changed = false;
+      rte_mbuf* ms[kBurst];
+      uint32_t n =
+          rte_ring_sc_dequeue_burst(host_ring, reinterpret_cast<void**>(ms), kBurst, nullptr);
+      for (uint32_t i = 0; i < n; ++i) {
+        changed |= handle_arp(ms[i], now_ms);
+        // The host exception path (TAP) is not wired yet: the instance's own IP traffic is
+        // counted and dropped.
+        ++host_dropped;
+        rte_pktmbuf_free(ms[i]);
+      }
+      void* ips[kBurst];
+      const uint32_t r = rte_ring_sc_dequeue_burst(resolve_ring, ips, kBurst, nullptr);
+      for (uint32_t i = 0; i < r; ++i)
+        request(static_cast<uint32_t>(reinterpret_cast<uintptr_t>(ips[i])), now_ms);
+      if (now_ms - last_refresh >= 1000) {
+        last_refresh = now_ms;
+        // Resolve the gateways before traffic needs them, and refresh entries before they lapse.
+        if (!cfg.next_hop.static_mac && !table.lookup(cfg.next_hop.gateway, now_ms + 10'000)) {
+          request(cfg.next_hop.gateway, now_ms);
+        }
+        if (cfg.next_hop.inside_gateway &&
+            !table.lookup(cfg.next_hop.inside_gateway, now_ms + 10'000)) {
+          request(cfg.next_hop.inside_gateway, now_ms);
+        }
+        table.expire(now_ms, 0);
+        changed = true;
+      }
+      if (changed) publish_neighbours(now_ms);
+      reclaim();
+      if (n == 0 && r == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+};
+
+namespace {
+
+// The admin socket's view of the running process.
+class Handler final : public admin::AdminHandler {
+ public:
+  explicit Handler(Dataplane::Impl& m) : m_(m) {}
+
+  nlohmann::json stats() override {
+    const auto st = m_.snapshot();
+    std::vector<engine::EngineStats> per;
+    per.reserve(st.size());
+    for (const auto& s : st) per.push_back(s.stats);
+    nlohmann::json j = admin::stats_to_json(per);
+    nlohmann::json io = nlohmann::json::array();
+    for (size_t i = 0; i < st.size(); ++i) {
+      io.push_back({{"worker", i},
+                    {"rx_packets", st[i].rx_packets},
+                    {"tx_packets", st[i].tx_packets},
+                    {"tx_dropped", st[i].tx_dropped},
+                    {"no_neighbour", st[i].no_neighbour},
+                    {"loops", st[i].loops},
+                    {"idle_sleeps", st[i].idle_sleeps}});
+    }
+    j["io"] = io;
+    j["main"] = {{"arp_replies", m_.arp_replies_sent}, {"host_dropped", m_.host_dropped}};
+    return j;
+  }
+
+  nlohmann::json flows(const admin::FlowFilter& filter) override {
+    std::lock_guard lock(m_.dump_mu);
+    admin::FlowDump dump(filter);
+    for (auto& w : m_.workers) w->dump_gen.fetch_add(1, std::memory_order_acq_rel);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    for (auto& w : m_.workers) {
+      while (w->dump_done.load(std::memory_order_acquire) !=
+             w->dump_gen.load(std::memory_order_relaxed)) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          return {{"error", "worker " + std::to_string(w->index) + " did not answer (stalled?)"}};
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      for (const auto& f : w->dump) dump.add(f, w->index);
+    }
+    return dump.result();
+  }
+
+  admin::ReloadResult reload(const std::string& path) override {
+    admin::ReloadResult r;
+    r.ok = false;
+    r.error = "live reload is not implemented yet: restart eipgate-dataplane to apply " +
+              (path.empty() ? std::string("the configuration") : path) +
+              " (the running configuration is unchanged)";
+    return r;
+  }
+
+  nlohmann::json health() override {
+    // Alive when every worker's loop counter moves (workers publish at least every 10 ms idle).
+    const auto a = m_.snapshot();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const auto b = m_.snapshot();
+    nlohmann::json workers = nlohmann::json::array();
+    bool ok = true;
+    for (size_t i = 0; i < a.size(); ++i) {
+      const bool moving = b[i].loops != a[i].loops;
+      ok &= moving;
+      workers.push_back({{"worker", i}, {"progressing", moving}, {"loops", b[i].loops}});
+    }
+    return {{"status", ok ? "ok" : "degraded"}, {"workers", workers}};
+  }
+
+ private:
+  Dataplane::Impl& m_;
+};
+
+}  // namespace
+
+Dataplane::Dataplane() : impl_(std::make_unique<Impl>()) {}
+
+Dataplane::~Dataplane() {
+  Impl& m = *impl_;
+  if (!m.eal_ready) return;
+  for (const auto& p : m.ports) {
+    rte_eth_dev_stop(p.id);
+    rte_eth_dev_close(p.id);
+  }
+  delete m.neigh.load();
+  for (auto& r : m.retired) delete r.first;
+  rte_eal_cleanup();
+}
+
+std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& program) {
+  Impl& m = *impl_;
+  m.cfg = cfg;
+  m.stop = &stop_;
+  m.log = log::get();
+  const auto nworkers = static_cast<uint16_t>(cfg.worker_lcores.size());
+  if (nworkers == 0) return "no worker lcores configured";
+
+  // EAL arguments from the config.
+  std::vector<std::string> args = {program};
+  std::string lcores = std::to_string(cfg.main_lcore);
+  for (uint16_t l : cfg.worker_lcores) lcores += "," + std::to_string(l);
+  args.insert(args.end(),
+              {"-l", lcores, "--main-lcore", std::to_string(cfg.main_lcore), "--file-prefix",
+               "eipgate" + std::to_string(::getpid()), "--no-telemetry"});
+  bool any_pci = false;
+  for (const auto& p : cfg.ports) {
+    if (is_pci_address(p.device)) {
+      any_pci = true;
+      args.insert(args.end(), {"-a", p.device});
+    } else {
+      args.insert(args.end(), {"--vdev", p.device});
+    }
+  }
+  if (!any_pci) args.emplace_back("--no-pci");
+  std::istringstream extra(cfg.eal_extra);
+  bool no_huge = false;
+  for (std::string a; extra >> a;) {
+    no_huge |= a == "--no-huge";
+    args.push_back(a);
+  }
+  if (!no_huge && read_free_hugepages() == 0) {
+    return "no free 2 MiB hugepages: run scripts/setup.sh (or echo 256 > "
+           "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages and mount hugetlbfs), or set "
+           "eal.extra_args: \"--no-huge -m 512\" for virtual devices";
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  std::string joined;
+  for (const auto& a : args) joined += a + " ";
+  m.log->info("EAL: {}", joined);
+  if (rte_eal_init(static_cast<int>(argv.size()), argv.data()) < 0) {
+    return std::string("EAL init failed: ") + rte_strerror(rte_errno) + " (arguments: " + joined +
+           ")";
+  }
+  m.eal_ready = true;
+
+  const unsigned nmbufs = 8192 * static_cast<unsigned>(cfg.ports.size()) * nworkers + 4096;
+  const auto priv =
+      static_cast<uint16_t>(RTE_ALIGN(sizeof(engine::PacketBuf), RTE_MBUF_PRIV_ALIGN));
+  m.pool = rte_pktmbuf_pool_create("eipgate_mbufs", nmbufs, 256, priv, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                   static_cast<int>(rte_socket_id()));
+  if (!m.pool) return std::string("mbuf pool: ") + rte_strerror(rte_errno);
+
+  for (const auto& pc : cfg.ports) {
+    PortState ps;
+    ps.role = pc.name;
+    ps.addr = pc.name == "inside" ? cfg.inside_addr : cfg.interface_addr;
+    if (std::string err = m.setup_port(ps, pc, nworkers); !err.empty()) return err;
+    m.ports.push_back(ps);
+  }
+  for (size_t i = 0; i < m.ports.size(); ++i) {
+    if (m.ports[i].role == "inside") m.inside_port = static_cast<int>(i);
+    if (m.ports[i].role == "outside") m.outside_port = static_cast<int>(i);
+  }
+
+  m.host_ring = rte_ring_create("eipgate_host", kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
+  m.resolve_ring = rte_ring_create("eipgate_resolve", kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
+  if (!m.host_ring || !m.resolve_ring) return std::string("rings: ") + rte_strerror(rte_errno);
+  const size_t qsz = rte_rcu_qsbr_get_memsize(nworkers);
+  m.qsbr = static_cast<rte_rcu_qsbr*>(rte_zmalloc("eipgate_qsbr", qsz, RTE_CACHE_LINE_SIZE));
+  if (!m.qsbr || rte_rcu_qsbr_init(m.qsbr, nworkers) != 0) return "rcu init failed";
+
+  for (uint16_t w = 0; w < nworkers; ++w) {
+    auto wk = std::make_unique<Worker>();
+    wk->index = w;
+    wk->lcore = cfg.worker_lcores[w];
+    engine::EngineConfig ec = cfg.engine;
+    ec.worker_id = w;
+    ec.worker_count = nworkers;
+    if (nworkers > 1) {
+      ec.rss.key = kRssKey;
+      ec.rss.reta.resize(128);
+      for (size_t i = 0; i < ec.rss.reta.size(); ++i)
+        ec.rss.reta[i] = static_cast<uint16_t>(i % nworkers);
+    }
+    if (ec.random_seed == 0)
+      ec.random_seed = now_ns() ^ (uint64_t{w} << 48) ^ static_cast<uint64_t>(::getpid());
+    try {
+      wk->eng = std::make_unique<engine::Engine>(ec);
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    const std::string hn = "eipgate_hand" + std::to_string(w);
+    const std::string in = "eipgate_inj" + std::to_string(w);
+    wk->handoff = rte_ring_create(hn.c_str(), kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    wk->inject = rte_ring_create(in.c_str(), kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    if (!wk->handoff || !wk->inject) return std::string("rings: ") + rte_strerror(rte_errno);
+    m.workers.push_back(std::move(wk));
+  }
+  m.log->info("dataplane ready: {} port(s), {} worker(s), {} flows per worker", m.ports.size(),
+              nworkers, cfg.engine.max_flows);
+  return {};
+}
+
+int Dataplane::run() {
+  Impl& m = *impl_;
+  for (auto& w : m.workers) {
+    Worker* wp = w.get();
+    Impl* ip = &m;
+    rte_eal_remote_launch(
+        [](void* arg) -> int {
+          auto* pair = static_cast<std::pair<Impl*, Worker*>*>(arg);
+          pair->first->worker_loop(*pair->second);
+          delete pair;
+          return 0;
+        },
+        new std::pair<Impl*, Worker*>(ip, wp), wp->lcore);
+  }
+  Handler handler(m);
+  admin::AdminServer server(m.cfg.admin.socket_path, handler, "eipgate-dataplane 0.1.0");
+  try {
+    server.start();
+    m.log->info("admin socket {}", m.cfg.admin.socket_path);
+  } catch (const std::exception& e) {
+    m.log->error("admin socket: {}", e.what());
+    stop_.store(true);
+  }
+  m.main_loop();
+  server.stop();
+  rte_eal_mp_wait_lcore();
+  // Final statistics, so a stopped instance still tells what it did.
+  for (const auto& w : m.workers) {
+    std::string line;
+    for (const auto& [name, value] : engine::named_counters(w->published.stats)) {
+      if (value) line += std::string(name) + "=" + std::to_string(value) + " ";
+    }
+    m.log->info("worker {}: rx={} tx={} tx_dropped={} no_neighbour={} {}", w->index,
+                w->published.rx_packets, w->published.tx_packets, w->published.tx_dropped,
+                w->published.no_neighbour, line);
+  }
+  m.log->info("main: arp_replies={} host_dropped={}", m.arp_replies_sent, m.host_dropped);
+  m.log->info("dataplane stopped");
+  return 0;
+}
+
+std::vector<WorkerStatus> Dataplane::status() const {
+  std::vector<WorkerStatus> out;
+  for (const auto& w : impl_->workers) {
+    std::lock_guard lock(w->pub_mu);
+    out.push_back(w->published);
+  }
+  return out;
+}
+
+}  // namespace eipgate::dataplane

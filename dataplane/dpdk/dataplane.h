@@ -1,0 +1,49 @@
+// The DPDK process around the engine: EAL, ports, one worker per lcore running an Engine, handoff
+// rings between workers, ARP, and the main lcore's housekeeping (ARP, host path, stats).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/dataplane_config.h"
+#include "engine/engine.h"
+
+namespace eipgate::dataplane {
+
+// Per-worker figures published by the worker for the main lcore (stats, health).
+struct WorkerStatus {
+  engine::EngineStats stats;
+  uint64_t rx_packets = 0;
+  uint64_t tx_packets = 0;
+  uint64_t tx_dropped = 0;
+  uint64_t no_neighbour = 0;  // dropped: next hop MAC not resolved yet
+  uint64_t loops = 0;         // progress counter (liveness)
+  uint64_t idle_sleeps = 0;
+};
+
+class Dataplane {
+ public:
+  Dataplane();
+  ~Dataplane();
+  Dataplane(const Dataplane&) = delete;
+  Dataplane& operator=(const Dataplane&) = delete;
+
+  // Initialises EAL and the ports; returns an empty string or a clear error.
+  std::string init(const DataplaneConfig& cfg, const std::string& program);
+  // Runs the workers and the main loop until stop() (or SIGTERM via the caller).
+  int run();
+  void stop() { stop_.store(true, std::memory_order_relaxed); }
+
+  [[nodiscard]] std::vector<WorkerStatus> status() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace eipgate::dataplane
