@@ -159,6 +159,7 @@ struct Dataplane::Impl {
 
   uint64_t host_dropped = 0;
   uint64_t arp_replies_sent = 0;
+  uint64_t garps_sent = 0;
   std::mutex dump_mu;  // one flow dump at a time
 
   std::vector<WorkerStatus> snapshot() const {
@@ -486,9 +487,29 @@ struct Dataplane::Impl {
     });
   }
 
+  // Gratuitous ARP for every address this instance answers for, so switches and the VPC router
+  // learn the new owner at once when an address moved here (start, failover).
+  void announce() {
+    for (const auto& p : ports) {
+      std::vector<uint32_t> own = {p.addr};
+      if (p.role != "inside")
+        own.insert(own.end(), cfg.engine.outside_addrs.begin(), cfg.engine.outside_addrs.end());
+      for (uint32_t ip : own) {
+        if (ip == 0) continue;
+        rte_mbuf* m = rte_pktmbuf_alloc(pool);
+        if (!m) return;
+        build_garp(reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kArpFrameLen)), p.mac, ip);
+        m->port = p.id;
+        inject(m);
+        ++garps_sent;
+      }
+    }
+  }
+
   void main_loop() {
     uint64_t last_refresh = 0;
     publish_neighbours(now_ns() / 1000000);
+    announce();
     while (!stop->load(std::memory_order_relaxed)) {
       const uint64_t now_ms = now_ns() / 1000000;
       bool changed = false;
@@ -550,7 +571,9 @@ class Handler final : public admin::AdminHandler {
                     {"idle_sleeps", st[i].idle_sleeps}});
     }
     j["io"] = io;
-    j["main"] = {{"arp_replies", m_.arp_replies_sent}, {"host_dropped", m_.host_dropped}};
+    j["main"] = {{"arp_replies", m_.arp_replies_sent},
+                 {"gratuitous_arps", m_.garps_sent},
+                 {"host_dropped", m_.host_dropped}};
     return j;
   }
 
