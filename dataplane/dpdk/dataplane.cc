@@ -759,7 +759,7 @@ int Dataplane::run() {
         new std::pair<Impl*, Worker*>(ip, wp), wp->lcore);
   }
   Handler handler(m);
-  admin::AdminServer server(m.cfg.admin.socket_path, handler, "eipgate-dataplane 0.1.0");
+  admin::AdminServer server(m.cfg.admin.socket_path, handler, "0.1.0");
   try {
     server.start();
     m.log->info("admin socket {}", m.cfg.admin.socket_path);
