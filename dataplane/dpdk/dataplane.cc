@@ -24,6 +24,7 @@
 #include "admin/stats_json.h"
 #include "common/log.h"
 #include "dpdk/arp.h"
+#include "dpdk/exception_path.h"
 
 namespace eipgate::dataplane {
 
@@ -157,7 +158,8 @@ struct Dataplane::Impl {
   bool eal_ready = false;
   std::shared_ptr<spdlog::logger> log;
 
-  uint64_t host_dropped = 0;
+  std::unique_ptr<TapExceptionPath> exception;  // null when exception_path.enabled is false
+  std::atomic<uint64_t> host_dropped{0};        // the instance's own traffic the kernel did not get
   uint64_t arp_replies_sent = 0;
   uint64_t garps_sent = 0;
   std::mutex dump_mu;  // one flow dump at a time
@@ -506,6 +508,31 @@ struct Dataplane::Impl {
     }
   }
 
+  // The instance's own traffic: IPv4 for its addresses and ARP replies (the kernel resolves its
+  // own next hops) go to the kernel's TAP when the exception path is enabled; ARP requests were
+  // answered by handle_arp; everything else is counted and dropped.
+  void to_kernel(rte_mbuf* m) {
+    const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
+    const uint16_t type = m->data_len >= 14 ? static_cast<uint16_t>(d[12] << 8 | d[13]) : 0;
+    const auto arp = type == 0x0806 ? parse_arp(d, m->data_len) : std::nullopt;
+    if (!(arp && arp->op == kArpRequest)) {
+      const bool wanted = type == 0x0800 || (arp && arp->op == kArpReply);
+      if (!(wanted && exception && exception->to_kernel(m))) {
+        host_dropped.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    rte_pktmbuf_free(m);
+  }
+
+  // The kernel's frames (replies, its own ARP) leave through their DPDK port via worker 0.
+  uint32_t from_kernel() {
+    if (!exception) return 0;
+    rte_mbuf* ms[kBurst];
+    const uint32_t k = exception->from_kernel(ms, kBurst);
+    for (uint32_t i = 0; i < k; ++i) inject(ms[i]);
+    return k;
+  }
+
   void main_loop() {
     uint64_t last_refresh = 0;
     publish_neighbours(now_ns() / 1000000);
@@ -518,11 +545,9 @@ struct Dataplane::Impl {
           rte_ring_sc_dequeue_burst(host_ring, reinterpret_cast<void**>(ms), kBurst, nullptr);
       for (uint32_t i = 0; i < n; ++i) {
         changed |= handle_arp(ms[i], now_ms);
-        // The host exception path (TAP) is not wired yet: the instance's own IP traffic is
-        // counted and dropped.
-        ++host_dropped;
-        rte_pktmbuf_free(ms[i]);
+        to_kernel(ms[i]);
       }
+      const uint32_t k = from_kernel();
       void* ips[kBurst];
       const uint32_t r = rte_ring_sc_dequeue_burst(resolve_ring, ips, kBurst, nullptr);
       for (uint32_t i = 0; i < r; ++i)
@@ -542,7 +567,7 @@ struct Dataplane::Impl {
       }
       if (changed) publish_neighbours(now_ms);
       reclaim();
-      if (n == 0 && r == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (n == 0 && r == 0 && k == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
 };
@@ -573,7 +598,10 @@ class Handler final : public admin::AdminHandler {
     j["io"] = io;
     j["main"] = {{"arp_replies", m_.arp_replies_sent},
                  {"gratuitous_arps", m_.garps_sent},
-                 {"host_dropped", m_.host_dropped}};
+                 {"host_dropped", m_.host_dropped.load(std::memory_order_relaxed)},
+                 {"host_to_kernel", m_.exception ? m_.exception->to_kernel_count() : 0},
+                 {"kernel_to_port", m_.exception ? m_.exception->from_kernel_count() : 0},
+                 {"kernel_filtered", m_.exception ? m_.exception->from_kernel_filtered() : 0}};
     return j;
   }
 
@@ -630,6 +658,7 @@ Dataplane::Dataplane() : impl_(std::make_unique<Impl>()) {}
 Dataplane::~Dataplane() {
   Impl& m = *impl_;
   if (!m.eal_ready) return;
+  m.exception.reset();  // frees its mbuf: before the EAL goes
   for (const auto& p : m.ports) {
     rte_eth_dev_stop(p.id);
     rte_eth_dev_close(p.id);
@@ -703,6 +732,38 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
   for (size_t i = 0; i < m.ports.size(); ++i) {
     if (m.ports[i].role == "inside") m.inside_port = static_cast<int>(i);
     if (m.ports[i].role == "outside") m.outside_port = static_cast<int>(i);
+  }
+
+  if (cfg.exception.enabled) {
+    // One TAP per port with that port's MAC and address; the outside (or data) port's also holds
+    // the outside addresses (the kernel answers their pings) and a fallback default route.
+    std::vector<ExceptionInterface> ifs;
+    for (size_t i = 0; i < m.ports.size(); ++i) {
+      const PortState& ps = m.ports[i];
+      ExceptionInterface e;
+      e.port_id = ps.id;
+      e.mac = ps.mac;
+      e.ifname = TapExceptionPath::interface_name(cfg.exception.tap_name, i);
+      e.mtu = cfg.ports[i].mtu;
+      const bool inside = ps.role == "inside";
+      e.addr = ps.addr;
+      e.prefix_len = inside ? cfg.inside_prefix_len : cfg.interface_prefix_len;
+      if (!inside) {
+        e.extra_addrs = cfg.engine.outside_addrs;
+        e.gateway = cfg.next_hop.gateway;
+      }
+      ifs.push_back(std::move(e));
+      if (cfg.ports[i].device.starts_with("net_af_packet")) {
+        m.log->warn(
+            "port {}: af_packet leaves the kernel a copy of every frame; drop the "
+            "interface's kernel ingress (nftables netdev chain), or the kernel will "
+            "also answer for the exception path's addresses",
+            ps.role);
+      }
+    }
+    m.exception = std::make_unique<TapExceptionPath>();
+    const uint32_t max_frame = rte_pktmbuf_data_room_size(m.pool) - RTE_PKTMBUF_HEADROOM;
+    if (std::string err = m.exception->open(ifs, max_frame, m.pool); !err.empty()) return err;
   }
 
   m.host_ring = rte_ring_create("eipgate_host", kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
@@ -780,7 +841,10 @@ int Dataplane::run() {
                 w->published.rx_packets, w->published.tx_packets, w->published.tx_dropped,
                 w->published.no_neighbour, line);
   }
-  m.log->info("main: arp_replies={} host_dropped={}", m.arp_replies_sent, m.host_dropped);
+  m.log->info("main: arp_replies={} host_dropped={} host_to_kernel={} kernel_to_port={}",
+              m.arp_replies_sent, m.host_dropped.load(),
+              m.exception ? m.exception->to_kernel_count() : 0,
+              m.exception ? m.exception->from_kernel_count() : 0);
   m.log->info("dataplane stopped");
   return 0;
 }
