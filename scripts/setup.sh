@@ -10,7 +10,7 @@ readonly PACKAGES=(
   clang libclang-rt-14-dev llvm clang-format clang-tidy valgrind
   libdpdk-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libbpf-dev bpftool linux-libc-dev
-  iproute2 ethtool iputils-ping curl python3 iperf3 traceroute coturn nftables
+  iproute2 ethtool iputils-ping curl python3 iperf3 traceroute coturn nftables iptables netsniff-ng tcpdump
 )
 readonly MIN_HUGEPAGES=256
 readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
