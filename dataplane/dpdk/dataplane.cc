@@ -849,13 +849,6 @@ int Dataplane::run() {
   return 0;
 }
 
-std::vector<WorkerStatus> Dataplane::status() const {
-  std::vector<WorkerStatus> out;
-  for (const auto& w : impl_->workers) {
-    std::lock_guard lock(w->pub_mu);
-    out.push_back(w->published);
-  }
-  return out;
-}
+std::vector<WorkerStatus> Dataplane::status() const { return impl_->snapshot(); }
 
 }  // namespace eipgate::dataplane
