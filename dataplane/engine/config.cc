@@ -68,4 +68,17 @@ std::string validate(const EngineConfig& cfg) {
   return {};
 }
 
+std::string restart_field(const EngineConfig& a, const EngineConfig& b) {
+  if (a.outside_addrs != b.outside_addrs) return "outside_addrs";
+  if (a.port_min != b.port_min || a.port_max != b.port_max) return "port range";
+  if (a.max_flows != b.max_flows) return "max_flows";
+  if (a.udp_endpoint_independent != b.udp_endpoint_independent) return "udp_endpoint_independent";
+  if (a.frag_contexts != b.frag_contexts) return "frag_contexts";
+  if (a.frag_hold != b.frag_hold) return "frag_hold";
+  if (a.worker_id != b.worker_id || a.worker_count != b.worker_count) return "workers";
+  if (a.rss.key != b.rss.key || a.rss.reta != b.rss.reta) return "rss";
+  if (a.random_seed != b.random_seed) return "random_seed";
+  return {};
+}
+
 }  // namespace eipgate::engine

@@ -58,4 +58,9 @@ struct EngineConfig {
 // Returns an empty string when the config is usable, else the reason.
 std::string validate(const EngineConfig& cfg);
 
+// The first field of `next` that a running engine cannot take (it sizes memory reserved at
+// construction, or decides which outside port or worker a flow has), named as in EngineConfig;
+// "" when Engine::reconfigure can apply `next`.
+std::string restart_field(const EngineConfig& running, const EngineConfig& next);
+
 }  // namespace eipgate::engine

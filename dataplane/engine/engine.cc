@@ -209,20 +209,7 @@ struct Engine::Impl {
       while (outside_set[s] != 0) s = (s + 1) & (kAddrSetSize - 1);
       outside_set[s] = to_net(a);
     }
-    for (const auto& p : cfg.inside_prefixes) {
-      const uint32_t mask = p.len == 0 ? 0 : ~uint32_t{0} << (32 - p.len);
-      inside.emplace_back(p.addr & mask, mask);
-    }
-    for (uint32_t a : cfg.host_addrs) host_net.push_back(to_net(a));
-    icmp_src_net = to_net(cfg.icmp_source_addr      ? cfg.icmp_source_addr
-                          : !cfg.host_addrs.empty() ? cfg.host_addrs[0]
-                                                    : cfg.outside_addrs[0]);
-    const auto& t = cfg.timeouts;
-    tmo_ms[kClassTcpClosing] = t.tcp_time_wait_s * 1000;
-    tmo_ms[kClassTcpTransitory] = t.tcp_transitory_s * 1000;
-    tmo_ms[kClassIcmp] = t.icmp_s * 1000;
-    tmo_ms[kClassUdp] = t.udp_s * 1000;
-    tmo_ms[kClassTcpEstablished] = t.tcp_established_s * 1000;
+    apply_live_fields();
     if (cfg.udp_endpoint_independent) {
       eim.resize(cfg.max_flows);
       for (uint32_t i = 0; i < cfg.max_flows; ++i)
@@ -240,6 +227,28 @@ struct Engine::Impl {
     frag_mask = fc - 1;
     held.resize(cfg.frag_hold);
     released.resize(cfg.frag_hold);
+  }
+
+  // The fields reconfigure() may change on a running engine (config.h, restart_field): derived
+  // tables are rebuilt from cfg. Flows keep their translation; timeouts apply to them at once
+  // (expiry compares last_seen with the class timeout of the moment).
+  void apply_live_fields() {
+    inside.clear();
+    for (const auto& p : cfg.inside_prefixes) {
+      const uint32_t mask = p.len == 0 ? 0 : ~uint32_t{0} << (32 - p.len);
+      inside.emplace_back(p.addr & mask, mask);
+    }
+    host_net.clear();
+    for (uint32_t a : cfg.host_addrs) host_net.push_back(to_net(a));
+    icmp_src_net = to_net(cfg.icmp_source_addr      ? cfg.icmp_source_addr
+                          : !cfg.host_addrs.empty() ? cfg.host_addrs[0]
+                                                    : cfg.outside_addrs[0]);
+    const auto& t = cfg.timeouts;
+    tmo_ms[kClassTcpClosing] = t.tcp_time_wait_s * 1000;
+    tmo_ms[kClassTcpTransitory] = t.tcp_transitory_s * 1000;
+    tmo_ms[kClassIcmp] = t.icmp_s * 1000;
+    tmo_ms[kClassUdp] = t.udp_s * 1000;
+    tmo_ms[kClassTcpEstablished] = t.tcp_established_s * 1000;
   }
 
   uint64_t rand64() {
@@ -1170,6 +1179,18 @@ Engine::Engine(const EngineConfig& cfg) {
 }
 
 Engine::~Engine() = default;
+
+std::string Engine::reconfigure(const EngineConfig& next) {
+  if (std::string err = validate(next); !err.empty()) return err;
+  if (std::string field = restart_field(impl_->cfg, next); !field.empty()) {
+    return field + " cannot change on a running engine (restart needed)";
+  }
+  impl_->cfg = next;
+  impl_->apply_live_fields();
+  return {};
+}
+
+const EngineConfig& Engine::config() const { return impl_->cfg; }
 
 void Engine::process_burst(PacketBuf* const* pkts, uint32_t n, uint64_t now_ns, Result* out) {
   impl_->now = static_cast<uint32_t>(now_ns / 1000000);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -63,6 +64,13 @@ class Engine {
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
+
+  // Applies a new config to the running engine between bursts, keeping every flow: inside
+  // prefixes, host addresses, timeouts (existing flows included), MSS clamping and the other
+  // fields restart_field() allows. Returns "" on success; else the reason, and nothing changed.
+  // Allocates (control-plane work): call it from the owning worker between bursts.
+  std::string reconfigure(const EngineConfig& next);
+  [[nodiscard]] const EngineConfig& config() const;
 
   // Processes up to kMaxBurst packets (more are processed in chunks). out[i] is the verdict for
   // pkts[i]; packets may be rewritten in place (translation) or turned into a reply (ICMP Time
