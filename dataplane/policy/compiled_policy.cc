@@ -1,0 +1,518 @@
+// Compiles a PolicyConfig into rte_lpm (source -> group) + one rte_acl context per group (first
+// matching rule by priority = rule order). Host-name rules become ACL entries of two kinds:
+// "pending" entries for TCP to inspected ports (-> NeedName) and /32 entries for the addresses
+// their exact names resolved to (everything else). Only the build allocates; lookups are
+// read-only on shared, immutable structures.
+#include "policy/compiled_policy.h"
+
+#include <rte_acl.h>
+#include <rte_byteorder.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_lpm.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <set>
+#include <utility>
+
+namespace eipgate::policy {
+
+namespace {
+
+constexpr uint8_t kIpProtoIcmp = 1;
+constexpr uint8_t kIpProtoTcp = 6;
+constexpr uint8_t kIpProtoUdp = 17;
+
+// What the ACL reads: the first field must be one byte; the others come in 4-byte groups.
+// Addresses and ports are in network order, as rte_acl expects of its input.
+struct AclKey {
+  uint8_t proto;
+  uint8_t pad[3];
+  uint32_t dst_be;
+  uint16_t dport_be;
+  uint16_t unused;
+};
+static_assert(sizeof(AclKey) == 12);
+
+enum AclField : uint8_t { kFieldProto, kFieldDst, kFieldDport, kFieldUnused, kNumFields };
+
+constexpr std::array<rte_acl_field_def, kNumFields> kFieldDefs{{
+    {RTE_ACL_FIELD_TYPE_BITMASK, sizeof(uint8_t), kFieldProto, 0, offsetof(AclKey, proto)},
+    {RTE_ACL_FIELD_TYPE_MASK, sizeof(uint32_t), kFieldDst, 1, offsetof(AclKey, dst_be)},
+    {RTE_ACL_FIELD_TYPE_RANGE, sizeof(uint16_t), kFieldDport, 2, offsetof(AclKey, dport_be)},
+    {RTE_ACL_FIELD_TYPE_RANGE, sizeof(uint16_t), kFieldUnused, 2, offsetof(AclKey, unused)},
+}};
+
+RTE_ACL_RULE_DEF(AclRule, kNumFields);
+
+struct AclDeleter {
+  void operator()(rte_acl_ctx* c) const { rte_acl_free(c); }
+};
+
+std::atomic<uint64_t> g_build_seq{0};  // rte_acl/rte_lpm names are global in the process
+
+std::string unique_name(const char* prefix) {
+  return std::string(prefix) + std::to_string(g_build_seq.fetch_add(1));
+}
+
+// TCP, UDP, ICMP bits a rule applies to; "other" protocols only through Any without ports.
+bool rule_l4_match(const Rule& r, uint8_t ip_proto, uint16_t port) {
+  switch (r.proto) {
+    case Proto::Tcp:
+      if (ip_proto != kIpProtoTcp) return false;
+      break;
+    case Proto::Udp:
+      if (ip_proto != kIpProtoUdp) return false;
+      break;
+    case Proto::Icmp:
+      return ip_proto == kIpProtoIcmp;
+    case Proto::Any:
+      if (!r.has_ports) return true;
+      if (ip_proto != kIpProtoTcp && ip_proto != kIpProtoUdp) return false;
+      break;
+  }
+  return port >= r.port_lo && port <= r.port_hi;
+}
+
+bool rule_dst_match(const Rule& r, uint32_t dst) {
+  return std::any_of(r.dst.begin(), r.dst.end(), [dst](const Prefix& p) { return p.contains(dst); });
+}
+
+// Protocol values an ACL entry for the rule carries (0 with mask 0 = any protocol).
+std::vector<std::pair<uint8_t, uint8_t>> acl_protos(const Rule& r) {
+  switch (r.proto) {
+    case Proto::Tcp:
+      return {{kIpProtoTcp, 0xff}};
+    case Proto::Udp:
+      return {{kIpProtoUdp, 0xff}};
+    case Proto::Icmp:
+      return {{kIpProtoIcmp, 0xff}};
+    case Proto::Any:
+      if (r.has_ports) return {{kIpProtoTcp, 0xff}, {kIpProtoUdp, 0xff}};
+      return {{0, 0}};
+  }
+  return {};
+}
+
+bool contains_sorted(const std::vector<uint16_t>& v, uint16_t x) {
+  return std::binary_search(v.begin(), v.end(), x);
+}
+
+}  // namespace
+
+struct CompiledPolicy::Group {
+  std::unique_ptr<rte_acl_ctx, AclDeleter> acl;  // null: no entries (everything -> default)
+  // ACL userdata - 1 -> (rule index in group << 1) | pending
+  std::vector<uint32_t> entries;
+  uint32_t default_id = 0;  // rule id of the group default; rule i has default_id + 1 + i
+  const SourceGroup* src = nullptr;  // points into the shared config
+  // The resolved addresses this group was built with (change detection for with_resolved).
+  std::vector<std::pair<std::string, std::vector<uint32_t>>> resolved_used;
+};
+
+namespace {
+
+using Group = CompiledPolicy::Group;
+
+// Exact names of the group whose addresses its build uses.
+std::vector<std::string> names_used(const SourceGroup& g, const PolicyConfig& c) {
+  std::set<std::string> out;
+  for (const auto& r : g.rules) {
+    if (r.hosts.empty()) continue;
+    // Traffic this rule may see without an inspectable name: anything but TCP to the inspected
+    // ports (conservatively: resolve whenever the rule is not TCP-only within those ports).
+    bool only_inspected = r.proto == Proto::Tcp && r.has_ports;
+    if (only_inspected) {
+      for (uint32_t p = r.port_lo; p <= r.port_hi && only_inspected; ++p) {
+        const auto port = static_cast<uint16_t>(p);
+        only_inspected =
+            std::find(c.tls_ports.begin(), c.tls_ports.end(), port) != c.tls_ports.end() ||
+            std::find(c.http_ports.begin(), c.http_ports.end(), port) != c.http_ports.end();
+      }
+    }
+    for (const auto& h : r.hosts) {
+      if (h.front() == '*') continue;
+      if (!only_inspected || g.name_must_match_address) out.insert(h);
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
+std::shared_ptr<const Group> build_group(const SourceGroup& g, uint16_t gid, uint32_t default_id,
+                                         const PolicyConfig& c,
+                                         const std::vector<uint16_t>& inspected,
+                                         const ResolvedNames& resolved, std::string* error) {
+  auto out = std::make_shared<Group>();
+  out->default_id = default_id;
+  out->src = &g;
+  for (const auto& name : names_used(g, c)) {
+    const auto* addrs = resolved.find(name);
+    out->resolved_used.emplace_back(name, addrs != nullptr ? *addrs : std::vector<uint32_t>{});
+  }
+
+  std::vector<AclRule> acl_rules;
+  auto add = [&](uint32_t local, bool pending, std::pair<uint8_t, uint8_t> proto, Prefix dst,
+                 uint16_t lo, uint16_t hi) {
+    AclRule a{};
+    a.data.category_mask = 1;
+    // The first rule wins: earlier rules get higher priorities, and a rule's pending entries
+    // outrank its resolved-address entries.
+    a.data.priority = static_cast<int32_t>(RTE_ACL_MAX_PRIORITY - (local * 2 + (pending ? 0 : 1)));
+    out->entries.push_back((local << 1) | (pending ? 1U : 0U));
+    a.data.userdata = static_cast<uint32_t>(out->entries.size());
+    a.field[kFieldProto].value.u8 = proto.first;
+    a.field[kFieldProto].mask_range.u8 = proto.second;
+    a.field[kFieldDst].value.u32 = dst.addr;
+    a.field[kFieldDst].mask_range.u32 = dst.len;
+    a.field[kFieldDport].value.u16 = lo;
+    a.field[kFieldDport].mask_range.u16 = hi;
+    a.field[kFieldUnused].value.u16 = 0;
+    a.field[kFieldUnused].mask_range.u16 = 0xffff;
+    acl_rules.push_back(a);
+  };
+  for (uint32_t local = 0; local < g.rules.size(); ++local) {
+    const Rule& r = g.rules[local];
+    const uint16_t lo = r.has_ports ? r.port_lo : 0;
+    const uint16_t hi = r.has_ports ? r.port_hi : 0xffff;
+    if (r.hosts.empty()) {
+      for (const auto& proto : acl_protos(r)) {
+        for (const auto& d : r.dst) add(local, false, proto, d, lo, hi);
+      }
+      continue;
+    }
+    if (r.proto == Proto::Tcp || r.proto == Proto::Any) {
+      for (uint16_t p : inspected) {
+        if (p < lo || p > hi) continue;
+        for (const auto& d : r.dst) add(local, true, {kIpProtoTcp, 0xff}, d, p, p);
+      }
+    }
+    for (const auto& h : r.hosts) {
+      const auto* addrs = resolved.find(h);
+      if (addrs == nullptr || h.front() == '*') continue;
+      for (uint32_t a : *addrs) {
+        if (!rule_dst_match(r, a)) continue;
+        for (const auto& proto : acl_protos(r)) add(local, false, proto, Prefix{a, 32}, lo, hi);
+      }
+    }
+  }
+  if (acl_rules.empty()) return out;
+
+  const std::string name = unique_name("eipgate_pol_");
+  rte_acl_param param{};
+  param.name = name.c_str();
+  param.socket_id = SOCKET_ID_ANY;
+  param.rule_size = RTE_ACL_RULE_SZ(kNumFields);
+  param.max_rule_num = static_cast<uint32_t>(acl_rules.size());
+  out->acl.reset(rte_acl_create(&param));
+  if (!out->acl) {
+    *error = "group '" + g.name + "': rte_acl_create: " + rte_strerror(rte_errno);
+    return nullptr;
+  }
+  int rc = rte_acl_add_rules(out->acl.get(), reinterpret_cast<const rte_acl_rule*>(acl_rules.data()),
+                             static_cast<uint32_t>(acl_rules.size()));
+  if (rc == 0) {
+    rte_acl_config cfg{};
+    cfg.num_categories = 1;
+    cfg.num_fields = kNumFields;
+    std::memcpy(cfg.defs, kFieldDefs.data(), sizeof(kFieldDefs));
+    rc = rte_acl_build(out->acl.get(), &cfg);
+  }
+  if (rc != 0) {
+    *error = "group '" + g.name + "': building the ACL (" + std::to_string(acl_rules.size()) +
+             " entries): " + rte_strerror(-rc);
+    return nullptr;
+  }
+  rte_acl_reset_rules(out->acl.get());  // the trie stays; the rule copies are not needed
+  // Single lookups on the flow-create path: the scalar walk has the least set-up per key.
+  rte_acl_set_ctx_classify(out->acl.get(), RTE_ACL_CLASSIFY_SCALAR);
+  (void)gid;
+  return out;
+}
+
+}  // namespace
+
+// ---- ResolvedNames / NameCache ------------------------------------------------------------
+
+void ResolvedNames::set(std::string_view name, std::vector<uint32_t> addrs) {
+  std::sort(addrs.begin(), addrs.end());
+  addrs.erase(std::unique(addrs.begin(), addrs.end()), addrs.end());
+  names_[std::string(name)] = std::move(addrs);
+}
+
+const std::vector<uint32_t>* ResolvedNames::find(std::string_view name) const {
+  auto it = names_.find(name);
+  return it == names_.end() ? nullptr : &it->second;
+}
+
+bool ResolvedNames::resolves_to(std::string_view name, uint32_t addr) const {
+  const auto* v = find(name);
+  return v != nullptr && std::binary_search(v->begin(), v->end(), addr);
+}
+
+bool NameCache::update(std::string_view name, std::vector<uint32_t> addrs, uint32_t ttl_s,
+                       uint64_t now_ms) {
+  std::sort(addrs.begin(), addrs.end());
+  addrs.erase(std::unique(addrs.begin(), addrs.end()), addrs.end());
+  ttl_s = std::clamp(ttl_s, min_ttl_s_, max_ttl_s_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) {
+    it = entries_.emplace(std::string(name), Entry{}).first;
+  } else if (it->second.expires_ms <= now_ms) {
+    it->second.addrs.clear();  // expired but not yet collected: counts as absent
+  }
+  const bool changed = it->second.addrs != addrs;
+  it->second.addrs = std::move(addrs);
+  it->second.expires_ms = now_ms + uint64_t{ttl_s} * 1000;
+  return changed;
+}
+
+bool NameCache::expire(uint64_t now_ms) {
+  return std::erase_if(entries_, [now_ms](const auto& kv) { return kv.second.expires_ms <= now_ms; }) > 0;
+}
+
+std::optional<uint64_t> NameCache::next_expiry_ms() const {
+  std::optional<uint64_t> out;
+  for (const auto& [name, e] : entries_) {
+    if (!out || e.expires_ms < *out) out = e.expires_ms;
+  }
+  return out;
+}
+
+ResolvedNames NameCache::snapshot() const {
+  ResolvedNames r;
+  for (const auto& [name, e] : entries_) r.set(name, e.addrs);
+  return r;
+}
+
+// ---- CompiledPolicy ------------------------------------------------------------------------
+
+CompiledPolicy::~CompiledPolicy() = default;
+
+std::unique_ptr<CompiledPolicy> CompiledPolicy::compile(const PolicyConfig& config,
+                                                        std::string* error,
+                                                        const ResolvedNames& resolved) {
+  std::string scratch;
+  if (error == nullptr) error = &scratch;
+  std::unique_ptr<CompiledPolicy> p(new CompiledPolicy());
+  p->config_ = std::make_shared<const PolicyConfig>(config);
+  p->resolved_ = std::make_shared<const ResolvedNames>(resolved);
+  p->tls_ports_ = config.tls_ports;
+  p->http_ports_ = config.http_ports;
+  std::sort(p->tls_ports_.begin(), p->tls_ports_.end());
+  std::sort(p->http_ports_.begin(), p->http_ports_.end());
+  p->rule_names_.emplace_back("unmatched-sources");
+  if (config.empty()) return p;
+
+  if (config.groups.size() >= kNoGroup) {
+    *error = "too many source groups (" + std::to_string(config.groups.size()) + ")";
+    return nullptr;
+  }
+  if (rte_lcore_count() == 0) {
+    *error = "the policy classifier needs DPDK's EAL initialised (rte_lpm/rte_acl memory)";
+    return nullptr;
+  }
+  size_t nsources = 0;
+  for (const auto& g : p->config_->groups) nsources += g.sources.size();
+  const std::string lpm_name = unique_name("eipgate_src_");
+  rte_lpm_config lcfg{};
+  lcfg.max_rules = static_cast<uint32_t>(std::max<size_t>(nsources, 1));
+  lcfg.number_tbl8s = static_cast<uint32_t>(std::max<size_t>(nsources, 16));
+  rte_lpm* lpm = rte_lpm_create(lpm_name.c_str(), SOCKET_ID_ANY, &lcfg);
+  if (lpm == nullptr) {
+    *error = std::string("rte_lpm_create: ") + rte_strerror(rte_errno);
+    return nullptr;
+  }
+  p->sources_.reset(lpm, rte_lpm_free);
+
+  std::vector<uint16_t> inspected = p->tls_ports_;
+  inspected.insert(inspected.end(), p->http_ports_.begin(), p->http_ports_.end());
+  std::sort(inspected.begin(), inspected.end());
+  std::set<std::string> resolve;
+  for (size_t gi = 0; gi < p->config_->groups.size(); ++gi) {
+    const SourceGroup& g = p->config_->groups[gi];
+    const auto gid = static_cast<uint16_t>(gi);
+    for (const auto& s : g.sources) {
+      if (rte_lpm_add(lpm, s.addr, s.len, gid) != 0) {
+        *error = "group '" + g.name + "': rte_lpm_add " + s.to_string() + " failed";
+        return nullptr;
+      }
+    }
+    const auto default_id = static_cast<uint32_t>(p->rule_names_.size());
+    p->rule_names_.push_back(g.name + "#default");
+    for (const auto& r : g.rules) p->rule_names_.push_back(r.name);
+    auto built = build_group(g, gid, default_id, *p->config_, inspected, resolved, error);
+    if (!built) return nullptr;
+    for (const auto& [name, addrs] : built->resolved_used) resolve.insert(name);
+    p->groups_.push_back(std::move(built));
+  }
+  p->to_resolve_.assign(resolve.begin(), resolve.end());
+  return p;
+}
+
+std::unique_ptr<CompiledPolicy> CompiledPolicy::with_resolved(const ResolvedNames& resolved,
+                                                              std::string* error) const {
+  std::string scratch;
+  if (error == nullptr) error = &scratch;
+  std::unique_ptr<CompiledPolicy> p(new CompiledPolicy());
+  p->config_ = config_;
+  p->sources_ = sources_;
+  p->rule_names_ = rule_names_;
+  p->to_resolve_ = to_resolve_;
+  p->tls_ports_ = tls_ports_;
+  p->http_ports_ = http_ports_;
+  p->resolved_ = std::make_shared<const ResolvedNames>(resolved);
+  std::vector<uint16_t> inspected = tls_ports_;
+  inspected.insert(inspected.end(), http_ports_.begin(), http_ports_.end());
+  std::sort(inspected.begin(), inspected.end());
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const auto& old = groups_[gi];
+    const bool same = std::all_of(old->resolved_used.begin(), old->resolved_used.end(),
+                                  [&](const auto& kv) {
+                                    const auto* now = resolved.find(kv.first);
+                                    return now != nullptr ? *now == kv.second : kv.second.empty();
+                                  });
+    if (same) {
+      p->groups_.push_back(old);
+      continue;
+    }
+    auto built = build_group(*old->src, static_cast<uint16_t>(gi), old->default_id, *config_,
+                             inspected, resolved, error);
+    if (!built) return nullptr;
+    p->groups_.push_back(std::move(built));
+  }
+  return p;
+}
+
+Decision CompiledPolicy::unmatched() const {
+  Decision d;
+  d.verdict = config_->unmatched_allow ? Decision::Verdict::Allow : Decision::Verdict::Deny;
+  d.deny_action = config_->unmatched_deny;
+  d.rule_id = kUnmatchedRuleId;
+  d.group_id = kNoGroup;
+  return d;
+}
+
+Decision CompiledPolicy::group_default(uint16_t gid) const {
+  const Group& g = *groups_[gid];
+  Decision d;
+  d.verdict = Decision::Verdict::Deny;
+  d.deny_action = g.src->default_deny;
+  d.rule_id = g.default_id;
+  d.group_id = gid;
+  return d;
+}
+
+Decision CompiledPolicy::rule_decision(const Group& g, uint32_t local) const {
+  const Rule& r = g.src->rules[local];
+  Decision d;
+  d.verdict = r.allow ? Decision::Verdict::Allow : Decision::Verdict::Deny;
+  d.deny_action = r.deny_action;
+  d.rule_id = g.default_id + 1 + local;
+  return d;
+}
+
+Decision CompiledPolicy::classify(uint32_t src, uint32_t dst, uint8_t ip_proto,
+                                  uint16_t dst_port) const {
+  Decision d;
+  classify_bulk(&src, &dst, &ip_proto, &dst_port, &d, 1);
+  return d;
+}
+
+void CompiledPolicy::classify_bulk(const uint32_t* src, const uint32_t* dst,
+                                   const uint8_t* ip_proto, const uint16_t* dst_port,
+                                   Decision* out, size_t n) const {
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t gid = 0;
+    if (groups_.empty() || rte_lpm_lookup(sources_.get(), src[i], &gid) != 0) {
+      out[i] = unmatched();
+      continue;
+    }
+    const Group& g = *groups_[gid];
+    if (!g.acl) {
+      out[i] = group_default(static_cast<uint16_t>(gid));
+      continue;
+    }
+    AclKey key{};
+    key.proto = ip_proto[i];
+    key.dst_be = rte_cpu_to_be_32(dst[i]);
+    // ICMP carries no port: its entries accept any, so what the caller passes does not matter.
+    key.dport_be = rte_cpu_to_be_16(dst_port[i]);
+    const uint8_t* data = reinterpret_cast<const uint8_t*>(&key);
+    uint32_t result = 0;
+    rte_acl_classify(g.acl.get(), &data, &result, 1, 1);
+    if (result == 0) {
+      out[i] = group_default(static_cast<uint16_t>(gid));
+      continue;
+    }
+    const uint32_t entry = g.entries[result - 1];
+    out[i] = rule_decision(g, entry >> 1);
+    out[i].group_id = static_cast<uint16_t>(gid);
+    if ((entry & 1) != 0) out[i].verdict = Decision::Verdict::NeedName;
+  }
+}
+
+Decision CompiledPolicy::classify_name(uint16_t group_id, std::string_view host, uint32_t dst,
+                                       uint8_t ip_proto, uint16_t dst_port) const {
+  if (group_id >= groups_.size()) return unmatched();
+  const Group& g = *groups_[group_id];
+  const auto& rules = g.src->rules;
+  // In rule order, as the ACL would: rules before the one that asked for the name cannot match
+  // this packet's addresses (their entries would have outranked it), so this agrees with
+  // classify() on everything except the name.
+  for (uint32_t local = 0; local < rules.size(); ++local) {
+    const Rule& r = rules[local];
+    if (!rule_l4_match(r, ip_proto, dst_port) || !rule_dst_match(r, dst)) continue;
+    if (!r.hosts.empty()) {
+      const bool named = std::any_of(r.hosts.begin(), r.hosts.end(),
+                                     [&](const std::string& p) { return name_matches(p, host); });
+      if (!named) continue;
+      if (g.src->name_must_match_address && !resolved_->resolves_to(host, dst)) continue;
+    }
+    Decision d = rule_decision(g, local);
+    d.group_id = group_id;
+    return d;
+  }
+  return group_default(group_id);
+}
+
+Decision CompiledPolicy::no_name(uint16_t group_id) const {
+  if (group_id >= groups_.size()) return unmatched();
+  Decision d = group_default(group_id);
+  // A TCP connection that was held for its name is reset whatever the group's default says:
+  // the client has sent data, and a silent drop would leave it retransmitting to nowhere.
+  d.deny_action = DenyAction::Reject;
+  return d;
+}
+
+bool CompiledPolicy::inspects_tls(uint16_t port) const { return contains_sorted(tls_ports_, port); }
+bool CompiledPolicy::inspects_http(uint16_t port) const {
+  return contains_sorted(http_ports_, port);
+}
+
+std::string_view CompiledPolicy::rule_name(uint32_t rule_id) const {
+  return rule_id < rule_names_.size() ? std::string_view(rule_names_[rule_id]) : "?";
+}
+
+std::string_view CompiledPolicy::group_name(uint16_t group_id) const {
+  return group_id < groups_.size() ? std::string_view(groups_[group_id]->src->name) : "";
+}
+
+// ---- RuleCounters --------------------------------------------------------------------------
+
+RuleCounters::RuleCounters(size_t workers, size_t rules)
+    : rules_(rules),
+      stride_((rules + 7) / 8 * 8),
+      rows_(new std::atomic<uint64_t>[std::max<size_t>(workers, 1) * ((rules + 7) / 8 * 8)]),
+      workers_(std::max<size_t>(workers, 1)) {
+  for (size_t i = 0; i < workers_ * stride_; ++i) rows_[i].store(0, std::memory_order_relaxed);
+}
+
+uint64_t RuleCounters::total(uint32_t rule_id) const {
+  uint64_t sum = 0;
+  for (size_t w = 0; w < workers_; ++w) sum += rows_[w * stride_ + rule_id].load(std::memory_order_relaxed);
+  return sum;
+}
+
+}  // namespace eipgate::policy
