@@ -873,6 +873,12 @@ std::string restart_required(const DataplaneConfig& running, const DataplaneConf
   if (running.exception.tap_name != next.exception.tap_name) return "exception_path.tap_name";
   if (running.admin.socket_path != next.admin.socket_path) return "admin.socket";
   if (running.engine.max_flows != next.engine.max_flows) return "nat.max_flows";
+  // The engine's own list (engine/config.h), under the YAML names an operator edits.
+  const std::string field = engine::restart_field(running.engine, next.engine);
+  if (field == "outside_addrs") return "nat.outside_addresses";
+  if (field == "port range") return "nat.port_range";
+  if (field == "udp_endpoint_independent") return "nat.endpoint_independent_udp";
+  if (!field.empty()) return "nat." + field;
   return {};
 }
 

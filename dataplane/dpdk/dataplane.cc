@@ -138,6 +138,13 @@ struct alignas(64) Worker {
   std::atomic<uint64_t> dump_gen{0};
   std::atomic<uint64_t> dump_done{0};
   std::vector<engine::FlowView> dump;
+  // The live-reloadable settings this worker reads, its own copies (Impl::cfg is the main
+  // lcore's), and the config generation it applied (reload() waits for every worker's ack).
+  NextHop next_hop;
+  PollingConfig polling;
+  uint64_t cfg_gen = 0;
+  std::atomic<uint64_t> cfg_acked{0};
+  std::string cfg_error;  // written before cfg_acked is released
 };
 
 struct Dataplane::Impl {
@@ -163,6 +170,15 @@ struct Dataplane::Impl {
   uint64_t arp_replies_sent = 0;
   uint64_t garps_sent = 0;
   std::mutex dump_mu;  // one flow dump at a time
+
+  // Live reload (Handler::reload): the admin thread validates a new config and publishes it with
+  // a generation; the main lcore and every worker apply it at a loop boundary and acknowledge.
+  std::mutex next_mu;
+  std::shared_ptr<const DataplaneConfig> next_cfg;  // guarded by next_mu
+  std::atomic<uint64_t> cfg_gen{0};
+  uint64_t main_cfg_gen = 0;
+  std::atomic<uint64_t> main_cfg_acked{0};
+  std::shared_ptr<const DataplaneConfig> admin_running;  // the admin thread's copy
 
   std::vector<WorkerStatus> snapshot() const {
     std::vector<WorkerStatus> out;
@@ -260,9 +276,9 @@ struct Dataplane::Impl {
 
   // Next hop for a translated packet: the gateway outward; inward the inside gateway or, when
   // inside hosts are on-link, the packet's destination.
-  uint32_t next_hop(engine::Verdict v, const uint8_t* d, uint32_t len) const {
-    if (v == engine::Verdict::ToOutside) return cfg.next_hop.gateway;
-    if (cfg.next_hop.inside_gateway) return cfg.next_hop.inside_gateway;
+  static uint32_t next_hop(const Worker& w, engine::Verdict v, const uint8_t* d, uint32_t len) {
+    if (v == engine::Verdict::ToOutside) return w.next_hop.gateway;
+    if (w.next_hop.inside_gateway) return w.next_hop.inside_gateway;
     const uint32_t off = ipv4_offset(d, len);
     return off && len >= off + 20 ? be32_at(d + off + 16) : 0;
   }
@@ -284,7 +300,7 @@ struct Dataplane::Impl {
           m->data_len = static_cast<uint16_t>(pb.len);
           m->pkt_len = pb.len;
           const PortState& out = port_for(res[i].verdict);
-          const uint32_t nh = next_hop(res[i].verdict, pb.data, pb.len);
+          const uint32_t nh = next_hop(w, res[i].verdict, pb.data, pb.len);
           const auto it = nb ? nb->macs.find(nh) : decltype(nb->macs)::const_iterator{};
           if (!nb || it == nb->macs.end()) {
             ++w.local.no_neighbour;
@@ -316,6 +332,34 @@ struct Dataplane::Impl {
           break;
       }
     }
+  }
+
+  std::shared_ptr<const DataplaneConfig> pending_config(uint64_t* gen) {
+    std::lock_guard lock(next_mu);
+    *gen = cfg_gen.load(std::memory_order_acquire);
+    return next_cfg;
+  }
+
+  // A worker takes a new config between bursts: its engine keeps every flow (reconfigure), the
+  // worker-specific fields (id, RSS, seed) stay as built.
+  void apply_config(Worker& w) {
+    uint64_t gen = 0;
+    const auto next = pending_config(&gen);
+    if (next) {
+      engine::EngineConfig ec = next->engine;
+      const engine::EngineConfig& cur = w.eng->config();
+      ec.worker_id = cur.worker_id;
+      ec.worker_count = cur.worker_count;
+      ec.rss = cur.rss;
+      ec.random_seed = cur.random_seed;
+      w.cfg_error = w.eng->reconfigure(ec);
+      if (w.cfg_error.empty()) {
+        w.next_hop = next->next_hop;
+        w.polling = next->polling;
+      }
+    }
+    w.cfg_gen = gen;
+    w.cfg_acked.store(gen, std::memory_order_release);
   }
 
   void transmit(Worker& w, uint16_t port_id, std::vector<rte_mbuf*>& v) {
@@ -395,6 +439,7 @@ struct Dataplane::Impl {
         w.eng->for_each_flow([&](const engine::FlowView& f) { w.dump.push_back(f); }, now_ns());
         w.dump_done.store(g, std::memory_order_release);
       }
+      if (cfg_gen.load(std::memory_order_acquire) != w.cfg_gen) apply_config(w);
       rte_rcu_qsbr_quiescent(qsbr, w.index);
       if (work) {
         idle = 0;
@@ -408,10 +453,10 @@ struct Dataplane::Impl {
         last_expire = t;
         publish(w);
       }
-      if (cfg.polling.adaptive && ++idle > cfg.polling.busy_spins) {
+      if (w.polling.adaptive && ++idle > w.polling.busy_spins) {
         const uint32_t us =
-            std::min<uint32_t>(cfg.polling.idle_sleep_max_us,
-                               1u << std::min<uint32_t>(idle - cfg.polling.busy_spins, 10));
+            std::min<uint32_t>(w.polling.idle_sleep_max_us,
+                               1u << std::min<uint32_t>(idle - w.polling.busy_spins, 10));
         ++w.local.idle_sleeps;
         std::this_thread::sleep_for(std::chrono::microseconds(us));
       }
@@ -540,6 +585,18 @@ struct Dataplane::Impl {
     while (!stop->load(std::memory_order_relaxed)) {
       const uint64_t now_ms = now_ns() / 1000000;
       bool changed = false;
+      if (cfg_gen.load(std::memory_order_acquire) != main_cfg_gen) {
+        uint64_t gen = 0;
+        if (const auto next = pending_config(&gen)) {
+          cfg = *next;  // restart_required() passed: ports, addresses and lcores are unchanged
+          if (spdlog::level::level_enum lvl{}; log::parse_level(cfg.logging.level, &lvl)) {
+            log->set_level(lvl);
+          }
+          changed = true;
+        }
+        main_cfg_gen = gen;
+        main_cfg_acked.store(gen, std::memory_order_release);
+      }
       rte_mbuf* ms[kBurst];
       uint32_t n =
           rte_ring_sc_dequeue_burst(host_ring, reinterpret_cast<void**>(ms), kBurst, nullptr);
@@ -623,12 +680,58 @@ class Handler final : public admin::AdminHandler {
     return dump.result();
   }
 
+  // Atomic reload: the new file is parsed and validated completely, and checked for changes that
+  // only a restart can make, before anything is published; then the main lcore and every worker
+  // switch at a loop boundary (each engine keeps its flows) and the reply waits for all of them.
   admin::ReloadResult reload(const std::string& path) override {
     admin::ReloadResult r;
-    r.ok = false;
-    r.error = "live reload is not implemented yet: restart eipgate-dataplane to apply " +
-              (path.empty() ? std::string("the configuration") : path) +
-              " (the running configuration is unchanged)";
+    const auto& running = *m_.admin_running;
+    const std::string file = path.empty() ? running.source_file : path;
+    ConfigResult loaded = load_config(file);
+    if (loaded.error) {
+      r.error = loaded.error->to_string() + " (running configuration unchanged)";
+      m_.log->warn("reload rejected: {}", r.error);
+      return r;
+    }
+    if (const std::string field = restart_required(running, *loaded.config); !field.empty()) {
+      r.error = file + ": " + field +
+                " cannot change while running: restart eipgate-dataplane to apply it (running "
+                "configuration unchanged)";
+      m_.log->warn("reload rejected: {}", r.error);
+      return r;
+    }
+    auto next = std::make_shared<const DataplaneConfig>(std::move(*loaded.config));
+    uint64_t gen = 0;
+    {
+      std::lock_guard lock(m_.next_mu);
+      m_.next_cfg = next;
+      gen = m_.cfg_gen.fetch_add(1, std::memory_order_acq_rel) + 1;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    auto acked = [&] {
+      if (m_.main_cfg_acked.load(std::memory_order_acquire) < gen) return false;
+      for (const auto& w : m_.workers) {
+        if (w->cfg_acked.load(std::memory_order_acquire) < gen) return false;
+      }
+      return true;
+    };
+    while (!acked()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        r.error = "reload published but not every worker acknowledged it within 5 s (stalled?)";
+        return r;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    for (const auto& w : m_.workers) {
+      if (!w->cfg_error.empty()) {  // cannot happen after restart_required(); reported if it does
+        r.error = "worker " + std::to_string(w->index) + ": " + w->cfg_error;
+        return r;
+      }
+    }
+    m_.admin_running = next;
+    r.ok = true;
+    r.result = {{"generation", gen}, {"file", file}};
+    m_.log->info("configuration reloaded from {} (generation {})", file, gen);
     return r;
   }
 
@@ -671,6 +774,7 @@ Dataplane::~Dataplane() {
 std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& program) {
   Impl& m = *impl_;
   m.cfg = cfg;
+  m.admin_running = std::make_shared<const DataplaneConfig>(cfg);
   m.stop = &stop_;
   m.log = log::get();
   const auto nworkers = static_cast<uint16_t>(cfg.worker_lcores.size());
@@ -777,6 +881,8 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
     auto wk = std::make_unique<Worker>();
     wk->index = w;
     wk->lcore = cfg.worker_lcores[w];
+    wk->next_hop = cfg.next_hop;
+    wk->polling = cfg.polling;
     engine::EngineConfig ec = cfg.engine;
     ec.worker_id = w;
     ec.worker_count = nworkers;

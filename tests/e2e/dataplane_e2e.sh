@@ -275,6 +275,37 @@ check "eipgatectl stats (table) shows NAT Gateway counters" bash -c \
 check "eipgatectl flows lists the client's flows with the outside address" bash -c \
   "'${CTL}' --socket '${WORK}/dp.sock' --json flows --inside 10.0.1.10 | /usr/bin/python3 -c \
    'import json,sys; r=json.load(sys.stdin); f=r[\"flows\"]; assert f and all(x[\"outside_ip\"]==\"203.0.113.1\" for x in f), r'"
+# Live reload. A good file applies at once and keeps the flows (MSS clamping shows on the next SYN
+# the server sees); a broken file is refused with file:line and a restart-only change by name;
+# after both, the first config still runs.
+flows_before=$("${CTL}" --socket "${WORK}/dp.sock" --json stats |
+  /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['nat_gateway']['ActiveConnectionCount'])")
+sed 's/^  max_flows: 64K$/  max_flows: 64K\n  tcp_mss_clamp: 1200/' "${WORK}/dp.yaml" >"${WORK}/reload.yaml"
+check "reload of a valid config succeeds" ctl reload "${WORK}/reload.yaml"
+flows_after=$("${CTL}" --socket "${WORK}/dp.sock" --json stats |
+  /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['nat_gateway']['ActiveConnectionCount'])")
+check "reload keeps the flows (${flows_before} -> ${flows_after})" test "${flows_after}" -ge "${flows_before}" -a "${flows_before}" -gt 0
+in_ns "${NET}" timeout 10 tcpdump -l -n -c 1 -i i0 'tcp[tcpflags] & tcp-syn != 0 and dst port 8080' >"${WORK}/syn.txt" 2>/dev/null &
+TCPDUMP_PID=$!
+sleep 1
+in_ns "${CLI}" curl -s --max-time 5 -o /dev/null http://198.51.100.7:8080/ || true
+wait "${TCPDUMP_PID}" 2>/dev/null || true
+check "the reloaded MSS clamp applies to new connections" grep -q "mss 1200" "${WORK}/syn.txt"
+# refused(file, expected text): eipgatectl reload fails and its message names the expected text.
+refused() {
+  local out rc=0
+  out=$("${CTL}" --socket "${WORK}/dp.sock" reload "$1" 2>&1) || rc=$?
+  echo "rc=${rc} ${out}"
+  [[ ${rc} -ne 0 && ${out} == *"$2"* ]]
+}
+sed 's/^  gateway: 203.0.113.254$/  gateway: 203.0.113.999/' "${WORK}/dp.yaml" >"${WORK}/broken.yaml"
+line=$(grep -n '203.0.113.999' "${WORK}/broken.yaml" | cut -d: -f1)
+check "a broken config is refused with file:line (broken.yaml:${line})" refused "${WORK}/broken.yaml" "broken.yaml:${line}:"
+sed 's/^  outside_addresses: \[203.0.113.1\]$/  outside_addresses: [203.0.113.1, 203.0.113.3]/' "${WORK}/dp.yaml" >"${WORK}/restart.yaml"
+check "a restart-only change is refused by name" refused "${WORK}/restart.yaml" "nat.outside_addresses"
+check "forwarding continues after refused reloads" bash -c \
+  "[[ \$(ip netns exec ${CLI} curl -s --max-time 5 http://198.51.100.7:8080/) == 203.0.113.1 ]]"
+
 # Connection flood toward one destination until its 256 ports run out.
 cat >"${WORK}/flood.py" <<'PY'
 import socket, sys, time
