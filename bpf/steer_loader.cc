@@ -7,11 +7,13 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <linux/if_link.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include "xdp_steer.skel.h"
@@ -116,67 +118,18 @@ std::string SteerProgram::load() {
 
 std::string SteerProgram::configure(const SteerConfig& cfg) {
   if (skel_ == nullptr) return "not loaded";
-  if (std::string err = validate(cfg); !err.empty()) return err;
+  return configure_maps(map_fds(), cfg);
+}
 
-  std::set<steer_lpm_key, LpmKeyLess> prefixes;
-  for (const SteerPrefix& p : cfg.inside_prefixes) {
-    prefixes.insert(steer_lpm_key{p.len, htonl(p.addr & mask_of(p.len))});
-  }
-  // Outside wins over host for an address given as both (the engine's order, steer_abi.h).
-  std::vector<std::pair<uint32_t, uint32_t>> locals;  // network-order address, kinds
-  auto add_local = [&locals](uint32_t host_order, uint32_t kind) {
-    const uint32_t net = htonl(host_order);
-    auto it = std::find_if(locals.begin(), locals.end(), [net](auto& e) { return e.first == net; });
-    if (it == locals.end()) {
-      locals.emplace_back(net, kind);
-    } else {
-      it->second |= kind;
-    }
-  };
-  for (uint32_t a : cfg.outside_addrs) add_local(a, STEER_ADDR_OUTSIDE);
-  for (uint32_t a : cfg.host_addrs) add_local(a, STEER_ADDR_HOST);
-
-  const int prefix_fd = bpf_map__fd(skel_->maps.inside_prefixes);
-  const int local_fd = bpf_map__fd(skel_->maps.local_addrs);
-  const int config_fd = bpf_map__fd(skel_->maps.steer_config);
-
-  // 1. add the new entries
-  for (const steer_lpm_key& k : prefixes) {
-    const steer_prefix_value v{};
-    if (bpf_map_update_elem(prefix_fd, &k, &v, BPF_ANY) != 0) {
-      return errno_text("writing " STEER_MAP_INSIDE, errno);
-    }
-  }
-  for (const auto& [addr, kinds] : locals) {
-    const steer_addr_key k{addr};
-    const steer_addr_value v{kinds};
-    if (bpf_map_update_elem(local_fd, &k, &v, BPF_ANY) != 0) {
-      return errno_text("writing " STEER_MAP_LOCAL, errno);
-    }
-  }
-  // 2. the port range and flags, which also enable the program on the first call
-  steer_config c{};
-  c.port_min = cfg.port_min;
-  c.port_max = cfg.port_max;
-  c.flags = STEER_F_ENABLED | (cfg.echo_request_to_host ? STEER_F_ECHO_REQUEST_TO_HOST : 0u);
-  const uint32_t zero = 0;
-  if (bpf_map_update_elem(config_fd, &zero, &c, BPF_ANY) != 0) {
-    return errno_text("writing " STEER_MAP_CONFIG, errno);
-  }
-  // 3. remove the stale entries
-  for (const steer_lpm_key& k : map_keys<steer_lpm_key>(prefix_fd)) {
-    if (prefixes.count(k) == 0 && bpf_map_delete_elem(prefix_fd, &k) != 0 && errno != ENOENT) {
-      return errno_text("pruning " STEER_MAP_INSIDE, errno);
-    }
-  }
-  for (const steer_addr_key& k : map_keys<steer_addr_key>(local_fd)) {
-    const bool wanted =
-        std::any_of(locals.begin(), locals.end(), [&k](auto& e) { return e.first == k.addr; });
-    if (!wanted && bpf_map_delete_elem(local_fd, &k) != 0 && errno != ENOENT) {
-      return errno_text("pruning " STEER_MAP_LOCAL, errno);
-    }
-  }
-  return {};
+SteerMapFds SteerProgram::map_fds() const {
+  SteerMapFds f;
+  if (skel_ == nullptr) return f;
+  f.xsks = bpf_map__fd(skel_->maps.xsks_map);
+  f.inside_prefixes = bpf_map__fd(skel_->maps.inside_prefixes);
+  f.local_addrs = bpf_map__fd(skel_->maps.local_addrs);
+  f.steer_config = bpf_map__fd(skel_->maps.steer_config);
+  f.steer_stats = bpf_map__fd(skel_->maps.steer_stats);
+  return f;
 }
 
 std::string SteerProgram::attach(int ifindex, XdpMode mode) {
@@ -227,13 +180,75 @@ std::string SteerProgram::unregister_socket(uint32_t queue) {
   return {};
 }
 
-std::string SteerProgram::read_stats(SteerStats& out) const {
-  if (skel_ == nullptr) return "not loaded";
+std::string configure_maps(const SteerMapFds& fds, const SteerConfig& cfg) {
+  if (std::string err = validate(cfg); !err.empty()) return err;
+
+  std::set<steer_lpm_key, LpmKeyLess> prefixes;
+  for (const SteerPrefix& p : cfg.inside_prefixes) {
+    prefixes.insert(steer_lpm_key{p.len, htonl(p.addr & mask_of(p.len))});
+  }
+  // Outside wins over host for an address given as both (the engine's order, steer_abi.h).
+  std::vector<std::pair<uint32_t, uint32_t>> locals;  // network-order address, kinds
+  auto add_local = [&locals](uint32_t host_order, uint32_t kind) {
+    const uint32_t net = htonl(host_order);
+    auto it = std::find_if(locals.begin(), locals.end(), [net](auto& e) { return e.first == net; });
+    if (it == locals.end()) {
+      locals.emplace_back(net, kind);
+    } else {
+      it->second |= kind;
+    }
+  };
+  for (uint32_t a : cfg.outside_addrs) add_local(a, STEER_ADDR_OUTSIDE);
+  for (uint32_t a : cfg.host_addrs) add_local(a, STEER_ADDR_HOST);
+
+  const int prefix_fd = fds.inside_prefixes;
+  const int local_fd = fds.local_addrs;
+  const int config_fd = fds.steer_config;
+
+  // 1. add the new entries
+  for (const steer_lpm_key& k : prefixes) {
+    const steer_prefix_value v{};
+    if (bpf_map_update_elem(prefix_fd, &k, &v, BPF_ANY) != 0) {
+      return errno_text("writing " STEER_MAP_INSIDE, errno);
+    }
+  }
+  for (const auto& [addr, kinds] : locals) {
+    const steer_addr_key k{addr};
+    const steer_addr_value v{kinds};
+    if (bpf_map_update_elem(local_fd, &k, &v, BPF_ANY) != 0) {
+      return errno_text("writing " STEER_MAP_LOCAL, errno);
+    }
+  }
+  // 2. the port range and flags, which also enable the program on the first call
+  steer_config c{};
+  c.port_min = cfg.port_min;
+  c.port_max = cfg.port_max;
+  c.flags = STEER_F_ENABLED | (cfg.echo_request_to_host ? STEER_F_ECHO_REQUEST_TO_HOST : 0u);
+  const uint32_t zero = 0;
+  if (bpf_map_update_elem(config_fd, &zero, &c, BPF_ANY) != 0) {
+    return errno_text("writing " STEER_MAP_CONFIG, errno);
+  }
+  // 3. remove the stale entries
+  for (const steer_lpm_key& k : map_keys<steer_lpm_key>(prefix_fd)) {
+    if (prefixes.count(k) == 0 && bpf_map_delete_elem(prefix_fd, &k) != 0 && errno != ENOENT) {
+      return errno_text("pruning " STEER_MAP_INSIDE, errno);
+    }
+  }
+  for (const steer_addr_key& k : map_keys<steer_addr_key>(local_fd)) {
+    const bool wanted =
+        std::any_of(locals.begin(), locals.end(), [&k](auto& e) { return e.first == k.addr; });
+    if (!wanted && bpf_map_delete_elem(local_fd, &k) != 0 && errno != ENOENT) {
+      return errno_text("pruning " STEER_MAP_LOCAL, errno);
+    }
+  }
+  return {};
+}
+
+std::string read_stats_map(int fd, SteerStats& out) {
   const int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return errno_text("counting possible CPUs", cpus);
   // A per-CPU lookup fills one 8-byte-aligned value per possible CPU.
   std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
-  const int fd = bpf_map__fd(skel_->maps.steer_stats);
   for (uint32_t slot = 0; slot < STEER_STAT_COUNT; ++slot) {
     if (bpf_map_lookup_elem(fd, &slot, per_cpu.data()) != 0) {
       return errno_text("reading " STEER_MAP_STATS, errno);
@@ -243,6 +258,107 @@ std::string SteerProgram::read_stats(SteerStats& out) const {
     out.packets[slot] = sum;
   }
   return {};
+}
+
+std::string SteerProgram::read_stats(SteerStats& out) const {
+  if (skel_ == nullptr) return "not loaded";
+  return read_stats_map(map_fds().steer_stats, out);
+}
+
+// ---- AttachedSteer ------------------------------------------------------------------------------
+
+AttachedSteer::~AttachedSteer() { close_all(); }
+
+AttachedSteer::AttachedSteer(AttachedSteer&& o) noexcept
+    : fds_(std::exchange(o.fds_, SteerMapFds{})),
+      prog_id_(std::exchange(o.prog_id_, 0)),
+      ifindex_(std::exchange(o.ifindex_, 0)) {}
+
+AttachedSteer& AttachedSteer::operator=(AttachedSteer&& o) noexcept {
+  if (this != &o) {
+    close_all();
+    fds_ = std::exchange(o.fds_, SteerMapFds{});
+    prog_id_ = std::exchange(o.prog_id_, 0);
+    ifindex_ = std::exchange(o.ifindex_, 0);
+  }
+  return *this;
+}
+
+void AttachedSteer::close_all() {
+  for (int* fd : {&fds_.xsks, &fds_.inside_prefixes, &fds_.local_addrs, &fds_.steer_config,
+                  &fds_.steer_stats}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+  prog_id_ = 0;
+  ifindex_ = 0;
+}
+
+std::string AttachedSteer::adopt(int ifindex) {
+  close_all();
+  uint32_t prog_id = 0;
+  if (const int err = bpf_xdp_query_id(ifindex, 0, &prog_id); err != 0) {
+    return errno_text(("querying the XDP program of ifindex " + std::to_string(ifindex)).c_str(),
+                      err);
+  }
+  if (prog_id == 0) return "no XDP program attached to ifindex " + std::to_string(ifindex);
+  const int prog_fd = bpf_prog_get_fd_by_id(prog_id);
+  if (prog_fd < 0) return errno_text("opening the attached XDP program", errno);
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  std::vector<uint32_t> map_ids(16);
+  info.nr_map_ids = static_cast<uint32_t>(map_ids.size());
+  info.map_ids = reinterpret_cast<uint64_t>(map_ids.data());
+  const int rc = bpf_obj_get_info_by_fd(prog_fd, &info, &len);
+  const int info_errno = errno;
+  ::close(prog_fd);
+  if (rc != 0) return errno_text("reading the attached XDP program's info", info_errno);
+  if (std::string_view(info.name) != "xdp_steer") {
+    return "the XDP program on ifindex " + std::to_string(ifindex) + " is '" + info.name +
+           "', not eipgate's xdp_steer";
+  }
+  map_ids.resize(std::min<size_t>(info.nr_map_ids, map_ids.size()));
+  for (const uint32_t id : map_ids) {
+    const int fd = bpf_map_get_fd_by_id(id);
+    if (fd < 0) continue;
+    bpf_map_info mi{};
+    uint32_t mlen = sizeof mi;
+    if (bpf_obj_get_info_by_fd(fd, &mi, &mlen) != 0) {
+      ::close(fd);
+      continue;
+    }
+    const std::string_view name(mi.name);
+    int* slot = name == STEER_MAP_XSKS       ? &fds_.xsks
+                : name == STEER_MAP_INSIDE   ? &fds_.inside_prefixes
+                : name == STEER_MAP_LOCAL    ? &fds_.local_addrs
+                : name == STEER_MAP_CONFIG   ? &fds_.steer_config
+                : name == STEER_MAP_STATS    ? &fds_.steer_stats
+                                             : nullptr;
+    if (slot == nullptr || *slot >= 0) {
+      ::close(fd);
+      continue;
+    }
+    *slot = fd;
+  }
+  if (fds_.inside_prefixes < 0 || fds_.local_addrs < 0 || fds_.steer_config < 0 ||
+      fds_.steer_stats < 0) {
+    close_all();
+    return "the xdp_steer program on ifindex " + std::to_string(ifindex) +
+           " lacks one of its maps (an object of another version?)";
+  }
+  prog_id_ = prog_id;
+  ifindex_ = ifindex;
+  return {};
+}
+
+std::string AttachedSteer::configure(const SteerConfig& cfg) {
+  if (prog_id_ == 0) return "no program adopted";
+  return configure_maps(fds_, cfg);
+}
+
+std::string AttachedSteer::read_stats(SteerStats& out) const {
+  if (prog_id_ == 0) return "no program adopted";
+  return read_stats_map(fds_.steer_stats, out);
 }
 
 XdpRunResult run_on_packet(int prog_fd, std::span<const uint8_t> frame, XdpRunContext ctx) {

@@ -46,6 +46,20 @@ struct SteerStats {
 // Name of a steer_stat slot ("nat_inside_out"), from the list in steer_abi.h.
 std::string_view steer_stat_name(uint32_t slot);
 
+// The file descriptors of the program's maps (-1 when absent).
+struct SteerMapFds {
+  int xsks = -1;
+  int inside_prefixes = -1;
+  int local_addrs = -1;
+  int steer_config = -1;
+  int steer_stats = -1;
+};
+
+// Replaces the contents of the maps with cfg (the ordering rules of SteerProgram::configure).
+std::string configure_maps(const SteerMapFds& fds, const SteerConfig& cfg);
+// Sums the per-CPU verdict counters of a steer_stats map.
+std::string read_stats_map(int stats_fd, SteerStats& out);
+
 // One loaded instance of the program and its maps. Destruction detaches it (if attached) and
 // frees the program and maps.
 class SteerProgram {
@@ -81,6 +95,7 @@ class SteerProgram {
   std::string read_stats(SteerStats& out) const;
 
   [[nodiscard]] int prog_fd() const;
+  [[nodiscard]] SteerMapFds map_fds() const;
 
  private:
   void reset();
@@ -88,6 +103,33 @@ class SteerProgram {
   xdp_steer* skel_ = nullptr;
   int ifindex_ = 0;
   uint32_t attach_flags_ = 0;
+};
+
+// The program as someone else loaded and attached it: DPDK's af_xdp PMD loads xdp_steer.bpf.o
+// itself when given xdp_prog=<path> (and fills xsks_map with its sockets). adopt() finds the
+// program attached to a device, checks it is xdp_steer, and opens its maps so the dataplane can
+// configure them and read the counters. Holds map fds only; never detaches anything.
+class AttachedSteer {
+ public:
+  AttachedSteer() = default;
+  ~AttachedSteer();
+  AttachedSteer(const AttachedSteer&) = delete;
+  AttachedSteer& operator=(const AttachedSteer&) = delete;
+  AttachedSteer(AttachedSteer&& other) noexcept;
+  AttachedSteer& operator=(AttachedSteer&& other) noexcept;
+
+  std::string adopt(int ifindex);
+  std::string configure(const SteerConfig& cfg);
+  std::string read_stats(SteerStats& out) const;
+  [[nodiscard]] bool adopted() const { return prog_id_ != 0; }
+  [[nodiscard]] uint32_t prog_id() const { return prog_id_; }
+  [[nodiscard]] const SteerMapFds& map_fds() const { return fds_; }
+
+ private:
+  void close_all();
+  SteerMapFds fds_;
+  uint32_t prog_id_ = 0;
+  int ifindex_ = 0;
 };
 
 // ---- test support -----------------------------------------------------------------------------

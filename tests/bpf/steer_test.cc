@@ -28,6 +28,7 @@ namespace {
 namespace pb = eipgate::testing;
 using eipgate::bpf::run_on_packet;
 using eipgate::bpf::SteerConfig;
+using eipgate::bpf::AttachedSteer;
 using eipgate::bpf::SteerProgram;
 using eipgate::bpf::SteerStats;
 using eipgate::bpf::XdpMode;
@@ -571,6 +572,39 @@ TEST(SteerAttach, AttachesDetachesAndNeverReplacesAnotherProgram) {
   ASSERT_EQ(again.attach(lo, XdpMode::Skb), "");
   EXPECT_EQ(again.detach(), "");
   EXPECT_EQ(attached_prog_id(lo), 0u);
+}
+
+// The dataplane's af_xdp mode: DPDK loads and attaches the object itself (xdp_prog=), and the
+// dataplane adopts the attached program's maps to configure it and read its counters.
+TEST(SteerAttach, AdoptsTheAttachedProgramsMaps) {
+  REQUIRE_ROOT();
+  const int lo = private_loopback();
+  ASSERT_GT(lo, 0) << std::strerror(errno);
+  AttachedSteer none;
+  EXPECT_NE(none.adopt(lo).find("no XDP program"), std::string::npos);
+  EXPECT_NE(none.configure(test_config()), "") << "configure before adopt must fail";
+
+  SteerProgram prog;
+  ASSERT_EQ(prog.load(), "");
+  ASSERT_EQ(prog.attach(lo, XdpMode::Skb), "");
+  AttachedSteer adopted;
+  ASSERT_EQ(adopted.adopt(lo), "");
+  EXPECT_EQ(adopted.prog_id(), prog_id_of(prog.prog_fd()));
+  EXPECT_GE(adopted.map_fds().xsks, 0);
+
+  const Bytes out = Packet().eth().ipv4(kInsideHost, kRemote).tcp(40000, 443, pb::kTcpSyn).build();
+  EXPECT_EQ(verdict_of(prog, out), XDP_PASS);  // unconfigured: everything to the kernel
+  ASSERT_EQ(adopted.configure(test_config()), "");
+  EXPECT_EQ(verdict_of(prog, out), XDP_DROP);  // configured through the adopted maps: NAT
+  SteerStats st;
+  ASSERT_EQ(adopted.read_stats(st), "");
+  EXPECT_EQ(st.packets[STEER_STAT_NAT_INSIDE_OUT], 1u);
+  EXPECT_EQ(st.packets[STEER_STAT_PASS_UNCONFIGURED], 1u);
+
+  AttachedSteer moved = std::move(adopted);
+  EXPECT_TRUE(moved.adopted());
+  EXPECT_FALSE(adopted.adopted());  // NOLINT(bugprone-use-after-move): moved-from state is defined
+  EXPECT_EQ(prog.detach(), "");
 }
 
 }  // namespace
