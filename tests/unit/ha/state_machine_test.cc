@@ -176,7 +176,7 @@ TEST_F(FsmTest, HoldDownPreventsFlapping) {
                  {A::Demote, A::RequestResync, A::SendHeartbeat, A::CheckRoutes}, "epoch 5"},
                 {"peer silent again", 600ms, event::Tick{}, S::Standby, {}, "hold-down"},
                 {"still held", 8500ms, event::Tick{}, S::Standby, {}, "hold-down"},
-                {"hold-down over", 600ms, event::Tick{}, S::Active,
+                {"hold-down over", 800ms, event::Tick{}, S::Active,
                  {A::TakeOver, A::StartSyncSender, A::SendHeartbeat}, ""},
             });
   EXPECT_EQ(fsm.epoch(), 6U);
