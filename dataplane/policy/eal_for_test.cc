@@ -2,9 +2,11 @@
 #include "policy/eal_for_test.h"
 
 #include <rte_eal.h>
+#include <unistd.h>
 
-#include <array>
 #include <mutex>
+#include <string>
+#include <vector>
 
 namespace eipgate::policy {
 
@@ -12,18 +14,21 @@ bool init_eal_for_test() {
   static std::once_flag once;
   static bool ok = false;
   std::call_once(once, [] {
-    // --in-memory: no runtime files, so several test binaries can run at once (ctest -j).
-    static std::array<char[32], 1> argv0{{"eipgate_policy_test"}};
-    std::array<char*, 10> argv{argv0[0],
-                               const_cast<char*>("--no-huge"),
-                               const_cast<char*>("-m"),
-                               const_cast<char*>("256"),
-                               const_cast<char*>("--no-pci"),
-                               const_cast<char*>("--no-telemetry"),
-                               const_cast<char*>("--in-memory"),
-                               const_cast<char*>("--log-level=*:warning"),
-                               const_cast<char*>("-l"),
-                               const_cast<char*>("0")};
+    // --no-huge rules out --in-memory; --no-shconf and a per-process prefix let several test
+    // binaries run at once (ctest -j) without meeting in a shared runtime config.
+    static std::vector<std::string> args{"eipgate_policy_test",
+                                         "--no-huge",
+                                         "-m",
+                                         "256",
+                                         "--no-pci",
+                                         "--no-telemetry",
+                                         "--no-shconf",
+                                         "--file-prefix=eipgate_policy_" + std::to_string(::getpid()),
+                                         "--log-level=*:warning",
+                                         "-l",
+                                         "0"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
     ok = rte_eal_init(static_cast<int>(argv.size()), argv.data()) >= 0;
   });
   return ok;

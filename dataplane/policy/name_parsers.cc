@@ -4,7 +4,6 @@
 #include "policy/name_parsers.h"
 
 #include <algorithm>
-#include <array>
 #include <vector>
 
 namespace eipgate::policy {
@@ -225,16 +224,16 @@ NameStatus parse_tls_sni(const uint8_t* data, size_t len, std::string* out) {
   if (data == nullptr || len == 0) return NameStatus::NeedMore;
   // Handshake bytes are the concatenated payloads of the leading handshake records. Almost
   // always the ClientHello sits in one record and is parsed in place; otherwise it is copied.
-  std::array<std::pair<size_t, size_t>, 8> spans{};  // (offset, length) of record payloads
-  size_t nspans = 0;
+  const uint8_t* first = nullptr;
+  size_t first_len = 0;
+  std::vector<uint8_t> joined;  // only when the hello spans records
+  size_t records = 0;
   bool ended = false;  // a non-handshake record follows: no more handshake bytes will come
-  bool more_records = false;
   size_t pos = 0;
   while (pos < len) {
     const size_t left = len - pos;
-    const uint8_t type = data[pos];
-    if (type != kContentHandshake) {
-      if (nspans == 0) return NameStatus::Malformed;
+    if (data[pos] != kContentHandshake) {
+      if (records == 0) return NameStatus::Malformed;
       ended = true;
       break;
     }
@@ -243,23 +242,21 @@ NameStatus parse_tls_sni(const uint8_t* data, size_t len, std::string* out) {
     if (left < kRecordHeader) break;
     const size_t rlen = (size_t{data[pos + 3]} << 8) | data[pos + 4];
     if (rlen == 0 || rlen > kMaxPlaintextRecord) return NameStatus::Malformed;
-    if (nspans == spans.size()) {
-      more_records = true;  // a ClientHello this fragmented is not one a real client sends
-      break;
-    }
+    const uint8_t* payload = data + pos + kRecordHeader;
     const size_t here = std::min(rlen, left - kRecordHeader);
-    spans[nspans++] = {pos + kRecordHeader, here};
+    if (records == 0) {
+      first = payload;
+      first_len = here;
+    } else {
+      if (records == 1) joined.assign(first, first + first_len);
+      joined.insert(joined.end(), payload, payload + here);
+    }
+    ++records;
     pos += kRecordHeader + rlen;
   }
-  if (nspans == 0) return NameStatus::NeedMore;
-  if (nspans == 1) return parse_client_hello(data + spans[0].first, spans[0].second, ended, out);
-  std::vector<uint8_t> joined;
-  for (size_t i = 0; i < nspans; ++i) {
-    joined.insert(joined.end(), data + spans[i].first, data + spans[i].first + spans[i].second);
-  }
-  const NameStatus s = parse_client_hello(joined.data(), joined.size(), ended, out);
-  if (s == NameStatus::NeedMore && more_records) return NameStatus::Malformed;
-  return s;
+  if (records == 0) return NameStatus::NeedMore;
+  if (records == 1) return parse_client_hello(first, first_len, ended, out);
+  return parse_client_hello(joined.data(), joined.size(), ended, out);
 }
 
 NameStatus parse_http_host(const uint8_t* data, size_t len, std::string* out) {
