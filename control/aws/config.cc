@@ -1,0 +1,381 @@
+// Parsing and validation of the `aws:` configuration section; every error carries file:line.
+#include "aws/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <regex>
+
+namespace eipgate::aws {
+namespace {
+
+using std::chrono::milliseconds;
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1] ? 1 : 0)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+int line_of(const YAML::Node& n) { return n.Mark().is_null() ? 0 : n.Mark().line + 1; }
+
+bool parse_ipv4(std::string_view s, uint32_t* out) {
+  uint32_t v = 0;
+  int parts = 0;
+  size_t pos = 0;
+  while (parts < 4) {
+    size_t end = s.find('.', pos);
+    if (end == std::string_view::npos) end = s.size();
+    std::string_view part = s.substr(pos, end - pos);
+    unsigned octet = 0;
+    auto [p, ec] = std::from_chars(part.data(), part.data() + part.size(), octet);
+    if (part.empty() || part.size() > 3 || ec != std::errc() || p != part.data() + part.size() ||
+        octet > 255 || (part.size() > 1 && part[0] == '0')) {
+      return false;
+    }
+    v = (v << 8) | octet;
+    ++parts;
+    pos = end + 1;
+    if (end == s.size()) break;
+  }
+  if (parts != 4 || pos <= s.size()) return false;
+  if (out) *out = v;
+  return true;
+}
+
+// One section of the file: known keys, duplicates and typos reported against their lines.
+class Parser {
+ public:
+  explicit Parser(std::string_view file) : file_(file) {}
+
+  void error(int line, std::string reason) {
+    errors_.push_back(AwsConfigError{file_, line, std::move(reason)});
+  }
+  std::vector<AwsConfigError> take_errors() { return std::move(errors_); }
+  [[nodiscard]] bool ok() const { return errors_.empty(); }
+
+  struct Entry {
+    std::string key;
+    YAML::Node value;
+    int line;
+  };
+
+  // The entries of a mapping; unknown or duplicate keys become errors and are left out.
+  std::vector<Entry> mapping(const YAML::Node& node, int line, const std::string& path,
+                             std::initializer_list<std::string_view> allowed) {
+    std::vector<Entry> out;
+    if (!node.IsMap()) {
+      error(line, path + ": expected a mapping");
+      return out;
+    }
+    for (const auto& kv : node) {
+      const YAML::Node key = kv.first;
+      const int key_line = line_of(key);
+      if (!key.IsScalar()) {
+        error(key_line, path + ": keys must be plain names");
+        continue;
+      }
+      const std::string name = key.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        std::string reason = path + ": unknown key '" + name + "'";
+        std::string_view best;
+        size_t best_d = 3;
+        for (auto c : allowed) {
+          if (size_t d = edit_distance(name, c); d < best_d) {
+            best_d = d;
+            best = c;
+          }
+        }
+        if (!best.empty()) reason += " (did you mean '" + std::string(best) + "'?)";
+        error(key_line, reason);
+        continue;
+      }
+      if (auto dup = std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.key == name; });
+          dup != out.end()) {
+        error(key_line, path + ": duplicate key '" + name + "' (first on line " +
+                            std::to_string(dup->line) + ")");
+        continue;
+      }
+      out.push_back(Entry{name, kv.second, key_line});
+    }
+    return out;
+  }
+
+  std::optional<std::string> scalar(const Entry& e, const std::string& path) {
+    if (!e.value.IsScalar() || e.value.Scalar().empty()) {
+      error(e.line, path + ": expected a non-empty value");
+      return std::nullopt;
+    }
+    return e.value.Scalar();
+  }
+
+  std::optional<milliseconds> duration(const Entry& e, const std::string& path, milliseconds min,
+                                       milliseconds max) {
+    auto text = scalar(e, path);
+    if (!text) return std::nullopt;
+    const std::string& s = *text;
+    size_t digits = 0;
+    while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+    const std::string unit = s.substr(digits);
+    long long n = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + digits, n);
+    long long factor = 0;
+    if (unit == "ms") factor = 1;
+    else if (unit == "s") factor = 1000;
+    else if (unit == "m") factor = 60'000;
+    else if (unit == "h") factor = 3'600'000;
+    if (digits == 0 || ec != std::errc() || factor == 0 || n > 1'000'000'000) {
+      error(e.line, path + ": '" + s + "' is not a duration (a whole number with ms, s, m or h)");
+      return std::nullopt;
+    }
+    const milliseconds d(n * factor);
+    if (d < min || d > max) {
+      error(e.line, path + ": " + s + " is out of range (" + std::to_string(min.count()) + " ms to " +
+                        std::to_string(max.count()) + " ms)");
+      return std::nullopt;
+    }
+    return d;
+  }
+
+ private:
+  std::string file_;
+  std::vector<AwsConfigError> errors_;
+};
+
+const std::regex kRegion(R"(^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+$)");
+const std::regex kRouteTableId(R"(^rtb-[0-9a-f]{8,17}$)");
+const std::regex kAllocationId(R"(^eipalloc-[0-9a-f]{8,17}$)");
+const std::regex kUrl(R"(^https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]+)?(/[A-Za-z0-9._~\-/]*)?$)");
+
+void parse_route_tables(Parser& p, const YAML::Node& node, int line, AwsConfig& cfg) {
+  const std::string path = "aws.route_tables";
+  bool any = false;
+  for (const auto& e : p.mapping(node, line, path, {"ids", "tags", "destination"})) {
+    if (e.key == "ids") {
+      if (!e.value.IsSequence()) {
+        p.error(e.line, path + ".ids: expected a list of route table ids");
+        continue;
+      }
+      for (const auto& item : e.value) {
+        const std::string id = item.IsScalar() ? item.Scalar() : "";
+        if (!std::regex_match(id, kRouteTableId)) {
+          p.error(line_of(item), path + ".ids: '" + id + "' is not a route table id (rtb-<hex>)");
+        } else if (std::find(cfg.route_tables.ids.begin(), cfg.route_tables.ids.end(), id) !=
+                   cfg.route_tables.ids.end()) {
+          p.error(line_of(item), path + ".ids: " + id + " is listed twice");
+        } else {
+          cfg.route_tables.ids.push_back(id);
+          any = true;
+        }
+      }
+    } else if (e.key == "tags") {
+      if (!e.value.IsMap()) {
+        p.error(e.line, path + ".tags: expected a mapping of tag key to value");
+        continue;
+      }
+      for (const auto& kv : e.value) {
+        if (!kv.first.IsScalar() || !kv.second.IsScalar() || kv.first.Scalar().empty()) {
+          p.error(line_of(kv.first), path + ".tags: keys and values must be plain strings");
+          continue;
+        }
+        cfg.route_tables.tags[kv.first.Scalar()] = kv.second.Scalar();
+        any = true;
+      }
+    } else if (e.key == "destination") {
+      auto v = p.scalar(e, path + ".destination");
+      if (!v) continue;
+      const auto slash = v->find('/');
+      uint32_t addr = 0;
+      unsigned len = 99;
+      if (slash != std::string::npos) {
+        auto [q, ec] = std::from_chars(v->data() + slash + 1, v->data() + v->size(), len);
+        if (ec != std::errc() || q != v->data() + v->size()) len = 99;
+      }
+      if (slash == std::string::npos || !parse_ipv4(std::string_view(*v).substr(0, slash), &addr) ||
+          len > 32) {
+        p.error(e.line, path + ".destination: '" + *v + "' is not an IPv4 CIDR block");
+      } else if (len < 32 && (addr & (0xffffffffu >> len)) != 0) {
+        p.error(e.line, path + ".destination: '" + *v + "' has host bits set");
+      } else {
+        cfg.route_tables.destination = *v;
+      }
+    }
+  }
+  if (!any) p.error(line, path + ": needs 'ids' or 'tags' (the private route tables to steer)");
+}
+
+void parse_service_address(Parser& p, const YAML::Node& node, int line, AwsConfig& cfg) {
+  const std::string path = "aws.service_address";
+  bool have_mode = false;
+  int mode_line = line;
+  for (const auto& e : p.mapping(node, line, path, {"mode", "private_ip", "allocation_id"})) {
+    auto v = p.scalar(e, path + "." + e.key);
+    if (!v) {
+      if (e.key == "mode") have_mode = true;  // already reported
+      continue;
+    }
+    if (e.key == "mode") {
+      have_mode = true;
+      mode_line = e.line;
+      if (*v == "secondary-ip") {
+        cfg.service_address.mode = ServiceAddressMode::SecondaryIp;
+      } else if (*v == "eip") {
+        cfg.service_address.mode = ServiceAddressMode::Eip;
+      } else {
+        p.error(e.line, path + ".mode: '" + *v + "' is not 'secondary-ip' or 'eip'");
+      }
+    } else if (e.key == "private_ip") {
+      if (!parse_ipv4(*v, nullptr)) {
+        p.error(e.line, path + ".private_ip: '" + *v + "' is not an IPv4 address");
+      } else {
+        cfg.service_address.private_ip = *v;
+      }
+    } else if (e.key == "allocation_id") {
+      if (!std::regex_match(*v, kAllocationId)) {
+        p.error(e.line, path + ".allocation_id: '" + *v + "' is not an allocation id (eipalloc-<hex>)");
+      } else {
+        cfg.service_address.allocation_id = *v;
+      }
+    }
+  }
+  if (!have_mode) {
+    p.error(line, path + ": needs 'mode' (secondary-ip or eip)");
+    return;
+  }
+  if (cfg.service_address.mode == ServiceAddressMode::SecondaryIp &&
+      cfg.service_address.private_ip.empty()) {
+    p.error(mode_line, path + ": mode secondary-ip needs 'private_ip' (the secondary IP that moves)");
+  }
+  if (cfg.service_address.mode == ServiceAddressMode::Eip &&
+      cfg.service_address.allocation_id.empty()) {
+    p.error(mode_line, path + ": mode eip needs 'allocation_id' (the Elastic IP to re-associate)");
+  }
+}
+
+AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view file) {
+  Parser p(file);
+  AwsConfig cfg;
+  bool have_route_tables = false, have_service = false;
+  if (!node || node.IsNull()) {
+    p.error(line, "aws: the section is empty (needs route_tables and service_address)");
+    return AwsConfigResult{std::nullopt, p.take_errors()};
+  }
+  for (const auto& e : p.mapping(node, line, "aws",
+                                 {"region", "route_tables", "service_address", "endpoints", "retry",
+                                  "timeouts", "credentials"})) {
+    const std::string path = "aws." + e.key;
+    if (e.key == "region") {
+      if (auto v = p.scalar(e, path)) {
+        if (!std::regex_match(*v, kRegion)) {
+          p.error(e.line, path + ": '" + *v + "' is not an AWS region name (like us-east-1)");
+        } else {
+          cfg.region = *v;
+        }
+      }
+    } else if (e.key == "route_tables") {
+      have_route_tables = true;
+      parse_route_tables(p, e.value, e.line, cfg);
+    } else if (e.key == "service_address") {
+      have_service = true;
+      parse_service_address(p, e.value, e.line, cfg);
+    } else if (e.key == "endpoints") {
+      for (const auto& s : p.mapping(e.value, e.line, path, {"ec2", "imds"})) {
+        auto v = p.scalar(s, path + "." + s.key);
+        if (!v) continue;
+        if (!std::regex_match(*v, kUrl)) {
+          p.error(s.line, path + "." + s.key + ": '" + *v + "' is not an http(s) URL");
+          continue;
+        }
+        (s.key == "ec2" ? cfg.endpoints.ec2 : cfg.endpoints.imds) = *v;
+      }
+    } else if (e.key == "retry") {
+      for (const auto& s :
+           p.mapping(e.value, e.line, path, {"max_attempts", "base_delay", "max_delay", "deadline"})) {
+        const std::string sp = path + "." + s.key;
+        if (s.key == "max_attempts") {
+          auto v = p.scalar(s, sp);
+          int n = 0;
+          if (v) {
+            auto [q, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+            if (ec != std::errc() || q != v->data() + v->size() || n < 1 || n > 20) {
+              p.error(s.line, sp + ": '" + *v + "' is not a whole number from 1 to 20");
+            } else {
+              cfg.retry.max_attempts = n;
+            }
+          }
+        } else if (s.key == "base_delay") {
+          if (auto d = p.duration(s, sp, milliseconds(1), std::chrono::minutes(1))) cfg.retry.base_delay = *d;
+        } else if (s.key == "max_delay") {
+          if (auto d = p.duration(s, sp, milliseconds(1), std::chrono::minutes(5))) cfg.retry.max_delay = *d;
+        } else if (s.key == "deadline") {
+          if (auto d = p.duration(s, sp, milliseconds(0), std::chrono::hours(1))) cfg.retry.deadline = *d;
+        }
+      }
+      if (cfg.retry.base_delay > cfg.retry.max_delay) {
+        p.error(e.line, path + ": base_delay is longer than max_delay");
+      }
+    } else if (e.key == "timeouts") {
+      for (const auto& s : p.mapping(e.value, e.line, path, {"connect", "request"})) {
+        if (auto d = p.duration(s, path + "." + s.key, milliseconds(1), std::chrono::minutes(5))) {
+          (s.key == "connect" ? cfg.timeouts.connect : cfg.timeouts.request) = *d;
+        }
+      }
+    } else if (e.key == "credentials") {
+      for (const auto& s : p.mapping(e.value, e.line, path, {"refresh_before"})) {
+        if (auto d = p.duration(s, path + "." + s.key, milliseconds(0), std::chrono::hours(1))) {
+          cfg.credentials_refresh_before = std::chrono::duration_cast<std::chrono::seconds>(*d);
+        }
+      }
+    }
+  }
+  if (node.IsMap()) {
+    if (!have_route_tables) p.error(line, "aws: missing 'route_tables' (the private route tables to steer)");
+    if (!have_service) p.error(line, "aws: missing 'service_address' (how the address moves on failover)");
+  }
+  if (!p.ok()) return AwsConfigResult{std::nullopt, p.take_errors()};
+  return AwsConfigResult{std::move(cfg), {}};
+}
+
+}  // namespace
+
+std::string AwsConfigError::to_string() const {
+  return file + ":" + std::to_string(line) + ": " + reason;
+}
+
+std::string_view to_string(ServiceAddressMode mode) {
+  return mode == ServiceAddressMode::Eip ? "eip" : "secondary-ip";
+}
+
+AwsConfigResult parse_aws_config(const YAML::Node& node, std::string_view file) {
+  return parse_section(node, node ? line_of(node) : 0, file);
+}
+
+AwsConfigResult parse_aws_config_text(std::string_view yaml_text, std::string_view file) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    return AwsConfigResult{std::nullopt,
+                           {AwsConfigError{std::string(file), e.mark.is_null() ? 0 : e.mark.line + 1,
+                                           e.msg}}};
+  }
+  if (!root.IsMap()) {
+    return AwsConfigResult{std::nullopt, {AwsConfigError{std::string(file), 0, "expected a mapping at the top"}}};
+  }
+  for (const auto& kv : root) {
+    if (kv.first.IsScalar() && kv.first.Scalar() == "aws") {
+      return parse_section(kv.second, line_of(kv.first), file);
+    }
+  }
+  return AwsConfigResult{std::nullopt, {AwsConfigError{std::string(file), 0, "missing 'aws' section"}}};
+}
+
+}  // namespace eipgate::aws

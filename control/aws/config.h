@@ -1,0 +1,78 @@
+// The `aws:` section of eipgate's YAML configuration: region, the private route tables to steer,
+// how the service address moves (secondary IP or EIP), endpoint overrides and retry settings.
+// Schema and examples: control/aws/README.md.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "aws/retry.h"
+
+namespace YAML {
+class Node;
+}
+
+namespace eipgate::aws {
+
+enum class ServiceAddressMode {
+  SecondaryIp,  // AssignPrivateIpAddresses(AllowReassignment): the EIP follows the private IP
+  Eip,          // AssociateAddress(AllowReassociation) onto the new active's ENI
+};
+
+struct RouteTableSelection {
+  std::vector<std::string> ids;            // rtb-...
+  std::map<std::string, std::string> tags;  // all must match (tag:<key>=<value> filters)
+  std::string destination = "0.0.0.0/0";   // the route that points at the active instance
+};
+
+struct ServiceAddress {
+  ServiceAddressMode mode = ServiceAddressMode::SecondaryIp;
+  std::string private_ip;     // secondary-ip: the IP that moves; eip: the IP the EIP lands on
+  std::string allocation_id;  // eip: required; secondary-ip: optional, checked after a move
+};
+
+struct Endpoints {
+  std::string ec2;   // empty = https://ec2.<region>.amazonaws.com
+  std::string imds;  // empty = http://169.254.169.254
+};
+
+struct AwsTimeouts {
+  std::chrono::milliseconds connect{2000};
+  std::chrono::milliseconds request{10000};
+};
+
+struct AwsConfig {
+  std::string region;  // empty = from IMDS (placement/region)
+  RouteTableSelection route_tables;
+  ServiceAddress service_address;
+  Endpoints endpoints;
+  RetryPolicy retry;
+  AwsTimeouts timeouts;
+  std::chrono::seconds credentials_refresh_before{300};
+};
+
+struct AwsConfigError {
+  std::string file;
+  int line = 0;  // 1-based; 0 when not tied to a line
+  std::string reason;
+  [[nodiscard]] std::string to_string() const;  // "file:line: reason"
+};
+
+// Either a config or every error found (all of them, so one edit fixes the file).
+struct AwsConfigResult {
+  std::optional<AwsConfig> config;
+  std::vector<AwsConfigError> errors;
+};
+
+// `node` is the value of the `aws:` key; `file` only labels errors.
+[[nodiscard]] AwsConfigResult parse_aws_config(const YAML::Node& node, std::string_view file);
+// Convenience: the `aws:` key of a whole document (missing = error at line 0).
+[[nodiscard]] AwsConfigResult parse_aws_config_text(std::string_view yaml_text, std::string_view file);
+
+[[nodiscard]] std::string_view to_string(ServiceAddressMode mode);
+
+}  // namespace eipgate::aws

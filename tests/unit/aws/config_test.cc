@@ -1,0 +1,169 @@
+// The `aws:` configuration section: a full example, defaults, and rejections with file:line.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include "aws/config.h"
+
+namespace eipgate::aws {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr const char* kFull = R"(# eipgate.yaml (dataplane sections omitted)
+mode: one-armed
+aws:
+  region: us-east-1
+  route_tables:
+    ids: [rtb-0aa00000000000001, rtb-0aa00000000000002]
+    tags:
+      eipgate:az: use1-az1
+    destination: 0.0.0.0/0
+  service_address:
+    mode: secondary-ip
+    private_ip: 10.0.0.100
+    allocation_id: eipalloc-0aa00000000000001
+  endpoints:
+    ec2: http://127.0.0.1:8080
+    imds: http://127.0.0.1:8080/i-0aaaaaaaaaaaaaaa1
+  retry:
+    max_attempts: 6
+    base_delay: 50ms
+    max_delay: 2s
+    deadline: 20s
+  timeouts:
+    connect: 1s
+    request: 5s
+  credentials:
+    refresh_before: 10m
+)";
+
+TEST(AwsConfig, FullExample) {
+  const auto r = parse_aws_config_text(kFull, "eipgate.yaml");
+  ASSERT_TRUE(r.config) << r.errors.front().to_string();
+  const auto& c = *r.config;
+  EXPECT_EQ(c.region, "us-east-1");
+  EXPECT_EQ(c.route_tables.ids.size(), 2u);
+  EXPECT_EQ(c.route_tables.tags.at("eipgate:az"), "use1-az1");
+  EXPECT_EQ(c.route_tables.destination, "0.0.0.0/0");
+  EXPECT_EQ(c.service_address.mode, ServiceAddressMode::SecondaryIp);
+  EXPECT_EQ(c.service_address.private_ip, "10.0.0.100");
+  EXPECT_EQ(c.service_address.allocation_id, "eipalloc-0aa00000000000001");
+  EXPECT_EQ(c.endpoints.ec2, "http://127.0.0.1:8080");
+  EXPECT_EQ(c.endpoints.imds, "http://127.0.0.1:8080/i-0aaaaaaaaaaaaaaa1");
+  EXPECT_EQ(c.retry.max_attempts, 6);
+  EXPECT_EQ(c.retry.base_delay, milliseconds(50));
+  EXPECT_EQ(c.retry.max_delay, milliseconds(2000));
+  EXPECT_EQ(c.retry.deadline, milliseconds(20000));
+  EXPECT_EQ(c.timeouts.connect, milliseconds(1000));
+  EXPECT_EQ(c.timeouts.request, milliseconds(5000));
+  EXPECT_EQ(c.credentials_refresh_before, std::chrono::seconds(600));
+}
+
+TEST(AwsConfig, MinimalEipModeTakesDefaults) {
+  const auto r = parse_aws_config_text(R"(aws:
+  route_tables:
+    tags: {eipgate:az: use1-az1}
+  service_address:
+    mode: eip
+    allocation_id: eipalloc-0aa00000000000001
+)",
+                                       "min.yaml");
+  ASSERT_TRUE(r.config) << r.errors.front().to_string();
+  EXPECT_TRUE(r.config->region.empty());  // from IMDS
+  EXPECT_EQ(r.config->service_address.mode, ServiceAddressMode::Eip);
+  EXPECT_TRUE(r.config->endpoints.ec2.empty());
+  EXPECT_EQ(r.config->retry.max_attempts, RetryPolicy{}.max_attempts);
+}
+
+TEST(AwsConfig, ParsesTheNodeDirectly) {
+  const YAML::Node root = YAML::Load(kFull);
+  const auto r = parse_aws_config(root["aws"], "eipgate.yaml");
+  ASSERT_TRUE(r.config);
+  EXPECT_EQ(r.config->region, "us-east-1");
+}
+
+struct Bad {
+  const char* name;
+  const char* yaml;
+  int line;
+  const char* reason_part;
+};
+
+class AwsConfigRejects : public ::testing::TestWithParam<Bad> {};
+
+TEST_P(AwsConfigRejects, WithFileLineAndReason) {
+  const auto& b = GetParam();
+  const auto r = parse_aws_config_text(b.yaml, "bad.yaml");
+  ASSERT_FALSE(r.config) << b.name;
+  ASSERT_FALSE(r.errors.empty());
+  bool found = false;
+  for (const auto& e : r.errors) {
+    EXPECT_EQ(e.file, "bad.yaml");
+    if (e.line == b.line && e.reason.find(b.reason_part) != std::string::npos) found = true;
+  }
+  std::string all;
+  for (const auto& e : r.errors) all += e.to_string() + "\n";
+  EXPECT_TRUE(found) << b.name << ": expected line " << b.line << " '" << b.reason_part
+                     << "', got:\n" << all;
+}
+
+constexpr const char* kHead = "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n";
+#define SECONDARY "  service_address:\n    mode: secondary-ip\n    private_ip: 10.0.0.100\n"
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, AwsConfigRejects,
+    ::testing::Values(
+        Bad{"unknown key with suggestion",
+            "aws:\n  regoin: us-east-1\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY,
+            2, "unknown key 'regoin' (did you mean 'region'?)"},
+        Bad{"bad region", "aws:\n  region: US_EAST\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY,
+            2, "not an AWS region"},
+        Bad{"bad route table id", "aws:\n  route_tables:\n    ids:\n      - rtb-0aa00000000000001\n      - rtb-xyz\n" SECONDARY,
+            5, "'rtb-xyz' is not a route table id"},
+        Bad{"no ids or tags", "aws:\n  route_tables:\n    destination: 0.0.0.0/0\n" SECONDARY, 2,
+            "needs 'ids' or 'tags'"},
+        Bad{"host bits", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n    destination: 10.0.0.1/8\n" SECONDARY,
+            4, "host bits set"},
+        Bad{"bad cidr", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n    destination: 0.0.0.0\n" SECONDARY,
+            4, "not an IPv4 CIDR"},
+        Bad{"missing service_address", kHead, 1, "missing 'service_address'"},
+        Bad{"bad mode", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  service_address:\n    mode: floating\n",
+            5, "'floating' is not 'secondary-ip' or 'eip'"},
+        Bad{"secondary-ip needs private_ip", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  service_address:\n    mode: secondary-ip\n",
+            5, "needs 'private_ip'"},
+        Bad{"eip needs allocation_id", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  service_address:\n    mode: eip\n",
+            5, "needs 'allocation_id'"},
+        Bad{"bad private ip", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  service_address:\n    mode: secondary-ip\n    private_ip: 10.0.0.256\n",
+            6, "not an IPv4 address"},
+        Bad{"bad allocation id", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  service_address:\n    mode: eip\n    allocation_id: eip-123\n",
+            6, "not an allocation id"},
+        Bad{"bad endpoint",
+            "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY "  endpoints:\n    ec2: ftp://example\n",
+            8, "not an http(s) URL"},
+        Bad{"duration without unit",
+            "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY "  retry:\n    base_delay: 100\n",
+            8, "is not a duration"},
+        Bad{"attempts out of range",
+            "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY "  retry:\n    max_attempts: 0\n",
+            8, "from 1 to 20"},
+        Bad{"base above max",
+            "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY "  retry:\n    base_delay: 10s\n    max_delay: 1s\n",
+            7, "base_delay is longer than max_delay"},
+        Bad{"duplicate key",
+            "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY "  route_tables:\n    ids: [rtb-0aa00000000000002]\n",
+            7, "duplicate key 'route_tables' (first on line 2)"},
+        Bad{"section not a mapping", "aws: [1, 2]\n", 1, "expected a mapping"},
+        Bad{"empty section", "aws:\n", 1, "section is empty"},
+        Bad{"yaml syntax", "aws:\n  region: [\n", 3, ""},
+        Bad{"missing aws", "mode: one-armed\n", 0, "missing 'aws' section"}));
+
+TEST(AwsConfig, ReportsEveryErrorAtOnce) {
+  const auto r = parse_aws_config_text(
+      "aws:\n  region: nope\n  route_tables:\n    ids: [bad]\n  service_address:\n    mode: x\n", "f.yaml");
+  ASSERT_FALSE(r.config);
+  EXPECT_GE(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0].to_string().substr(0, 9), "f.yaml:2:");
+}
+
+}  // namespace
+}  // namespace eipgate::aws

@@ -1,0 +1,140 @@
+// Backoff arithmetic and the retry loop, with an injected clock, sleep and random source.
+#include <gtest/gtest.h>
+
+#include "aws/retry.h"
+#include "scripted_transport.h"
+
+namespace eipgate::aws {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::FakeTime;
+
+RetryPolicy policy(int attempts, int base_ms, int max_ms, int deadline_ms = 0) {
+  return RetryPolicy{attempts, milliseconds(base_ms), milliseconds(max_ms), milliseconds(deadline_ms)};
+}
+
+TEST(Backoff, ExponentialCappedWithFullJitter) {
+  const auto p = policy(10, 100, 1000);
+  EXPECT_EQ(backoff_delay(p, 1, 1.0), milliseconds(100));
+  EXPECT_EQ(backoff_delay(p, 2, 1.0), milliseconds(200));
+  EXPECT_EQ(backoff_delay(p, 3, 1.0), milliseconds(400));
+  EXPECT_EQ(backoff_delay(p, 4, 1.0), milliseconds(800));
+  EXPECT_EQ(backoff_delay(p, 5, 1.0), milliseconds(1000));   // capped
+  EXPECT_EQ(backoff_delay(p, 60, 1.0), milliseconds(1000));  // no overflow however many
+  EXPECT_EQ(backoff_delay(p, 3, 0.0), milliseconds(0));      // full jitter: anywhere from 0
+  EXPECT_EQ(backoff_delay(p, 3, 0.5), milliseconds(200));
+  EXPECT_EQ(backoff_delay(p, 1000000, 0.25), milliseconds(250));
+}
+
+TEST(Retrier, RetriesRetryableErrorsThenSucceeds) {
+  FakeTime t;
+  Retrier r(policy(5, 100, 1000), t.env());
+  std::vector<RetryEvent> events;
+  std::vector<ErrorKind> kinds;
+  r.set_on_retry([&](const RetryEvent& e) {
+    events.push_back(e);
+    kinds.push_back(e.error->kind());
+  });
+  int calls = 0;
+  const int result = r.run("ec2:Test", [&] {
+    ++calls;
+    if (calls == 1) throw AwsError(ErrorKind::Throttling, "RequestLimitExceeded", "slow down", 503);
+    if (calls == 2) throw AwsError(ErrorKind::Server, "InternalError", "oops", 500);
+    if (calls == 3) throw AwsError(ErrorKind::Transport, "ConnectFailed", "refused");
+    return 42;
+  });
+  EXPECT_EQ(result, 42);
+  EXPECT_EQ(calls, 4);
+  EXPECT_EQ(t.sleeps, (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].attempt, 1);
+  EXPECT_EQ(events[2].attempt, 3);
+  EXPECT_EQ(events[1].delay, milliseconds(200));
+  EXPECT_EQ(events[0].operation, "ec2:Test");
+  EXPECT_EQ(kinds, (std::vector<ErrorKind>{ErrorKind::Throttling, ErrorKind::Server, ErrorKind::Transport}));
+  EXPECT_EQ(r.retries(), 3u);
+}
+
+TEST(Retrier, NonRetryableErrorsPropagateAtOnce) {
+  FakeTime t;
+  Retrier r(policy(5, 100, 1000), t.env());
+  int calls = 0;
+  for (ErrorKind kind : {ErrorKind::Auth, ErrorKind::NotFound, ErrorKind::InvalidParameter,
+                         ErrorKind::Conflict, ErrorKind::Protocol, ErrorKind::Other}) {
+    calls = 0;
+    try {
+      r.run("op", [&]() -> int {
+        ++calls;
+        throw AwsError(kind, "Code", "no");
+      });
+      FAIL();
+    } catch (const AwsError& e) {
+      EXPECT_EQ(e.kind(), kind);
+    }
+    EXPECT_EQ(calls, 1);
+  }
+  EXPECT_TRUE(t.sleeps.empty());
+  EXPECT_EQ(r.retries(), 0u);
+}
+
+TEST(Retrier, GivesUpAfterMaxAttemptsWithTheLastError) {
+  FakeTime t;
+  Retrier r(policy(3, 50, 1000), t.env());
+  int calls = 0;
+  try {
+    r.run("op", [&]() -> int {
+      ++calls;
+      throw AwsError(ErrorKind::Server, "Unavailable" + std::to_string(calls), "down", 503);
+    });
+    FAIL();
+  } catch (const AwsError& e) {
+    EXPECT_EQ(e.code(), "Unavailable3");
+  }
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(t.sleeps.size(), 2u);
+}
+
+TEST(Retrier, DeadlineStopsRetriesBeforeSleepingPastIt) {
+  FakeTime t;
+  Retrier r(policy(20, 100, 10000, 1000), t.env());
+  int calls = 0;
+  EXPECT_THROW(r.run("op",
+                     [&]() -> int {
+                       ++calls;
+                       t.now += milliseconds(10);  // each attempt takes 10 ms
+                       throw AwsError(ErrorKind::Throttling, "Throttling", "x");
+                     }),
+               AwsError);
+  // Sleeps 100, 200, 400 (+ 10 ms per attempt = 740 ms); the next 800 would pass 1000 ms.
+  EXPECT_EQ(t.sleeps, (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
+  EXPECT_EQ(calls, 4);
+}
+
+TEST(Retrier, JitterComesFromTheInjectedSource) {
+  FakeTime t;
+  t.fraction = 0.1;
+  Retrier r(policy(4, 1000, 8000), t.env());
+  int calls = 0;
+  (void)r.run("op", [&] {
+    if (++calls < 4) throw AwsError(ErrorKind::Throttling, "Throttling", "x");
+    return 0;
+  });
+  EXPECT_EQ(t.sleeps, (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
+}
+
+TEST(Retrier, MaxAttemptsOfOneMeansNoRetry) {
+  FakeTime t;
+  Retrier r(policy(1, 100, 1000), t.env());
+  int calls = 0;
+  EXPECT_THROW(r.run("op",
+                     [&]() -> int {
+                       ++calls;
+                       throw AwsError(ErrorKind::Throttling, "Throttling", "x");
+                     }),
+               AwsError);
+  EXPECT_EQ(calls, 1);
+}
+
+}  // namespace
+}  // namespace eipgate::aws
