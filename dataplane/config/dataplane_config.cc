@@ -456,7 +456,9 @@ std::vector<PortConfig> parse_ports(const Parser& p, const Value& ports_value, A
   std::vector<PortConfig> ports;
   std::vector<std::string> vdev_names;  // DPDK needs each vdev name once
   for (const Value& item : items) {
-    const Section s(p, item, {"name", "device", "rx_queues", "tx_queues", "mtu", "mac"});
+    const Section s(p, item,
+                    {"name", "device", "rx_queues", "tx_queues", "mtu", "mac", "xdp_steering",
+                     "xdp_program"});
     PortConfig port;
     const Value name = s.require("name");
     port.name = scalar(p, name);
@@ -501,6 +503,20 @@ std::vector<PortConfig> parse_ports(const Parser& p, const Value& ports_value, A
     }
     if (auto v = s.get("mtu")) port.mtu = static_cast<uint16_t>(integer(p, *v, 68, 9216));
     if (auto v = s.get("mac")) port.mac = mac(p, *v);
+    // AF_XDP: our XDP program steers only NAT traffic to the socket (bpf/README.md).
+    const bool af_xdp = vdev_name.starts_with("net_af_xdp");
+    const bool own_prog = port.device.find("xdp_prog=") != std::string::npos;
+    port.xdp_steering = af_xdp && !own_prog;
+    if (auto v = s.get("xdp_steering")) {
+      const bool on = boolean(p, *v);
+      if (on && !af_xdp) p.fail(*v, "xdp_steering needs an af_xdp device (net_af_xdp<n>,iface=...)");
+      if (on && own_prog) p.fail(*v, "xdp_steering with xdp_prog= in the device string: use one");
+      port.xdp_steering = on && af_xdp && !own_prog;
+    }
+    if (auto v = s.get("xdp_program")) {
+      port.xdp_program = scalar(p, *v);
+      if (!port.xdp_steering) p.fail(*v, "xdp_program is only used with xdp_steering");
+    }
     ports.push_back(std::move(port));
   }
   for (std::string_view required : names) {
@@ -857,6 +873,8 @@ std::string restart_required(const DataplaneConfig& running, const DataplaneConf
     if (a.tx_queues != b.tx_queues) return at + "tx_queues";
     if (a.mtu != b.mtu) return at + "mtu";
     if (a.mac != b.mac) return at + "mac";
+    if (a.xdp_steering != b.xdp_steering) return at + "xdp_steering";
+    if (a.xdp_program != b.xdp_program) return at + "xdp_program";
   }
   if (running.interface_addr != next.interface_addr ||
       running.interface_prefix_len != next.interface_prefix_len) {

@@ -22,6 +22,10 @@ struct PortConfig {
   std::optional<std::string> mac;  // override (tests), lower-case; default: the port's own
   uint32_t address = 0;            // host order; this port's own address (two-armed), 0 = none
   uint8_t prefix_len = 0;
+  // af_xdp only (default on): DPDK loads our xdp_steer program (bpf/) instead of its own, so only
+  // NAT traffic reaches the socket and the kernel keeps everything else (SSH, ARP, heartbeats).
+  bool xdp_steering = false;
+  std::string xdp_program;  // the xdp_steer.bpf.o to load; empty = the built-in default path
 };
 
 enum class ArmMode : uint8_t { OneArmed, TwoArmed };

@@ -20,11 +20,18 @@
 #include <thread>
 #include <unordered_map>
 
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "admin/admin_server.h"
 #include "admin/stats_json.h"
 #include "common/log.h"
 #include "dpdk/arp.h"
 #include "dpdk/exception_path.h"
+#include "steer_loader.h"
 
 namespace eipgate::dataplane {
 
@@ -120,6 +127,10 @@ struct PortState {
   uint16_t id = 0;
   MacAddr mac{};
   uint32_t addr = 0;  // host order
+  // af_xdp with steering: the kernel keeps the non-NAT traffic (ARP included); the dataplane
+  // configures the XDP program's maps and listens to the interface's ARP with a packet socket.
+  std::shared_ptr<bpf::AttachedSteer> steer;
+  int arp_fd = -1;
 };
 
 struct alignas(64) Worker {
@@ -265,6 +276,41 @@ struct Dataplane::Impl {
     }
     log->info("port {} ({}): id {} driver {} mac {} queues {}", pc.name, pc.device, ps.id,
               info.driver_name, mac_str(ps.mac), nworkers);
+    return {};
+  }
+
+  // af_xdp with steering: DPDK attached xdp_steer (xdp_prog=) at port start; adopt its maps and
+  // fill them, and listen to the interface's ARP (which the program leaves to the kernel).
+  std::string setup_steering(PortState& ps, const PortConfig& pc) {
+    const size_t at = pc.device.find("iface=");
+    const std::string iface =
+        at == std::string::npos ? "" : pc.device.substr(at + 6, pc.device.find(',', at) - at - 6);
+    const unsigned ifindex = iface.empty() ? 0 : if_nametoindex(iface.c_str());
+    if (ifindex == 0) {
+      return "port '" + pc.name + "': XDP steering: interface '" + iface + "' not found";
+    }
+    auto steer = std::make_shared<bpf::AttachedSteer>();
+    if (std::string err = steer->adopt(static_cast<int>(ifindex)); !err.empty()) {
+      return "port '" + pc.name + "': XDP steering: " + err;
+    }
+    if (std::string err = steer->configure(steer_config()); !err.empty()) {
+      return "port '" + pc.name + "': XDP steering maps: " + err;
+    }
+    ps.steer = std::move(steer);
+    ps.arp_fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ARP));
+    if (ps.arp_fd < 0) {
+      return "port '" + pc.name + "': ARP packet socket: " + std::strerror(errno);
+    }
+    sockaddr_ll sll{};
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ARP);
+    sll.sll_ifindex = static_cast<int>(ifindex);
+    if (::bind(ps.arp_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) {
+      return "port '" + pc.name + "': binding the ARP socket to " + iface + ": " +
+             std::strerror(errno);
+    }
+    log->info("port {}: XDP steering program {} on {} configured; kernel keeps non-NAT traffic",
+              pc.name, ps.steer->prog_id(), iface);
     return {};
   }
 
@@ -494,12 +540,15 @@ struct Dataplane::Impl {
   }
 
   bool handle_arp(rte_mbuf* m, uint64_t now_ms) {
-    const auto* d = rte_pktmbuf_mtod(m, const uint8_t*);
-    const auto arp = parse_arp(d, m->data_len);
+    return handle_arp(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, m->port, now_ms);
+  }
+
+  bool handle_arp(const uint8_t* d, uint32_t len, uint16_t port_id, uint64_t now_ms) {
+    const auto arp = parse_arp(d, len);
     if (!arp) return false;
     const PortState* port = nullptr;
     for (const auto& p : ports) {
-      if (p.id == m->port) port = &p;
+      if (p.id == port_id) port = &p;
     }
     if (!port) return false;
     bool learnt = false;
@@ -578,6 +627,31 @@ struct Dataplane::Impl {
     return k;
   }
 
+  bpf::SteerConfig steer_config() const {
+    bpf::SteerConfig sc;
+    for (const auto& pf : cfg.engine.inside_prefixes) sc.inside_prefixes.push_back({pf.addr, pf.len});
+    sc.outside_addrs = cfg.engine.outside_addrs;
+    sc.host_addrs = cfg.engine.host_addrs;
+    sc.port_min = cfg.engine.port_min;
+    sc.port_max = cfg.engine.port_max;
+    return sc;
+  }
+
+  // ARP frames the kernel received on steered interfaces (the XDP program passes ARP to it).
+  bool poll_steered_arp(uint64_t now_ms) {
+    bool learnt = false;
+    uint8_t buf[256];
+    for (const auto& p : ports) {
+      if (p.arp_fd < 0) continue;
+      for (int i = 0; i < 32; ++i) {
+        const ssize_t n = ::recv(p.arp_fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0) break;
+        learnt |= handle_arp(buf, static_cast<uint32_t>(n), p.id, now_ms);
+      }
+    }
+    return learnt;
+  }
+
   void main_loop() {
     uint64_t last_refresh = 0;
     publish_neighbours(now_ns() / 1000000);
@@ -589,6 +663,12 @@ struct Dataplane::Impl {
         uint64_t gen = 0;
         if (const auto next = pending_config(&gen)) {
           cfg = *next;  // restart_required() passed: ports, addresses and lcores are unchanged
+          for (const auto& p : ports) {
+            if (!p.steer) continue;
+            if (std::string err = p.steer->configure(steer_config()); !err.empty()) {
+              log->error("port {}: XDP steering maps not updated: {}", p.role, err);
+            }
+          }
           if (spdlog::level::level_enum lvl{}; log::parse_level(cfg.logging.level, &lvl)) {
             log->set_level(lvl);
           }
@@ -605,6 +685,7 @@ struct Dataplane::Impl {
         to_kernel(ms[i]);
       }
       const uint32_t k = from_kernel();
+      changed |= poll_steered_arp(now_ms);
       void* ips[kBurst];
       const uint32_t r = rte_ring_sc_dequeue_burst(resolve_ring, ips, kBurst, nullptr);
       for (uint32_t i = 0; i < r; ++i)
@@ -659,6 +740,22 @@ class Handler final : public admin::AdminHandler {
                  {"host_to_kernel", m_.exception ? m_.exception->to_kernel_count() : 0},
                  {"kernel_to_port", m_.exception ? m_.exception->from_kernel_count() : 0},
                  {"kernel_filtered", m_.exception ? m_.exception->from_kernel_filtered() : 0}};
+    // af_xdp steering: the XDP program's verdict counters per port (bpf/steer_abi.h).
+    nlohmann::json steer = nlohmann::json::object();
+    for (const auto& p : m_.ports) {
+      if (!p.steer) continue;
+      bpf::SteerStats ss;
+      if (std::string err = p.steer->read_stats(ss); !err.empty()) {
+        steer[p.role] = {{"error", err}};
+        continue;
+      }
+      nlohmann::json c = nlohmann::json::object();
+      for (uint32_t i = 0; i < STEER_STAT_COUNT; ++i) {
+        c[std::string(bpf::steer_stat_name(i))] = ss.packets[i];
+      }
+      steer[p.role] = c;
+    }
+    if (!steer.empty()) j["xdp_steer"] = steer;
     return j;
   }
 
@@ -762,7 +859,9 @@ Dataplane::~Dataplane() {
   Impl& m = *impl_;
   if (!m.eal_ready) return;
   m.exception.reset();  // frees its mbuf: before the EAL goes
-  for (const auto& p : m.ports) {
+  for (auto& p : m.ports) {
+    if (p.arp_fd >= 0) ::close(p.arp_fd);
+    p.steer.reset();
     rte_eth_dev_stop(p.id);
     rte_eth_dev_close(p.id);
   }
@@ -792,6 +891,17 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
     if (is_pci_address(p.device)) {
       any_pci = true;
       args.insert(args.end(), {"-a", p.device});
+    } else if (p.xdp_steering) {
+      std::string obj = p.xdp_program;
+      if (obj.empty()) {
+        obj = EIPGATE_XDP_STEER_OBJECT;
+        if (::access(obj.c_str(), R_OK) != 0) obj = "/usr/lib/eipgate/xdp_steer.bpf.o";
+      }
+      if (::access(obj.c_str(), R_OK) != 0) {
+        return "port '" + p.name + "': XDP steering program " + obj + " not readable (" +
+               std::strerror(errno) + "); set ports[].xdp_program, or xdp_steering: false";
+      }
+      args.insert(args.end(), {"--vdev", p.device + ",xdp_prog=" + obj});
     } else {
       args.insert(args.end(), {"--vdev", p.device});
     }
@@ -831,6 +941,9 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
     ps.role = pc.name;
     ps.addr = pc.name == "inside" ? cfg.inside_addr : cfg.interface_addr;
     if (std::string err = m.setup_port(ps, pc, nworkers); !err.empty()) return err;
+    if (pc.xdp_steering) {
+      if (std::string err = m.setup_steering(ps, pc); !err.empty()) return err;
+    }
     m.ports.push_back(ps);
   }
   for (size_t i = 0; i < m.ports.size(); ++i) {
@@ -844,6 +957,7 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
     std::vector<ExceptionInterface> ifs;
     for (size_t i = 0; i < m.ports.size(); ++i) {
       const PortState& ps = m.ports[i];
+      if (ps.steer) continue;  // the kernel's own interface is the host path of a steered port
       ExceptionInterface e;
       e.port_id = ps.id;
       e.mac = ps.mac;
@@ -865,9 +979,11 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
             ps.role);
       }
     }
-    m.exception = std::make_unique<TapExceptionPath>();
-    const uint32_t max_frame = rte_pktmbuf_data_room_size(m.pool) - RTE_PKTMBUF_HEADROOM;
-    if (std::string err = m.exception->open(ifs, max_frame, m.pool); !err.empty()) return err;
+    if (!ifs.empty()) {
+      m.exception = std::make_unique<TapExceptionPath>();
+      const uint32_t max_frame = rte_pktmbuf_data_room_size(m.pool) - RTE_PKTMBUF_HEADROOM;
+      if (std::string err = m.exception->open(ifs, max_frame, m.pool); !err.empty()) return err;
+    }
   }
 
   m.host_ring = rte_ring_create("eipgate_host", kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);

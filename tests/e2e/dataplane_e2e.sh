@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end: client namespace (private subnet) -> eipgate-dataplane on veth via af_packet ->
 # "internet" namespace with servers on documentation addresses. Real traffic from real tools.
-# Usage: dataplane_e2e.sh <path to eipgate-dataplane> [af_packet|af_xdp]. Needs root. Tears
-# everything down on exit.
+# Usage: dataplane_e2e.sh <path to eipgate-dataplane> [af_packet|af_xdp|af_xdp_steer] [eipgatectl].
+# Needs root. Tears everything down on exit.
+#   af_packet     af_packet PMD; the instance's own traffic reaches the kernel through TAPs
+#   af_xdp        af_xdp PMD with DPDK's default XDP program (every frame to the dataplane), TAPs
+#   af_xdp_steer  af_xdp PMD with eipgate's XDP steering program: only NAT traffic reaches the
+#                 dataplane; the kernel's own interfaces keep their addresses and everything else
 set -euo pipefail
 
 DP=${1:?path to eipgate-dataplane}
@@ -79,6 +83,12 @@ in_ns "${NET}" sysctl -qw net.ipv4.ip_forward=1
 # nout, accept what is addressed to the exception path's addresses (weak host model) and answer
 # the NAT's reply traffic with RSTs. Drop it in the kernel after the af_packet taps have seen it
 # (netdev ingress runs after packet taps). af_xdp redirects the frames before the kernel sees them.
+if [[ ${MODE} == af_xdp_steer ]]; then
+  # The single-ENI AF_XDP layout: the kernel's interfaces keep the instance's addresses.
+  in_ns "${NAT}" ip addr add 10.0.1.1/24 dev nin
+  in_ns "${NAT}" ip addr add 203.0.113.2/24 dev nout
+  in_ns "${NAT}" ip addr add 203.0.113.1/32 dev nout
+fi
 if [[ ${MODE} == af_packet ]]; then
   for dev in nin nout; do
     in_ns "${NAT}" nft add table netdev eg_${dev}
@@ -86,9 +96,11 @@ if [[ ${MODE} == af_packet ]]; then
   done
 fi
 
-if [[ ${MODE} == af_xdp ]]; then
+STEER_KEY=""
+if [[ ${MODE} == af_xdp* ]]; then
   IN_DEV="net_af_xdp0,iface=nin,start_queue=0,queue_count=1"
   OUT_DEV="net_af_xdp1,iface=nout,start_queue=0,queue_count=1"
+  [[ ${MODE} == af_xdp ]] && STEER_KEY="xdp_steering: false"
 else
   IN_DEV="net_af_packet0,iface=nin"
   OUT_DEV="net_af_packet1,iface=nout"
@@ -98,8 +110,10 @@ mode: two-armed
 ports:
   - name: inside
     device: ${IN_DEV}
+    ${STEER_KEY}
   - name: outside
     device: ${OUT_DEV}
+    ${STEER_KEY}
 interface:
   address: 203.0.113.2/24
   inside_address: 10.0.1.1/24
@@ -189,7 +203,7 @@ sleep 0.3
 # DPDK 22.11's af_packet PMD always joins a PACKET_FANOUT group with FLAG_DEFRAG, so the kernel
 # reassembles fragments before the dataplane sees them (and the result exceeds the frame size):
 # fragments can only be exercised through af_xdp (or a real NIC).
-if [[ ${MODE} == af_xdp ]]; then
+if [[ ${MODE} == af_xdp* ]]; then
   check "fragmented UDP both ways" in_ns "${CLI}" /usr/bin/python3 "${WORK}/udpclient.py" 198.51.100.7 7007
 else
   echo "NOTE fragmented UDP: not run on af_packet (the PMD reassembles via PACKET_FANOUT_FLAG_DEFRAG)"
@@ -224,6 +238,38 @@ check "unsolicited TCP from outside is not delivered" bash -c \
   "! ip netns exec ${NET} curl -s --max-time 2 http://203.0.113.1:9090/"
 check "unsolicited TCP to the inside address is not routed" bash -c \
   "! ip netns exec ${NET} curl -s --max-time 2 --interface 203.0.113.254 http://10.0.1.10:9090/"
+if [[ ${MODE} == af_xdp_steer ]]; then
+# --- af_xdp_steer: the instance's own traffic never reaches the dataplane; the XDP program passes
+# it to the kernel's interfaces, which hold the addresses; NAT traffic is redirected.
+steer_stat() {  # port, counter; -1 when unavailable
+  ctl --json stats 2>/dev/null |
+    /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['xdp_steer']['$1']['$2'])" 2>/dev/null ||
+    echo -1
+}
+check "the attached XDP program is eipgate's xdp_steer" bash -c \
+  "ip -n ${NAT} -d link show dev nout | grep -q 'prog/xdp id' && bpftool prog show | grep -q 'name xdp_steer'"
+host_before=$(steer_stat outside pass_host_addr)
+check "ping to the outside port's own address is answered by the kernel" \
+  in_ns "${NET}" ping -c 3 -i 0.2 -W 2 203.0.113.2
+check "ping to the inside port's own address is answered by the kernel" \
+  in_ns "${CLI}" ping -c 2 -i 0.2 -W 2 10.0.1.1
+check "ping to an outside address is answered by the kernel" \
+  in_ns "${NET}" ping -c 2 -i 0.2 -W 2 203.0.113.1
+in_ns "${NAT}" /usr/bin/python3 "${WORK}/whoami.py" 203.0.113.2 2222 &
+for _ in $(seq 50); do [[ -n $(in_ns "${NAT}" ss -Hltn 'sport = :2222') ]] && break; sleep 0.1; done
+check "TCP service on 203.0.113.2:2222 reachable from the internet (sees the real caller)" bash -c \
+  "[[ \$(ip netns exec ${NET} curl -s --max-time 5 http://203.0.113.2:2222/) == 203.0.113.254 ]]"
+check "the NAT still translates client traffic" bash -c \
+  "[[ \$(ip netns exec ${CLI} curl -s --max-time 5 http://198.51.100.7:8080/) == 203.0.113.1 ]]"
+host_after=$(steer_stat outside pass_host_addr)
+check "host traffic passed to the kernel by XDP (pass_host_addr ${host_before} -> ${host_after})" \
+  test "${host_before}" -ge 0 -a "${host_after}" -ge $((host_before + 8))
+check "NAT traffic redirected both ways (inside nat_inside_out $(steer_stat inside nat_inside_out), outside nat_outside_in $(steer_stat outside nat_outside_in))" \
+  test "$(steer_stat inside nat_inside_out)" -gt 20 -a "$(steer_stat outside nat_outside_in)" -gt 20
+check "the dataplane resolved its gateway through the kernel's ARP traffic" \
+  test "$(steer_stat outside pass_not_ipv4)" -gt 0
+
+else
 # --- host exception path: the instance's own traffic reaches the NAT namespace's kernel through
 # the TAPs (which carry the ports' MACs and addresses), and the kernel's replies leave via DPDK.
 main_stat() {  # prints -1 when the admin socket does not answer, so the checks below fail
@@ -266,6 +312,8 @@ sleep 0.3
 filtered_after=$(main_stat kernel_filtered)
 check "frames with a foreign source MAC are filtered (kernel_filtered ${filtered_before} -> ${filtered_after})" \
   test "${filtered_before}" -ge 0 -a "${filtered_after}" -ge $((filtered_before + 5))
+
+fi
 
 # The admin socket and eipgatectl.
 check "admin socket is root-only (0600)" bash -c "[[ \$(stat -c %a ${WORK}/dp.sock) == 600 ]]"
