@@ -126,7 +126,8 @@ constexpr Millis kMinute{60'000};
 constexpr Millis kHour{3'600'000};
 
 HaConfig parse(const Parser& p, const YAML::Node& ha) {
-  if (!ha.IsDefined() || ha.IsNull()) p.fail(line_of(ha), "ha: the section is empty");
+  // yaml-cpp marks an empty value at the next token, which may be past the end: no line.
+  if (!ha.IsDefined() || ha.IsNull()) p.fail(0, "ha: the section is empty or missing");
   const auto top = entries(p, ha, "ha",
                            {"priority", "peers", "bind_address", "port", "secret_file",
                             "heartbeat_interval", "dead_interval", "miss_count", "startup_wait",
