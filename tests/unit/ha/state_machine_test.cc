@@ -602,3 +602,24 @@ TEST(FsmDecisionTest, ToStringNamesTransitionAndActions) {
 
 }  // namespace
 }  // namespace eipgate::ha
+
+#include "ha/decision_log.h"
+
+namespace eipgate::ha {
+namespace {
+
+TEST(FsmDecisionTest, RoutineDecisionsAreNotNotable) {
+  ManualClock clock;
+  FailoverFsm fsm(test_config(), clock);
+  const Decision idle = fsm.handle(event::Tick{});
+  EXPECT_FALSE(notable(idle));
+  log_decision(idle);
+  fsm.handle(event::LocalHealth{true});
+  clock.advance(std::chrono::seconds(1));
+  const Decision takeover = fsm.handle(event::Tick{});
+  EXPECT_TRUE(notable(takeover));
+  log_decision(takeover);
+}
+
+}  // namespace
+}  // namespace eipgate::ha
