@@ -166,7 +166,20 @@ struct Dataplane::Impl {
   rte_mempool* pool = nullptr;
   std::vector<std::unique_ptr<Worker>> workers;
   rte_ring* host_ring = nullptr;     // ToHost packets (ARP, the instance's own) -> main lcore
-  rte_ring* resolve_ring = nullptr;  // next hops a worker could not resolve -> main lcore
+  // Translated packets whose next hop has no MAC yet -> main lcore, which queues them (as the
+  // kernel's unresolved-neighbour queue does) until ARP answers, then sends them; the next hop
+  // rides in mbuf->hash.usr.
+  rte_ring* resolve_ring = nullptr;
+  struct Waiting {
+    rte_mbuf* m;
+    uint64_t since_ms;
+  };
+  std::unordered_map<uint32_t, std::vector<Waiting>> unresolved;
+  size_t unresolved_count = 0;
+  static constexpr size_t kUnresolvedPerHop = 64;
+  static constexpr size_t kUnresolvedTotal = 1024;
+  static constexpr uint64_t kUnresolvedTimeoutMs = 3000;
+  std::atomic<uint64_t> arp_queued{0}, arp_queue_sent{0}, arp_queue_dropped{0};
   rte_rcu_qsbr* qsbr = nullptr;
   std::atomic<const NeighSnapshot*> neigh{nullptr};
   std::vector<std::pair<const NeighSnapshot*, uint64_t>> retired;
@@ -350,8 +363,13 @@ struct Dataplane::Impl {
           const auto it = nb ? nb->macs.find(nh) : decltype(nb->macs)::const_iterator{};
           if (!nb || it == nb->macs.end()) {
             ++w.local.no_neighbour;
-            rte_ring_mp_enqueue(resolve_ring, reinterpret_cast<void*>(uintptr_t{nh}));
-            rte_pktmbuf_free(m);
+            std::memcpy(pb.data + 6, out.mac.data(), 6);
+            m->port = out.id;
+            m->hash.usr = nh;
+            if (nh == 0 || rte_ring_mp_enqueue(resolve_ring, m) != 0) {
+              arp_queue_dropped.fetch_add(1, std::memory_order_relaxed);
+              rte_pktmbuf_free(m);
+            }
             break;
           }
           std::memcpy(pb.data, it->second.data(), 6);
@@ -637,6 +655,51 @@ struct Dataplane::Impl {
     return sc;
   }
 
+  // A packet whose next hop had no MAC: sent at once if ARP answered meanwhile, else queued
+  // (bounded per next hop and in total) and the next hop asked for.
+  void wait_for_neighbour(rte_mbuf* m, uint64_t now_ms) {
+    const uint32_t nh = m->hash.usr;
+    if (auto mac = table.lookup(nh, now_ms)) {
+      std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), mac->data(), 6);
+      arp_queue_sent.fetch_add(1, std::memory_order_relaxed);
+      inject(m);
+      return;
+    }
+    auto& q = unresolved[nh];
+    if (q.size() >= kUnresolvedPerHop || unresolved_count >= kUnresolvedTotal) {
+      arp_queue_dropped.fetch_add(1, std::memory_order_relaxed);
+      rte_pktmbuf_free(m);
+    } else {
+      q.push_back({m, now_ms});
+      ++unresolved_count;
+      arp_queued.fetch_add(1, std::memory_order_relaxed);
+    }
+    request(nh, now_ms);
+  }
+
+  // Sends what waited for a next hop that is now resolved; drops what waited too long.
+  void flush_unresolved(uint64_t now_ms) {
+    for (auto it = unresolved.begin(); it != unresolved.end();) {
+      auto& q = it->second;
+      const auto mac = table.lookup(it->first, now_ms);
+      std::erase_if(q, [&](const Waiting& wt) {
+        if (mac) {
+          std::memcpy(rte_pktmbuf_mtod(wt.m, uint8_t*), mac->data(), 6);
+          arp_queue_sent.fetch_add(1, std::memory_order_relaxed);
+          inject(wt.m);
+        } else if (now_ms - wt.since_ms >= kUnresolvedTimeoutMs) {
+          arp_queue_dropped.fetch_add(1, std::memory_order_relaxed);
+          rte_pktmbuf_free(wt.m);
+        } else {
+          return false;
+        }
+        --unresolved_count;
+        return true;
+      });
+      it = q.empty() ? unresolved.erase(it) : std::next(it);
+    }
+  }
+
   // ARP frames the kernel received on steered interfaces (the XDP program passes ARP to it).
   bool poll_steered_arp(uint64_t now_ms) {
     bool learnt = false;
@@ -686,10 +749,11 @@ struct Dataplane::Impl {
       }
       const uint32_t k = from_kernel();
       changed |= poll_steered_arp(now_ms);
-      void* ips[kBurst];
-      const uint32_t r = rte_ring_sc_dequeue_burst(resolve_ring, ips, kBurst, nullptr);
-      for (uint32_t i = 0; i < r; ++i)
-        request(static_cast<uint32_t>(reinterpret_cast<uintptr_t>(ips[i])), now_ms);
+      rte_mbuf* waiting[kBurst];
+      const uint32_t r = rte_ring_sc_dequeue_burst(
+          resolve_ring, reinterpret_cast<void**>(waiting), kBurst, nullptr);
+      for (uint32_t i = 0; i < r; ++i) wait_for_neighbour(waiting[i], now_ms);
+      if (!unresolved.empty()) flush_unresolved(now_ms);
       if (now_ms - last_refresh >= 1000) {
         last_refresh = now_ms;
         // Resolve the gateways before traffic needs them, and refresh entries before they lapse.
@@ -736,6 +800,9 @@ class Handler final : public admin::AdminHandler {
     j["io"] = io;
     j["main"] = {{"arp_replies", m_.arp_replies_sent},
                  {"gratuitous_arps", m_.garps_sent},
+                 {"arp_queued", m_.arp_queued.load(std::memory_order_relaxed)},
+                 {"arp_queue_sent", m_.arp_queue_sent.load(std::memory_order_relaxed)},
+                 {"arp_queue_dropped", m_.arp_queue_dropped.load(std::memory_order_relaxed)},
                  {"host_dropped", m_.host_dropped.load(std::memory_order_relaxed)},
                  {"host_to_kernel", m_.exception ? m_.exception->to_kernel_count() : 0},
                  {"kernel_to_port", m_.exception ? m_.exception->from_kernel_count() : 0},
@@ -865,6 +932,10 @@ Dataplane::~Dataplane() {
     rte_eth_dev_stop(p.id);
     rte_eth_dev_close(p.id);
   }
+  for (auto& [ip, q] : m.unresolved) {
+    for (auto& wt : q) rte_pktmbuf_free(wt.m);
+  }
+  m.unresolved.clear();
   delete m.neigh.load();
   for (auto& r : m.retired) delete r.first;
   rte_eal_cleanup();

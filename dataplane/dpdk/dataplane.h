@@ -19,7 +19,7 @@ struct WorkerStatus {
   uint64_t rx_packets = 0;
   uint64_t tx_packets = 0;
   uint64_t tx_dropped = 0;
-  uint64_t no_neighbour = 0;  // dropped: next hop MAC not resolved yet
+  uint64_t no_neighbour = 0;  // next hop MAC not resolved yet: handed to the main lcore's queue
   uint64_t loops = 0;         // progress counter (liveness)
   uint64_t idle_sleeps = 0;
 };

@@ -238,6 +238,11 @@ check "unsolicited TCP from outside is not delivered" bash -c \
   "! ip netns exec ${NET} curl -s --max-time 2 http://203.0.113.1:9090/"
 check "unsolicited TCP to the inside address is not routed" bash -c \
   "! ip netns exec ${NET} curl -s --max-time 2 --interface 203.0.113.254 http://10.0.1.10:9090/"
+main_stat() {  # prints -1 when the admin socket does not answer, so the checks below fail
+  ctl --json stats 2>/dev/null |
+    /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['main']['$1'])" 2>/dev/null ||
+    echo -1
+}
 if [[ ${MODE} == af_xdp_steer ]]; then
 # --- af_xdp_steer: the instance's own traffic never reaches the dataplane; the XDP program passes
 # it to the kernel's interfaces, which hold the addresses; NAT traffic is redirected.
@@ -263,7 +268,7 @@ check "the NAT still translates client traffic" bash -c \
   "[[ \$(ip netns exec ${CLI} curl -s --max-time 5 http://198.51.100.7:8080/) == 203.0.113.1 ]]"
 host_after=$(steer_stat outside pass_host_addr)
 check "host traffic passed to the kernel by XDP (pass_host_addr ${host_before} -> ${host_after})" \
-  test "${host_before}" -ge 0 -a "${host_after}" -ge $((host_before + 8))
+  test "${host_before}" -ge 0 -a "${host_after}" -ge $((host_before + 6))
 check "NAT traffic redirected both ways (inside nat_inside_out $(steer_stat inside nat_inside_out), outside nat_outside_in $(steer_stat outside nat_outside_in))" \
   test "$(steer_stat inside nat_inside_out)" -gt 20 -a "$(steer_stat outside nat_outside_in)" -gt 20
 check "the dataplane resolved its gateway through the kernel's ARP traffic" \
@@ -272,11 +277,6 @@ check "the dataplane resolved its gateway through the kernel's ARP traffic" \
 else
 # --- host exception path: the instance's own traffic reaches the NAT namespace's kernel through
 # the TAPs (which carry the ports' MACs and addresses), and the kernel's replies leave via DPDK.
-main_stat() {  # prints -1 when the admin socket does not answer, so the checks below fail
-  ctl --json stats 2>/dev/null |
-    /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['main']['$1'])" 2>/dev/null ||
-    echo -1
-}
 check "TAP ${TAP}1 carries the outside port's MAC and address" bash -c \
   "ip -n ${NAT} -4 addr show dev ${TAP}1 | grep -q 'inet 203.0.113.2/24' &&
    [[ \$(ip -n ${NAT} -br link show dev ${TAP}1 | awk '{print \$3}') == \$(ip -n ${NAT} -br link show dev nout | awk '{print \$3}') ]]"
@@ -351,6 +351,14 @@ line=$(grep -n '203.0.113.999' "${WORK}/broken.yaml" | cut -d: -f1)
 check "a broken config is refused with file:line (broken.yaml:${line})" refused "${WORK}/broken.yaml" "broken.yaml:${line}:"
 sed 's/^  outside_addresses: \[203.0.113.1\]$/  outside_addresses: [203.0.113.1, 203.0.113.3]/' "${WORK}/dp.yaml" >"${WORK}/restart.yaml"
 check "a restart-only change is refused by name" refused "${WORK}/restart.yaml" "nat.outside_addresses"
+# A new gateway (reloaded): the first packet toward it waits in the ARP queue instead of being
+# dropped, so a single ping gets its answer.
+in_ns "${NET}" ip addr add 203.0.113.253/24 dev i0
+sed 's/^  gateway: 203.0.113.254$/  gateway: 203.0.113.253/' "${WORK}/dp.yaml" >"${WORK}/gw.yaml"
+check "reload to a new gateway" ctl reload "${WORK}/gw.yaml"
+check "the first packet toward an unresolved next hop is queued, not lost" \
+  in_ns "${CLI}" ping -c 1 -W 3 198.51.100.8
+echo "INFO arp_queued=$(main_stat arp_queued) arp_queue_sent=$(main_stat arp_queue_sent)"
 check "forwarding continues after refused reloads" bash -c \
   "[[ \$(ip netns exec ${CLI} curl -s --max-time 5 http://198.51.100.7:8080/) == 203.0.113.1 ]]"
 
