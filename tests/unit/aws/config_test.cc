@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
+
 #include "aws/config.h"
 
 namespace eipgate::aws {
@@ -155,7 +157,14 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"section not a mapping", "aws: [1, 2]\n", 1, "expected a mapping"},
         Bad{"empty section", "aws:\n", 1, "section is empty"},
         Bad{"yaml syntax", "aws:\n  region: [\n", 3, ""},
-        Bad{"missing aws", "mode: one-armed\n", 0, "missing 'aws' section"}));
+        Bad{"missing aws", "mode: one-armed\n", 0, "missing 'aws' section"}),
+    [](const ::testing::TestParamInfo<Bad>& param_info) {
+      std::string name = param_info.param.name;
+      for (auto& c : name) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return name;
+    });
 
 TEST(AwsConfig, ReportsEveryErrorAtOnce) {
   const auto r = parse_aws_config_text(

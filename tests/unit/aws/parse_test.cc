@@ -1,6 +1,8 @@
 // EC2 response parsing from recorded response shapes, error-code mapping, request encoding.
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 #include "aws/ec2.h"
 #include "aws/error.h"
 
@@ -278,7 +280,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Mapping{"InternalError", 500, ErrorKind::Server, true},
                       Mapping{"Unavailable", 503, ErrorKind::Server, true},
                       Mapping{"SomethingNew", 500, ErrorKind::Server, true},
-                      Mapping{"SomethingNew", 400, ErrorKind::Other, false}));
+                      Mapping{"SomethingNew", 400, ErrorKind::Other, false}),
+    [](const ::testing::TestParamInfo<Mapping>& param_info) {
+      std::string name = std::string(param_info.param.code) + "_" + std::to_string(param_info.param.status);
+      for (auto& c : name) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return name;
+    });
 
 TEST(Ec2Encoding, QueryBodyIsFormEncodedInOrder) {
   EXPECT_EQ(encode_query("DescribeRouteTables", {{"Filter.1.Name", "tag:eipgate:az"},
