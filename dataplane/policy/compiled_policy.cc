@@ -1,5 +1,5 @@
-// Compiles a PolicyConfig into rte_lpm (source -> group) + one rte_acl context per group (first
-// matching rule by priority = rule order). Host-name rules become ACL entries of two kinds:
+// Compiles a PolicyConfig into a source -> group table and one first-match classifier per group
+// (a SegmentTable by default, rte_acl on request or as fallback; priority = rule order). Host-name rules become ACL entries of two kinds:
 // "pending" entries for TCP to inspected ports (-> NeedName) and /32 entries for the addresses
 // their exact names resolved to (everything else). Only the build allocates; lookups are
 // read-only on shared, immutable structures.
@@ -9,13 +9,14 @@
 #include <rte_byteorder.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
-#include <rte_lpm.h>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <set>
 #include <utility>
+
+#include "policy/segment_table.h"
 
 namespace eipgate::policy {
 
@@ -51,7 +52,7 @@ struct AclDeleter {
   void operator()(rte_acl_ctx* c) const { rte_acl_free(c); }
 };
 
-std::atomic<uint64_t> g_build_seq{0};  // rte_acl/rte_lpm names are global in the process
+std::atomic<uint64_t> g_build_seq{0};  // rte_acl names are global in the process
 
 std::string unique_name(const char* prefix) {
   return std::string(prefix) + std::to_string(g_build_seq.fetch_add(1));
@@ -103,8 +104,10 @@ bool contains_sorted(const std::vector<uint16_t>& v, uint16_t x) {
 }  // namespace
 
 struct CompiledPolicy::Group {
-  std::unique_ptr<rte_acl_ctx, AclDeleter> acl;  // null: no entries (everything -> default)
-  // ACL userdata - 1 -> (rule index in group << 1) | pending
+  SegmentTable table;                            // Backend::Segments
+  std::unique_ptr<rte_acl_ctx, AclDeleter> acl;  // Backend::Acl; null: no entries
+  // ACL userdata - 1 -> (rule index in group << 1) | pending; the segment table returns the
+  // same code directly
   std::vector<uint32_t> entries;
   uint32_t default_id = 0;  // rule id of the group default; rule i has default_id + 1 + i
   const SourceGroup* src = nullptr;  // points into the shared config
@@ -140,10 +143,20 @@ std::vector<std::string> names_used(const SourceGroup& g, const PolicyConfig& c)
   return {out.begin(), out.end()};
 }
 
-std::shared_ptr<const Group> build_group(const SourceGroup& g, uint16_t gid, uint32_t default_id,
+uint8_t classes_of(std::pair<uint8_t, uint8_t> proto) {
+  return proto.second == 0 ? uint8_t{kClassTcp | kClassUdp | kClassIcmp | kClassOther}
+                           : proto_class(proto.first);
+}
+
+// Cells (candidates + port intervals) a group's segment table may use before the build falls
+// back to rte_acl: 4M cells is 48 MiB, far beyond any policy written by hand.
+constexpr size_t kMaxSegmentCells = size_t{4} << 20;
+
+std::shared_ptr<const Group> build_group(const SourceGroup& g, uint32_t default_id,
                                          const PolicyConfig& c,
                                          const std::vector<uint16_t>& inspected,
-                                         const ResolvedNames& resolved, std::string* error) {
+                                         const ResolvedNames& resolved, Backend backend,
+                                         std::string* error) {
   auto out = std::make_shared<Group>();
   out->default_id = default_id;
   out->src = &g;
@@ -153,8 +166,14 @@ std::shared_ptr<const Group> build_group(const SourceGroup& g, uint16_t gid, uin
   }
 
   std::vector<AclRule> acl_rules;
+  std::vector<MatchEntry> match;
   auto add = [&](uint32_t local, bool pending, std::pair<uint8_t, uint8_t> proto, Prefix dst,
                  uint16_t lo, uint16_t hi) {
+    // Added in priority order: rule by rule, a rule's pending entries before its others.
+    const uint8_t cls = classes_of(proto);
+    const bool ported = (cls & (kClassIcmp | kClassOther)) == 0;
+    match.push_back(MatchEntry{dst, cls, ported ? lo : uint16_t{0}, ported ? hi : uint16_t{0xffff},
+                               (local << 1) | (pending ? 1U : 0U)});
     AclRule a{};
     a.data.category_mask = 1;
     // The first rule wins: earlier rules get higher priorities, and a rule's pending entries
@@ -198,6 +217,18 @@ std::shared_ptr<const Group> build_group(const SourceGroup& g, uint16_t gid, uin
     }
   }
   if (acl_rules.empty()) return out;
+  if (backend != Backend::Acl) {
+    std::string why;
+    if (out->table.build(match, kMaxSegmentCells, &why)) return out;
+    if (backend == Backend::Segments) {
+      *error = "group '" + g.name + "': " + why;
+      return nullptr;
+    }
+    if (rte_lcore_count() == 0) {  // Auto falls back to rte_acl, which needs the EAL
+      *error = "group '" + g.name + "': " + why + "; rte_acl would need DPDK's EAL";
+      return nullptr;
+    }
+  }
 
   const std::string name = unique_name("eipgate_pol_");
   rte_acl_param param{};
@@ -227,7 +258,6 @@ std::shared_ptr<const Group> build_group(const SourceGroup& g, uint16_t gid, uin
   rte_acl_reset_rules(out->acl.get());  // the trie stays; the rule copies are not needed
   // Single lookups on the flow-create path: the scalar walk has the least set-up per key.
   rte_acl_set_ctx_classify(out->acl.get(), RTE_ACL_CLASSIFY_SCALAR);
-  (void)gid;
   return out;
 }
 
@@ -292,7 +322,8 @@ CompiledPolicy::~CompiledPolicy() = default;
 
 std::unique_ptr<CompiledPolicy> CompiledPolicy::compile(const PolicyConfig& config,
                                                         std::string* error,
-                                                        const ResolvedNames& resolved) {
+                                                        const ResolvedNames& resolved,
+                                                        Backend backend) {
   std::string scratch;
   if (error == nullptr) error = &scratch;
   std::unique_ptr<CompiledPolicy> p(new CompiledPolicy());
@@ -309,22 +340,23 @@ std::unique_ptr<CompiledPolicy> CompiledPolicy::compile(const PolicyConfig& conf
     *error = "too many source groups (" + std::to_string(config.groups.size()) + ")";
     return nullptr;
   }
-  if (rte_lcore_count() == 0) {
-    *error = "the policy classifier needs DPDK's EAL initialised (rte_lpm/rte_acl memory)";
+  if (backend == Backend::Acl && rte_lcore_count() == 0) {
+    *error = "the rte_acl backend needs DPDK's EAL initialised";
     return nullptr;
   }
-  size_t nsources = 0;
-  for (const auto& g : p->config_->groups) nsources += g.sources.size();
-  const std::string lpm_name = unique_name("eipgate_src_");
-  rte_lpm_config lcfg{};
-  lcfg.max_rules = static_cast<uint32_t>(std::max<size_t>(nsources, 1));
-  lcfg.number_tbl8s = static_cast<uint32_t>(std::max<size_t>(nsources, 16));
-  rte_lpm* lpm = rte_lpm_create(lpm_name.c_str(), SOCKET_ID_ANY, &lcfg);
-  if (lpm == nullptr) {
-    *error = std::string("rte_lpm_create: ") + rte_strerror(rte_errno);
-    return nullptr;
+  p->backend_ = backend;
+  // Sources -> group: longest prefix first, so the first match is the most specific.
+  std::vector<MatchEntry> sources;
+  for (size_t gi = 0; gi < p->config_->groups.size(); ++gi) {
+    for (const auto& s : p->config_->groups[gi].sources) {
+      sources.push_back(MatchEntry{s, 0xff, 0, 0xffff, static_cast<uint32_t>(gi)});
+    }
   }
-  p->sources_.reset(lpm, rte_lpm_free);
+  std::stable_sort(sources.begin(), sources.end(),
+                   [](const MatchEntry& a, const MatchEntry& b) { return a.dst.len > b.dst.len; });
+  auto table = std::make_shared<SegmentTable>();
+  if (!table->build(sources, kMaxSegmentCells, error)) return nullptr;
+  p->sources_ = std::move(table);
 
   std::vector<uint16_t> inspected = p->tls_ports_;
   inspected.insert(inspected.end(), p->http_ports_.begin(), p->http_ports_.end());
@@ -332,17 +364,10 @@ std::unique_ptr<CompiledPolicy> CompiledPolicy::compile(const PolicyConfig& conf
   std::set<std::string> resolve;
   for (size_t gi = 0; gi < p->config_->groups.size(); ++gi) {
     const SourceGroup& g = p->config_->groups[gi];
-    const auto gid = static_cast<uint16_t>(gi);
-    for (const auto& s : g.sources) {
-      if (rte_lpm_add(lpm, s.addr, s.len, gid) != 0) {
-        *error = "group '" + g.name + "': rte_lpm_add " + s.to_string() + " failed";
-        return nullptr;
-      }
-    }
     const auto default_id = static_cast<uint32_t>(p->rule_names_.size());
     p->rule_names_.push_back(g.name + "#default");
     for (const auto& r : g.rules) p->rule_names_.push_back(r.name);
-    auto built = build_group(g, gid, default_id, *p->config_, inspected, resolved, error);
+    auto built = build_group(g, default_id, *p->config_, inspected, resolved, backend, error);
     if (!built) return nullptr;
     for (const auto& [name, addrs] : built->resolved_used) resolve.insert(name);
     p->groups_.push_back(std::move(built));
@@ -358,6 +383,7 @@ std::unique_ptr<CompiledPolicy> CompiledPolicy::with_resolved(const ResolvedName
   std::unique_ptr<CompiledPolicy> p(new CompiledPolicy());
   p->config_ = config_;
   p->sources_ = sources_;
+  p->backend_ = backend_;
   p->rule_names_ = rule_names_;
   p->to_resolve_ = to_resolve_;
   p->tls_ports_ = tls_ports_;
@@ -377,8 +403,8 @@ std::unique_ptr<CompiledPolicy> CompiledPolicy::with_resolved(const ResolvedName
       p->groups_.push_back(old);
       continue;
     }
-    auto built = build_group(*old->src, static_cast<uint16_t>(gi), old->default_id, *config_,
-                             inspected, resolved, error);
+    auto built = build_group(*old->src, old->default_id, *config_, inspected, resolved,
+                             backend_, error);
     if (!built) return nullptr;
     p->groups_.push_back(std::move(built));
   }
@@ -424,32 +450,34 @@ void CompiledPolicy::classify_bulk(const uint32_t* src, const uint32_t* dst,
                                    const uint8_t* ip_proto, const uint16_t* dst_port,
                                    Decision* out, size_t n) const {
   for (size_t i = 0; i < n; ++i) {
-    uint32_t gid = 0;
-    if (groups_.empty() || rte_lpm_lookup(sources_.get(), src[i], &gid) != 0) {
+    const uint32_t gid = groups_.empty() ? SegmentTable::kNone
+                                         : sources_->lookup(src[i], 0xff, 0);
+    if (gid == SegmentTable::kNone) {
       out[i] = unmatched();
       continue;
     }
     const Group& g = *groups_[gid];
-    if (!g.acl) {
+    uint32_t code = SegmentTable::kNone;
+    if (g.acl) {
+      AclKey key{};
+      key.proto = ip_proto[i];
+      key.dst_be = rte_cpu_to_be_32(dst[i]);
+      // ICMP carries no port: its entries accept any, so what the caller passes does not matter.
+      key.dport_be = rte_cpu_to_be_16(dst_port[i]);
+      const uint8_t* data = reinterpret_cast<const uint8_t*>(&key);
+      uint32_t result = 0;
+      rte_acl_classify(g.acl.get(), &data, &result, 1, 1);
+      if (result != 0) code = g.entries[result - 1];
+    } else {
+      code = g.table.lookup(dst[i], proto_class(ip_proto[i]), dst_port[i]);
+    }
+    if (code == SegmentTable::kNone) {
       out[i] = group_default(static_cast<uint16_t>(gid));
       continue;
     }
-    AclKey key{};
-    key.proto = ip_proto[i];
-    key.dst_be = rte_cpu_to_be_32(dst[i]);
-    // ICMP carries no port: its entries accept any, so what the caller passes does not matter.
-    key.dport_be = rte_cpu_to_be_16(dst_port[i]);
-    const uint8_t* data = reinterpret_cast<const uint8_t*>(&key);
-    uint32_t result = 0;
-    rte_acl_classify(g.acl.get(), &data, &result, 1, 1);
-    if (result == 0) {
-      out[i] = group_default(static_cast<uint16_t>(gid));
-      continue;
-    }
-    const uint32_t entry = g.entries[result - 1];
-    out[i] = rule_decision(g, entry >> 1);
+    out[i] = rule_decision(g, code >> 1);
     out[i].group_id = static_cast<uint16_t>(gid);
-    if ((entry & 1) != 0) out[i].verdict = Decision::Verdict::NeedName;
+    if ((code & 1) != 0) out[i].verdict = Decision::Verdict::NeedName;
   }
 }
 

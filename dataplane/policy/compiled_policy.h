@@ -1,5 +1,5 @@
-// The compiled egress policy: an immutable classifier built from a PolicyConfig (rte_lpm maps a
-// source to its group, one rte_acl trie per group finds the first matching rule), shared
+// The compiled egress policy: an immutable classifier built from a PolicyConfig (a segment table
+// maps a source to its group, one first-match table per group finds the rule), shared
 // read-only by every worker lcore. Also the resolved-name snapshot for host-name rules on traffic
 // that carries no name (UDP, ICMP, TCP on ports not inspected), and per-rule hit counters.
 // Design and figures: dataplane/policy/README.md.
@@ -17,8 +17,6 @@
 
 #include "policy/name_parsers.h"
 #include "policy/policy_config.h"
-
-struct rte_lpm;
 
 namespace eipgate::policy {
 
@@ -75,12 +73,19 @@ class NameCache {
   std::map<std::string, Entry, std::less<>> entries_;
 };
 
+class SegmentTable;
+
+// Per-group classifier. Auto: the segment table (no EAL needed, faster: README.md), falling back
+// to rte_acl for a group whose prefixes overlap pathologically. Acl: DPDK's rte_acl (needs the
+// EAL initialised), kept for comparison in the benchmark and tests.
+enum class Backend : uint8_t { Auto, Segments, Acl };
+
 class CompiledPolicy {
  public:
-  // Builds the classifier. A policy with groups needs DPDK's EAL (rte_lpm/rte_acl memory); an
-  // empty policy does not. nullptr with *error on failure (the running policy stays).
+  // Builds the classifier. nullptr with *error on failure (the running policy stays).
   static std::unique_ptr<CompiledPolicy> compile(const PolicyConfig& config, std::string* error,
-                                                 const ResolvedNames& resolved = {});
+                                                 const ResolvedNames& resolved = {},
+                                                 Backend backend = Backend::Auto);
   // The same policy with other resolved addresses: rebuilds only the groups whose host-name
   // rules see a different address set; the others (and the source LPM) are shared.
   [[nodiscard]] std::unique_ptr<CompiledPolicy> with_resolved(const ResolvedNames& resolved,
@@ -127,7 +132,8 @@ class CompiledPolicy {
   Decision unmatched() const;
 
   std::shared_ptr<const PolicyConfig> config_;
-  std::shared_ptr<::rte_lpm> sources_;  // src -> group id
+  std::shared_ptr<const SegmentTable> sources_;  // src -> group id (longest prefix)
+  Backend backend_ = Backend::Auto;
   std::vector<std::shared_ptr<const Group>> groups_;
   std::vector<std::string> rule_names_;
   std::vector<std::string> to_resolve_;

@@ -33,9 +33,10 @@ class CompiledPolicyTest : public ::testing::Test {
     return r.config.value_or(PolicyConfig{});
   }
   static std::unique_ptr<CompiledPolicy> compile(const PolicyConfig& c,
-                                                 const ResolvedNames& names = {}) {
+                                                 const ResolvedNames& names = {},
+                                                 Backend backend = Backend::Auto) {
     std::string err;
-    auto p = CompiledPolicy::compile(c, &err, names);
+    auto p = CompiledPolicy::compile(c, &err, names, backend);
     EXPECT_NE(p, nullptr) << err;
     return p;
   }
@@ -330,16 +331,21 @@ RefResult reference(const PolicyConfig& c, const ResolvedNames& names, uint32_t 
   return {V::Deny, best, -1};
 }
 
-TEST_F(CompiledPolicyTest, AgreesWithReferenceOnRandomPolicies) {
+class CompiledPolicyBackendTest : public CompiledPolicyTest,
+                                  public ::testing::WithParamInterface<Backend> {};
+
+TEST_P(CompiledPolicyBackendTest, AgreesWithReferenceOnRandomPolicies) {
   std::mt19937 rng(12345);
   // Destinations from a small space so that rules overlap and flows hit them.
   auto rand_dst = [&] { return ip(52, static_cast<uint8_t>(rng() % 4), static_cast<uint8_t>(rng() % 8), static_cast<uint8_t>(rng())); };
-  for (int round = 0; round < 3; ++round) {
+  // Rounds: small; 50 groups x 4000 rules; the same with wide prefixes (/0../12: long candidate
+  // lists, so the segment table's port tables are exercised).
+  for (int round = 0; round < 4; ++round) {
     PolicyConfig c;
     c.tls_ports = {443};
     c.http_ports = {80, 8080};
-    const int ngroups = round == 0 ? 3 : 50;
-    const int nrules = round == 0 ? 40 : 4000;
+    const int ngroups = round == 0 ? 3 : round == 3 ? 5 : 50;
+    const int nrules = round == 0 ? 40 : round == 3 ? 1000 : 4000;
     for (int g = 0; g < ngroups; ++g) {
       SourceGroup sg;
       sg.name = "g" + std::to_string(g);
@@ -356,7 +362,7 @@ TEST_F(CompiledPolicyTest, AgreesWithReferenceOnRandomPolicies) {
       r.name = "r" + std::to_string(i);
       const int ndst = 1 + static_cast<int>(rng() % 2);
       for (int k = 0; k < ndst; ++k) {
-        const auto len = static_cast<uint8_t>(14 + rng() % 19);
+        const auto len = static_cast<uint8_t>(round == 3 ? rng() % 13 : 14 + rng() % 19);
         r.dst.push_back(Prefix{rand_dst() & Prefix::mask(len), len});
       }
       r.proto = static_cast<Proto>(rng() % 4);
@@ -373,7 +379,7 @@ TEST_F(CompiledPolicyTest, AgreesWithReferenceOnRandomPolicies) {
       }
       c.groups[g].rules.push_back(r);
     }
-    auto p = compile(c, names);
+    auto p = compile(c, names, GetParam());
     ASSERT_NE(p, nullptr);
     for (int q = 0; q < 20000; ++q) {
       const uint32_t src = ip(10, static_cast<uint8_t>(rng() % static_cast<unsigned>(ngroups + 2)),
@@ -403,6 +409,13 @@ TEST_F(CompiledPolicyTest, AgreesWithReferenceOnRandomPolicies) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, CompiledPolicyBackendTest,
+                         ::testing::Values(Backend::Segments, Backend::Acl),
+                         [](const auto& test_info) {
+                           return test_info.param == Backend::Acl ? std::string("RteAcl")
+                                                                  : std::string("SegmentTable");
+                         });
 
 // ---- names, counters ------------------------------------------------------------------------
 
