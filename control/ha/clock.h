@@ -16,8 +16,7 @@ class Clock {
 class SteadyClock final : public Clock {
  public:
   [[nodiscard]] Millis now() const override {
-    return std::chrono::duration_cast<Millis>(
-        std::chrono::steady_clock::now().time_since_epoch());
+    return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now().time_since_epoch());
   }
 };
 

@@ -29,7 +29,8 @@ class Parser {
   [[noreturn]] void fail(int line, std::string reason) const {
     throw Failure{HaConfigError{file_, line, std::move(reason)}};
   }
-  [[noreturn]] void fail(const YAML::Node& n, const std::string& key, const std::string& why) const {
+  [[noreturn]] void fail(const YAML::Node& n, const std::string& key,
+                         const std::string& why) const {
     fail(line_of(n), "ha." + key + ": " + why);
   }
   const std::string& file() const { return file_; }
@@ -78,10 +79,12 @@ uint64_t integer(const Parser& p, const YAML::Node& n, const std::string& key, u
   const std::string s = scalar(p, n, key);
   uint64_t v = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) p.fail(n, key, "'" + s + "' is not a number");
+  if (ec != std::errc() || end != s.data() + s.size())
+    p.fail(n, key, "'" + s + "' is not a number");
   if (v < lo || v > hi) {
-    p.fail(n, key, std::to_string(v) + " is out of range " + std::to_string(lo) + ".." +
-                       std::to_string(hi));
+    p.fail(
+        n, key,
+        std::to_string(v) + " is out of range " + std::to_string(lo) + ".." + std::to_string(hi));
   }
   return v;
 }
@@ -93,7 +96,8 @@ bool boolean(const Parser& p, const YAML::Node& n, const std::string& key) {
   p.fail(n, key, "'" + s + "' is not a boolean (true or false)");
 }
 
-Millis duration(const Parser& p, const YAML::Node& n, const std::string& key, Millis lo, Millis hi) {
+Millis duration(const Parser& p, const YAML::Node& n, const std::string& key, Millis lo,
+                Millis hi) {
   const std::string s = scalar(p, n, key);
   uint64_t v = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -109,8 +113,9 @@ Millis duration(const Parser& p, const YAML::Node& n, const std::string& key, Mi
   if (v > uint64_t{1} << 40) p.fail(n, key, "'" + s + "' is too large");
   const Millis d{static_cast<int64_t>(v * scale)};
   if (d < lo || d > hi) {
-    p.fail(n, key, "'" + s + "' is out of range " + std::to_string(lo.count()) + "ms.." +
-                       std::to_string(hi.count()) + "ms");
+    p.fail(n, key,
+           "'" + s + "' is out of range " + std::to_string(lo.count()) + "ms.." +
+               std::to_string(hi.count()) + "ms");
   }
   return d;
 }
@@ -128,11 +133,11 @@ constexpr Millis kHour{3'600'000};
 HaConfig parse(const Parser& p, const YAML::Node& ha) {
   // yaml-cpp marks an empty value at the next token, which may be past the end: no line.
   if (!ha.IsDefined() || ha.IsNull()) p.fail(0, "ha: the section is empty or missing");
-  const auto top = entries(p, ha, "ha",
-                           {"priority", "peers", "bind_address", "port", "secret_file",
-                            "heartbeat_interval", "dead_interval", "miss_count", "startup_wait",
-                            "preempt", "preempt_delay", "hold_down", "takeover_timeout",
-                            "handover_timeout", "route_check_interval", "sync", "probes"});
+  const auto top = entries(
+      p, ha, "ha",
+      {"priority", "peers", "bind_address", "port", "secret_file", "heartbeat_interval",
+       "dead_interval", "miss_count", "startup_wait", "preempt", "preempt_delay", "hold_down",
+       "takeover_timeout", "handover_timeout", "route_check_interval", "sync", "probes"});
   HaConfig c;
   c.source_file = p.file();
   auto require = [&](std::string_view key) -> const YAML::Node& {
@@ -192,8 +197,7 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
     c.dead_interval = duration(p, *dead, "dead_interval", Millis{1}, kMinute);
     if (c.dead_interval < 2 * c.heartbeat_interval) {
       p.fail(*dead, "dead_interval",
-             std::to_string(c.dead_interval.count()) +
-                 "ms is less than two heartbeat intervals (" +
+             std::to_string(c.dead_interval.count()) + "ms is less than two heartbeat intervals (" +
                  std::to_string(2 * c.heartbeat_interval.count()) +
                  "ms): one lost heartbeat would fail over");
     }
@@ -314,7 +318,7 @@ std::optional<std::string> load_secret_file(const std::string& path, Secret* out
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) return where + "cannot stat: " + std::strerror(errno);
   if (!S_ISREG(st.st_mode)) return where + "is not a regular file";
   if (st.st_uid != owner) {

@@ -35,15 +35,15 @@ struct ProbeTarget {
 
 struct HaConfig {
   std::string source_file;
-  uint8_t priority = 100;            // 1..254
-  std::vector<PeerAddress> peers;    // one peer today; a list so a second address can be added
-  uint32_t bind_address = 0;         // host order; 0 = any
-  uint16_t port = kDefaultHaPort;    // local UDP port for heartbeats, sync and handover
+  uint8_t priority = 100;          // 1..254
+  std::vector<PeerAddress> peers;  // one peer today; a list so a second address can be added
+  uint32_t bind_address = 0;       // host order; 0 = any
+  uint16_t port = kDefaultHaPort;  // local UDP port for heartbeats, sync and handover
   std::string secret_file;
-  int secret_file_line = 0;          // for errors about the file itself
-  Millis heartbeat_interval{150};    // 100..200 ms
-  Millis dead_interval{600};         // given, or heartbeat_interval * miss_count
-  Millis startup_wait{0};            // 0: dead_interval
+  int secret_file_line = 0;        // for errors about the file itself
+  Millis heartbeat_interval{150};  // 100..200 ms
+  Millis dead_interval{600};       // given, or heartbeat_interval * miss_count
+  Millis startup_wait{0};          // 0: dead_interval
   bool preempt = false;
   Millis preempt_delay{30'000};
   Millis hold_down{10'000};

@@ -16,24 +16,36 @@ bool healthy(uint8_t bits) {
 
 std::string_view to_string(RouteTarget t) {
   switch (t) {
-    case RouteTarget::Unknown: return "unknown";
-    case RouteTarget::Me: return "me";
-    case RouteTarget::Peer: return "peer";
-    case RouteTarget::Elsewhere: return "elsewhere";
+    case RouteTarget::Unknown:
+      return "unknown";
+    case RouteTarget::Me:
+      return "me";
+    case RouteTarget::Peer:
+      return "peer";
+    case RouteTarget::Elsewhere:
+      return "elsewhere";
   }
   return "?";
 }
 
 std::string_view to_string(ActionKind k) {
   switch (k) {
-    case ActionKind::TakeOver: return "take_over";
-    case ActionKind::Demote: return "demote";
-    case ActionKind::CheckRoutes: return "check_routes";
-    case ActionKind::RequestResync: return "request_resync";
-    case ActionKind::StartSyncSender: return "start_sync_sender";
-    case ActionKind::SendHeartbeat: return "send_heartbeat";
-    case ActionKind::SendHandoverRequest: return "send_handover_request";
-    case ActionKind::SendHandoverAck: return "send_handover_ack";
+    case ActionKind::TakeOver:
+      return "take_over";
+    case ActionKind::Demote:
+      return "demote";
+    case ActionKind::CheckRoutes:
+      return "check_routes";
+    case ActionKind::RequestResync:
+      return "request_resync";
+    case ActionKind::StartSyncSender:
+      return "start_sync_sender";
+    case ActionKind::SendHeartbeat:
+      return "send_heartbeat";
+    case ActionKind::SendHandoverRequest:
+      return "send_handover_request";
+    case ActionKind::SendHandoverAck:
+      return "send_handover_ack";
   }
   return "?";
 }
@@ -159,7 +171,8 @@ Decision FailoverFsm::evaluate(std::string trigger) {
   }
 
   if (state_ == HaState::Init) {
-    if (!dataplane_good_) return stay(trigger + "; waiting for the dataplane's first health report");
+    if (!dataplane_good_)
+      return stay(trigger + "; waiting for the dataplane's first health report");
     const bool waited = t - started_ >= config_.startup_wait;
     if (!peer_ && !waited) return stay(trigger + "; waiting for the peer (startup wait)");
     // A peer that is already active needs no route information to follow.
@@ -190,7 +203,8 @@ Decision FailoverFsm::evaluate(std::string trigger) {
         return take_over("peer reports failed");
       case HaState::Init:
       case HaState::Standby:
-        if (route_ == RouteTarget::Me) return take_over("no active instance and the routes point at us");
+        if (route_ == RouteTarget::Me)
+          return take_over("no active instance and the routes point at us");
         if (route_ == RouteTarget::Peer) {
           return standby("no active instance; the routes point at the peer, it will claim");
         }
@@ -206,13 +220,13 @@ Decision FailoverFsm::evaluate(std::string trigger) {
   }
 
   // The peer is silent: dead, or the heartbeat link is cut (partition).
-  const std::string silent =
-      peer_ ? "peer silent for " + ms(t - peer_->heard) + " (dead interval " +
-                  ms(config_.dead_interval) + ")"
-            : "no peer heard within the startup wait";
+  const std::string silent = peer_ ? "peer silent for " + ms(t - peer_->heard) +
+                                         " (dead interval " + ms(config_.dead_interval) + ")"
+                                   : "no peer heard within the startup wait";
   if (fenced_ && route_ == RouteTarget::Peer) {
-    return standby(silent + ", but we were fenced and the routes still point at the peer: "
-                            "partition rule, not taking the role back");
+    return standby(silent +
+                   ", but we were fenced and the routes still point at the peer: "
+                   "partition rule, not taking the role back");
   }
   return take_over(silent);
 }
@@ -276,8 +290,8 @@ Decision FailoverFsm::on(const event::PeerHeartbeat& e) {
     if (e.state == HaState::Active) {
       if (handover_out_ && e.epoch > epoch_) {
         // Keep streaming flows until the peer confirms its takeover (or the request times out).
-        return stay("peer is taking over for our handover " +
-                    std::to_string(handover_out_->first) + "; waiting for its ack");
+        return stay("peer is taking over for our handover " + std::to_string(handover_out_->first) +
+                    "; waiting for its ack");
       }
       if (e.epoch > epoch_ || (e.epoch == epoch_ && peer_preferred())) {
         Decision d = demote(HaState::Standby,
@@ -334,10 +348,10 @@ Decision FailoverFsm::on(const event::RouteCheck& e) {
     case RouteTarget::Peer:
     case RouteTarget::Elsewhere:
       if (takeover_pending_) return stay(trigger + " during our takeover; re-checked after it");
-      return demote(HaState::Standby,
-                    "fencing: the routes point at " + std::string(to_string(e.target)) +
-                        ", not at us",
-                    e.target == RouteTarget::Peer);
+      return demote(
+          HaState::Standby,
+          "fencing: the routes point at " + std::string(to_string(e.target)) + ", not at us",
+          e.target == RouteTarget::Peer);
   }
   return stay(trigger);
 }
@@ -378,7 +392,8 @@ Decision FailoverFsm::on(const event::PeerHandoverAck& e) {
     return stay("handover ack " + std::to_string(e.id) + " matches no request; ignored");
   }
   handover_out_.reset();
-  if (!e.accepted) return stay("peer refused handover " + std::to_string(e.id) + "; staying active");
+  if (!e.accepted)
+    return stay("peer refused handover " + std::to_string(e.id) + "; staying active");
   return demote(HaState::Standby, "handover " + std::to_string(e.id) + " done: the peer took over",
                 false);
 }

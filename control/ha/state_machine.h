@@ -16,13 +16,13 @@
 namespace eipgate::ha {
 
 struct FsmConfig {
-  uint8_t priority = 100;         // higher wins an election; also decides preemption
-  uint64_t boot_id = 0;           // ties on priority: the larger boot id wins (both sides agree)
-  Millis dead_interval{600};      // peer silent this long -> dead
-  Millis startup_wait{600};       // Init waits this long for a peer before deciding alone
-  bool preempt = false;           // a healthier/higher-priority standby takes the role back
-  Millis preempt_delay{30'000};   // ... after seeing it ready this long
-  Millis hold_down{10'000};       // min time between two takeovers, and in Failed before recovery
+  uint8_t priority = 100;           // higher wins an election; also decides preemption
+  uint64_t boot_id = 0;             // ties on priority: the larger boot id wins (both sides agree)
+  Millis dead_interval{600};        // peer silent this long -> dead
+  Millis startup_wait{600};         // Init waits this long for a peer before deciding alone
+  bool preempt = false;             // a healthier/higher-priority standby takes the role back
+  Millis preempt_delay{30'000};     // ... after seeing it ready this long
+  Millis hold_down{10'000};         // min time between two takeovers, and in Failed before recovery
   Millis takeover_timeout{30'000};  // no takeover result by then -> treat as failed
   Millis handover_timeout{10'000};  // planned handover without an answer -> stay active
   uint32_t probe_fail_threshold = 3;  // consecutive egress probe failures -> egress bad
@@ -72,10 +72,10 @@ struct TakeoverFailed {
 };
 }  // namespace event
 
-using Event = std::variant<event::PeerHeartbeat, event::Tick, event::LocalHealth,
-                           event::EgressProbe, event::RouteCheck, event::OperatorHandover,
-                           event::PeerHandoverRequest, event::PeerHandoverAck, event::TakeoverDone,
-                           event::TakeoverFailed>;
+using Event =
+    std::variant<event::PeerHeartbeat, event::Tick, event::LocalHealth, event::EgressProbe,
+                 event::RouteCheck, event::OperatorHandover, event::PeerHandoverRequest,
+                 event::PeerHandoverAck, event::TakeoverDone, event::TakeoverFailed>;
 
 enum class ActionKind : uint8_t {
   TakeOver,             // move the service address/EIP to us, ReplaceRoute, gratuitous ARP;
@@ -149,8 +149,8 @@ class FailoverFsm {
   Decision standby(std::string reason);  // stay/become standby (from Init or Standby)
   Decision demote(HaState to, std::string reason, bool fenced);
 
-  [[nodiscard]] bool eligible() const;  // healthy enough to be active
-  [[nodiscard]] bool peer_ready() const;  // alive, standby and healthy: could take over from us
+  [[nodiscard]] bool eligible() const;        // healthy enough to be active
+  [[nodiscard]] bool peer_ready() const;      // alive, standby and healthy: could take over from us
   [[nodiscard]] bool peer_preferred() const;  // peer wins an election against us
   [[nodiscard]] Millis now() const { return clock_.now(); }
 
@@ -166,9 +166,9 @@ class FailoverFsm {
   bool route_checked_ = false;
   std::optional<Peer> peer_;
   bool fenced_ = false;  // demoted because the routes pointed elsewhere (see README)
-  std::optional<Millis> takeover_pending_;   // TakeOver issued at this time
-  std::optional<uint32_t> handover_for_;     // TakeOver issued for this peer handover request
-  std::optional<Millis> last_takeover_;      // for hold-down
+  std::optional<Millis> takeover_pending_;  // TakeOver issued at this time
+  std::optional<uint32_t> handover_for_;    // TakeOver issued for this peer handover request
+  std::optional<Millis> last_takeover_;     // for hold-down
   std::optional<std::pair<uint32_t, Millis>> handover_out_;  // our request id, deadline
   uint32_t next_handover_id_ = 1;
   std::optional<Millis> preempt_seen_since_;  // higher-priority ready standby first seen

@@ -99,10 +99,10 @@ std::optional<SyncRequest> SyncReceiver::apply_live(uint64_t first_seq,
     const uint64_t expected = applied_ + 1;
     for (size_t i = 0; i < events.size(); ++i) buffer_.emplace_back(first_seq + i, events[i]);
     stats_.buffered += events.size();
-    return request(ResyncMode::FromSeq,
-                   "gap: expected sync seq " + std::to_string(expected) + ", got " +
-                       std::to_string(first_seq),
-                   true);
+    return request(
+        ResyncMode::FromSeq,
+        "gap: expected sync seq " + std::to_string(expected) + ", got " + std::to_string(first_seq),
+        true);
   }
   for (size_t i = 0; i < events.size(); ++i) {
     const uint64_t seq = first_seq + i;
@@ -232,8 +232,8 @@ std::optional<SyncRequest> SyncReceiver::on_heartbeat(uint64_t sender, uint64_t 
     const uint64_t missing = tail_suspect_;
     tail_suspect_ = 0;
     return request(ResyncMode::FromSeq,
-                   "stream tail lost: peer sent up to " + std::to_string(missing) +
-                       ", applied " + std::to_string(applied_),
+                   "stream tail lost: peer sent up to " + std::to_string(missing) + ", applied " +
+                       std::to_string(applied_),
                    true);
   }
   tail_suspect_ = sync_sent;

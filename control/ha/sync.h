@@ -18,9 +18,9 @@
 namespace eipgate::ha {
 
 struct SyncSenderStats {
-  uint64_t events = 0;      // live events queued
-  uint64_t batches = 0;     // live datagrams made
-  uint64_t snapshots = 0;   // bulk resyncs started
+  uint64_t events = 0;     // live events queued
+  uint64_t batches = 0;    // live datagrams made
+  uint64_t snapshots = 0;  // bulk resyncs started
   uint64_t bulk_events = 0;
   uint64_t bulk_chunks = 0;
   uint64_t encode_failures = 0;
@@ -75,16 +75,16 @@ class SyncSink {
 };
 
 struct SyncReceiverStats {
-  uint64_t applied = 0;         // live events applied
-  uint64_t duplicates = 0;      // live events at or below the applied sequence
-  uint64_t gaps = 0;            // missing sequences detected (each starts a resync)
-  uint64_t buffered = 0;        // live events held during a resync
-  uint64_t buffer_overflow = 0; // live events dropped because the resync buffer was full
+  uint64_t applied = 0;          // live events applied
+  uint64_t duplicates = 0;       // live events at or below the applied sequence
+  uint64_t gaps = 0;             // missing sequences detected (each starts a resync)
+  uint64_t buffered = 0;         // live events held during a resync
+  uint64_t buffer_overflow = 0;  // live events dropped because the resync buffer was full
   uint64_t bulk_events = 0;
   uint64_t bulk_chunks = 0;
   uint64_t bulk_out_of_order = 0;  // a chunk missing or foreign: the resync restarts
   uint64_t snapshots_completed = 0;
-  uint64_t requests = 0;        // sync requests produced
+  uint64_t requests = 0;  // sync requests produced
 };
 
 class SyncReceiver {

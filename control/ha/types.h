@@ -16,10 +16,14 @@ enum class HaState : uint8_t {
 
 [[nodiscard]] constexpr std::string_view to_string(HaState s) {
   switch (s) {
-    case HaState::Init: return "init";
-    case HaState::Standby: return "standby";
-    case HaState::Active: return "active";
-    case HaState::Failed: return "failed";
+    case HaState::Init:
+      return "init";
+    case HaState::Standby:
+      return "standby";
+    case HaState::Active:
+      return "active";
+    case HaState::Failed:
+      return "failed";
   }
   return "unknown";
 }

@@ -155,8 +155,8 @@ std::vector<Datagram> UdpTransport::receive_many(size_t max, int timeout_ms, siz
   for (int i = 0; i < r; ++i) {
     if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) continue;
     const uint8_t* base = storage.data() + static_cast<size_t>(i) * max_size;
-    out.push_back(Datagram{from_sockaddr(from[i]),
-                           std::vector<uint8_t>(base, base + msgs[i].msg_len)});
+    out.push_back(
+        Datagram{from_sockaddr(from[i]), std::vector<uint8_t>(base, base + msgs[i].msg_len)});
   }
   return out;
 }

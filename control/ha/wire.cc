@@ -102,8 +102,7 @@ std::optional<Message> decode_payload(MessageType type, const uint8_t* p, size_t
   switch (type) {
     case MessageType::Heartbeat: {
       if (len != kHeartbeatSize || p[0] > static_cast<uint8_t>(HaState::Failed)) return {};
-      return Heartbeat{static_cast<HaState>(p[0]), p[1], p[2], be::get64(p + 8),
-                       be::get64(p + 16)};
+      return Heartbeat{static_cast<HaState>(p[0]), p[1], p[2], be::get64(p + 8), be::get64(p + 16)};
     }
     case MessageType::SyncBatch: {
       if (len < kSyncBatchFixed) return {};
@@ -165,12 +164,18 @@ constexpr std::string_view kReasonTexts[] = {
 
 std::string_view to_string(MessageType t) {
   switch (t) {
-    case MessageType::Heartbeat: return "heartbeat";
-    case MessageType::SyncBatch: return "sync_batch";
-    case MessageType::SyncRequest: return "sync_request";
-    case MessageType::SyncBulk: return "sync_bulk";
-    case MessageType::HandoverRequest: return "handover_request";
-    case MessageType::HandoverAck: return "handover_ack";
+    case MessageType::Heartbeat:
+      return "heartbeat";
+    case MessageType::SyncBatch:
+      return "sync_batch";
+    case MessageType::SyncRequest:
+      return "sync_request";
+    case MessageType::SyncBulk:
+      return "sync_bulk";
+    case MessageType::HandoverRequest:
+      return "handover_request";
+    case MessageType::HandoverAck:
+      return "handover_ack";
   }
   return "unknown";
 }
@@ -253,10 +258,14 @@ std::optional<Decoded> Codec::decode(std::span<const uint8_t> d, ReplayWindow& w
   if (!m) return drop(DropReason::bad_payload);
   if (h.boot_id == boot_id_) return drop(DropReason::own_message);
   switch (window.check(h.boot_id, h.seq)) {
-    case ReplayWindow::Verdict::Accept: break;
-    case ReplayWindow::Verdict::Replay: return drop(DropReason::replay);
-    case ReplayWindow::Verdict::TooOld: return drop(DropReason::too_old);
-    case ReplayWindow::Verdict::StaleIncarnation: return drop(DropReason::stale_incarnation);
+    case ReplayWindow::Verdict::Accept:
+      break;
+    case ReplayWindow::Verdict::Replay:
+      return drop(DropReason::replay);
+    case ReplayWindow::Verdict::TooOld:
+      return drop(DropReason::too_old);
+    case ReplayWindow::Verdict::StaleIncarnation:
+      return drop(DropReason::stale_incarnation);
   }
   window.record(h.boot_id, h.seq);
   ++counters_.accepted;

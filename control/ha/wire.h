@@ -109,19 +109,19 @@ using Message =
     std::variant<Heartbeat, SyncBatch, SyncRequest, SyncBulk, HandoverRequest, HandoverAck>;
 
 // Why a datagram was dropped: one list for the enum, its names and the counters.
-#define EIPGATE_HA_DROP_REASONS(X)                                          \
-  X(too_short, "shorter than header + MAC")                                 \
-  X(too_long, "longer than the largest datagram")                           \
-  X(bad_magic, "not an eipgate HA message")                                 \
-  X(bad_version, "unsupported wire version")                                \
-  X(length_mismatch, "payload length field disagrees with datagram size")   \
-  X(bad_mac, "HMAC does not verify (wrong key or altered)")                 \
-  X(unknown_type, "unknown message type")                                   \
-  X(bad_payload, "payload malformed for its type")                          \
-  X(own_message, "carries our own boot id (reflected)")                     \
-  X(stale_incarnation, "from an older incarnation of the peer")             \
-  X(replay, "sequence number already seen")                                 \
-  X(too_old, "sequence number left of the replay window")                   \
+#define EIPGATE_HA_DROP_REASONS(X)                                        \
+  X(too_short, "shorter than header + MAC")                               \
+  X(too_long, "longer than the largest datagram")                         \
+  X(bad_magic, "not an eipgate HA message")                               \
+  X(bad_version, "unsupported wire version")                              \
+  X(length_mismatch, "payload length field disagrees with datagram size") \
+  X(bad_mac, "HMAC does not verify (wrong key or altered)")               \
+  X(unknown_type, "unknown message type")                                 \
+  X(bad_payload, "payload malformed for its type")                        \
+  X(own_message, "carries our own boot id (reflected)")                   \
+  X(stale_incarnation, "from an older incarnation of the peer")           \
+  X(replay, "sequence number already seen")                               \
+  X(too_old, "sequence number left of the replay window")                 \
   X(unknown_source, "from an address that is not a configured peer")
 
 enum class DropReason : uint8_t {
@@ -131,8 +131,8 @@ enum class DropReason : uint8_t {
       count
 };
 inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::count);
-[[nodiscard]] std::string_view to_string(DropReason r);      // "bad_mac"
-[[nodiscard]] std::string_view description(DropReason r);    // "HMAC does not verify ..."
+[[nodiscard]] std::string_view to_string(DropReason r);    // "bad_mac"
+[[nodiscard]] std::string_view description(DropReason r);  // "HMAC does not verify ..."
 
 struct DropCounters {
   std::array<uint64_t, kDropReasonCount> by_reason{};

@@ -1,5 +1,7 @@
 // The `ha:` section (accepted examples, rejections with file:line:reason) and the secret file's
 // ownership and permission checks.
+#include "ha/config.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,8 +10,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-
-#include "ha/config.h"
 
 namespace eipgate::ha {
 namespace {

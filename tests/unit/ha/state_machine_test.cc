@@ -1,11 +1,11 @@
 // FailoverFsm: scenario tables on one instance with the injected clock, and a two-instance
 // simulation (shared route table, a heartbeat link that can be cut) for partitions and handover.
+#include "ha/state_machine.h"
+
 #include <gtest/gtest.h>
 
 #include <functional>
 #include <memory>
-
-#include "ha/state_machine.h"
 
 namespace eipgate::ha {
 
@@ -78,9 +78,17 @@ TEST_F(FsmTest, StartupWithoutPeerTakesOverAfterStartupWait) {
                 {"healthy", 0ms, event::LocalHealth{true}, S::Init, {}, "waiting for the peer"},
                 {"routes elsewhere", 100ms, route(RouteTarget::Elsewhere), S::Init, {}, "peer"},
                 {"just before", 499ms, event::Tick{}, S::Init, {}, "startup wait"},
-                {"startup wait over", 1ms, event::Tick{}, S::Active,
-                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat}, "no peer heard"},
-                {"takeover done", 50ms, event::TakeoverDone{}, S::Active, {A::CheckRoutes},
+                {"startup wait over",
+                 1ms,
+                 event::Tick{},
+                 S::Active,
+                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat},
+                 "no peer heard"},
+                {"takeover done",
+                 50ms,
+                 event::TakeoverDone{},
+                 S::Active,
+                 {A::CheckRoutes},
                  "re-checking"},
                 {"confirmed", 10ms, route(RouteTarget::Me), S::Active, {}, ""},
             });
@@ -93,13 +101,21 @@ TEST_F(FsmTest, StartupWithActivePeerBecomesStandby) {
   run_table(fsm, clock_,
             {
                 {"healthy", 0ms, event::LocalHealth{true}, S::Init, {}, ""},
-                {"peer active", 100ms, hb(S::Active, 7, 100), S::Standby,
-                 {A::RequestResync, A::SendHeartbeat}, "peer is active (epoch 7)"},
+                {"peer active",
+                 100ms,
+                 hb(S::Active, 7, 100),
+                 S::Standby,
+                 {A::RequestResync, A::SendHeartbeat},
+                 "peer is active (epoch 7)"},
                 // A higher priority does not take the role without preemption.
                 {"still active", 100ms, hb(S::Active, 7, 100), S::Standby, {}, ""},
                 {"routes at peer", 100ms, route(RouteTarget::Peer), S::Standby, {}, ""},
-                {"tick", 5s, event::Tick{}, S::Active,
-                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat}, "peer silent"},
+                {"tick",
+                 5s,
+                 event::Tick{},
+                 S::Active,
+                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat},
+                 "peer silent"},
             });
   EXPECT_EQ(fsm.epoch(), 8U) << "a takeover bumps past the highest epoch seen";
 }
@@ -131,8 +147,12 @@ TEST_F(FsmTest, RoutesPointingAtUsDecideTheStartupRole) {
             {
                 {"healthy", 0ms, event::LocalHealth{true}, S::Init, {}, ""},
                 {"preferred peer in init", 0ms, hb(S::Init, 0, 200), S::Init, {}, "route check"},
-                {"routes at us", 10ms, route(RouteTarget::Me), S::Active,
-                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat}, "routes point at us"},
+                {"routes at us",
+                 10ms,
+                 route(RouteTarget::Me),
+                 S::Active,
+                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat},
+                 "routes point at us"},
             });
 }
 
@@ -146,8 +166,12 @@ TEST_F(FsmTest, PeerDeathTakeoverAfterDeadInterval) {
                 {"heartbeat", 150ms, hb(S::Active, 3), S::Standby, {}, ""},
                 {"silent 450", 450ms, event::Tick{}, S::Standby, {}, ""},
                 {"silent 599", 149ms, event::Tick{}, S::Standby, {}, ""},
-                {"silent 600", 1ms, event::Tick{}, S::Active,
-                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat}, "peer silent for 600 ms"},
+                {"silent 600",
+                 1ms,
+                 event::Tick{},
+                 S::Active,
+                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat},
+                 "peer silent for 600 ms"},
                 {"second tick: no second takeover", 10ms, event::Tick{}, S::Active, {}, ""},
                 {"done", 1s, event::TakeoverDone{}, S::Active, {A::CheckRoutes}, ""},
             });
@@ -159,8 +183,12 @@ TEST_F(FsmTest, PeerReportingFailedIsTakenOverAtOnce) {
   fsm.handle(event::LocalHealth{true});
   fsm.handle(hb(S::Active, 3));
   run_table(fsm, clock_,
-            {{"peer failed", 100ms, hb(S::Failed, 3, 100, 0), S::Active,
-              {A::TakeOver, A::StartSyncSender, A::SendHeartbeat}, "peer reports failed"}});
+            {{"peer failed",
+              100ms,
+              hb(S::Failed, 3, 100, 0),
+              S::Active,
+              {A::TakeOver, A::StartSyncSender, A::SendHeartbeat},
+              "peer reports failed"}});
 }
 
 TEST_F(FsmTest, HoldDownPreventsFlapping) {
@@ -169,15 +197,27 @@ TEST_F(FsmTest, HoldDownPreventsFlapping) {
   fsm.handle(hb(S::Active, 1));
   run_table(fsm, clock_,
             {
-                {"peer dies", 600ms, event::Tick{}, S::Active,
-                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat}, ""},
+                {"peer dies",
+                 600ms,
+                 event::Tick{},
+                 S::Active,
+                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat},
+                 ""},
                 {"done", 100ms, event::TakeoverDone{}, S::Active, {A::CheckRoutes}, ""},
-                {"peer back with a newer epoch", 100ms, hb(S::Active, 5), S::Standby,
-                 {A::Demote, A::RequestResync, A::SendHeartbeat, A::CheckRoutes}, "epoch 5"},
+                {"peer back with a newer epoch",
+                 100ms,
+                 hb(S::Active, 5),
+                 S::Standby,
+                 {A::Demote, A::RequestResync, A::SendHeartbeat, A::CheckRoutes},
+                 "epoch 5"},
                 {"peer silent again", 600ms, event::Tick{}, S::Standby, {}, "hold-down"},
                 {"still held", 8500ms, event::Tick{}, S::Standby, {}, "hold-down"},
-                {"hold-down over", 800ms, event::Tick{}, S::Active,
-                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat}, ""},
+                {"hold-down over",
+                 800ms,
+                 event::Tick{},
+                 S::Active,
+                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat},
+                 ""},
             });
   EXPECT_EQ(fsm.epoch(), 6U);
 }
@@ -191,10 +231,18 @@ TEST_F(FsmTest, EpochsOrderDualActive) {
   ASSERT_EQ(fsm.epoch(), 1U);
   run_table(fsm, clock_,
             {
-                {"older active peer", 100ms, hb(S::Active, 0), S::Active,
-                 {A::SendHeartbeat, A::CheckRoutes}, "it will yield"},
-                {"equal epoch, preferred peer", 100ms, hb(S::Active, 1, 200), S::Standby,
-                 {A::Demote, A::RequestResync, A::SendHeartbeat, A::CheckRoutes}, "epoch 1 = our"},
+                {"older active peer",
+                 100ms,
+                 hb(S::Active, 0),
+                 S::Active,
+                 {A::SendHeartbeat, A::CheckRoutes},
+                 "it will yield"},
+                {"equal epoch, preferred peer",
+                 100ms,
+                 hb(S::Active, 1, 200),
+                 S::Standby,
+                 {A::Demote, A::RequestResync, A::SendHeartbeat, A::CheckRoutes},
+                 "epoch 1 = our"},
                 {"stale heartbeat ignored", 100ms, hb(S::Standby, 0, 200), S::Standby, {}, "stale"},
             });
 }
@@ -206,14 +254,30 @@ TEST_F(FsmTest, FencingActiveDemotesWhenRoutesPointElsewhere) {
   fsm.handle(event::Tick{});
   run_table(fsm, clock_,
             {
-                {"result during takeover is not trusted", 10ms, route(RouteTarget::Peer),
-                 S::Active, {}, "during our takeover"},
+                {"result during takeover is not trusted",
+                 10ms,
+                 route(RouteTarget::Peer),
+                 S::Active,
+                 {},
+                 "during our takeover"},
                 {"done", 10ms, event::TakeoverDone{}, S::Active, {A::CheckRoutes}, ""},
-                {"api error keeps the role", 1s, route(RouteTarget::Unknown), S::Active, {},
+                {"api error keeps the role",
+                 1s,
+                 route(RouteTarget::Unknown),
+                 S::Active,
+                 {},
                  "check failed"},
-                {"routes at the peer", 1s, route(RouteTarget::Peer), S::Standby,
-                 {A::Demote, A::RequestResync, A::SendHeartbeat}, "fencing"},
-                {"fenced: no takeback while the peer is silent", 5s, event::Tick{}, S::Standby, {},
+                {"routes at the peer",
+                 1s,
+                 route(RouteTarget::Peer),
+                 S::Standby,
+                 {A::Demote, A::RequestResync, A::SendHeartbeat},
+                 "fencing"},
+                {"fenced: no takeback while the peer is silent",
+                 5s,
+                 event::Tick{},
+                 S::Standby,
+                 {},
                  "partition rule"},
                 {"peer heard again: fence lifted", 100ms, hb(S::Active, 2), S::Standby, {}, ""},
             });
@@ -238,15 +302,31 @@ TEST_F(FsmTest, TakeoverFailureAndTimeout) {
   fsm.handle(event::LocalHealth{true});
   run_table(fsm, clock_,
             {
-                {"alone", 600ms, event::Tick{}, S::Active,
-                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat}, ""},
-                {"api refused", 1s, event::TakeoverFailed{"UnauthorizedOperation"}, S::Standby,
-                 {A::Demote, A::RequestResync, A::SendHeartbeat}, "UnauthorizedOperation"},
+                {"alone",
+                 600ms,
+                 event::Tick{},
+                 S::Active,
+                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat},
+                 ""},
+                {"api refused",
+                 1s,
+                 event::TakeoverFailed{"UnauthorizedOperation"},
+                 S::Standby,
+                 {A::Demote, A::RequestResync, A::SendHeartbeat},
+                 "UnauthorizedOperation"},
                 {"retry held down", 1s, event::Tick{}, S::Standby, {}, "hold-down"},
-                {"retry", 8s, event::Tick{}, S::Active,
-                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat}, ""},
-                {"no answer", 30s, event::Tick{}, S::Standby,
-                 {A::Demote, A::RequestResync, A::SendHeartbeat}, "no result within"},
+                {"retry",
+                 8s,
+                 event::Tick{},
+                 S::Active,
+                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat},
+                 ""},
+                {"no answer",
+                 30s,
+                 event::Tick{},
+                 S::Standby,
+                 {A::Demote, A::RequestResync, A::SendHeartbeat},
+                 "no result within"},
                 {"late result ignored", 1s, event::TakeoverDone{}, S::Standby, {}, "ignored"},
             });
 }
@@ -259,14 +339,22 @@ TEST_F(FsmTest, LocalHealthFailureAndRecovery) {
   fsm.handle(event::TakeoverDone{});
   run_table(fsm, clock_,
             {
-                {"dataplane down", 1s, event::LocalHealth{false}, S::Failed,
-                 {A::Demote, A::SendHeartbeat}, "dataplane unhealthy"},
+                {"dataplane down",
+                 1s,
+                 event::LocalHealth{false},
+                 S::Failed,
+                 {A::Demote, A::SendHeartbeat},
+                 "dataplane unhealthy"},
                 {"still down", 1s, event::Tick{}, S::Failed, {}, "unhealthy"},
                 {"up", 1s, event::LocalHealth{true}, S::Failed, {}, "hold-down"},
                 {"flaps down", 1s, event::LocalHealth{false}, S::Failed, {}, ""},
                 {"up again", 1s, event::LocalHealth{true}, S::Failed, {}, ""},
                 {"not long enough", 9s, event::Tick{}, S::Failed, {}, "hold-down"},
-                {"recovered", 1s, event::Tick{}, S::Standby, {A::RequestResync, A::SendHeartbeat},
+                {"recovered",
+                 1s,
+                 event::Tick{},
+                 S::Standby,
+                 {A::RequestResync, A::SendHeartbeat},
                  "healthy for the hold-down"},
             });
 }
@@ -283,12 +371,24 @@ TEST_F(FsmTest, EgressFailureDemotesOnlyWhenThePeerCanTakeOver) {
                 {"probe ok resets", 1s, event::EgressProbe{true}, S::Active, {}, ""},
                 {"probe 1", 1s, event::EgressProbe{false}, S::Active, {}, ""},
                 {"probe 2", 1s, event::EgressProbe{false}, S::Active, {}, ""},
-                {"probe 3, no peer", 1s, event::EgressProbe{false}, S::Active, {},
+                {"probe 3, no peer",
+                 1s,
+                 event::EgressProbe{false},
+                 S::Active,
+                 {},
                  "peer cannot take over"},
-                {"peer unhealthy standby", 0ms, hb(S::Standby, 1, 100, kHealthDataplaneOk),
-                 S::Active, {}, "peer cannot take over"},
-                {"peer healthy standby", 100ms, hb(S::Standby, 1), S::Failed,
-                 {A::Demote, A::SendHeartbeat}, "peer is ready"},
+                {"peer unhealthy standby",
+                 0ms,
+                 hb(S::Standby, 1, 100, kHealthDataplaneOk),
+                 S::Active,
+                 {},
+                 "peer cannot take over"},
+                {"peer healthy standby",
+                 100ms,
+                 hb(S::Standby, 1),
+                 S::Failed,
+                 {A::Demote, A::SendHeartbeat},
+                 "peer is ready"},
             });
   EXPECT_EQ(fsm.health_bits() & kHealthEgressOk, 0);
 }
@@ -313,18 +413,38 @@ TEST_F(FsmTest, HandoverOnTheActiveSide) {
             {
                 {"no peer", 0ms, event::OperatorHandover{}, S::Active, {}, "not an alive"},
                 {"peer standby", 100ms, hb(S::Standby, 1), S::Active, {}, ""},
-                {"request", 0ms, event::OperatorHandover{}, S::Active, {A::SendHandoverRequest},
+                {"request",
+                 0ms,
+                 event::OperatorHandover{},
+                 S::Active,
+                 {A::SendHandoverRequest},
                  "planned handover 1"},
-                {"second request refused", 0ms, event::OperatorHandover{}, S::Active, {},
+                {"second request refused",
+                 0ms,
+                 event::OperatorHandover{},
+                 S::Active,
+                 {},
                  "already in progress"},
                 {"peer refuses", 100ms, event::PeerHandoverAck{1, false}, S::Active, {}, "refused"},
-                {"request again", 0ms, event::OperatorHandover{}, S::Active,
-                 {A::SendHandoverRequest}, "handover 2"},
-                {"peer active, newer epoch: wait for ack", 100ms, hb(S::Active, 2), S::Active, {},
+                {"request again",
+                 0ms,
+                 event::OperatorHandover{},
+                 S::Active,
+                 {A::SendHandoverRequest},
+                 "handover 2"},
+                {"peer active, newer epoch: wait for ack",
+                 100ms,
+                 hb(S::Active, 2),
+                 S::Active,
+                 {},
                  "waiting for its ack"},
                 {"wrong id", 10ms, event::PeerHandoverAck{7, true}, S::Active, {}, "matches no"},
-                {"ack", 10ms, event::PeerHandoverAck{2, true}, S::Standby,
-                 {A::Demote, A::RequestResync, A::SendHeartbeat}, "handover 2 done"},
+                {"ack",
+                 10ms,
+                 event::PeerHandoverAck{2, true},
+                 S::Standby,
+                 {A::Demote, A::RequestResync, A::SendHeartbeat},
+                 "handover 2 done"},
             });
 }
 
@@ -351,12 +471,24 @@ TEST_F(FsmTest, HandoverOnTheStandbySide) {
   // Planned handover ignores the hold-down of an earlier takeover.
   run_table(fsm, clock_,
             {
-                {"request", 100ms, event::PeerHandoverRequest{9}, S::Active,
-                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat}, "handover 9"},
-                {"done: ack", 1s, event::TakeoverDone{}, S::Active,
-                 {A::CheckRoutes, A::SendHandoverAck}, ""},
-                {"request while active is refused", 1s, event::PeerHandoverRequest{10}, S::Active,
-                 {A::SendHandoverAck}, "refusing"},
+                {"request",
+                 100ms,
+                 event::PeerHandoverRequest{9},
+                 S::Active,
+                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat},
+                 "handover 9"},
+                {"done: ack",
+                 1s,
+                 event::TakeoverDone{},
+                 S::Active,
+                 {A::CheckRoutes, A::SendHandoverAck},
+                 ""},
+                {"request while active is refused",
+                 1s,
+                 event::PeerHandoverRequest{10},
+                 S::Active,
+                 {A::SendHandoverAck},
+                 "refusing"},
             });
   EXPECT_EQ(fsm.epoch(), 5U);
 }
@@ -437,8 +569,8 @@ class PairSim {
   void heartbeat(int i) {
     if (!link || !nodes_[i].up || !nodes_[1 - i].up) return;
     const FailoverFsm& f = *nodes_[i].fsm;
-    deliver(1 - i, event::PeerHeartbeat{f.state(), nodes_[i].priority, f.epoch(),
-                                        nodes_[i].boot_id, f.health_bits()});
+    deliver(1 - i, event::PeerHeartbeat{f.state(), nodes_[i].priority, f.epoch(), nodes_[i].boot_id,
+                                        f.health_bits()});
   }
   void deliver(int i, const Event& e) {
     if (!nodes_[i].up) return;
@@ -594,7 +726,9 @@ TEST(FsmPairTest, PreemptionOffKeepsTheRole) {
 }
 
 TEST(FsmDecisionTest, ToStringNamesTransitionAndActions) {
-  Decision d{S::Standby, S::Active, {Action{A::TakeOver, 3}, Action{A::SendHandoverAck, 0, 4, true}},
+  Decision d{S::Standby,
+             S::Active,
+             {Action{A::TakeOver, 3}, Action{A::SendHandoverAck, 0, 4, true}},
              "peer silent"};
   EXPECT_EQ(d.to_string(),
             "standby -> active: peer silent [take_over(epoch 3), send_handover_ack(4, accepted)]");

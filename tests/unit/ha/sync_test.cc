@@ -1,11 +1,11 @@
 // SyncSender / SyncReceiver: batching boundaries, ordering and dedup, gap -> resync request,
 // bulk resync (join, lost chunk, live events during the snapshot), tail loss, sender change.
+#include "ha/sync.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <tuple>
-
-#include "ha/sync.h"
 
 namespace eipgate::ha {
 namespace {

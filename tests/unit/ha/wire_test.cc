@@ -1,4 +1,6 @@
 // HMAC accept/reject, the replay window, and wire encode/decode round trips and malformed input.
+#include "ha/wire.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -6,7 +8,6 @@
 
 #include "ha/auth.h"
 #include "ha/byte_order.h"
-#include "ha/wire.h"
 
 namespace eipgate::ha {
 namespace {
@@ -222,10 +223,23 @@ TEST_F(WireTest, MalformedAndUnauthenticatedAreDroppedByReason) {
       {"tampered epoch", [](auto& d, auto&) { d[31] ^= 1; }, DropReason::bad_mac},
       {"tampered mac", [](auto& d, auto&) { d.back() ^= 1; }, DropReason::bad_mac},
       {"wrong key", [](auto&, Authenticator&) {}, DropReason::bad_mac},
-      {"unknown type", [](auto& d, auto& a) { d[5] = 42; resign(a, d); }, DropReason::unknown_type},
-      {"bad state", [](auto& d, auto& a) { d[kHeaderSize] = 9; resign(a, d); },
+      {"unknown type",
+       [](auto& d, auto& a) {
+         d[5] = 42;
+         resign(a, d);
+       },
+       DropReason::unknown_type},
+      {"bad state",
+       [](auto& d, auto& a) {
+         d[kHeaderSize] = 9;
+         resign(a, d);
+       },
        DropReason::bad_payload},
-      {"type/length disagree", [](auto& d, auto& a) { d[5] = 6; resign(a, d); },
+      {"type/length disagree",
+       [](auto& d, auto& a) {
+         d[5] = 6;
+         resign(a, d);
+       },
        DropReason::bad_payload},
   };
   for (const auto& c : cases) {
