@@ -822,7 +822,9 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
     if (auto v = s.get("json")) cfg.logging.json = boolean(p, *v);
   }
   if (auto pl = top.get_section("polling")) {
-    const Section s(p, *pl, {"adaptive", "idle_sleep_max_us", "busy_spins"});
+    const Section s(p, *pl,
+                    {"adaptive", "idle_sleep_max_us", "busy_spins", "deep_idle_ms", "deep_sleep_us",
+                     "rx_interrupts"});
     if (auto v = s.get("adaptive")) cfg.polling.adaptive = boolean(p, *v);
     if (auto v = s.get("idle_sleep_max_us")) {
       cfg.polling.idle_sleep_max_us = static_cast<uint32_t>(integer(p, *v, 1, 1000000));
@@ -830,6 +832,13 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
     if (auto v = s.get("busy_spins")) {
       cfg.polling.busy_spins = static_cast<uint32_t>(integer(p, *v, 0, 1000000000));
     }
+    if (auto v = s.get("deep_idle_ms")) {
+      cfg.polling.deep_idle_ms = static_cast<uint32_t>(integer(p, *v, 1, 3600000));
+    }
+    if (auto v = s.get("deep_sleep_us")) {
+      cfg.polling.deep_sleep_us = static_cast<uint32_t>(integer(p, *v, 1, 1000000));
+    }
+    if (auto v = s.get("rx_interrupts")) cfg.polling.rx_interrupts = boolean(p, *v);
   }
 
   // The engine's own check is the last word on what it accepts; the checks above exist to point
@@ -891,6 +900,7 @@ std::string restart_required(const DataplaneConfig& running, const DataplaneConf
   if (running.exception.tap_name != next.exception.tap_name) return "exception_path.tap_name";
   if (running.admin.socket_path != next.admin.socket_path) return "admin.socket";
   if (running.engine.max_flows != next.engine.max_flows) return "nat.max_flows";
+  if (running.polling.rx_interrupts != next.polling.rx_interrupts) return "polling.rx_interrupts";
   // The engine's own list (engine/config.h), under the YAML names an operator edits.
   const std::string field = engine::restart_field(running.engine, next.engine);
   if (field == "outside_addrs") return "nat.outside_addresses";

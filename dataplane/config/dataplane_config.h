@@ -56,6 +56,9 @@ struct PollingConfig {
   bool adaptive = true;
   uint32_t idle_sleep_max_us = 1000;  // longest sleep of an idle worker
   uint32_t busy_spins = 1000;         // empty polls before backing off
+  uint32_t deep_idle_ms = 1000;       // quiet this long: sleep deep_sleep_us (or wait for an Rx
+  uint32_t deep_sleep_us = 10000;     // interrupt that long) and let the main lcore sleep too
+  bool rx_interrupts = true;          // wait on Rx interrupts where the driver has them
 };
 
 struct DataplaneConfig {

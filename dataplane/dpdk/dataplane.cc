@@ -23,6 +23,10 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -131,6 +135,7 @@ struct PortState {
   // configures the XDP program's maps and listens to the interface's ARP with a packet socket.
   std::shared_ptr<bpf::AttachedSteer> steer;
   int arp_fd = -1;
+  bool rx_intr = false;  // configured with Rx queue interrupts (the driver may still refuse)
 };
 
 struct alignas(64) Worker {
@@ -154,6 +159,13 @@ struct alignas(64) Worker {
   NextHop next_hop;
   PollingConfig polling;
   uint64_t cfg_gen = 0;
+  bool rx_intr = false;     // every polled queue registered in this thread's interrupt epoll
+  bool wake_main = false;   // this loop handed the main lcore work (host or resolve ring)
+  // An idle worker sleeps in ppoll()/epoll on this eventfd, so whoever hands it packets (the main
+  // lcore's inject ring, another worker's handoff) can wake it at once.
+  int wake_fd = -1;
+  std::atomic<bool> sleeping{false};
+  rte_epoll_event wake_ev{};
   std::atomic<uint64_t> cfg_acked{0};
   std::string cfg_error;  // written before cfg_acked is released
 };
@@ -180,6 +192,24 @@ struct Dataplane::Impl {
   static constexpr size_t kUnresolvedTotal = 1024;
   static constexpr uint64_t kUnresolvedTimeoutMs = 3000;
   std::atomic<uint64_t> arp_queued{0}, arp_queue_sent{0}, arp_queue_dropped{0};
+  // A deeply idle main lcore sleeps in poll(); workers that hand it work write this eventfd.
+  int main_wake_fd = -1;
+  std::atomic<bool> main_sleeping{false};
+  std::atomic<uint64_t> workers_deep_idle{0};  // workers in deep idle (the main lcore follows)
+
+  static void wake_worker(Worker& w) {
+    if (w.sleeping.load(std::memory_order_seq_cst)) {
+      const uint64_t one = 1;
+      [[maybe_unused]] const ssize_t n = ::write(w.wake_fd, &one, sizeof one);
+    }
+  }
+
+  void wake_main() {
+    if (main_sleeping.load(std::memory_order_seq_cst)) {
+      const uint64_t one = 1;
+      [[maybe_unused]] const ssize_t n = ::write(main_wake_fd, &one, sizeof one);
+    }
+  }
   rte_rcu_qsbr* qsbr = nullptr;
   std::atomic<const NeighSnapshot*> neigh{nullptr};
   std::vector<std::pair<const NeighSnapshot*, uint64_t>> retired;
@@ -247,7 +277,19 @@ struct Dataplane::Impl {
       conf.rx_adv_conf.rss_conf.rss_key_len = 40;
       conf.rx_adv_conf.rss_conf.rss_hf = want & info.flow_type_rss_offloads;
     }
-    if (int rc = rte_eth_dev_configure(ps.id, nworkers, nworkers, &conf); rc != 0) {
+    // Rx interrupts where the driver has them: PCI devices (ENA, virtio) and tap.
+    ps.rx_intr = cfg.polling.adaptive && cfg.polling.rx_interrupts &&
+                 (is_pci_address(pc.device) || pc.device.starts_with("net_tap"));
+    conf.intr_conf.rxq = ps.rx_intr ? 1 : 0;
+    int rc = rte_eth_dev_configure(ps.id, nworkers, nworkers, &conf);
+    if (rc != 0 && ps.rx_intr) {
+      log->info("port {}: no Rx interrupts ({}); idle workers will sleep", pc.name,
+                rte_strerror(-rc));
+      ps.rx_intr = false;
+      conf.intr_conf.rxq = 0;
+      rc = rte_eth_dev_configure(ps.id, nworkers, nworkers, &conf);
+    }
+    if (rc != 0) {
       return "port '" + pc.name + "': configure failed: " + rte_strerror(-rc);
     }
     uint16_t nrx = kRxDesc;
@@ -370,6 +412,7 @@ struct Dataplane::Impl {
               arp_queue_dropped.fetch_add(1, std::memory_order_relaxed);
               rte_pktmbuf_free(m);
             }
+            w.wake_main = true;
             break;
           }
           std::memcpy(pb.data, it->second.data(), 6);
@@ -382,11 +425,14 @@ struct Dataplane::Impl {
         }
         case engine::Verdict::ToHost:
           if (rte_ring_mp_enqueue(host_ring, m) != 0) rte_pktmbuf_free(m);
+          w.wake_main = true;
           break;
         case engine::Verdict::Handoff:
           if (res[i].worker >= workers.size() ||
               rte_ring_mp_enqueue(workers[res[i].worker]->handoff, m) != 0) {
             rte_pktmbuf_free(m);
+          } else {
+            wake_worker(*workers[res[i].worker]);
           }
           break;
         case engine::Verdict::Held:
@@ -396,6 +442,32 @@ struct Dataplane::Impl {
           break;
       }
     }
+  }
+
+  // Rx interrupts (l3fwd-power style): each worker adds its queues to its own thread's epoll;
+  // a driver without them (af_xdp, af_packet) refuses and the worker sleeps instead.
+  bool register_rx_interrupts(Worker& w) {
+    if (!cfg.polling.adaptive || !cfg.polling.rx_interrupts) return false;
+    for (const auto& p : ports) {
+      if (!p.rx_intr || rte_eth_dev_rx_intr_ctl_q(p.id, w.index, RTE_EPOLL_PER_THREAD,
+                                                  RTE_INTR_EVENT_ADD, nullptr) != 0) {
+        return false;
+      }
+    }
+    // The wake eventfd joins the same epoll: handoffs and injected frames end the wait too.
+    w.wake_ev.epdata.event = EPOLLIN;
+    if (rte_epoll_ctl(RTE_EPOLL_PER_THREAD, EPOLL_CTL_ADD, w.wake_fd, &w.wake_ev) != 0) {
+      return false;
+    }
+    log->info("worker {}: idle waits on Rx interrupts", w.index);
+    return true;
+  }
+
+  void wait_rx_interrupt(const Worker& w, uint32_t max_us) {
+    for (const auto& p : ports) rte_eth_dev_rx_intr_enable(p.id, w.index);
+    rte_epoll_event ev[8];
+    rte_epoll_wait(RTE_EPOLL_PER_THREAD, ev, 8, static_cast<int>(std::max<uint32_t>(1, max_us / 1000)));
+    for (const auto& p : ports) rte_eth_dev_rx_intr_disable(p.id, w.index);
   }
 
   std::shared_ptr<const DataplaneConfig> pending_config(uint64_t* gen) {
@@ -442,6 +514,10 @@ struct Dataplane::Impl {
   void worker_loop(Worker& w) {
     rte_rcu_qsbr_thread_register(qsbr, w.index);
     rte_rcu_qsbr_thread_online(qsbr, w.index);
+    prctl(PR_SET_TIMERSLACK, 1UL);  // idle sleeps end when asked, not up to 50 us later
+    w.rx_intr = register_rx_interrupts(w);
+    uint64_t last_work = now_ns();
+    bool deep = false;
     rte_mbuf* mbufs[kBurst];
     engine::PacketBuf* pbs[engine::Engine::kMaxBurst];
     engine::Result res[engine::Engine::kMaxBurst];
@@ -504,9 +580,18 @@ struct Dataplane::Impl {
         w.dump_done.store(g, std::memory_order_release);
       }
       if (cfg_gen.load(std::memory_order_acquire) != w.cfg_gen) apply_config(w);
+      if (w.wake_main) {
+        w.wake_main = false;
+        wake_main();
+      }
       rte_rcu_qsbr_quiescent(qsbr, w.index);
       if (work) {
         idle = 0;
+        if (deep) {
+          deep = false;
+          workers_deep_idle.fetch_sub(1, std::memory_order_relaxed);
+        }
+        last_work = now_ns();
         continue;
       }
       // Idle: expire flows now and then (busy workers expire per burst), then back off so an
@@ -518,13 +603,34 @@ struct Dataplane::Impl {
         publish(w);
       }
       if (w.polling.adaptive && ++idle > w.polling.busy_spins) {
-        const uint32_t us =
-            std::min<uint32_t>(w.polling.idle_sleep_max_us,
-                               1u << std::min<uint32_t>(idle - w.polling.busy_spins, 10));
+        if (!deep && t - last_work >= uint64_t{w.polling.deep_idle_ms} * 1000000) {
+          deep = true;
+          workers_deep_idle.fetch_add(1, std::memory_order_relaxed);
+        }
         ++w.local.idle_sleeps;
-        std::this_thread::sleep_for(std::chrono::microseconds(us));
+        w.sleeping.store(true, std::memory_order_seq_cst);
+        // Packets handed over before the flag was visible did not wake us: look first.
+        if (rte_ring_empty(w.handoff) && rte_ring_empty(w.inject)) {
+          if (deep && w.rx_intr) {
+            ++w.local.rx_interrupt_waits;
+            wait_rx_interrupt(w, w.polling.deep_sleep_us);
+          } else {
+            const uint32_t us =
+                deep ? w.polling.deep_sleep_us
+                     : std::min<uint32_t>(w.polling.idle_sleep_max_us,
+                                          1u << std::min<uint32_t>(idle - w.polling.busy_spins, 10));
+            pollfd pfd{w.wake_fd, POLLIN, 0};
+            const timespec ts{static_cast<time_t>(us / 1000000),
+                              static_cast<long>(us % 1000000) * 1000};
+            ::ppoll(&pfd, 1, &ts, nullptr);
+          }
+        }
+        w.sleeping.store(false, std::memory_order_relaxed);
+        uint64_t drained = 0;
+        [[maybe_unused]] const ssize_t rd = ::read(w.wake_fd, &drained, sizeof drained);
       }
     }
+    if (deep) workers_deep_idle.fetch_sub(1, std::memory_order_relaxed);
     publish(w);
     rte_rcu_qsbr_thread_offline(qsbr, w.index);
     rte_rcu_qsbr_thread_unregister(qsbr, w.index);
@@ -533,7 +639,11 @@ struct Dataplane::Impl {
   // --- main lcore -----------------------------------------------------------------------------
 
   void inject(rte_mbuf* m) {
-    if (rte_ring_mp_enqueue(workers[0]->inject, m) != 0) rte_pktmbuf_free(m);
+    if (rte_ring_mp_enqueue(workers[0]->inject, m) != 0) {
+      rte_pktmbuf_free(m);
+      return;
+    }
+    wake_worker(*workers[0]);
   }
 
   void send_arp(const PortState& p, uint16_t op, const MacAddr& dst_mac, uint32_t dst_ip,
@@ -715,6 +825,35 @@ struct Dataplane::Impl {
     return learnt;
   }
 
+  // The main lcore's idle: 200 us naps while any worker is awake; once every worker is deeply
+  // idle, a poll() on the TAPs, the ARP sockets and the workers' eventfd for up to
+  // deep_sleep_us, so an idle instance wakes rarely but a frame from the kernel or a worker's
+  // request is served at once.
+  void main_idle() {
+    const bool all_deep = cfg.polling.adaptive &&
+                          workers_deep_idle.load(std::memory_order_relaxed) == workers.size();
+    if (!all_deep || !unresolved.empty()) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      return;
+    }
+    std::vector<pollfd> fds;
+    fds.push_back({main_wake_fd, POLLIN, 0});
+    if (exception) {
+      for (int fd : exception->fds()) fds.push_back({fd, POLLIN, 0});
+    }
+    for (const auto& p : ports) {
+      if (p.arp_fd >= 0) fds.push_back({p.arp_fd, POLLIN, 0});
+    }
+    main_sleeping.store(true, std::memory_order_seq_cst);
+    // A worker that enqueued before it saw the flag did not write the eventfd: look first.
+    if (rte_ring_empty(host_ring) && rte_ring_empty(resolve_ring)) {
+      ::poll(fds.data(), fds.size(), static_cast<int>(std::max<uint32_t>(1, cfg.polling.deep_sleep_us / 1000)));
+    }
+    main_sleeping.store(false, std::memory_order_relaxed);
+    uint64_t drained = 0;
+    [[maybe_unused]] const ssize_t rd = ::read(main_wake_fd, &drained, sizeof drained);
+  }
+
   void main_loop() {
     uint64_t last_refresh = 0;
     publish_neighbours(now_ns() / 1000000);
@@ -769,7 +908,7 @@ struct Dataplane::Impl {
       }
       if (changed) publish_neighbours(now_ms);
       reclaim();
-      if (n == 0 && r == 0 && k == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (n == 0 && r == 0 && k == 0) main_idle();
     }
   }
 };
@@ -795,7 +934,8 @@ class Handler final : public admin::AdminHandler {
                     {"tx_dropped", st[i].tx_dropped},
                     {"no_neighbour", st[i].no_neighbour},
                     {"loops", st[i].loops},
-                    {"idle_sleeps", st[i].idle_sleeps}});
+                    {"idle_sleeps", st[i].idle_sleeps},
+                    {"rx_interrupt_waits", st[i].rx_interrupt_waits}});
     }
     j["io"] = io;
     j["main"] = {{"arp_replies", m_.arp_replies_sent},
@@ -926,6 +1066,10 @@ Dataplane::~Dataplane() {
   Impl& m = *impl_;
   if (!m.eal_ready) return;
   m.exception.reset();  // frees its mbuf: before the EAL goes
+  if (m.main_wake_fd >= 0) ::close(m.main_wake_fd);
+  for (auto& w : m.workers) {
+    if (w->wake_fd >= 0) ::close(w->wake_fd);
+  }
   for (auto& p : m.ports) {
     if (p.arp_fd >= 0) ::close(p.arp_fd);
     p.steer.reset();
@@ -1057,6 +1201,8 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
     }
   }
 
+  m.main_wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (m.main_wake_fd < 0) return std::string("eventfd: ") + std::strerror(errno);
   m.host_ring = rte_ring_create("eipgate_host", kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
   m.resolve_ring = rte_ring_create("eipgate_resolve", kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
   if (!m.host_ring || !m.resolve_ring) return std::string("rings: ") + rte_strerror(rte_errno);
@@ -1070,6 +1216,8 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
     wk->lcore = cfg.worker_lcores[w];
     wk->next_hop = cfg.next_hop;
     wk->polling = cfg.polling;
+    wk->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wk->wake_fd < 0) return std::string("eventfd: ") + std::strerror(errno);
     engine::EngineConfig ec = cfg.engine;
     ec.worker_id = w;
     ec.worker_count = nworkers;

@@ -22,6 +22,7 @@ struct WorkerStatus {
   uint64_t no_neighbour = 0;  // next hop MAC not resolved yet: handed to the main lcore's queue
   uint64_t loops = 0;         // progress counter (liveness)
   uint64_t idle_sleeps = 0;
+  uint64_t rx_interrupt_waits = 0;  // idle waits on an Rx interrupt (drivers that have them)
 };
 
 class Dataplane {

@@ -55,6 +55,13 @@ class TapExceptionPath {
   // their DPDK port. Only IPv4 and ARP frames whose source MAC is the port's own are let through.
   uint32_t from_kernel(rte_mbuf** out, uint32_t max);
 
+  // The TAP file descriptors, for a main loop that sleeps in poll() until the kernel sends.
+  [[nodiscard]] std::vector<int> fds() const {
+    std::vector<int> v;
+    for (const auto& t : taps_) v.push_back(t.fd);
+    return v;
+  }
+
   [[nodiscard]] uint64_t to_kernel_count() const {
     return to_kernel_.load(std::memory_order_relaxed);
   }

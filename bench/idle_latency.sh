@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Idle CPU and first-packet latency of eipgate-dataplane's adaptive polling (issue 3): an idle NAT
+# instance must use about 0% CPU (burstable t4g instances earn CPU credits only below their
+# baseline), and the first packet after a quiet spell must not wait long for a sleeping worker.
+#
+#   client ns --veth--> NAT ns (eipgate-dataplane, af_xdp with steering) --veth--> internet ns
+#
+# For each polling mode it measures (adaptive: the defaults — backoff to 1 ms sleeps, 10 ms after
+# 1 s of silence; adaptive-2ms: polling.deep_sleep_us 2000; busy: polling.adaptive false)
+#  - idle CPU: the dataplane's utime+stime over IDLE_S seconds with no traffic, in % of one CPU;
+#  - RTT of a ping through the NAT that follows GAP_S seconds of silence ("first packet after
+#    idle"), SAMPLES times, against the RTT of back-to-back pings 2 ms apart (workers awake).
+# The added first-packet latency is the difference of the medians.
+#
+# Usage (root): bench/idle_latency.sh [path to eipgate-dataplane]
+# Environment: OUT (results file, default bench/results/idle_latency-<date>.md), IDLE_S (10),
+# GAP_S (2), SAMPLES (10), MODES ("adaptive busy"), MODE (af_xdp_steer|af_packet).
+set -euo pipefail
+export LC_ALL=C
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "${HERE}/.." && pwd)
+DP=${1:-${DP:-${ROOT}/build/dataplane/eipgate-dataplane}}
+IDLE_S=${IDLE_S:-10}
+GAP_S=${GAP_S:-2}
+SAMPLES=${SAMPLES:-10}
+MODES=${MODES:-"adaptive adaptive-2ms busy"}
+MODE=${MODE:-af_xdp_steer}
+OUT=${OUT:-${ROOT}/bench/results/idle_latency-$(date +%Y-%m-%d).md}
+
+die() { echo "idle_latency: $*" >&2; exit 1; }
+((EUID == 0)) || die "run as root (network namespaces)"
+[[ -x ${DP} ]] || die "dataplane not found: ${DP} (build it, or pass its path)"
+
+S=il$$
+CLI=${S}c NAT=${S}n NET=${S}i
+WORK=$(mktemp -d)
+DP_PID=""
+cleanup() {
+  [[ -n ${DP_PID} ]] && kill -TERM "${DP_PID}" 2>/dev/null && wait "${DP_PID}" 2>/dev/null || true
+  for ns in "${CLI}" "${NAT}" "${NET}"; do
+    ip netns pids "${ns}" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns del "${ns}" 2>/dev/null || true
+  done
+  rm -rf "${WORK}"
+}
+trap cleanup EXIT
+in_ns() { local ns=$1; shift; ip netns exec "${ns}" "$@"; }
+
+for ns in "${CLI}" "${NAT}" "${NET}"; do ip netns add "${ns}"; in_ns "${ns}" ip link set lo up; done
+ip link add c0 netns "${CLI}" type veth peer name nin netns "${NAT}"
+ip link add nout netns "${NAT}" type veth peer name i0 netns "${NET}"
+for pair in "${CLI}:c0" "${NAT}:nin" "${NAT}:nout" "${NET}:i0"; do
+  ns=${pair%%:*} dev=${pair##*:}
+  in_ns "${ns}" ethtool -K "${dev}" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+  in_ns "${ns}" sysctl -qw "net.ipv6.conf.${dev}.disable_ipv6=1" || true
+  in_ns "${ns}" ip link set "${dev}" up
+done
+in_ns "${CLI}" ip addr add 10.0.1.10/24 dev c0
+in_ns "${CLI}" ip route add default via 10.0.1.1
+in_ns "${NET}" ip addr add 203.0.113.254/24 dev i0
+in_ns "${NET}" ip addr add 198.51.100.7/32 dev lo
+if [[ ${MODE} == af_xdp_steer ]]; then
+  in_ns "${NAT}" ip addr add 10.0.1.1/24 dev nin
+  in_ns "${NAT}" ip addr add 203.0.113.2/24 dev nout
+  IN_DEV="net_af_xdp0,iface=nin,start_queue=0,queue_count=1"
+  OUT_DEV="net_af_xdp1,iface=nout,start_queue=0,queue_count=1"
+else
+  for dev in nin nout; do  # af_packet copies: keep the NAT namespace's kernel out of the way
+    in_ns "${NAT}" nft add table netdev il_${dev}
+    in_ns "${NAT}" nft add chain netdev il_${dev} in "{ type filter hook ingress device ${dev} priority 0; policy drop; }"
+  done
+  IN_DEV="net_af_packet0,iface=nin"
+  OUT_DEV="net_af_packet1,iface=nout"
+fi
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) {print "nan"; exit} m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f\n", m}'; }
+
+declare -A IDLE_CPU FIRST_MS WARM_MS SLEEPS
+for polling in ${MODES}; do
+  adaptive=true deep_sleep=10000
+  [[ ${polling} == busy ]] && adaptive=false
+  [[ ${polling} == adaptive-2ms ]] && deep_sleep=2000
+  cat >"${WORK}/dp.yaml" <<YAML
+mode: two-armed
+ports:
+  - name: inside
+    device: ${IN_DEV}
+  - name: outside
+    device: ${OUT_DEV}
+interface:
+  address: 203.0.113.2/24
+  inside_address: 10.0.1.1/24
+next_hop:
+  gateway: 203.0.113.254
+nat:
+  inside_prefixes: [10.0.1.0/24]
+  outside_addresses: [203.0.113.1]
+  max_flows: 64K
+workers:
+  lcores: [1]
+  main_lcore: 0
+eal:
+  extra_args: "--no-huge -m 256"
+exception_path:
+  enabled: false
+admin:
+  socket: ${WORK}/dp.sock
+polling:
+  adaptive: ${adaptive}
+  deep_sleep_us: ${deep_sleep}
+logging:
+  level: warn
+YAML
+  ip netns exec "${NAT}" "${DP}" --config "${WORK}/dp.yaml" >"${WORK}/dp.log" 2>&1 &
+  DP_PID=$!
+  for _ in $(seq 300); do
+    [[ -S ${WORK}/dp.sock ]] && break
+    kill -0 "${DP_PID}" 2>/dev/null || { cat "${WORK}/dp.log"; die "dataplane exited at start"; }
+    sleep 0.2
+  done
+  in_ns "${CLI}" ping -c 3 -i 0.2 -W 2 198.51.100.7 >/dev/null || die "no connectivity through the NAT (${polling})"
+  sleep 3  # let the workers settle into their idle state
+  t0=$(cpu_ticks "${DP_PID}")
+  sleep "${IDLE_S}"
+  t1=$(cpu_ticks "${DP_PID}")
+  hz=$(getconf CLK_TCK)
+  IDLE_CPU[${polling}]=$(awk -v d=$((t1 - t0)) -v hz="${hz}" -v s="${IDLE_S}" 'BEGIN {printf "%.1f", 100 * d / hz / s}')
+  : >"${WORK}/first.txt"
+  for _ in $(seq "${SAMPLES}"); do
+    sleep "${GAP_S}"
+    in_ns "${CLI}" ping -c 1 -W 2 198.51.100.7 | sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' >>"${WORK}/first.txt"
+  done
+  FIRST_MS[${polling}]=$(median <"${WORK}/first.txt")
+  in_ns "${CLI}" ping -c 200 -i 0.002 -W 2 198.51.100.7 | sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' |
+    tail -n +11 | median >"${WORK}/warm.txt"
+  WARM_MS[${polling}]=$(cat "${WORK}/warm.txt")
+  SLEEPS[${polling}]=$(grep -c . "${WORK}/first.txt")
+  kill -TERM "${DP_PID}"
+  wait "${DP_PID}" 2>/dev/null || true
+  DP_PID=""
+  echo "${polling}: idle CPU ${IDLE_CPU[${polling}]}% of one core; first-packet RTT ${FIRST_MS[${polling}]} ms (median of ${SLEEPS[${polling}]}), warm RTT ${WARM_MS[${polling}]} ms"
+done
+
+mkdir -p "$(dirname "${OUT}")"
+{
+  echo "# Idle CPU and first-packet latency — $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "Machine: $(nproc) vCPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)."
+  echo "Port mode: ${MODE}; one worker lcore + main lcore; idle window ${IDLE_S} s; first-packet"
+  echo "samples: ${SAMPLES} pings each after ${GAP_S} s of silence; warm: 190 pings 2 ms apart."
+  echo
+  echo "| polling | idle CPU (% of one core, whole process) | first-packet RTT after ${GAP_S} s idle (median ms) | warm RTT (median ms) | added by waking up (ms) |"
+  echo "|---|---|---|---|---|"
+  for polling in ${MODES}; do
+    added=$(awk -v a="${FIRST_MS[${polling}]}" -v b="${WARM_MS[${polling}]}" 'BEGIN {printf "%.3f", a - b}')
+    echo "| ${polling} | ${IDLE_CPU[${polling}]} | ${FIRST_MS[${polling}]} | ${WARM_MS[${polling}]} | ${added} |"
+  done
+  echo
+  echo "Reproduce: \`sudo bench/idle_latency.sh build/dataplane/eipgate-dataplane\`."
+} >"${OUT}"
+echo "written: ${OUT}"
