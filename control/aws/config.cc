@@ -18,7 +18,8 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1] ? 1 : 0)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1] ? 1 : 0)});
     }
     std::swap(prev, cur);
   }
@@ -98,7 +99,8 @@ class Parser {
         error(key_line, reason);
         continue;
       }
-      if (auto dup = std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.key == name; });
+      if (auto dup =
+              std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.key == name; });
           dup != out.end()) {
         error(key_line, path + ": duplicate key '" + name + "' (first on line " +
                             std::to_string(dup->line) + ")");
@@ -128,18 +130,22 @@ class Parser {
     long long n = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + digits, n);
     long long factor = 0;
-    if (unit == "ms") factor = 1;
-    else if (unit == "s") factor = 1000;
-    else if (unit == "m") factor = 60'000;
-    else if (unit == "h") factor = 3'600'000;
+    if (unit == "ms")
+      factor = 1;
+    else if (unit == "s")
+      factor = 1000;
+    else if (unit == "m")
+      factor = 60'000;
+    else if (unit == "h")
+      factor = 3'600'000;
     if (digits == 0 || ec != std::errc() || factor == 0 || n > 1'000'000'000) {
       error(e.line, path + ": '" + s + "' is not a duration (a whole number with ms, s, m or h)");
       return std::nullopt;
     }
     const milliseconds d(n * factor);
     if (d < min || d > max) {
-      error(e.line, path + ": " + s + " is out of range (" + std::to_string(min.count()) + " ms to " +
-                        std::to_string(max.count()) + " ms)");
+      error(e.line, path + ": " + s + " is out of range (" + std::to_string(min.count()) +
+                        " ms to " + std::to_string(max.count()) + " ms)");
       return std::nullopt;
     }
     return d;
@@ -240,7 +246,8 @@ void parse_service_address(Parser& p, const YAML::Node& node, int line, AwsConfi
       }
     } else if (e.key == "allocation_id") {
       if (!std::regex_match(*v, kAllocationId)) {
-        p.error(e.line, path + ".allocation_id: '" + *v + "' is not an allocation id (eipalloc-<hex>)");
+        p.error(e.line,
+                path + ".allocation_id: '" + *v + "' is not an allocation id (eipalloc-<hex>)");
       } else {
         cfg.service_address.allocation_id = *v;
       }
@@ -252,7 +259,8 @@ void parse_service_address(Parser& p, const YAML::Node& node, int line, AwsConfi
   }
   if (cfg.service_address.mode == ServiceAddressMode::SecondaryIp &&
       cfg.service_address.private_ip.empty()) {
-    p.error(mode_line, path + ": mode secondary-ip needs 'private_ip' (the secondary IP that moves)");
+    p.error(mode_line,
+            path + ": mode secondary-ip needs 'private_ip' (the secondary IP that moves)");
   }
   if (cfg.service_address.mode == ServiceAddressMode::Eip &&
       cfg.service_address.allocation_id.empty()) {
@@ -297,8 +305,8 @@ AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view
         (s.key == "ec2" ? cfg.endpoints.ec2 : cfg.endpoints.imds) = *v;
       }
     } else if (e.key == "retry") {
-      for (const auto& s :
-           p.mapping(e.value, e.line, path, {"max_attempts", "base_delay", "max_delay", "deadline"})) {
+      for (const auto& s : p.mapping(e.value, e.line, path,
+                                     {"max_attempts", "base_delay", "max_delay", "deadline"})) {
         const std::string sp = path + "." + s.key;
         if (s.key == "max_attempts") {
           auto v = p.scalar(s, sp);
@@ -312,11 +320,14 @@ AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view
             }
           }
         } else if (s.key == "base_delay") {
-          if (auto d = p.duration(s, sp, milliseconds(1), std::chrono::minutes(1))) cfg.retry.base_delay = *d;
+          if (auto d = p.duration(s, sp, milliseconds(1), std::chrono::minutes(1)))
+            cfg.retry.base_delay = *d;
         } else if (s.key == "max_delay") {
-          if (auto d = p.duration(s, sp, milliseconds(1), std::chrono::minutes(5))) cfg.retry.max_delay = *d;
+          if (auto d = p.duration(s, sp, milliseconds(1), std::chrono::minutes(5)))
+            cfg.retry.max_delay = *d;
         } else if (s.key == "deadline") {
-          if (auto d = p.duration(s, sp, milliseconds(0), std::chrono::hours(1))) cfg.retry.deadline = *d;
+          if (auto d = p.duration(s, sp, milliseconds(0), std::chrono::hours(1)))
+            cfg.retry.deadline = *d;
         }
       }
       if (cfg.retry.base_delay > cfg.retry.max_delay) {
@@ -337,8 +348,10 @@ AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view
     }
   }
   if (node.IsMap()) {
-    if (!have_route_tables) p.error(line, "aws: missing 'route_tables' (the private route tables to steer)");
-    if (!have_service) p.error(line, "aws: missing 'service_address' (how the address moves on failover)");
+    if (!have_route_tables)
+      p.error(line, "aws: missing 'route_tables' (the private route tables to steer)");
+    if (!have_service)
+      p.error(line, "aws: missing 'service_address' (how the address moves on failover)");
   }
   if (!p.ok()) return AwsConfigResult{std::nullopt, p.take_errors()};
   return AwsConfigResult{std::move(cfg), {}};
@@ -363,19 +376,21 @@ AwsConfigResult parse_aws_config_text(std::string_view yaml_text, std::string_vi
   try {
     root = YAML::Load(std::string(yaml_text));
   } catch (const YAML::Exception& e) {
-    return AwsConfigResult{std::nullopt,
-                           {AwsConfigError{std::string(file), e.mark.is_null() ? 0 : e.mark.line + 1,
-                                           e.msg}}};
+    return AwsConfigResult{
+        std::nullopt,
+        {AwsConfigError{std::string(file), e.mark.is_null() ? 0 : e.mark.line + 1, e.msg}}};
   }
   if (!root.IsMap()) {
-    return AwsConfigResult{std::nullopt, {AwsConfigError{std::string(file), 0, "expected a mapping at the top"}}};
+    return AwsConfigResult{std::nullopt,
+                           {AwsConfigError{std::string(file), 0, "expected a mapping at the top"}}};
   }
   for (const auto& kv : root) {
     if (kv.first.IsScalar() && kv.first.Scalar() == "aws") {
       return parse_section(kv.second, line_of(kv.first), file);
     }
   }
-  return AwsConfigResult{std::nullopt, {AwsConfigError{std::string(file), 0, "missing 'aws' section"}}};
+  return AwsConfigResult{std::nullopt,
+                         {AwsConfigError{std::string(file), 0, "missing 'aws' section"}}};
 }
 
 }  // namespace eipgate::aws

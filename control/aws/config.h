@@ -24,9 +24,9 @@ enum class ServiceAddressMode {
 };
 
 struct RouteTableSelection {
-  std::vector<std::string> ids;            // rtb-...
+  std::vector<std::string> ids;             // rtb-...
   std::map<std::string, std::string> tags;  // all must match (tag:<key>=<value> filters)
-  std::string destination = "0.0.0.0/0";   // the route that points at the active instance
+  std::string destination = "0.0.0.0/0";    // the route that points at the active instance
 };
 
 struct ServiceAddress {
@@ -71,7 +71,8 @@ struct AwsConfigResult {
 // `node` is the value of the `aws:` key; `file` only labels errors.
 [[nodiscard]] AwsConfigResult parse_aws_config(const YAML::Node& node, std::string_view file);
 // Convenience: the `aws:` key of a whole document (missing = error at line 0).
-[[nodiscard]] AwsConfigResult parse_aws_config_text(std::string_view yaml_text, std::string_view file);
+[[nodiscard]] AwsConfigResult parse_aws_config_text(std::string_view yaml_text,
+                                                    std::string_view file);
 
 [[nodiscard]] std::string_view to_string(ServiceAddressMode mode);
 

@@ -48,19 +48,20 @@ Credentials ImdsCredentialsProvider::get() {
   try {
     if (role_.empty()) role_ = imds_.role_name();
     Credentials fresh = imds_.role_credentials(role_);
-    eipgate::log::get()->info("credentials from instance role {} (key {}), expire in {} s",
-                              role_, fresh.redacted_key_id(),
-                              fresh.expiration ? std::chrono::duration_cast<std::chrono::seconds>(
-                                                     *fresh.expiration - now)
-                                                     .count()
-                                               : -1);
+    eipgate::log::get()->info(
+        "credentials from instance role {} (key {}), expire in {} s", role_,
+        fresh.redacted_key_id(),
+        fresh.expiration
+            ? std::chrono::duration_cast<std::chrono::seconds>(*fresh.expiration - now).count()
+            : -1);
     cached_ = std::move(fresh);
   } catch (const AwsError& e) {
     // Credentials that are still valid beat none: use them until they really expire.
     if (cached_ && cached_->expiration && *cached_->expiration > now) {
-      eipgate::log::get()->warn("refreshing instance role credentials failed ({}); the current "
-                                "ones stay valid until expiry",
-                                e.what());
+      eipgate::log::get()->warn(
+          "refreshing instance role credentials failed ({}); the current "
+          "ones stay valid until expiry",
+          e.what());
       return *cached_;
     }
     throw;

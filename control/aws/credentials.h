@@ -51,7 +51,8 @@ using EnvLookup = std::function<std::optional<std::string>(const char*)>;
 class ImdsCredentialsProvider final : public CredentialsProvider {
  public:
   using Clock = std::function<std::chrono::system_clock::time_point()>;
-  ImdsCredentialsProvider(ImdsClient& imds, std::chrono::seconds refresh_before = std::chrono::minutes(5),
+  ImdsCredentialsProvider(ImdsClient& imds,
+                          std::chrono::seconds refresh_before = std::chrono::minutes(5),
                           Clock now = {});
   Credentials get() override;
 

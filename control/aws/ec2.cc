@@ -1,9 +1,8 @@
 // EC2 Query API client: request encoding, SigV4 via the transport, pugixml response parsing.
 #include "aws/ec2.h"
 
-#include <pugixml.hpp>
-
 #include <chrono>
+#include <pugixml.hpp>
 
 #include "aws/error.h"
 #include "common/log.h"
@@ -321,7 +320,8 @@ std::vector<RouteTable> Ec2Client::describe_route_tables(const std::vector<std::
   std::vector<RouteTable> out;
   for (const auto& page : call_paged("DescribeRouteTables", std::move(params))) {
     auto part = parse_describe_route_tables(page);
-    out.insert(out.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    out.insert(out.end(), std::make_move_iterator(part.begin()),
+               std::make_move_iterator(part.end()));
   }
   return out;
 }
@@ -360,7 +360,8 @@ std::vector<NetworkInterface> Ec2Client::describe_network_interfaces(
   std::vector<NetworkInterface> out;
   for (const auto& page : call_paged("DescribeNetworkInterfaces", std::move(params))) {
     auto part = parse_describe_network_interfaces(page);
-    out.insert(out.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    out.insert(out.end(), std::make_move_iterator(part.begin()),
+               std::make_move_iterator(part.end()));
   }
   return out;
 }
@@ -373,7 +374,8 @@ std::vector<InstanceStatus> Ec2Client::describe_instance_status(
   std::vector<InstanceStatus> out;
   for (const auto& page : call_paged("DescribeInstanceStatus", std::move(params))) {
     auto part = parse_describe_instance_status(page);
-    out.insert(out.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    out.insert(out.end(), std::make_move_iterator(part.begin()),
+               std::make_move_iterator(part.end()));
   }
   return out;
 }

@@ -132,7 +132,8 @@ class Ec2Client {
   // One Query API call (Action + Version added, params sent in order), retried per the policy;
   // returns the XML body of a 2xx response or throws AwsError. Describe* callers follow
   // nextToken themselves through call_paged().
-  std::string call(std::string_view action, const std::vector<std::pair<std::string, std::string>>& params);
+  std::string call(std::string_view action,
+                   const std::vector<std::pair<std::string, std::string>>& params);
 
   [[nodiscard]] Retrier& retrier() noexcept { return retrier_; }
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
@@ -166,7 +167,7 @@ void parse_return_true(std::string_view xml, std::string_view action);
 [[nodiscard]] AwsError parse_error_response(std::string_view xml, long http_status);
 
 // The form body of a Query API call: Action=..&Version=2016-11-15&k=v..., values url-encoded.
-[[nodiscard]] std::string encode_query(std::string_view action,
-                                       const std::vector<std::pair<std::string, std::string>>& params);
+[[nodiscard]] std::string encode_query(
+    std::string_view action, const std::vector<std::pair<std::string, std::string>>& params);
 
 }  // namespace eipgate::aws

@@ -23,36 +23,50 @@ bool one_of(std::string_view code, const std::array<std::string_view, N>& list) 
 }
 
 constexpr std::array<std::string_view, 6> kThrottling = {
-    "RequestLimitExceeded", "Throttling",       "ThrottlingException",
+    "RequestLimitExceeded", "Throttling",      "ThrottlingException",
     "RequestThrottled",     "TooManyRequests", "RequestThrottledException"};
-constexpr std::array<std::string_view, 11> kAuth = {
-    "AuthFailure",          "UnauthorizedOperation",      "InvalidClientTokenId",
-    "SignatureDoesNotMatch", "RequestExpired",            "ExpiredToken",
-    "MissingAuthenticationToken", "IncompleteSignature", "OptInRequired",
-    "Blocked",              "InvalidToken"};
+constexpr std::array<std::string_view, 11> kAuth = {"AuthFailure",
+                                                    "UnauthorizedOperation",
+                                                    "InvalidClientTokenId",
+                                                    "SignatureDoesNotMatch",
+                                                    "RequestExpired",
+                                                    "ExpiredToken",
+                                                    "MissingAuthenticationToken",
+                                                    "IncompleteSignature",
+                                                    "OptInRequired",
+                                                    "Blocked",
+                                                    "InvalidToken"};
 constexpr std::array<std::string_view, 6> kConflict = {
     "Resource.AlreadyAssociated", "PrivateIpAddressInUse", "IncorrectState",
     "IncorrectInstanceState",     "DependencyViolation",   "InvalidState"};
 constexpr std::array<std::string_view, 5> kServer = {
-    "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable",
-    "ServerInternal"};
-constexpr std::array<std::string_view, 6> kInvalid = {
-    "MissingParameter", "UnknownParameter", "MissingAction", "ValidationError",
-    "UnsupportedOperation", "InvalidAction"};
+    "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "ServerInternal"};
+constexpr std::array<std::string_view, 6> kInvalid = {"MissingParameter",     "UnknownParameter",
+                                                      "MissingAction",        "ValidationError",
+                                                      "UnsupportedOperation", "InvalidAction"};
 
 }  // namespace
 
 std::string_view to_string(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::Throttling: return "throttling";
-    case ErrorKind::Auth: return "auth";
-    case ErrorKind::NotFound: return "not-found";
-    case ErrorKind::InvalidParameter: return "invalid-parameter";
-    case ErrorKind::Conflict: return "conflict";
-    case ErrorKind::Server: return "server";
-    case ErrorKind::Transport: return "transport";
-    case ErrorKind::Protocol: return "protocol";
-    case ErrorKind::Other: return "other";
+    case ErrorKind::Throttling:
+      return "throttling";
+    case ErrorKind::Auth:
+      return "auth";
+    case ErrorKind::NotFound:
+      return "not-found";
+    case ErrorKind::InvalidParameter:
+      return "invalid-parameter";
+    case ErrorKind::Conflict:
+      return "conflict";
+    case ErrorKind::Server:
+      return "server";
+    case ErrorKind::Transport:
+      return "transport";
+    case ErrorKind::Protocol:
+      return "protocol";
+    case ErrorKind::Other:
+      return "other";
   }
   return "unknown";
 }

@@ -29,7 +29,8 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
     std::string name(line.substr(0, colon));
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
       value.remove_suffix(1);
     headers->emplace_back(std::move(name), std::string(value));
@@ -48,7 +49,8 @@ struct EasyDeleter {
 
 void check(CURLcode rc, const char* what) {
   if (rc != CURLE_OK) {
-    throw AwsError(ErrorKind::Transport, "CurlSetup", std::string(what) + ": " + curl_easy_strerror(rc));
+    throw AwsError(ErrorKind::Transport, "CurlSetup",
+                   std::string(what) + ": " + curl_easy_strerror(rc));
   }
 }
 

@@ -29,8 +29,10 @@ std::vector<std::string> split_lines(std::string_view text) {
 AwsError imds_error(long status, std::string_view path) {
   const std::string what = "IMDS " + std::string(path) + " answered HTTP " + std::to_string(status);
   if (status == 404) return AwsError(ErrorKind::NotFound, "ImdsNotFound", what, status);
-  if (status == 401 || status == 403) return AwsError(ErrorKind::Auth, "ImdsUnauthorized", what, status);
-  if (status >= 500 || status == 429) return AwsError(ErrorKind::Server, "ImdsUnavailable", what, status);
+  if (status == 401 || status == 403)
+    return AwsError(ErrorKind::Auth, "ImdsUnauthorized", what, status);
+  if (status >= 500 || status == 429)
+    return AwsError(ErrorKind::Server, "ImdsUnavailable", what, status);
   return AwsError(ErrorKind::Other, "ImdsError", what, status);
 }
 
@@ -94,15 +96,20 @@ Credentials parse_role_credentials(std::string_view json, const std::string& rol
   }
   c.expiration = parse_iso8601(expiration);
   if (!c.expiration) {
-    throw AwsError(ErrorKind::Protocol, "ImdsBadCredentials",
-                   "instance role credentials for " + role + ": bad Expiration '" + expiration + "'");
+    throw AwsError(
+        ErrorKind::Protocol, "ImdsBadCredentials",
+        "instance role credentials for " + role + ": bad Expiration '" + expiration + "'");
   }
   return c;
 }
 
 ImdsClient::ImdsClient(HttpTransport& http, ImdsOptions options, RetryEnv env)
-    : http_(http), options_(std::move(options)), env_(env), retrier_(options_.retry, std::move(env)) {
-  while (!options_.endpoint.empty() && options_.endpoint.back() == '/') options_.endpoint.pop_back();
+    : http_(http),
+      options_(std::move(options)),
+      env_(env),
+      retrier_(options_.retry, std::move(env)) {
+  while (!options_.endpoint.empty() && options_.endpoint.back() == '/')
+    options_.endpoint.pop_back();
   if (!env_.now) env_.now = RetryEnv::real().now;
 }
 
@@ -115,7 +122,8 @@ std::string ImdsClient::token(bool force_new) {
   HttpRequest req;
   req.method = "PUT";
   req.url = options_.endpoint + "/latest/api/token";
-  req.headers = {{"X-aws-ec2-metadata-token-ttl-seconds", std::to_string(options_.token_ttl.count())}};
+  req.headers = {
+      {"X-aws-ec2-metadata-token-ttl-seconds", std::to_string(options_.token_ttl.count())}};
   req.connect_timeout = options_.connect_timeout;
   req.timeout = options_.timeout;
   const auto start = env_.now();

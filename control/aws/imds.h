@@ -21,8 +21,10 @@ struct ImdsOptions {
   std::chrono::seconds token_ttl{21600};
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds timeout{2000};
-  RetryPolicy retry{.max_attempts = 3, .base_delay = std::chrono::milliseconds(100),
-                    .max_delay = std::chrono::milliseconds(1000), .deadline = {}};
+  RetryPolicy retry{.max_attempts = 3,
+                    .base_delay = std::chrono::milliseconds(100),
+                    .max_delay = std::chrono::milliseconds(1000),
+                    .deadline = {}};
 };
 
 // One ENI as IMDS describes it under network/interfaces/macs/<mac>/.

@@ -45,8 +45,8 @@ bool Retrier::should_retry(std::string_view operation, int attempt, const AwsErr
   auto log = eipgate::log::get();
   if (!error.retryable()) return false;
   if (attempt >= policy_.max_attempts) {
-    log->warn("{}: attempt {}/{} failed ({}); giving up", operation, attempt,
-              policy_.max_attempts, error.what());
+    log->warn("{}: attempt {}/{} failed ({}); giving up", operation, attempt, policy_.max_attempts,
+              error.what());
     return false;
   }
   const auto delay = backoff_delay(policy_, attempt, env_.uniform01());

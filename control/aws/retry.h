@@ -2,8 +2,8 @@
 // uniform(0, min(max_delay, base_delay * 2^n)). Sleep, clock and randomness are injectable.
 #pragma once
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>

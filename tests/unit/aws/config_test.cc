@@ -1,10 +1,10 @@
 // The `aws:` configuration section: a full example, defaults, and rejections with file:line.
+#include "aws/config.h"
+
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
-
-#include "aws/config.h"
 
 namespace eipgate::aws {
 namespace {
@@ -106,7 +106,8 @@ TEST_P(AwsConfigRejects, WithFileLineAndReason) {
   std::string all;
   for (const auto& e : r.errors) all += e.to_string() + "\n";
   EXPECT_TRUE(found) << b.name << ": expected line " << b.line << " '" << b.reason_part
-                     << "', got:\n" << all;
+                     << "', got:\n"
+                     << all;
 }
 
 constexpr const char* kHead = "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n";
@@ -114,50 +115,74 @@ constexpr const char* kHead = "aws:\n  route_tables:\n    ids: [rtb-0aa000000000
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, AwsConfigRejects,
-    ::testing::Values(
-        Bad{"unknown key with suggestion",
-            "aws:\n  regoin: us-east-1\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY,
-            2, "unknown key 'regoin' (did you mean 'region'?)"},
-        Bad{"bad region", "aws:\n  region: US_EAST\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY,
-            2, "not an AWS region"},
-        Bad{"bad route table id", "aws:\n  route_tables:\n    ids:\n      - rtb-0aa00000000000001\n      - rtb-xyz\n" SECONDARY,
-            5, "'rtb-xyz' is not a route table id"},
-        Bad{"no ids or tags", "aws:\n  route_tables:\n    destination: 0.0.0.0/0\n" SECONDARY, 2,
-            "needs 'ids' or 'tags'"},
-        Bad{"host bits", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n    destination: 10.0.0.1/8\n" SECONDARY,
-            4, "host bits set"},
-        Bad{"bad cidr", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n    destination: 0.0.0.0\n" SECONDARY,
-            4, "not an IPv4 CIDR"},
-        Bad{"missing service_address", kHead, 1, "missing 'service_address'"},
-        Bad{"bad mode", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  service_address:\n    mode: floating\n",
-            5, "'floating' is not 'secondary-ip' or 'eip'"},
-        Bad{"secondary-ip needs private_ip", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  service_address:\n    mode: secondary-ip\n",
-            5, "needs 'private_ip'"},
-        Bad{"eip needs allocation_id", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  service_address:\n    mode: eip\n",
-            5, "needs 'allocation_id'"},
-        Bad{"bad private ip", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  service_address:\n    mode: secondary-ip\n    private_ip: 10.0.0.256\n",
-            6, "not an IPv4 address"},
-        Bad{"bad allocation id", "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  service_address:\n    mode: eip\n    allocation_id: eip-123\n",
-            6, "not an allocation id"},
-        Bad{"bad endpoint",
-            "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY "  endpoints:\n    ec2: ftp://example\n",
-            8, "not an http(s) URL"},
-        Bad{"duration without unit",
-            "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY "  retry:\n    base_delay: 100\n",
-            8, "is not a duration"},
-        Bad{"attempts out of range",
-            "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY "  retry:\n    max_attempts: 0\n",
-            8, "from 1 to 20"},
-        Bad{"base above max",
-            "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY "  retry:\n    base_delay: 10s\n    max_delay: 1s\n",
-            7, "base_delay is longer than max_delay"},
-        Bad{"duplicate key",
-            "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY "  route_tables:\n    ids: [rtb-0aa00000000000002]\n",
-            7, "duplicate key 'route_tables' (first on line 2)"},
-        Bad{"section not a mapping", "aws: [1, 2]\n", 1, "expected a mapping"},
-        Bad{"empty section", "aws:\n", 1, "section is empty"},
-        Bad{"yaml syntax", "aws:\n  region: [\n", 3, ""},
-        Bad{"missing aws", "mode: one-armed\n", 0, "missing 'aws' section"}),
+    ::testing::Values(Bad{"unknown key with suggestion",
+                          "aws:\n  regoin: us-east-1\n  route_tables:\n    ids: "
+                          "[rtb-0aa00000000000001]\n" SECONDARY,
+                          2, "unknown key 'regoin' (did you mean 'region'?)"},
+                      Bad{"bad region",
+                          "aws:\n  region: US_EAST\n  route_tables:\n    ids: "
+                          "[rtb-0aa00000000000001]\n" SECONDARY,
+                          2, "not an AWS region"},
+                      Bad{"bad route table id",
+                          "aws:\n  route_tables:\n    ids:\n      - rtb-0aa00000000000001\n      - "
+                          "rtb-xyz\n" SECONDARY,
+                          5, "'rtb-xyz' is not a route table id"},
+                      Bad{"no ids or tags",
+                          "aws:\n  route_tables:\n    destination: 0.0.0.0/0\n" SECONDARY, 2,
+                          "needs 'ids' or 'tags'"},
+                      Bad{"host bits",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n    "
+                          "destination: 10.0.0.1/8\n" SECONDARY,
+                          4, "host bits set"},
+                      Bad{"bad cidr",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n    "
+                          "destination: 0.0.0.0\n" SECONDARY,
+                          4, "not an IPv4 CIDR"},
+                      Bad{"missing service_address", kHead, 1, "missing 'service_address'"},
+                      Bad{"bad mode",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: floating\n",
+                          5, "'floating' is not 'secondary-ip' or 'eip'"},
+                      Bad{"secondary-ip needs private_ip",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: secondary-ip\n",
+                          5, "needs 'private_ip'"},
+                      Bad{"eip needs allocation_id",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: eip\n",
+                          5, "needs 'allocation_id'"},
+                      Bad{"bad private ip",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: secondary-ip\n    private_ip: 10.0.0.256\n",
+                          6, "not an IPv4 address"},
+                      Bad{"bad allocation id",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: eip\n    allocation_id: eip-123\n",
+                          6, "not an allocation id"},
+                      Bad{"bad endpoint",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
+                          "  endpoints:\n    ec2: ftp://example\n",
+                          8, "not an http(s) URL"},
+                      Bad{"duration without unit",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
+                          "  retry:\n    base_delay: 100\n",
+                          8, "is not a duration"},
+                      Bad{"attempts out of range",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
+                          "  retry:\n    max_attempts: 0\n",
+                          8, "from 1 to 20"},
+                      Bad{"base above max",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
+                          "  retry:\n    base_delay: 10s\n    max_delay: 1s\n",
+                          7, "base_delay is longer than max_delay"},
+                      Bad{"duplicate key",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
+                          "  route_tables:\n    ids: [rtb-0aa00000000000002]\n",
+                          7, "duplicate key 'route_tables' (first on line 2)"},
+                      Bad{"section not a mapping", "aws: [1, 2]\n", 1, "expected a mapping"},
+                      Bad{"empty section", "aws:\n", 1, "section is empty"},
+                      Bad{"yaml syntax", "aws:\n  region: [\n", 3, ""},
+                      Bad{"missing aws", "mode: one-armed\n", 0, "missing 'aws' section"}),
     [](const ::testing::TestParamInfo<Bad>& param_info) {
       std::string name = param_info.param.name;
       for (auto& c : name) {
@@ -168,7 +193,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(AwsConfig, ReportsEveryErrorAtOnce) {
   const auto r = parse_aws_config_text(
-      "aws:\n  region: nope\n  route_tables:\n    ids: [bad]\n  service_address:\n    mode: x\n", "f.yaml");
+      "aws:\n  region: nope\n  route_tables:\n    ids: [bad]\n  service_address:\n    mode: x\n",
+      "f.yaml");
   ASSERT_FALSE(r.config);
   EXPECT_GE(r.errors.size(), 3u);
   EXPECT_EQ(r.errors[0].to_string().substr(0, 9), "f.yaml:2:");

@@ -1,10 +1,11 @@
 // Credential sources: environment override, IMDS role credentials cached and refreshed early,
 // the role document parser, redaction.
+#include "aws/credentials.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 
-#include "aws/credentials.h"
 #include "aws/error.h"
 #include "aws/imds.h"
 #include "scripted_transport.h"
@@ -57,9 +58,9 @@ TEST(Credentials, EnvironmentOverridesTheFallback) {
   struct Never final : CredentialsProvider {
     Credentials get() override { throw std::logic_error("fallback must not be asked"); }
   };
-  ChainCredentialsProvider chain(std::make_shared<Never>(),
-                                 env_of({{"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"},
-                                         {"AWS_SECRET_ACCESS_KEY", "sek"}}));
+  ChainCredentialsProvider chain(
+      std::make_shared<Never>(),
+      env_of({{"AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"}, {"AWS_SECRET_ACCESS_KEY", "sek"}}));
   EXPECT_TRUE(chain.from_environment());
   EXPECT_EQ(chain.get().access_key_id, "AKIDEXAMPLE");
 
@@ -167,7 +168,8 @@ TEST(Imds, NewTokenOnceAfter401) {
 TEST(Imds, TokenRenewedBeforeItsTtlRunsOut) {
   ScriptedTransport http;
   FakeTime t;
-  ImdsClient imds(http, ImdsOptions{.endpoint = "http://imds.test", .token_ttl = seconds(600)}, t.env());
+  ImdsClient imds(http, ImdsOptions{.endpoint = "http://imds.test", .token_ttl = seconds(600)},
+                  t.env());
   http.push(200, "tok1");
   http.push(200, "us-east-1");
   EXPECT_EQ(imds.region(), "us-east-1");

@@ -75,20 +75,25 @@ TEST(Ec2Client, FiltersAndIdsAreNumberedFromOne) {
   StaticCredentialsProvider cp(creds());
   Ec2Client ec2(http, cp, options());
   http.push(200, R"(<DescribeRouteTablesResponse><routeTableSet/></DescribeRouteTablesResponse>)");
-  (void)ec2.describe_route_tables({"rtb-1", "rtb-2"}, {{"tag:eipgate:az", {"use1-az1"}},
-                                                      {"vpc-id", {"vpc-1", "vpc-2"}}});
-  EXPECT_EQ(http.requests[0].body,
-            "Action=DescribeRouteTables&Version=2016-11-15&RouteTableId.1=rtb-1&RouteTableId.2=rtb-2"
-            "&Filter.1.Name=tag%3Aeipgate%3Aaz&Filter.1.Value.1=use1-az1&Filter.2.Name=vpc-id"
-            "&Filter.2.Value.1=vpc-1&Filter.2.Value.2=vpc-2");
+  (void)ec2.describe_route_tables(
+      {"rtb-1", "rtb-2"}, {{"tag:eipgate:az", {"use1-az1"}}, {"vpc-id", {"vpc-1", "vpc-2"}}});
+  EXPECT_EQ(
+      http.requests[0].body,
+      "Action=DescribeRouteTables&Version=2016-11-15&RouteTableId.1=rtb-1&RouteTableId.2=rtb-2"
+      "&Filter.1.Name=tag%3Aeipgate%3Aaz&Filter.1.Value.1=use1-az1&Filter.2.Name=vpc-id"
+      "&Filter.2.Value.1=vpc-1&Filter.2.Value.2=vpc-2");
 }
 
 TEST(Ec2Client, FollowsNextToken) {
   ScriptedTransport http;
   StaticCredentialsProvider cp(creds());
   Ec2Client ec2(http, cp, options());
-  http.push(200, R"(<DescribeRouteTablesResponse><routeTableSet><item><routeTableId>rtb-1</routeTableId></item></routeTableSet><nextToken>page2</nextToken></DescribeRouteTablesResponse>)");
-  http.push(200, R"(<DescribeRouteTablesResponse><routeTableSet><item><routeTableId>rtb-2</routeTableId></item></routeTableSet></DescribeRouteTablesResponse>)");
+  http.push(
+      200,
+      R"(<DescribeRouteTablesResponse><routeTableSet><item><routeTableId>rtb-1</routeTableId></item></routeTableSet><nextToken>page2</nextToken></DescribeRouteTablesResponse>)");
+  http.push(
+      200,
+      R"(<DescribeRouteTablesResponse><routeTableSet><item><routeTableId>rtb-2</routeTableId></item></routeTableSet></DescribeRouteTablesResponse>)");
   const auto tables = ec2.describe_route_tables({});
   ASSERT_EQ(tables.size(), 2u);
   EXPECT_EQ(tables[1].id, "rtb-2");
@@ -107,8 +112,10 @@ TEST(Ec2Client, RetriesThrottlingServerAndTransportThenSucceeds) {
   http.push_error(AwsError(ErrorKind::Transport, "Timeout", "timed out"));
   http.push(200, kOk);
   ec2.replace_route("rtb-1", "0.0.0.0/0", "eni-1");
-  EXPECT_EQ(seen, (std::vector<ErrorKind>{ErrorKind::Throttling, ErrorKind::Server, ErrorKind::Transport}));
-  EXPECT_EQ(t.sleeps, (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
+  EXPECT_EQ(seen, (std::vector<ErrorKind>{ErrorKind::Throttling, ErrorKind::Server,
+                                          ErrorKind::Transport}));
+  EXPECT_EQ(t.sleeps,
+            (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
   EXPECT_EQ(http.requests.size(), 4u);
   // Every attempt is signed afresh (libcurl signs at send time with the current X-Amz-Date).
   for (const auto& r : http.requests) EXPECT_TRUE(r.sigv4.has_value());
@@ -119,7 +126,9 @@ TEST(Ec2Client, ClientErrorsAreTypedAndNotRetried) {
   StaticCredentialsProvider cp(creds());
   FakeTime t;
   Ec2Client ec2(http, cp, options(), t.env());
-  http.push(400, R"(<Response><Errors><Error><Code>InvalidRoute.NotFound</Code><Message>no route with destination-cidr-block 0.0.0.0/0 in route table rtb-1</Message></Error></Errors><RequestID>x1</RequestID></Response>)");
+  http.push(
+      400,
+      R"(<Response><Errors><Error><Code>InvalidRoute.NotFound</Code><Message>no route with destination-cidr-block 0.0.0.0/0 in route table rtb-1</Message></Error></Errors><RequestID>x1</RequestID></Response>)");
   try {
     ec2.replace_route("rtb-1", "0.0.0.0/0", "eni-1");
     FAIL();
@@ -161,7 +170,9 @@ TEST(Ec2Client, LogsRetriesButNeverSecrets) {
   FakeTime t;
   Ec2Client ec2(http, cp, options(), t.env());
   http.push(503, kThrottled);
-  http.push(401, R"(<Response><Errors><Error><Code>AuthFailure</Code><Message>AWS was not able to validate the provided access credentials</Message></Error></Errors><RequestID>a1</RequestID></Response>)");
+  http.push(
+      401,
+      R"(<Response><Errors><Error><Code>AuthFailure</Code><Message>AWS was not able to validate the provided access credentials</Message></Error></Errors><RequestID>a1</RequestID></Response>)");
   EXPECT_THROW(ec2.replace_route("rtb-1", "0.0.0.0/0", "eni-1"), AwsError);
 
   logger->sinks().pop_back();

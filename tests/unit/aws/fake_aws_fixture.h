@@ -47,7 +47,8 @@ class FakeAwsProcess {
         dup2(fileno(log), 2);
       }
       execl(EIPGATE_PYTHON, EIPGATE_PYTHON, EIPGATE_FAKE_AWS_PY, "--state", state_file.c_str(),
-            "--port", "0", "--port-file", port_file.c_str(), "--verbose", static_cast<char*>(nullptr));
+            "--port", "0", "--port-file", port_file.c_str(), "--verbose",
+            static_cast<char*>(nullptr));
       _exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

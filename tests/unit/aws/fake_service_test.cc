@@ -193,7 +193,8 @@ TEST_F(FakeAwsTest, ThrottlingIsRetriedWithBackoff) {
   ASSERT_EQ(calls.size(), 3u);
   EXPECT_EQ(calls[0]["status"], 503);
   EXPECT_EQ(calls[2]["status"], 200);
-  EXPECT_EQ(ec2.describe_route_tables({kRtb1}).at(0).route_to("0.0.0.0/0")->network_interface_id, kEniB);
+  EXPECT_EQ(ec2.describe_route_tables({kRtb1}).at(0).route_to("0.0.0.0/0")->network_interface_id,
+            kEniB);
 }
 
 TEST_F(FakeAwsTest, PersistentServerErrorsGiveUpAfterMaxAttempts) {
@@ -324,7 +325,8 @@ TEST_F(FakeAwsTest, EnvironmentCredentialsOverrideTheInstanceRole) {
   auto role = std::make_shared<ImdsCredentialsProvider>(imds);
   ChainCredentialsProvider chain(role, [](const char* name) -> std::optional<std::string> {
     if (std::string_view(name) == "AWS_ACCESS_KEY_ID") return "AKIDEXAMPLE";
-    if (std::string_view(name) == "AWS_SECRET_ACCESS_KEY") return "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    if (std::string_view(name) == "AWS_SECRET_ACCESS_KEY")
+      return "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
     return std::nullopt;
   });
   auto ec2 = client(chain);
@@ -340,8 +342,8 @@ std::string run_botocore_sign(const nlohmann::json& spec, const std::filesystem:
     std::ofstream out(file);
     out << spec.dump();
   }
-  const std::string cmd = std::string(EIPGATE_PYTHON) + " " + EIPGATE_BOTOCORE_SIGN_PY + " " +
-                          file.string() + " 2>&1";
+  const std::string cmd =
+      std::string(EIPGATE_PYTHON) + " " + EIPGATE_BOTOCORE_SIGN_PY + " " + file.string() + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return "popen failed";
   std::string out;
@@ -379,20 +381,21 @@ void expect_botocore_agrees(FakeAwsProcess& fake, const Credentials& creds,
     size_t end = signed_list.find(';', pos);
     if (end == std::string::npos) end = signed_list.size();
     const std::string name = signed_list.substr(pos, end - pos);
-    if (name != "x-amz-date" && name != "x-amz-security-token") headers[name] = req["headers"][name];
+    if (name != "x-amz-date" && name != "x-amz-security-token")
+      headers[name] = req["headers"][name];
     pos = end + 1;
   }
-  const nlohmann::json spec = {
-      {"method", req["method"]},
-      {"url", "http://" + req["headers"]["host"].get<std::string>() + req["path"].get<std::string>()},
-      {"headers", headers},
-      {"body", req["body"]},
-      {"access_key_id", creds.access_key_id},
-      {"secret_access_key", creds.secret_access_key},
-      {"session_token", creds.session_token},
-      {"region", region},
-      {"service", "ec2"},
-      {"amz_date", amz_date}};
+  const nlohmann::json spec = {{"method", req["method"]},
+                               {"url", "http://" + req["headers"]["host"].get<std::string>() +
+                                           req["path"].get<std::string>()},
+                               {"headers", headers},
+                               {"body", req["body"]},
+                               {"access_key_id", creds.access_key_id},
+                               {"secret_access_key", creds.secret_access_key},
+                               {"session_token", creds.session_token},
+                               {"region", region},
+                               {"service", "ec2"},
+                               {"amz_date", amz_date}};
   EXPECT_EQ(run_botocore_sign(spec, fake.dir()), authorization);
   EXPECT_EQ(calls.back()["status"], 200) << "the fake's own botocore check disagreed";
 }

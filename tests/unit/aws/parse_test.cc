@@ -177,7 +177,8 @@ TEST(Ec2Parse, DescribeNetworkInterfaces) {
 }
 
 TEST(Ec2Parse, DescribeInstanceStatus) {
-  const auto s = parse_describe_instance_status(R"(<DescribeInstanceStatusResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  const auto s = parse_describe_instance_status(
+      R"(<DescribeInstanceStatusResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
     <requestId>3be1508e-c444-4fef-89cc-0b1223c4f02fEXAMPLE</requestId>
     <instanceStatusSet>
         <item>
@@ -200,13 +201,15 @@ TEST(Ec2Parse, MutationResponses) {
   EXPECT_NO_THROW(parse_return_true(
       R"(<ReplaceRouteResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>59dbff89</requestId><return>true</return></ReplaceRouteResponse>)",
       "ReplaceRoute"));
-  EXPECT_THROW(parse_return_true(
-                   R"(<ReplaceRouteResponse><requestId>1</requestId><return>false</return></ReplaceRouteResponse>)",
-                   "ReplaceRoute"),
-               AwsError);
-  EXPECT_EQ(parse_associate_address(
-                R"(<AssociateAddressResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>1</requestId><return>true</return><associationId>eipassoc-9a8b7c6d</associationId></AssociateAddressResponse>)"),
-            "eipassoc-9a8b7c6d");
+  EXPECT_THROW(
+      parse_return_true(
+          R"(<ReplaceRouteResponse><requestId>1</requestId><return>false</return></ReplaceRouteResponse>)",
+          "ReplaceRoute"),
+      AwsError);
+  EXPECT_EQ(
+      parse_associate_address(
+          R"(<AssociateAddressResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>1</requestId><return>true</return><associationId>eipassoc-9a8b7c6d</associationId></AssociateAddressResponse>)"),
+      "eipassoc-9a8b7c6d");
   const auto ips = parse_assign_private_ip_addresses(
       R"(<AssignPrivateIpAddressesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>1</requestId><networkInterfaceId>eni-1</networkInterfaceId><assignedPrivateIpAddressesSet><item><privateIpAddress>10.0.0.100</privateIpAddress></item></assignedPrivateIpAddressesSet><return>true</return></AssignPrivateIpAddressesResponse>)");
   EXPECT_EQ(ips, std::vector<std::string>{"10.0.0.100"});
@@ -263,26 +266,28 @@ TEST_P(ErrorMapping, Classifies) {
 
 INSTANTIATE_TEST_SUITE_P(
     Ec2Codes, ErrorMapping,
-    ::testing::Values(Mapping{"RequestLimitExceeded", 503, ErrorKind::Throttling, true},
-                      Mapping{"Throttling", 400, ErrorKind::Throttling, true},
-                      Mapping{"AuthFailure", 401, ErrorKind::Auth, false},
-                      Mapping{"UnauthorizedOperation", 403, ErrorKind::Auth, false},
-                      Mapping{"RequestExpired", 400, ErrorKind::Auth, false},
-                      Mapping{"InvalidRouteTableID.NotFound", 400, ErrorKind::NotFound, false},
-                      Mapping{"InvalidRoute.NotFound", 400, ErrorKind::NotFound, false},
-                      Mapping{"InvalidAllocationID.NotFound", 400, ErrorKind::NotFound, false},
-                      Mapping{"InvalidNetworkInterfaceID.NotFound", 400, ErrorKind::NotFound, false},
-                      Mapping{"InvalidParameterValue", 400, ErrorKind::InvalidParameter, false},
-                      Mapping{"MissingParameter", 400, ErrorKind::InvalidParameter, false},
-                      Mapping{"InvalidParameterCombination", 400, ErrorKind::InvalidParameter, false},
-                      Mapping{"Resource.AlreadyAssociated", 400, ErrorKind::Conflict, false},
-                      Mapping{"PrivateIpAddressInUse", 400, ErrorKind::Conflict, false},
-                      Mapping{"InternalError", 500, ErrorKind::Server, true},
-                      Mapping{"Unavailable", 503, ErrorKind::Server, true},
-                      Mapping{"SomethingNew", 500, ErrorKind::Server, true},
-                      Mapping{"SomethingNew", 400, ErrorKind::Other, false}),
+    ::testing::Values(
+        Mapping{"RequestLimitExceeded", 503, ErrorKind::Throttling, true},
+        Mapping{"Throttling", 400, ErrorKind::Throttling, true},
+        Mapping{"AuthFailure", 401, ErrorKind::Auth, false},
+        Mapping{"UnauthorizedOperation", 403, ErrorKind::Auth, false},
+        Mapping{"RequestExpired", 400, ErrorKind::Auth, false},
+        Mapping{"InvalidRouteTableID.NotFound", 400, ErrorKind::NotFound, false},
+        Mapping{"InvalidRoute.NotFound", 400, ErrorKind::NotFound, false},
+        Mapping{"InvalidAllocationID.NotFound", 400, ErrorKind::NotFound, false},
+        Mapping{"InvalidNetworkInterfaceID.NotFound", 400, ErrorKind::NotFound, false},
+        Mapping{"InvalidParameterValue", 400, ErrorKind::InvalidParameter, false},
+        Mapping{"MissingParameter", 400, ErrorKind::InvalidParameter, false},
+        Mapping{"InvalidParameterCombination", 400, ErrorKind::InvalidParameter, false},
+        Mapping{"Resource.AlreadyAssociated", 400, ErrorKind::Conflict, false},
+        Mapping{"PrivateIpAddressInUse", 400, ErrorKind::Conflict, false},
+        Mapping{"InternalError", 500, ErrorKind::Server, true},
+        Mapping{"Unavailable", 503, ErrorKind::Server, true},
+        Mapping{"SomethingNew", 500, ErrorKind::Server, true},
+        Mapping{"SomethingNew", 400, ErrorKind::Other, false}),
     [](const ::testing::TestParamInfo<Mapping>& param_info) {
-      std::string name = std::string(param_info.param.code) + "_" + std::to_string(param_info.param.status);
+      std::string name =
+          std::string(param_info.param.code) + "_" + std::to_string(param_info.param.status);
       for (auto& c : name) {
         if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
       }

@@ -1,7 +1,8 @@
 // Backoff arithmetic and the retry loop, with an injected clock, sleep and random source.
+#include "aws/retry.h"
+
 #include <gtest/gtest.h>
 
-#include "aws/retry.h"
 #include "scripted_transport.h"
 
 namespace eipgate::aws {
@@ -11,7 +12,8 @@ using std::chrono::milliseconds;
 using testing::FakeTime;
 
 RetryPolicy policy(int attempts, int base_ms, int max_ms, int deadline_ms = 0) {
-  return RetryPolicy{attempts, milliseconds(base_ms), milliseconds(max_ms), milliseconds(deadline_ms)};
+  return RetryPolicy{attempts, milliseconds(base_ms), milliseconds(max_ms),
+                     milliseconds(deadline_ms)};
 }
 
 TEST(Backoff, ExponentialCappedWithFullJitter) {
@@ -46,13 +48,15 @@ TEST(Retrier, RetriesRetryableErrorsThenSucceeds) {
   });
   EXPECT_EQ(result, 42);
   EXPECT_EQ(calls, 4);
-  EXPECT_EQ(t.sleeps, (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
+  EXPECT_EQ(t.sleeps,
+            (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].attempt, 1);
   EXPECT_EQ(events[2].attempt, 3);
   EXPECT_EQ(events[1].delay, milliseconds(200));
   EXPECT_EQ(events[0].operation, "ec2:Test");
-  EXPECT_EQ(kinds, (std::vector<ErrorKind>{ErrorKind::Throttling, ErrorKind::Server, ErrorKind::Transport}));
+  EXPECT_EQ(kinds, (std::vector<ErrorKind>{ErrorKind::Throttling, ErrorKind::Server,
+                                           ErrorKind::Transport}));
   EXPECT_EQ(r.retries(), 3u);
 }
 
@@ -107,7 +111,8 @@ TEST(Retrier, DeadlineStopsRetriesBeforeSleepingPastIt) {
                      }),
                AwsError);
   // Sleeps 100, 200, 400 (+ 10 ms per attempt = 740 ms); the next 800 would pass 1000 ms.
-  EXPECT_EQ(t.sleeps, (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
+  EXPECT_EQ(t.sleeps,
+            (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
   EXPECT_EQ(calls, 4);
 }
 
@@ -120,7 +125,8 @@ TEST(Retrier, JitterComesFromTheInjectedSource) {
     if (++calls < 4) throw AwsError(ErrorKind::Throttling, "Throttling", "x");
     return 0;
   });
-  EXPECT_EQ(t.sleeps, (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
+  EXPECT_EQ(t.sleeps,
+            (std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400)}));
 }
 
 TEST(Retrier, MaxAttemptsOfOneMeansNoRetry) {

@@ -19,13 +19,16 @@ class ScriptedTransport final : public HttpTransport {
  public:
   using Step = std::variant<HttpResponse, AwsError>;
 
-  void push(long status, std::string body) { script_.emplace_back(HttpResponse{status, {}, std::move(body)}); }
+  void push(long status, std::string body) {
+    script_.emplace_back(HttpResponse{status, {}, std::move(body)});
+  }
   void push_error(AwsError e) { script_.emplace_back(std::move(e)); }
 
   HttpResponse perform(const HttpRequest& request) override {
     std::lock_guard lock(mutex_);
     requests.push_back(request);
-    if (script_.empty()) throw std::runtime_error("ScriptedTransport: no response left for " + request.url);
+    if (script_.empty())
+      throw std::runtime_error("ScriptedTransport: no response left for " + request.url);
     Step step = std::move(script_.front());
     script_.pop_front();
     if (auto* e = std::get_if<AwsError>(&step)) throw *e;
