@@ -441,8 +441,20 @@ Decision CompiledPolicy::rule_decision(const Group& g, uint32_t local) const {
 
 Decision CompiledPolicy::classify(uint32_t src, uint32_t dst, uint8_t ip_proto,
                                   uint16_t dst_port) const {
-  Decision d;
-  classify_bulk(&src, &dst, &ip_proto, &dst_port, &d, 1);
+  if (groups_.empty()) return unmatched();
+  const uint32_t gid = sources_->lookup(src, 0xff, 0);
+  if (gid == SegmentTable::kNone) return unmatched();
+  const Group& g = *groups_[gid];
+  if (g.acl) {
+    Decision d;
+    classify_bulk(&src, &dst, &ip_proto, &dst_port, &d, 1);
+    return d;
+  }
+  const uint32_t code = g.table.lookup(dst, proto_class(ip_proto), dst_port);
+  if (code == SegmentTable::kNone) return group_default(static_cast<uint16_t>(gid));
+  Decision d = rule_decision(g, code >> 1);
+  d.group_id = static_cast<uint16_t>(gid);
+  if ((code & 1) != 0) d.verdict = Decision::Verdict::NeedName;
   return d;
 }
 

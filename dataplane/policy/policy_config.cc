@@ -389,7 +389,9 @@ class Parser {
       error(r.line, where + ": from (the source group or groups) is required");
       return;
     }
-    for (const auto& [group, line] : scalars(n["from"], where + ".from")) {
+    for (const auto& from : scalars(n["from"], where + ".from")) {
+      const std::string& group = from.first;
+      const int line = from.second;
       auto it = std::find_if(c->groups.begin(), c->groups.end(),
                              [&](const SourceGroup& g) { return g.name == group; });
       if (it == c->groups.end()) {

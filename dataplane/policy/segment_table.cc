@@ -139,12 +139,17 @@ uint32_t SegmentTable::lookup_table(const PortTable& t, uint8_t classes, uint16_
 uint32_t SegmentTable::lookup(uint32_t dst, uint8_t classes, uint16_t port) const {
   if (bounds_.empty()) return kNone;
   const uint32_t t = dst >> 24;
-  const uint32_t lo = top_[t];
-  const uint32_t hi = top_[t + 1];
-  // The segment is in [lo, hi]: the last one starting at or below dst.
-  const uint32_t* b = bounds_.data();
-  const auto seg = static_cast<uint32_t>(std::upper_bound(b + lo + 1, b + hi + 1, dst) - b) - 1;
-  const Segment& s = segments_[seg];
+  // The segment is the last in [top_[t], top_[t + 1]] starting at or below dst. Branch-free
+  // halving (the select compiles to a cmov): random destinations make a branchy search
+  // mispredict on every step.
+  const uint32_t* base = bounds_.data() + top_[t];
+  uint32_t n = top_[t + 1] - top_[t] + 1;
+  while (n > 1) {
+    const uint32_t half = n / 2;
+    base = base[half] <= dst ? base + half : base;
+    n -= half;
+  }
+  const Segment& s = segments_[static_cast<size_t>(base - bounds_.data())];
   if (s.count > kLinearMax) return lookup_table(tables_[s.first], classes, port);
   const Candidate* c = candidates_.data() + s.first;
   for (uint32_t i = 0; i < s.count; ++i) {
