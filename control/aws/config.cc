@@ -84,7 +84,7 @@ class Parser {
         error(key_line, path + ": keys must be plain names");
         continue;
       }
-      const std::string name = key.Scalar();
+      const std::string& name = key.Scalar();
       if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
         std::string reason = path + ": unknown key '" + name + "'";
         std::string_view best;

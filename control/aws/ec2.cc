@@ -289,7 +289,7 @@ std::string Ec2Client::call(std::string_view action, const Params& params) {
   return retrier_.run("ec2:" + std::string(action), [&] { return call_once(action, body); });
 }
 
-std::vector<std::string> Ec2Client::call_paged(std::string_view action, Params params) {
+std::vector<std::string> Ec2Client::call_paged(std::string_view action, const Params& params) {
   std::vector<std::string> pages;
   std::string next;
   for (int page = 0; page < kMaxPages; ++page) {
@@ -318,7 +318,7 @@ std::vector<RouteTable> Ec2Client::describe_route_tables(const std::vector<std::
   add_list(params, "RouteTableId", ids);
   add_filters(params, filters);
   std::vector<RouteTable> out;
-  for (const auto& page : call_paged("DescribeRouteTables", std::move(params))) {
+  for (const auto& page : call_paged("DescribeRouteTables", params)) {
     auto part = parse_describe_route_tables(page);
     out.insert(out.end(), std::make_move_iterator(part.begin()),
                std::make_move_iterator(part.end()));
@@ -358,7 +358,7 @@ std::vector<NetworkInterface> Ec2Client::describe_network_interfaces(
   add_list(params, "NetworkInterfaceId", ids);
   add_filters(params, filters);
   std::vector<NetworkInterface> out;
-  for (const auto& page : call_paged("DescribeNetworkInterfaces", std::move(params))) {
+  for (const auto& page : call_paged("DescribeNetworkInterfaces", params)) {
     auto part = parse_describe_network_interfaces(page);
     out.insert(out.end(), std::make_move_iterator(part.begin()),
                std::make_move_iterator(part.end()));
@@ -372,7 +372,7 @@ std::vector<InstanceStatus> Ec2Client::describe_instance_status(
   add_list(params, "InstanceId", instance_ids);
   if (include_all_instances) params.emplace_back("IncludeAllInstances", "true");
   std::vector<InstanceStatus> out;
-  for (const auto& page : call_paged("DescribeInstanceStatus", std::move(params))) {
+  for (const auto& page : call_paged("DescribeInstanceStatus", params)) {
     auto part = parse_describe_instance_status(page);
     out.insert(out.end(), std::make_move_iterator(part.begin()),
                std::make_move_iterator(part.end()));

@@ -130,8 +130,8 @@ class Ec2Client {
       const std::vector<std::string>& instance_ids, bool include_all_instances = true);
 
   // One Query API call (Action + Version added, params sent in order), retried per the policy;
-  // returns the XML body of a 2xx response or throws AwsError. Describe* callers follow
-  // nextToken themselves through call_paged().
+  // returns the XML body of a 2xx response or throws AwsError. (The describe_* methods above
+  // follow nextToken; call() returns one page.)
   std::string call(std::string_view action,
                    const std::vector<std::pair<std::string, std::string>>& params);
 
@@ -140,8 +140,8 @@ class Ec2Client {
 
  private:
   std::string call_once(std::string_view action, const std::string& body);
-  std::vector<std::string> call_paged(std::string_view action,
-                                      std::vector<std::pair<std::string, std::string>> params);
+  std::vector<std::string> call_paged(
+      std::string_view action, const std::vector<std::pair<std::string, std::string>>& params);
 
   HttpTransport& http_;
   CredentialsProvider& credentials_;
