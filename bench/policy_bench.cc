@@ -23,7 +23,8 @@ using namespace eipgate::policy;
 constexpr int kGroups = 50;
 
 uint32_t rand_public(std::mt19937& rng) {
-  return ((11 + static_cast<uint32_t>(rng() % 200)) << 24) | (static_cast<uint32_t>(rng()) & 0xffffff);
+  return ((11 + static_cast<uint32_t>(rng() % 200)) << 24) |
+         (static_cast<uint32_t>(rng()) & 0xffffff);
 }
 
 // Random rules: destination prefixes /12../32 over public space, a third of them with a
@@ -103,7 +104,8 @@ std::unique_ptr<CompiledPolicy> compile_or_die(const PolicyConfig& c,
   return p;
 }
 
-void run_classify(benchmark::State& state, const CompiledPolicy& p, const std::vector<Flow>& flows) {
+void run_classify(benchmark::State& state, const CompiledPolicy& p,
+                  const std::vector<Flow>& flows) {
   size_t i = 0;
   uint64_t allowed = 0;
   for (auto _ : state) {
@@ -166,7 +168,8 @@ BENCHMARK(BM_ClassifyBulk32)->ArgsProduct({{10000}, {0, 1}});
 
 // range(0) rules over range(1) groups; range(2): backend.
 void BM_Compile(benchmark::State& state) {
-  const PolicyConfig c = random_policy(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), 1);
+  const PolicyConfig c =
+      random_policy(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), 1);
   for (auto _ : state) {
     auto p = compile_or_die(c, backend_arg(state.range(2)));
     benchmark::DoNotOptimize(p.get());
@@ -179,7 +182,8 @@ BENCHMARK(BM_Compile)
 
 // The name decision after SNI: a linear pass over the group's rules (200 here, 10,000 below).
 void BM_ClassifyName(benchmark::State& state) {
-  PolicyConfig c = random_policy(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), 1);
+  PolicyConfig c =
+      random_policy(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)), 1);
   Rule named;
   named.name = "named";
   named.dst.push_back(Prefix{0, 0});

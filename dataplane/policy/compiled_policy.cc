@@ -1,8 +1,8 @@
 // Compiles a PolicyConfig into a source -> group table and one first-match classifier per group
-// (a SegmentTable by default, rte_acl on request or as fallback; priority = rule order). Host-name rules become ACL entries of two kinds:
-// "pending" entries for TCP to inspected ports (-> NeedName) and /32 entries for the addresses
-// their exact names resolved to (everything else). Only the build allocates; lookups are
-// read-only on shared, immutable structures.
+// (a SegmentTable by default, rte_acl on request or as fallback; priority = rule order). Host-name
+// rules become ACL entries of two kinds: "pending" entries for TCP to inspected ports (-> NeedName)
+// and /32 entries for the addresses their exact names resolved to (everything else). Only the build
+// allocates; lookups are read-only on shared, immutable structures.
 #include "policy/compiled_policy.h"
 
 #include <rte_acl.h>
@@ -78,7 +78,8 @@ bool rule_l4_match(const Rule& r, uint8_t ip_proto, uint16_t port) {
 }
 
 bool rule_dst_match(const Rule& r, uint32_t dst) {
-  return std::any_of(r.dst.begin(), r.dst.end(), [dst](const Prefix& p) { return p.contains(dst); });
+  return std::any_of(r.dst.begin(), r.dst.end(),
+                     [dst](const Prefix& p) { return p.contains(dst); });
 }
 
 // Protocol values an ACL entry for the rule carries (0 with mask 0 = any protocol).
@@ -109,7 +110,7 @@ struct CompiledPolicy::Group {
   // ACL userdata - 1 -> (rule index in group << 1) | pending; the segment table returns the
   // same code directly
   std::vector<uint32_t> entries;
-  uint32_t default_id = 0;  // rule id of the group default; rule i has default_id + 1 + i
+  uint32_t default_id = 0;           // rule id of the group default; rule i has default_id + 1 + i
   const SourceGroup* src = nullptr;  // points into the shared config
   // The resolved addresses this group was built with (change detection for with_resolved).
   std::vector<std::pair<std::string, std::vector<uint32_t>>> resolved_used;
@@ -241,8 +242,9 @@ std::shared_ptr<const Group> build_group(const SourceGroup& g, uint32_t default_
     *error = "group '" + g.name + "': rte_acl_create: " + rte_strerror(rte_errno);
     return nullptr;
   }
-  int rc = rte_acl_add_rules(out->acl.get(), reinterpret_cast<const rte_acl_rule*>(acl_rules.data()),
-                             static_cast<uint32_t>(acl_rules.size()));
+  int rc =
+      rte_acl_add_rules(out->acl.get(), reinterpret_cast<const rte_acl_rule*>(acl_rules.data()),
+                        static_cast<uint32_t>(acl_rules.size()));
   if (rc == 0) {
     rte_acl_config cfg{};
     cfg.num_categories = 1;
@@ -299,7 +301,8 @@ bool NameCache::update(std::string_view name, std::vector<uint32_t> addrs, uint3
 }
 
 bool NameCache::expire(uint64_t now_ms) {
-  return std::erase_if(entries_, [now_ms](const auto& kv) { return kv.second.expires_ms <= now_ms; }) > 0;
+  return std::erase_if(entries_,
+                       [now_ms](const auto& kv) { return kv.second.expires_ms <= now_ms; }) > 0;
 }
 
 std::optional<uint64_t> NameCache::next_expiry_ms() const {
@@ -394,17 +397,17 @@ std::unique_ptr<CompiledPolicy> CompiledPolicy::with_resolved(const ResolvedName
   std::sort(inspected.begin(), inspected.end());
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     const auto& old = groups_[gi];
-    const bool same = std::all_of(old->resolved_used.begin(), old->resolved_used.end(),
-                                  [&](const auto& kv) {
-                                    const auto* now = resolved.find(kv.first);
-                                    return now != nullptr ? *now == kv.second : kv.second.empty();
-                                  });
+    const bool same =
+        std::all_of(old->resolved_used.begin(), old->resolved_used.end(), [&](const auto& kv) {
+          const auto* now = resolved.find(kv.first);
+          return now != nullptr ? *now == kv.second : kv.second.empty();
+        });
     if (same) {
       p->groups_.push_back(old);
       continue;
     }
-    auto built = build_group(*old->src, old->default_id, *config_, inspected, resolved,
-                             backend_, error);
+    auto built =
+        build_group(*old->src, old->default_id, *config_, inspected, resolved, backend_, error);
     if (!built) return nullptr;
     p->groups_.push_back(std::move(built));
   }
@@ -459,11 +462,10 @@ Decision CompiledPolicy::classify(uint32_t src, uint32_t dst, uint8_t ip_proto,
 }
 
 void CompiledPolicy::classify_bulk(const uint32_t* src, const uint32_t* dst,
-                                   const uint8_t* ip_proto, const uint16_t* dst_port,
-                                   Decision* out, size_t n) const {
+                                   const uint8_t* ip_proto, const uint16_t* dst_port, Decision* out,
+                                   size_t n) const {
   for (size_t i = 0; i < n; ++i) {
-    const uint32_t gid = groups_.empty() ? SegmentTable::kNone
-                                         : sources_->lookup(src[i], 0xff, 0);
+    const uint32_t gid = groups_.empty() ? SegmentTable::kNone : sources_->lookup(src[i], 0xff, 0);
     if (gid == SegmentTable::kNone) {
       out[i] = unmatched();
       continue;
@@ -551,7 +553,8 @@ RuleCounters::RuleCounters(size_t workers, size_t rules)
 
 uint64_t RuleCounters::total(uint32_t rule_id) const {
   uint64_t sum = 0;
-  for (size_t w = 0; w < workers_; ++w) sum += rows_[w * stride_ + rule_id].load(std::memory_order_relaxed);
+  for (size_t w = 0; w < workers_; ++w)
+    sum += rows_[w * stride_ + rule_id].load(std::memory_order_relaxed);
   return sum;
 }
 

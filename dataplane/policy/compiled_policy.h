@@ -29,7 +29,7 @@ struct Decision {
   };
   Verdict verdict = Verdict::Allow;
   DenyAction deny_action = DenyAction::Drop;
-  uint32_t rule_id = 0;       // the rule (or group default, or "unmatched") that decided
+  uint32_t rule_id = 0;        // the rule (or group default, or "unmatched") that decided
   uint16_t group_id = 0xffff;  // kNoGroup when the source is in no group
 };
 

@@ -16,17 +16,18 @@ bool init_eal_for_test() {
   std::call_once(once, [] {
     // --no-huge rules out --in-memory; --no-shconf and a per-process prefix let several test
     // binaries run at once (ctest -j) without meeting in a shared runtime config.
-    static std::vector<std::string> args{"eipgate_policy_test",
-                                         "--no-huge",
-                                         "-m",
-                                         "256",
-                                         "--no-pci",
-                                         "--no-telemetry",
-                                         "--no-shconf",
-                                         "--file-prefix=eipgate_policy_" + std::to_string(::getpid()),
-                                         "--log-level=*:warning",
-                                         "-l",
-                                         "0"};
+    static std::vector<std::string> args{
+        "eipgate_policy_test",
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        "--no-telemetry",
+        "--no-shconf",
+        "--file-prefix=eipgate_policy_" + std::to_string(::getpid()),
+        "--log-level=*:warning",
+        "-l",
+        "0"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     ok = rte_eal_init(static_cast<int>(argv.size()), argv.data()) >= 0;

@@ -132,10 +132,10 @@ NameStatus parse_client_hello(const uint8_t* hs, size_t avail, bool ended, std::
     if (k == Need::Short && ended) return Need::Over;  // nothing more will come
     return k;
   };
-#define EIPGATE_NEED_HELLO(n)                                  \
-  do {                                                         \
-    const Need k_ = need(n);                                   \
-    if (k_ != Need::Ok) return short_or_over(k_);              \
+#define EIPGATE_NEED_HELLO(n)                     \
+  do {                                            \
+    const Need k_ = need(n);                      \
+    if (k_ != Need::Ok) return short_or_over(k_); \
   } while (0)
   EIPGATE_NEED_HELLO(2 + 32 + 1);
   if (r.u8() != 3) return NameStatus::Malformed;  // legacy_version 3.x
@@ -173,8 +173,21 @@ NameStatus parse_client_hello(const uint8_t* hs, size_t avail, bool ended, std::
 bool is_tchar(uint8_t c) {  // RFC 9110 §5.6.2
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;

@@ -33,7 +33,8 @@ std::optional<Prefix> parse_prefix(std::string_view text, std::string* why) {
   uint32_t addr = 0;
   for (int octet = 0; octet < 4; ++octet) {
     if (octet > 0) {
-      if (text.empty() || text.front() != '.') return fail("'" + std::string(orig) + "' is not an IPv4 address or CIDR");
+      if (text.empty() || text.front() != '.')
+        return fail("'" + std::string(orig) + "' is not an IPv4 address or CIDR");
       text.remove_prefix(1);
     }
     unsigned v = 0;
@@ -47,7 +48,8 @@ std::optional<Prefix> parse_prefix(std::string_view text, std::string* why) {
   }
   uint8_t len = 32;
   if (!text.empty()) {
-    if (text.front() != '/') return fail("'" + std::string(orig) + "' is not an IPv4 address or CIDR");
+    if (text.front() != '/')
+      return fail("'" + std::string(orig) + "' is not an IPv4 address or CIDR");
     text.remove_prefix(1);
     unsigned v = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
@@ -100,7 +102,9 @@ class Parser {
  public:
   explicit Parser(std::string_view file) : file_(file) {}
 
-  void error(int line, std::string reason) { errors_.push_back(Issue{file_, line, std::move(reason)}); }
+  void error(int line, std::string reason) {
+    errors_.push_back(Issue{file_, line, std::move(reason)});
+  }
   void warning(int line, std::string reason) {
     warnings_.push_back(Issue{file_, line, std::move(reason)});
   }
@@ -183,7 +187,8 @@ class Parser {
         error(line, std::string(what) + ": " + why);
       }
     }
-    if (n.IsSequence() && n.size() == 0) error(line_of(n), std::string(what) + " must not be empty");
+    if (n.IsSequence() && n.size() == 0)
+      error(line_of(n), std::string(what) + " must not be empty");
     return out;
   }
 
@@ -210,10 +215,9 @@ class Parser {
     const size_t dash = s->find('-');
     unsigned lo = 0;
     unsigned hi = 0;
-    const bool ok = dash == std::string::npos
-                        ? num(*s, &lo) && ((hi = lo), true)
-                        : num(std::string_view(*s).substr(0, dash), &lo) &&
-                              num(std::string_view(*s).substr(dash + 1), &hi);
+    const bool ok = dash == std::string::npos ? num(*s, &lo) && ((hi = lo), true)
+                                              : num(std::string_view(*s).substr(0, dash), &lo) &&
+                                                    num(std::string_view(*s).substr(dash + 1), &hi);
     if (!ok) {
       error(line_of(n), "ports: '" + *s + "' is not a port (0-65535) or a range lo-hi");
       return false;
@@ -281,7 +285,9 @@ class Parser {
       const bool ok = !s->empty() && std::all_of(s->begin(), s->end(), [](char ch) {
         return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
       });
-      if (!ok) error(line_of(n["name"]), where + ".name: '" + *s + "' must be letters, digits, '-', '_' or '.'");
+      if (!ok)
+        error(line_of(n["name"]),
+              where + ".name: '" + *s + "' must be letters, digits, '-', '_' or '.'");
       for (const auto& other : c->groups) {
         if (other.name == g.name) {
           error(line_of(n["name"]), where + ": group '" + g.name + "' already defined on line " +
@@ -353,8 +359,9 @@ class Parser {
         }
         std::string p = text;
         if (!p.empty() && p.back() == '.') p.pop_back();
-        std::transform(p.begin(), p.end(), p.begin(),
-                       [](char ch) { return static_cast<char>(std::tolower(static_cast<unsigned char>(ch))); });
+        std::transform(p.begin(), p.end(), p.begin(), [](char ch) {
+          return static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        });
         r.hosts.push_back(std::move(p));
       }
     }
@@ -375,14 +382,16 @@ class Parser {
       // A pending connection is reset anyway when its name is not allowed; a name-based deny
       // adds nothing an allowlist does not already do, and for non-TCP it would need resolved
       // addresses to be denied, which a resolver can be made to change. Keep the model simple.
-      error(r.line, where + ": hosts work only with action allow (everything not allowed is denied)");
+      error(r.line,
+            where + ": hosts work only with action allow (everything not allowed is denied)");
     }
     const bool wildcard = std::any_of(r.hosts.begin(), r.hosts.end(),
                                       [](const std::string& h) { return h.front() == '*'; });
     const bool beyond_tcp = r.proto != Proto::Tcp;
     if (wildcard && beyond_tcp) {
       warning(r.line, where + ": wildcard host patterns cannot be resolved, so for " +
-                          (r.proto == Proto::Any ? std::string("UDP and ICMP") : std::string(proto_name(r.proto))) +
+                          (r.proto == Proto::Any ? std::string("UDP and ICMP")
+                                                 : std::string(proto_name(r.proto))) +
                           " this rule matches only names that also appear as exact names");
     }
     if (!n["from"]) {
@@ -397,8 +406,8 @@ class Parser {
       if (it == c->groups.end()) {
         std::string known;
         for (const auto& g : c->groups) known += (known.empty() ? "" : ", ") + g.name;
-        error(line, where + ".from: unknown group '" + group + "' (groups: " +
-                        (known.empty() ? std::string("none") : known) + ")");
+        error(line, where + ".from: unknown group '" + group +
+                        "' (groups: " + (known.empty() ? std::string("none") : known) + ")");
         continue;
       }
       Rule copy = r;
@@ -420,10 +429,10 @@ class Parser {
                                           c.groups[i].name + "' (line " +
                                           std::to_string(c.groups[i].line) + ")");
             } else if (i != j && p.overlaps(q)) {
-              warning(c.groups[j].line,
-                      "policy.groups: source " + q.to_string() + " of group '" + c.groups[j].name +
-                          "' overlaps " + p.to_string() + " of group '" + c.groups[i].name +
-                          "': the longer prefix decides the group");
+              warning(c.groups[j].line, "policy.groups: source " + q.to_string() + " of group '" +
+                                            c.groups[j].name + "' overlaps " + p.to_string() +
+                                            " of group '" + c.groups[i].name +
+                                            "': the longer prefix decides the group");
             }
           }
         }
@@ -438,8 +447,8 @@ class Parser {
       res.config = std::move(c);
       return res;
     }
-    if (check_map(n, "policy", {"unmatched_sources", "recheck_on_reload", "inspection", "groups",
-                                "rules"})) {
+    if (check_map(n, "policy",
+                  {"unmatched_sources", "recheck_on_reload", "inspection", "groups", "rules"})) {
       if (n["unmatched_sources"]) {
         if (auto s = scalar(n["unmatched_sources"], "policy.unmatched_sources")) {
           if (*s == "allow") {

@@ -27,7 +27,8 @@ bool SegmentTable::build(const std::vector<MatchEntry>& entries, size_t max_cell
   };
   std::sort(by_start.begin(), by_start.end(),
             [&](uint32_t a, uint32_t b) { return entries[a].dst.addr < entries[b].dst.addr; });
-  std::sort(by_end.begin(), by_end.end(), [&](uint32_t a, uint32_t b) { return end_of(a) < end_of(b); });
+  std::sort(by_end.begin(), by_end.end(),
+            [&](uint32_t a, uint32_t b) { return end_of(a) < end_of(b); });
 
   std::set<uint32_t> active;  // entry indices = priority order
   size_t si = 0;
@@ -37,7 +38,8 @@ bool SegmentTable::build(const std::vector<MatchEntry>& entries, size_t max_cell
   segments_.reserve(cuts.size());
   for (const uint64_t cut : cuts) {
     while (ei < by_end.size() && end_of(by_end[ei]) <= cut) active.erase(by_end[ei++]);
-    while (si < by_start.size() && entries[by_start[si]].dst.addr <= cut) active.insert(by_start[si++]);
+    while (si < by_start.size() && entries[by_start[si]].dst.addr <= cut)
+      active.insert(by_start[si++]);
     bounds_.push_back(static_cast<uint32_t>(cut));
     cells += active.size();
     if (cells > max_cells) {
@@ -46,8 +48,8 @@ bool SegmentTable::build(const std::vector<MatchEntry>& entries, size_t max_cell
       return false;
     }
     if (active.size() <= kLinearMax) {
-      segments_.push_back(Segment{static_cast<uint32_t>(candidates_.size()),
-                                  static_cast<uint32_t>(active.size())});
+      segments_.push_back(
+          Segment{static_cast<uint32_t>(candidates_.size()), static_cast<uint32_t>(active.size())});
       for (uint32_t i : active) {
         const MatchEntry& e = entries[i];
         candidates_.push_back(Candidate{e.code, e.port_lo, e.port_hi, e.classes, {}});
@@ -65,7 +67,8 @@ bool SegmentTable::build(const std::vector<MatchEntry>& entries, size_t max_cell
       for (uint32_t i : active) {
         if ((entries[i].classes & cls) == 0) continue;
         events.emplace_back(entries[i].port_lo, static_cast<int>(i) + 1);
-        if (entries[i].port_hi < 0xffff) events.emplace_back(entries[i].port_hi + 1u, -static_cast<int>(i) - 1);
+        if (entries[i].port_hi < 0xffff)
+          events.emplace_back(entries[i].port_hi + 1u, -static_cast<int>(i) - 1);
       }
       std::sort(events.begin(), events.end());
       const auto first = static_cast<uint32_t>(port_bounds_.size());
@@ -107,8 +110,8 @@ bool SegmentTable::build(const std::vector<MatchEntry>& entries, size_t max_cell
         t.udp_count = count;
       }
     }
-    segments_.push_back(Segment{static_cast<uint32_t>(tables_.size()),
-                                static_cast<uint32_t>(active.size())});
+    segments_.push_back(
+        Segment{static_cast<uint32_t>(tables_.size()), static_cast<uint32_t>(active.size())});
     tables_.push_back(t);
   }
   for (uint32_t t = 0; t < 256; ++t) {

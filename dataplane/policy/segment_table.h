@@ -37,7 +37,7 @@ inline uint8_t proto_class(uint8_t ip_proto) {
 
 struct MatchEntry {
   Prefix dst;
-  uint8_t classes = 0;  // kClass* bits
+  uint8_t classes = 0;   // kClass* bits
   uint16_t port_lo = 0;  // ports are checked for TCP and UDP only
   uint16_t port_hi = 0xffff;
   uint32_t code = 0;  // returned on a match
@@ -79,7 +79,7 @@ class SegmentTable {
   uint32_t lookup_table(const PortTable& t, uint8_t classes, uint16_t port) const;
 
   std::array<uint32_t, 257> top_{};  // segment holding address t<<24; [256] = last segment
-  std::vector<uint32_t> bounds_;      // segment start addresses, ascending, bounds_[0] = 0
+  std::vector<uint32_t> bounds_;     // segment start addresses, ascending, bounds_[0] = 0
   std::vector<Segment> segments_;
   std::vector<Candidate> candidates_;
   std::vector<PortTable> tables_;

@@ -16,7 +16,8 @@ void write(const std::filesystem::path& dir, const std::string& name, uint8_t se
   std::ofstream f(dir / name, std::ios::binary);
   f.put(static_cast<char>(selector));
   f.put(static_cast<char>(split));
-  f.write(reinterpret_cast<const char*>(payload.data()), static_cast<std::streamsize>(payload.size()));
+  f.write(reinterpret_cast<const char*>(payload.data()),
+          static_cast<std::streamsize>(payload.size()));
 }
 
 std::vector<uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
@@ -33,10 +34,19 @@ int main(int argc, char** argv) {
   using eipgate::policy::testing::ClientHello;
   write(dir, "tls_simple", 0, 128, ClientHello().sni("api.example.com").bytes());
   write(dir, "tls_grease_late_sni", 0, 200,
-        ClientHello().grease().extension(0x0033, 300).extension(0x002b, 7).sni("Late.Example.ORG.")
-            .sni_position_last().bytes());
+        ClientHello()
+            .grease()
+            .extension(0x0033, 300)
+            .extension(0x002b, 7)
+            .sni("Late.Example.ORG.")
+            .sni_position_last()
+            .bytes());
   write(dir, "tls_records", 0, 90,
-        ClientHello().extension(0x0033, 400).sni("frag.example.net").sni_position_last().records(64)
+        ClientHello()
+            .extension(0x0033, 400)
+            .sni("frag.example.net")
+            .sni_position_last()
+            .records(64)
             .bytes());
   write(dir, "tls_no_sni", 0, 255, ClientHello().grease().extension(0x000d, 20).bytes());
   write(dir, "tls_no_ext", 0, 255, ClientHello().no_extensions().bytes());

@@ -42,7 +42,8 @@ void check_parser(Parser parse, const uint8_t* data, size_t len, size_t split) {
   check_name(part, part_name);
   if (part != NameStatus::NeedMore) {
     if (part != full) fail("a final answer on a prefix changed with more data");
-    if (part == NameStatus::Found && part_name != full_name) fail("the name changed with more data");
+    if (part == NameStatus::Found && part_name != full_name)
+      fail("the name changed with more data");
   }
 }
 
@@ -67,7 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const std::string_view all(reinterpret_cast<const char*>(data), size);
       const size_t nul = all.find('\0');
       const std::string_view pattern = all.substr(0, nul);
-      const std::string_view host = nul == std::string_view::npos ? std::string_view() : all.substr(nul + 1);
+      const std::string_view host =
+          nul == std::string_view::npos ? std::string_view() : all.substr(nul + 1);
       std::string why;
       const bool ok = eipgate::policy::valid_name_pattern(pattern, &why);
       if (!ok && why.empty()) fail("a rejected pattern has no reason");

@@ -232,14 +232,16 @@ TEST_F(CompiledPolicyTest, NameMustMatchAddress) {
   Decision d = p->classify(src, ip(93, 184, 216, 34), kTcp, 443);
   ASSERT_EQ(d.verdict, V::NeedName);
   // Unresolved: the name cannot be confirmed, so it is not allowed.
-  EXPECT_EQ(p->classify_name(d.group_id, "api.example.com", ip(93, 184, 216, 34), kTcp, 443).verdict,
-            V::Deny);
+  EXPECT_EQ(
+      p->classify_name(d.group_id, "api.example.com", ip(93, 184, 216, 34), kTcp, 443).verdict,
+      V::Deny);
   ResolvedNames names;
   names.set("api.example.com", {ip(93, 184, 216, 34)});
   auto q = p->with_resolved(names, nullptr);
   ASSERT_NE(q, nullptr);
-  EXPECT_EQ(q->classify_name(d.group_id, "api.example.com", ip(93, 184, 216, 34), kTcp, 443).verdict,
-            V::Allow);
+  EXPECT_EQ(
+      q->classify_name(d.group_id, "api.example.com", ip(93, 184, 216, 34), kTcp, 443).verdict,
+      V::Allow);
   // Domain fronting: the allowed name towards some other address.
   EXPECT_EQ(q->classify_name(d.group_id, "api.example.com", ip(6, 6, 6, 6), kTcp, 443).verdict,
             V::Deny);
@@ -314,12 +316,14 @@ RefResult reference(const PolicyConfig& c, const ResolvedNames& names, uint32_t 
   if (best < 0) return {V::Allow, -1, -1};
   const auto& rules = c.groups[static_cast<size_t>(best)].rules;
   const bool inspected =
-      proto == kTcp && (std::find(c.tls_ports.begin(), c.tls_ports.end(), port) != c.tls_ports.end() ||
-                        std::find(c.http_ports.begin(), c.http_ports.end(), port) != c.http_ports.end());
+      proto == kTcp &&
+      (std::find(c.tls_ports.begin(), c.tls_ports.end(), port) != c.tls_ports.end() ||
+       std::find(c.http_ports.begin(), c.http_ports.end(), port) != c.http_ports.end());
   for (size_t i = 0; i < rules.size(); ++i) {
     const Rule& r = rules[i];
     if (!ref_l4(r, proto, port)) continue;
-    if (std::none_of(r.dst.begin(), r.dst.end(), [&](const Prefix& p) { return p.contains(dst); })) {
+    if (std::none_of(r.dst.begin(), r.dst.end(),
+                     [&](const Prefix& p) { return p.contains(dst); })) {
       continue;
     }
     if (r.hosts.empty()) return {r.allow ? V::Allow : V::Deny, best, static_cast<int>(i)};
@@ -337,7 +341,10 @@ class CompiledPolicyBackendTest : public CompiledPolicyTest,
 TEST_P(CompiledPolicyBackendTest, AgreesWithReferenceOnRandomPolicies) {
   std::mt19937 rng(12345);
   // Destinations from a small space so that rules overlap and flows hit them.
-  auto rand_dst = [&] { return ip(52, static_cast<uint8_t>(rng() % 4), static_cast<uint8_t>(rng() % 8), static_cast<uint8_t>(rng())); };
+  auto rand_dst = [&] {
+    return ip(52, static_cast<uint8_t>(rng() % 4), static_cast<uint8_t>(rng() % 8),
+              static_cast<uint8_t>(rng()));
+  };
   // Rounds: small; 50 groups x 4000 rules; the same with wide prefixes (/0../12: long candidate
   // lists, so the segment table's port tables are exercised).
   for (int round = 0; round < 4; ++round) {
@@ -355,7 +362,8 @@ TEST_P(CompiledPolicyBackendTest, AgreesWithReferenceOnRandomPolicies) {
       c.groups.push_back(sg);
     }
     ResolvedNames names;
-    for (int h = 0; h < 20; ++h) names.set("h" + std::to_string(h) + ".example", {rand_dst(), rand_dst()});
+    for (int h = 0; h < 20; ++h)
+      names.set("h" + std::to_string(h) + ".example", {rand_dst(), rand_dst()});
     for (int i = 0; i < nrules; ++i) {
       Rule r;
       const auto g = static_cast<size_t>(rng() % static_cast<unsigned>(ngroups));
@@ -390,8 +398,8 @@ TEST_P(CompiledPolicyBackendTest, AgreesWithReferenceOnRandomPolicies) {
         dst = (*a)[rng() % a->size()];
       }
       const uint8_t proto = std::array<uint8_t, 4>{kTcp, kUdp, kIcmp, 47}[rng() % 4];
-      const auto port = static_cast<uint16_t>(rng() % 4 == 0 ? std::array<uint16_t, 3>{80, 443, 8080}[rng() % 3]
-                                                           : rng() % 1400);
+      const auto port = static_cast<uint16_t>(
+          rng() % 4 == 0 ? std::array<uint16_t, 3>{80, 443, 8080}[rng() % 3] : rng() % 1400);
       const RefResult want = reference(c, names, src, dst, proto, port);
       const Decision got = p->classify(src, dst, proto, port);
       ASSERT_EQ(got.verdict, want.verdict) << "round " << round << " query " << q;
@@ -400,8 +408,11 @@ TEST_P(CompiledPolicyBackendTest, AgreesWithReferenceOnRandomPolicies) {
         continue;
       }
       ASSERT_EQ(got.group_id, want.group);
-      const std::string want_name = want.rule < 0 ? c.groups[static_cast<size_t>(want.group)].name + "#default"
-                                                  : c.groups[static_cast<size_t>(want.group)].rules[static_cast<size_t>(want.rule)].name;
+      const std::string want_name =
+          want.rule < 0 ? c.groups[static_cast<size_t>(want.group)].name + "#default"
+                        : c.groups[static_cast<size_t>(want.group)]
+                              .rules[static_cast<size_t>(want.rule)]
+                              .name;
       ASSERT_EQ(p->rule_name(got.rule_id), want_name) << "round " << round << " query " << q;
       if (want.verdict == V::Deny && want.rule < 0) {
         EXPECT_EQ(got.deny_action, c.groups[static_cast<size_t>(want.group)].default_deny);

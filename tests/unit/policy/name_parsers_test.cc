@@ -50,8 +50,12 @@ TEST(TlsSni, AfterGreaseAndOtherExtensions) {
 
 TEST(TlsSni, SplitAcrossRecords) {
   std::string name;
-  const auto b = ClientHello().extension(0x0033, 900).sni("x.example.net").sni_position_last()
-                     .records(100).bytes();
+  const auto b = ClientHello()
+                     .extension(0x0033, 900)
+                     .sni("x.example.net")
+                     .sni_position_last()
+                     .records(100)
+                     .bytes();
   ASSERT_GT(b.size(), 1000u);
   EXPECT_EQ(sni(b, &name), NameStatus::Found);
   EXPECT_EQ(name, "x.example.net");
@@ -61,8 +65,13 @@ TEST(TlsSni, SplitAcrossRecords) {
 // name is found exactly when its bytes have arrived.
 TEST(TlsSni, EveryPrefixNeedsMoreUntilTheNameArrives) {
   for (size_t frag : {size_t{0}, size_t{64}}) {
-    const auto b = ClientHello().grease().extension(0x0033, 300).sni("pfx.example.com")
-                       .sni_position_last().records(frag).bytes();
+    const auto b = ClientHello()
+                       .grease()
+                       .extension(0x0033, 300)
+                       .sni("pfx.example.com")
+                       .sni_position_last()
+                       .records(frag)
+                       .bytes();
     size_t first_found = 0;
     for (size_t n = 1; n <= b.size(); ++n) {
       std::string name;
@@ -95,8 +104,12 @@ TEST(TlsSni, FollowingRecordsDoNotMatter) {
 }
 
 TEST(TlsSni, HandshakeCutShortByAnotherRecordIsMalformed) {
-  auto b = ClientHello().extension(0x0033, 300).sni("a.example.com").sni_position_last()
-               .records(100).bytes();
+  auto b = ClientHello()
+               .extension(0x0033, 300)
+               .sni("a.example.com")
+               .sni_position_last()
+               .records(100)
+               .bytes();
   b.resize(5 + 100);  // the first record only, then an alert record
   const std::vector<uint8_t> alert{21, 3, 3, 0, 2, 2, 40};
   b.insert(b.end(), alert.begin(), alert.end());
@@ -160,9 +173,9 @@ TEST(TlsSni, EmptyInputNeedsMore) {
 
 TEST(HttpHost, Found) {
   std::string name;
-  EXPECT_EQ(host("GET /index.html HTTP/1.1\r\nUser-Agent: x\r\nHost: WWW.Example.com\r\n\r\n",
-                 &name),
-            NameStatus::Found);
+  EXPECT_EQ(
+      host("GET /index.html HTTP/1.1\r\nUser-Agent: x\r\nHost: WWW.Example.com\r\n\r\n", &name),
+      NameStatus::Found);
   EXPECT_EQ(name, "www.example.com");
 }
 
@@ -203,15 +216,15 @@ TEST(HttpHost, NotPresent) {
 TEST(HttpHost, Malformed) {
   std::string name;
   for (const char* bad : {
-           "\x16\x03\x01\x02\x00",                                 // TLS on the HTTP port
+           "\x16\x03\x01\x02\x00",                                  // TLS on the HTTP port
            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",                      // HTTP/2 preface
            "GET / HTTP/1.1\r\nHost: a.com\r\nHost: b.com\r\n\r\n",  // two Host headers
-           "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",               // IP literal
-           "GET / HTTP/1.1\r\nHost: a.com:http\r\n\r\n",             // non-numeric port
-           "GET / HTTP/1.1\r\nHost : a.com\r\n\r\n",                 // space before colon
-           "GET / HTTP/1.1\r\nHost: a.com\r\n folded.com\r\n\r\n",   // folded Host
-           "GET / HTTP/1.1\r\nHost: a b.com\r\n\r\n",                // space inside the name
-           "GET /a b HTTP/1.1\r\n",                                  // three spaces
+           "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",              // IP literal
+           "GET / HTTP/1.1\r\nHost: a.com:http\r\n\r\n",            // non-numeric port
+           "GET / HTTP/1.1\r\nHost : a.com\r\n\r\n",                // space before colon
+           "GET / HTTP/1.1\r\nHost: a.com\r\n folded.com\r\n\r\n",  // folded Host
+           "GET / HTTP/1.1\r\nHost: a b.com\r\n\r\n",               // space inside the name
+           "GET /a b HTTP/1.1\r\n",                                 // three spaces
            "GET / HTTP/1.1\r\nNoColon\r\n\r\n",
            "GET / HTTP/1.1\r\nX: \x01\r\n",
        }) {

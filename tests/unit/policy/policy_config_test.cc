@@ -119,47 +119,62 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"host bits", "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.1/8]\n", 4,
                 "host bits set (did you mean 10.0.0.0/8?)"},
         BadCase{"not an address",
-                "policy:\n  groups:\n    - name: g\n      sources:\n        - 10.0.0.0/8\n        - 300.1.1.1\n",
+                "policy:\n  groups:\n    - name: g\n      sources:\n        - 10.0.0.0/8\n        "
+                "- 300.1.1.1\n",
                 6, "not an IPv4 address"},
         BadCase{"port range reversed",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - from: g\n      ports: 2000-1000\n",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
+                "from: g\n      ports: 2000-1000\n",
                 7, "low end above"},
         BadCase{"port too big",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - from: g\n      ports: 70000\n",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
+                "from: g\n      ports: 70000\n",
                 7, "not a port"},
         BadCase{"icmp ports",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - from: g\n      proto: icmp\n      ports: 80\n",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
+                "from: g\n      proto: icmp\n      ports: 80\n",
                 8, "ICMP has no ports"},
         BadCase{"name pattern",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - from: g\n      hosts: [ok.com, \"a.*.com\"]\n",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
+                "from: g\n      hosts: [ok.com, \"a.*.com\"]\n",
                 7, "'a.*.com'"},
         BadCase{"unknown group",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - dst: 1.2.3.0/24\n      from: lambda\n",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
+                "dst: 1.2.3.0/24\n      from: lambda\n",
                 7, "unknown group 'lambda' (groups: g)"},
         BadCase{"unknown key",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - from: g\n      port: 80\n",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
+                "from: g\n      port: 80\n",
                 7, "unknown key 'port'"},
         BadCase{"bad proto",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - from: g\n      proto: sctp\n",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
+                "from: g\n      proto: sctp\n",
                 7, "'sctp'"},
         BadCase{"bad action",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - from: g\n      action: deny\n",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
+                "from: g\n      action: deny\n",
                 7, "not allow, drop or reject"},
         BadCase{"duplicate group",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n    - name: g\n      sources: [11.0.0.0/8]\n",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n    - name: g\n   "
+                "   sources: [11.0.0.0/8]\n",
                 5, "already defined on line 3"},
         BadCase{"same source twice",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n    - name: h\n      sources: [10.0.0.0/8]\n",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n    - name: h\n   "
+                "   sources: [10.0.0.0/8]\n",
                 5, "already in group 'g'"},
         BadCase{"missing from",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - dst: 1.2.3.4\n", 6,
-                "from (the source group"},
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
+                "dst: 1.2.3.4\n",
+                6, "from (the source group"},
         BadCase{"deny by name",
-                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - from: g\n      hosts: a.com\n      action: drop\n",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
+                "from: g\n      hosts: a.com\n      action: drop\n",
                 6, "hosts work only with action allow"},
         BadCase{"missing sources", "policy:\n  groups:\n    - name: g\n", 3, "sources is required"},
-        BadCase{"bad default", "policy:\n  groups:\n    - name: g\n      sources: 10.0.0.0/8\n      default: allow\n",
-                5, "not drop or reject"},
+        BadCase{
+            "bad default",
+            "policy:\n  groups:\n    - name: g\n      sources: 10.0.0.0/8\n      default: allow\n",
+            5, "not drop or reject"},
         BadCase{"bad inspection",
                 "policy:\n  inspection:\n    tls_ports: [443]\n    http_ports: [80, 443]\n", 4,
                 "both tls_ports and http_ports"},
@@ -192,17 +207,17 @@ TEST(PolicyConfig, AllErrorsReportedInLineOrder) {
 TEST(PolicyConfig, ShadowedAndOverlappingRulesWarn) {
   std::string y = kGroup;
   y += "  rules:\n"
-       "    - name: web\n"            // 6
+       "    - name: web\n"  // 6
        "      from: g\n"
        "      dst: 52.0.0.0/8\n"
        "      proto: tcp\n"
        "      ports: 1-1024\n"
-       "    - name: narrower\n"       // 11
+       "    - name: narrower\n"  // 11
        "      from: g\n"
        "      dst: 52.1.0.0/16\n"
        "      proto: tcp\n"
        "      ports: 443\n"
-       "    - name: no-smtp\n"        // 16
+       "    - name: no-smtp\n"  // 16
        "      from: g\n"
        "      dst: 0.0.0.0/0\n"
        "      ports: 25\n"
