@@ -557,7 +557,10 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
   const Value root_value{root, root.Mark().line + 1, ""};
   const Section top(p, root_value,
                     {"mode", "ports", "interface", "next_hop", "nat", "timeouts", "workers", "eal",
-                     "exception_path", "admin", "logging", "polling"});
+                     "exception_path", "admin", "logging", "polling",
+                     // eipgate-control's sections of the same file (control/aws, control/ha):
+                     // that process validates them; the dataplane leaves them alone.
+                     "aws", "ha"});
   DataplaneConfig cfg;
   cfg.source_file = p.file();
   engine::EngineConfig& eng = cfg.engine;

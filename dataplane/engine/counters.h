@@ -78,6 +78,7 @@ constexpr std::string_view drop_reason_name(DropReason r) {
   X(FlowsExpired, "flows_expired")                            \
   X(FlowsClosed, "flows_closed")                              \
   X(FlowsEvicted, "flows_evicted")                            \
+  X(FlowsSynced, "flows_synced")                              \
   X(TcpReopened, "tcp_reopened")                              \
   X(TcpRstSentToInside, "tcp_rst_sent_to_inside")             \
   X(IcmpTimeExceededSent, "icmp_time_exceeded_sent")          \

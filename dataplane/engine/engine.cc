@@ -195,6 +195,39 @@ struct Engine::Impl {
   uint8_t expire_class = 0;
   uint32_t last_flow = kNone;  // flow the last forward() used (first fragments learn from it)
   uint32_t port_range;
+  // Connection-table sync (set_sync): a ring of records, reserved at construction.
+  static constexpr uint32_t kSyncRing = 1u << 15;
+  std::vector<SyncRecord> sync_ring = std::vector<SyncRecord>(kSyncRing);
+  uint32_t sync_head = 0, sync_count = 0;
+  bool sync_on = false;
+  uint32_t sync_refresh_ms = 30000;
+  uint64_t sync_lost = 0;
+
+  SyncRecord sync_record(const Flow& f, SyncKind kind) const {
+    SyncRecord r;
+    r.inside_ip = to_host(f.inside_ip);
+    r.outside_ip = to_host(f.outside_ip);
+    r.remote_ip = to_host(f.remote_ip);
+    r.inside_port = to_host16(f.inside_port);
+    r.outside_port = to_host16(f.outside_port);
+    r.remote_port = to_host16(f.remote_port);
+    r.proto = f.proto;
+    r.tcp_bits = f.tcp;
+    const uint32_t idle = now - f.last_seen;
+    const uint32_t tmo = tmo_ms[f.tclass];
+    r.remaining_ms = idle >= tmo ? 0 : tmo - idle;
+    r.kind = kind;
+    r.endpoint_independent = (f.flags & kFlowEim) != 0;
+    return r;
+  }
+  void sync_emit(const Flow& f, SyncKind kind) {
+    if (sync_count == kSyncRing) {
+      ++sync_lost;
+      return;
+    }
+    sync_ring[(sync_head + sync_count) & (kSyncRing - 1)] = sync_record(f, kind);
+    ++sync_count;
+  }
 
   explicit Impl(const EngineConfig& c)
       : cfg(c),
@@ -341,6 +374,7 @@ struct Engine::Impl {
 
   void delete_flow(uint32_t i) {
     Flow& f = pool[i];
+    if (sync_on) sync_emit(f, SyncKind::Delete);
     index.erase(hash_key(f.inside_key()), (i << 2) | kKeyInside);
     index.erase(hash_key(f.outside_key()), (i << 2) | kKeyOutside);
     pool.lru_remove(i);
@@ -555,6 +589,7 @@ struct Engine::Impl {
     pool.lru_push(i, cls, now);
     ctr.add(Event::FlowsCreated);
     ctr.add(Event::ConnectionAttemptCount);
+    if (sync_on) sync_emit(f, SyncKind::Create);
     return i;
   }
 
@@ -582,7 +617,77 @@ struct Engine::Impl {
       ctr.add(Event::ConnectionEstablishedCount);
     }
     const uint8_t cls = tcp_class(f.tcp);
-    if (cls != old_cls) pool.lru_requeue(i, cls, now);
+    if (cls != old_cls) {
+      pool.lru_requeue(i, cls, now);
+      if (sync_on) sync_emit(f, SyncKind::Refresh);
+    }
+  }
+
+  // Standby side of the sync: install or refresh a peer's flow with its outside tuple.
+  std::string apply_sync(const SyncRecord& r) {
+    if (r.proto != kProtoTcp && r.proto != kProtoUdp && r.proto != kProtoIcmp) {
+      return "protocol " + std::to_string(r.proto) + " is not translated";
+    }
+    const FlowKey in_key{to_net(r.inside_ip), to_net(r.remote_ip), to_net16(r.inside_port),
+                         to_net16(r.remote_port), r.proto, kKeyInside, 0};
+    uint32_t i = find(in_key);
+    if (r.kind == SyncKind::Delete) {
+      if (i != kNone) delete_flow(i);
+      return {};
+    }
+    if (r.endpoint_independent || eim_udp(r.proto)) {
+      return "endpoint-independent UDP mappings are not synced";
+    }
+    const uint8_t cls = r.proto == kProtoTcp   ? tcp_class(r.tcp_bits)
+                        : r.proto == kProtoIcmp ? uint8_t{kClassIcmp}
+                                                : uint8_t{kClassUdp};
+    const uint32_t tmo = tmo_ms[cls];
+    const uint32_t remaining = std::min(r.remaining_ms, tmo);
+    if (i != kNone && (pool[i].outside_ip != to_net(r.outside_ip) ||
+                       pool[i].outside_port != to_net16(r.outside_port))) {
+      delete_flow(i);  // the peer's mapping wins: it is the one the remote host knows
+      i = kNone;
+    }
+    if (i == kNone) {
+      if (!is_outside(to_net(r.outside_ip))) return "outside address is not ours";
+      if (r.proto != kProtoIcmp && (r.outside_port < cfg.port_min || r.outside_port > cfg.port_max)) {
+        return "outside port outside the configured range";
+      }
+      const FlowKey out_key{to_net(r.remote_ip), to_net(r.outside_ip), to_net16(r.remote_port),
+                            to_net16(r.outside_port), r.proto, kKeyOutside, 0};
+      if (find(out_key) != kNone) return "outside tuple in use by another flow";
+      if (pool.used() >= pool.capacity() && !evict_one()) return "flow table full";
+      i = pool.alloc();
+      Flow& f = pool[i];
+      f.inside_ip = in_key.src;
+      f.remote_ip = in_key.dst;
+      f.outside_ip = to_net(r.outside_ip);
+      f.inside_port = in_key.sport;
+      f.remote_port = in_key.dport;
+      f.outside_port = to_net16(r.outside_port);
+      f.proto = r.proto;
+      f.flags = kFlowLive | kFlowReplySeen;
+      fill_deltas(f);
+      if (!index.insert(hash_key(f.inside_key()), (i << 2) | kKeyInside)) {
+        pool.free(i);
+        return "flow index full";
+      }
+      if (!index.insert(hash_key(f.outside_key()), (i << 2) | kKeyOutside)) {
+        index.erase(hash_key(f.inside_key()), (i << 2) | kKeyInside);
+        pool.free(i);
+        return "flow index full";
+      }
+      f.tcp = r.tcp_bits;
+      f.last_seen = now - (tmo - remaining);
+      pool.lru_push(i, cls, now);
+      ctr.add(Event::FlowsSynced);
+      return {};
+    }
+    Flow& f = pool[i];
+    f.tcp = r.tcp_bits;
+    f.last_seen = now - (tmo - remaining);
+    pool.lru_requeue(i, cls, now);
+    return {};
   }
 
   // --- translation ----------------------------------------------------------------------------
@@ -656,7 +761,13 @@ struct Engine::Impl {
     f.last_seen = now;
     // Coarse LRU: move to the tail at most once per kLruRequeueMs, so expiry is exact to that
     // granularity while a busy flow touches its list neighbours rarely.
-    if (now - f.lru_time >= kLruRequeueMs) pool.lru_requeue(i, f.tclass, now);
+    if (now - f.lru_time >= kLruRequeueMs) {
+      // Sync refresh: once per sync_refresh_ms window in which the flow was active.
+      if (sync_on && f.lru_time / sync_refresh_ms != now / sync_refresh_ms) {
+        sync_emit(f, SyncKind::Refresh);
+      }
+      pool.lru_requeue(i, f.tclass, now);
+    }
     if (out) {
       f.bytes_out += p.ip_len;
       ctr.add(Event::PacketsOutToDestination);
@@ -1267,6 +1378,30 @@ uint64_t Engine::memory_bytes() const {
          m.held.size() * (sizeof(Impl::Held) + sizeof(Impl::Released));
 }
 
+void Engine::set_sync(bool on, uint32_t refresh_s) {
+  impl_->sync_on = on;
+  impl_->sync_refresh_ms = std::max<uint32_t>(1, refresh_s) * 1000;
+  if (!on) impl_->sync_count = 0;
+}
+
+bool Engine::sync_enabled() const { return impl_->sync_on; }
+
+uint32_t Engine::drain_sync(SyncRecord* out, uint32_t max) {
+  Impl& m = *impl_;
+  const uint32_t n = std::min(max, m.sync_count);
+  for (uint32_t k = 0; k < n; ++k) out[k] = m.sync_ring[(m.sync_head + k) & (Impl::kSyncRing - 1)];
+  m.sync_head = (m.sync_head + n) & (Impl::kSyncRing - 1);
+  m.sync_count -= n;
+  return n;
+}
+
+uint64_t Engine::sync_overflows() const { return impl_->sync_lost; }
+
+std::string Engine::apply_sync(const SyncRecord& rec, uint64_t now_ns) {
+  impl_->now = static_cast<uint32_t>(now_ns / 1000000);
+  return impl_->apply_sync(rec);
+}
+
 void Engine::for_each_flow(const std::function<void(const FlowView&)>& fn, uint64_t now_ns) const {
   const Impl& m = *impl_;
   const auto now = static_cast<uint32_t>(now_ns / 1000000);
@@ -1285,6 +1420,9 @@ void Engine::for_each_flow(const std::function<void(const FlowView&)>& fn, uint6
     v.idle_ms = now - f.last_seen;
     v.bytes_out = f.bytes_out;
     v.bytes_in = f.bytes_in;
+    v.tcp_bits = f.tcp;
+    const uint32_t tmo = m.tmo_ms[f.tclass];
+    v.remaining_ms = now - f.last_seen >= tmo ? 0 : tmo - (now - f.last_seen);
     fn(v);
   }
 }

@@ -33,6 +33,25 @@ struct FlowView {
   uint64_t idle_ms = 0;
   uint64_t bytes_out = 0;  // inside -> outside
   uint64_t bytes_in = 0;   // outside -> inside
+  uint8_t tcp_bits = 0;        // the TCP flags seen (SYN/FIN each way, RST), as synced
+  uint32_t remaining_ms = 0;   // until idle expiry under the current timeouts
+};
+
+// A flow change for the HA peer (connection-table sync): the active instance's engines record
+// them, the standby's engines install them. Addresses and ports in host order.
+enum class SyncKind : uint8_t { Create = 1, Refresh = 2, Delete = 3 };
+struct SyncRecord {
+  uint32_t inside_ip = 0;
+  uint32_t outside_ip = 0;
+  uint32_t remote_ip = 0;
+  uint16_t inside_port = 0;
+  uint16_t outside_port = 0;
+  uint16_t remote_port = 0;
+  uint8_t proto = 0;
+  uint8_t tcp_bits = 0;
+  uint32_t remaining_ms = 0;
+  SyncKind kind = SyncKind::Create;
+  bool endpoint_independent = false;
 };
 
 struct EngineStats {
@@ -89,6 +108,22 @@ class Engine {
   [[nodiscard]] uint64_t active_flows() const;
   [[nodiscard]] uint64_t memory_bytes() const;
   void for_each_flow(const std::function<void(const FlowView&)>& fn, uint64_t now_ns) const;
+
+  // --- connection-table sync (HA) ---------------------------------------------------------------
+  // While on, every flow created, deleted (closed, expired, evicted) or refreshed (TCP state
+  // change, and at most once per refresh_s of activity — within the coarse LRU requeue, so the
+  // fast path pays nothing) is recorded in a bounded buffer for drain_sync(). Off by default.
+  void set_sync(bool on, uint32_t refresh_s = 30);
+  [[nodiscard]] bool sync_enabled() const;
+  // Moves up to max records, oldest first, to out; returns the count.
+  uint32_t drain_sync(SyncRecord* out, uint32_t max);
+  // Records lost because the buffer was full: the peer must resync (take a full snapshot).
+  [[nodiscard]] uint64_t sync_overflows() const;
+  // Standby: applies a peer's record. Create/Refresh install the flow with the peer's outside
+  // address and port (or refresh it: TCP state, remaining lifetime); Delete removes it. Returns
+  // "" or why the record was refused (not our outside address, port outside the range, the
+  // outside tuple taken by another flow, table full, endpoint-independent mapping).
+  std::string apply_sync(const SyncRecord& rec, uint64_t now_ns);
 
   // The worker that owns return traffic for a reply packet (remote -> outside) under the
   // configured RSS key and table; exposed for the glue and for tests.
