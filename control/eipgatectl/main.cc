@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -29,9 +31,9 @@ constexpr int kExitRefused = 1;      // the dataplane answered "ok": false
 constexpr int kExitUsage = 2;        // bad command line
 constexpr int kExitUnreachable = 3;  // no socket, I/O error, timeout, malformed answer
 constexpr int kExitUnhealthy = 4;    // health status is not "ok"
-constexpr int kExitUnavailable = 5;  // command not implemented yet
 
 constexpr const char* kDefaultSocket = "/run/eipgate/dataplane.sock";
+constexpr const char* kDefaultControlSocket = "/run/eipgate/control.sock";
 
 // A scalar as a table cell; nested values are printed compactly rather than dropped.
 std::string cell(const json& v) {
@@ -221,11 +223,98 @@ int report_refusal(const std::string& cmd, const json& resp) {
   return kExitRefused;
 }
 
+void print_ha_status(const json& r, std::ostream& os) {
+  const json peer = r.value("peer", json::object());
+  const json sync = r.value("sync", json::object());
+  const json dp = r.value("dataplane", json::object());
+  Table t({"", ""});
+  t.add({"role", cell(r.value("role", json())) + " (epoch " + cell(r.value("epoch", json())) +
+                     ", priority " + cell(r.value("priority", json())) + ")"});
+  t.add({"instance", cell(r.value("instance_id", json())) + " ENI " + cell(r.value("eni", json()))});
+  t.add({"routes", cell(r.value("route", json())) + ": " + cell(r.value("route_detail", json()))});
+  t.add({"fenced", cell(r.value("fenced", json()))});
+  t.add({"dataplane", std::string(dp.value("healthy", false) ? "healthy" : "unhealthy") + " (" +
+                          cell(dp.value("detail", json())) + "), sync socket " +
+                          (dp.value("sync_connected", false) ? "connected" : "disconnected")});
+  t.add({"peer", cell(peer.value("address", json())) + " " + cell(peer.value("state", json())) +
+                     (peer.value("alive", false) ? ", alive" : ", silent") + ", epoch " +
+                     cell(peer.value("epoch", json())) + ", last heard " +
+                     cell(peer.value("last_heard_ms", json())) + " ms ago"});
+  t.add({"last takeover", cell(r.value("last_takeover", json()))});
+  t.print(os, "", false);
+  os << "sync:\n";
+  Table st({"sent", "received", "applied", "lag", "in_sync", "snapshots_sent",
+            "snapshots_received", "gaps"});
+  st.add({cell(sync.value("sent", json())), cell(sync.value("received", json())),
+          cell(sync.value("applied", json())), cell(sync.value("lag", json())),
+          cell(sync.value("in_sync", json())), cell(sync.value("snapshots_sent", json())),
+          cell(sync.value("snapshots_received", json())), cell(sync.value("gaps", json()))});
+  st.print(os);
+  os << "recent decisions:\n";
+  for (const auto& d : r.value("decisions", json::array())) {
+    os << "  " << cell(d.value("decision", json())) << '\n';
+  }
+}
+
+// ha-status and failover talk to eipgate-control, not to the dataplane.
+int run_control(const std::string& socket_path, bool failover, bool as_json, double timeout_s,
+                double wait_s) {
+  eipgate::admin::AdminClient client(socket_path, static_cast<int>(timeout_s * 1000));
+  json resp;
+  eipgate::admin::ClientError err;
+  const std::string cmd = failover ? "failover" : "status";
+  const std::string name = failover ? "failover" : "ha-status";
+  if (!client.call(cmd, json::object(), &resp, &err)) {
+    std::cerr << "eipgatectl: " << err.message
+              << (err.kind == eipgate::admin::ClientError::Kind::Connect
+                      ? " (is eipgate-control running? --control-socket)"
+                      : "")
+              << '\n';
+    return kExitUnreachable;
+  }
+  if (!resp.value("ok", false)) return report_refusal(name, resp);
+  json result = resp.value("result", json());
+  if (failover) {
+    // The handover completes asynchronously: wait until this instance is no longer active.
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(static_cast<int64_t>(wait_s * 1000));
+    json st;
+    bool done = wait_s <= 0;
+    while (!done && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (!client.call("status", json::object(), &resp, &err)) {
+        std::cerr << "eipgatectl: " << err.message << '\n';
+        return kExitUnreachable;
+      }
+      st = resp.value("result", json());
+      done = st.value("role", std::string()) != "active";
+    }
+    result["completed"] = done;
+    if (!st.is_null()) result["role"] = st.value("role", json());
+    if (as_json) {
+      std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+    } else {
+      std::cout << "handover " << cell(result.value("handover_id", json()))
+                << (done ? (wait_s <= 0 ? " requested" : ": the peer took over; this instance is now " +
+                                                            cell(result.value("role", json())))
+                         : ": still active after the wait (see eipgatectl ha-status)")
+                << '\n';
+    }
+    return done ? kExitOk : kExitRefused;
+  }
+  if (as_json) {
+    std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+  } else {
+    print_ha_status(result, std::cout);
+  }
+  return kExitOk;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{
       "eipgatectl: inspect and control a running eipgate-dataplane.\n"
       "Exit codes: 0 ok, 1 refused by the dataplane, 2 usage, 3 dataplane unreachable, "
-      "4 unhealthy, 5 not available yet.",
+      "4 unhealthy. ha-status and failover talk to eipgate-control (--control-socket).",
       "eipgatectl"};
   app.fallthrough();  // global options may follow the subcommand
   app.set_version_flag("--version", std::string("eipgatectl ") + EIPGATE_VERSION);
@@ -258,8 +347,17 @@ int run(int argc, char** argv) {
   reload->add_option("FILE", reload_file, "configuration file (YAML)")->required();
   auto* health = app.add_subcommand("health", "is the dataplane healthy (exit 4 if not)");
   auto* version = app.add_subcommand("version", "versions of eipgatectl and the dataplane");
-  auto* failover = app.add_subcommand("failover", "move the service address to the peer");
-  failover->allow_extras();
+  std::string control_socket = kDefaultControlSocket;
+  app.add_option("--control-socket", control_socket, "admin socket of eipgate-control")
+      ->envname("EIPGATE_CONTROL_SOCKET")
+      ->capture_default_str();
+  auto* ha_status = app.add_subcommand("ha-status", "HA role, peer, sync counters, decisions");
+  auto* failover = app.add_subcommand(
+      "failover", "planned handover: the active syncs, then the peer takes the role (zero loss)");
+  double wait_s = 15;
+  failover->add_option("--wait", wait_s, "seconds to wait for the peer to take over (0: no wait)")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -272,9 +370,8 @@ int run(int argc, char** argv) {
     std::cerr << app.help();
     return kExitUsage;
   }
-  if (failover->parsed()) {
-    std::cerr << "eipgatectl failover: not available until eipgate-control (issue 5)\n";
-    return kExitUnavailable;
+  if (ha_status->parsed() || failover->parsed()) {
+    return run_control(control_socket, failover->parsed(), as_json, timeout_s, wait_s);
   }
 
   std::string cmd;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <initializer_list>
@@ -137,7 +138,8 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
       p, ha, "ha",
       {"priority", "peers", "bind_address", "port", "secret_file", "heartbeat_interval",
        "dead_interval", "miss_count", "startup_wait", "preempt", "preempt_delay", "hold_down",
-       "takeover_timeout", "handover_timeout", "route_check_interval", "sync", "probes"});
+       "takeover_timeout", "handover_timeout", "route_check_interval", "sync", "probes",
+       "control_socket", "data_mac", "peer_eni"});
   HaConfig c;
   c.source_file = p.file();
   auto require = [&](std::string_view key) -> const YAML::Node& {
@@ -224,6 +226,36 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
   }
   if (const auto* n = find(top, "route_check_interval")) {
     c.route_check_interval = duration(p, *n, "route_check_interval", Millis{500}, 10 * kMinute);
+  }
+
+  if (const auto* n = find(top, "control_socket")) {
+    c.control_socket = scalar(p, *n, "control_socket");
+    if (c.control_socket.empty() || c.control_socket[0] != '/') {
+      p.fail(*n, "control_socket", "must be an absolute path");
+    }
+    if (c.control_socket.size() > 107) {  // sockaddr_un::sun_path holds 108 with the NUL
+      p.fail(*n, "control_socket", "a unix socket path is at most 107 characters");
+    }
+  }
+  if (const auto* n = find(top, "data_mac")) {
+    c.data_mac = scalar(p, *n, "data_mac");
+    const bool ok = c.data_mac.size() == 17 && [&] {
+      for (size_t i = 0; i < 17; ++i) {
+        const char ch = c.data_mac[i];
+        if (i % 3 == 2 ? ch != ':' : std::isxdigit(static_cast<unsigned char>(ch)) == 0) {
+          return false;
+        }
+      }
+      return true;
+    }();
+    if (!ok) p.fail(*n, "data_mac", "'" + c.data_mac + "' is not a MAC address (0e:00:00:00:0a:02)");
+    for (char& ch : c.data_mac) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  if (const auto* n = find(top, "peer_eni")) {
+    c.peer_eni = scalar(p, *n, "peer_eni");
+    if (c.peer_eni.rfind("eni-", 0) != 0 || c.peer_eni.size() < 5) {
+      p.fail(*n, "peer_eni", "'" + c.peer_eni + "' is not an ENI id (eni-...)");
+    }
   }
 
   if (const auto* sync = find(top, "sync"); sync != nullptr && !sync->IsNull()) {

@@ -52,6 +52,12 @@ struct HaConfig {
   Millis route_check_interval{5'000};
   Millis sync_flush_interval{10};
   Millis resync_retry{2'000};
+  // eipgate-control only: its own admin socket, which ENI of the instance is the data ENI (by
+  // MAC; default: the only ENI, else the one with device number 1) and the peer's data ENI
+  // (default: looked up by the peer's address; a route at an unknown ENI counts as the peer's).
+  std::string control_socket = "/run/eipgate/control.sock";
+  std::string data_mac;
+  std::string peer_eni;
   std::vector<ProbeTarget> probe_targets;
   Millis probe_interval{1'000};
   Millis probe_timeout{500};

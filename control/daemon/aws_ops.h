@@ -1,0 +1,62 @@
+// What eipgate-control does in AWS: learn who and where it is (IMDSv2), take over (move the
+// service address, ReplaceRoute on every private route table) and check where the routes point.
+// Blocking calls (libcurl, retries with backoff): the daemon runs them on its AWS worker thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aws/config.h"
+#include "aws/credentials.h"
+#include "aws/ec2.h"
+#include "aws/http.h"
+#include "aws/imds.h"
+#include "ha/state_machine.h"
+
+namespace eipgate::control {
+
+struct Identity {
+  std::string instance_id;
+  std::string region;
+  std::string availability_zone;
+  std::string eni;       // our data ENI
+  std::string peer_eni;  // the peer's data ENI; empty when unknown
+};
+
+struct RouteReport {
+  ha::RouteTarget target = ha::RouteTarget::Unknown;
+  std::string detail;  // per table, for the log and status
+};
+
+class AwsOps {
+ public:
+  explicit AwsOps(aws::AwsConfig config);
+
+  // IMDS identity, the data ENI (data_mac, else the only ENI, else device number 1), the EC2
+  // client, and the peer's ENI (peer_eni, else the ENI holding peer_address). Throws AwsError or
+  // std::runtime_error with a message for the log.
+  Identity bootstrap(const std::string& data_mac, const std::string& peer_eni,
+                     const std::string& peer_address);
+
+  // Moves the service address to our ENI and points every route table at it. Throws on failure.
+  // Returns a summary for the log.
+  std::string take_over();
+  // Where the configured route tables' default route points. Never throws (Unknown on error).
+  RouteReport check_routes();
+
+  [[nodiscard]] uint64_t retries() const;
+  [[nodiscard]] const Identity& identity() const { return identity_; }
+
+ private:
+  std::vector<aws::RouteTable> tables();
+
+  aws::AwsConfig config_;
+  aws::CurlTransport http_;
+  std::unique_ptr<aws::ImdsClient> imds_;
+  std::shared_ptr<aws::CredentialsProvider> credentials_;
+  std::unique_ptr<aws::Ec2Client> ec2_;
+  Identity identity_;
+};
+
+}  // namespace eipgate::control

@@ -1,0 +1,56 @@
+// The daemon's view of the shared YAML file: aws:, ha: and the dataplane's admin.socket.
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+
+#include "daemon/daemon.h"
+
+namespace eipgate::control {
+
+bool load_daemon_config(const std::string& file, DaemonConfig* out, std::string* errors) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file);
+  } catch (const YAML::BadFile&) {
+    *errors = file + ":0: cannot read the file";
+    return false;
+  } catch (const YAML::Exception& e) {
+    *errors = file + ":" + std::to_string(e.mark.is_null() ? 0 : e.mark.line + 1) + ": " + e.msg;
+    return false;
+  }
+  DaemonConfig c;
+  c.file = file;
+  std::string all;
+  if (!root.IsMap()) {
+    *errors = file + ":1: expected a mapping with aws: and ha: sections";
+    return false;
+  }
+  const YAML::Node& croot = root;
+  const auto ha = ha::parse_ha_config(croot["ha"], file);
+  if (ha.error) {
+    all += ha.error->to_string() + "\n";
+  } else {
+    c.ha = *ha.config;
+  }
+  const auto aws = aws::parse_aws_config(croot["aws"], file);
+  for (const auto& e : aws.errors) all += e.to_string() + "\n";
+  if (aws.config) c.aws = *aws.config;
+  if (const auto admin = croot["admin"]; admin.IsMap() && admin["socket"].IsScalar()) {
+    c.dataplane_admin_socket = admin["socket"].Scalar();  // the dataplane validates it
+  }
+  if (c.dataplane_admin_socket.empty() || c.dataplane_admin_socket[0] != '/') {
+    all += file + ":" + std::to_string(croot["admin"]["socket"].Mark().line + 1) +
+           ": admin.socket: must be an absolute path\n";
+  }
+  c.sync_socket =
+      (std::filesystem::path(c.dataplane_admin_socket).parent_path() / "sync.sock").string();
+  if (!all.empty()) {
+    all.pop_back();
+    *errors = all;
+    return false;
+  }
+  *out = std::move(c);
+  return true;
+}
+
+}  // namespace eipgate::control

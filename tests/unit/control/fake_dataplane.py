@@ -1,0 +1,239 @@
+#!/usr/bin/python3
+"""A stand-in for eipgate-dataplane in eipgate-control's tests: the admin socket (JSON lines:
+health, stats, announce, ha_role, plus test_* commands) and the sync socket (SOCK_SEQPACKET,
+contract in control/daemon/README.md) over an in-memory flow table. No DPDK.
+
+  fake_dataplane.py --admin-socket /tmp/x/dataplane.sock   (sync socket: /tmp/x/sync.sock)
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+EVENT = struct.Struct("!IIIHHHBBIBBH")  # encode_flow_event: 28 bytes, network order
+HDR = struct.Struct("!BBHI")
+assert EVENT.size == 28 and HDR.size == 8
+T_EVENTS, T_SNAP_REQ, T_SNAP_BEGIN, T_SNAP_END = 1, 2, 3, 4
+CREATE, REFRESH, DELETE = 1, 2, 3
+MAX_PER_PACKET = 64
+
+
+def key_of(ev):
+    # (inside, outside, remote addr, inside, outside, remote port, proto)
+    return (ev[0], ev[1], ev[2], ev[3], ev[4], ev[5], ev[6])
+
+
+class Dataplane:
+    def __init__(self, admin_path):
+        self.admin_path = admin_path
+        self.sync_path = os.path.join(os.path.dirname(admin_path), "sync.sock")
+        self.lock = threading.RLock()
+        self.flows = {}  # key -> event tuple (kind Create)
+        self.role = "standby"
+        self.epoch = 0
+        self.role_history = []
+        self.announces = 0
+        self.health_status = "ok"
+        self.loops = 0
+        self.sync_conn = None
+        self.send_lock = threading.Lock()
+        self.applied = 0
+        self.last_apply_time = 0.0
+        self.bad_packets = 0
+        self.snapshot_requests = 0
+
+    # -- sync socket -------------------------------------------------------------------------
+    def send_packet(self, ptype, events=()):
+        conn = self.sync_conn
+        if conn is None:
+            return False
+        data = HDR.pack(ptype, 1, len(events), 0) + b"".join(EVENT.pack(*e) for e in events)
+        try:
+            with self.send_lock:
+                conn.send(data)
+            return True
+        except OSError:
+            return False
+
+    def send_events(self, events, ptype=T_EVENTS):
+        for i in range(0, len(events), MAX_PER_PACKET):
+            if not self.send_packet(ptype, events[i:i + MAX_PER_PACKET]):
+                return False
+        return True
+
+    def snapshot(self):
+        with self.lock:
+            flows = [tuple(v[:9]) + (CREATE,) + tuple(v[10:]) for v in self.flows.values()]
+        with self.send_lock:  # begin..end is one unit: no live events inside it
+            conn = self.sync_conn
+            if conn is None:
+                return
+            try:
+                conn.send(HDR.pack(T_SNAP_BEGIN, 1, 0, 0))
+                for i in range(0, len(flows), MAX_PER_PACKET):
+                    part = flows[i:i + MAX_PER_PACKET]
+                    conn.send(HDR.pack(T_EVENTS, 1, len(part), 0) +
+                              b"".join(EVENT.pack(*e) for e in part))
+                conn.send(HDR.pack(T_SNAP_END, 1, 0, 0))
+            except OSError:
+                pass
+
+    def apply(self, events):
+        with self.lock:
+            for ev in events:
+                k = key_of(ev)
+                if ev[9] == DELETE:
+                    self.flows.pop(k, None)
+                else:
+                    self.flows[k] = ev[:9] + (CREATE,) + ev[10:]
+            self.applied += len(events)
+            self.last_apply_time = time.monotonic()
+
+    def serve_sync(self):
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if os.path.exists(self.sync_path):
+            os.unlink(self.sync_path)
+        srv.bind(self.sync_path)
+        os.chmod(self.sync_path, 0o600)
+        srv.listen(1)
+        while True:
+            conn, _ = srv.accept()
+            self.sync_conn = conn
+            try:
+                while True:
+                    data = conn.recv(8 + 28 * MAX_PER_PACKET + 16)
+                    if not data:
+                        break
+                    if len(data) < 8:
+                        self.bad_packets += 1
+                        continue
+                    ptype, ver, count, _ = HDR.unpack_from(data)
+                    if ver != 1 or len(data) != 8 + 28 * count or count > MAX_PER_PACKET:
+                        self.bad_packets += 1
+                        continue
+                    if ptype == T_EVENTS:
+                        self.apply([EVENT.unpack_from(data, 8 + 28 * i) for i in range(count)])
+                    elif ptype == T_SNAP_REQ:
+                        self.snapshot_requests += 1
+                        threading.Thread(target=self.snapshot, daemon=True).start()
+                    else:
+                        self.bad_packets += 1
+            except OSError:
+                pass
+            finally:
+                self.sync_conn = None
+                conn.close()
+
+    # -- flows made by "traffic" ---------------------------------------------------------------
+    def make_flows(self, start, count, kind=CREATE):
+        evs = []
+        for i in range(start, start + count):
+            ev = (0x0A008000 + (i >> 16), 0x0A000064, 0xC6336400 + (i % 251),
+                  1024 + (i & 0xFFFF) % 64000, 1024 + (i * 7) % 64000, 443, 6, 3, 350, kind, 2,
+                  i % 2)
+            evs.append(ev)
+        return evs
+
+    def emit(self, start, count, kind=CREATE):
+        """New flows in our table; streamed to control while our role is active."""
+        evs = self.make_flows(start, count, kind)
+        with self.lock:
+            for ev in evs:
+                if kind == DELETE:
+                    self.flows.pop(key_of(ev), None)
+                else:
+                    self.flows[key_of(ev)] = ev
+        sent = False
+        if self.role == "active":
+            sent = self.send_events(evs)
+        return sent
+
+    # -- admin socket ------------------------------------------------------------------------
+    def handle(self, req):
+        cmd = req.get("cmd")
+        args = req.get("args") or {}
+        if cmd == "health":
+            self.loops += 1
+            ok = self.health_status == "ok"
+            return {"status": self.health_status,
+                    "workers": [{"worker": 0, "progressing": ok, "loops": self.loops * 1000}]}
+        if cmd == "stats":
+            return {"totals": {"active_flows": len(self.flows)}}
+        if cmd == "announce":
+            self.announces += 1
+            return {"garps": 1}
+        if cmd == "ha_role":
+            if args.get("role") not in ("active", "standby") or not isinstance(args.get("epoch"), int):
+                raise ValueError("ha_role: role active|standby and integer epoch")
+            self.role = args["role"]
+            self.epoch = args["epoch"]
+            self.role_history.append([self.role, self.epoch])
+            return {"role": self.role, "epoch": self.epoch}
+        if cmd == "version":
+            return {"version": "fake", "protocol": 1}
+        if cmd == "test_emit":
+            sent = self.emit(int(args.get("start", 0)), int(args.get("count", 1)),
+                             int(args.get("kind", CREATE)))
+            return {"sent": sent, "flows": len(self.flows)}
+        if cmd == "test_table":
+            with self.lock:
+                keys = sorted(self.flows.keys())
+            digest = hashlib.sha256(repr(keys).encode()).hexdigest()
+            return {"count": len(keys), "digest": digest, "applied": self.applied,
+                    "last_apply_time": self.last_apply_time}
+        if cmd == "test_state":
+            return {"role": self.role, "epoch": self.epoch, "announces": self.announces,
+                    "role_history": self.role_history, "applied": self.applied,
+                    "sync_connected": self.sync_conn is not None, "bad_packets": self.bad_packets,
+                    "snapshot_requests": self.snapshot_requests, "flows": len(self.flows)}
+        if cmd == "test_health":
+            self.health_status = args.get("status", "ok")
+            return {"status": self.health_status}
+        raise ValueError(f"unknown command '{cmd}'")
+
+    def serve_admin_client(self, conn):
+        buf = b""
+        with conn:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    try:
+                        resp = {"ok": True, "result": self.handle(json.loads(line))}
+                    except Exception as e:  # noqa: BLE001 - every failure is an answer
+                        resp = {"ok": False, "error": str(e)}
+                    conn.sendall((json.dumps(resp) + "\n").encode())
+
+    def serve_admin(self):
+        if os.path.exists(self.admin_path):
+            os.unlink(self.admin_path)
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(self.admin_path)
+        os.chmod(self.admin_path, 0o600)
+        srv.listen(16)
+        while True:
+            conn, _ = srv.accept()
+            threading.Thread(target=self.serve_admin_client, args=(conn,), daemon=True).start()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--admin-socket", required=True)
+    a = ap.parse_args()
+    os.makedirs(os.path.dirname(a.admin_socket), mode=0o700, exist_ok=True)
+    dp = Dataplane(a.admin_socket)
+    threading.Thread(target=dp.serve_sync, daemon=True).start()
+    dp.serve_admin()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
