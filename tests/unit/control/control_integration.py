@@ -379,7 +379,7 @@ def scenario_throttle(h):
     with urllib.request.urlopen(h.aws + "/_fake/calls", timeout=5) as r:
         calls = json.loads(r.read())
     calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
-    throttled = sum(1 for c in calls if c.get("error_code") == "RequestLimitExceeded")
+    throttled = sum(1 for c in calls if c.get("code") == "RequestLimitExceeded")
     print(f"THROTTLE: {throttled} RequestLimitExceeded answers, B retried {st['aws']['retries']} "
           f"times, converged in {took * 1000:.0f} ms")
     check(throttled == 4, f"{throttled} throttled calls")
