@@ -70,8 +70,34 @@ json dispatch(AdminHandler& handler, const std::string& cmd, const json& args,
     if (!r.ok) return error_response(r.error.empty() ? "reload failed" : r.error);
     return {{"ok", true}, {"result", std::move(r.result)}};
   }
+  if (cmd == "announce") {
+    if (auto e = check_keys(cmd, args, {})) return error_response(*e);
+    json r = handler.announce();
+    if (r.contains("error")) return error_response(r["error"].get<std::string>());
+    return {{"ok", true}, {"result", r}};
+  }
+  if (cmd == "ha_role") {
+    if (auto e = check_keys(cmd, args, {"role", "epoch"})) return error_response(*e);
+    if (!args.contains("role") || !args["role"].is_string()) {
+      return error_response("ha_role: 'role' must be \"active\" or \"standby\"");
+    }
+    const std::string role = args["role"].get<std::string>();
+    if (role != "active" && role != "standby") {
+      return error_response("ha_role: 'role' must be \"active\" or \"standby\", not \"" + role +
+                            "\"");
+    }
+    uint64_t epoch = 0;
+    if (args.contains("epoch")) {
+      if (!args["epoch"].is_number_unsigned()) {
+        return error_response("ha_role: 'epoch' must be a non-negative integer");
+      }
+      epoch = args["epoch"].get<uint64_t>();
+    }
+    if (auto e = handler.set_ha_role(role, epoch)) return error_response(*e);
+    return {{"ok", true}, {"result", {{"role", role}, {"epoch", epoch}}}};
+  }
   return error_response("unknown command '" + cmd +
-                        "' (expected stats, flows, reload, health or version)");
+                        "' (expected stats, flows, reload, health, version, announce or ha_role)");
 }
 
 }  // namespace

@@ -77,6 +77,18 @@ struct AdminHandler {
   // Expected shape: {"status": "ok" | "degraded" | "down", ...details}; eipgatectl exits non-zero
   // unless status is "ok".
   virtual nlohmann::json health() = 0;
+  // HA (eipgate-control): send gratuitous ARP for every address now (after a takeover); returns
+  // a result object such as {"garps": N}. Default: not supported.
+  virtual nlohmann::json announce() {
+    return {{"error", "announce is not supported by this process"}};
+  }
+  // HA: the instance's role; "active" streams flow changes on the sync socket, "standby" applies
+  // the peer's. Returns an error message, or nothing on success.
+  virtual std::optional<std::string> set_ha_role(const std::string& role, uint64_t epoch) {
+    (void)role;
+    (void)epoch;
+    return std::string("ha_role is not supported by this process");
+  }
 };
 
 // Serves one request line (without its newline) and returns the response object:

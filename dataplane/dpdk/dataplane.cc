@@ -28,6 +28,8 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "admin/admin_server.h"
@@ -35,6 +37,7 @@
 #include "common/log.h"
 #include "dpdk/arp.h"
 #include "dpdk/exception_path.h"
+#include "ha/flow_event.h"
 #include "steer_loader.h"
 
 namespace eipgate::dataplane {
@@ -166,6 +169,19 @@ struct alignas(64) Worker {
   int wake_fd = -1;
   std::atomic<bool> sleeping{false};
   rte_epoll_event wake_ev{};
+  // Connection-table sync: flow changes this worker's engine recorded (active role) -> main
+  // lcore, and the peer's records for this worker to install (standby role). Rings of
+  // engine::SyncRecord elements. A snapshot walks the table in slices (snap_gen ahead of
+  // snap_done; snap_cursor is the position).
+  rte_ring* sync_out = nullptr;
+  rte_ring* sync_in = nullptr;
+  std::atomic<uint64_t> snap_gen{0};
+  std::atomic<uint64_t> snap_done{0};
+  uint64_t snap_running = 0;
+  uint32_t snap_cursor = 0;
+  uint64_t sync_out_dropped = 0;
+  uint64_t sync_applied = 0;
+  uint64_t sync_refused = 0;
   std::atomic<uint64_t> cfg_acked{0};
   std::string cfg_error;  // written before cfg_acked is released
 };
@@ -192,6 +208,21 @@ struct Dataplane::Impl {
   static constexpr size_t kUnresolvedTotal = 1024;
   static constexpr uint64_t kUnresolvedTimeoutMs = 3000;
   std::atomic<uint64_t> arp_queued{0}, arp_queue_sent{0}, arp_queue_dropped{0};
+  // HA role (admin ha_role) and the sync socket eipgate-control connects to (control/ha).
+  enum : int { kRoleNone = 0, kRoleActive = 1, kRoleStandby = 2 };
+  std::atomic<int> ha_role{kRoleNone};
+  std::atomic<uint64_t> ha_epoch{0};
+  std::atomic<uint64_t> announce_gen{0};
+  std::atomic<uint64_t> announce_done{0};
+  std::atomic<uint64_t> announce_count{0};
+  std::string sync_path;
+  int sync_listen_fd = -1;
+  int sync_client_fd = -1;
+  std::atomic<bool> sync_connected{false};  // for the admin thread's stats
+  bool snapshot_open = false;  // begin sent, end not yet
+  uint64_t snapshot_gen = 0;
+  std::atomic<uint64_t> sync_sent{0}, sync_send_dropped{0}, sync_received{0}, sync_malformed{0},
+      sync_snapshots{0};
   // A deeply idle main lcore sleeps in poll(); workers that hand it work write this eventfd.
   int main_wake_fd = -1;
   std::atomic<bool> main_sleeping{false};
@@ -386,6 +417,10 @@ struct Dataplane::Impl {
 
   void publish(Worker& w) {
     w.local.stats = w.eng->stats();
+    w.local.sync_out_dropped = w.sync_out_dropped;
+    w.local.sync_applied = w.sync_applied;
+    w.local.sync_refused = w.sync_refused;
+    w.local.sync_overflows = w.eng->sync_overflows();
     std::lock_guard lock(w.pub_mu);
     w.published = w.local;
   }
@@ -442,6 +477,51 @@ struct Dataplane::Impl {
           break;
       }
     }
+  }
+
+  // --- connection-table sync, worker side ------------------------------------------------------
+
+  uint32_t sync_step(Worker& w) {
+    const bool active = ha_role.load(std::memory_order_relaxed) == kRoleActive;
+    if (active != w.eng->sync_enabled()) w.eng->set_sync(active);
+    uint32_t did = 0;
+    engine::SyncRecord recs[64];
+    if (active) {
+      const uint32_t n = w.eng->drain_sync(recs, 64);
+      if (n) {
+        const unsigned q = rte_ring_sp_enqueue_burst_elem(w.sync_out, recs, sizeof recs[0], n,
+                                                          nullptr);
+        w.sync_out_dropped += n - q;
+        w.wake_main = true;
+      }
+    }
+    // Snapshot slices: the table walked a little per loop so forwarding never stalls.
+    if (const uint64_t g = w.snap_gen.load(std::memory_order_acquire); g != w.snap_running) {
+      w.snap_running = g;
+      w.snap_cursor = 0;
+    }
+    if (w.snap_running != w.snap_done.load(std::memory_order_relaxed)) {
+      const unsigned room = rte_ring_free_count(w.sync_out);
+      if (room >= 64) {
+        const uint32_t n = w.eng->snapshot_sync(&w.snap_cursor, recs, 64, 4096, now_ns());
+        rte_ring_sp_enqueue_burst_elem(w.sync_out, recs, sizeof recs[0], n, nullptr);
+        did += n;
+        w.wake_main = true;
+        if (w.snap_cursor >= w.eng->snapshot_end()) {
+          w.snap_done.store(w.snap_running, std::memory_order_release);
+        }
+      }
+    }
+    const unsigned k =
+        rte_ring_sc_dequeue_burst_elem(w.sync_in, recs, sizeof recs[0], 64, nullptr);
+    for (unsigned i = 0; i < k; ++i) {
+      if (w.eng->apply_sync(recs[i], now_ns()).empty()) {
+        ++w.sync_applied;
+      } else {
+        ++w.sync_refused;
+      }
+    }
+    return did + k;
   }
 
   // Rx interrupts (l3fwd-power style): each worker adds its queues to its own thread's epoll;
@@ -579,6 +659,7 @@ struct Dataplane::Impl {
         w.eng->for_each_flow([&](const engine::FlowView& f) { w.dump.push_back(f); }, now_ns());
         w.dump_done.store(g, std::memory_order_release);
       }
+      work += sync_step(w);
       if (cfg_gen.load(std::memory_order_acquire) != w.cfg_gen) apply_config(w);
       if (w.wake_main) {
         w.wake_main = false;
@@ -765,6 +846,205 @@ struct Dataplane::Impl {
     return sc;
   }
 
+  // --- connection-table sync, main side (the sync socket; control/daemon speaks the other end) --
+  // Packet: {u8 type, u8 version 1, u16 count (network order), u32 0} + count x 28-byte
+  // ha::FlowEvent records. Types: 1 events, 2 snapshot request, 3 snapshot begin, 4 snapshot end.
+  static constexpr uint8_t kSyncEvents = 1, kSyncSnapshotRequest = 2, kSyncSnapshotBegin = 3,
+                           kSyncSnapshotEnd = 4;
+  static constexpr uint32_t kSyncMaxPerPacket = 64;
+
+  std::string open_sync_socket() {
+    const std::string& admin_path = cfg.admin.socket_path;
+    const size_t slash = admin_path.rfind('/');
+    sync_path = (slash == std::string::npos ? std::string(".") : admin_path.substr(0, slash)) +
+                "/sync.sock";
+    sockaddr_un addr{};
+    if (sync_path.size() >= sizeof addr.sun_path) return "sync socket path too long: " + sync_path;
+    sync_listen_fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (sync_listen_fd < 0) return std::string("sync socket: ") + std::strerror(errno);
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, sync_path.c_str(), sync_path.size() + 1);
+    ::unlink(sync_path.c_str());
+    const mode_t old = ::umask(0077);  // root-only from the first moment
+    const int rc = ::bind(sync_listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::umask(old);
+    if (rc != 0 || ::chmod(sync_path.c_str(), 0600) != 0 || ::listen(sync_listen_fd, 1) != 0) {
+      return "sync socket " + sync_path + ": " + std::strerror(errno);
+    }
+    return {};
+  }
+
+  void sync_close_client() {
+    if (sync_client_fd >= 0) ::close(sync_client_fd);
+    sync_client_fd = -1;
+    sync_connected.store(false, std::memory_order_relaxed);
+    snapshot_open = false;
+  }
+
+  bool sync_send(uint8_t type, const ha::FlowEvent* ev, uint32_t n) {
+    if (sync_client_fd < 0) {
+      sync_send_dropped.fetch_add(n, std::memory_order_relaxed);
+      return false;
+    }
+    uint8_t buf[8 + kSyncMaxPerPacket * ha::kFlowEventWireSize];
+    buf[0] = type;
+    buf[1] = 1;
+    buf[2] = static_cast<uint8_t>(n >> 8);
+    buf[3] = static_cast<uint8_t>(n);
+    std::memset(buf + 4, 0, 4);
+    for (uint32_t i = 0; i < n; ++i) {
+      ha::encode_flow_event(
+          ev[i], std::span<uint8_t, ha::kFlowEventWireSize>(buf + 8 + i * ha::kFlowEventWireSize,
+                                                             ha::kFlowEventWireSize));
+    }
+    const size_t len = 8 + n * ha::kFlowEventWireSize;
+    if (::send(sync_client_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) != static_cast<ssize_t>(len)) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) sync_close_client();
+      sync_send_dropped.fetch_add(n, std::memory_order_relaxed);
+      return false;
+    }
+    sync_sent.fetch_add(n, std::memory_order_relaxed);
+    return true;
+  }
+
+  static ha::FlowEvent to_event(const engine::SyncRecord& r, uint16_t worker) {
+    ha::FlowEvent e;
+    e.inside_addr = r.inside_ip;
+    e.outside_addr = r.outside_ip;
+    e.remote_addr = r.remote_ip;
+    e.inside_port = r.inside_port;
+    e.outside_port = r.outside_port;
+    e.remote_port = r.remote_port;
+    e.protocol = r.proto;
+    e.tcp_state = r.tcp_bits;
+    e.lifetime_s = (r.remaining_ms + 999) / 1000;
+    e.kind = static_cast<ha::FlowEventKind>(r.kind);
+    e.flags = r.endpoint_independent ? ha::kFlowFlagEndpointIndependent : 0;
+    e.worker_hint = worker;
+    return e;
+  }
+
+  static engine::SyncRecord from_event(const ha::FlowEvent& e) {
+    engine::SyncRecord r;
+    r.inside_ip = e.inside_addr;
+    r.outside_ip = e.outside_addr;
+    r.remote_ip = e.remote_addr;
+    r.inside_port = e.inside_port;
+    r.outside_port = e.outside_port;
+    r.remote_port = e.remote_port;
+    r.proto = e.protocol;
+    r.tcp_bits = e.tcp_state;
+    r.remaining_ms = e.lifetime_s > 4'000'000 ? 4'000'000'000u : e.lifetime_s * 1000;
+    r.kind = static_cast<engine::SyncKind>(e.kind);
+    r.endpoint_independent = (e.flags & ha::kFlowFlagEndpointIndependent) != 0;
+    return r;
+  }
+
+  // Accepts the control process, forwards workers' records to it, applies its records, serves
+  // snapshot requests. Returns whether anything happened.
+  bool sync_poll() {
+    bool busy = false;
+    if (sync_client_fd < 0 && sync_listen_fd >= 0) {
+      const int fd = ::accept4(sync_listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) {
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) {
+          ::close(fd);  // root only, like the admin socket
+        } else {
+          sync_client_fd = fd;
+          sync_connected.store(true, std::memory_order_relaxed);
+          log->info("sync: eipgate-control connected");
+        }
+      }
+    }
+    // Outbound: workers' records, in packets of up to 64.
+    engine::SyncRecord recs[kSyncMaxPerPacket];
+    ha::FlowEvent ev[kSyncMaxPerPacket];
+    bool snapshot_finished = snapshot_open;
+    for (const auto& w : workers) {
+      for (int rounds = 0; rounds < 16; ++rounds) {
+        const unsigned n = rte_ring_sc_dequeue_burst_elem(w->sync_out, recs, sizeof recs[0],
+                                                          kSyncMaxPerPacket, nullptr);
+        if (n == 0) break;
+        busy = true;
+        for (unsigned i = 0; i < n; ++i) ev[i] = to_event(recs[i], w->index);
+        sync_send(kSyncEvents, ev, n);
+      }
+      if (snapshot_open && (w->snap_done.load(std::memory_order_acquire) != snapshot_gen ||
+                            !rte_ring_empty(w->sync_out))) {
+        snapshot_finished = false;
+      }
+    }
+    if (snapshot_open && snapshot_finished) {
+      sync_send(kSyncSnapshotEnd, nullptr, 0);
+      snapshot_open = false;
+      sync_snapshots.fetch_add(1, std::memory_order_relaxed);
+    }
+    // Inbound: the peer's records (standby) and snapshot requests.
+    if (sync_client_fd >= 0) {
+      uint8_t buf[8 + kSyncMaxPerPacket * ha::kFlowEventWireSize + 1];
+      for (int rounds = 0; rounds < 64; ++rounds) {
+        const ssize_t len = ::recv(sync_client_fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (len == 0 || (len < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+          log->info("sync: eipgate-control disconnected");
+          sync_close_client();
+          break;
+        }
+        if (len < 0) break;
+        busy = true;
+        const uint32_t count = static_cast<uint32_t>(buf[2]) << 8 | buf[3];
+        if (len < 8 || buf[1] != 1 || count > kSyncMaxPerPacket ||
+            static_cast<size_t>(len) != 8 + count * ha::kFlowEventWireSize) {
+          sync_malformed.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        if (buf[0] == kSyncSnapshotRequest) {
+          start_snapshot();
+        } else if (buf[0] == kSyncEvents) {
+          for (uint32_t i = 0; i < count; ++i) {
+            ha::FlowEvent e;
+            if (!ha::decode_flow_event(
+                    std::span<const uint8_t, ha::kFlowEventWireSize>(
+                        buf + 8 + i * ha::kFlowEventWireSize, ha::kFlowEventWireSize),
+                    &e)) {
+              sync_malformed.fetch_add(1, std::memory_order_relaxed);
+              continue;
+            }
+            const engine::SyncRecord r = from_event(e);
+            // The worker that owns the reply direction, as the engines choose it (RSS).
+            const uint16_t owner = workers[0]->eng->rss_worker(r.remote_ip, r.outside_ip,
+                                                               r.remote_port, r.outside_port,
+                                                               r.proto);
+            Worker& w = *workers[owner < workers.size() ? owner : 0];
+            if (rte_ring_mp_enqueue_elem(w.sync_in, const_cast<engine::SyncRecord*>(&r),
+                                         sizeof r) == 0) {
+              sync_received.fetch_add(1, std::memory_order_relaxed);
+              wake_worker(w);
+            } else {
+              sync_send_dropped.fetch_add(1, std::memory_order_relaxed);
+            }
+          }
+        } else {
+          sync_malformed.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    }
+    return busy;
+  }
+
+  void start_snapshot() {
+    sync_send(kSyncSnapshotBegin, nullptr, 0);
+    snapshot_open = true;
+    snapshot_gen = 0;
+    for (auto& w : workers) snapshot_gen = std::max(snapshot_gen, w->snap_gen.load() + 1);
+    for (auto& w : workers) {
+      w->snap_done.store(w->snap_gen.load(), std::memory_order_relaxed);
+      w->snap_gen.store(snapshot_gen, std::memory_order_release);
+      wake_worker(*w);
+    }
+  }
+
   // A packet whose next hop had no MAC: sent at once if ARP answered meanwhile, else queued
   // (bounded per next hop and in total) and the next hop asked for.
   void wait_for_neighbour(rte_mbuf* m, uint64_t now_ms) {
@@ -844,9 +1124,17 @@ struct Dataplane::Impl {
     for (const auto& p : ports) {
       if (p.arp_fd >= 0) fds.push_back({p.arp_fd, POLLIN, 0});
     }
+    if (sync_listen_fd >= 0) fds.push_back({sync_listen_fd, POLLIN, 0});
+    if (sync_client_fd >= 0) fds.push_back({sync_client_fd, POLLIN, 0});
+    if (snapshot_open) {  // workers are walking their tables: keep collecting
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      return;
+    }
     main_sleeping.store(true, std::memory_order_seq_cst);
     // A worker that enqueued before it saw the flag did not write the eventfd: look first.
-    if (rte_ring_empty(host_ring) && rte_ring_empty(resolve_ring)) {
+    bool pending = !rte_ring_empty(host_ring) || !rte_ring_empty(resolve_ring);
+    for (const auto& w : workers) pending = pending || !rte_ring_empty(w->sync_out);
+    if (!pending) {
       ::poll(fds.data(), fds.size(), static_cast<int>(std::max<uint32_t>(1, cfg.polling.deep_sleep_us / 1000)));
     }
     main_sleeping.store(false, std::memory_order_relaxed);
@@ -886,8 +1174,16 @@ struct Dataplane::Impl {
         changed |= handle_arp(ms[i], now_ms);
         to_kernel(ms[i]);
       }
-      const uint32_t k = from_kernel();
+      uint32_t k = from_kernel();
       changed |= poll_steered_arp(now_ms);
+      if (sync_poll()) ++k;
+      if (const uint64_t g = announce_gen.load(std::memory_order_acquire);
+          g != announce_done.load(std::memory_order_relaxed)) {
+        const uint64_t before = garps_sent;
+        announce();
+        announce_count.store(garps_sent - before, std::memory_order_relaxed);
+        announce_done.store(g, std::memory_order_release);
+      }
       rte_mbuf* waiting[kBurst];
       const uint32_t r = rte_ring_sc_dequeue_burst(
           resolve_ring, reinterpret_cast<void**>(waiting), kBurst, nullptr);
@@ -963,6 +1259,27 @@ class Handler final : public admin::AdminHandler {
       steer[p.role] = c;
     }
     if (!steer.empty()) j["xdp_steer"] = steer;
+    uint64_t out_dropped = 0, applied = 0, refused = 0, overflows = 0;
+    for (const auto& s2 : st) {
+      out_dropped += s2.sync_out_dropped;
+      applied += s2.sync_applied;
+      refused += s2.sync_refused;
+      overflows += s2.sync_overflows;
+    }
+    const int role = m_.ha_role.load(std::memory_order_relaxed);
+    j["sync"] = {{"role", role == Dataplane::Impl::kRoleActive    ? "active"
+                          : role == Dataplane::Impl::kRoleStandby ? "standby"
+                                                                   : "none"},
+                 {"epoch", m_.ha_epoch.load(std::memory_order_relaxed)},
+                 {"control_connected", m_.sync_connected.load(std::memory_order_relaxed)},
+                 {"records_sent", m_.sync_sent.load(std::memory_order_relaxed)},
+                 {"records_dropped", m_.sync_send_dropped.load(std::memory_order_relaxed) + out_dropped},
+                 {"engine_overflows", overflows},
+                 {"records_received", m_.sync_received.load(std::memory_order_relaxed)},
+                 {"records_applied", applied},
+                 {"records_refused", refused},
+                 {"malformed", m_.sync_malformed.load(std::memory_order_relaxed)},
+                 {"snapshots", m_.sync_snapshots.load(std::memory_order_relaxed)}};
     return j;
   }
 
@@ -1039,6 +1356,26 @@ class Handler final : public admin::AdminHandler {
     return r;
   }
 
+  nlohmann::json announce() override {
+    const uint64_t g = m_.announce_gen.fetch_add(1, std::memory_order_acq_rel) + 1;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (m_.announce_done.load(std::memory_order_acquire) < g) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return {{"error", "the main lcore did not answer within 2 s"}};
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return {{"garps", m_.announce_count.load(std::memory_order_relaxed)}};
+  }
+
+  std::optional<std::string> set_ha_role(const std::string& role, uint64_t epoch) override {
+    const int r = role == "active" ? Dataplane::Impl::kRoleActive : Dataplane::Impl::kRoleStandby;
+    const int old = m_.ha_role.exchange(r, std::memory_order_acq_rel);
+    m_.ha_epoch.store(epoch, std::memory_order_relaxed);
+    if (old != r) m_.log->info("HA role {} (epoch {})", role, epoch);
+    return std::nullopt;
+  }
+
   nlohmann::json health() override {
     // Alive when every worker's loop counter moves (workers publish at least every 10 ms idle).
     const auto a = m_.snapshot();
@@ -1067,6 +1404,11 @@ Dataplane::~Dataplane() {
   if (!m.eal_ready) return;
   m.exception.reset();  // frees its mbuf: before the EAL goes
   if (m.main_wake_fd >= 0) ::close(m.main_wake_fd);
+  m.sync_close_client();
+  if (m.sync_listen_fd >= 0) {
+    ::close(m.sync_listen_fd);
+    ::unlink(m.sync_path.c_str());
+  }
   for (auto& w : m.workers) {
     if (w->wake_fd >= 0) ::close(w->wake_fd);
   }
@@ -1239,8 +1581,16 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
     wk->handoff = rte_ring_create(hn.c_str(), kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
     wk->inject = rte_ring_create(in.c_str(), kRingSize, SOCKET_ID_ANY, RING_F_SC_DEQ);
     if (!wk->handoff || !wk->inject) return std::string("rings: ") + rte_strerror(rte_errno);
+    const std::string so = "eipgate_so" + std::to_string(w);
+    const std::string si = "eipgate_si" + std::to_string(w);
+    wk->sync_out = rte_ring_create_elem(so.c_str(), sizeof(engine::SyncRecord), 1u << 16,
+                                        SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    wk->sync_in = rte_ring_create_elem(si.c_str(), sizeof(engine::SyncRecord), 1u << 16,
+                                       SOCKET_ID_ANY, RING_F_SC_DEQ);
+    if (!wk->sync_out || !wk->sync_in) return std::string("sync rings: ") + rte_strerror(rte_errno);
     m.workers.push_back(std::move(wk));
   }
+  if (std::string err = m.open_sync_socket(); !err.empty()) return err;
   m.log->info("dataplane ready: {} port(s), {} worker(s), {} flows per worker", m.ports.size(),
               nworkers, cfg.engine.max_flows);
   return {};

@@ -23,6 +23,10 @@ struct WorkerStatus {
   uint64_t loops = 0;         // progress counter (liveness)
   uint64_t idle_sleeps = 0;
   uint64_t rx_interrupt_waits = 0;  // idle waits on an Rx interrupt (drivers that have them)
+  uint64_t sync_out_dropped = 0;    // HA sync records lost on the way to the main lcore
+  uint64_t sync_applied = 0;        // peer records installed (standby)
+  uint64_t sync_refused = 0;        // peer records refused by the engine
+  uint64_t sync_overflows = 0;      // records the engine could not buffer
 };
 
 class Dataplane {

@@ -1397,6 +1397,28 @@ uint32_t Engine::drain_sync(SyncRecord* out, uint32_t max) {
 
 uint64_t Engine::sync_overflows() const { return impl_->sync_lost; }
 
+uint32_t Engine::snapshot_sync(uint32_t* cursor, SyncRecord* out, uint32_t max,
+                               uint32_t scan_budget, uint64_t now_ns) const {
+  const Impl& m = *impl_;
+  const auto now = static_cast<uint32_t>(now_ns / 1000000);
+  uint32_t n = 0;
+  uint32_t i = *cursor;
+  for (const uint32_t stop = std::min(m.pool.capacity(), i + scan_budget);
+       i < stop && n < max; ++i) {
+    const Flow& f = m.pool[i];
+    if (!(f.flags & kFlowLive)) continue;
+    SyncRecord r = m.sync_record(f, SyncKind::Create);
+    const uint32_t idle = now - f.last_seen;
+    const uint32_t tmo = m.tmo_ms[f.tclass];
+    r.remaining_ms = idle >= tmo ? 0 : tmo - idle;
+    out[n++] = r;
+  }
+  *cursor = i;
+  return n;
+}
+
+uint32_t Engine::snapshot_end() const { return impl_->pool.capacity(); }
+
 std::string Engine::apply_sync(const SyncRecord& rec, uint64_t now_ns) {
   impl_->now = static_cast<uint32_t>(now_ns / 1000000);
   return impl_->apply_sync(rec);

@@ -124,6 +124,12 @@ class Engine {
   // "" or why the record was refused (not our outside address, port outside the range, the
   // outside tuple taken by another flow, table full, endpoint-independent mapping).
   std::string apply_sync(const SyncRecord& rec, uint64_t now_ns);
+  // A full snapshot in slices (bulk resync): Create records for live flows from *cursor on, at
+  // most max of them and at most scan_budget slots examined; advances *cursor, which reaches
+  // snapshot_end() when the table has been walked.
+  uint32_t snapshot_sync(uint32_t* cursor, SyncRecord* out, uint32_t max, uint32_t scan_budget,
+                         uint64_t now_ns) const;
+  [[nodiscard]] uint32_t snapshot_end() const;
 
   // The worker that owns return traffic for a reply packet (remote -> outside) under the
   // configured RSS key and table; exposed for the glue and for tests.

@@ -362,6 +362,37 @@ echo "INFO arp_queued=$(main_stat arp_queued) arp_queue_sent=$(main_stat arp_que
 check "forwarding continues after refused reloads" bash -c \
   "[[ \$(ip netns exec ${CLI} curl -s --max-time 5 http://198.51.100.7:8080/) == 203.0.113.1 ]]"
 
+# Connection-table sync (HA): this script stands in for eipgate-control on the sync socket.
+SYNC=${WORK}/sync.sock
+PEER="/usr/bin/python3 $(dirname "${BASH_SOURCE[0]}")/sync_peer.py"
+check "the sync socket is root-only (0600)" bash -c "[[ \$(stat -c %a ${SYNC}) == 600 ]]"
+check "a snapshot lists the live flows (the client's HTTP flow with the outside address)" bash -c \
+  "${PEER} snapshot ${SYNC} | tee /dev/stderr | grep -q '10.0.1.10:[0-9]* -> 198.51.100.7:8080 via 203.0.113.1:' && ${PEER} snapshot ${SYNC} | grep -q '^END'"
+check "ha_role active" ${PEER} role "${WORK}/dp.sock" active 1
+${PEER} watch "${SYNC}" 4 >"${WORK}/events.txt" &
+WATCH_PID=$!
+sleep 1
+in_ns "${CLI}" curl -s --max-time 5 -o /dev/null http://198.51.100.8:8080/ || true
+wait "${WATCH_PID}" || true
+check "the active streams a new connection's create event" \
+  grep -q 'create proto=6 10.0.1.10:[0-9]* -> 198.51.100.8:8080 via 203.0.113.1:' "${WORK}/events.txt"
+check "ha_role standby" ${PEER} role "${WORK}/dp.sock" standby 2
+check "a peer's flow is installed" ${PEER} install "${SYNC}" 10.0.1.10:5555 198.51.100.7:7100 203.0.113.1:1270 17 60
+cat >"${WORK}/udprecv.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.0.1.10", int(sys.argv[1]))); s.settimeout(5)
+data, peer = s.recvfrom(2048)
+assert data == b"synced" and peer == ("198.51.100.7", 7100), (data, peer)
+print("ok")
+PY
+in_ns "${CLI}" /usr/bin/python3 "${WORK}/udprecv.py" 5555 >"${WORK}/udprecv.out" 2>&1 &
+RECV_PID=$!
+sleep 0.5
+in_ns "${NET}" /usr/bin/python3 -c "
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('198.51.100.7', 7100))
+for _ in range(3): s.sendto(b'synced', ('203.0.113.1', 1270))"
+check "the installed flow translates the reply to the inside host" bash -c "wait ${RECV_PID}; cat ${WORK}/udprecv.out; grep -q ok ${WORK}/udprecv.out"
+
 # Connection flood toward one destination until its 256 ports run out.
 cat >"${WORK}/flood.py" <<'PY'
 import socket, sys, time

@@ -109,6 +109,18 @@ class FakeHandler : public AdminHandler {
     std::lock_guard lock(mu_);
     return {{"status", health_status}, {"workers", 2}};
   }
+  json announce() override {
+    std::lock_guard lock(mu_);
+    ++announces;
+    return {{"garps", 3}};
+  }
+  std::optional<std::string> set_ha_role(const std::string& role, uint64_t epoch) override {
+    std::lock_guard lock(mu_);
+    roles.emplace_back(role, epoch);
+    return std::nullopt;
+  }
+  int announces = 0;
+  std::vector<std::pair<std::string, uint64_t>> roles;
 
   std::vector<std::string> reload_paths_copy() {
     std::lock_guard lock(mu_);
@@ -560,6 +572,29 @@ TEST_F(AdminServerTest, AdminClientRoundTripAndConnectError) {
 
 // --- protocol helpers, without sockets ---
 
+TEST(AdminProtocol, HaCommandsValidateTheirArguments) {
+  FakeHandler h;
+  auto run = [&](const json& req) { return json::parse(handle_request(h, req.dump(), "t").dump()); };
+  json r = run({{"cmd", "announce"}});
+  ASSERT_TRUE(r.value("ok", false)) << r;
+  EXPECT_EQ(r["result"]["garps"], 3);
+  EXPECT_EQ(h.announces, 1);
+  r = run({{"cmd", "ha_role"}, {"args", {{"role", "active"}, {"epoch", 7}}}});
+  ASSERT_TRUE(r.value("ok", false)) << r;
+  ASSERT_EQ(h.roles.size(), 1u);
+  EXPECT_EQ(h.roles[0], (std::pair<std::string, uint64_t>{"active", 7}));
+  for (const json& bad : {json{{"cmd", "ha_role"}, {"args", {{"role", "primary"}}}},
+                          json{{"cmd", "ha_role"}, {"args", json::object()}},
+                          json{{"cmd", "ha_role"}, {"args", {{"role", "standby"}, {"epoch", -1}}}},
+                          json{{"cmd", "ha_role"}, {"args", {{"role", "standby"}, {"x", 1}}}},
+                          json{{"cmd", "announce"}, {"args", {{"now", true}}}}}) {
+    r = run(bad);
+    EXPECT_FALSE(r.value("ok", true)) << bad;
+  }
+  EXPECT_EQ(h.roles.size(), 1u);  // refused requests change nothing
+  EXPECT_EQ(h.announces, 1);
+}
+
 TEST(AdminProtocol, ParsesPrefixes) {
   auto p = parse_ipv4_prefix("10.0.1.0/24");
   ASSERT_TRUE(p);
@@ -733,10 +768,11 @@ TEST_F(AdminServerTest, CtlMissingSocketFailoverAndUsageErrors) {
             std::string::npos)
       << missing.output;
 
-  CommandResult failover = run(ctl("failover 2>&1"));
-  EXPECT_EQ(failover.exit_code, 5) << failover.output;
-  EXPECT_NE(failover.output.find("not available until eipgate-control (issue 5)"),
-            std::string::npos);
+  // failover talks to eipgate-control (control/daemon), not to the dataplane.
+  CommandResult failover = run(ctl("--control-socket /nonexistent/control.sock failover 2>&1"));
+  EXPECT_EQ(failover.exit_code, 3) << failover.output;
+  EXPECT_NE(failover.output.find("is eipgate-control running?"), std::string::npos)
+      << failover.output;
 
   EXPECT_EQ(run(ctl("frobnicate 2>&1")).exit_code, 2);
   EXPECT_EQ(run(ctl("2>&1")).exit_code, 2);

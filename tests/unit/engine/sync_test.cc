@@ -1,5 +1,7 @@
 // Connection-table sync: the active engine records flow changes, a standby engine installs them
 // and then translates the established connection exactly as the active did (same outside port).
+#include <set>
+
 #include "engine_fixture.h"
 
 namespace eipgate::testing {
@@ -148,6 +150,27 @@ TEST(EngineSync, OverflowIsCountedNotSilent) {
                .build());
   }
   EXPECT_GT(h.engine().sync_overflows(), 0u);
+}
+
+TEST(EngineSync, SnapshotInSlicesCoversEveryFlowOnce) {
+  EngineHarness h;
+  for (uint16_t k = 0; k < 300; ++k) {
+    h.send(Packet().ipv4(kInsideHost, kServer).udp(static_cast<uint16_t>(6000 + k), 53).build());
+  }
+  std::set<uint16_t> seen;
+  uint32_t cursor = 0;
+  SyncRecord buf[16];
+  int slices = 0;
+  while (cursor < h.engine().snapshot_end()) {
+    const uint32_t n = h.engine().snapshot_sync(&cursor, buf, 16, 256, h.now_ns());
+    for (uint32_t k = 0; k < n; ++k) {
+      EXPECT_EQ(buf[k].kind, SyncKind::Create);
+      EXPECT_TRUE(seen.insert(buf[k].inside_port).second) << "twice: " << buf[k].inside_port;
+    }
+    ++slices;
+  }
+  EXPECT_EQ(seen.size(), 300u);
+  EXPECT_GT(slices, 10);
 }
 
 }  // namespace
