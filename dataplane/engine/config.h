@@ -4,8 +4,13 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace eipgate::policy {
+class CompiledPolicy;
+}
 
 namespace eipgate::engine {
 
@@ -53,6 +58,10 @@ struct EngineConfig {
   uint16_t worker_count = 1;
   RssConfig rss{};           // required when worker_count > 1
   uint64_t random_seed = 0;  // 0 = seed from the worker id and a constant
+  // Egress allowlists (dataplane/policy): consulted when a flow is created; null or empty =
+  // plain NAT. Immutable and shared by every worker; a reload swaps the pointer.
+  std::shared_ptr<const policy::CompiledPolicy> policy;
+  uint32_t policy_pending_max = 1024;  // connections waiting for a name, per worker
 };
 
 // Returns an empty string when the config is usable, else the reason.

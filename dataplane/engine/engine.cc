@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "checksum.h"
+#include "policy/compiled_policy.h"
+#include "policy/name_parsers.h"
 #include "flow_table.h"
 #include "parse.h"
 #include "rss.h"
@@ -195,6 +197,28 @@ struct Engine::Impl {
   uint8_t expire_class = 0;
   uint32_t last_flow = kNone;  // flow the last forward() used (first fragments learn from it)
   uint32_t port_range;
+  // Egress policy: pending connections (waiting for SNI/Host) in a fixed pool of contexts with
+  // their byte buffers, the denial ring for the audit log, per-rule hit counters.
+  struct PendingCtx {
+    uint32_t flow = kNone;
+    uint32_t next_free = kNone;
+    uint32_t len = 0;
+    uint32_t since = 0;
+    uint16_t group = 0;
+    uint16_t packets = 0;
+    bool tls = false;
+  };
+  const policy::CompiledPolicy* pol = nullptr;  // cfg.policy.get(), null when empty
+  std::vector<PendingCtx> pend;
+  std::vector<uint8_t> pend_buf;
+  uint32_t pend_bytes = 0;  // per context
+  uint32_t pend_free = kNone;
+  static constexpr uint32_t kDenyRing = 256;
+  std::vector<DenyRecord> deny_ring = std::vector<DenyRecord>(kDenyRing);
+  uint32_t deny_head = 0, deny_count = 0;
+  uint64_t deny_lost = 0;
+  std::vector<uint64_t> rule_hits;
+
   // Connection-table sync (set_sync): a ring of records, reserved at construction.
   static constexpr uint32_t kSyncRing = 1u << 15;
   std::vector<SyncRecord> sync_ring = std::vector<SyncRecord>(kSyncRing);
@@ -282,6 +306,75 @@ struct Engine::Impl {
     tmo_ms[kClassIcmp] = t.icmp_s * 1000;
     tmo_ms[kClassUdp] = t.udp_s * 1000;
     tmo_ms[kClassTcpEstablished] = t.tcp_established_s * 1000;
+    apply_policy();
+  }
+
+  // A new policy: pending connections keep their context only if the byte budget is unchanged
+  // (else they are let through under the old decision's benefit of doubt: released as allowed).
+  void apply_policy() {
+    pol = cfg.policy && !cfg.policy->empty() ? cfg.policy.get() : nullptr;
+    rule_hits.resize(cfg.policy ? cfg.policy->rule_count() : 0, 0);
+    const uint32_t bytes = pol ? pol->config().name_max_bytes : 0;
+    if (!pol || bytes != pend_bytes || pend.size() != cfg.policy_pending_max) {
+      for (auto& c : pend) {
+        if (c.flow != kNone) {
+          pool[c.flow].flags &= static_cast<uint8_t>(~kFlowPending);
+          pool[c.flow].eim = kNone;
+        }
+      }
+      pend.assign(pol ? cfg.policy_pending_max : 0, PendingCtx{});
+      pend_bytes = bytes;
+      pend_buf.assign(size_t{pend.size()} * pend_bytes, 0);
+      pend_free = kNone;
+      for (uint32_t k = static_cast<uint32_t>(pend.size()); k-- > 0;) {
+        pend[k].next_free = pend_free;
+        pend_free = k;
+      }
+    }
+  }
+
+  void hit(uint32_t rule_id) {
+    if (rule_id < rule_hits.size()) ++rule_hits[rule_id];
+  }
+
+  void record_denial(const Parsed& p, const policy::Decision& d, std::string_view name) {
+    if (deny_count == kDenyRing) {
+      ++deny_lost;
+      return;
+    }
+    DenyRecord& r = deny_ring[(deny_head + deny_count++) & (kDenyRing - 1)];
+    r = DenyRecord{};
+    r.time_ms = now;
+    r.src = to_host(p.src);
+    r.dst = to_host(p.dst);
+    r.sport = to_host16(p.sport);
+    r.dport = to_host16(p.dport);
+    r.proto = p.proto;
+    r.reject = d.deny_action == policy::DenyAction::Reject;
+    r.group_id = d.group_id;
+    r.rule_id = d.rule_id;
+    const size_t n = std::min(name.size(), sizeof r.name - 1);
+    std::memcpy(r.name, name.data(), n);
+  }
+
+  void pending_release(uint32_t c) {
+    pend[c].flow = kNone;
+    pend[c].next_free = pend_free;
+    pend_free = c;
+  }
+
+  // A re-check after a reload (recheck_on_reload): flows the new policy denies are closed.
+  void recheck_flows() {
+    for (uint32_t i = 0; i < pool.capacity(); ++i) {
+      const Flow& f = pool[i];
+      if (!(f.flags & kFlowLive) || (f.flags & (kFlowPending | kFlowDenied))) continue;
+      const policy::Decision d = pol->classify(to_host(f.inside_ip), to_host(f.remote_ip), f.proto,
+                                               to_host16(f.remote_port));
+      if (d.verdict == policy::Decision::Verdict::Deny) {
+        delete_flow(i);
+        ctr.add(Event::PolicyFlowsRechecked);
+      }
+    }
   }
 
   uint64_t rand64() {
@@ -378,7 +471,11 @@ struct Engine::Impl {
     index.erase(hash_key(f.inside_key()), (i << 2) | kKeyInside);
     index.erase(hash_key(f.outside_key()), (i << 2) | kKeyOutside);
     pool.lru_remove(i);
-    if (f.eim != kNone) eim_release(f.eim);
+    if (f.flags & kFlowPending) {
+      pending_release(f.eim);
+    } else if (f.eim != kNone) {
+      eim_release(f.eim);
+    }
     pool.free(i);
   }
 
@@ -787,6 +884,9 @@ struct Engine::Impl {
   bool forward(uint32_t i, PacketBuf& pkt, const Parsed& p, bool out, Result& r) {
     if (p.ttl <= 1) return false;
     Flow& f = pool[i];
+    if ((f.flags & (kFlowPending | kFlowDenied)) && policy_gate(i, pkt, p, out, r)) [[unlikely]] {
+      return true;
+    }
     if (p.proto == kProtoTcp) {
       if (p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst)) {
         tcp_update(i, p.tcp_flags, out);
@@ -842,9 +942,15 @@ struct Engine::Impl {
   // Turns a TCP segment into the RST its sender would get from the destination (RFC 793 §3.4).
   Result reset_to_sender(PacketBuf& pkt, const Parsed& p) {
     ctr.drop(DropReason::TcpNoFlowNonSyn);
-    if (!cfg.tcp_rst_unknown || (p.tcp_flags & kTcpRst) || pkt.cap < p.l3_off + 40) {
-      return Result{Verdict::Drop, DropReason::TcpNoFlowNonSyn, 0};
-    }
+    if (!cfg.tcp_rst_unknown) return Result{Verdict::Drop, DropReason::TcpNoFlowNonSyn, 0};
+    if (!build_rst(pkt, p)) return Result{Verdict::Drop, DropReason::TcpNoFlowNonSyn, 0};
+    ctr.add(Event::TcpRstSentToInside);
+    return Result{Verdict::ToInside, DropReason::Count, 0};
+  }
+
+  // The RST answering segment p, written over it (addresses swapped: it goes back to the sender).
+  bool build_rst(PacketBuf& pkt, const Parsed& p) {
+    if ((p.tcp_flags & kTcpRst) || pkt.cap < p.l3_off + 40) return false;
     const uint8_t* tcp = p.l4;
     const uint16_t doff = static_cast<uint16_t>((tcp[12] >> 4) * 4);
     const uint32_t seq = load_be32(tcp + 4);
@@ -876,8 +982,107 @@ struct Engine::Impl {
     store16(t + 16, csum::finish(csum::partial(t, 20, acc)));
     swap_macs(pkt.data);
     pkt.len = p.l3_off + 40;
-    ctr.add(Event::TcpRstSentToInside);
-    return Result{Verdict::ToInside, DropReason::Count, 0};
+    return true;
+  }
+
+  // ICMP destination unreachable, administratively prohibited (type 3 code 13), to the sender.
+  bool build_admin_prohibited(PacketBuf& pkt, const Parsed& p) {
+    const bool is_error =
+        p.proto == kProtoIcmp && p.icmp != IcmpKind::EchoRequest && p.icmp != IcmpKind::EchoReply;
+    if (is_error || (p.fragment && !p.first_fragment)) return false;
+    uint32_t orig = std::min<uint32_t>(p.ip_len, 576 - 28);
+    if (pkt.cap < p.l3_off + 28 + orig)
+      orig = pkt.cap > p.l3_off + 28 ? pkt.cap - p.l3_off - 28 : 0;
+    if (orig < p.ihl + 8u) return false;
+    uint8_t* ip = p.l3;
+    std::memmove(ip + 28, ip, orig);
+    write_ip_header(ip, static_cast<uint16_t>(28 + orig), static_cast<uint16_t>(rand64()), 64,
+                    kProtoIcmp, icmp_src_net, p.src);
+    uint8_t* icmp = ip + 20;
+    icmp[0] = 3;
+    icmp[1] = 13;
+    store16(icmp + 2, 0);
+    store32(icmp + 4, 0);
+    store16(icmp + 2, csum::finish(csum::partial(icmp, 8 + orig)));
+    swap_macs(pkt.data);
+    pkt.len = p.l3_off + 28 + orig;
+    return true;
+  }
+
+  // A new flow the policy denies: dropped, or (reject) answered with a RST / ICMP prohibited.
+  Result deny_new(PacketBuf& pkt, const Parsed& p, const policy::Decision& d,
+                  std::string_view name = {}) {
+    record_denial(p, d, name);
+    ctr.drop(DropReason::PolicyDenied);
+    if (d.deny_action == policy::DenyAction::Reject &&
+        (p.proto == kProtoTcp ? build_rst(pkt, p) : build_admin_prohibited(pkt, p))) {
+      ctr.add(Event::PolicyRejectsSent);
+      return Result{Verdict::ToInside, DropReason::PolicyDenied, 0};
+    }
+    return Result{Verdict::Drop, DropReason::PolicyDenied, 0};
+  }
+
+  // Pending (host-name rules) and denied flows; called from forward() for flagged flows only.
+  // Returns true when r holds the final result, false to translate the packet normally.
+  bool policy_gate(uint32_t i, PacketBuf& pkt, const Parsed& p, bool out, Result& r) {
+    Flow& f = pool[i];
+    if (f.flags & kFlowDenied) {
+      // Inside: RST to the client. Outside: RST back to the server (from our outside tuple, as
+      // the segment's own addresses say): the connection ends both ways.
+      if (build_rst(pkt, p)) {
+        ctr.add(Event::PolicyRejectsSent);
+        r = Result{out ? Verdict::ToInside : Verdict::ToOutside, DropReason::PolicyDenied, 0};
+      } else {
+        r = drop(DropReason::PolicyDenied);
+      }
+      return true;
+    }
+    if (!out || p.proto != kProtoTcp || pol == nullptr) return false;
+    const uint16_t doff = static_cast<uint16_t>((p.l4[12] >> 4) * 4);
+    const uint32_t payload = p.l4_len() > doff ? p.l4_len() - doff : 0;
+    PendingCtx& c = pend[f.eim];
+    const auto& pc = pol->config();
+    const bool timed_out = now - c.since > pc.name_timeout_ms;
+    if (payload == 0 && !timed_out) return false;  // handshake, pure ACKs
+    policy::NameStatus st = policy::NameStatus::NeedMore;
+    std::string name;
+    if (payload) {
+      uint8_t* buf = pend_buf.data() + size_t{f.eim} * pend_bytes;
+      const uint32_t take = std::min(payload, pend_bytes - c.len);
+      std::memcpy(buf + c.len, p.l4 + doff, take);
+      c.len += take;
+      ++c.packets;
+      st = c.tls ? policy::parse_tls_sni(buf, c.len, &name)
+                 : policy::parse_http_host(buf, c.len, &name);
+    }
+    if (st == policy::NameStatus::NeedMore && !timed_out && c.len < pend_bytes &&
+        c.packets < pc.name_max_packets) {
+      return false;  // forward it; the name is further on
+    }
+    ctr.add(Event::PolicyNamesChecked);
+    const policy::Decision d =
+        st == policy::NameStatus::Found
+            ? pol->classify_name(c.group, name, to_host(f.remote_ip), f.proto,
+                                 to_host16(f.remote_port))
+            : pol->no_name(c.group);
+    hit(d.rule_id);
+    pending_release(f.eim);
+    f.eim = kNone;
+    f.flags &= static_cast<uint8_t>(~kFlowPending);
+    if (d.verdict == policy::Decision::Verdict::Allow) return false;
+    // Refused: this segment becomes the client's RST; the server gets one at its next segment.
+    record_denial(p, d, name);
+    f.flags |= kFlowDenied;
+    f.tcp |= kRstSeen;
+    pool.lru_requeue(i, tcp_class(f.tcp), now);
+    ctr.drop(DropReason::PolicyDenied);
+    if (build_rst(pkt, p)) {
+      ctr.add(Event::PolicyRejectsSent);
+      r = Result{Verdict::ToInside, DropReason::PolicyDenied, 0};
+    } else {
+      r = Result{Verdict::Drop, DropReason::PolicyDenied, 0};
+    }
+    return true;
   }
 
   // --- ICMP errors (RFC 5508) -----------------------------------------------------------------
@@ -970,9 +1175,27 @@ struct Engine::Impl {
       if (p.proto == kProtoTcp && (p.tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) != kTcpSyn) {
         return reset_to_sender(pkt, p);
       }
+      policy::Decision d{};
+      if (pol != nullptr) {
+        d = pol->classify(to_host(p.src), to_host(p.dst), p.proto,
+                          p.proto == kProtoIcmp ? uint16_t{0} : to_host16(p.dport));
+        if (d.verdict != policy::Decision::Verdict::NeedName) hit(d.rule_id);  // else: at the name
+        if (d.verdict == policy::Decision::Verdict::Deny) return deny_new(pkt, p, d);
+        if (d.verdict == policy::Decision::Verdict::NeedName && pend_free == kNone) {
+          return drop(DropReason::PolicyPendingFull);
+        }
+      }
       DropReason reason = DropReason::Count;
       i = create_flow(p, reason);
       if (i == kNone) return drop(reason);
+      if (d.verdict == policy::Decision::Verdict::NeedName) {
+        const uint32_t c = pend_free;
+        pend_free = pend[c].next_free;
+        pend[c] = PendingCtx{i, kNone, 0, now, d.group_id, 0,
+                             pol->inspects_tls(to_host16(p.dport))};
+        pool[i].eim = c;
+        pool[i].flags |= kFlowPending;
+      }
     }
     Result r;
     forward(i, pkt, p, true, r);
@@ -1261,7 +1484,8 @@ struct Engine::Impl {
             ctr.add(Event::BytesInFromDestination, p.ip_len);
           }
           // Common case inline: no TCP control flags (tcp_flags is 0 for UDP/ICMP), TTL fine.
-          if (p.ttl > 1 && !(p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst))) {
+          if (p.ttl > 1 && !(p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst)) &&
+              !(pool[i].flags & (kFlowPending | kFlowDenied))) {
             Flow& f = pool[i];
             rewrite(f, p, is_out);
             account_forward(i, f, p, is_out);
@@ -1296,8 +1520,12 @@ std::string Engine::reconfigure(const EngineConfig& next) {
   if (std::string field = restart_field(impl_->cfg, next); !field.empty()) {
     return field + " cannot change on a running engine (restart needed)";
   }
+  const bool new_policy = next.policy != impl_->cfg.policy;
   impl_->cfg = next;
   impl_->apply_live_fields();
+  if (new_policy && impl_->pol != nullptr && impl_->pol->config().recheck_on_reload) {
+    impl_->recheck_flows();
+  }
   return {};
 }
 
@@ -1377,6 +1605,19 @@ uint64_t Engine::memory_bytes() const {
          m.udp_port_bitmap.size() * 8 + m.frag.size() * sizeof(Impl::FragCtx) +
          m.held.size() * (sizeof(Impl::Held) + sizeof(Impl::Released));
 }
+
+uint32_t Engine::drain_denials(DenyRecord* out, uint32_t max) {
+  Impl& m = *impl_;
+  const uint32_t n = std::min(max, m.deny_count);
+  for (uint32_t k = 0; k < n; ++k) out[k] = m.deny_ring[(m.deny_head + k) & (Impl::kDenyRing - 1)];
+  m.deny_head = (m.deny_head + n) & (Impl::kDenyRing - 1);
+  m.deny_count -= n;
+  return n;
+}
+
+uint64_t Engine::denials_lost() const { return impl_->deny_lost; }
+
+const std::vector<uint64_t>& Engine::rule_hits() const { return impl_->rule_hits; }
 
 void Engine::set_sync(bool on, uint32_t refresh_s) {
   impl_->sync_on = on;

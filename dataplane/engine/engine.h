@@ -37,6 +37,18 @@ struct FlowView {
   uint32_t remaining_ms = 0;   // until idle expiry under the current timeouts
 };
 
+// An egress-policy denial, for the rate-limited audit log (dataplane). Host order.
+struct DenyRecord {
+  uint64_t time_ms = 0;  // engine clock
+  uint32_t src = 0, dst = 0;
+  uint16_t sport = 0, dport = 0;
+  uint8_t proto = 0;
+  bool reject = false;  // RST / ICMP sent (else dropped silently)
+  uint16_t group_id = 0xffff;
+  uint32_t rule_id = 0;
+  char name[64] = {};  // SNI / Host when the name decided, else empty
+};
+
 // A flow change for the HA peer (connection-table sync): the active instance's engines record
 // them, the standby's engines install them. Addresses and ports in host order.
 enum class SyncKind : uint8_t { Create = 1, Refresh = 2, Delete = 3 };
@@ -108,6 +120,14 @@ class Engine {
   [[nodiscard]] uint64_t active_flows() const;
   [[nodiscard]] uint64_t memory_bytes() const;
   void for_each_flow(const std::function<void(const FlowView&)>& fn, uint64_t now_ns) const;
+
+  // --- egress policy --------------------------------------------------------------------------
+  // Denials since the last call (oldest first), at most max; a full buffer drops the newest and
+  // counts them in denials_lost().
+  uint32_t drain_denials(DenyRecord* out, uint32_t max);
+  [[nodiscard]] uint64_t denials_lost() const;
+  // Hits per policy rule id (policy::CompiledPolicy::rule_name), this engine's share.
+  [[nodiscard]] const std::vector<uint64_t>& rule_hits() const;
 
   // --- connection-table sync (HA) ---------------------------------------------------------------
   // While on, every flow created, deleted (closed, expired, evicted) or refreshed (TCP state

@@ -69,6 +69,8 @@ enum FlowFlags : uint8_t {
   kFlowLive = 1,
   kFlowReplySeen = 2,  // a packet came back: counted as established (UDP/ICMP) once
   kFlowEim = 4,        // outside port belongs to an endpoint-independent mapping
+  kFlowPending = 8,    // egress policy waits for the TLS SNI / HTTP Host (eim = pending context)
+  kFlowDenied = 16,    // egress policy refused it: inside packets get RSTs until it expires
 };
 
 struct alignas(64) Flow {

@@ -90,8 +90,8 @@ TEST(EngineSync, StandbyTakesOverAnEstablishedConnection) {
   EXPECT_EQ(parse(in.out).ip_dst, ip(kInsideHost));
   EXPECT_TRUE(l4_checksum_ok(in.out));
   // A new connection on the standby never takes the synced outside tuple.
-  Sent other = standby.send(
-      Packet().ipv4(kInsideHost2, kServer).tcp(40001, 443, kTcpSyn).seq(1).build());
+  Sent other =
+      standby.send(Packet().ipv4(kInsideHost2, kServer).tcp(40001, 443, kTcpSyn).seq(1).build());
   EXPECT_NE(parse(other.out).sport, oport);
 }
 

@@ -1,0 +1,283 @@
+// Egress policy in the engine: decisions at flow creation (CIDR/port rules, drop and reject),
+// host-name rules on TLS SNI and HTTP Host (pending until the name, RST both ways when refused),
+// per-rule hits, the denial log, reloads (keep flows; optional re-check).
+#include <memory>
+
+#include "../policy/client_hello.h"
+#include "engine_fixture.h"
+#include "policy/compiled_policy.h"
+
+namespace eipgate::testing {
+namespace {
+
+using engine::Verdict;
+using policy::testing::ClientHello;
+
+constexpr const char* kPolicy = R"(
+groups:
+  - name: lambdas
+    sources: [10.0.1.0/24]
+    default: reject
+  - name: batch
+    sources: [10.0.2.0/24]
+    default: drop
+rules:
+  - name: stripe
+    from: lambdas
+    hosts: [api.stripe.com, "*.example.com"]
+    proto: tcp
+    ports: 443
+  - name: plain-http
+    from: lambdas
+    hosts: [www.example.org]
+    proto: tcp
+    ports: 80
+  - name: dns
+    from: [lambdas, batch]
+    dst: 198.51.100.0/24
+    proto: udp
+    ports: 53
+)";
+
+// `text` is the body of the config file's policy: section.
+std::shared_ptr<const policy::CompiledPolicy> compile(const char* text) {
+  std::string doc = "policy:\n";
+  for (std::string_view rest = text; !rest.empty();) {
+    const size_t nl = rest.find('\n');
+    const std::string_view line = rest.substr(0, nl);
+    if (!line.empty()) doc += "  " + std::string(line) + "\n";
+    rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+  }
+  auto parsed = policy::parse_policy_text(doc, "test.yaml");
+  EXPECT_FALSE(parsed.config->empty()) << doc;
+  EXPECT_TRUE(parsed.errors.empty()) << (parsed.errors.empty() ? "" : parsed.errors[0].to_string());
+  std::string err;
+  std::shared_ptr<const policy::CompiledPolicy> p =
+      policy::CompiledPolicy::compile(*parsed.config, &err);
+  EXPECT_TRUE(p) << err;
+  return p;
+}
+
+engine::EngineConfig with_policy(const char* text = kPolicy) {
+  auto c = default_config();
+  c.policy = compile(text);
+  return c;
+}
+
+uint64_t hits(EngineHarness& h, std::string_view rule) {
+  const auto& pol = *h.engine().config().policy;
+  for (uint32_t id = 0; id < pol.rule_count(); ++id) {
+    if (pol.rule_name(id) == rule) return h.engine().rule_hits()[id];
+  }
+  ADD_FAILURE() << "no rule " << rule;
+  return 0;
+}
+
+Bytes bytes_of(const std::vector<uint8_t>& v) { return Bytes(v.begin(), v.end()); }
+
+// Opens a TCP connection through h (SYN, SYN-ACK); returns the outside port.
+uint16_t handshake(EngineHarness& h, const char* src, uint16_t sport, uint16_t dport) {
+  Sent syn = h.send(Packet().ipv4(src, kServer).tcp(sport, dport, kTcpSyn).seq(100).build());
+  EXPECT_EQ(syn.res.verdict, Verdict::ToOutside);
+  const uint16_t oport = parse(syn.out).sport;
+  Sent sa =
+      h.send(Packet().ipv4(kServer, kOutside).tcp(dport, oport, kTcpSyn | kTcpAck).seq(7).build());
+  EXPECT_EQ(sa.res.verdict, Verdict::ToInside);
+  return oport;
+}
+
+TEST(EnginePolicy, AllowedCidrRulePasses) {
+  EngineHarness h(with_policy());
+  Sent s = h.send(Packet().ipv4(kInsideHost, kServer).udp(5353, 53).payload("q").build());
+  EXPECT_EQ(s.res.verdict, Verdict::ToOutside);
+  EXPECT_EQ(hits(h, "dns"), 1u);
+}
+
+TEST(EnginePolicy, DeniedUdpIsRejectedWithIcmpAdministrativelyProhibited) {
+  EngineHarness h(with_policy());
+  Sent s = h.send(Packet().ipv4(kInsideHost, kServer).udp(5353, 123).payload("ntp").build());
+  ASSERT_EQ(s.res.verdict, Verdict::ToInside);
+  Parsed o = parse(s.out);
+  EXPECT_EQ(o.proto, 1);
+  EXPECT_EQ(o.icmp_type, 3);
+  EXPECT_EQ(o.icmp_code, 13);
+  EXPECT_EQ(o.ip_dst, ip(kInsideHost));
+  EXPECT_TRUE(l4_checksum_ok(s.out));
+  EXPECT_EQ(h.drops(engine::DropReason::PolicyDenied), 1u);
+  EXPECT_EQ(h.engine().active_flows(), 0u);
+  EXPECT_EQ(hits(h, "lambdas#default"), 1u);
+  engine::DenyRecord d[4];
+  ASSERT_EQ(h.engine().drain_denials(d, 4), 1u);
+  EXPECT_EQ(d[0].src, ip(kInsideHost));
+  EXPECT_EQ(d[0].dport, 123);
+  EXPECT_TRUE(d[0].reject);
+}
+
+TEST(EnginePolicy, DeniedTcpSynGetsARst) {
+  EngineHarness h(with_policy());
+  Sent s = h.send(Packet().ipv4(kInsideHost, kServer).tcp(40000, 22, kTcpSyn).seq(5).build());
+  ASSERT_EQ(s.res.verdict, Verdict::ToInside);
+  Parsed o = parse(s.out);
+  EXPECT_EQ(o.tcp_flags, kTcpRst | kTcpAck);
+  EXPECT_EQ(o.ack, 6u);
+  EXPECT_TRUE(l4_checksum_ok(s.out));
+}
+
+TEST(EnginePolicy, DropGroupDropsSilentlyAndUnmatchedSourcesAreAllowed) {
+  EngineHarness h(with_policy());
+  Sent s = h.send(Packet().ipv4("10.0.2.7", kServer).tcp(40000, 22, kTcpSyn).build());
+  EXPECT_EQ(s.res.verdict, Verdict::Drop);
+  Sent other = h.send(Packet().ipv4("10.0.3.7", kServer).tcp(40000, 22, kTcpSyn).build());
+  EXPECT_EQ(other.res.verdict, Verdict::ToOutside);  // no group: plain NAT
+}
+
+TEST(EnginePolicy, AllowedSniLetsTheConnectionThrough) {
+  EngineHarness h(with_policy());
+  const uint16_t oport = handshake(h, kInsideHost, 40001, 443);
+  EXPECT_EQ(h.engine().active_flows(), 1u);
+  const auto hello = ClientHello().sni("api.stripe.com").bytes();
+  Sent d = h.send(Packet()
+                      .ipv4(kInsideHost, kServer)
+                      .tcp(40001, 443, kTcpAck)
+                      .seq(101)
+                      .payload(bytes_of(hello))
+                      .build());
+  ASSERT_EQ(d.res.verdict, Verdict::ToOutside);
+  EXPECT_EQ(parse(d.out).sport, oport);
+  EXPECT_TRUE(l4_checksum_ok(d.out));
+  EXPECT_EQ(hits(h, "stripe"), 1u);
+  // Decided: more data flows without inspection, both ways.
+  EXPECT_EQ(h.send(Packet().ipv4(kServer, kOutside).tcp(443, oport, kTcpAck).payload("x").build())
+                .res.verdict,
+            Verdict::ToInside);
+  EXPECT_EQ(
+      h.send(Packet().ipv4(kInsideHost, kServer).tcp(40001, 443, kTcpAck).payload("y").build())
+          .res.verdict,
+      Verdict::ToOutside);
+}
+
+TEST(EnginePolicy, WildcardNameMatches) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40002, 443);
+  const auto hello = ClientHello().sni("a.b.example.com").bytes();
+  EXPECT_EQ(h.send(Packet()
+                       .ipv4(kInsideHost, kServer)
+                       .tcp(40002, 443, kTcpAck)
+                       .payload(bytes_of(hello))
+                       .build())
+                .res.verdict,
+            Verdict::ToOutside);
+}
+
+TEST(EnginePolicy, RefusedSniResetsBothWays) {
+  EngineHarness h(with_policy());
+  const uint16_t oport = handshake(h, kInsideHost, 40003, 443);
+  const auto hello = ClientHello().sni("evil.example.net").bytes();
+  Sent d = h.send(Packet()
+                      .ipv4(kInsideHost, kServer)
+                      .tcp(40003, 443, kTcpAck)
+                      .seq(101)
+                      .payload(bytes_of(hello))
+                      .build());
+  ASSERT_EQ(d.res.verdict, Verdict::ToInside);  // the client's RST
+  EXPECT_EQ(parse(d.out).tcp_flags & kTcpRst, kTcpRst);
+  EXPECT_EQ(parse(d.out).ip_dst, ip(kInsideHost));
+  // The server's next segment is answered with a RST from our outside tuple.
+  Sent s =
+      h.send(Packet().ipv4(kServer, kOutside).tcp(443, oport, kTcpAck).seq(8).ack(101).build());
+  ASSERT_EQ(s.res.verdict, Verdict::ToOutside);
+  Parsed r = parse(s.out);
+  EXPECT_EQ(r.tcp_flags & kTcpRst, kTcpRst);
+  EXPECT_EQ(r.ip_src, ip(kOutside));
+  EXPECT_EQ(r.sport, oport);
+  EXPECT_EQ(r.ip_dst, ip(kServer));
+  EXPECT_TRUE(l4_checksum_ok(s.out));
+  engine::DenyRecord rec[4];
+  ASSERT_EQ(h.engine().drain_denials(rec, 4), 1u);
+  EXPECT_STREQ(rec[0].name, "evil.example.net");
+}
+
+TEST(EnginePolicy, HttpHostHeaderDecidesOnPort80) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40004, 80);
+  EXPECT_EQ(h.send(Packet()
+                       .ipv4(kInsideHost, kServer)
+                       .tcp(40004, 80, kTcpAck)
+                       .payload("GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n")
+                       .build())
+                .res.verdict,
+            Verdict::ToOutside);
+  handshake(h, kInsideHost, 40005, 80);
+  EXPECT_EQ(h.send(Packet()
+                       .ipv4(kInsideHost, kServer)
+                       .tcp(40005, 80, kTcpAck)
+                       .payload("GET / HTTP/1.1\r\nHost: other.example.org\r\n\r\n")
+                       .build())
+                .res.verdict,
+            Verdict::ToInside);  // RST
+}
+
+TEST(EnginePolicy, NoNameWithinThePacketBudgetIsRefused) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40006, 80);
+  // A request line split over many segments, never finishing the headers.
+  Verdict last = Verdict::ToOutside;
+  int sent = 0;
+  while (last == Verdict::ToOutside && sent < 10) {
+    last = h.send(Packet()
+                      .ipv4(kInsideHost, kServer)
+                      .tcp(40006, 80, kTcpAck)
+                      .payload(sent == 0 ? "GET / HTTP/1.1\r\n" : "X-Pad: 1\r\n")
+                      .build())
+               .res.verdict;
+    ++sent;
+  }
+  EXPECT_EQ(last, Verdict::ToInside);
+  EXPECT_EQ(sent, 4);  // name_max_packets default
+}
+
+TEST(EnginePolicy, ReloadKeepsFlowsAndRecheckClosesTheDenied) {
+  EngineHarness h(with_policy());
+  Sent s = h.send(Packet().ipv4(kInsideHost, kServer).udp(5353, 53).build());
+  ASSERT_EQ(s.res.verdict, Verdict::ToOutside);
+  // Same rules, DNS no longer allowed, no re-check: the flow stays.
+  auto next = h.engine().config();
+  next.policy = compile(R"(
+groups: [{name: lambdas, sources: [10.0.1.0/24], default: drop}]
+rules: [{from: lambdas, dst: 192.0.2.0/24}]
+)");
+  ASSERT_EQ(h.engine().reconfigure(next), "");
+  EXPECT_EQ(h.engine().active_flows(), 1u);
+  EXPECT_EQ(h.send(Packet().ipv4(kInsideHost, kServer).udp(5353, 53).build()).res.verdict,
+            Verdict::ToOutside);
+  // With recheck_on_reload the denied flow is closed.
+  next.policy = compile(R"(
+recheck_on_reload: true
+groups: [{name: lambdas, sources: [10.0.1.0/24], default: drop}]
+rules: [{from: lambdas, dst: 192.0.2.0/24}]
+)");
+  ASSERT_EQ(h.engine().reconfigure(next), "");
+  EXPECT_EQ(h.engine().active_flows(), 0u);
+  EXPECT_EQ(h.events(engine::Event::PolicyFlowsRechecked), 1u);
+  EXPECT_EQ(h.send(Packet().ipv4(kInsideHost, kServer).udp(5353, 53).build()).res.verdict,
+            Verdict::Drop);
+}
+
+TEST(EnginePolicy, PendingFlowsExpireAndFreeTheirContexts) {
+  auto cfg = with_policy();
+  cfg.policy_pending_max = 2;
+  EngineHarness h(cfg);
+  handshake(h, kInsideHost, 41000, 443);
+  handshake(h, kInsideHost, 41001, 443);
+  Sent third = h.send(Packet().ipv4(kInsideHost, kServer).tcp(41002, 443, kTcpSyn).build());
+  EXPECT_EQ(third.res.verdict, Verdict::Drop);
+  EXPECT_EQ(h.drops(engine::DropReason::PolicyPendingFull), 1u);
+  h.advance_s(400);
+  h.engine().expire(h.now_ns(), 1024);
+  EXPECT_EQ(h.engine().active_flows(), 0u);
+  Sent again = h.send(Packet().ipv4(kInsideHost, kServer).tcp(41003, 443, kTcpSyn).build());
+  EXPECT_EQ(again.res.verdict, Verdict::ToOutside);
+}
+
+}  // namespace
+}  // namespace eipgate::testing
