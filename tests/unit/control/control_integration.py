@@ -121,6 +121,17 @@ class Harness:
                 p.wait()
         return p
 
+    def stop_controls_cleanly(self):
+        """SIGTERM (the clean stop path: exit 0) and no sanitizer report in any daemon log."""
+        for name in [n for n in self.procs if n.startswith("ctl_")]:
+            p = self.kill(name, signal.SIGTERM)
+            check(p.returncode == 0, f"{name} exited {p.returncode} on SIGTERM")
+        for name, path in self.logs.items():
+            if name.startswith("ctl_"):
+                text = open(path, errors="replace").read()
+                for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+                    check(bad not in text, f"{name}: {bad} in its log")
+
     def teardown(self, keep=False):
         for name in list(self.procs):
             self.kill(name)
@@ -445,6 +456,7 @@ def main():
     t0 = time.monotonic()
     try:
         SCENARIOS[sys.argv[3]](h)
+        h.stop_controls_cleanly()
         ok = True
         print(f"PASS {sys.argv[3]} in {time.monotonic() - t0:.1f} s")
     except Fail as e:
