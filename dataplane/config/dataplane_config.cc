@@ -4,6 +4,9 @@
 // already running.
 #include "config/dataplane_config.h"
 
+#include "policy/compiled_policy.h"
+#include "policy/policy_config.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -560,7 +563,7 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
                      "exception_path", "admin", "logging", "polling",
                      // eipgate-control's sections of the same file (control/aws, control/ha):
                      // that process validates them; the dataplane leaves them alone.
-                     "aws", "ha"});
+                     "aws", "ha", "policy"});
   DataplaneConfig cfg;
   cfg.source_file = p.file();
   engine::EngineConfig& eng = cfg.engine;
@@ -823,6 +826,29 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
       }
     }
     if (auto v = s.get("json")) cfg.logging.json = boolean(p, *v);
+  }
+  // Egress allowlists (dataplane/policy/README.md): parsed with file:line errors, compiled once
+  // here; the engines share the immutable result.
+  if (auto pol = top.get_section("policy")) {
+    policy::ParseResult pr = policy::parse_policy(pol->node, p.file());
+    if (!pr.errors.empty()) {
+      const policy::Issue& first = pr.errors.front();
+      std::string reason = first.reason;
+      if (pr.errors.size() > 1) {
+        reason += " (and " + std::to_string(pr.errors.size() - 1) + " more error(s) in policy:";
+        for (size_t k = 1; k < pr.errors.size() && k < 6; ++k) {
+          reason += " line " + std::to_string(pr.errors[k].line) + ": " + pr.errors[k].reason + ";";
+        }
+        reason += ")";
+      }
+      p.fail(first.line, reason);
+    }
+    for (const auto& w : pr.warnings) cfg.warnings.push_back(w.to_string());
+    std::string err;
+    std::shared_ptr<const policy::CompiledPolicy> compiled =
+        policy::CompiledPolicy::compile(*pr.config, &err);
+    if (!compiled) p.fail(pol->line, "policy: " + err);
+    eng.policy = std::move(compiled);
   }
   if (auto pl = top.get_section("polling")) {
     const Section s(p, *pl,

@@ -79,6 +79,7 @@ struct DataplaneConfig {
   AdminConfig admin;
   LoggingConfig logging;
   PollingConfig polling;
+  std::vector<std::string> warnings;  // "file:line: text": overlapping policy rules and the like
 };
 
 struct ConfigError {

@@ -38,6 +38,7 @@
 #include "dpdk/arp.h"
 #include "dpdk/exception_path.h"
 #include "ha/flow_event.h"
+#include "policy/compiled_policy.h"
 #include "steer_loader.h"
 
 namespace eipgate::dataplane {
@@ -60,6 +61,11 @@ uint64_t now_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
                                    .count());
+}
+
+std::string ip_str(uint32_t ip) {  // host order
+  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 255) + "." +
+         std::to_string((ip >> 8) & 255) + "." + std::to_string(ip & 255);
 }
 
 std::string mac_str(const MacAddr& m) {
@@ -182,6 +188,7 @@ struct alignas(64) Worker {
   uint64_t sync_out_dropped = 0;
   uint64_t sync_applied = 0;
   uint64_t sync_refused = 0;
+  rte_ring* denials = nullptr;  // engine::DenyRecord elements -> main lcore (audit log)
   std::atomic<uint64_t> cfg_acked{0};
   std::string cfg_error;  // written before cfg_acked is released
 };
@@ -208,6 +215,50 @@ struct Dataplane::Impl {
   static constexpr size_t kUnresolvedTotal = 1024;
   static constexpr uint64_t kUnresolvedTimeoutMs = 3000;
   std::atomic<uint64_t> arp_queued{0}, arp_queue_sent{0}, arp_queue_dropped{0};
+  // Egress policy audit: denials logged at most kDenyLogBurst at once and kDenyLogPerSec after,
+  // the rest counted and summarised once a second.
+  static constexpr double kDenyLogPerSec = 20, kDenyLogBurst = 100;
+  double deny_tokens = kDenyLogBurst;
+  uint64_t deny_tokens_ms = 0;
+  uint64_t deny_suppressed_pending = 0;
+  std::atomic<uint64_t> denials_logged{0}, denials_unlogged{0};
+
+  void log_denials(uint64_t now_ms) {
+    deny_tokens = std::min(kDenyLogBurst,
+                           deny_tokens + kDenyLogPerSec * static_cast<double>(now_ms - deny_tokens_ms) / 1000.0);
+    deny_tokens_ms = now_ms;
+    const policy::CompiledPolicy* pol = cfg.engine.policy.get();
+    engine::DenyRecord d[16];
+    for (const auto& w : workers) {
+      unsigned n;
+      while ((n = rte_ring_sc_dequeue_burst_elem(w->denials, d, sizeof d[0], 16, nullptr)) > 0) {
+        for (unsigned i = 0; i < n; ++i) {
+          if (deny_tokens < 1) {
+            ++deny_suppressed_pending;
+            denials_unlogged.fetch_add(1, std::memory_order_relaxed);
+            continue;
+          }
+          deny_tokens -= 1;
+          denials_logged.fetch_add(1, std::memory_order_relaxed);
+          const auto& r = d[i];
+          const std::string_view group =
+              pol && r.group_id < pol->group_count() ? pol->group_name(r.group_id) : "-";
+          const std::string_view rule =
+              pol && r.rule_id < pol->rule_count() ? pol->rule_name(r.rule_id) : "-";
+          log->warn(
+              "policy deny: src={}:{} dst={}:{} proto={} name={} group={} rule={} action={}",
+              ip_str(r.src), r.sport, ip_str(r.dst), r.dport, admin::proto_name(r.proto),
+              r.name[0] ? r.name : "-", group, rule, r.reject ? "reject" : "drop");
+        }
+      }
+    }
+    if (deny_suppressed_pending && deny_tokens >= 1) {
+      log->warn("policy deny: {} more denials not logged (rate limit {}/s)",
+                deny_suppressed_pending, kDenyLogPerSec);
+      deny_suppressed_pending = 0;
+    }
+  }
+
   // HA role (admin ha_role) and the sync socket eipgate-control connects to (control/ha).
   enum : int { kRoleNone = 0, kRoleActive = 1, kRoleStandby = 2 };
   std::atomic<int> ha_role{kRoleNone};
@@ -421,6 +472,7 @@ struct Dataplane::Impl {
     w.local.sync_applied = w.sync_applied;
     w.local.sync_refused = w.sync_refused;
     w.local.sync_overflows = w.eng->sync_overflows();
+    w.local.rule_hits = w.eng->rule_hits();
     std::lock_guard lock(w.pub_mu);
     w.published = w.local;
   }
@@ -482,6 +534,14 @@ struct Dataplane::Impl {
   // --- connection-table sync, worker side ------------------------------------------------------
 
   uint32_t sync_step(Worker& w) {
+    {
+      engine::DenyRecord d[16];
+      if (const uint32_t n = w.eng->drain_denials(d, 16)) {
+        const unsigned q = rte_ring_sp_enqueue_burst_elem(w.denials, d, sizeof d[0], n, nullptr);
+        denials_unlogged.fetch_add(n - q, std::memory_order_relaxed);
+        w.wake_main = true;
+      }
+    }
     const bool active = ha_role.load(std::memory_order_relaxed) == kRoleActive;
     if (active != w.eng->sync_enabled()) w.eng->set_sync(active);
     uint32_t did = 0;
@@ -1177,6 +1237,7 @@ struct Dataplane::Impl {
       uint32_t k = from_kernel();
       changed |= poll_steered_arp(now_ms);
       if (sync_poll()) ++k;
+      log_denials(now_ms);
       if (const uint64_t g = announce_gen.load(std::memory_order_acquire);
           g != announce_done.load(std::memory_order_relaxed)) {
         const uint64_t before = garps_sent;
@@ -1266,6 +1327,17 @@ class Handler final : public admin::AdminHandler {
       refused += s2.sync_refused;
       overflows += s2.sync_overflows;
     }
+    if (const auto& pol = m_.admin_running->engine.policy; pol && !pol->empty()) {
+      nlohmann::json rules = nlohmann::json::array();
+      for (uint32_t id = 0; id < pol->rule_count(); ++id) {
+        uint64_t hits = 0;
+        for (const auto& s2 : st) hits += id < s2.rule_hits.size() ? s2.rule_hits[id] : 0;
+        rules.push_back({{"rule", std::string(pol->rule_name(id))}, {"hits", hits}});
+      }
+      j["policy"] = {{"rules", rules},
+                     {"denials_logged", m_.denials_logged.load(std::memory_order_relaxed)},
+                     {"denials_not_logged", m_.denials_unlogged.load(std::memory_order_relaxed)}};
+    }
     const int role = m_.ha_role.load(std::memory_order_relaxed);
     j["sync"] = {{"role", role == Dataplane::Impl::kRoleActive    ? "active"
                           : role == Dataplane::Impl::kRoleStandby ? "standby"
@@ -1321,6 +1393,7 @@ class Handler final : public admin::AdminHandler {
       m_.log->warn("reload rejected: {}", r.error);
       return r;
     }
+    for (const auto& w : loaded.config->warnings) m_.log->warn("{}", w);
     auto next = std::make_shared<const DataplaneConfig>(std::move(*loaded.config));
     uint64_t gen = 0;
     {
@@ -1431,6 +1504,7 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
   Impl& m = *impl_;
   m.cfg = cfg;
   m.admin_running = std::make_shared<const DataplaneConfig>(cfg);
+  for (const auto& w : cfg.warnings) m.log->warn("{}", w);
   m.stop = &stop_;
   m.log = log::get();
   const auto nworkers = static_cast<uint16_t>(cfg.worker_lcores.size());
@@ -1588,6 +1662,10 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
     wk->sync_in = rte_ring_create_elem(si.c_str(), sizeof(engine::SyncRecord), 1u << 16,
                                        SOCKET_ID_ANY, RING_F_SC_DEQ);
     if (!wk->sync_out || !wk->sync_in) return std::string("sync rings: ") + rte_strerror(rte_errno);
+    const std::string dn = "eipgate_deny" + std::to_string(w);
+    wk->denials = rte_ring_create_elem(dn.c_str(), sizeof(engine::DenyRecord), 1024, SOCKET_ID_ANY,
+                                       RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (!wk->denials) return std::string("deny ring: ") + rte_strerror(rte_errno);
     m.workers.push_back(std::move(wk));
   }
   if (std::string err = m.open_sync_socket(); !err.empty()) return err;

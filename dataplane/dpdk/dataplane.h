@@ -27,6 +27,7 @@ struct WorkerStatus {
   uint64_t sync_applied = 0;        // peer records installed (standby)
   uint64_t sync_refused = 0;        // peer records refused by the engine
   uint64_t sync_overflows = 0;      // records the engine could not buffer
+  std::vector<uint64_t> rule_hits;  // egress policy hits by rule id (this worker's engine)
 };
 
 class Dataplane {
