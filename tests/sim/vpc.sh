@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# The simulated VPC: two AZs, an eipgate HA pair in each (eipgate-dataplane + eipgate-control per
+# instance), Lambdas, VPC routers that follow the private route tables, an internet gateway that
+# maps EIPs 1:1, internet hosts, and fake EC2/IMDS (vpc_aws.py) reprogramming the namespaces.
+#
+#   vpc.sh up | down | status
+# Environment: VPC_DIR (run directory, default /tmp/eipgate-vpc), VPC_PREFIX (namespace prefix,
+# default a fresh "v<pid>"), BUILD_DIR (default build-sim) or DP_BIN/CONTROL_BIN/CTL_BIN,
+# VPC_HEARTBEAT (default 150ms), VPC_MISS (default 4), VPC_VERBOSE=1 for progress lines.
+# Idempotent: `up` on a running VPC only checks it; `down` removes everything `up` made (all
+# namespaces with the prefix and every process in them) and is safe to repeat. A failed `up`
+# tears down what it made. Layout and addresses: vpc_lib.sh, tests/sim/README.md. Needs root.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/vpc_lib.sh"
+
+say() { [[ -n ${VPC_VERBOSE:-} ]] && printf '[vpc] %s\n' "$*" >&2 || true; }
+die() { printf '[vpc] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# --- down -----------------------------------------------------------------------------------------
+vpc_down() {
+  local p ns pidf
+  p=$(vpc_prefix || true)
+  [[ -n ${p} ]] || { say "nothing to tear down in ${VPC_DIR}"; return 0; }
+  for pidf in "${VPC_DIR}"/*/*.pid "${VPC_DIR}"/*.pid; do
+    [[ -f ${pidf} ]] && kill -TERM "$(cat "${pidf}")" 2>/dev/null || true
+  done
+  sleep 0.3
+  for ns in $(ip netns list | awk '{print $1}' | grep "^${p}-" || true); do
+    ip netns pids "${ns}" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+  done
+  sleep 0.2
+  for ns in $(ip netns list | awk '{print $1}' | grep "^${p}-" || true); do
+    ip netns del "${ns}" 2>/dev/null || true
+  done
+  rm -f "${VPC_DIR}"/*/*.pid "${VPC_DIR}"/*.pid "${VPC_DIR}/up"
+  say "down (${p})"
+}
+
+# --- status ---------------------------------------------------------------------------------------
+vpc_status() {
+  [[ -f ${VPC_DIR}/up ]] || { echo "not up (${VPC_DIR})"; return 1; }
+  local az i rc=0
+  echo "prefix $(vpc_prefix), dir ${VPC_DIR}"
+  for az in a b; do
+    echo "AZ ${az}: route target $(inst_name "$(route_target "${az}")"), EIP ${EIP[${az}]} -> ${SERVICE_IP[${az}]}"
+    for i in "${INSTANCES[@]}"; do
+      [[ $(az_of "$i") == "${az}" ]] || continue
+      local role
+      role=$(ha_role "$i")
+      echo "  ${i} $(inst_id "$i") data $(data_ip "$i") mgmt $(mgmt_ip "$i"): ${role:-down}"
+      [[ -n ${role} ]] || rc=1
+    done
+  done
+  return "${rc}"
+}
+
+# --- up -------------------------------------------------------------------------------------------
+veth() {  # ns1 dev1 ns2 dev2 [mac1] [mac2]
+  ip link add "$2" netns "$(ns_of "$1")" ${5:+address $5} type veth peer name "$4" \
+    netns "$(ns_of "$3")" ${6:+address $6}
+  local pair
+  for pair in "$1:$2" "$3:$4"; do
+    # veth offloads would hand af_packet partial checksums and 64 KiB super-frames: a NIC never does.
+    in_ns "${pair%%:*}" ethtool -K "${pair##*:}" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+    in_ns "${pair%%:*}" sysctl -qw "net.ipv6.conf.${pair##*:}.disable_ipv6=1" 2>/dev/null || true
+    in_ns "${pair%%:*}" ip link set "${pair##*:}" up
+  done
+}
+
+router_sysctls() {
+  in_ns "$1" sysctl -qw net.ipv4.ip_forward=1
+  local k
+  for k in all default; do
+    in_ns "$1" sysctl -qw "net.ipv4.conf.${k}.rp_filter=0" "net.ipv4.conf.${k}.send_redirects=0"
+  done
+}
+
+write_state() {
+  "${PY}" - "${VPC_DIR}" <<PY
+import json, sys
+d = sys.argv[1]
+inst = {$(for i in "${INSTANCES[@]}"; do printf '"%s": {"id": "%s", "data_eni": "%s", "mgmt_eni": "%s", "data_mac": "%s", "mgmt_mac": "%s", "data_ip": "%s", "mgmt_ip": "%s"}, ' \
+  "$i" "$(inst_id "$i")" "$(data_eni "$i")" "$(mgmt_eni "$i")" "$(data_mac "$i")" "$(mgmt_mac "$i")" "$(data_ip "$i")" "$(mgmt_ip "$i")"; done)}
+azs = {"a": {"num": 1, "rtb": "$(rtb_of a)", "alloc": "$(eipalloc_of a)", "eip": "${EIP[a]}", "svc": "${SERVICE_IP[a]}", "mgmt": "10.255.0.0/28"},
+       "b": {"num": 2, "rtb": "$(rtb_of b)", "alloc": "$(eipalloc_of b)", "eip": "${EIP[b]}", "svc": "${SERVICE_IP[b]}", "mgmt": "10.255.0.16/28"}}
+state = {"region": "us-east-1", "account_id": "123456789012",
+         "credentials": [{"access_key_id": "AKIDEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}],
+         "vpcs": [{"id": "vpc-0e1a0000000000001", "cidr": "10.0.0.0/8"}],
+         "subnets": [], "instances": [], "network_interfaces": [], "route_tables": [], "addresses": []}
+topo = {"enis": {}, "route_tables": {}, "igw": {"ns": "$(ns_of igw)", "public_dev": "i0"}}
+for z, a in azs.items():
+    n = a["num"]; az = "us-east-1" + z
+    state["subnets"] += [
+        {"id": f"subnet-0{z*2}00000000000001", "vpc_id": "vpc-0e1a0000000000001", "cidr": f"10.{n}.0.0/24", "availability_zone": az},
+        {"id": f"subnet-0{z*2}00000000000002", "vpc_id": "vpc-0e1a0000000000001", "cidr": f"10.{n}.1.0/24", "availability_zone": az},
+        {"id": f"subnet-0{z*2}00000000000003", "vpc_id": "vpc-0e1a0000000000001", "cidr": a["mgmt"], "availability_zone": az}]
+    for name, i in inst.items():
+        if name[0] != z:
+            continue
+        state["instances"].append({"id": i["id"], "availability_zone": az, "availability_zone_id": f"use1-az{n}",
+                                   "role": "eipgate-nat", "imds_source_ips": [i["mgmt_ip"]]})
+        state["network_interfaces"] += [
+            {"id": i["mgmt_eni"], "subnet_id": f"subnet-0{z*2}00000000000003", "mac": i["mgmt_mac"],
+             "instance_id": i["id"], "device_index": 0, "private_ips": [i["mgmt_ip"]]},
+            {"id": i["data_eni"], "subnet_id": f"subnet-0{z*2}00000000000001", "mac": i["data_mac"],
+             "instance_id": i["id"], "device_index": 1, "source_dest_check": False, "tags": {"eipgate:role": "data"},
+             # the first instance of each AZ starts active: it holds the service address
+             "private_ips": [i["data_ip"]] + ([a["svc"]] if name[1] == "1" else [])}]
+        topo["enis"][i["data_eni"]] = {"router_ns": "$(vpc_prefix)-r" + z, "router_dev": "e" + name[1], "mac": i["data_mac"]}
+    first = inst[z + "1"]
+    state["route_tables"].append(
+        {"id": a["rtb"], "vpc_id": "vpc-0e1a0000000000001", "subnets": [f"subnet-0{z*2}00000000000002"],
+         "tags": {"Name": f"private-{z}", "eipgate:az": f"use1-az{n}"},
+         "routes": [{"destination": "10.0.0.0/8", "gateway_id": "local"},
+                    {"destination": "0.0.0.0/0", "network_interface_id": first["data_eni"], "instance_id": first["id"]}]})
+    topo["route_tables"][a["rtb"]] = {"router_ns": "$(vpc_prefix)-r" + z, "table": 101}
+    state["addresses"].append({"allocation_id": a["alloc"], "public_ip": a["eip"],
+                               "network_interface_id": first["data_eni"], "private_ip": a["svc"],
+                               "tags": {"Name": f"eipgate-use1-az{n}"}})
+json.dump(state, open(f"{d}/state.json", "w"), indent=1)
+json.dump(topo, open(f"{d}/topology.json", "w"), indent=1)
+PY
+}
+
+write_instance_config() {  # inst
+  local i=$1 az peer
+  az=$(az_of "$i") peer=$(peer_of "$i")
+  local prio=100
+  [[ ${i:1:1} == 1 ]] && prio=200
+  cat >"${VPC_DIR}/$i/eipgate.yaml" <<YAML
+# eipgate instance ${i} ($(inst_id "$i")), AZ us-east-1${az}: written by tests/sim/vpc.sh
+mode: one-armed
+ports:
+  - name: data
+    device: net_af_packet0,iface=eth1
+interface:
+  address: $(data_ip "$i")/24
+next_hop:
+  gateway: 10.${AZNUM[${az}]}.0.1
+  mac: "$(router_mac "${az}")"
+nat:
+  inside_prefixes: [10.${AZNUM[${az}]}.1.0/24]
+  outside_addresses: [${SERVICE_IP[${az}]}]
+  max_flows: 64K
+workers:
+  lcores: [1]
+  main_lcore: 0
+eal:
+  extra_args: "--no-huge -m 256 --file-prefix $(vpc_prefix)-${i}"
+exception_path:
+  enabled: false   # management (heartbeats, EC2, IMDS) uses the instance's eth0, not the data ENI
+admin:
+  socket: ${VPC_DIR}/${i}/dataplane.sock
+logging:
+  level: info
+policy:
+  groups:
+    - name: lambdas
+      sources: [10.${AZNUM[${az}]}.1.0/24]
+      default: reject
+  rules:
+    - name: whoami
+      from: lambdas
+      dst: ${WHOAMI}/32
+      proto: tcp
+      ports: 8080
+    - name: stream
+      from: lambdas
+      dst: ${WHOAMI}/32
+      proto: tcp
+      ports: 9000
+    - name: eip-api
+      from: lambdas
+      dst: ${EIPAPI}/32
+      proto: tcp
+      ports: 8080
+    - name: ping
+      from: lambdas
+      dst: [198.51.100.0/24]
+      proto: icmp
+aws:
+  route_tables:
+    ids: [$(rtb_of "${az}")]
+  service_address:
+    mode: secondary-ip
+    private_ip: ${SERVICE_IP[${az}]}
+    allocation_id: $(eipalloc_of "${az}")
+  endpoints:
+    ec2: http://${AWS_ADDR}:${AWS_PORT}
+    imds: http://${AWS_ADDR}:${AWS_PORT}/$(inst_id "$i")
+  retry: {max_attempts: 10, base_delay: 50ms, max_delay: 400ms}
+  timeouts: {connect: 1s, request: 3s}
+ha:
+  priority: ${prio}
+  peers:
+    - address: $(mgmt_ip "${peer}")
+      port: 7410
+  bind_address: $(mgmt_ip "$i")
+  port: 7410
+  secret_file: ${VPC_DIR}/ha-${az}.key
+  heartbeat_interval: ${VPC_HEARTBEAT:-150ms}
+  miss_count: ${VPC_MISS:-4}
+  hold_down: 2s
+  route_check_interval: 1s
+  takeover_timeout: 10s
+  handover_timeout: 3s
+  sync: {flush_interval: 5ms, resync_retry: 500ms}
+  control_socket: ${VPC_DIR}/${i}/control.sock
+  data_mac: "$(data_mac "$i")"
+  peer_eni: $(data_eni "${peer}")
+YAML
+}
+
+# Start (or restart) one instance's processes. Exported for the tests: instance_start a1 [dp|ctl|all]
+instance_start_dp() {
+  local i=$1
+  rm -f "${VPC_DIR}/$i/dataplane.sock" "${VPC_DIR}/$i/sync.sock"
+  : >>"${VPC_DIR}/$i/dp.log"
+  echo "--- start $(date +%T.%N)" >>"${VPC_DIR}/$i/dp.log"
+  ip netns exec "$(ns_of "$i")" setsid "${DP_BIN}" --config "${VPC_DIR}/$i/eipgate.yaml" \
+    >>"${VPC_DIR}/$i/dp.log" 2>&1 </dev/null &
+  echo $! >"${VPC_DIR}/$i/dp.pid"
+}
+instance_wait_dp() {
+  local i=$1 n
+  for ((n = 0; n < 600; n++)); do
+    [[ -S ${VPC_DIR}/$i/dataplane.sock ]] && dpctl "$i" health >/dev/null 2>&1 && return 0
+    kill -0 "$(cat "${VPC_DIR}/$i/dp.pid")" 2>/dev/null || { tail -20 "${VPC_DIR}/$i/dp.log" >&2; return 1; }
+    sleep 0.2
+  done
+  return 1
+}
+instance_start_ctl() {
+  local i=$1
+  ip netns exec "$(ns_of "$i")" setsid "${CONTROL_BIN}" --config "${VPC_DIR}/$i/eipgate.yaml" \
+    >>"${VPC_DIR}/$i/ctl.log" 2>&1 </dev/null &
+  echo $! >"${VPC_DIR}/$i/ctl.pid"
+}
+
+vpc_up() {
+  [[ ${EUID} -eq 0 ]] || die "needs root"
+  for b in "${DP_BIN}" "${CONTROL_BIN}" "${CTL_BIN}"; do [[ -x ${b} ]] || die "missing ${b} (build it: scripts/build.sh)"; done
+  if [[ -f ${VPC_DIR}/up ]]; then
+    if vpc_status >/dev/null 2>&1; then say "already up"; return 0; fi
+    vpc_down
+  fi
+  mkdir -p "${VPC_DIR}"
+  chmod 700 "${VPC_DIR}"
+  echo "${VPC_PREFIX:-v$$}" >"${VPC_DIR}/prefix"
+  trap 'echo "[vpc] up failed; tearing down" >&2; vpc_down' ERR
+  local p z n i
+  p=$(vpc_prefix)
+  say "prefix ${p}, dir ${VPC_DIR}"
+  for n in svc igw inet ra rb la lb "${INSTANCES[@]}"; do
+    ip netns add "${p}-${n}"
+    in_ns "${n}" ip link set lo up
+  done
+  # management network
+  in_ns svc ip link add br0 type bridge
+  in_ns svc ip addr add "${AWS_ADDR}/24" dev br0
+  in_ns svc ip link set br0 up
+  for i in "${INSTANCES[@]}"; do
+    mkdir -p "${VPC_DIR}/$i"
+    veth "$i" eth0 svc "m$i" "$(mgmt_mac "$i")"
+    in_ns svc ip link set "m$i" master br0
+    in_ns "$i" ip addr add "$(mgmt_ip "$i")/24" dev eth0
+  done
+  # internet: igw <-> inet, servers on inet's lo
+  veth igw i0 inet g0
+  in_ns igw ip addr add 192.0.2.1/24 dev i0
+  in_ns inet ip addr add 192.0.2.2/24 dev g0
+  in_ns inet ip route add default via 192.0.2.1
+  for a in "${WHOAMI}" "${EIPAPI}" "${DENIED}"; do in_ns inet ip addr add "$a/32" dev lo; done
+  in_ns igw ip route add 198.51.100.0/24 via 192.0.2.2
+  router_sysctls igw
+  for z in a b; do
+    n=${AZNUM[${z}]}
+    router_sysctls "r${z}"
+    veth "r${z}" g0 igw "r${z}"
+    in_ns "r${z}" ip addr add "10.254.${n}.2/30" dev g0
+    in_ns igw ip addr add "10.254.${n}.1/30" dev "r${z}"
+    in_ns "r${z}" ip route add default via "10.254.${n}.1"
+    in_ns igw ip route add "10.${n}.0.0/16" via "10.254.${n}.2"
+    # private subnet with its Lambda; its route table is the router's table 101
+    veth "r${z}" l0 "l${z}" eth0
+    in_ns "r${z}" ip addr add "10.${n}.1.1/24" dev l0
+    in_ns "l${z}" ip addr add "$(lambda_ip "${z}")/24" dev eth0
+    in_ns "l${z}" ip route add default via "10.${n}.1.1"
+    in_ns "r${z}" ip rule add iif l0 lookup 101 pref 100
+    in_ns "r${z}" ip route add throw 10.0.0.0/8 table 101
+    # data ENIs: one point-to-point veth per instance; the router holds 10.N.0.1 on each and
+    # delivers to an ENI's addresses by /32 routes (vpc_aws.py keeps them following EC2)
+    for i in "${INSTANCES[@]}"; do
+      [[ $(az_of "$i") == "${z}" ]] || continue
+      veth "r${z}" "e${i:1:1}" "$i" eth1 "$(router_mac "${z}")" "$(data_mac "$i")"
+      in_ns "r${z}" ip addr add "10.${n}.0.1/32" dev "e${i:1:1}"
+      # af_packet only copies frames: keep the instance's kernel off the data ENI (no RSTs)
+      in_ns "$i" nft add table netdev dataeni
+      in_ns "$i" nft add chain netdev dataeni in "{ type filter hook ingress device eth1 priority 0; policy drop; }"
+    done
+  done
+  # secrets (root-only) and configuration
+  for z in a b; do
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"${VPC_DIR}/ha-${z}.key"
+    chmod 600 "${VPC_DIR}/ha-${z}.key"
+  done
+  write_state
+  for i in "${INSTANCES[@]}"; do write_instance_config "$i"; done
+  # fake AWS in the services namespace; it programs the routers and the IGW from its model
+  ip netns exec "${p}-svc" setsid "${PY}" "${SIM_DIR}/vpc_aws.py" --state "${VPC_DIR}/state.json" \
+    --topology "${VPC_DIR}/topology.json" --host "${AWS_ADDR}" --port "${AWS_PORT}" \
+    --port-file "${VPC_DIR}/aws.port" --changes-log "${VPC_DIR}/changes.jsonl" \
+    >>"${VPC_DIR}/aws.log" 2>&1 </dev/null &
+  echo $! >"${VPC_DIR}/aws.pid"
+  # internet servers
+  local srv=("whoami ${WHOAMI} 8080" "stream ${WHOAMI} 9000" "eipapi ${EIPAPI} 8080 ${EIP[a]},${EIP[b]}"
+    "whoami ${DENIED} 8080")
+  n=0
+  for s in "${srv[@]}"; do
+    # shellcheck disable=SC2086
+    ip netns exec "${p}-inet" setsid "${PY}" "${SIM_DIR}/traffic.py" ${s} >>"${VPC_DIR}/inet.log" 2>&1 </dev/null &
+    echo $! >"${VPC_DIR}/inet${n}.pid"
+    n=$((n + 1))
+  done
+  for ((n = 0; n < 100; n++)); do [[ -s ${VPC_DIR}/aws.port ]] && break; sleep 0.1; done
+  [[ -s ${VPC_DIR}/aws.port ]] || die "fake AWS did not start: $(tail -5 "${VPC_DIR}/aws.log")"
+  say "fake AWS on ${AWS_ADDR}:${AWS_PORT}; starting dataplanes"
+  for i in "${INSTANCES[@]}"; do instance_start_dp "$i"; done
+  for i in "${INSTANCES[@]}"; do instance_wait_dp "$i" || die "dataplane $i not ready"; done
+  say "dataplanes ready; starting control daemons"
+  for i in "${INSTANCES[@]}"; do instance_start_ctl "$i"; done
+  for z in a b; do
+    wait_az_active "${z}" 60 >/dev/null || die "AZ ${z}: no active instance"
+  done
+  for i in a2 b2; do wait_standby_in_sync "$i" 60 || die "$i: not a standby in sync"; done
+  touch "${VPC_DIR}/up"
+  trap - ERR
+  say "up"
+}
+
+case ${1:-} in
+  up) vpc_up ;;
+  down) vpc_down ;;
+  status) vpc_status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

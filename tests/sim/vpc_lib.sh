@@ -1,0 +1,116 @@
+# Shared by vpc.sh, ha_e2e.sh, scripts/demo.sh and bench/failover.sh: the simulated VPC's layout
+# and helpers. Source it after setting VPC_DIR (the run's directory; it holds the prefix).
+#
+# Layout (AZ a shown; AZ b is the same with 10.2.x and EIP 203.0.113.20):
+#
+#   Lambda ns la (10.1.1.10) -- VPC router ra -- e1 -- instance a1 eth1 (data ENI, DPDK af_packet)
+#                                 |  table 101   \- e2 -- instance a2 eth1
+#                                 | (private rt)
+#                                 +-- g0 10.254.1.2 -- igw ns (EIP 1:1 NAT) -- 192.0.2.1 -- inet ns
+#   services ns svc: bridge 10.255.0.1/24 -- eth0 of every instance (management ENI: heartbeats,
+#                    EC2 + IMDS at fake_aws 10.255.0.1:8080)
+#
+# Internet hosts (inet ns, on lo): 198.51.100.7 what-is-my-IP :8080 and a byte stream :9000,
+# 198.51.100.8 the EIP-only API :8080, 198.51.100.9 a host not on the allowlist :8080.
+# shellcheck shell=bash
+
+SIM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "${SIM_DIR}/../.." && pwd)
+PY=/usr/bin/python3
+VPC_DIR=${VPC_DIR:-/tmp/eipgate-vpc}
+BUILD_DIR=${BUILD_DIR:-build-sim}
+[[ ${BUILD_DIR} == /* ]] || BUILD_DIR=${REPO_ROOT}/${BUILD_DIR}
+DP_BIN=${DP_BIN:-${BUILD_DIR}/dataplane/eipgate-dataplane}
+CONTROL_BIN=${CONTROL_BIN:-${BUILD_DIR}/control/daemon/eipgate-control}
+CTL_BIN=${CTL_BIN:-${BUILD_DIR}/control/eipgatectl}
+
+INSTANCES=(a1 a2 b1 b2)
+AWS_ADDR=10.255.0.1
+AWS_PORT=8080
+WHOAMI=198.51.100.7 EIPAPI=198.51.100.8 DENIED=198.51.100.9
+declare -A EIP=([a]=203.0.113.10 [b]=203.0.113.20)
+declare -A SERVICE_IP=([a]=10.1.0.100 [b]=10.2.0.100)
+declare -A AZNUM=([a]=1 [b]=2)
+
+vpc_prefix() { cat "${VPC_DIR}/prefix" 2>/dev/null; }
+ns_of() { echo "$(vpc_prefix)-$1"; }           # ns_of a1 | ra | la | igw | inet | svc
+in_ns() { local ns; ns=$(ns_of "$1"); shift; ip netns exec "${ns}" "$@"; }
+az_of() { echo "${1:0:1}"; }                   # a1 -> a
+peer_of() { case $1 in a1) echo a2 ;; a2) echo a1 ;; b1) echo b2 ;; b2) echo b1 ;; esac; }
+inst_id() { local z=$1; z=${z:0:1}; printf 'i-0%s%s' "$(printf "${z}%.0s" {1..15})" "${1:1:1}"; }
+data_eni() { local z=${1:0:1}; printf 'eni-0%sd0%s' "$(printf "${z}%.0s" {1..13})" "${1:1:1}"; }
+mgmt_eni() { local z=${1:0:1}; printf 'eni-0%se0%s' "$(printf "${z}%.0s" {1..13})" "${1:1:1}"; }
+rtb_of() { printf 'rtb-0%s%s00000000000001' "$1" "$1"; }      # rtb_of a
+eipalloc_of() { printf 'eipalloc-0%s%s00000000000001' "$1" "$1"; }
+data_mac() { printf '0e:00:00:0%s:00:%d%d' "${1:0:1}" "${AZNUM[${1:0:1}]}" "${1:1:1}"; }
+mgmt_mac() { printf '0e:00:00:0%s:01:%d%d' "${1:0:1}" "${AZNUM[${1:0:1}]}" "${1:1:1}"; }
+router_mac() { printf '0e:00:00:0%s:00:01' "$1"; }
+data_ip() { echo "10.${AZNUM[${1:0:1}]}.0.1${1:1:1}"; }         # a1 -> 10.1.0.11
+mgmt_ip() { echo "10.255.0.${AZNUM[${1:0:1}]}${1:1:1}"; }       # a1 -> 10.255.0.11, b2 -> .22
+lambda_ip() { echo "10.${AZNUM[$1]}.1.10"; }
+
+# eipgatectl against an instance's dataplane / control daemon.
+dpctl() { local i=$1; shift; "${CTL_BIN}" --socket "${VPC_DIR}/$i/dataplane.sock" "$@"; }
+hactl() { local i=$1; shift; "${CTL_BIN}" --control-socket "${VPC_DIR}/$i/control.sock" "$@"; }
+
+# The control daemon's status (JSON) or nothing.
+ha_json() {
+  "${PY}" - "${VPC_DIR}/$1/control.sock" <<'PY' 2>/dev/null
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(sys.argv[1])
+s.sendall(b'{"cmd":"status"}\n'); buf = b""
+while b"\n" not in buf:
+    d = s.recv(65536)
+    if not d: break
+    buf += d
+r = json.loads(buf.split(b"\n")[0]); print(json.dumps(r.get("result", {})))
+PY
+}
+ha_role() { ha_json "$1" | "${PY}" -c 'import json,sys; print(json.load(sys.stdin).get("role",""))' 2>/dev/null || true; }
+
+# The instance the AZ's private route table points at (from the fake EC2 model).
+route_target() {
+  in_ns svc curl -s --max-time 2 "http://${AWS_ADDR}:${AWS_PORT}/_fake/state" |
+    "${PY}" -c '
+import json, sys
+st = json.load(sys.stdin); rtb = sys.argv[1]
+eni = {e["id"]: e for e in st["network_interfaces"]}
+for rt in st["route_tables"]:
+    if rt["id"] == rtb:
+        for r in rt["routes"]:
+            if r["destination"] == "0.0.0.0/0":
+                e = eni.get(r.get("network_interface_id"))
+                print(e["instance_id"] if e else "none")' "$(rtb_of "$1")"
+}
+inst_name() { local i; for i in "${INSTANCES[@]}"; do [[ $(inst_id "$i") == "$1" ]] && echo "$i"; done; }
+
+# Wait until the AZ has exactly one active instance and it is the route target; prints it.
+wait_az_active() {  # az timeout_s
+  local az=$1 t=${2:-60} i n target
+  for ((n = 0; n < t * 5; n++)); do
+    target=$(inst_name "$(route_target "${az}")")
+    if [[ -n ${target} && $(ha_role "${target}") == active &&
+      $(ha_role "$(peer_of "${target}")") != active ]]; then
+      echo "${target}"
+      return 0
+    fi
+    sleep 0.2
+  done
+  return 1
+}
+
+# Wait until the instance is standby and its receiver is in sync.
+wait_standby_in_sync() {  # inst timeout_s
+  local n
+  for ((n = 0; n < ${2:-60} * 5; n++)); do
+    ha_json "$1" | "${PY}" -c '
+import json, sys
+s = json.load(sys.stdin)
+sync = s.get("sync", {})
+sys.exit(0 if s.get("role") == "standby" and sync.get("in_sync") else 1)' 2>/dev/null && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+lambda_get() { in_ns "l$1" "${PY}" "${SIM_DIR}/traffic.py" get "$2"; }  # az url
