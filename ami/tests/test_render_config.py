@@ -1,0 +1,198 @@
+#!/usr/bin/python3
+"""Tests of ami/scripts/eipgate-render-config (stdlib unittest; run by ctest as ami_render_config).
+
+If EIPGATE_DATAPLANE / EIPGATE_CONTROL name the built binaries, the rendered file is also checked
+with `eipgate-dataplane --check` and `eipgate-control --check` (the real parsers)."""
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "..", "scripts", "eipgate-render-config")
+_loader = importlib.machinery.SourceFileLoader("render", SCRIPT)
+_spec = importlib.util.spec_from_loader("render", _loader)
+render = importlib.util.module_from_spec(_spec)
+_loader.exec_module(render)
+
+FACTS = {
+    "region": "us-east-1", "az": "us-east-1a", "az_id": "use1-az1", "instance_id": "i-0aaaaaaaaaaaaaaa1",
+    "enis": [
+        {"mac": "0e:00:00:00:0a:01", "id": "eni-0aaaaaaaaaaaaaaa1", "device_number": 0,
+         "ips": ["10.0.0.15"], "subnet_cidr": "10.0.0.0/24"},
+        {"mac": "0e:00:00:00:0a:02", "id": "eni-0aaaaaaaaaaaaaad1", "device_number": 1,
+         "ips": ["10.0.0.5", "10.0.0.100"], "subnet_cidr": "10.0.0.0/24"},
+    ],
+    "nics": {"0e:00:00:00:0a:01": {"ifname": "ens5", "pci": "0000:00:05.0"},
+             "0e:00:00:00:0a:02": {"ifname": "ens6", "pci": "0000:00:06.0"}},
+    "cpus": 2, "mem_mib": 2048,
+}
+SPEC = {"pair": "use1-az1-0", "peer_address": "10.0.0.16", "priority": 150,
+        "service_ips": ["10.0.0.100"], "inside_prefixes": ["10.0.128.0/20", "10.0.144.0/20"],
+        "ha_secret_ssm": "/eipgate/use1-az1-0/ha-key"}
+
+
+class RenderTest(unittest.TestCase):
+    def test_vfio_defaults(self):
+        cfg, env = render.render(dict(SPEC), FACTS)
+        self.assertEqual(cfg["mode"], "one-armed")
+        self.assertEqual(cfg["ports"], [{"name": "data", "device": "0000:00:06.0", "mtu": 9001}])
+        self.assertEqual(cfg["interface"]["address"], "10.0.0.5/24")
+        self.assertEqual(cfg["next_hop"]["gateway"], "10.0.0.1")
+        self.assertEqual(cfg["nat"]["outside_addresses"], ["10.0.0.100"])
+        self.assertEqual(cfg["workers"]["lcores"], [1])          # 2 vCPUs: one worker
+        self.assertEqual(cfg["aws"]["route_tables"], {"tags": {"eipgate:pair": "use1-az1-0"}})
+        self.assertEqual(cfg["aws"]["service_address"], {"mode": "secondary-ip", "private_ip": "10.0.0.100"})
+        self.assertEqual(cfg["ha"]["data_mac"], "0e:00:00:00:0a:02")
+        self.assertEqual(cfg["ha"]["peers"], [{"address": "10.0.0.16", "port": 7410}])
+        self.assertTrue(cfg["exception_path"]["enabled"])
+        self.assertEqual(env["EIPGATE_DATA_PCI"], "0000:00:06.0")
+        self.assertEqual(env["EIPGATE_DATA_PATH"], "vfio")
+        # 2 GiB: flow table sized to about a quarter of RAM
+        self.assertLessEqual(cfg["nat"]["max_flows"] * 128, 2048 * 1048576 // 4)
+        self.assertGreater(int(env["EIPGATE_HUGEPAGES"]), 0)
+
+    def test_af_xdp_single_eni(self):
+        facts = dict(FACTS, enis=[dict(FACTS["enis"][1], device_number=0)], cpus=4)
+        cfg, env = render.render(dict(SPEC, data_path="af_xdp", max_flows="256K"), facts)
+        port = cfg["ports"][0]
+        self.assertEqual(port["device"], "net_af_xdp0,iface=ens6,start_queue=0,queue_count=3")
+        self.assertTrue(port["xdp_steering"])
+        self.assertEqual(port["mtu"], 3498)
+        self.assertFalse(cfg["exception_path"]["enabled"])
+        self.assertEqual(cfg["workers"]["lcores"], [1, 2, 3])
+        self.assertEqual(cfg["nat"]["max_flows"], 262144)
+
+    def test_errors_are_all_reported(self):
+        bad = dict(SPEC, inside_prefixes=["10.0.128.1/20"], priority=300, servce_ips=[], data_path="dpdk")
+        with self.assertRaises(render.ConfigError) as cm:
+            render.render(bad, FACTS)
+        text = "\n".join(cm.exception.errors)
+        self.assertIn("host bits set", text)
+        self.assertIn("priority", text)
+        self.assertIn("unknown key 'servce_ips'", text)
+        self.assertIn("did you mean 'service_ips'", text)
+        self.assertIn("data_path", text)
+
+    def test_vpc_cidr_as_inside_prefix_rejected(self):
+        with self.assertRaises(render.ConfigError) as cm:
+            render.render(dict(SPEC, inside_prefixes=["10.0.0.0/16"]), FACTS)
+        self.assertIn("not the VPC CIDR", cm.exception.errors[0])
+
+    def test_service_ip_outside_subnet(self):
+        with self.assertRaises(render.ConfigError) as cm:
+            render.render(dict(SPEC, service_ips=["10.0.1.100"]), FACTS)
+        self.assertIn("not in the data ENI's subnet", "\n".join(cm.exception.errors))
+
+    def test_one_service_ip_per_pair(self):
+        with self.assertRaises(render.ConfigError) as cm:
+            render.render(dict(SPEC, service_ips=["10.0.0.100", "10.0.0.101"]), FACTS)
+        self.assertIn("exactly one per pair", cm.exception.errors[0])
+
+    def test_no_data_eni(self):
+        facts = dict(FACTS, enis=FACTS["enis"][:1])
+        with self.assertRaises(render.ConfigError) as cm:
+            render.render(dict(SPEC), facts)
+        self.assertIn("no data ENI", cm.exception.errors[0])
+
+    def test_tags_then_user_data(self):
+        tags = {"eipgate:pair": "use1-az1-1", "eipgate:service-ip": "10.0.0.101",
+                "eipgate:inside-prefixes": "10.0.160.0/20, 10.0.176.0/20", "eipgate:priority": "120",
+                "eipgate:az": "use1-az1", "Name": "x"}
+        spec = render.spec_from_tags(tags)
+        self.assertEqual(spec["inside_prefixes"], ["10.0.160.0/20", "10.0.176.0/20"])
+        self.assertEqual(spec["priority"], 120)
+        spec.update(render.spec_from_user_data(json.dumps({"eipgate": {"priority": 90}}), "ud"))
+        self.assertEqual(spec["priority"], 90)
+        with self.assertRaises(render.ConfigError):
+            render.spec_from_tags({"eipgate:prio": "1"})
+
+    def test_user_data_not_ours(self):
+        self.assertIsNone(render.spec_from_user_data("#!/bin/sh\necho hi\n", "ud"))
+        self.assertIsNone(render.spec_from_user_data('{"other": 1}', "ud"))
+        with self.assertRaises(render.ConfigError) as cm:
+            render.spec_from_user_data('{"eipgate": {', "ud")
+        self.assertIn("not valid JSON", cm.exception.errors[0])
+
+    def test_overrides_and_policy(self):
+        policy = {"groups": [{"name": "p", "sources": ["10.0.128.0/20"]}], "rules": [{"from": "p", "ports": 443}]}
+        cfg, _ = render.render(dict(SPEC, policy=policy, overrides={"timeouts": {"udp": "120s"},
+                                                                     "nat": {"tcp_mss_clamp": 1400}}), FACTS)
+        self.assertEqual(cfg["policy"], policy)
+        self.assertEqual(cfg["timeouts"], {"udp": "120s"})
+        self.assertEqual(cfg["nat"]["tcp_mss_clamp"], 1400)
+        self.assertEqual(cfg["nat"]["inside_prefixes"], SPEC["inside_prefixes"])
+
+    def test_yaml_emitter(self):
+        text = render.to_yaml({"a": [{"name": "x", "b": [1, 2]}, "s"], "t": {"eipgate:pair": "p"},
+                               "e": [], "f": True})
+        self.assertEqual(text, 'a:\n  - name: "x"\n    b:\n      - 1\n      - 2\n  - "s"\n'
+                               't:\n  "eipgate:pair": "p"\ne: []\nf: true')
+
+
+class MainTest(unittest.TestCase):
+    """The command: files, modes, exit codes; and the real parsers, when built."""
+
+    def run_main(self, spec, local=None):
+        d = tempfile.mkdtemp(prefix="render-test-")
+        facts = dict(FACTS, user_data=json.dumps({"eipgate": spec}) if spec is not None else None)
+        with open(os.path.join(d, "facts.json"), "w") as f:
+            json.dump(facts, f)
+        args = ["--facts", os.path.join(d, "facts.json"), "--output", os.path.join(d, "eipgate.yaml"),
+                "--secret-file", os.path.join(d, "ha.key"), "--env-file", os.path.join(d, "setup.env"),
+                "--local-user-data", os.path.join(d, "user-data.json")]
+        if local is not None:
+            with open(os.path.join(d, "user-data.json"), "w") as f:
+                json.dump(local, f)
+        p = subprocess.run([sys.executable, SCRIPT] + args, capture_output=True, text=True)
+        return d, p
+
+    def test_writes_files(self):
+        spec = dict(SPEC)
+        del spec["ha_secret_ssm"]
+        spec["ha_secret"] = "0123456789abcdef0123456789abcdef"
+        d, p = self.run_main(spec)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(os.stat(os.path.join(d, "ha.key")).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(os.path.join(d, "eipgate.yaml")).st_mode & 0o777, 0o644)
+        with open(os.path.join(d, "setup.env")) as f:
+            self.assertIn("EIPGATE_DATA_PCI=0000:00:06.0\n", f.read())
+        cfg_path = os.path.join(d, "eipgate.yaml")
+        with open(cfg_path) as f:
+            text = f.read()
+        self.assertIn('secret_file: "%s"' % os.path.join(d, "ha.key"), text)
+        for env, extra in (("EIPGATE_DATAPLANE", []), ("EIPGATE_CONTROL", [])):
+            binary = os.environ.get(env)
+            if binary and os.path.exists(binary):
+                c = subprocess.run([binary, "--config", cfg_path, "--check"] + extra,
+                                   capture_output=True, text=True)
+                if env == "EIPGATE_CONTROL" and os.geteuid() != 0:
+                    continue  # the secret file must be owned by root
+                self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (binary, c.stdout, c.stderr, text))
+
+    def test_local_file_overrides(self):
+        spec = dict(SPEC)
+        del spec["ha_secret_ssm"]
+        d, p = self.run_main(spec, local={"eipgate": {"priority": 42}})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(d, "eipgate.yaml")) as f:
+            self.assertIn("priority: 42\n", f.read())
+        self.assertFalse(os.path.exists(os.path.join(d, "ha.key")))  # no source: left alone
+
+    def test_nothing_to_render(self):
+        _, p = self.run_main(None)
+        self.assertEqual(p.returncode, 3, p.stderr)
+
+    def test_invalid_exit_2(self):
+        _, p = self.run_main(dict(SPEC, priority=0))
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("priority", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
