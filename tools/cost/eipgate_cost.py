@@ -240,6 +240,37 @@ def break_even_tb(prices: dict, azs: int, a: str, b: str, measured: Measured,
     return None
 
 
+def cheaper_ranges(prices: dict, azs: int, a: str, b: str, measured: Measured,
+                   lo: float = 0.01, hi: float = 1000.0, steps: int = 600,
+                   **wkw) -> list[tuple[float, float]]:
+    """The TB/month intervals (on a log grid from lo to hi) in which profile a costs less than b."""
+    ranges: list[tuple[float, float]] = []
+    start = None
+    prev = lo
+    for i in range(steps + 1):
+        tb = lo * (hi / lo) ** (i / steps)
+        w = Workload(tb, azs, **wkw)
+        cheaper = (profile_cost(prices, a, w, measured).monthly
+                   < profile_cost(prices, b, w, measured).monthly)
+        if cheaper and start is None:
+            start = tb
+        elif not cheaper and start is not None:
+            ranges.append((start, prev))
+            start = None
+        prev = tb
+    if start is not None:
+        ranges.append((start, hi))
+    return ranges
+
+
+def describe_ranges(ranges: list[tuple[float, float]], lo: float = 0.01, hi: float = 1000.0) -> str:
+    if not ranges:
+        return f"at no volume from {lo:g} to {hi:g} TB/month"
+    if ranges == [(lo, hi)]:
+        return f"at every volume from {lo:g} to {hi:g} TB/month"
+    return "from " + ", and from ".join(f"{a:.3g} to {b:.3g} TB/month" for a, b in ranges)
+
+
 # --- output --------------------------------------------------------------------------------------
 
 def money(v: float) -> str:
