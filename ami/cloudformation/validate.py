@@ -1,0 +1,333 @@
+#!/usr/bin/python3
+"""Offline checks of the CloudFormation templates and IAM policies in ami/ (Debian 12 has no
+cfn-lint package, and there is no network to pip-install it). Python 3 + PyYAML (python3-yaml).
+
+Checked: the YAML parses with CloudFormation's short-form tags; top-level sections; parameter
+types; every resource type is one we expect, with its required properties; Fn::ForEach
+(AWS::LanguageExtensions) expands; every Ref, Fn::GetAtt (with the attribute names the resource
+type has), Fn::Sub variable, Condition, Fn::If condition and DependsOn names something that
+exists; the instances' user data, with sample values substituted, is JSON that
+eipgate-render-config accepts; the IAM policy documents are well formed. What it cannot check:
+anything AWS decides at deploy time (quotas, whether an instance type exists in the AZ, IAM
+condition key support per action).
+
+Usage: validate.py [TEMPLATE|POLICY ...]   (default: everything in ami/cloudformation and ami/iam)
+Exit 0 when every file passes, 1 otherwise; one line per problem.
+"""
+
+import copy
+import glob
+import importlib.machinery
+import importlib.util
+import json
+import os
+import re
+import sys
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+AMI = os.path.dirname(HERE)
+
+SECTIONS = {"AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Mappings",
+            "Conditions", "Transform", "Resources", "Outputs", "Rules"}
+PARAM_TYPES = {"String", "Number", "CommaDelimitedList", "List<Number>", "AWS::EC2::VPC::Id",
+               "AWS::EC2::Subnet::Id", "AWS::EC2::Image::Id", "AWS::EC2::KeyPair::KeyName",
+               "AWS::EC2::SecurityGroup::Id", "List<AWS::EC2::Subnet::Id>",
+               "AWS::SSM::Parameter::Value<String>"}
+PSEUDO = {"AWS::AccountId", "AWS::Region", "AWS::Partition", "AWS::StackName", "AWS::StackId",
+          "AWS::URLSuffix", "AWS::NoValue", "AWS::NotificationARNs"}
+# type -> (required properties, GetAtt attributes)
+TYPES = {
+    "AWS::EC2::Instance": ({"NetworkInterfaces"}, {"PrivateIp", "PublicIp", "AvailabilityZone", "InstanceId"}),
+    "AWS::EC2::LaunchTemplate": ({"LaunchTemplateData"}, {"LaunchTemplateId", "LatestVersionNumber", "DefaultVersionNumber"}),
+    "AWS::EC2::NetworkInterface": ({"SubnetId"}, {"Id", "PrimaryPrivateIpAddress", "SecondaryPrivateIpAddresses"}),
+    "AWS::EC2::EIP": (set(), {"AllocationId", "PublicIp"}),
+    "AWS::EC2::EIPAssociation": (set(), {"Id"}),
+    "AWS::EC2::SecurityGroup": ({"GroupDescription"}, {"GroupId", "VpcId"}),
+    "AWS::EC2::SecurityGroupIngress": ({"IpProtocol", "GroupId"}, {"Id"}),
+    "AWS::EC2::SecurityGroupEgress": ({"IpProtocol", "GroupId"}, {"Id"}),
+    "AWS::EC2::Route": ({"RouteTableId"}, set()),
+    "AWS::IAM::Role": ({"AssumeRolePolicyDocument"}, {"Arn", "RoleId"}),
+    "AWS::IAM::InstanceProfile": ({"Roles"}, {"Arn"}),
+    "AWS::SecretsManager::Secret": (set(), {"Id"}),
+    "AWS::CloudWatch::Alarm": ({"ComparisonOperator", "EvaluationPeriods"}, {"Arn"}),
+    "AWS::CloudFormation::Stack": ({"TemplateURL"}, set()),  # Outputs.X checked separately
+}
+TAGS = ["Ref", "Sub", "GetAtt", "Join", "Select", "Split", "If", "Equals", "Not", "And", "Or",
+        "Base64", "GetAZs", "FindInMap", "ImportValue", "Condition", "Cidr"]
+
+
+class Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct(tag):
+    fn = "Ref" if tag == "Ref" else ("Condition" if tag == "Condition" else "Fn::" + tag)
+
+    def build(loader, node):
+        if isinstance(node, yaml.ScalarNode):
+            v = loader.construct_scalar(node)
+            if tag == "GetAtt":
+                v = v.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            v = loader.construct_sequence(node, deep=True)
+        else:
+            v = loader.construct_mapping(node, deep=True)
+        return {fn: v}
+    return build
+
+
+for _t in TAGS:
+    Loader.add_constructor("!" + _t, _construct(_t))
+
+
+def sample_for(list_param):
+    """Sample list values for Fn::ForEach over a parameter."""
+    if "Route" in list_param:
+        return ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"]
+    return ["10.0.128.0/20", "10.0.144.0/20"]
+
+
+def substitute(node, ident, value):
+    if isinstance(node, dict):
+        return {k.replace("&{%s}" % ident, re.sub(r"[^A-Za-z0-9]", "", value)).replace("${%s}" % ident, value):
+                ({"__literal": value} if k == "Ref" and v == ident else substitute(v, ident, value))
+                for k, v in node.items()} if not (len(node) == 1 and node.get("Ref") == ident) else value
+    if isinstance(node, list):
+        return [substitute(x, ident, value) for x in node]
+    if isinstance(node, str):
+        return node.replace("${%s}" % ident, value)
+    return node
+
+
+def expand_foreach(section, errors, where):
+    out = {}
+    for k, v in section.items():
+        if k.startswith("Fn::ForEach::"):
+            if not (isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and isinstance(v[2], dict)):
+                errors.append("%s: %s: expected [Identifier, Collection, {OutputKey: ...}]" % (where, k))
+                continue
+            ident, coll, body = v
+            if isinstance(coll, dict) and "Ref" in coll:
+                values = sample_for(coll["Ref"])
+            elif isinstance(coll, list):
+                values = coll
+            else:
+                errors.append("%s: %s: collection must be a list or a Ref to a list parameter" % (where, k))
+                continue
+            for val in values:
+                for ok, ov in body.items():
+                    if "&{%s}" % ident not in ok and "${%s}" % ident not in ok:
+                        errors.append("%s: %s: output key %s does not use the identifier" % (where, k, ok))
+                    out.update(expand_foreach(substitute({ok: ov}, ident, val), errors, where))
+        else:
+            out[k] = v
+    return out
+
+
+def check_template(path):
+    errors = []
+    with open(path) as f:
+        try:
+            t = yaml.load(f, Loader=Loader)
+        except yaml.YAMLError as e:
+            return ["%s: YAML: %s" % (path, e)]
+    for k in t:
+        if k not in SECTIONS:
+            errors.append("%s: unknown top-level section %s" % (path, k))
+    uses_foreach = "Fn::ForEach" in json.dumps(t)
+    if uses_foreach and t.get("Transform") != "AWS::LanguageExtensions":
+        errors.append("%s: Fn::ForEach needs Transform: AWS::LanguageExtensions" % path)
+    params = t.get("Parameters", {})
+    for name, p in params.items():
+        if p.get("Type") not in PARAM_TYPES:
+            errors.append("%s: parameter %s: type %r" % (path, name, p.get("Type")))
+        if "Default" in p and "AllowedValues" in p and p["Default"] not in p["AllowedValues"]:
+            errors.append("%s: parameter %s: default not in AllowedValues" % (path, name))
+    resources = expand_foreach(t.get("Resources", {}), errors, path)
+    conditions = expand_foreach(t.get("Conditions", {}), errors, path)
+    outputs = t.get("Outputs", {})
+    if not resources:
+        errors.append("%s: no resources" % path)
+
+    def check_ref(name, ctx, sub_vars=()):
+        base = name.split(".")[0]
+        if name in params or name in resources or name in PSEUDO or name in sub_vars:
+            return
+        if "." in name and base in resources:  # ${Res.Attr} in Fn::Sub
+            check_getatt([base, name.split(".", 1)[1]], ctx)
+            return
+        errors.append("%s: %s: reference to unknown %s" % (path, ctx, name))
+
+    def check_getatt(v, ctx):
+        if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str):
+            res = resources.get(v[0])
+            if res is None:
+                errors.append("%s: %s: GetAtt of unknown resource %s" % (path, ctx, v[0]))
+                return
+            typ = res.get("Type")
+            if typ == "AWS::CloudFormation::Stack":
+                if not str(v[1]).startswith("Outputs."):
+                    errors.append("%s: %s: stack attribute %s" % (path, ctx, v[1]))
+                return
+            attrs = TYPES.get(typ, (set(), set()))[1]
+            if v[1] not in attrs:
+                errors.append("%s: %s: %s has no attribute %s (known: %s)" % (path, ctx, typ, v[1], sorted(attrs)))
+        else:
+            errors.append("%s: %s: bad GetAtt %r" % (path, ctx, v))
+
+    def walk(node, ctx, sub_vars=()):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "Ref":
+                    if isinstance(v, str):
+                        check_ref(v, ctx, sub_vars)
+                elif k == "Fn::GetAtt":
+                    check_getatt(v, ctx)
+                elif k == "Fn::Sub":
+                    text, vars_ = (v, {}) if isinstance(v, str) else (v[0], v[1])
+                    for var in re.findall(r"\$\{([^}!]+)\}", text):
+                        check_ref(var, ctx, tuple(vars_) + tuple(sub_vars))
+                    walk(vars_, ctx, sub_vars)
+                elif k == "Fn::If":
+                    if v[0] not in conditions:
+                        errors.append("%s: %s: Fn::If of unknown condition %s" % (path, ctx, v[0]))
+                    walk(v[1:], ctx, sub_vars)
+                elif k == "Condition" and isinstance(v, str):
+                    if v not in conditions:
+                        errors.append("%s: %s: unknown condition %s" % (path, ctx, v))
+                else:
+                    walk(v, ctx, sub_vars)
+        elif isinstance(node, list):
+            for x in node:
+                walk(x, ctx, sub_vars)
+
+    for name, c in conditions.items():
+        walk(c, "condition " + name)
+    for name, r in resources.items():
+        if not re.fullmatch(r"[A-Za-z0-9]+", name):
+            errors.append("%s: resource name %s is not alphanumeric" % (path, name))
+        typ = r.get("Type")
+        if typ not in TYPES:
+            errors.append("%s: resource %s: unexpected type %s" % (path, name, typ))
+            continue
+        props = r.get("Properties", {})
+        for req in TYPES[typ][0]:
+            if req not in props:
+                errors.append("%s: resource %s: missing property %s" % (path, name, req))
+        if "Condition" in r and r["Condition"] not in conditions:
+            errors.append("%s: resource %s: unknown condition %s" % (path, name, r["Condition"]))
+        deps = r.get("DependsOn", [])
+        for d in [deps] if isinstance(deps, str) else deps:
+            if d not in resources:
+                errors.append("%s: resource %s: DependsOn unknown %s" % (path, name, d))
+        walk(props, "resource " + name)
+        if typ == "AWS::CloudFormation::Stack":
+            nested = os.path.join(os.path.dirname(path), props["TemplateURL"])
+            if not os.path.exists(nested):
+                errors.append("%s: resource %s: nested template %s missing" % (path, name, nested))
+            else:
+                with open(nested) as f:
+                    nt = yaml.load(f, Loader=Loader)
+                np = nt.get("Parameters", {})
+                for pn in props.get("Parameters", {}):
+                    if pn not in np:
+                        errors.append("%s: %s passes unknown parameter %s" % (path, name, pn))
+                for pn, pv in np.items():
+                    if "Default" not in pv and pn not in props.get("Parameters", {}):
+                        errors.append("%s: %s does not pass required parameter %s" % (path, name, pn))
+        if typ == "AWS::EC2::Instance":
+            errors.extend(check_user_data(path, name, props.get("UserData")))
+    for name, o in outputs.items():
+        walk(o, "output " + name)
+    return errors
+
+
+def load_renderer():
+    script = os.path.join(AMI, "scripts", "eipgate-render-config")
+    loader = importlib.machinery.SourceFileLoader("render", script)
+    spec = importlib.util.spec_from_loader("render", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+SAMPLES = {"PairName": "use1-az1-0", "PeerIp": "10.0.0.16", "ServiceIp": "10.0.0.100",
+           "Prefixes": '10.0.128.0/20", "10.0.144.0/20', "Tables": 'rtb-0123456789abcdef0", "rtb-0123456789abcdef1',
+           "DataEniA": "eni-0aaaaaaaaaaaaaaa1", "DataEniB": "eni-0bbbbbbbbbbbbbbb2",
+           "HaSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:eipgate/use1-az1-0/ha-key-AbCdEf",
+           "DataPath": "vfio"}
+
+
+def check_user_data(path, name, ud):
+    """The user data: Fn::Base64 of Fn::Sub [text, vars]; substitute samples, parse, validate."""
+    try:
+        sub = ud["Fn::Base64"]["Fn::Sub"]
+        text = sub if isinstance(sub, str) else sub[0]
+    except (TypeError, KeyError):
+        return ["%s: %s: UserData is not Fn::Base64 of Fn::Sub" % (path, name)]
+    missing = [v for v in re.findall(r"\$\{([^}]+)\}", text) if v not in SAMPLES]
+    if missing:
+        return ["%s: %s: user data variables without a sample: %s" % (path, name, missing)]
+    text = re.sub(r"\$\{([^}]+)\}", lambda m: SAMPLES[m.group(1)], text)
+    render = load_renderer()
+    try:
+        spec = render.spec_from_user_data(text, "%s %s user data" % (path, name))
+        if spec is None:
+            return ["%s: %s: user data is not an eipgate document" % (path, name)]
+        render.validate(spec)
+    except render.ConfigError as e:
+        return ["%s: %s: user data: %s" % (path, name, err) for err in e.errors]
+    return []
+
+
+def check_policy(path):
+    errors = []
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        return ["%s: %s" % (path, e)]
+    if doc.get("Version") != "2012-10-17":
+        errors.append("%s: Version must be 2012-10-17" % path)
+    sids = set()
+    for i, st in enumerate(doc.get("Statement", [])):
+        where = "%s: statement %d" % (path, i)
+        if st.get("Sid") in sids:
+            errors.append("%s: duplicate Sid" % where)
+        sids.add(st.get("Sid"))
+        if st.get("Effect") not in ("Allow", "Deny"):
+            errors.append("%s: Effect" % where)
+        actions = st.get("Action")
+        for a in [actions] if isinstance(actions, str) else (actions or []):
+            if not re.fullmatch(r"[a-z0-9-]+:[A-Za-z*]+", a):
+                errors.append("%s: action %r" % (where, a))
+            if a.endswith("*") or a == "*":
+                errors.append("%s: wildcard action %r (least privilege)" % (where, a))
+        res = st.get("Resource")
+        if res is None:
+            errors.append("%s: no Resource" % where)
+        mutating = [a for a in ([actions] if isinstance(actions, str) else actions) if ":Describe" not in a]
+        if res == "*" and mutating:
+            errors.append("%s: %s on Resource * (least privilege)" % (where, mutating))
+        for k in set(st) - {"Sid", "Effect", "Action", "Resource", "Condition"}:
+            errors.append("%s: unexpected key %s" % (where, k))
+    return errors
+
+
+def main(argv):
+    files = argv or (sorted(glob.glob(os.path.join(HERE, "*.yaml"))) +
+                     sorted(glob.glob(os.path.join(AMI, "iam", "*.json"))))
+    errors = []
+    for f in files:
+        errs = check_policy(f) if f.endswith(".json") else check_template(f)
+        errors.extend(errs)
+        print("%s: %s" % (os.path.relpath(f), "ok" if not errs else "%d problem(s)" % len(errs)))
+    for e in errors:
+        print("  " + e)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
