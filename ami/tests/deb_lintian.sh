@@ -1,0 +1,31 @@
+#!/bin/bash
+# Builds the Debian package from a configured build tree with CPack and checks it: lintian
+# clean (no error or warning), the expected files, modes and control fields.
+#   deb_lintian.sh BUILD_DIR
+# Exit 77 (ctest: skipped) when lintian or dpkg-deb is not installed.
+set -euo pipefail
+BUILD=$(realpath "${1:?usage: deb_lintian.sh BUILD_DIR}")
+command -v lintian >/dev/null && command -v dpkg-deb >/dev/null || { echo "lintian not installed: skipped"; exit 77; }
+OUT=$(mktemp -d /tmp/eipgate-deb.XXXXXX)
+trap 'rm -rf "${OUT}"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+cpack --config "${BUILD}/CPackConfig.cmake" -G DEB -B "${OUT}" >"${OUT}/cpack.log" 2>&1 || { cat "${OUT}/cpack.log"; fail "cpack"; }
+DEB=$(ls "${OUT}"/eipgate_*.deb)
+echo "built $(basename "${DEB}") ($(du -k "${DEB}" | cut -f1) KiB)"
+
+dpkg-deb -c "${DEB}" >"${OUT}/contents"
+for f in ./usr/sbin/eipgate-dataplane ./usr/sbin/eipgate-control ./usr/sbin/eipgatectl \
+         ./usr/lib/eipgate/xdp_steer.bpf.o ./usr/lib/eipgate/eipgate-setup ./usr/lib/eipgate/eipgate-render-config \
+         ./lib/systemd/system/eipgate-dataplane.service ./lib/systemd/system/eipgate-control.service \
+         ./lib/systemd/system/eipgate-setup.service ./etc/default/eipgate ./usr/lib/sysctl.d/60-eipgate.conf \
+         ./usr/lib/tmpfiles.d/eipgate.conf ./usr/share/doc/eipgate/copyright ./usr/share/man/man8/eipgatectl.8.gz; do
+  grep -q " ${f}$" "${OUT}/contents" || fail "missing ${f}"
+done
+grep -E " ./usr/sbin/eipgate-dataplane$" "${OUT}/contents" | grep -q '^-rwxr-xr-x root/root' || fail "eipgate-dataplane mode/owner"
+dpkg-deb -f "${DEB}" Depends | grep -q librte-net-ena23 || fail "Depends lacks the ENA PMD"
+dpkg-deb -e "${DEB}" "${OUT}/ctrl"
+grep -qx /etc/default/eipgate "${OUT}/ctrl/conffiles" || fail "conffiles"
+
+lintian --fail-on error,warning --no-tag-display-limit "${DEB}" | tee "${OUT}/lintian.txt"
+echo "lintian: clean (no errors or warnings)"
