@@ -98,7 +98,15 @@ void print_key_values(const json& obj, std::ostream& os) {
 void print_extra_section(const std::string& name, const json& v, std::ostream& os) {
   os << '\n' << name << '\n';
   if (v.is_object()) {
-    print_key_values(v, os);
+    // Scalars as key/values; nested tables (arrays of objects, e.g. policy.rules) after them.
+    json scalars = json::object();
+    for (const auto& [k, x] : v.items()) {
+      if (!(x.is_array() && !x.empty() && x[0].is_object())) scalars[k] = x;
+    }
+    print_key_values(scalars, os);
+    for (const auto& [k, x] : v.items()) {
+      if (x.is_array() && !x.empty() && x[0].is_object()) print_extra_section(name + "." + k, x, os);
+    }
   } else if (v.is_array() && !v.empty() && v[0].is_object()) {
     std::vector<std::string> cols;
     for (const auto& [k, ignored] : v[0].items()) cols.push_back(k);

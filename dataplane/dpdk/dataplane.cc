@@ -531,6 +531,20 @@ struct Dataplane::Impl {
     }
   }
 
+  // Empty mbufs lent to the engine for packets it sends beyond the one it was given.
+  void lend_spares(Worker& w) {
+    for (uint32_t k = w.eng->spares_wanted(); k > 0; --k) {
+      rte_mbuf* m = rte_pktmbuf_alloc(pool);
+      if (m == nullptr) return;
+      engine::PacketBuf* p = pbuf(m);
+      p->meta = {};
+      p->data = rte_pktmbuf_mtod(m, uint8_t*);
+      p->len = 0;
+      p->cap = rte_pktmbuf_tailroom(m);
+      w.eng->give_spare(p);
+    }
+  }
+
   // --- connection-table sync, worker side ------------------------------------------------------
 
   uint32_t sync_step(Worker& w) {
@@ -697,6 +711,7 @@ struct Dataplane::Impl {
         const uint32_t n = w.eng->pop_released(rel, res, kBurst, now_ns());
         if (n) dispatch(w, rel, res, static_cast<uint16_t>(n), nb, tx);
         work += n;
+        lend_spares(w);
       }
       if (const auto n = static_cast<uint16_t>(rte_ring_sc_dequeue_burst(
               w.inject, reinterpret_cast<void**>(mbufs), kBurst, nullptr))) {
@@ -773,6 +788,10 @@ struct Dataplane::Impl {
     }
     if (deep) workers_deep_idle.fetch_sub(1, std::memory_order_relaxed);
     publish(w);
+    engine::PacketBuf* spare[16];
+    for (uint32_t n = w.eng->take_spares(spare, 16), i = 0; i < n; ++i) {
+      rte_pktmbuf_free(mbuf_of(spare[i]));
+    }
     rte_rcu_qsbr_thread_offline(qsbr, w.index);
     rte_rcu_qsbr_thread_unregister(qsbr, w.index);
   }

@@ -218,6 +218,14 @@ struct Engine::Impl {
   uint32_t deny_head = 0, deny_count = 0;
   uint64_t deny_lost = 0;
   std::vector<uint64_t> rule_hits;
+  // Buffers the caller lends for packets the engine sends in addition to the one it was given
+  // (the server's RST when a host name is refused); returned through pop_released.
+  static constexpr uint32_t kSpareMax = 8;
+  std::vector<PacketBuf*> spares = [] {
+    std::vector<PacketBuf*> v;
+    v.reserve(kSpareMax);
+    return v;
+  }();
 
   // Connection-table sync (set_sync): a ring of records, reserved at construction.
   static constexpr uint32_t kSyncRing = 1u << 15;
@@ -985,6 +993,38 @@ struct Engine::Impl {
     return true;
   }
 
+  // A RST from the flow's outside tuple to the remote host, in sequence with the client's segment
+  // p: written into a spare buffer and queued for pop_released. False when none is available.
+  bool rst_to_server(const Flow& f, const Parsed& p) {
+    if (spares.empty() || rel_count >= released.size()) return false;
+    PacketBuf* b = spares.back();
+    if (b->cap < p.l3_off + 40u) return false;
+    spares.pop_back();
+    std::memcpy(b->data, p.l3 - p.l3_off, p.l3_off);  // Ethernet (+VLAN): MACs are set on send
+    uint8_t* ip = b->data + p.l3_off;
+    write_ip_header(ip, 40, static_cast<uint16_t>(rand64()), 64, kProtoTcp, f.outside_ip,
+                    f.remote_ip);
+    uint8_t* t = ip + 20;
+    store16(t, f.outside_port);
+    store16(t + 2, f.remote_port);
+    std::memcpy(t + 4, p.l4 + 4, 8);  // the client's seq and ack: inside the server's window
+    t[12] = 5 << 4;
+    t[13] = kTcpRst | kTcpAck;
+    store16(t + 14, 0);
+    store16(t + 16, 0);
+    store16(t + 18, 0);
+    const uint32_t acc = csum::words32(f.outside_ip) + csum::words32(f.remote_ip) +
+                         to_net16(kProtoTcp) + to_net16(20);
+    store16(t + 16, csum::finish(csum::partial(t, 20, acc)));
+    b->len = p.l3_off + 40;
+    b->meta = {};
+    released[(rel_head + rel_count) % released.size()] =
+        Released{b, Result{Verdict::ToOutside, DropReason::Count, 0}};
+    ++rel_count;
+    ctr.add(Event::PolicyRejectsSent);
+    return true;
+  }
+
   // ICMP destination unreachable, administratively prohibited (type 3 code 13), to the sender.
   bool build_admin_prohibited(PacketBuf& pkt, const Parsed& p) {
     const bool is_error =
@@ -1070,8 +1110,10 @@ struct Engine::Impl {
     f.eim = kNone;
     f.flags &= static_cast<uint8_t>(~kFlowPending);
     if (d.verdict == policy::Decision::Verdict::Allow) return false;
-    // Refused: this segment becomes the client's RST; the server gets one at its next segment.
+    // Refused: the server gets a RST from our outside tuple (in a spare buffer, when the caller
+    // lent one; else at its next segment), and this segment becomes the client's RST.
     record_denial(p, d, name);
+    rst_to_server(f, p);
     f.flags |= kFlowDenied;
     f.tcp |= kRstSeen;
     pool.lru_requeue(i, tcp_class(f.tcp), now);
@@ -1616,6 +1658,23 @@ uint32_t Engine::drain_denials(DenyRecord* out, uint32_t max) {
 }
 
 uint64_t Engine::denials_lost() const { return impl_->deny_lost; }
+
+uint32_t Engine::spares_wanted() const {
+  return Impl::kSpareMax - static_cast<uint32_t>(impl_->spares.size());
+}
+
+void Engine::give_spare(PacketBuf* buf) {
+  if (impl_->spares.size() < Impl::kSpareMax) impl_->spares.push_back(buf);
+}
+
+uint32_t Engine::take_spares(PacketBuf** out, uint32_t max) {
+  uint32_t n = 0;
+  while (n < max && !impl_->spares.empty()) {
+    out[n++] = impl_->spares.back();
+    impl_->spares.pop_back();
+  }
+  return n;
+}
 
 const std::vector<uint64_t>& Engine::rule_hits() const { return impl_->rule_hits; }
 

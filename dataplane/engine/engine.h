@@ -126,6 +126,12 @@ class Engine {
   // counts them in denials_lost().
   uint32_t drain_denials(DenyRecord* out, uint32_t max);
   [[nodiscard]] uint64_t denials_lost() const;
+  // Spare buffers for packets the engine sends in addition to the one it is given (the remote
+  // host's RST when a host name is refused). Lend up to spares_wanted(); they come back through
+  // pop_released() filled, or through take_spares() (shutdown).
+  [[nodiscard]] uint32_t spares_wanted() const;
+  void give_spare(PacketBuf* buf);
+  uint32_t take_spares(PacketBuf** out, uint32_t max);
   // Hits per policy rule id (policy::CompiledPolicy::rule_name), this engine's share.
   [[nodiscard]] const std::vector<uint64_t>& rule_hits() const;
 

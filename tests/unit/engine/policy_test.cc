@@ -279,5 +279,39 @@ TEST(EnginePolicy, PendingFlowsExpireAndFreeTheirContexts) {
   EXPECT_EQ(again.res.verdict, Verdict::ToOutside);
 }
 
+TEST(EnginePolicy, RefusedNameResetsTheServerAtOnceWithALentBuffer) {
+  EngineHarness h(with_policy());
+  Bytes spare(2048);
+  engine::PacketBuf sb{spare.data(), 0, static_cast<uint32_t>(spare.size()), {}};
+  EXPECT_EQ(h.engine().spares_wanted(), 8u);
+  h.engine().give_spare(&sb);
+  const uint16_t oport = handshake(h, kInsideHost, 40010, 443);
+  const auto hello = ClientHello().sni("evil.example.net").bytes();
+  Sent d = h.send(Packet()
+                      .ipv4(kInsideHost, kServer)
+                      .tcp(40010, 443, kTcpAck)
+                      .seq(101)
+                      .ack(8)
+                      .payload(bytes_of(hello))
+                      .build());
+  ASSERT_EQ(d.res.verdict, Verdict::ToInside);  // the client's RST
+  engine::PacketBuf* rel[4];
+  engine::Result res[4];
+  ASSERT_EQ(h.engine().pop_released(rel, res, 4, h.now_ns()), 1u);
+  EXPECT_EQ(rel[0], &sb);
+  EXPECT_EQ(res[0].verdict, Verdict::ToOutside);
+  Bytes out(sb.data, sb.data + sb.len);
+  Parsed r = parse(out);
+  EXPECT_EQ(r.tcp_flags, kTcpRst | kTcpAck);
+  EXPECT_EQ(r.ip_src, ip(kOutside));
+  EXPECT_EQ(r.sport, oport);
+  EXPECT_EQ(r.ip_dst, ip(kServer));
+  EXPECT_EQ(r.dport, 443);
+  EXPECT_EQ(r.seq, 101u);
+  EXPECT_TRUE(ip_checksum_ok(out));
+  EXPECT_TRUE(l4_checksum_ok(out));
+  EXPECT_EQ(h.engine().spares_wanted(), 8u);
+}
+
 }  // namespace
 }  // namespace eipgate::testing
