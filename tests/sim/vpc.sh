@@ -212,32 +212,6 @@ ha:
 YAML
 }
 
-# Start (or restart) one instance's processes. Exported for the tests: instance_start a1 [dp|ctl|all]
-instance_start_dp() {
-  local i=$1
-  rm -f "${VPC_DIR}/$i/dataplane.sock" "${VPC_DIR}/$i/sync.sock"
-  : >>"${VPC_DIR}/$i/dp.log"
-  echo "--- start $(date +%T.%N)" >>"${VPC_DIR}/$i/dp.log"
-  ip netns exec "$(ns_of "$i")" setsid "${DP_BIN}" --config "${VPC_DIR}/$i/eipgate.yaml" \
-    >>"${VPC_DIR}/$i/dp.log" 2>&1 </dev/null &
-  echo $! >"${VPC_DIR}/$i/dp.pid"
-}
-instance_wait_dp() {
-  local i=$1 n
-  for ((n = 0; n < 600; n++)); do
-    [[ -S ${VPC_DIR}/$i/dataplane.sock ]] && dpctl "$i" health >/dev/null 2>&1 && return 0
-    kill -0 "$(cat "${VPC_DIR}/$i/dp.pid")" 2>/dev/null || { tail -20 "${VPC_DIR}/$i/dp.log" >&2; return 1; }
-    sleep 0.2
-  done
-  return 1
-}
-instance_start_ctl() {
-  local i=$1
-  ip netns exec "$(ns_of "$i")" setsid "${CONTROL_BIN}" --config "${VPC_DIR}/$i/eipgate.yaml" \
-    >>"${VPC_DIR}/$i/ctl.log" 2>&1 </dev/null &
-  echo $! >"${VPC_DIR}/$i/ctl.pid"
-}
-
 vpc_up() {
   [[ ${EUID} -eq 0 ]] || die "needs root"
   for b in "${DP_BIN}" "${CONTROL_BIN}" "${CTL_BIN}"; do [[ -x ${b} ]] || die "missing ${b} (build it: scripts/build.sh)"; done
@@ -247,6 +221,7 @@ vpc_up() {
   fi
   mkdir -p "${VPC_DIR}"
   chmod 700 "${VPC_DIR}"
+  rm -rf "${VPC_DIR:?}"/{a1,a2,b1,b2} "${VPC_DIR}"/*.log "${VPC_DIR}"/changes.jsonl "${VPC_DIR}/aws.port"
   echo "${VPC_PREFIX:-v$$}" >"${VPC_DIR}/prefix"
   trap 'echo "[vpc] up failed; tearing down" >&2; vpc_down' ERR
   local p z n i

@@ -113,4 +113,59 @@ sys.exit(0 if s.get("role") == "standby" and sync.get("in_sync") else 1)' 2>/dev
   return 1
 }
 
+# Start (or restart) one instance's processes (vpc.sh up, and the tests after a kill).
+# Niced above the rest of a shared build machine: the control daemon demotes an active whose
+# dataplane worker did not loop within the dataplane's 50 ms health window (see the README).
+VPC_NICE=${VPC_NICE:--10}
+instance_start_dp() {
+  local i=$1
+  rm -f "${VPC_DIR}/$i/dataplane.sock" "${VPC_DIR}/$i/sync.sock"
+  : >>"${VPC_DIR}/$i/dp.log"
+  echo "--- start $(date +%T.%N)" >>"${VPC_DIR}/$i/dp.log"
+  ip netns exec "$(ns_of "$i")" nice -n "${VPC_NICE}" setsid "${DP_BIN}" --config "${VPC_DIR}/$i/eipgate.yaml" \
+    >>"${VPC_DIR}/$i/dp.log" 2>&1 </dev/null &
+  echo $! >"${VPC_DIR}/$i/dp.pid"
+}
+instance_wait_dp() {
+  local i=$1 n
+  for ((n = 0; n < 600; n++)); do
+    [[ -S ${VPC_DIR}/$i/dataplane.sock ]] && dpctl "$i" health >/dev/null 2>&1 && return 0
+    kill -0 "$(cat "${VPC_DIR}/$i/dp.pid")" 2>/dev/null || { tail -20 "${VPC_DIR}/$i/dp.log" >&2; return 1; }
+    sleep 0.2
+  done
+  return 1
+}
+instance_start_ctl() {
+  local i=$1
+  ip netns exec "$(ns_of "$i")" nice -n "${VPC_NICE}" setsid "${CONTROL_BIN}" --config "${VPC_DIR}/$i/eipgate.yaml" \
+    >>"${VPC_DIR}/$i/ctl.log" 2>&1 </dev/null &
+  echo $! >"${VPC_DIR}/$i/ctl.pid"
+}
+
 lambda_get() { in_ns "l$1" "${PY}" "${SIM_DIR}/traffic.py" get "$2"; }  # az url
+
+# Traffic from the AZ's Lambda for DURATION s while a fault happens: a long-lived download at
+# 200 kB/s (every byte checked) and a new short connection every 50 ms; LEAD s in, the command is
+# run (the fault). Writes OUTDIR/{probe.jsonl,fetch.json,t_fault,summary.json} (failover_report.py).
+failover_run() {  # az outdir lead_s duration_s cmd...
+  local az=$1 out=$2 lead=$3 dur=$4 rate=200000 fpid ppid
+  shift 4
+  mkdir -p "${out}"
+  in_ns "l${az}" "${PY}" "${SIM_DIR}/traffic.py" fetch "${WHOAMI}" 9000 "seed-${RANDOM}" \
+    $((rate * dur)) "${rate}" "${out}/fetch.json" >/dev/null 2>&1 &
+  fpid=$!
+  in_ns "l${az}" "${PY}" "${SIM_DIR}/traffic.py" probe "http://${WHOAMI}:8080/" "${dur}" 0.05 \
+    "${out}/probe.jsonl" &
+  ppid=$!
+  local n
+  for ((n = 0; n < 100; n++)); do [[ -f ${out}/fetch.json.started ]] && break; sleep 0.1; done
+  sleep "${lead}"
+  date +%s.%N >"${out}/t_fault"
+  "$@" || true
+  wait "${ppid}" || true
+  wait "${fpid}" || true
+  "${PY}" "${SIM_DIR}/failover_report.py" "${out}" "${EIP[${az}]}" "${VPC_DIR}/changes.jsonl" \
+    >"${out}/summary.json"
+}
+# Read one field of a JSON file.
+jget() { "${PY}" -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print(json.dumps(v) if isinstance(v,(list,dict,bool)) else v)' "$1" "$2"; }

@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# HA end-to-end tests on the simulated VPC (vpc.sh): real eipgate-dataplane + eipgate-control
+# pairs in two AZs, fake EC2/IMDS moving real routes. One VPC is brought up and the scenarios run
+# in order on it (each starts from "one active, one standby in sync" in its AZ):
+#   basic            1. Lambdas leave with their AZ's EIP; the EIP-only API accepts them
+#   deny             2. a destination not on the allowlist is refused, logged and counted
+#   kill_dataplane   3. kill -9 of AZ a's active dataplane during a long transfer + new connections:
+#                       gap <= 2 s, transfer intact, same EIP
+#   rejoin           8. the old active comes back: standby, full table received
+#   planned          5. eipgatectl failover: zero loss
+#   instance_failure 4. the active instance cut off entirely (links down, every process killed)
+#   partition        6. AZ b's heartbeat link partitioned: the route target is active at every
+#                       sample, no flapping, one active after the heal
+#   cross_az         7. skipped with a NOTE: eipgate-control has no cross-AZ fallback
+# Usage: ha_e2e.sh [scenario...] (default: all). Environment: BUILD_DIR or DP_BIN/CONTROL_BIN/
+# CTL_BIN (vpc_lib.sh). Needs root. Tears everything down, also on failure. Timings are printed as
+# METRIC lines; the only timing asserted is the <= 2 s gap (the design's requirement).
+set -euo pipefail
+
+VPC_DIR=$(mktemp -d /tmp/eipgate-ha-e2e.XXXXXX)
+export VPC_DIR VPC_PREFIX=h$$
+source "$(dirname "${BASH_SOURCE[0]}")/vpc_lib.sh"
+SCENARIOS=("$@")
+((${#SCENARIOS[@]})) || SCENARIOS=(basic deny kill_dataplane rejoin planned instance_failure partition cross_az)
+pass=0 fail=0
+RUN=${VPC_DIR}/runs
+
+cleanup() {
+  local rc=$?
+  if ((fail > 0)) || [[ -n ${E2E_VERBOSE:-} ]] || ((rc != 0)); then
+    for f in "${VPC_DIR}"/*/ctl.log "${VPC_DIR}"/*/dp.log "${VPC_DIR}/aws.log"; do
+      [[ -f $f ]] && { echo "--- ${f#"${VPC_DIR}"/} (last 40 lines)"; tail -40 "$f"; }
+    done
+  fi
+  bash "${SIM_DIR}/vpc.sh" down || true
+  [[ -n ${E2E_KEEP:-} ]] && echo "kept ${VPC_DIR}" || rm -rf "${VPC_DIR}"
+}
+trap cleanup EXIT
+
+check() {  # name, command...
+  local name=$1
+  shift
+  if "$@" >"${VPC_DIR}/out" 2>&1; then
+    echo "PASS ${name}"
+    pass=$((pass + 1))
+  else
+    echo "FAIL ${name}"
+    sed 's/^/    /' "${VPC_DIR}/out" | tail -20
+    fail=$((fail + 1))
+  fi
+}
+eq() { [[ $1 == "$2" ]] || { echo "got '$1', want '$2'"; return 1; }; }
+summary_ok() {  # summary.json python-expression
+  "${PY}" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2"
+}
+metric() { echo "METRIC $1 $(cat "$2")"; }
+
+# The flow tables of two dataplanes hold the same connections (and at least MIN of them).
+same_tables() {  # inst inst min
+  dpctl "$1" --json flows --limit 100000 >"${VPC_DIR}/flows1.json"
+  dpctl "$2" --json flows --limit 100000 >"${VPC_DIR}/flows2.json"
+  "${PY}" - "${VPC_DIR}/flows1.json" "${VPC_DIR}/flows2.json" "$3" <<'PY'
+import json, sys
+def keys(path):
+    return {(f["proto"], f["inside_ip"], f["inside_port"], f["outside_ip"], f["outside_port"],
+             f["remote_ip"], f["remote_port"]) for f in json.load(open(path))["flows"]}
+a, b = keys(sys.argv[1]), keys(sys.argv[2])
+print(f"{len(a)} and {len(b)} flows; only in the first {len(a - b)}, only in the second {len(b - a)}")
+sys.exit(0 if a == b and len(a) >= int(sys.argv[3]) else 1)
+PY
+}
+
+# --- scenarios ------------------------------------------------------------------------------------
+s_basic() {
+  local z
+  for z in a b; do
+    check "1. Lambda in AZ ${z} leaves with EIP ${EIP[${z}]}" eq "$(lambda_get "${z}" "http://${WHOAMI}:8080/")" "${EIP[${z}]}"
+    check "1. the EIP-only API accepts the Lambda in AZ ${z}" eq "$(lambda_get "${z}" "http://${EIPAPI}:8080/")" "accepted ${EIP[${z}]}"
+  done
+  check "1. the EIP-only API refuses any other source (403)" eq \
+    "$(in_ns inet "${PY}" "${SIM_DIR}/traffic.py" get "http://${EIPAPI}:8080/" || true)" 403
+}
+
+s_deny() {
+  local active out before after
+  active=$(wait_az_active a 10)
+  before=$(dpctl "${active}" --json stats | "${PY}" -c 'import json,sys; print(json.load(sys.stdin)["drops"].get("policy_denied",0))')
+  out=$(lambda_get a "http://${DENIED}:8080/" || true)
+  check "2. a destination not on the allowlist is refused at once (RST: ${out})" eq "${out}" ConnectionRefusedError
+  check "2. the host itself is up (reachable from the internet side)" \
+    in_ns inet "${PY}" "${SIM_DIR}/traffic.py" get "http://${DENIED}:8080/"
+  check "2. the denial is in the active's deny log" grep -q \
+    "policy deny: src=$(lambda_ip a):[0-9]* dst=${DENIED}:8080 proto=tcp .*group=lambdas rule=lambdas#default action=reject" \
+    "${VPC_DIR}/${active}/dp.log"
+  after=$(dpctl "${active}" --json stats | "${PY}" -c 'import json,sys; print(json.load(sys.stdin)["drops"].get("policy_denied",0))')
+  check "2. policy_denied counter rose (${before} -> ${after})" test "${after}" -gt "${before}"
+  check "2. per-rule hits: lambdas#default counted, whoami counted" "${PY}" -c '
+import json, sys
+s = json.loads(sys.argv[1]); hits = {r["rule"]: r["hits"] for r in s["policy"]["rules"]}
+print(hits); sys.exit(0 if hits["lambdas#default"] >= 1 and hits["whoami"] >= 1 else 1)' \
+    "$(dpctl "${active}" --json stats)"
+}
+
+s_kill_dataplane() {
+  local active standby
+  active=$(wait_az_active a 30) standby=$(peer_of "${active}")
+  wait_standby_in_sync "${standby}" 30
+  failover_run a "${RUN}/kill" 2 8 kill -9 "$(cat "${VPC_DIR}/${active}/dp.pid")"
+  metric kill_dataplane "${RUN}/kill/summary.json"
+  check "3. kill -9 of ${active}'s dataplane: traffic gap <= 2 s" summary_ok "${RUN}/kill/summary.json" 's["gap_s"] <= 2.0'
+  check "3. the long-lived transfer survived with every byte intact" summary_ok "${RUN}/kill/summary.json" 's["transfer_intact"]'
+  check "3. the same EIP before and after" summary_ok "${RUN}/kill/summary.json" 's["same_ip"] and s["egress_ips"] == ["'"${EIP[a]}"'"]'
+  check "3. ${standby} is active and the route target" eq "$(wait_az_active a 10)" "${standby}"
+}
+
+s_rejoin() {
+  local active old
+  active=$(wait_az_active a 30) old=$(peer_of "${active}")
+  if ! kill -0 "$(cat "${VPC_DIR}/${old}/dp.pid")" 2>/dev/null; then
+    instance_start_dp "${old}"
+    instance_wait_dp "${old}"
+  fi
+  check "8. ${old} rejoins as standby and gets in sync" wait_standby_in_sync "${old}" 30
+  check "8. ${old}'s table holds every flow of ${active}" same_tables "${active}" "${old}" 100
+  check "8. ${active} stays the active and the route target" eq "$(wait_az_active a 5)" "${active}"
+}
+
+s_planned() {
+  local active standby
+  active=$(wait_az_active a 30) standby=$(peer_of "${active}")
+  wait_standby_in_sync "${standby}" 30
+  failover_run a "${RUN}/planned" 2 8 hactl "${active}" failover --wait 10
+  metric planned "${RUN}/planned/summary.json"
+  check "5. planned handover ${active} -> ${standby}: no connection lost" summary_ok "${RUN}/planned/summary.json" 's["probes_not_completed"] == 0'
+  check "5. no gap: new connections kept being answered within 0.4 s" summary_ok "${RUN}/planned/summary.json" 's["gap_s"] <= 0.5'
+  check "5. the long-lived transfer never stalled (longest silence < 0.5 s)" summary_ok "${RUN}/planned/summary.json" 's["transfer_longest_silence_s"] < 0.5'
+  check "5. the transfer is intact" summary_ok "${RUN}/planned/summary.json" 's["transfer_intact"]'
+  check "5. the same EIP" summary_ok "${RUN}/planned/summary.json" 's["same_ip"]'
+  check "5. ${standby} is the active and the route target" eq "$(wait_az_active a 10)" "${standby}"
+  check "5. ${active} is a standby in sync" wait_standby_in_sync "${active}" 20
+}
+
+cut_off() {  # inst: the instance fails: its links go down and every process in it dies
+  local i=$1
+  in_ns "$i" ip link set eth1 down
+  in_ns "$i" ip link set eth0 down
+  ip netns pids "$(ns_of "$i")" | xargs -r kill -9
+}
+
+s_instance_failure() {
+  local active standby
+  active=$(wait_az_active a 30) standby=$(peer_of "${active}")
+  wait_standby_in_sync "${standby}" 30
+  failover_run a "${RUN}/instance" 2 8 cut_off "${active}"
+  metric instance_failure "${RUN}/instance/summary.json"
+  check "4. instance ${active} cut off: traffic gap <= 2 s" summary_ok "${RUN}/instance/summary.json" 's["gap_s"] <= 2.0'
+  check "4. the transfer is intact" summary_ok "${RUN}/instance/summary.json" 's["transfer_intact"]'
+  check "4. the same EIP" summary_ok "${RUN}/instance/summary.json" 's["same_ip"]'
+  check "4. ${standby} is active and the route target" eq "$(wait_az_active a 10)" "${standby}"
+  # the instance comes back (reboot): links up, processes started
+  in_ns "${active}" ip link set eth0 up
+  in_ns "${active}" ip link set eth1 up
+  instance_start_dp "${active}"
+  instance_wait_dp "${active}"
+  instance_start_ctl "${active}"
+  check "4. ${active} back: standby in sync" wait_standby_in_sync "${active}" 30
+  check "4. ${active}'s table holds every flow of ${standby}" same_tables "${standby}" "${active}" 100
+}
+
+# Partition the heartbeat link of a pair in the management network (the bridge drops their HA
+# datagrams; EC2/IMDS still work). Done in the "network", not with a local firewall in the
+# instances: a local output drop makes sendmmsg fail with EPERM, which eipgate-control's
+# send_sync_datagrams() retries forever (see the README's known issues).
+partition() {  # on|off inst inst
+  if [[ $1 == on ]]; then
+    in_ns svc nft -f - <<NFT
+table bridge hbpart {
+  chain forward {
+    type filter hook forward priority 0;
+    ip saddr { $(mgmt_ip "$2"), $(mgmt_ip "$3") } ip daddr { $(mgmt_ip "$2"), $(mgmt_ip "$3") } udp dport 7410 drop
+  }
+}
+NFT
+  else
+    in_ns svc nft delete table bridge hbpart
+  fi
+}
+
+s_partition() {
+  local active standby wpid
+  active=$(wait_az_active b 30) standby=$(peer_of "${active}")
+  wait_standby_in_sync "${standby}" 30
+  ip netns exec "$(ns_of svc)" "${PY}" "${SIM_DIR}/partition_watch.py" "http://${AWS_ADDR}:${AWS_PORT}" \
+    "$(rtb_of b)" 14 0.05 "${RUN}/partition.jsonl" \
+    "b1=$(inst_id b1):${VPC_DIR}/b1/control.sock" "b2=$(inst_id b2):${VPC_DIR}/b2/control.sock" &
+  wpid=$!
+  mkdir -p "${RUN}"
+  sleep 1
+  date +%s.%N >"${RUN}/t_partition"
+  failover_run b "${RUN}/partition" 1 10 partition on b1 b2
+  partition off b1 b2
+  date +%s.%N >"${RUN}/t_heal"
+  wait "${wpid}"
+  check "6. partition: the route target is active at every 50 ms sample; one route change at most" \
+    "${PY}" - "${RUN}/partition.jsonl" <<'PY'
+import json, sys
+s = [json.loads(l) for l in open(sys.argv[1])]
+bad = [x for x in s if x["target"] not in x["roles"] or x["roles"][x["target"]][0] != "active"]
+targets = [x["target"] for x in s]
+changes = sum(1 for a, b in zip(targets, targets[1:]) if a != b)
+both = sum(1 for x in s if all(r[0] == "active" for r in x["roles"].values()))
+print(f"{len(s)} samples, {len(bad)} with the target not active, {changes} route change(s), "
+      f"{both} samples with both active (the old one until its route check)")
+for x in bad[:5]: print(x)
+sys.exit(0 if s and not bad and changes <= 1 else 1)
+PY
+  metric partition "${RUN}/partition/summary.json"
+  check "6. traffic keeps flowing through the route target (gap <= 2 s, transfer intact, same EIP)" \
+    summary_ok "${RUN}/partition/summary.json" 's["gap_s"] <= 2.0 and s["transfer_intact"] and s["same_ip"]'
+  check "6. after the heal: one active (the route target), the other a standby in sync" \
+    bash -c "a=\$(source '${SIM_DIR}/vpc_lib.sh'; wait_az_active b 20) && source '${SIM_DIR}/vpc_lib.sh' && wait_standby_in_sync \$(peer_of \$a) 30"
+}
+
+s_cross_az() {
+  echo "SKIP 7. both instances of an AZ down -> cross-AZ fallback"
+  echo "    NOTE: eipgate-control does not implement cross-AZ fallback (no aws:/ha: key for it;"
+  echo "    it only manages its own AZ's route tables), so there is nothing to test; not faked."
+}
+
+start=$(date +%s)
+bash "${SIM_DIR}/vpc.sh" up
+echo "VPC up in $(($(date +%s) - start)) s (${VPC_PREFIX})"
+for s in "${SCENARIOS[@]}"; do
+  t0=$(date +%s)
+  "s_${s}"
+  echo "  (${s}: $(($(date +%s) - t0)) s)"
+done
+echo "${pass} passed, ${fail} failed ($(($(date +%s) - start)) s)"
+((fail == 0))
