@@ -94,9 +94,10 @@ def engine_section(out, summary):
             f.write(f"{flows} {mpps:.3f} {ns:.1f} {flows_label(flows)}\n")
     ok = gnuplot("engine_mpps.png", machine_title("Engine fast path, one core: Mpps vs active flows") + f"""
 set logscale x 2
+set xtics ("1k" 1000, "16k" 16384, "256k" 262144, "1M" 1048576, "4M" 4194304, "16M" 16777216)
 set xlabel "active flows (established TCP)"
 set ylabel "Mpps (60-byte frames, bursts of 32)"
-set yrange [0:*]
+set yrange [0:{max(25.0, 1.25 * max(x[1] for x in e["fast"])):.0f}]
 set grid
 set key top right
 set xrange [500:40000000]
@@ -145,7 +146,7 @@ def nat_compare_section(out, summary):
     with open(path("nat_compare.dat"), "w", encoding="utf-8") as f:
         for i, m in enumerate(order):
             ratio = f"{peaks[m] / base:.2f}x" if base else ""
-            f.write(f'{i} {peaks[m] / 1e3:.1f} "{MODE_TITLES[m]}" "{peaks[m] / 1e3:.0f} k {ratio}"\n')
+            f.write(f'{i} {peaks[m] / 1e3:.1f} "{MODE_TITLES[m]}" "{peaks[m] / 1e3:.0f} k\\n{ratio} iptables"\n')
     ok = gnuplot("nat_compare.png", machine_title(
         "Forwarding over veth, NAT on one core: peak received packets/s (median of rounds)") + f"""
 set style fill solid 0.7 border -1
@@ -153,17 +154,18 @@ set boxwidth 0.6
 set ylabel "kpps (64-byte frames, 4096 UDP flows)"
 set yrange [0:*]
 set xrange [-0.6:{len(order) - 0.4}]
+set bmargin 5
 set grid ytics
 unset key
 plot "{path('nat_compare.dat')}" using 1:2:xtic(3) with boxes lc rgb "#4472c4", \\
-     "" using 1:2:4 with labels offset 0,0.8
-""")
+     "" using 1:2:4 with labels offset 0,1.3
+""", height=560)
     # The script's own summary table, as it wrote it.
-    table = [l for l in text.splitlines() if l.startswith("|")]
-    header = [l for l in text.splitlines()[:8] if l.startswith(("Machine", "Load", "Offered", "Harness"))]
-    out.extend(header)
+    lines = text.splitlines()
+    first = next(i for i, l in enumerate(lines) if l.startswith("|"))
+    out.extend(l for l in lines[1:first] if l.strip())
     out.append("")
-    out.extend(table)
+    out.extend(l for l in lines[first:] if l.startswith("|"))
     out.append("")
     if ok:
         out.append("![eipgate vs iptables/nftables](nat_compare.png)\n")
@@ -231,9 +233,12 @@ def idle_section(out, summary):
         out.append("Not run (see `report.log`).\n")
         return
     lines = [l for l in text.splitlines() if l.startswith(("|", "Machine", "Port mode", "samples"))]
-    out.extend(lines)
+    table = [l for l in lines if l.startswith("|")]
+    out.extend(l for l in lines if not l.startswith("|"))
     out.append("")
-    for l in lines:
+    out.extend(table)
+    out.append("")
+    for l in table:
         cells = [c.strip() for c in l.strip("|").split("|")]
         if cells and cells[0] == "adaptive" and len(cells) > 1:
             summary.append(("idle CPU, adaptive polling", f"{cells[1]}% of a core", "≈ 0"))
@@ -249,15 +254,28 @@ def cost_section(out, summary):
         return
     data = json.loads(g)
     meta = data["meta"]
+    src_machine = MACHINE_LINE
+    src = meta["measured_from"]
+    src_path = src if os.path.isabs(src) else os.path.join(os.path.dirname(HERE), src)
+    try:
+        with open(src_path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("Machine:"):
+                    src_machine = line[len("Machine:"):].strip().rstrip(".")
+                    break
+    except OSError:
+        pass
     out.append(eipgate_cost.grid_markdown(data["grid"]))
     out.append("")
     out.append(f"Monthly USD, {meta['region']} list prices recorded {meta['prices_recorded']}"
                f"{'' if meta['prices_verified_online'] else ' (**not verified online**: check tools/cost/prices-us-east-1.json)'}. "
                f"TB/month processed by the NAT (both directions), spread evenly over the AZs; instance "
-               f"sized for a peak {meta['peak_to_average']:g}× the average on AWS's baseline bandwidth, and "
-               f"on per-core packet rates measured here ({meta['eipgate_pps_per_core'] or 0:.0f} pps eipgate, "
-               f"{meta['kernel_pps_per_core'] or 0:.0f} pps iptables, {meta['packet_bytes']:g}-byte packets; from "
-               f"`{meta['measured_from']}`). Data transfer out to the internet is paid the same with every "
+               f"sized for a peak {meta['peak_to_average']:g}× the average on AWS's baseline bandwidth, for "
+               f"{meta['connections_per_az']:g} concurrent connections per AZ in memory, and "
+               f"on per-core packet rates ({meta['eipgate_pps_per_core'] or 0:.0f} pps eipgate, "
+               f"{meta['kernel_pps_per_core'] or 0:.0f} pps iptables, {meta['packet_bytes']:g}-byte packets) "
+               f"from `{meta['measured_from']}` (the newest full `nat_compare` run, on {src_machine}; a "
+               f"QUICK run's one short round is not used for sizing). Data transfer out to the internet is paid the same with every "
                f"option and is not in the totals. Model: [tools/cost/README.md](../../../tools/cost/README.md).\n")
     plots = []
     for azs in (2, 3):
@@ -276,7 +294,7 @@ plot "{tsv}" using 1:2 with lines lw 2 lc rgb "#c00000" title "NAT Gateway", \\
      "" using 1:6 with lines lw 1 dt 3 lc rgb "gray40" title "data transfer out (all options)"
 """)
         ok = gnuplot("cost.png", f"""
-set multiplot layout 1,{len(plots)} title "Monthly cost vs traffic, {meta['region']} list prices of {meta['prices_recorded']} (not verified online)\\nsizing from per-core rates measured on: {MACHINE_LINE}"
+set multiplot layout 1,{len(plots)} title "Monthly cost vs traffic, {meta['region']} list prices of {meta['prices_recorded']} (not verified online)\\ninstances sized on per-core packet rates measured on: {src_machine}"
 set logscale xy
 set xlabel "TB/month through the NAT (all AZs)"
 set ylabel "USD/month (data transfer out excluded)"
@@ -290,7 +308,8 @@ set xrange [0.01:1000]
     prices = eipgate_cost.load_prices(eipgate_cost.default_prices_path(meta["region"]))
     measured = eipgate_cost.Measured(meta["eipgate_pps_per_core"], meta["kernel_pps_per_core"],
                                      meta["measured_from"])
-    wkw = {k: meta[k] for k in ("peak_to_average", "packet_bytes", "out_share", "allow_burst")}
+    wkw = {k: meta[k] for k in ("peak_to_average", "packet_bytes", "out_share", "allow_burst",
+                                "connections_per_az")}
     for azs in (2, 3):
         for other in ("nat-gateway", "alternat", "fck-nat"):
             r = eipgate_cost.cheaper_ranges(prices, azs, "eipgate", other, measured, **wkw)

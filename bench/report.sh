@@ -70,7 +70,7 @@ log "machine: ${long}; load ${load_before}; QUICK=${QUICK}; output ${OUT_DIR}"
 # --- build ---------------------------------------------------------------------------------------
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   step build env BUILD_DIR="${BUILD_DIR}" BUILD_TYPE=Release JOBS="${JOBS:-2}" \
-    TARGETS="engine_bench eipgate-dataplane eipgatectl" bash scripts/build.sh -DEIPGATE_TESTS=OFF
+    TARGETS="engine_bench eipgate-dataplane eipgatectl" bash scripts/build.sh
 fi
 DP=${BUILD_DIR}/dataplane/eipgate-dataplane
 
@@ -115,10 +115,11 @@ if ! skipped failover; then
   fi
 fi
 
-# --- cost model: per-core rates from this run's nat_compare when there is one ---------------------
+# --- cost model: per-core rates from this run's nat_compare; a QUICK run's single short round is
+# too noisy to size instances on, so QUICK leaves eipgate-cost to take the newest full result -------
 if ! skipped cost; then
   nc_args=()
-  [[ -f ${OUT_DIR}/nat_compare.md ]] && nc_args=(--nat-compare "${OUT_DIR}/nat_compare.md")
+  ((!QUICK)) && [[ -f ${OUT_DIR}/nat_compare.md ]] && nc_args=(--nat-compare "${OUT_DIR}/nat_compare.md")
   cost_table() { tools/cost/eipgate-cost --table --json "${nc_args[@]}" >"${OUT_DIR}/cost-grid.json"; }
   cost_series() { tools/cost/eipgate-cost --series --azs "$1" "${nc_args[@]}" >"${OUT_DIR}/cost-$1az.tsv"; }
   step cost-table cost_table

@@ -78,15 +78,25 @@ def parse_nat_compare(path: str) -> dict[str, float]:
 
 
 def latest_nat_compare(root: str = REPO_ROOT) -> str | None:
-    """The newest nat_compare result under bench/results (by the date in its path)."""
+    """The newest nat_compare result under bench/results (by the date in its path), leaving out
+    those of QUICK reports."""
     paths = glob.glob(os.path.join(root, "bench/results/nat_compare-*.md"))
     paths += glob.glob(os.path.join(root, "bench/results/report-*/nat_compare.md"))
     dated = []
     for p in paths:
         m = re.search(r"(\d{4}-\d{2}-\d{2})", p)
-        if m:
+        if m and not _quick_report(p):
             dated.append((m.group(1), "report-" in p, p))
     return max(dated)[2] if dated else None
+
+
+def _quick_report(path: str) -> bool:
+    """A QUICK report's nat_compare (one short round) is too noisy to size instances on."""
+    try:
+        with open(os.path.join(os.path.dirname(path), "machine.json"), encoding="utf-8") as f:
+            return bool(json.load(f).get("quick"))
+    except (OSError, ValueError):
+        return False
 
 
 def measured_from_nat_compare(path: str) -> Measured:
@@ -106,6 +116,7 @@ class Workload:
     packet_bytes: float = 800.0
     out_share: float = 0.5         # share of the processed bytes that leave AWS (data transfer out)
     allow_burst: bool = False      # size peaks on burst bandwidth instead of baseline
+    connections_per_az: float = 100_000  # concurrent tracked connections an AZ's NAT must hold
 
     def avg_bps_per_az(self) -> float:
         return self.tb_per_month * GB_PER_TB * BYTES_PER_GB * 8 / SECONDS_PER_MONTH / self.azs
@@ -141,8 +152,20 @@ def worker_cores(inst: dict) -> int:
     return max(1, int(inst["cores"]) - 1)
 
 
-def instance_fits(inst: dict, w: Workload, pps_per_core: float | None) -> tuple[bool, str]:
+def memory_need_mib(memory: dict | None, inst: dict, connections: float) -> float:
+    """RAM the NAT needs on this instance: OS + fixed + buffers per queue + per connection."""
+    if not memory:
+        return 0.0
+    return (memory.get("os_mib", 0) + memory.get("fixed_mib", 0)
+            + memory.get("per_queue_mib", 0) * (worker_cores(inst) + 1)
+            + connections * memory.get("per_connection_bytes", 0) / 2**20)
+
+
+def instance_fits(inst: dict, w: Workload, pps_per_core: float | None,
+                  memory: dict | None = None) -> tuple[bool, str]:
     peak_bps, avg_bps = w.peak_bps_per_az(), w.avg_bps_per_az()
+    if memory_need_mib(memory, inst, w.connections_per_az) > inst["memory_gib"] * 1024:
+        return False, "memory"
     if w.allow_burst:
         if avg_bps > inst["baseline_gbps"] * 1e9:
             return False, "baseline bandwidth (average)"
@@ -162,7 +185,7 @@ def instance_fits(inst: dict, w: Workload, pps_per_core: float | None) -> tuple[
 
 
 def size_instance(prices: dict, w: Workload, pps_per_core: float | None,
-                  forced: str | None = None) -> Sizing:
+                  forced: str | None = None, memory: dict | None = None) -> Sizing:
     """The cheapest instance that carries the AZ's peak (bandwidth and packets/s)."""
     insts = prices["instances"]
     peak_bps, avg_bps = w.peak_bps_per_az(), w.avg_bps_per_az()
@@ -171,11 +194,11 @@ def size_instance(prices: dict, w: Workload, pps_per_core: float | None,
     if forced:
         if forced not in insts:
             raise ValueError(f"unknown instance type {forced} (not in the prices file)")
-        ok, why = instance_fits(insts[forced], w, pps_per_core)
+        ok, why = instance_fits(insts[forced], w, pps_per_core, memory)
         return Sizing(forced, ok, why, peak_bps, avg_bps, peak_pps, avg_pps, cores)
     binding = ""
     for name in sorted(insts, key=lambda n: (insts[n]["hourly"], n)):
-        ok, why = instance_fits(insts[name], w, pps_per_core)
+        ok, why = instance_fits(insts[name], w, pps_per_core, memory)
         if ok:
             return Sizing(name, True, binding or "none", peak_bps, avg_bps, peak_pps, avg_pps, cores)
         binding = why
@@ -213,7 +236,7 @@ def profile_cost(prices: dict, profile: str, w: Workload, measured: Measured,
     if n_inst:
         pps = (measured.eipgate_pps_per_core if p.get("nat_engine") == "eipgate"
                else measured.kernel_pps_per_core)
-        sizing = size_instance(prices, w, pps, instance)
+        sizing = size_instance(prices, w, pps, instance, p.get("memory"))
         inst = prices["instances"][sizing.instance]
         items["instances"] = n_inst * w.azs * inst["hourly"] * h
         items["ebs_root"] = (n_inst * w.azs * prices["ebs_root"]["gb_per_instance"]
@@ -339,7 +362,8 @@ def describe(prices: dict, w: Workload, costs: dict[str, Cost], measured: Measur
     out = [f"{w.tb_per_month:g} TB/month through the NAT over {w.azs} AZs "
            f"({prices['region']}, prices recorded {prices['recorded']}"
            f"{'' if prices.get('verified_online') else ', NOT verified online'}); "
-           f"peak {w.peak_to_average:g}x average, {w.packet_bytes:g} B packets",
+           f"peak {w.peak_to_average:g}x average, {w.packet_bytes:g} B packets, "
+           f"{w.connections_per_az:g} connections per AZ",
            f"per AZ: average {w.avg_bps_per_az() / 1e6:.3g} Mbit/s, peak {w.peak_bps_per_az() / 1e6:.3g} Mbit/s, "
            f"peak {w.peak_bps_per_az() / 8 / w.packet_bytes / 1e3:.3g} kpps",
            f"per-core packet rates: eipgate {fmt_pps(measured.eipgate_pps_per_core)}, "
@@ -375,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--packet-bytes", type=float, default=800.0, help="average packet size (800)")
     ap.add_argument("--out-share", type=float, default=0.5,
                     help="share of the processed bytes sent to the internet, for data transfer out (0.5)")
+    ap.add_argument("--connections", type=float, default=100_000,
+                    help="concurrent connections per AZ, for the memory check (100000)")
     ap.add_argument("--allow-burst", action="store_true",
                     help="size the peak on burst bandwidth (average on baseline) instead of baseline")
     ap.add_argument("--pps-per-core", type=float, help="eipgate packets/s per worker core")
@@ -405,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         measured.kernel_pps_per_core = a.kernel_pps_per_core
         measured.source = "flags" if measured.source == "none" else measured.source + " + flags"
     wkw = dict(peak_to_average=a.peak_to_average, packet_bytes=a.packet_bytes,
-               out_share=a.out_share, allow_burst=a.allow_burst)
+               out_share=a.out_share, allow_burst=a.allow_burst, connections_per_az=a.connections)
     meta = {"region": prices["region"], "prices_recorded": prices["recorded"],
             "prices_verified_online": prices.get("verified_online", False),
             "eipgate_pps_per_core": measured.eipgate_pps_per_core,
@@ -422,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
             print(grid_markdown(rows))
             print(f"\nMonthly USD, {prices['region']} list prices recorded {prices['recorded']}"
                   f"{'' if meta['prices_verified_online'] else ' (not verified online)'}; "
-                  f"peak {a.peak_to_average:g}x average, {a.packet_bytes:g} B packets; per-core rates "
+                  f"peak {a.peak_to_average:g}x average, {a.packet_bytes:g} B packets, "
+                  f"{a.connections:g} connections per AZ; per-core rates "
                   f"eipgate {fmt_pps(measured.eipgate_pps_per_core)}, kernel "
                   f"{fmt_pps(measured.kernel_pps_per_core)} from {measured.source}. "
                   f"Data transfer out ({a.out_share:g} of the bytes) is paid the same with every option.")

@@ -96,6 +96,22 @@ class Sizing(unittest.TestCase):
         s = m.size_instance(self.p, w, avg_pps / 0.2 * 0.99)
         self.assertEqual((s.instance, s.binding), ("large", "CPU baseline (average)"))
 
+    def test_memory(self):
+        eip = self.p["profiles"]["eipgate"]["memory"]
+        small = self.p["instances"]["small"]
+        # 200 OS + 100 fixed + 50 x (1 worker + 1) + 1 KiB a connection (fixed file: round numbers)
+        self.assertAlmostEqual(m.memory_need_mib(eip, small, 10240), 200 + 100 + 100 + 10)
+        self.assertEqual(m.memory_need_mib(None, small, 10240), 0)
+        limit = (1024 - 400) * 1024  # connections that fit in small's 1 GiB
+        s = m.size_instance(self.p, m.Workload(0.1, 1, connections_per_az=limit), None, memory=eip)
+        self.assertEqual(s.instance, "small")
+        s = m.size_instance(self.p, m.Workload(0.1, 1, connections_per_az=limit + 1), None, memory=eip)
+        self.assertEqual((s.instance, s.binding), ("large", "memory"))
+        c = m.profile_cost(self.p, "eipgate", m.Workload(0.1, 1, connections_per_az=limit + 1), NO_PPS)
+        self.assertEqual(c.sizing.instance, "large")
+        c = m.profile_cost(self.p, "fck-nat", m.Workload(0.1, 1, connections_per_az=limit + 1), NO_PPS)
+        self.assertEqual(c.sizing.instance, "small")  # no memory model for the kernel NAT in this file
+
     def test_nothing_fits(self):
         s = m.size_instance(self.p, m.Workload(10000, 1), None)
         self.assertEqual((s.instance, s.fits), ("large", False))
@@ -134,7 +150,7 @@ class Inputs(unittest.TestCase):
             if path.startswith("prices-") and path.endswith(".json"):
                 p = m.load_prices(os.path.join(HERE, path))
                 for name, inst in p["instances"].items():
-                    for key in ("hourly", "vcpus", "cores", "cpu_baseline", "baseline_gbps", "burst_gbps"):
+                    for key in ("hourly", "memory_gib", "vcpus", "cores", "cpu_baseline", "baseline_gbps", "burst_gbps"):
                         self.assertIn(key, inst, f"{path}: {name}")
 
 
