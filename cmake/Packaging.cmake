@@ -34,7 +34,7 @@ set(EIPGATE_DEB_VERSION "${PROJECT_VERSION}-1")
 configure_file(${_ami}/debian/changelog.in ${_pkg_gen}/changelog.Debian @ONLY)
 set(_gz ${_pkg_gen}/changelog.Debian)
 set(_mans eipgate-dataplane.8 eipgate-control.8 eipgatectl.8)
-foreach(_m IN LISTS _mans)
+foreach(_m IN LISTS _mans ITEMS eipgate-cost.1)
   configure_file(${_ami}/debian/man/${_m} ${_pkg_gen}/man/${_m} COPYONLY)
   list(APPEND _gz ${_pkg_gen}/man/${_m})
 endforeach()
@@ -54,6 +54,10 @@ install(FILES ${_ami}/examples/user-data.example.json
 foreach(_m IN LISTS _mans)
   install(FILES ${_pkg_gen}/man/${_m}.gz DESTINATION share/man/man8 COMPONENT eipgate)
 endforeach()
+# tools/cost installs bin/eipgate-cost (a link into libexec); its man page lives here.
+if(EXISTS ${_pkg_gen}/man/eipgate-cost.1.gz)
+  install(FILES ${_pkg_gen}/man/eipgate-cost.1.gz DESTINATION share/man/man1 COMPONENT eipgate)
+endif()
 
 # --- CPack DEB -----------------------------------------------------------------------------------
 set(CPACK_GENERATOR DEB)
@@ -64,8 +68,7 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "egress NAT for AWS VPCs with fixed Elastic IPs and HA pairs")
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-    "egress NAT for AWS VPCs with fixed Elastic IPs and HA pairs\n\
-eipgate replaces the managed NAT Gateway: a DPDK user-space NAT that gives the\n\
+    "eipgate replaces the managed NAT Gateway: a DPDK user-space NAT that gives the\n\
 workloads of each Availability Zone one fixed Elastic IP, tracks every\n\
 connection, lets traffic out only to allowed destinations, and runs as an HA\n\
 pair whose standby takes over the address, the routes and the connection table.\n\
@@ -85,7 +88,7 @@ set(_pmd_deps
     "librte-net-ena23, librte-net-virtio23, librte-net-af-xdp23, librte-net-af-packet23, \
 librte-net-tap23, librte-mempool-ring23, librte-bus-pci23, librte-bus-vdev23")
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "${_pmd_deps}, python3, kmod, iproute2, util-linux, systemd")
+    "${_pmd_deps}, python3, kmod, iproute2, systemd")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3-botocore, ethtool")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${_ami}/debian/conffiles ${_ami}/debian/postinst ${_ami}/debian/prerm ${_ami}/debian/postrm)

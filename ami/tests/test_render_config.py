@@ -175,6 +175,19 @@ class MainTest(unittest.TestCase):
                     continue  # the secret file must be owned by root
                 self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (binary, c.stdout, c.stderr, text))
 
+    def test_example_user_data_passes_the_parsers(self):
+        with open(os.path.join(HERE, "..", "examples", "user-data.example.json")) as f:
+            spec = json.load(f)["eipgate"]
+        del spec["ha_secret_arn"]
+        spec["ha_secret"] = "0123456789abcdef0123456789abcdef"
+        d, p = self.run_main(spec)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        binary = os.environ.get("EIPGATE_DATAPLANE")
+        if binary and os.path.exists(binary):
+            c = subprocess.run([binary, "--config", os.path.join(d, "eipgate.yaml"), "--check"],
+                               capture_output=True, text=True)
+            self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+
     def test_local_file_overrides(self):
         spec = dict(SPEC)
         del spec["ha_secret_ssm"]
