@@ -147,7 +147,9 @@ mkdir -p "$(dirname "${OUT}")"
 {
   echo "# Idle CPU and first-packet latency — $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
-  echo "Machine: $(nproc) vCPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)."
+  echo "Machine: $(nproc) vCPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r);"
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the busy row most: a"
+  echo "busy-polling worker shares its core)."
   echo "Port mode: ${MODE}; one worker lcore + main lcore; idle window ${IDLE_S} s; first-packet"
   echo "samples: ${SAMPLES} pings each after ${GAP_S} s of silence; warm: 190 pings 2 ms apart."
   echo
