@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Demo: builds the NAT engine and runs its micro-benchmark (the engine alone, fed packets built from
-# bytes: no NIC, no DPDK I/O). Extra arguments go to the benchmark, e.g. --benchmark_filter=Fast.
+# The engine benchmark (also `scripts/demo.sh --bench`): builds the NAT engine and runs its
+# micro-benchmark (the engine alone, fed packets built from bytes: no NIC, no DPDK I/O).
+# Extra arguments go to the benchmark, e.g. --benchmark_filter=Fast.
 #   BUILD_DIR  build directory (default: build)
 set -euo pipefail
 

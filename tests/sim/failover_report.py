@@ -22,12 +22,19 @@ def main(out, expected_ip, changes=None):
     for a, b in zip(starts, starts[1:]):
         if b - a > gap:
             gap, gap_at = b - a, a
+    # No success after the fault at all: the gap lasts at least to the end of the probing.
+    last_start = max(p["start"] for p in probes)
+    gap_open = not starts or starts[-1] < t_fault
+    if gap_open:
+        from_t = starts[-1] if starts else t_fault
+        gap, gap_at = last_start - from_t, from_t
     try:
         fetch = json.load(open(f"{out}/fetch.json", encoding="utf-8"))
     except (OSError, ValueError):
         fetch = {"intact": False, "bytes": 0, "error": "no result"}
     res = {
         "gap_s": round(gap, 3),
+        "gap_open": gap_open,
         "gap_starts_after_fault_s": round(gap_at - t_fault, 3) if gap_at else None,
         "probes": len(probes),
         "probes_failed": len(probes) - len(ok),
@@ -39,6 +46,8 @@ def main(out, expected_ip, changes=None):
         "transfer_bytes": fetch.get("bytes"),
         "transfer_longest_silence_s": fetch.get("longest_silence_s"),
         "transfer_error": fetch.get("error"),
+        "connections": fetch.get("connections", 1),
+        "connections_kept": fetch.get("connections_intact", 1 if fetch.get("intact") else 0),
     }
     if changes:
         try:

@@ -10,9 +10,10 @@ Clients (in a Lambda namespace):
   get URL                        prints the body (exit 1 on error / non-2xx: prints the status)
   probe URL SECONDS INTERVAL OUT new short connections every INTERVAL s; writes JSON lines
                                  {start, end, ok (answered within 0.4 s), completed (within 3 s), ip}
-  fetch ADDR PORT SEED NBYTES RATE OUT  a long-lived download; checks every byte against the
+  fetch ADDR PORT SEED NBYTES RATE OUT [CONNS]  long-lived downloads (the first NBYTES at RATE,
+                                 CONNS-1 more at a tenth of both); checks every byte against the
                                  seed's stream; writes a JSON summary (bytes, sha256 match, the
-                                 longest silence between received chunks) to OUT
+                                 longest silence between received chunks, connections intact)
 """
 
 import hashlib
@@ -145,20 +146,18 @@ def probe(url, seconds, interval, out):
     return 0
 
 
-def fetch(addr, port, seed, nbytes, rate, out):
-    nbytes = int(nbytes)
+def fetch_one(addr, port, seed, nbytes, rate, started):
     expect = keystream(seed, nbytes)
-    s = socket.create_connection((addr, int(port)), timeout=30)
-    s.settimeout(30)
-    s.sendall(f"{seed} {nbytes} {rate}\n".encode())
-    got = bytearray(s.recv(65536))
-    with open(out + ".started", "w", encoding="utf-8") as f:  # connected and receiving
-        f.write(f"{time.time()}\n")
-    last = time.time()
-    t0 = last
-    longest, longest_at = 0.0, None
-    err = None
+    got = bytearray()
+    longest, longest_at, err = 0.0, None, None
+    t0 = time.time()
     try:
+        s = socket.create_connection((addr, int(port)), timeout=30)
+        s.settimeout(30)
+        s.sendall(f"{seed} {nbytes} {rate}\n".encode())
+        got += s.recv(65536)
+        started.set()
+        last = time.time()
         while len(got) < nbytes:
             d = s.recv(65536)
             if not d:
@@ -168,14 +167,41 @@ def fetch(addr, port, seed, nbytes, rate, out):
                 longest, longest_at = now - last, last
             last = now
             got += d
+        s.close()
     except OSError as e:
         err = f"{type(e).__name__}: {e}"
-    s.close()
-    res = {"bytes": len(got), "expected": nbytes, "intact": bytes(got) == expect,
-           "sha256": hashlib.sha256(got).hexdigest(),
-           "expected_sha256": hashlib.sha256(expect).hexdigest(),
-           "longest_silence_s": round(longest, 3), "longest_silence_at": longest_at,
-           "duration_s": round(time.time() - t0, 3), "error": err}
+    return {"bytes": len(got), "expected": nbytes, "intact": bytes(got) == expect,
+            "sha256": hashlib.sha256(got).hexdigest(),
+            "expected_sha256": hashlib.sha256(expect).hexdigest(),
+            "longest_silence_s": round(longest, 3), "longest_silence_at": longest_at,
+            "duration_s": round(time.time() - t0, 3), "error": err}
+
+
+def fetch(addr, port, seed, nbytes, rate, out, conns=1):
+    """Connection 0 gets NBYTES at RATE; CONNS-1 more long-lived connections get a tenth of both
+    (idle-ish established connections that must survive too)."""
+    nbytes, rate, conns = int(nbytes), float(rate), int(conns)
+    results = [None] * conns
+    events = [threading.Event() for _ in range(conns)]
+
+    def run(i):
+        n, r = (nbytes, rate) if i == 0 else (max(1, nbytes // 10), rate / 10)
+        results[i] = fetch_one(addr, port, f"{seed}-{i}", n, r, events[i])
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(conns)]
+    for t in threads:
+        t.start()
+    for e in events:
+        e.wait(10)
+    with open(out + ".started", "w", encoding="utf-8") as f:  # all connected and receiving
+        f.write(f"{time.time()}\n")
+    for t in threads:
+        t.join()
+    res = dict(results[0])
+    res["connections"] = conns
+    res["connections_intact"] = sum(1 for r in results if r["intact"])
+    res["intact"] = res["connections_intact"] == conns
+    res["others"] = results[1:]
     with open(out, "w", encoding="utf-8") as f:
         json.dump(res, f)
     return 0 if res["intact"] else 1

@@ -118,6 +118,27 @@ for z, a in azs.items():
     state["addresses"].append({"allocation_id": a["alloc"], "public_ip": a["eip"],
                                "network_interface_id": first["data_eni"], "private_ip": a["svc"],
                                "tags": {"Name": f"eipgate-use1-az{n}"}})
+if "${VPC_BASELINE:-}":
+    # alterNAT-style baseline (bench/failover.sh): two plain Linux NAT instances in AZ b, each with
+    # its own EIP and no state sync, serving their own private subnet 10.2.2.0/24 (route table
+    # rtb-0cc...) that a failover swings from one to the other.
+    state["subnets"].append({"id": "subnet-0cc00000000000002", "vpc_id": "vpc-0e1a0000000000001",
+                             "cidr": "10.2.2.0/24", "availability_zone": "us-east-1b"})
+    for k in (1, 2):
+        iid, eni = f"i-0ccccccccccccccc{k}", f"eni-0cccccccccccccd0{k}"
+        state["instances"].append({"id": iid, "availability_zone": "us-east-1b", "availability_zone_id": "use1-az2"})
+        state["network_interfaces"].append({"id": eni, "subnet_id": "subnet-0bb00000000000001", "mac": f"0e:00:00:0c:00:3{k}",
+                                            "instance_id": iid, "device_index": 0, "source_dest_check": False,
+                                            "private_ips": [f"10.2.0.3{k}"]})
+        state["addresses"].append({"allocation_id": f"eipalloc-0cc0000000000000{k}", "public_ip": f"203.0.113.3{k}",
+                                   "network_interface_id": eni, "private_ip": f"10.2.0.3{k}"})
+        topo["enis"][eni] = {"router_ns": "$(vpc_prefix)-rb", "router_dev": f"x{k}", "mac": f"0e:00:00:0c:00:3{k}"}
+    state["route_tables"].append({"id": "rtb-0cc00000000000001", "vpc_id": "vpc-0e1a0000000000001",
+                                  "subnets": ["subnet-0cc00000000000002"],
+                                  "routes": [{"destination": "10.0.0.0/8", "gateway_id": "local"},
+                                             {"destination": "0.0.0.0/0", "network_interface_id": "eni-0cccccccccccccd01",
+                                              "instance_id": "i-0ccccccccccccccc1"}]})
+    topo["route_tables"]["rtb-0cc00000000000001"] = {"router_ns": "$(vpc_prefix)-rb", "table": 102}
 json.dump(state, open(f"{d}/state.json", "w"), indent=1)
 json.dump(topo, open(f"{d}/topology.json", "w"), indent=1)
 PY
@@ -212,6 +233,35 @@ ha:
 YAML
 }
 
+# The alterNAT-style baseline's namespaces (VPC_BASELINE=1): x1, x2 (iptables-style masquerade,
+# nftables) behind router rb, and Lambda lx in 10.2.2.0/24 whose route table is rb's table 102.
+baseline_up() {
+  local k
+  for k in x1 x2 lx; do ip netns add "$(vpc_prefix)-$k"; in_ns "$k" ip link set lo up; done
+  veth rb l1 lx eth0
+  in_ns rb ip addr add 10.2.2.1/24 dev l1
+  in_ns lx ip addr add 10.2.2.10/24 dev eth0
+  in_ns lx ip route add default via 10.2.2.1
+  in_ns rb ip rule add iif l1 lookup 102 pref 101
+  in_ns rb ip route add throw 10.0.0.0/8 table 102
+  for k in 1 2; do
+    veth rb "x$k" "x$k" eth1 "$(router_mac b)" "0e:00:00:0c:00:3$k"
+    in_ns rb ip addr add 10.2.0.1/32 dev "x$k"
+    in_ns "x$k" ip addr add "10.2.0.3$k/24" dev eth1
+    in_ns "x$k" ip route add default via 10.2.0.1
+    router_sysctls "x$k"
+    in_ns "x$k" sysctl -qw net.ipv4.conf.eth1.send_redirects=0
+    in_ns "x$k" nft -f - <<NFT
+table ip nat {
+  chain post {
+    type nat hook postrouting priority 100;
+    ip saddr 10.2.2.0/24 masquerade
+  }
+}
+NFT
+  done
+}
+
 vpc_up() {
   [[ ${EUID} -eq 0 ]] || die "needs root"
   for b in "${DP_BIN}" "${CONTROL_BIN}" "${CTL_BIN}"; do [[ -x ${b} ]] || die "missing ${b} (build it: scripts/build.sh)"; done
@@ -275,6 +325,7 @@ vpc_up() {
       in_ns "$i" nft add chain netdev dataeni in "{ type filter hook ingress device eth1 priority 0; policy drop; }"
     done
   done
+  [[ -n ${VPC_BASELINE:-} ]] && baseline_up
   # secrets (root-only) and configuration
   for z in a b; do
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"${VPC_DIR}/ha-${z}.key"

@@ -28,7 +28,7 @@ INSTANCES=(a1 a2 b1 b2)
 AWS_ADDR=10.255.0.1
 AWS_PORT=8080
 WHOAMI=198.51.100.7 EIPAPI=198.51.100.8 DENIED=198.51.100.9
-declare -A EIP=([a]=203.0.113.10 [b]=203.0.113.20)
+declare -A EIP=([a]=203.0.113.10 [b]=203.0.113.20 [x]=203.0.113.31)  # x: the baseline (VPC_BASELINE)
 declare -A SERVICE_IP=([a]=10.1.0.100 [b]=10.2.0.100)
 declare -A AZNUM=([a]=1 [b]=2)
 
@@ -145,14 +145,15 @@ instance_start_ctl() {
 lambda_get() { in_ns "l$1" "${PY}" "${SIM_DIR}/traffic.py" get "$2"; }  # az url
 
 # Traffic from the AZ's Lambda for DURATION s while a fault happens: a long-lived download at
-# 200 kB/s (every byte checked) and a new short connection every 50 ms; LEAD s in, the command is
+# 200 kB/s plus FAILOVER_CONNS-1 (default 19) slower long-lived connections (every byte checked),
+# and a new short connection every 50 ms; LEAD s after all are connected, the command is
 # run (the fault). Writes OUTDIR/{probe.jsonl,fetch.json,t_fault,summary.json} (failover_report.py).
 failover_run() {  # az outdir lead_s duration_s cmd...
   local az=$1 out=$2 lead=$3 dur=$4 rate=200000 fpid ppid
   shift 4
   mkdir -p "${out}"
   in_ns "l${az}" "${PY}" "${SIM_DIR}/traffic.py" fetch "${WHOAMI}" 9000 "seed-${RANDOM}" \
-    $((rate * dur)) "${rate}" "${out}/fetch.json" >/dev/null 2>&1 &
+    $((rate * dur)) "${rate}" "${out}/fetch.json" "${FAILOVER_CONNS:-20}" >/dev/null 2>&1 &
   fpid=$!
   in_ns "l${az}" "${PY}" "${SIM_DIR}/traffic.py" probe "http://${WHOAMI}:8080/" "${dur}" 0.05 \
     "${out}/probe.jsonl" &
