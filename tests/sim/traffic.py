@@ -45,7 +45,10 @@ def serve_http(addr, port, answer):
         def log_message(self, *a):
             pass
 
-    srv = http.server.ThreadingHTTPServer((addr, int(port)), H)
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 512  # the default listen backlog of 5 drops SYNs under bursts
+
+    srv = Server((addr, int(port)), H)
     srv.daemon_threads = True
     srv.serve_forever()
 
