@@ -102,7 +102,7 @@ set grid
 set key top right
 set xrange [500:40000000]
 plot "{path('engine_mpps.dat')}" using 1:2 with linespoints lw 2 pt 7 title "measured", \\
-     "" using 1:2:(sprintf("%.1f Mpps\\n%.0f ns/pkt", $2, $3)) with labels offset 0,1.6 notitle, \\
+     "" using 1:2:(sprintf("%.1f Mpps\\n%.0f ns/pkt", $2, $3)) with labels offset 0,2 notitle, \\
      20 with lines dt 2 lc rgb "red" title "target at 1M flows (DESIGN.md): 20 Mpps"
 """)
     out.append("| active flows | Mpps | ns/packet | not forwarded |\n|---:|---:|---:|---:|")
@@ -152,13 +152,13 @@ def nat_compare_section(out, summary):
 set style fill solid 0.7 border -1
 set boxwidth 0.6
 set ylabel "kpps (64-byte frames, 4096 UDP flows)"
-set yrange [0:*]
+set yrange [0:{1.2 * max(peaks.values()) / 1e3:.0f}]
 set xrange [-0.6:{len(order) - 0.4}]
 set bmargin 5
 set grid ytics
 unset key
 plot "{path('nat_compare.dat')}" using 1:2:xtic(3) with boxes lc rgb "#4472c4", \\
-     "" using 1:2:4 with labels offset 0,1.3
+     "" using 1:2:4 with labels offset 0,2
 """, height=560)
     # The script's own summary table, as it wrote it.
     lines = text.splitlines()
@@ -228,13 +228,16 @@ set bmargin 5
 set grid ytics
 unset key
 plot "{path('failover.dat')}" using 1:2:xtic(3) with boxes lc rgb "#ed7d31", \\
-     "" using 1:2:4 with labels offset 0,1.8
+     "" using 1:2:4 with labels offset 0,2
 """, height=480):
             out.append("![failover gap](failover.png)\n")
         for label, gap, kept in rows:
             summary.append((f"failover: {label.split(':')[0]}", f"gap {gap:.2f} s, {kept} connections kept",
                             "≤ 2 s / 100%" if label.lower().startswith("eipgate") else "(baseline)"))
-    out.append(text.strip())
+    for line in text.strip().splitlines():
+        if line.startswith("# "):
+            continue  # its title: this section has one
+        out.append("#" * 2 + line if line.startswith("#") else line)
     out.append("")
 
 
