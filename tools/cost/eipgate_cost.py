@@ -372,8 +372,11 @@ def describe(prices: dict, w: Workload, costs: dict[str, Cost], measured: Measur
         line = f"{PROFILE_TITLES[p]:12s} {money(c.monthly):>10s}/month ({money(c.per_az)}/AZ)"
         if c.sizing:
             s = c.sizing
-            line += (f"  instance {s.instance}" + ("" if s.fits else " (TOO SMALL)")
-                     + (f", next smaller ruled out by {s.binding}" if s.binding not in ("", "none") else ""))
+            if s.fits:
+                line += f"  instance {s.instance}" + (f", next cheaper ruled out by {s.binding}"
+                                                     if s.binding not in ("", "none") else "")
+            else:
+                line += f"  instance {s.instance} TOO SMALL ({s.binding})"
         out.append(line)
         out.append("    " + ", ".join(f"{k} {money(v)}" for k, v in c.items.items()))
     out.append(f"data transfer out to the internet ({w.out_share:g} of the bytes), the same for every "
