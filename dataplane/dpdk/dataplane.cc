@@ -363,16 +363,16 @@ struct Dataplane::Impl {
     ps.rx_intr = cfg.polling.adaptive && cfg.polling.rx_interrupts &&
                  (is_pci_address(pc.device) || pc.device.starts_with("net_tap"));
     conf.intr_conf.rxq = ps.rx_intr ? 1 : 0;
-    int rc = rte_eth_dev_configure(ps.id, nworkers, nworkers, &conf);
-    if (rc != 0 && ps.rx_intr) {
+    int conf_rc = rte_eth_dev_configure(ps.id, nworkers, nworkers, &conf);
+    if (conf_rc != 0 && ps.rx_intr) {
       log->info("port {}: no Rx interrupts ({}); idle workers will sleep", pc.name,
-                rte_strerror(-rc));
+                rte_strerror(-conf_rc));
       ps.rx_intr = false;
       conf.intr_conf.rxq = 0;
-      rc = rte_eth_dev_configure(ps.id, nworkers, nworkers, &conf);
+      conf_rc = rte_eth_dev_configure(ps.id, nworkers, nworkers, &conf);
     }
-    if (rc != 0) {
-      return "port '" + pc.name + "': configure failed: " + rte_strerror(-rc);
+    if (conf_rc != 0) {
+      return "port '" + pc.name + "': configure failed: " + rte_strerror(-conf_rc);
     }
     uint16_t nrx = kRxDesc;
     uint16_t ntx = kTxDesc;
