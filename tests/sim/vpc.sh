@@ -351,6 +351,13 @@ vpc_up() {
   done
   for ((n = 0; n < 100; n++)); do [[ -s ${VPC_DIR}/aws.port ]] && break; sleep 0.1; done
   [[ -s ${VPC_DIR}/aws.port ]] || die "fake AWS did not start: $(tail -5 "${VPC_DIR}/aws.log")"
+  for s in "${WHOAMI}:8080" "${WHOAMI}:9000" "${EIPAPI}:8080" "${DENIED}:8080"; do
+    for ((n = 0; n < 100; n++)); do
+      in_ns inet bash -c "exec 3<>/dev/tcp/${s%:*}/${s#*:}" 2>/dev/null && break
+      sleep 0.1
+    done
+    ((n < 100)) || die "internet server ${s} did not start: $(tail -5 "${VPC_DIR}/inet.log")"
+  done
   say "fake AWS on ${AWS_ADDR}:${AWS_PORT}; starting dataplanes"
   for i in "${INSTANCES[@]}"; do instance_start_dp "$i"; done
   for i in "${INSTANCES[@]}"; do instance_wait_dp "$i" || die "dataplane $i not ready"; done
