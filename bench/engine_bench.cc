@@ -112,7 +112,8 @@ BENCHMARK(BM_NewConnections)->Unit(benchmark::kNanosecond)->MinTime(2.0);
 // denies, and as each group's last rule the benchmark's destinations (198.51.100.0/24, 443-446)
 // allowed — so every SYN is classified through its group's table and allowed.
 std::shared_ptr<const policy::CompiledPolicy> bench_policy(uint32_t rules) {
-  std::mt19937 rng(7);
+  std::mt19937 gen(7);
+  auto rng = [&gen] { return static_cast<uint32_t>(gen()); };
   std::string y = "policy:\n  groups:\n";
   constexpr uint32_t kGroups = 64;
   for (uint32_t g = 0; g < kGroups; ++g) {
