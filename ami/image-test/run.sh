@@ -63,7 +63,7 @@ log "package: ${DEB}"
 # --- 2. debootstrap (cached) + provision --------------------------------------------------------
 if [[ -z ${MIRROR:-} ]]; then
   MIRROR=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
-    | awk '{print $2}' | grep -v security | head -1)
+    | awk '{print $2}' | grep -v security | head -1 || true)
   MIRROR=${MIRROR:-http://deb.debian.org/debian}
 fi
 BASE=${WORK}/rootfs.base
@@ -133,15 +133,16 @@ for u in eipgate-setup eipgate-dataplane eipgate-control; do
   echo "EIPGATE-TEST unit ${u} $(systemctl is-active ${u}.service)"
 done
 eipgatectl health >/dev/null 2>&1 && echo "EIPGATE-TEST dataplane healthy" || echo "EIPGATE-TEST dataplane unhealthy"
-for _ in $(seq 60); do
-  role=$(eipgatectl --json ha-status 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("role","?"))' 2>/dev/null || echo "?")
+echo "EIPGATE-TEST log-begin"
+journalctl -b -u eipgate-setup -u eipgate-dataplane -u eipgate-control --no-pager -o short-monotonic | tail -60
+echo "EIPGATE-TEST log-end"
+role="?"
+for _ in $(seq 30); do
+  role=$(eipgatectl --json ha-status 2>/dev/null | grep -o '"role": *"[a-z]*"' | head -1 | grep -o '[a-z]*"$' | tr -d '"')
   [[ ${role} == active ]] && break
-  sleep 1
+  sleep 2
 done
-echo "EIPGATE-TEST control role ${role}"
-echo "EIPGATE-TEST setup-log-begin"
-journalctl -b -u eipgate-setup -u eipgate-dataplane -u eipgate-control --no-pager -o cat | tail -40
-echo "EIPGATE-TEST setup-log-end"
+echo "EIPGATE-TEST control role ${role:-?}"
 while sleep 5; do
   echo "EIPGATE-TEST flows $(eipgatectl --json stats 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps(d.get("nat", d))[:300])' 2>/dev/null)"
 done
@@ -220,7 +221,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("198.51.100.1", 8080), H).serve_forever()
 EOF
-nsx inet python3 "${WORK}/whatismyip.py" & WEB_PID=$!
+ip netns exec "${P}-inet" python3 "${WORK}/whatismyip.py" & WEB_PID=$!
 
 # fake EC2 + IMDS: one instance, its two ENIs, the route table, the EIP on the service address
 cat >"${WORK}/fake_state.json" <<EOF
@@ -241,27 +242,42 @@ cat >"${WORK}/fake_state.json" <<EOF
     "routes": [{"destination": "0.0.0.0/0", "network_interface_id": "eni-0aaaaaaaaaaaaaad1"}]}]
 }
 EOF
-nsx mgmt /usr/bin/python3 "${ROOT}/tests/sim/fake_aws.py" --state "${WORK}/fake_state.json" \
+ip netns exec "${P}-mgmt" /usr/bin/python3 "${ROOT}/tests/sim/fake_aws.py" --state "${WORK}/fake_state.json" \
   --host 169.254.169.254 --port 80 --port-file "${WORK}/fake.port" >"${WORK}/fake_aws.log" 2>&1 & FAKE_PID=$!
 
 # --- 5. boot -------------------------------------------------------------------------------------
 ip tuntap add dev "${P}-tdata" mode tap
 ip tuntap add dev "${P}-tmgmt" mode tap
-ACCEL="-accel tcg -cpu max"
-[[ -w /dev/kvm ]] && ACCEL="-accel kvm -cpu host"
-log "booting (${ACCEL}); console: ${WORK}/console.log"
-: >"${WORK}/console.log"
-# shellcheck disable=SC2086
-qemu-system-x86_64 ${ACCEL} -m 2048 -smp 2 -no-reboot \
-  -kernel "${WORK}/vmlinuz" -initrd "${WORK}/initrd.img" \
-  -append "root=/dev/vda rw console=ttyS0 net.ifnames=1 systemd.unified_cgroup_hierarchy=1" \
-  -drive "file=${IMG},format=raw,if=virtio" \
-  -netdev "tap,id=mgmt,ifname=${P}-tmgmt,script=no,downscript=no" -device "virtio-net-pci,netdev=mgmt,mac=${MAC_MGMT}" \
-  -netdev "tap,id=data,ifname=${P}-tdata,script=no,downscript=no" -device "virtio-net-pci,netdev=data,mac=${MAC_DATA}" \
-  -serial "file:${WORK}/console.log" -monitor none -display none >"${WORK}/qemu.log" 2>&1 &
-QEMU_PID=$!
-sleep 2
-kill -0 "${QEMU_PID}" 2>/dev/null || die "qemu did not start (${ACCEL}; without KVM set nothing, TCG is the fallback only when /dev/kvm is absent): $(cat "${WORK}/qemu.log")"
+# Nested KVM often refuses the ARCH_CAPABILITIES MSR of "-cpu host": mask it; fall back to TCG.
+ACCELS=()
+[[ -w /dev/kvm ]] && ACCELS+=("-accel kvm -cpu host,-arch-capabilities" "-accel kvm -cpu host")
+ACCELS+=("-accel tcg -cpu max")
+for ACCEL in "${ACCELS[@]}"; do
+  log "booting (${ACCEL}); console: ${WORK}/console.log"
+  : >"${WORK}/console.log"
+  # shellcheck disable=SC2086
+  qemu-system-x86_64 ${ACCEL} -m 2048 -smp 2 -no-reboot \
+    -kernel "${WORK}/vmlinuz" -initrd "${WORK}/initrd.img" \
+    -append "root=/dev/vda rw console=ttyS0 net.ifnames=1" \
+    -drive "file=${IMG},format=raw,if=virtio" \
+    -netdev "tap,id=mgmt,ifname=${P}-tmgmt,script=no,downscript=no" -device "virtio-net-pci,netdev=mgmt,mac=${MAC_MGMT}" \
+    -netdev "tap,id=data,ifname=${P}-tdata,script=no,downscript=no" -device "virtio-net-pci,netdev=data,mac=${MAC_DATA}" \
+    -serial "file:${WORK}/console.log" -monitor none -display none >"${WORK}/qemu.log" 2>&1 &
+  QEMU_PID=$!
+  # Alive and printing the kernel's first lines within 30 s, or try the next (nested KVM can
+  # start and then hang without a single line of output).
+  for _ in $(seq 30); do
+    kill -0 "${QEMU_PID}" 2>/dev/null || break
+    [[ -s ${WORK}/console.log ]] && break
+    sleep 1
+  done
+  kill -0 "${QEMU_PID}" 2>/dev/null && [[ -s ${WORK}/console.log ]] && break
+  log "qemu with ${ACCEL} failed or printed nothing in 30 s: $(head -c 300 "${WORK}/qemu.log")"
+  kill "${QEMU_PID}" 2>/dev/null || true
+  wait "${QEMU_PID}" 2>/dev/null || true
+  QEMU_PID=""
+done
+[[ -n ${QEMU_PID} ]] || die "qemu did not start"
 # qemu holds the taps open; move them into their namespaces.
 ip link set "${P}-tdata" netns "${P}-vpc"
 ip link set "${P}-tmgmt" netns "${P}-mgmt"
