@@ -2,6 +2,7 @@
 // sync between the dataplane's sync socket and the peer, and the control socket. See README.md.
 #include "daemon/daemon.h"
 
+#include <cerrno>
 #include <arpa/inet.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -256,6 +257,11 @@ class Daemon final : public ha::SyncSink {
   Millis next_heartbeat_{0}, next_tick_{0}, next_flush_{0}, next_health_{0}, next_route_{0},
       next_connect_{0};
   bool health_in_flight_ = false;
+  // Consecutive health answers saying a worker did not progress. A dataplane that cannot be
+  // reached fails at once; a slow loop must be seen kHealthMissesToFail times in a row (a busy
+  // or briefly descheduled worker on a small instance is not a dead one).
+  static constexpr uint32_t kHealthMissesToFail = 3;
+  uint32_t health_misses_ = 0;
   bool route_check_in_flight_ = false;
   bool route_check_again_ = false;
   std::optional<uint64_t> last_loops_sum_;
@@ -447,11 +453,13 @@ void Daemon::start_health_check() {
     json resp;
     admin::ClientError err;
     bool good = false;
+    bool reachable = true;
     std::string detail;
     uint64_t loops = 0;
     bool have_loops = false;
     if (!admin_->call("health", json::object(), &resp, &err)) {
       detail = err.message;
+      reachable = false;
     } else if (!resp.value("ok", false)) {
       detail = resp.value("error", std::string("health refused"));
     } else {
@@ -470,13 +478,15 @@ void Daemon::start_health_check() {
       good = st == "ok" && progressing;
       detail = "status " + st + (progressing ? "" : ", a worker loop is stuck");
     }
-    mailbox_.post([this, good, detail, loops, have_loops] {
+    mailbox_.post([this, good, reachable, detail, loops, have_loops] {
       health_in_flight_ = false;
       bool ok = good;
       // Worker loops must move between our checks too (a wedged process can answer "ok" from
       // a cached reply only if loops stand still).
       if (ok && have_loops && last_loops_sum_ && loops == *last_loops_sum_) ok = false;
       if (have_loops) last_loops_sum_ = loops;
+      health_misses_ = ok ? 0 : health_misses_ + 1;
+      if (!ok && reachable && health_misses_ < kHealthMissesToFail) ok = true;  // not yet
       const std::string d = ok ? "ok" : (good ? "worker loops did not move" : detail);
       if (ok != dataplane_good_ || d != dataplane_detail_) {
         log::get()->info("dataplane health: {}", d);
@@ -507,13 +517,18 @@ void Daemon::send_sync_datagrams() {
     return;
   }
   size_t done = 0;
+  int waits = 0;
   while (done < ds.size()) {
+    errno = 0;
     const size_t n = udp_->send_many(
         peer_, std::span<const std::vector<uint8_t>>(ds).subspan(done));
     if (n == 0) {
+      // A local refusal (firewall EPERM, no route) will not clear by waiting: drop the batch
+      // (a resync repairs the peer) instead of spinning on a writable socket.
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) break;
       // Socket buffer full: wait briefly for the kernel to drain rather than lose a snapshot.
       pollfd p{udp_->fd(), POLLOUT, 0};
-      if (::poll(&p, 1, 20) <= 0) break;  // lost datagrams are repaired by a resync
+      if (++waits > 50 || ::poll(&p, 1, 20) <= 0) break;  // lost datagrams: resync repairs
       continue;
     }
     done += n;
