@@ -128,6 +128,22 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(cfg["nat"]["tcp_mss_clamp"], 1400)
         self.assertEqual(cfg["nat"]["inside_prefixes"], SPEC["inside_prefixes"])
 
+    def test_local_facts_pci_behind_virtio(self):
+        d = tempfile.mkdtemp(prefix="render-sysfs-")
+        for name, dev, mac in (("ens5", "devices/pci0000:00/0000:00:05.0", "0e:00:00:00:0a:01"),
+                               ("ens4", "devices/pci0000:00/0000:00:04.0/virtio1", "0e:00:00:00:0a:02"),
+                               ("lo", None, "00:00:00:00:00:00")):
+            os.makedirs(os.path.join(d, "class/net", name))
+            with open(os.path.join(d, "class/net", name, "address"), "w") as f:
+                f.write(mac + "\n")
+            if dev:
+                os.makedirs(os.path.join(d, dev))
+                os.symlink(os.path.join(d, dev), os.path.join(d, "class/net", name, "device"))
+        nics = render.local_facts(d)["nics"]
+        self.assertEqual(nics["0e:00:00:00:0a:01"], {"ifname": "ens5", "pci": "0000:00:05.0"})  # ENA
+        self.assertEqual(nics["0e:00:00:00:0a:02"], {"ifname": "ens4", "pci": "0000:00:04.0"})  # virtio
+        self.assertIsNone(nics["00:00:00:00:00:00"]["pci"])
+
     def test_yaml_emitter(self):
         text = render.to_yaml({"a": [{"name": "x", "b": [1, 2]}, "s"], "t": {"eipgate:pair": "p"},
                                "e": [], "f": True})
