@@ -37,6 +37,7 @@
 #include "common/log.h"
 #include "dpdk/arp.h"
 #include "dpdk/exception_path.h"
+#include "dpdk/resolver.h"
 #include "ha/flow_event.h"
 #include "policy/compiled_policy.h"
 #include "steer_loader.h"
@@ -314,7 +315,57 @@ struct Dataplane::Impl {
   std::atomic<uint64_t> cfg_gen{0};
   uint64_t main_cfg_gen = 0;
   std::atomic<uint64_t> main_cfg_acked{0};
-  std::shared_ptr<const DataplaneConfig> admin_running;  // the admin thread's copy
+  // The admin thread's copy; the resolver thread replaces it too (admin_mu).
+  std::mutex admin_mu;
+  std::shared_ptr<const DataplaneConfig> admin_running;  // guarded by admin_mu
+  // The policy the resolver follows (as loaded, before resolved names): guarded by admin_mu.
+  std::shared_ptr<const policy::CompiledPolicy> resolver_base;
+  std::unique_ptr<Resolver> resolver;
+
+  // Points the resolver at resolver_base (created on first need; idle without names).
+  void retarget_resolver() {
+    std::shared_ptr<const policy::CompiledPolicy> base;
+    {
+      std::lock_guard lock(admin_mu);
+      base = resolver_base;
+    }
+    if (!resolver) {
+      if (!base || base->names_to_resolve().empty()) return;
+      resolver = std::make_unique<Resolver>(
+          log, [this](const std::shared_ptr<const policy::CompiledPolicy>& b,
+                      std::shared_ptr<const policy::CompiledPolicy> r) {
+            on_resolved(b, std::move(r));
+          });
+    }
+    resolver->retarget(std::move(base));
+  }
+
+  std::shared_ptr<const DataplaneConfig> running_config() {
+    std::lock_guard lock(admin_mu);
+    return admin_running;
+  }
+
+  // Publishes a new config generation (the main lcore and every worker pick it up at a loop
+  // boundary); returns the generation. Caller holds admin_mu and then sets admin_running.
+  uint64_t publish_config(std::shared_ptr<const DataplaneConfig> next) {
+    std::lock_guard lock(next_mu);
+    next_cfg = std::move(next);
+    return cfg_gen.fetch_add(1, std::memory_order_acq_rel) + 1;
+  }
+
+  // Resolver callback: `resolved` replaces the running policy when `base` is still the policy
+  // being followed (a reload in between retargets the resolver and this result is dropped).
+  void on_resolved(const std::shared_ptr<const policy::CompiledPolicy>& base,
+                   std::shared_ptr<const policy::CompiledPolicy> resolved) {
+    std::lock_guard lock(admin_mu);
+    if (base != resolver_base) return;
+    auto next = std::make_shared<DataplaneConfig>(*admin_running);
+    next->engine.policy = std::move(resolved);
+    const size_t n = next->engine.policy->resolved().size();
+    admin_running = next;
+    const uint64_t gen = publish_config(std::move(next));
+    log->info("resolver: policy updated with {} resolved names (generation {})", n, gen);
+  }
 
   std::vector<WorkerStatus> snapshot() const {
     std::vector<WorkerStatus> out;
@@ -1346,7 +1397,8 @@ class Handler final : public admin::AdminHandler {
       refused += s2.sync_refused;
       overflows += s2.sync_overflows;
     }
-    if (const auto& pol = m_.admin_running->engine.policy; pol && !pol->empty()) {
+    const auto running_cfg = m_.running_config();
+    if (const auto& pol = running_cfg->engine.policy; pol && !pol->empty()) {
       nlohmann::json rules = nlohmann::json::array();
       for (uint32_t id = 0; id < pol->rule_count(); ++id) {
         uint64_t hits = 0;
@@ -1397,7 +1449,8 @@ class Handler final : public admin::AdminHandler {
   // switch at a loop boundary (each engine keeps its flows) and the reply waits for all of them.
   admin::ReloadResult reload(const std::string& path) override {
     admin::ReloadResult r;
-    const auto& running = *m_.admin_running;
+    const auto running_cfg = m_.running_config();
+    const auto& running = *running_cfg;
     const std::string file = path.empty() ? running.source_file : path;
     ConfigResult loaded = load_config(file);
     if (loaded.error) {
@@ -1416,10 +1469,12 @@ class Handler final : public admin::AdminHandler {
     auto next = std::make_shared<const DataplaneConfig>(std::move(*loaded.config));
     uint64_t gen = 0;
     {
-      std::lock_guard lock(m_.next_mu);
-      m_.next_cfg = next;
-      gen = m_.cfg_gen.fetch_add(1, std::memory_order_acq_rel) + 1;
+      std::lock_guard lock(m_.admin_mu);
+      gen = m_.publish_config(next);
+      m_.admin_running = next;
+      m_.resolver_base = next->engine.policy;
     }
+    m_.retarget_resolver();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     auto acked = [&] {
       if (m_.main_cfg_acked.load(std::memory_order_acquire) < gen) return false;
@@ -1441,7 +1496,6 @@ class Handler final : public admin::AdminHandler {
         return r;
       }
     }
-    m_.admin_running = next;
     r.ok = true;
     r.result = {{"generation", gen}, {"file", file}};
     m_.log->info("configuration reloaded from {} (generation {})", file, gen);
@@ -1707,6 +1761,11 @@ int Dataplane::run() {
         },
         new std::pair<Impl*, Worker*>(ip, wp), wp->lcore);
   }
+  {  // before the admin socket: from then on only Handler::reload retargets it
+    std::lock_guard lock(m.admin_mu);
+    m.resolver_base = m.admin_running->engine.policy;
+  }
+  m.retarget_resolver();
   Handler handler(m);
   admin::AdminServer server(m.cfg.admin.socket_path, handler, "0.1.0");
   try {
@@ -1718,6 +1777,7 @@ int Dataplane::run() {
   }
   m.main_loop();
   server.stop();
+  if (m.resolver) m.resolver->stop();
   rte_eal_mp_wait_lcore();
   // Final statistics, so a stopped instance still tells what it did.
   for (const auto& w : m.workers) {

@@ -24,6 +24,7 @@ e2e_cleanup() {
     echo "--- dataplane log ---"
     cat "${WORK}/dp.log" 2>/dev/null || true
   fi
+  [[ -n ${NAT:-} && -d /etc/netns/${NAT} ]] && rm -rf "/etc/netns/${NAT}"
   rm -rf "${WORK}"
 }
 

@@ -35,7 +35,12 @@ POLICY='policy:
       from: lambdas
       dst: 198.51.100.7/32
       proto: tcp
-      ports: 5201'
+      ports: 5201
+    - name: udp-by-name
+      from: lambdas
+      hosts: [udp.allowed.example]
+      proto: udp
+      ports: 7000'
 e2e_config "${WORK}/dp.yaml" "${POLICY}"
 
 # Servers: TLS on 198.51.100.7:443 (any name: the NAT decides), HTTP on :80, iperf3, and a
@@ -48,6 +53,40 @@ e2e_whoami_script
 in_ns "${NET}" /usr/bin/python3 "${WORK}/whoami.py" 198.51.100.7 80 &
 in_ns "${NET}" /usr/bin/python3 "${WORK}/whoami.py" 198.51.100.8 8080 &
 in_ns "${NET}" iperf3 -s -B 198.51.100.7 -D --logfile "${WORK}/iperf.log"
+# DNS for the resolver (udp-by-name): dnsmasq on 198.51.100.53 in the internet namespace, the
+# NAT namespace's resolv.conf (ip netns exec bind-mounts /etc/netns/<ns>/resolv.conf) points at
+# it. The query leaves from the NAT namespace's kernel: only in af_xdp_steer mode do its
+# interfaces hold addresses (af_packet drops their ingress), so the check runs there only; in
+# af_packet mode the lookup fails at once (no route) and is retried with backoff.
+in_ns "${NET}" ip addr add 198.51.100.53/32 dev lo
+in_ns "${NET}" dnsmasq --keep-in-foreground --listen-address=198.51.100.53 --bind-interfaces \
+  --conf-file=/dev/null --no-resolv --no-hosts --address=/udp.allowed.example/198.51.100.7 --local-ttl=30 \
+  --pid-file="${WORK}/dnsmasq.pid" --user=root >"${WORK}/dnsmasq.log" 2>&1 &
+mkdir -p "/etc/netns/${NAT}"
+echo "nameserver 198.51.100.53" >"/etc/netns/${NAT}/resolv.conf"
+[[ ${MODE} == af_xdp_steer ]] && in_ns "${NAT}" ip route add 198.51.100.53/32 via 203.0.113.254 dev nout
+cat >"${WORK}/udpecho.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(data, peer)
+PY
+cat >"${WORK}/udpping.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect((sys.argv[1], int(sys.argv[2])))
+try:
+    s.send(b"ping")
+    sys.exit(0 if s.recv(64) == b"ping" else 1)
+except OSError as e:
+    print("udp", sys.argv[1], type(e).__name__, file=sys.stderr)
+    sys.exit(1)
+PY
+in_ns "${NET}" /usr/bin/python3 "${WORK}/udpecho.py" 198.51.100.7 7000 &
+in_ns "${NET}" /usr/bin/python3 "${WORK}/udpecho.py" 198.51.100.8 7000 &
 e2e_start_dataplane "${DP}" "${WORK}/dp.yaml"
 sleep 0.5
 
@@ -70,6 +109,18 @@ rc=$(curl_rc http://198.51.100.8:8080/)
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check "a destination no rule allows is rejected at once (curl exit ${rc} after ${ms} ms)" \
   test "${rc}" -eq 7 -a "${ms}" -lt 2000
+
+if [[ ${MODE} == af_xdp_steer ]]; then
+  for _ in $(seq 50); do grep -q 'resolver: policy updated' "${WORK}/dp.log" && break; sleep 0.2; done
+  check "the resolver resolved udp.allowed.example (dnsmasq)" grep -q \
+    'resolver: udp.allowed.example -> 198.51.100.7 (ttl 30 s)' "${WORK}/dp.log"
+  check "UDP by host name (udp.allowed.example:7000) passes" \
+    in_ns "${CLI}" /usr/bin/python3 "${WORK}/udpping.py" 198.51.100.7 7000
+  check "UDP to another address on the same port is rejected" bash -c \
+    "! ip netns exec ${CLI} /usr/bin/python3 ${WORK}/udpping.py 198.51.100.8 7000"
+else
+  echo "SKIP: UDP by host name needs DNS from the NAT namespace's kernel (af_xdp_steer only)"
+fi
 
 # Reload while an iperf3 stream runs: the new policy (an extra rule) keeps established flows.
 in_ns "${CLI}" iperf3 -c 198.51.100.7 -t 6 -J --connect-timeout 3000 >"${WORK}/iperf.json" 2>&1 &
