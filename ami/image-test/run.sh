@@ -36,6 +36,9 @@ log() { printf '[image-test] %s\n' "$*"; }
 die() { printf '[image-test] FAIL: %s\n' "$*" >&2; exit 1; }
 [[ ${EUID} -eq 0 ]] || die "run as root"
 mkdir -p "${WORK}"
+# One run at a time: the namespaces, taps and files have fixed names.
+exec 9>"${WORK}/.lock"
+flock -n 9 || die "another image test is running (${WORK}/.lock)"
 
 # --- tools (only for this manual test; CI does not install them) -------------------------------
 need=()
@@ -111,6 +114,17 @@ Address=192.168.77.2/24
 Destination=169.254.169.254/32
 Gateway=192.168.77.1
 EOF
+# The data NIC as EC2's DHCP would leave it (primary IP), plus the service IP: with AF_XDP the
+# kernel keeps the interface and answers ARP (the simulated VPC router ARPs; AWS's does not).
+cat >"${RFS}/etc/systemd/network/20-data.network" <<EOF
+[Match]
+MACAddress=${MAC_DATA}
+[Network]
+Address=10.0.0.5/24
+Address=10.0.0.100/32
+[Link]
+RequiredForOnline=no
+EOF
 chroot "${RFS}" systemctl enable systemd-networkd.service >/dev/null 2>&1
 # The same JSON an EC2 instance gets as user data (ami/README.md); only the endpoints (the
 # simulator's fake EC2/IMDS), the inline secret and the MTU are test-specific.
@@ -118,7 +132,7 @@ cat >"${RFS}/etc/eipgate/user-data.json" <<EOF
 {"eipgate": {"version": 1, "pair": "imgtest-0", "priority": 150, "peer_address": "10.0.0.16",
   "service_ips": ["10.0.0.100"], "inside_prefixes": ["10.0.128.0/20"],
   "route_table_ids": ["rtb-0aa00000000000001"], "ha_secret": "0123456789abcdef0123456789abcdef",
-  "data_path": "vfio", "mtu": 1500, "max_flows": "64K", "log_json": false,
+  "data_path": "auto", "mtu": 1500, "max_flows": "64K", "log_json": false,
   "endpoints": {"ec2": "http://169.254.169.254", "imds": "http://169.254.169.254"}}}
 EOF
 cat >"${RFS}/usr/local/sbin/eipgate-imagetest-report" <<'EOF'

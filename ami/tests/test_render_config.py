@@ -30,7 +30,7 @@ FACTS = {
     ],
     "nics": {"0e:00:00:00:0a:01": {"ifname": "ens5", "pci": "0000:00:05.0"},
              "0e:00:00:00:0a:02": {"ifname": "ens6", "pci": "0000:00:06.0"}},
-    "cpus": 2, "mem_mib": 2048,
+    "cpus": 2, "mem_mib": 2048, "vfio_ok": True,
 }
 SPEC = {"pair": "use1-az1-0", "peer_address": "10.0.0.16", "priority": 150,
         "service_ips": ["10.0.0.100"], "inside_prefixes": ["10.0.128.0/20", "10.0.144.0/20"],
@@ -57,6 +57,13 @@ class RenderTest(unittest.TestCase):
         self.assertLessEqual(cfg["nat"]["max_flows"] * 128, 2048 * 1048576 // 4)
         self.assertGreater(int(env["EIPGATE_HUGEPAGES"]), 0)
 
+    def test_auto_without_vfio_is_af_xdp(self):
+        cfg, env = render.render(dict(SPEC), dict(FACTS, vfio_ok=False))
+        self.assertEqual(env["EIPGATE_DATA_PATH"], "af_xdp")
+        self.assertTrue(cfg["ports"][0]["device"].startswith("net_af_xdp0,iface=ens6,"))
+        cfg, env = render.render(dict(SPEC, data_path="vfio"), dict(FACTS, vfio_ok=False))
+        self.assertEqual(env["EIPGATE_DATA_PATH"], "vfio")  # explicit wins
+
     def test_af_xdp_single_eni(self):
         facts = dict(FACTS, enis=[dict(FACTS["enis"][1], device_number=0)], cpus=4)
         cfg, env = render.render(dict(SPEC, data_path="af_xdp", max_flows="256K"), facts)
@@ -78,6 +85,7 @@ class RenderTest(unittest.TestCase):
         self.assertIn("unknown key 'servce_ips'", text)
         self.assertIn("did you mean 'service_ips'", text)
         self.assertIn("data_path", text)
+        self.assertIn("auto, vfio, af_xdp", text)
 
     def test_vpc_cidr_as_inside_prefix_rejected(self):
         with self.assertRaises(render.ConfigError) as cm:
