@@ -362,7 +362,7 @@ struct Engine::Impl {
     r.group_id = d.group_id;
     r.rule_id = d.rule_id;
     const size_t n = std::min(name.size(), sizeof r.name - 1);
-    std::memcpy(r.name, name.data(), n);
+    if (n != 0) std::memcpy(r.name, name.data(), n);  // an empty view may have no data()
   }
 
   void pending_release(uint32_t c) {
