@@ -266,6 +266,14 @@ NameStatus parse_tls_sni(const uint8_t* data, size_t len, std::string* out) {
     }
     ++records;
     pos += kRecordHeader + rlen;
+    // Once the handshake bytes hold the whole ClientHello (4-byte header + its length), what
+    // follows is not read: a later record must not change an answer already final.
+    const uint8_t* hs = records == 1 ? first : joined.data();
+    const size_t hs_len = records == 1 ? first_len : joined.size();
+    if (hs_len >= 4) {
+      const size_t body = (size_t{hs[1]} << 16) | (size_t{hs[2]} << 8) | hs[3];
+      if (hs_len >= 4 + body) break;
+    }
   }
   if (records == 0) return NameStatus::NeedMore;
   if (records == 1) return parse_client_hello(first, first_len, ended, out);

@@ -103,6 +103,23 @@ TEST(TlsSni, FollowingRecordsDoNotMatter) {
   EXPECT_EQ(sni(b, &name), NameStatus::Found);
 }
 
+// Found by the fuzzer: once the ClientHello is complete, a broken record header after it must
+// not turn a final answer into Malformed (the dataplane stops at the first final answer).
+TEST(TlsSni, BrokenRecordAfterACompleteHelloIsNotRead) {
+  const std::vector<uint8_t> junk{22, 3, 9, 0, 0};  // bad version and zero length
+  for (const bool with_name : {true, false}) {
+    auto b = with_name ? ClientHello().sni("a.example.com").bytes()
+                       : ClientHello().no_extensions().bytes();
+    const size_t hello = b.size();
+    b.insert(b.end(), junk.begin(), junk.end());
+    std::string whole, prefix;
+    const NameStatus full = sni(b, &whole);
+    EXPECT_EQ(full, with_name ? NameStatus::Found : NameStatus::NotPresent);
+    EXPECT_EQ(sni(std::vector<uint8_t>(b.begin(), b.begin() + hello), &prefix), full);
+    EXPECT_EQ(whole, prefix);
+  }
+}
+
 TEST(TlsSni, HandshakeCutShortByAnotherRecordIsMalformed) {
   auto b = ClientHello()
                .extension(0x0033, 300)
