@@ -31,6 +31,7 @@ constexpr int kExitRefused = 1;      // the dataplane answered "ok": false
 constexpr int kExitUsage = 2;        // bad command line
 constexpr int kExitUnreachable = 3;  // no socket, I/O error, timeout, malformed answer
 constexpr int kExitUnhealthy = 4;    // health status is not "ok"
+constexpr int kExitNoAnswer = 5;     // probe: no answer in time, or ICMP unreachable
 
 constexpr const char* kDefaultSocket = "/run/eipgate/dataplane.sock";
 constexpr const char* kDefaultControlSocket = "/run/eipgate/control.sock";
@@ -318,6 +319,51 @@ int run_control(const std::string& socket_path, bool failover, bool as_json, dou
   return kExitOk;
 }
 
+// `probe ADDRESS PORT`: one SYN through the NAT from probe.source; waits for the answer.
+int run_probe(const std::string& socket_path, const std::string& address, uint16_t port,
+              double wait_s, bool as_json, double timeout_s) {
+  eipgate::admin::AdminClient client(socket_path, static_cast<int>(timeout_s * 1000));
+  json resp;
+  eipgate::admin::ClientError err;
+  if (!client.call("probe", {{"address", address}, {"port", port}}, &resp, &err)) {
+    std::cerr << "eipgatectl: " << err.message << '\n';
+    return kExitUnreachable;
+  }
+  if (!resp["ok"].get<bool>()) return report_refusal("probe", resp);
+  const json started = resp["result"].value("started", json::object());
+  const uint64_t id = started.value("id", uint64_t{0});
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int>(wait_s * 1000));
+  json last;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (!client.call("probe", json::object(), &resp, &err)) {
+      std::cerr << "eipgatectl: " << err.message << '\n';
+      return kExitUnreachable;
+    }
+    if (!resp["ok"].get<bool>()) return report_refusal("probe", resp);
+    last = resp["result"].value("last", json::object());
+    if (last.value("id", uint64_t{0}) != id) {
+      std::cerr << "eipgatectl: another probe was started meanwhile\n";
+      return kExitNoAnswer;
+    }
+    if (last.value("state", std::string()) != "pending") break;
+    if (std::chrono::steady_clock::now() > deadline) break;
+  }
+  const std::string state = last.value("state", std::string());
+  if (as_json) {
+    std::cout << last.dump(2) << '\n';
+  } else if (state == "pending") {
+    std::cout << address << ':' << port << ": no answer within " << wait_s << " s (from "
+              << cell(started.value("source", json())) << " through the NAT)\n";
+  } else {
+    std::cout << address << ':' << port << ": " << state << " in "
+              << static_cast<double>(last.value("rtt_us", uint64_t{0})) / 1000.0 << " ms (from "
+              << cell(started.value("source", json())) << " through the NAT)\n";
+  }
+  return state == "syn-ack" || state == "rst" ? kExitOk : kExitNoAnswer;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{
       "eipgatectl: inspect and control a running eipgate-dataplane.\n"
@@ -367,6 +413,17 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
 
+  auto* probe = app.add_subcommand(
+      "probe", "one TCP SYN through the NAT from probe.source (exit 5 without an answer)");
+  std::string probe_address;
+  uint16_t probe_port = 443;
+  double probe_wait_s = 2;
+  probe->add_option("ADDRESS", probe_address, "IPv4 address to probe")->required();
+  probe->add_option("PORT", probe_port, "TCP port")->capture_default_str();
+  probe->add_option("--wait", probe_wait_s, "seconds to wait for the answer")
+      ->check(CLI::Range(0.01, 60.0))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -377,6 +434,9 @@ int run(int argc, char** argv) {
   if (app.get_subcommands().empty()) {
     std::cerr << app.help();
     return kExitUsage;
+  }
+  if (probe->parsed()) {
+    return run_probe(socket_path, probe_address, probe_port, probe_wait_s, as_json, timeout_s);
   }
   if (ha_status->parsed() || failover->parsed()) {
     return run_control(control_socket, failover->parsed(), as_json, timeout_s, wait_s);

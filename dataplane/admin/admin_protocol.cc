@@ -76,6 +76,33 @@ json dispatch(AdminHandler& handler, const std::string& cmd, const json& args,
     if (r.contains("error")) return error_response(r["error"].get<std::string>());
     return {{"ok", true}, {"result", r}};
   }
+  if (cmd == "probe") {
+    if (auto e = check_keys(cmd, args, {"address", "port"})) return error_response(*e);
+    std::optional<ProbeTarget> start;
+    if (args.contains("address") || args.contains("port")) {
+      if (!args.contains("address") || !args["address"].is_string() || !args.contains("port") ||
+          !args["port"].is_number_unsigned()) {
+        return error_response(
+            "probe: give both 'address' (IPv4 text) and 'port' (1..65535), or neither");
+      }
+      ProbeTarget t;
+      const std::string& text = args["address"].get_ref<const std::string&>();
+      const auto pf = text.find('/') == std::string::npos ? parse_ipv4_prefix(text + "/32")
+                                                          : std::nullopt;
+      if (pf) t.address = pf->addr;
+      if (!pf) {
+        return error_response("probe: '" + args["address"].get<std::string>() +
+                              "' is not an IPv4 address");
+      }
+      const uint64_t port = args["port"].get<uint64_t>();
+      if (port == 0 || port > 65535) return error_response("probe: 'port' must be 1..65535");
+      t.port = static_cast<uint16_t>(port);
+      start = t;
+    }
+    json r = handler.probe(start);
+    if (r.contains("error")) return error_response(r["error"].get<std::string>());
+    return {{"ok", true}, {"result", r}};
+  }
   if (cmd == "ha_role") {
     if (auto e = check_keys(cmd, args, {"role", "epoch"})) return error_response(*e);
     if (!args.contains("role") || !args["role"].is_string()) {
@@ -97,7 +124,7 @@ json dispatch(AdminHandler& handler, const std::string& cmd, const json& args,
     return {{"ok", true}, {"result", {{"role", role}, {"epoch", epoch}}}};
   }
   return error_response("unknown command '" + cmd +
-                        "' (expected stats, flows, reload, health, version, announce or ha_role)");
+                        "' (expected stats, flows, reload, health, version, announce, ha_role or probe)");
 }
 
 }  // namespace

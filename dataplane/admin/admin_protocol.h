@@ -63,6 +63,12 @@ struct ReloadResult {
   nlohmann::json result = nlohmann::json::object();
 };
 
+// An egress probe's destination (host order).
+struct ProbeTarget {
+  uint32_t address = 0;
+  uint16_t port = 0;
+};
+
 // Implemented by the dataplane process. Called on the admin server's thread, one request at a
 // time (never concurrently with itself), so a handler needs no locking against other admin
 // requests, only against the workers. Handlers should return promptly: the server serves every
@@ -81,6 +87,13 @@ struct AdminHandler {
   // a result object such as {"garps": N}. Default: not supported.
   virtual nlohmann::json announce() {
     return {{"error", "announce is not supported by this process"}};
+  }
+  // Egress probe through the NAT (dataplane/dpdk/probe.h): reports the previous probe under
+  // "last" ({id, address, port, source, state: pending|syn-ack|rst|unreachable, rtt_us, age_ms})
+  // and, with a target, sends the next one ("started"). {"error": ...} when impossible.
+  virtual nlohmann::json probe(const std::optional<ProbeTarget>& start) {
+    (void)start;
+    return {{"error", "probe is not supported by this process"}};
   }
   // HA: the instance's role; "active" streams flow changes on the sync socket, "standby" applies
   // the peer's. Returns an error message, or nothing on success.

@@ -560,7 +560,7 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
   const Value root_value{root, root.Mark().line + 1, ""};
   const Section top(p, root_value,
                     {"mode", "ports", "interface", "next_hop", "nat", "timeouts", "workers", "eal",
-                     "exception_path", "admin", "logging", "polling",
+                     "exception_path", "admin", "logging", "polling", "probe",
                      // eipgate-control's sections of the same file (control/aws, control/ha):
                      // that process validates them; the dataplane leaves them alone.
                      "aws", "ha", "policy"});
@@ -868,6 +868,38 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
       cfg.polling.deep_sleep_us = static_cast<uint32_t>(integer(p, *v, 1, 1000000));
     }
     if (auto v = s.get("rx_interrupts")) cfg.polling.rx_interrupts = boolean(p, *v);
+  }
+
+  {
+    const auto& prefixes = eng.inside_prefixes;
+    auto inside = [&](uint32_t a) {
+      for (const auto& pf : prefixes) {
+        if (pf.contains(a)) return true;
+      }
+      return false;
+    };
+    auto taken = [&](uint32_t a) {
+      return std::find(eng.host_addrs.begin(), eng.host_addrs.end(), a) != eng.host_addrs.end() ||
+             std::find(eng.outside_addrs.begin(), eng.outside_addrs.end(), a) !=
+                 eng.outside_addrs.end();
+    };
+    if (auto pr = top.get_section("probe")) {
+      const Section s(p, *pr, {"source"});
+      if (auto v = s.get("source")) {
+        cfg.probe_source = ipv4(p, *v);
+        if (!inside(cfg.probe_source)) {
+          p.fail(*v, "probe.source must lie in one of nat.inside_prefixes (probes leave as an "
+                     "inside host's traffic would)");
+        }
+        if (taken(cfg.probe_source)) {
+          p.fail(*v, "probe.source must not be an outside or host address");
+        }
+      }
+    }
+    if (cfg.probe_source == 0 && !prefixes.empty() && prefixes.front().len <= 29) {
+      const uint32_t a = prefixes.front().addr + 3;
+      if (!taken(a)) cfg.probe_source = a;
+    }
   }
 
   // The engine's own check is the last word on what it accepts; the checks above exist to point

@@ -79,6 +79,10 @@ struct DataplaneConfig {
   AdminConfig admin;
   LoggingConfig logging;
   PollingConfig polling;
+  // Egress probes (probe.source): the address probes are sent from, inside an inside prefix and
+  // never a real host's. Default: the first inside prefix's network + 3, which AWS reserves in
+  // every subnet ("for future use"), so no instance or Lambda can hold it.
+  uint32_t probe_source = 0;
   std::vector<std::string> warnings;  // "file:line: text": overlapping policy rules and the like
 };
 

@@ -37,6 +37,7 @@
 #include "common/log.h"
 #include "dpdk/arp.h"
 #include "dpdk/exception_path.h"
+#include "dpdk/probe.h"
 #include "dpdk/resolver.h"
 #include "ha/flow_event.h"
 #include "policy/compiled_policy.h"
@@ -267,6 +268,16 @@ struct Dataplane::Impl {
   std::atomic<uint64_t> announce_gen{0};
   std::atomic<uint64_t> announce_done{0};
   std::atomic<uint64_t> announce_count{0};
+  // Egress probes (dpdk/probe.h): the admin thread starts one at a time (a SYN from probe_src
+  // through the engine); the worker that sees the answer after NAT records it and, for a SYN-ACK,
+  // closes the connection with an RST through the NAT. Whatever else reaches probe_src (stale or
+  // repeated answers) is dropped: no host holds that address.
+  std::atomic<uint32_t> probe_src{0};  // running config's probe.source; 0 = probes impossible
+  std::atomic<uint16_t> probe_sport{0};
+  std::atomic<uint32_t> probe_dst{0};
+  std::atomic<uint8_t> probe_answer{0};
+  std::atomic<uint64_t> probe_answered_ns{0};
+  std::atomic<uint64_t> probes_sent{0}, probes_answered{0}, probe_strays{0};
   std::string sync_path;
   int sync_listen_fd = -1;
   int sync_client_fd = -1;
@@ -536,6 +547,7 @@ struct Dataplane::Impl {
       switch (res[i].verdict) {
         case engine::Verdict::ToOutside:
         case engine::Verdict::ToInside: {
+          if (res[i].verdict == engine::Verdict::ToInside && probe_catch(w, pb)) break;
           m->data_len = static_cast<uint16_t>(pb.len);
           m->pkt_len = pb.len;
           const PortState& out = port_for(res[i].verdict);
@@ -580,6 +592,45 @@ struct Dataplane::Impl {
           break;
       }
     }
+  }
+
+  // A packet the NAT sends to the probe source is an answer to a probe (or a stray one): taken
+  // here, never transmitted. One relaxed load per inside-bound packet when probes are off.
+  bool probe_catch(Worker& w, engine::PacketBuf& pb) {
+    const uint32_t src = probe_src.load(std::memory_order_relaxed);
+    if (src == 0) return false;
+    const uint32_t off = ipv4_offset(pb.data, pb.len);
+    if (off == 0 || pb.len < off + 20 || be32_at(pb.data + off + 16) != src) return false;
+    rte_mbuf* m = mbuf_of(&pb);
+    const auto r = parse_probe_reply(pb.data, pb.len, src);
+    if (r && r->local_port == probe_sport.load(std::memory_order_acquire) &&
+        r->remote == probe_dst.load(std::memory_order_relaxed) &&
+        probe_answered_ns.load(std::memory_order_relaxed) == 0) {
+      probe_answer.store(static_cast<uint8_t>(r->answer), std::memory_order_relaxed);
+      probe_answered_ns.store(now_ns(), std::memory_order_release);
+      probes_answered.fetch_add(1, std::memory_order_relaxed);
+      if (r->answer == ProbeAnswer::SynAck && pb.cap >= kProbeFrameLen) {
+        // Close it as the probe source's stack would: RST (seq = their ack) through the NAT.
+        ProbeFrame f;
+        f.dst_mac = ports[static_cast<size_t>(inside_port)].mac;
+        f.src_mac = f.dst_mac;
+        f.src = src;
+        f.dst = r->remote;
+        f.sport = r->local_port;
+        f.dport = r->remote_port;
+        f.seq = r->ack;
+        f.flags = kTcpRst;
+        pb.len = static_cast<uint32_t>(build_probe_frame(f, pb.data));
+        pb.meta = {};
+        m->data_len = static_cast<uint16_t>(pb.len);
+        m->pkt_len = pb.len;
+        if (rte_ring_mp_enqueue(w.handoff, m) == 0) return true;  // processed next loop
+      }
+    } else {
+      probe_strays.fetch_add(1, std::memory_order_relaxed);
+    }
+    rte_pktmbuf_free(m);
+    return true;
   }
 
   // Empty mbufs lent to the engine for packets it sends beyond the one it was given.
@@ -1473,6 +1524,7 @@ class Handler final : public admin::AdminHandler {
       gen = m_.publish_config(next);
       m_.admin_running = next;
       m_.resolver_base = next->engine.policy;
+      m_.probe_src.store(next->probe_source, std::memory_order_relaxed);
     }
     m_.retarget_resolver();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -1514,6 +1566,78 @@ class Handler final : public admin::AdminHandler {
     return {{"garps", m_.announce_count.load(std::memory_order_relaxed)}};
   }
 
+  // One probe at a time: reports the previous one, then (with a target) sends the next SYN.
+  nlohmann::json probe(const std::optional<admin::ProbeTarget>& start) override {
+    nlohmann::json j;
+    const uint64_t now = now_ns();
+    if (probe_id_ != 0) {
+      const uint64_t at = m_.probe_answered_ns.load(std::memory_order_acquire);
+      nlohmann::json last = {{"id", probe_id_},
+                             {"address", ip_str(probe_target_.address)},
+                             {"port", probe_target_.port},
+                             {"source", ip_str(probe_from_)},
+                             {"age_ms", (now - probe_sent_ns_) / 1'000'000}};
+      if (at != 0) {
+        last["state"] = std::string(probe_answer_name(
+            static_cast<ProbeAnswer>(m_.probe_answer.load(std::memory_order_relaxed))));
+        last["rtt_us"] = (at - probe_sent_ns_) / 1000;
+      } else {
+        last["state"] = "pending";
+      }
+      j["last"] = std::move(last);
+    }
+    j["sent"] = m_.probes_sent.load(std::memory_order_relaxed);
+    j["answered"] = m_.probes_answered.load(std::memory_order_relaxed);
+    j["strays"] = m_.probe_strays.load(std::memory_order_relaxed);
+    if (!start) return j;
+    const uint32_t src = m_.probe_src.load(std::memory_order_relaxed);
+    if (src == 0) {
+      return {{"error", "no probe source: set probe.source to an unused address in "
+                        "nat.inside_prefixes"}};
+    }
+    rte_mbuf* m = rte_pktmbuf_alloc(m_.pool);
+    if (m == nullptr) return {{"error", "no mbuf for the probe (pool exhausted)"}};
+    ++probe_id_;
+    probe_target_ = *start;
+    probe_from_ = src;
+    ProbeFrame f;
+    f.dst_mac = m_.ports[static_cast<size_t>(m_.inside_port)].mac;
+    f.src_mac = f.dst_mac;
+    f.src = src;
+    f.dst = start->address;
+    f.sport = static_cast<uint16_t>(32768 + probe_id_ % 28000);
+    f.dport = start->port;
+    f.seq = static_cast<uint32_t>(now ^ (now >> 32));
+    f.flags = kTcpSyn;
+    engine::PacketBuf* p = pbuf(m);
+    p->meta = {};
+    p->data = rte_pktmbuf_mtod(m, uint8_t*);
+    p->len = static_cast<uint32_t>(build_probe_frame(f, p->data));
+    p->cap = p->len + rte_pktmbuf_tailroom(m);
+    m->data_len = static_cast<uint16_t>(p->len);
+    m->pkt_len = p->len;
+    m->port = m_.ports[static_cast<size_t>(m_.inside_port)].id;
+    // Arm the catch before the SYN can leave: answered = 0, then the port (release) it matches.
+    m_.probe_answered_ns.store(0, std::memory_order_relaxed);
+    m_.probe_dst.store(f.dst, std::memory_order_relaxed);
+    m_.probe_sport.store(f.sport, std::memory_order_release);
+    probe_sent_ns_ = now_ns();
+    // Into a worker as if it had arrived from the inside: the engine hands it to the flow's
+    // owner, applies the policy and translates it like any new connection.
+    Worker& w = *m_.workers[0];
+    if (rte_ring_mp_enqueue(w.handoff, m) != 0) {
+      rte_pktmbuf_free(m);
+      return {{"error", "worker 0's ring is full; probe not sent"}};
+    }
+    Dataplane::Impl::wake_worker(w);
+    m_.probes_sent.fetch_add(1, std::memory_order_relaxed);
+    j["started"] = {{"id", probe_id_},
+                    {"address", ip_str(f.dst)},
+                    {"port", f.dport},
+                    {"source", ip_str(src)}};
+    return j;
+  }
+
   std::optional<std::string> set_ha_role(const std::string& role, uint64_t epoch) override {
     const int r = role == "active" ? Dataplane::Impl::kRoleActive : Dataplane::Impl::kRoleStandby;
     const int old = m_.ha_role.exchange(r, std::memory_order_acq_rel);
@@ -1539,6 +1663,11 @@ class Handler final : public admin::AdminHandler {
 
  private:
   Dataplane::Impl& m_;
+  // The probe in flight (admin thread only: one request at a time).
+  uint64_t probe_id_ = 0;
+  uint64_t probe_sent_ns_ = 0;
+  admin::ProbeTarget probe_target_;
+  uint32_t probe_from_ = 0;
 };
 
 }  // namespace
@@ -1577,6 +1706,7 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
   Impl& m = *impl_;
   m.cfg = cfg;
   m.admin_running = std::make_shared<const DataplaneConfig>(cfg);
+  m.probe_src.store(cfg.probe_source, std::memory_order_relaxed);
   for (const auto& w : cfg.warnings) m.log->warn("{}", w);
   m.stop = &stop_;
   m.log = log::get();

@@ -134,6 +134,22 @@ check "the iperf3 stream survived the reload (exit ${iperf_rc})" bash -c \
   "test ${iperf_rc} -eq 0 && /usr/bin/python3 -c \"import json; r=json.load(open('${WORK}/iperf.json')); assert 'error' not in r, r['error']; assert r['end']['sum_received']['bytes'] > 0\""
 
 # Audit: log lines and counters.
+# Egress probes through the NAT (eipgatectl probe): a SYN from probe.source (default 10.0.1.3,
+# the AWS-reserved +3 of the inside prefix) leaves translated like a Lambda's; the answer is
+# caught before the inside and the connection closed with an RST.
+out=$(ctl probe 198.51.100.7 5201 2>&1) && rc=0 || rc=$?
+check "probe to an allowed destination is answered (exit ${rc}: ${out})" bash -c "[[ ${rc} -eq 0 && '${out}' == *syn-ack* && '${out}' == *10.0.1.3* ]]"
+# The internet side loses its way back to the EIP: no answer, exit 5; restored, answered again.
+in_ns "${NET}" ip route add blackhole 203.0.113.1/32
+out=$(ctl probe 198.51.100.7 5201 --wait 0.5 2>&1) && rc=0 || rc=$?
+in_ns "${NET}" ip route del blackhole 203.0.113.1/32
+check "probe without a way back reports no answer (exit ${rc}: ${out})" bash -c "[[ ${rc} -eq 5 && '${out}' == *'no answer'* ]]"
+check "probe answered again once the path is back" ctl probe 198.51.100.7 5201
+check "probe --json gives the state and the round trip" /usr/bin/python3 -c "
+import json, subprocess, sys
+r = json.loads(subprocess.run(['${CTL}', '--socket', '${WORK}/dp.sock', '--json', 'probe', '198.51.100.7', '5201'],
+                              capture_output=True, text=True).stdout)
+sys.exit(0 if r.get('state') == 'syn-ack' and r.get('rtt_us', -1) >= 0 else 1)"
 check "denials are logged with name, group and rule" bash -c \
   "grep 'policy deny:' ${WORK}/dp.log | tee /dev/stderr | grep -q 'name=evil.example.net group=lambdas rule=lambdas#default action=reject'"
 stats=$(ctl --json stats)

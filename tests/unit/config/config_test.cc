@@ -510,6 +510,21 @@ TEST(ConfigRejects, UnknownKeyAnywhereNamesItsOwnLine) {
             "timeouts: unknown key 'tcp_establihed' (did you mean 'tcp_established'?)");
 }
 
+TEST(ConfigProbe, SourceDefaultsToTheAwsReservedPlusThreeAddress) {
+  EXPECT_EQ(parse_ok(kMinimal).probe_source, ip(10, 0, 128, 3));
+  EXPECT_EQ(parse_ok(append("probe:\n  source: 10.0.130.7\n")).probe_source, ip(10, 0, 130, 7));
+}
+
+TEST(ConfigProbe, SourceOutsideTheInsidePrefixesIsRejectedAtItsLine) {
+  ConfigResult r = parse_config(append("probe:\n  source: 192.0.2.9\n"), "p.yaml");
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->line, 11);
+  EXPECT_NE(r.error->reason.find("nat.inside_prefixes"), std::string::npos) << r.error->reason;
+  r = parse_config(append("probe:\n  source: nope\n"), "p.yaml");
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->line, 11);
+}
+
 TEST(ConfigReload, RejectedConfigLeavesTheAcceptedOneIntact) {
   // The admin socket's reload does parse-then-swap; a bad file must not disturb the good result.
   const ConfigResult good = parse_config(kMinimal, "good.yaml");
