@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -25,6 +26,7 @@
 #include "common/log.h"
 #include "daemon/aws_ops.h"
 #include "daemon/control_socket.h"
+#include "daemon/egress_probes.h"
 #include "daemon/sync_link.h"
 #include "ha/auth.h"
 #include "ha/decision_log.h"
@@ -153,7 +155,8 @@ class Daemon final : public ha::SyncSink {
         ops_(config.aws),
         link_(config.sync_socket),
         receiver_(clock_, this, config.ha.resync_retry),
-        control_([this](const std::string& cmd, const json& args) { return command(cmd, args); }) {
+        control_([this](const std::string& cmd, const json& args) { return command(cmd, args); }),
+        prober_(config.ha.probe_targets, config.ha.probe_timeout) {
     peer_ = ha::Endpoint{config.ha.peers.at(0).address, config.ha.peers.at(0).port};
     const char* hooks = std::getenv("EIPGATE_CONTROL_TEST_HOOKS");
     test_hooks_ = hooks != nullptr && std::string(hooks) == "1";
@@ -211,6 +214,7 @@ class Daemon final : public ha::SyncSink {
   void start_takeover(uint64_t epoch);
   void start_route_check();
   void start_health_check();
+  void start_probe(Millis now);  // egress_probes.h
   void set_dataplane_role();
   void send_heartbeat();
   void send_message(const ha::Message& m);
@@ -288,6 +292,11 @@ class Daemon final : public ha::SyncSink {
   std::optional<PendingHandover> handover_in_;
   std::deque<std::pair<int64_t, std::string>> decisions_;
   Stats stats_;
+  // Egress probes through our own dataplane, on the active only (egress_probes.h).
+  EgressProber prober_;
+  Millis next_probe_{0};
+  bool probe_in_flight_ = false;
+  uint64_t probe_expected_ = 0;  // id of the probe we started last; 0 = judge nothing
 };
 
 bool Daemon::bootstrap(const std::atomic<bool>& stop) {
@@ -494,6 +503,75 @@ void Daemon::start_health_check() {
       dataplane_good_ = ok;
       dataplane_detail_ = d;
       handle(ha::event::LocalHealth{ok});
+    });
+  });
+}
+
+void Daemon::start_probe(Millis now) {
+  if (fsm_->state() != ha::HaState::Active) {
+    probe_expected_ = 0;  // a probe left pending by an earlier active spell is not judged
+    if (prober_.should_forgive(now, fsm_->peer_alive())) {
+      log::get()->info("egress: forgetting the probe failures that demoted us ({}); eligible again",
+                       fsm_->peer_alive() ? "backoff over" : "the peer is not alive");
+      prober_.forgiven();
+      handle(ha::event::EgressProbe{true});
+    }
+    return;
+  }
+  if (probe_in_flight_) return;
+  probe_in_flight_ = true;
+  const ha::ProbeTarget target = prober_.next_target();
+  const uint64_t expected = probe_expected_;
+  admin_worker_->post([this, target, expected] {
+    // Name targets are resolved here, on the admin worker (blocking is fine on this thread).
+    std::string address = target.host;
+    in_addr a{};
+    if (inet_pton(AF_INET, address.c_str(), &a) != 1) {
+      address.clear();
+      addrinfo hints{};
+      hints.ai_family = AF_INET;
+      hints.ai_socktype = SOCK_STREAM;
+      addrinfo* res = nullptr;
+      if (getaddrinfo(target.host.c_str(), nullptr, &hints, &res) == 0 && res != nullptr) {
+        char buf[INET_ADDRSTRLEN] = {};
+        const auto* sin = reinterpret_cast<const sockaddr_in*>(res->ai_addr);
+        if (inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf) != nullptr) address = buf;
+      }
+      if (res != nullptr) freeaddrinfo(res);
+    }
+    std::optional<ProbeOutcome> outcome;
+    uint64_t started = 0;
+    json resp;
+    admin::ClientError err;
+    if (address.empty()) {
+      outcome = prober_.failure(target.host + ": cannot resolve the probe target");
+    } else if (!admin_->call("probe", {{"address", address}, {"port", target.port}}, &resp,
+                             &err)) {
+      outcome = prober_.failure("dataplane probe: " + err.message);
+    } else if (!resp.value("ok", false)) {
+      outcome = prober_.failure("dataplane probe: " + resp.value("error", std::string("refused")));
+    } else {
+      const json& r = resp["result"];
+      if (r.contains("started")) started = r["started"].value("id", uint64_t{0});
+      // The answer describes the previous probe: judged only when it is the one we started.
+      if (expected != 0 && r.contains("last") && r["last"].value("id", uint64_t{0}) == expected) {
+        outcome = prober_.judge(r);
+      }
+    }
+    mailbox_.post([this, outcome, started] {
+      probe_in_flight_ = false;
+      probe_expected_ = started;
+      if (!outcome) return;
+      const Millis t = clock_.now();
+      if (prober_.record(*outcome, t, config_.ha.probe_fail_threshold)) {
+        log::get()->info("egress probes {}: {}", outcome->ok ? "ok again" : "failing",
+                         outcome->detail);
+      }
+      const bool was_active = fsm_->state() == ha::HaState::Active;
+      handle(ha::event::EgressProbe{outcome->ok});
+      if (was_active && !outcome->ok && fsm_->state() == ha::HaState::Failed) {
+        prober_.demoted_for_egress(t);
+      }
     });
   });
 }
@@ -720,6 +798,10 @@ void Daemon::periodic(Millis now) {
     next_route_ = now + config_.ha.route_check_interval;
     start_route_check();
   }
+  if (prober_.enabled() && now >= next_probe_) {
+    next_probe_ = now + config_.ha.probe_interval;
+    start_probe(now);
+  }
   if (!link_.connected() && now >= next_connect_) {
     next_connect_ = now + 500ms;
     std::string err;
@@ -789,6 +871,7 @@ json Daemon::status() const {
       {"dataplane", {{"healthy", dataplane_good_}, {"detail", dataplane_detail_},
                      {"sync_connected", link_.connected()}}},
       {"peer", peer},
+      {"egress_probes", prober_.status(now)},
       {"sync",
        {{"sent", stats_.sent},
         {"received", stats_.received},

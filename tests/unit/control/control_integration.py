@@ -194,8 +194,8 @@ admin:
             f.write(text)
         return path
 
-    def start_control(self, k):
-        self.spawn("ctl_" + k, [self.control_bin, "--config", self.config(k)],
+    def start_control(self, k, extra_ha=""):
+        self.spawn("ctl_" + k, [self.control_bin, "--config", self.config(k, extra_ha=extra_ha)],
                    env={"EIPGATE_CONTROL_TEST_HOOKS": "1"})
         wait_for(lambda: self.status(k), 10, f"control {k} socket")
 
@@ -252,15 +252,18 @@ admin:
         return ta["count"] == tb["count"] and ta["digest"] == tb["digest"], ta, tb
 
     # -- common setup ------------------------------------------------------------------------
-    def pair_up(self, flows=500):
+    def pair_up(self, flows=500, extra_ha=""):
         self.start_aws()
         self.start_dataplane("a")
         self.start_dataplane("b")
         if flows:
             self.dp("a", "test_emit", {"start": 0, "count": flows})  # A's table before start
-        self.start_control("a")
+        self.start_control("a", extra_ha)
         wait_for(lambda: self.role("a") == "active", 10, "A active")
-        self.start_control("b")
+        # Active at once, but its EC2 calls run on (under load, slow); a planned handover is
+        # refused until they are done.
+        wait_for(lambda: not self.status("a")["takeover_in_progress"], 10, "A's takeover done")
+        self.start_control("b", extra_ha)
         wait_for(lambda: self.role("b") == "standby", 10, "B standby")
         wait_for(lambda: self.tables_equal()[0], 10, "B holds A's flows")
 
@@ -447,6 +450,33 @@ def scenario_throughput(h):
           f"dataplane B in {(t1 - t0) * 1000:.0f} ms = {rate:,.0f} flows/s; emit took "
           f"{(t_emitted - t0) * 1000:.0f} ms, lag after the last emit {(t1 - t_emitted) * 1000:.0f} ms; "
           f"gaps {st['sync']['gaps']}, resyncs {st['sync']['resync_requests']}")
+
+
+def scenario_egress(h):
+    probes = ('  probes: {interval: 200ms, timeout: 100ms, fail_threshold: 3, '
+              'targets: ["203.0.113.9:443"]}\n')
+    h.pair_up(flows=50, extra_ha=probes)
+    wait_for(lambda: h.status("a")["egress_probes"]["ok"] >= 2, 5, "A's probes answered")
+    check(h.status("b")["egress_probes"]["ok"] == 0, "the standby does not probe")
+    h.dp("a", "test_egress", {"ok": False})
+    t0 = time.monotonic()
+    wait_for(lambda: h.role("b") == "active", 5, "B takes over after A's probes fail")
+    wait_for(lambda: h.owner_is("b"), 5, "routes + service IP at B")
+    print(f"EGRESS: B active {time.monotonic() - t0:.2f} s after A's egress broke "
+          "(3 probes x 200 ms)")
+    sa = h.status("a")
+    check(sa["role"] == "failed", f"A is failed, not {sa['role']}")
+    check(any("egress probes failed" in d["decision"] for d in sa["decisions"]),
+          "A's decision names the probes")
+    check(sa["egress_probes"]["failing"] and "forgiven_in_ms" in sa["egress_probes"],
+          f"A owes a backoff before it is eligible again: {sa['egress_probes']}")
+    time.sleep(1.5)  # longer than hold_down (1 s): A must not come back while in doubt
+    check(h.role("a") == "failed" and h.role("b") == "active", "no flapping back to A")
+    wait_for(lambda: h.status("b")["egress_probes"]["ok"] >= 2, 5, "B's probes answered")
+    # B dies: A's doubt is forgiven at once (a NAT with doubtful egress beats none).
+    h.kill("ctl_b")
+    wait_for(lambda: h.role("a") == "active", 5, "A takes over when B is gone")
+    wait_for(lambda: h.owner_is("a"), 5, "routes + service IP back at A")
 
 
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items()

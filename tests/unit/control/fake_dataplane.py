@@ -47,6 +47,9 @@ class Dataplane:
         self.last_apply_time = 0.0
         self.bad_packets = 0
         self.snapshot_requests = 0
+        self.egress_ok = True  # test_egress: whether probes get answered
+        self.probe_last = None  # (id, address, port, started monotonic, answered)
+        self.probe_id = 0
 
     # -- sync socket -------------------------------------------------------------------------
     def send_packet(self, ptype, events=()):
@@ -192,6 +195,27 @@ class Dataplane:
                     "role_history": self.role_history, "applied": self.applied,
                     "sync_connected": self.sync_conn is not None, "bad_packets": self.bad_packets,
                     "snapshot_requests": self.snapshot_requests, "flows": len(self.flows)}
+        if cmd == "probe":  # the real one's shape (dataplane/admin/README.md)
+            out = {}
+            if self.probe_last:
+                pid, addr, port, t0, answered = self.probe_last
+                last = {"id": pid, "address": addr, "port": port, "source": "10.0.128.3",
+                        "age_ms": int((time.monotonic() - t0) * 1000)}
+                if answered:
+                    last.update(state="syn-ack", rtt_us=800)
+                else:
+                    last["state"] = "pending"
+                out["last"] = last
+            if "address" in args:
+                self.probe_id += 1
+                self.probe_last = (self.probe_id, args["address"], int(args["port"]),
+                                   time.monotonic(), self.egress_ok)
+                out["started"] = {"id": self.probe_id, "address": args["address"],
+                                  "port": int(args["port"]), "source": "10.0.128.3"}
+            return out
+        if cmd == "test_egress":
+            self.egress_ok = bool(args.get("ok", True))
+            return {"ok": self.egress_ok}
         if cmd == "test_health":
             self.health_status = args.get("status", "ok")
             return {"status": self.health_status}
