@@ -405,7 +405,9 @@ int run(int argc, char** argv) {
   app.add_option("--control-socket", control_socket, "admin socket of eipgate-control")
       ->envname("EIPGATE_CONTROL_SOCKET")
       ->capture_default_str();
-  auto* ha_status = app.add_subcommand("ha-status", "HA role, peer, sync counters, decisions");
+  auto* ha_status = app.add_subcommand(
+      "ha-status", "HA role, peer, sync counters, egress probes, decisions (alias: status)");
+  ha_status->alias("status");
   auto* failover = app.add_subcommand(
       "failover", "planned handover: the active syncs, then the peer takes the role (zero loss)");
   double wait_s = 15;
