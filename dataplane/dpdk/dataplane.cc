@@ -34,6 +34,7 @@
 
 #include "admin/admin_server.h"
 #include "admin/stats_json.h"
+#include "common/ipv4_text.h"
 #include "common/log.h"
 #include "dpdk/arp.h"
 #include "dpdk/exception_path.h"
@@ -64,35 +65,10 @@ uint64_t now_ns() {
                                    .count());
 }
 
-std::string ip_str(uint32_t ip) {  // host order
-  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 255) + "." +
-         std::to_string((ip >> 8) & 255) + "." + std::to_string(ip & 255);
-}
-
 std::string mac_str(const MacAddr& m) {
   char b[18];
   std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
   return b;
-}
-
-std::optional<MacAddr> parse_mac(const std::string& s) {
-  MacAddr m{};
-  unsigned v[6];
-  if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6) {
-    return std::nullopt;
-  }
-  for (int i = 0; i < 6; ++i) {
-    if (v[i] > 255) return std::nullopt;
-    m[i] = static_cast<uint8_t>(v[i]);
-  }
-  return m;
-}
-
-bool is_pci_address(const std::string& dev) {
-  unsigned d, b, s, f;
-  char tail;
-  return std::sscanf(dev.c_str(), "%x:%x:%x.%x%c", &d, &b, &s, &f, &tail) == 4 ||
-         std::sscanf(dev.c_str(), "%x:%x.%x%c", &b, &s, &f, &tail) == 3;
 }
 
 // The ethdev name of a device argument: the PCI address, or the vdev name before the first ','.
@@ -246,10 +222,10 @@ struct Dataplane::Impl {
               pol && r.group_id < pol->group_count() ? pol->group_name(r.group_id) : "-";
           const std::string_view rule =
               pol && r.rule_id < pol->rule_count() ? pol->rule_name(r.rule_id) : "-";
-          log->warn(
-              "policy deny: src={}:{} dst={}:{} proto={} name={} group={} rule={} action={}",
-              ip_str(r.src), r.sport, ip_str(r.dst), r.dport, admin::proto_name(r.proto),
-              r.name[0] ? r.name : "-", group, rule, r.reject ? "reject" : "drop");
+          log->warn("policy deny: src={}:{} dst={}:{} proto={} name={} group={} rule={} action={}",
+                    ipv4_to_string(r.src), r.sport, ipv4_to_string(r.dst), r.dport,
+                    admin::proto_name(r.proto), r.name[0] ? r.name : "-", group, rule,
+                    r.reject ? "reject" : "drop");
         }
       }
     }
