@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "admin/admin_server.h"
+#include "admin/port_xstats.h"
 #include "admin/stats_json.h"
 #include "common/ipv4_text.h"
 #include "common/log.h"
@@ -114,7 +115,10 @@ struct NeighSnapshot {
 
 struct PortState {
   std::string role;  // "data", "inside", "outside"
+  std::string device;  // ports[].device up to its first ','
   uint16_t id = 0;
+  // The PMD's xstats names by id, read once (again only if the PMD's count changes).
+  std::vector<std::string> xstat_names;
   MacAddr mac{};
   uint32_t addr = 0;  // host order
   // af_xdp with steering: the kernel keeps the non-NAT traffic (ARP included); the dataplane
@@ -173,6 +177,16 @@ struct alignas(64) Worker {
 struct Dataplane::Impl {
   DataplaneConfig cfg;
   std::vector<PortState> ports;
+  // The ports' xstats, read on the main lcore at most once a second and published here for the
+  // admin thread: ENA fetches its ENI counters (the allowance limiters) over the device's admin
+  // queue, which is neither cheap nor something two threads should drive at once.
+  struct PortXstats {
+    std::vector<admin::XstatValue> values;
+    std::string error;
+  };
+  std::mutex xstats_mu;
+  std::vector<PortXstats> xstats;  // by index into ports, under xstats_mu
+  uint64_t xstats_read_ms = 0;     // under xstats_mu; 0 = not read yet
   int inside_port = 0;
   int outside_port = 0;
   rte_mempool* pool = nullptr;
@@ -1248,6 +1262,43 @@ struct Dataplane::Impl {
     [[maybe_unused]] const ssize_t rd = ::read(main_wake_fd, &drained, sizeof drained);
   }
 
+  // One port's xstats (main lcore only).
+  std::string read_xstats(PortState& p, std::vector<admin::XstatValue>* out) {
+    const int count = rte_eth_xstats_get(p.id, nullptr, 0);
+    if (count < 0) return std::string("rte_eth_xstats_get: ") + rte_strerror(-count);
+    std::vector<rte_eth_xstat> values(static_cast<size_t>(count));
+    const int n = rte_eth_xstats_get(p.id, values.data(), static_cast<unsigned>(values.size()));
+    if (n < 0) return std::string("rte_eth_xstats_get: ") + rte_strerror(-n);
+    if (static_cast<size_t>(n) > values.size()) return "xstats count changed while reading";
+    values.resize(static_cast<size_t>(n));
+    if (p.xstat_names.size() != values.size()) {
+      std::vector<rte_eth_xstat_name> names(values.size());
+      const int k =
+          rte_eth_xstats_get_names(p.id, names.data(), static_cast<unsigned>(names.size()));
+      if (k < 0) return std::string("rte_eth_xstats_get_names: ") + rte_strerror(-k);
+      if (static_cast<size_t>(k) != names.size()) return "xstats names changed while reading";
+      p.xstat_names.clear();
+      for (const auto& nm : names) {
+        p.xstat_names.emplace_back(nm.name, strnlen(nm.name, sizeof nm.name));
+      }
+    }
+    out->reserve(values.size());
+    for (const auto& v : values) {
+      if (v.id < p.xstat_names.size()) out->push_back({p.xstat_names[v.id], v.value});
+    }
+    return {};
+  }
+
+  void refresh_xstats(uint64_t now_ms) {
+    std::vector<PortXstats> fresh(ports.size());
+    for (size_t i = 0; i < ports.size(); ++i) {
+      fresh[i].error = read_xstats(ports[i], &fresh[i].values);
+    }
+    std::lock_guard lock(xstats_mu);
+    xstats.swap(fresh);
+    xstats_read_ms = now_ms;
+  }
+
   void main_loop() {
     uint64_t last_refresh = 0;
     publish_neighbours(now_ns() / 1000000);
@@ -1308,6 +1359,7 @@ struct Dataplane::Impl {
         }
         table.expire(now_ms, 0);
         changed = true;
+        refresh_xstats(now_ms);
       }
       if (changed) publish_neighbours(now_ms);
       reclaim();
@@ -1366,6 +1418,25 @@ class Handler final : public admin::AdminHandler {
       steer[p.role] = c;
     }
     if (!steer.empty()) j["xdp_steer"] = steer;
+    // Per port: the ENA allowance counters when the PMD has them (ami/OPERATOR.md); eipgate-control
+    // exports ports[i].allowance.<name> as eipgate_ena_<name>{port=name}.
+    nlohmann::json ports = nlohmann::json::array();
+    {
+      std::lock_guard lock(m_.xstats_mu);
+      for (size_t i = 0; i < m_.ports.size(); ++i) {
+        const PortState& p = m_.ports[i];
+        nlohmann::json pj = {{"name", p.role}, {"port_id", p.id}, {"device", p.device}};
+        if (i < m_.xstats.size()) {
+          if (const auto allowance = admin::allowance_counters(m_.xstats[i].values);
+              !allowance.empty()) {
+            pj["allowance"] = allowance;
+          }
+          if (!m_.xstats[i].error.empty()) pj["xstats_error"] = m_.xstats[i].error;
+        }
+        ports.push_back(std::move(pj));
+      }
+    }
+    j["ports"] = std::move(ports);
     uint64_t out_dropped = 0, applied = 0, refused = 0, overflows = 0;
     for (const auto& s2 : st) {
       out_dropped += s2.sync_out_dropped;
@@ -1400,6 +1471,26 @@ class Handler final : public admin::AdminHandler {
                  {"malformed", m_.sync_malformed.load(std::memory_order_relaxed)},
                  {"snapshots", m_.sync_snapshots.load(std::memory_order_relaxed)}};
     return j;
+  }
+
+  nlohmann::json xstats() override {
+    nlohmann::json ports = nlohmann::json::array();
+    std::lock_guard lock(m_.xstats_mu);
+    const uint64_t now_ms = now_ns() / 1000000;
+    for (size_t i = 0; i < m_.ports.size(); ++i) {
+      const PortState& p = m_.ports[i];
+      nlohmann::json pj = {{"name", p.role}, {"port_id", p.id}, {"device", p.device}};
+      if (i < m_.xstats.size()) {
+        pj["xstats"] = admin::xstats_to_json(m_.xstats[i].values);
+        if (!m_.xstats[i].error.empty()) pj["error"] = m_.xstats[i].error;
+      } else {
+        pj["xstats"] = nlohmann::json::object();  // the main lcore has not read them yet
+      }
+      ports.push_back(std::move(pj));
+    }
+    return {{"ports", std::move(ports)},
+            {"age_ms", m_.xstats_read_ms == 0 ? nlohmann::json()
+                                              : nlohmann::json(now_ms - m_.xstats_read_ms)}};
   }
 
   nlohmann::json flows(const admin::FlowFilter& filter) override {
@@ -1619,6 +1710,7 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
   for (const auto& pc : cfg.ports) {
     PortState ps;
     ps.role = pc.name;
+    ps.device = device_name(pc.device);
     ps.addr = pc.name == "inside" ? cfg.inside_addr : cfg.interface_addr;
     if (std::string err = m.setup_port(ps, pc, nworkers); !err.empty()) return err;
     if (pc.xdp_steering) {

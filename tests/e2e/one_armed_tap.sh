@@ -102,6 +102,12 @@ check "the first packet after idle wakes the worker (RTT ${rtt:-none} ms)" test 
 check "unsolicited TCP to the outside address reaches nobody" bash -c \
   "! ip netns exec ${NET} curl -s --max-time 2 http://10.0.0.100:8080/"
 
+check "eipgatectl xstats: the tap port's counters, and no ENA allowance in stats" bash -c \
+  "'${CTL}' --socket '${WORK}/dp.sock' --json xstats | /usr/bin/python3 -c \
+   'import json,sys; p=json.load(sys.stdin)[\"ports\"]; assert [x[\"name\"] for x in p]==[\"data\"], p; assert p[0][\"xstats\"][\"rx_good_packets\"] > 0, p' &&
+   '${CTL}' --socket '${WORK}/dp.sock' --json stats | /usr/bin/python3 -c \
+   'import json,sys; p=json.load(sys.stdin)[\"ports\"]; assert p and \"allowance\" not in p[0], p'"
+
 kill -TERM "${DP_PID}"
 check "clean shutdown on SIGTERM" bash -c "for i in \$(seq 300); do kill -0 ${DP_PID} 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
 wait "${DP_PID}" 2>/dev/null && rc=0 || rc=$?
