@@ -190,15 +190,15 @@ void print_ports(const json& ports, std::ostream& os) {
   for (const auto& p : ports) {
     if (!p.is_object()) continue;
     if (p.contains("xstats_error")) {
-      os << "  port " << cell(p.value("name", json())) << ": xstats unreadable: "
-         << cell(p["xstats_error"]) << '\n';
+      os << "  port " << cell(p.value("name", json()))
+         << ": xstats unreadable: " << cell(p["xstats_error"]) << '\n';
     }
     if (!p.contains("allowance") || !p["allowance"].is_object()) continue;
     os << "\nENA allowances, port " << cell(p.value("name", json())) << '\n';
     Table a({"", "", ""});
     for (const auto& [name, v] : p["allowance"].items()) {
-      const bool hot = allowance_exceeded_name(name) && v.is_number_unsigned() &&
-                       v.get<uint64_t>() > 0;
+      const bool hot =
+          allowance_exceeded_name(name) && v.is_number_unsigned() && v.get<uint64_t>() > 0;
       a.add({name, cell(v), hot ? "<- EXCEEDED" : ""});
     }
     a.print(os, "  ", /*header=*/false);

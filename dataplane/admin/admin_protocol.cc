@@ -102,8 +102,9 @@ json dispatch(AdminHandler& handler, const std::string& cmd, const json& args,
     if (auto e = handler.set_ha_role(role, epoch)) return error_response(*e);
     return {{"ok", true}, {"result", {{"role", role}, {"epoch", epoch}}}};
   }
-  return error_response("unknown command '" + cmd +
-                        "' (expected stats, xstats, flows, reload, health, version, announce or ha_role)");
+  return error_response(
+      "unknown command '" + cmd +
+      "' (expected stats, xstats, flows, reload, health, version, announce or ha_role)");
 }
 
 }  // namespace

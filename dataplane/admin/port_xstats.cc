@@ -30,9 +30,7 @@ std::map<std::string, uint64_t> allowance_counters(const std::vector<XstatValue>
   return out;
 }
 
-bool is_allowance_exceeded(std::string_view name) {
-  return name.ends_with("_allowance_exceeded");
-}
+bool is_allowance_exceeded(std::string_view name) { return name.ends_with("_allowance_exceeded"); }
 
 nlohmann::json xstats_to_json(const std::vector<XstatValue>& xstats) {
   nlohmann::json out = nlohmann::json::object();

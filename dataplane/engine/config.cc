@@ -19,7 +19,8 @@ std::string validate(const EngineConfig& cfg) {
     const uint32_t a = cfg.outside_addrs[i];
     if (a == 0) return "outside address 0.0.0.0";
     for (const auto& p : cfg.inside_prefixes) {
-      if (p.contains(a)) return "outside address " + ipv4_to_string(a) + " lies in an inside prefix";
+      if (p.contains(a))
+        return "outside address " + ipv4_to_string(a) + " lies in an inside prefix";
     }
     if (std::count(cfg.outside_addrs.begin(), cfg.outside_addrs.end(), a) > 1) {
       return "duplicate outside address " + ipv4_to_string(a);

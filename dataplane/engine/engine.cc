@@ -123,8 +123,7 @@ void write_tcp_rst(uint8_t* ip, uint16_t ip_id, uint32_t src, uint32_t dst, uint
   store16(t + 14, 0);
   store16(t + 16, 0);
   store16(t + 18, 0);
-  const uint32_t acc =
-      csum::words32(src) + csum::words32(dst) + to_net16(kProtoTcp) + to_net16(20);
+  const uint32_t acc = csum::words32(src) + csum::words32(dst) + to_net16(kProtoTcp) + to_net16(20);
   store16(t + 16, csum::finish(csum::partial(t, 20, acc)));
 }
 

@@ -95,11 +95,12 @@ class FakeHandler : public AdminHandler {
   }
   json xstats() override {
     std::lock_guard lock(mu_);
-    return {{"ports", json::array({{{"name", "data"},
-                                    {"port_id", 0},
-                                    {"device", "net_af_packet0"},
-                                    {"xstats", {{"rx_good_packets", 12}, {"tx_good_packets", 7}}}}})},
-            {"age_ms", 300}};
+    return {
+        {"ports", json::array({{{"name", "data"},
+                                {"port_id", 0},
+                                {"device", "net_af_packet0"},
+                                {"xstats", {{"rx_good_packets", 12}, {"tx_good_packets", 7}}}}})},
+        {"age_ms", 300}};
   }
   json flows(const FlowFilter& filter) override {
     std::lock_guard lock(mu_);
@@ -804,13 +805,13 @@ namespace eipgate::admin {
 namespace {
 
 TEST_F(AdminServerTest, CtlStatsShowsEnaAllowancesAndWarnsWhenOneWasExceeded) {
-  handler_.ports = json::array(
-      {{{"name", "data"},
-        {"port_id", 0},
-        {"device", "0000:00:06.0"},
-        {"allowance",
-         {{"pps_allowance_exceeded", 17}, {"bw_in_allowance_exceeded", 0},
-          {"conntrack_allowance_available", 123456}}}}});
+  handler_.ports = json::array({{{"name", "data"},
+                                 {"port_id", 0},
+                                 {"device", "0000:00:06.0"},
+                                 {"allowance",
+                                  {{"pps_allowance_exceeded", 17},
+                                   {"bw_in_allowance_exceeded", 0},
+                                   {"conntrack_allowance_available", 123456}}}}});
   start();
   CommandResult r = run(ctl("stats 2>&1"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -823,7 +824,8 @@ TEST_F(AdminServerTest, CtlStatsShowsEnaAllowancesAndWarnsWhenOneWasExceeded) {
   EXPECT_EQ(r.output.find("conntrack_allowance_available ="), std::string::npos)
       << "a gauge is not a warning";
 
-  // --json: stdout is the JSON (ports[0].allowance as the dataplane sent it), the warning on stderr.
+  // --json: stdout is the JSON (ports[0].allowance as the dataplane sent it), the warning on
+  // stderr.
   r = run(ctl("--json stats 2>/dev/null"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   json j = json::parse(r.output, nullptr, false);
@@ -835,8 +837,7 @@ TEST_F(AdminServerTest, CtlStatsShowsEnaAllowancesAndWarnsWhenOneWasExceeded) {
 }
 
 TEST_F(AdminServerTest, CtlStatsWithoutAllowancesHasNoWarning) {
-  handler_.ports = json::array(
-      {{{"name", "data"}, {"port_id", 0}, {"device", "net_af_packet0"}}});
+  handler_.ports = json::array({{{"name", "data"}, {"port_id", 0}, {"device", "net_af_packet0"}}});
   start();
   CommandResult r = run(ctl("stats 2>&1"));
   ASSERT_EQ(r.exit_code, 0) << r.output;

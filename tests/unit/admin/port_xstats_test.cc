@@ -68,7 +68,8 @@ TEST(PortXstats, ExceededIsTheCounterKindNotTheGauge) {
 }
 
 TEST(PortXstats, XstatsJsonKeepsEveryNameWithItsFirstValue) {
-  const auto j = xstats_to_json({{"rx_good_packets", 10}, {"tx_errors", 0}, {"rx_good_packets", 99}});
+  const auto j =
+      xstats_to_json({{"rx_good_packets", 10}, {"tx_errors", 0}, {"rx_good_packets", 99}});
   EXPECT_EQ(j, (nlohmann::json{{"rx_good_packets", 10}, {"tx_errors", 0}}));
   EXPECT_EQ(xstats_to_json({}), nlohmann::json::object());
 }
