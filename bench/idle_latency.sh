@@ -32,47 +32,11 @@ die() { echo "idle_latency: $*" >&2; exit 1; }
 ((EUID == 0)) || die "run as root (network namespaces)"
 [[ -x ${DP} ]] || die "dataplane not found: ${DP} (build it, or pass its path)"
 
-S=il$$
-CLI=${S}c NAT=${S}n NET=${S}i
-WORK=$(mktemp -d)
-DP_PID=""
-cleanup() {
-  [[ -n ${DP_PID} ]] && kill -TERM "${DP_PID}" 2>/dev/null && wait "${DP_PID}" 2>/dev/null || true
-  for ns in "${CLI}" "${NAT}" "${NET}"; do
-    ip netns pids "${ns}" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-    ip netns del "${ns}" 2>/dev/null || true
-  done
-  rm -rf "${WORK}"
-}
-trap cleanup EXIT
-in_ns() { local ns=$1; shift; ip netns exec "${ns}" "$@"; }
-
-for ns in "${CLI}" "${NAT}" "${NET}"; do ip netns add "${ns}"; in_ns "${ns}" ip link set lo up; done
-ip link add c0 netns "${CLI}" type veth peer name nin netns "${NAT}"
-ip link add nout netns "${NAT}" type veth peer name i0 netns "${NET}"
-for pair in "${CLI}:c0" "${NAT}:nin" "${NAT}:nout" "${NET}:i0"; do
-  ns=${pair%%:*} dev=${pair##*:}
-  in_ns "${ns}" ethtool -K "${dev}" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-  in_ns "${ns}" sysctl -qw "net.ipv6.conf.${dev}.disable_ipv6=1" || true
-  in_ns "${ns}" ip link set "${dev}" up
-done
-in_ns "${CLI}" ip addr add 10.0.1.10/24 dev c0
-in_ns "${CLI}" ip route add default via 10.0.1.1
-in_ns "${NET}" ip addr add 203.0.113.254/24 dev i0
-in_ns "${NET}" ip addr add 198.51.100.7/32 dev lo
-if [[ ${MODE} == af_xdp_steer ]]; then
-  in_ns "${NAT}" ip addr add 10.0.1.1/24 dev nin
-  in_ns "${NAT}" ip addr add 203.0.113.2/24 dev nout
-  IN_DEV="net_af_xdp0,iface=nin,start_queue=0,queue_count=1"
-  OUT_DEV="net_af_xdp1,iface=nout,start_queue=0,queue_count=1"
-else
-  for dev in nin nout; do  # af_packet copies: keep the NAT namespace's kernel out of the way
-    in_ns "${NAT}" nft add table netdev il_${dev}
-    in_ns "${NAT}" nft add chain netdev il_${dev} in "{ type filter hook ingress device ${dev} priority 0; policy drop; }"
-  done
-  IN_DEV="net_af_packet0,iface=nin"
-  OUT_DEV="net_af_packet1,iface=nout"
-fi
+# Namespaces, veth pairs and teardown as the end-to-end tests build them (tests/e2e/lib.sh):
+# client 10.0.1.10 -- nin | NAT | nout -- 203.0.113.254, the server 198.51.100.7 on lo.
+source "${ROOT}/tests/e2e/lib.sh"
+e2e_init il
+e2e_topology "${MODE}"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) {print "nan"; exit} m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f\n", m}'; }
@@ -82,37 +46,11 @@ for polling in ${MODES}; do
   adaptive=true deep_sleep=10000
   [[ ${polling} == busy ]] && adaptive=false
   [[ ${polling} == adaptive-2ms ]] && deep_sleep=2000
-  cat >"${WORK}/dp.yaml" <<YAML
-mode: two-armed
-ports:
-  - name: inside
-    device: ${IN_DEV}
-  - name: outside
-    device: ${OUT_DEV}
-interface:
-  address: 203.0.113.2/24
-  inside_address: 10.0.1.1/24
-next_hop:
-  gateway: 203.0.113.254
-nat:
-  inside_prefixes: [10.0.1.0/24]
-  outside_addresses: [203.0.113.1]
-  max_flows: 64K
-workers:
-  lcores: [1]
-  main_lcore: 0
-eal:
-  extra_args: "--no-huge -m 256"
-exception_path:
-  enabled: false
-admin:
-  socket: ${WORK}/dp.sock
-polling:
+  e2e_config "${WORK}/dp.yaml" "polling:
   adaptive: ${adaptive}
   deep_sleep_us: ${deep_sleep}
 logging:
-  level: warn
-YAML
+  level: warn"
   ip netns exec "${NAT}" "${DP}" --config "${WORK}/dp.yaml" >"${WORK}/dp.log" 2>&1 &
   DP_PID=$!
   for _ in $(seq 300); do

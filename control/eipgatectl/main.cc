@@ -155,7 +155,62 @@ void print_nat_gateway(const json& ng, std::ostream& os) {
   t.print(os, "  ", /*header=*/false);
 }
 
+bool allowance_exceeded_name(const std::string& name) {
+  return name.ends_with("_allowance_exceeded");
+}
+
+// The ENA allowance counters that are above zero, as warning lines (empty when none is).
+std::vector<std::string> allowance_warnings(const json& r) {
+  std::vector<std::string> out;
+  if (!r.contains("ports") || !r["ports"].is_array()) return out;
+  for (const auto& p : r["ports"]) {
+    if (!p.is_object() || !p.contains("allowance") || !p["allowance"].is_object()) continue;
+    for (const auto& [name, v] : p["allowance"].items()) {
+      if (allowance_exceeded_name(name) && v.is_number_unsigned() && v.get<uint64_t>() > 0) {
+        out.push_back("WARNING: port " + cell(p.value("name", json())) + ": " + name + " = " +
+                      cell(v) +
+                      ": AWS queued or dropped packets over this instance's ENA allowance "
+                      "(ami/OPERATOR.md: a larger instance type, or spread the load)");
+      }
+    }
+  }
+  return out;
+}
+
+// Ports: id and device, then each port's ENA allowance counters where the PMD has them.
+void print_ports(const json& ports, std::ostream& os) {
+  os << "\nPorts\n";
+  Table t({"NAME", "PORT", "DEVICE", "ENA_ALLOWANCES"});
+  for (const auto& p : ports) {
+    if (!p.is_object()) continue;
+    t.add({cell(p.value("name", json())), cell(p.value("port_id", json())),
+           cell(p.value("device", json())),
+           p.contains("allowance") ? "yes" : (p.contains("xstats_error") ? "error" : "no")});
+  }
+  t.print(os);
+  for (const auto& p : ports) {
+    if (!p.is_object()) continue;
+    if (p.contains("xstats_error")) {
+      os << "  port " << cell(p.value("name", json()))
+         << ": xstats unreadable: " << cell(p["xstats_error"]) << '\n';
+    }
+    if (!p.contains("allowance") || !p["allowance"].is_object()) continue;
+    os << "\nENA allowances, port " << cell(p.value("name", json())) << '\n';
+    Table a({"", "", ""});
+    for (const auto& [name, v] : p["allowance"].items()) {
+      const bool hot =
+          allowance_exceeded_name(name) && v.is_number_unsigned() && v.get<uint64_t>() > 0;
+      a.add({name, cell(v), hot ? "<- EXCEEDED" : ""});
+    }
+    a.print(os, "  ", /*header=*/false);
+  }
+}
+
 void print_stats(const json& r, std::ostream& os) {
+  // First, so it is seen: AWS shaping traffic looks like loss nothing else here explains.
+  const auto warnings = allowance_warnings(r);
+  for (const auto& w : warnings) os << w << '\n';
+  if (!warnings.empty()) os << '\n';
   os << "NAT Gateway metrics (all workers)\n";
   if (r.contains("nat_gateway") && r["nat_gateway"].is_object()) {
     print_nat_gateway(r["nat_gateway"], os);
@@ -186,6 +241,10 @@ void print_stats(const json& r, std::ostream& os) {
   if (!any) os << "  none\n";
   for (const auto& [k, v] : r.items()) {
     if (k == "nat_gateway" || k == "workers" || k == "drops" || k == "totals") continue;
+    if (k == "ports" && v.is_array()) {
+      print_ports(v, os);
+      continue;
+    }
     print_extra_section(k, v, os);
   }
 }
@@ -201,6 +260,23 @@ std::string idle(const json& f) {
   std::snprintf(buf, sizeof(buf), "%llu.%llus", static_cast<unsigned long long>(ms / 1000),
                 static_cast<unsigned long long>((ms % 1000) / 100));
   return buf;
+}
+
+// One table per port: every xstat the PMD reports (troubleshooting), the age of the reading.
+void print_xstats(const json& r, std::ostream& os) {
+  for (const auto& p : r.value("ports", json::array())) {
+    if (!p.is_object()) continue;
+    os << "port " << cell(p.value("name", json())) << " (" << cell(p.value("device", json()))
+       << ", port " << cell(p.value("port_id", json())) << ")\n";
+    if (p.contains("error")) os << "  error: " << cell(p["error"]) << '\n';
+    Table t({"", ""});
+    const json xs = p.value("xstats", json::object());  // items() must not outlive it
+    for (const auto& [name, v] : xs.items()) t.add({name, cell(v)});
+    t.print(os, "  ", /*header=*/false);
+  }
+  if (r.contains("age_ms") && r["age_ms"].is_number()) {
+    os << "read " << cell(r["age_ms"]) << " ms ago (the dataplane reads them once a second)\n";
+  }
 }
 
 void print_flows(const json& r, std::ostream& os) {
@@ -384,7 +460,9 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
 
-  auto* stats = app.add_subcommand("stats", "counters: NAT Gateway metrics, workers, drops");
+  auto* stats = app.add_subcommand(
+      "stats", "counters: NAT Gateway metrics, workers, drops, ports (ENA allowances)");
+  auto* xstats = app.add_subcommand("xstats", "every port's DPDK extended statistics");
   auto* flows = app.add_subcommand("flows", "dump tracked connections");
   std::string proto, inside, remote;
   std::optional<uint16_t> port;
@@ -448,6 +526,8 @@ int run(int argc, char** argv) {
   json args = json::object();
   if (stats->parsed()) {
     cmd = "stats";
+  } else if (xstats->parsed()) {
+    cmd = "xstats";
   } else if (flows->parsed()) {
     cmd = "flows";
     if (!proto.empty()) args["proto"] = proto;
@@ -479,8 +559,14 @@ int run(int argc, char** argv) {
 
   if (as_json) {
     std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+    // stdout stays the JSON alone; the warning still reaches whoever runs it.
+    if (cmd == "stats") {
+      for (const auto& w : allowance_warnings(result)) std::cerr << "eipgatectl: " << w << '\n';
+    }
   } else if (cmd == "stats") {
     print_stats(result, std::cout);
+  } else if (cmd == "xstats") {
+    print_xstats(result, std::cout);
   } else if (cmd == "flows") {
     print_flows(result, std::cout);
   } else if (cmd == "reload") {

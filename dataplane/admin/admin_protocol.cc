@@ -70,6 +70,12 @@ json dispatch(AdminHandler& handler, const std::string& cmd, const json& args,
     if (!r.ok) return error_response(r.error.empty() ? "reload failed" : r.error);
     return {{"ok", true}, {"result", std::move(r.result)}};
   }
+  if (cmd == "xstats") {
+    if (auto e = check_keys(cmd, args, {})) return error_response(*e);
+    json r = handler.xstats();
+    if (r.contains("error")) return error_response(r["error"].get<std::string>());
+    return {{"ok", true}, {"result", r}};
+  }
   if (cmd == "announce") {
     if (auto e = check_keys(cmd, args, {})) return error_response(*e);
     json r = handler.announce();
@@ -123,8 +129,9 @@ json dispatch(AdminHandler& handler, const std::string& cmd, const json& args,
     if (auto e = handler.set_ha_role(role, epoch)) return error_response(*e);
     return {{"ok", true}, {"result", {{"role", role}, {"epoch", epoch}}}};
   }
-  return error_response("unknown command '" + cmd +
-                        "' (expected stats, flows, reload, health, version, announce, ha_role or probe)");
+  return error_response(
+      "unknown command '" + cmd +
+      "' (expected stats, xstats, flows, reload, health, version, announce, ha_role or probe)");
 }
 
 }  // namespace

@@ -83,6 +83,9 @@ struct AdminHandler {
   // Expected shape: {"status": "ok" | "degraded" | "down", ...details}; eipgatectl exits non-zero
   // unless status is "ok".
   virtual nlohmann::json health() = 0;
+  // Every port's DPDK extended statistics, for troubleshooting: {"ports": [{"name": "data",
+  // "port_id": 0, "xstats": {"rx_good_packets": 12, ...}}, ...]}. Default: not supported.
+  virtual nlohmann::json xstats() { return {{"error", "xstats is not supported by this process"}}; }
   // HA (eipgate-control): send gratuitous ARP for every address now (after a takeover); returns
   // a result object such as {"garps": N}. Default: not supported.
   virtual nlohmann::json announce() {

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/ipv4_text.h"
 #include "common/log.h"
 
 namespace eipgate::dataplane {
@@ -39,15 +40,10 @@ struct ParseFailure {
   ConfigError error;
 };
 
-std::string ip_str(uint32_t ip) {
-  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 255) + "." +
-         std::to_string((ip >> 8) & 255) + "." + std::to_string(ip & 255);
-}
-
 uint32_t prefix_mask(uint8_t len) { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
 
 std::string prefix_str(uint32_t addr, uint8_t len) {
-  return ip_str(addr) + "/" + std::to_string(len);
+  return ipv4_to_string(addr) + "/" + std::to_string(len);
 }
 
 const char* type_name(const YAML::Node& n) {
@@ -393,29 +389,12 @@ std::vector<Value> list(const Parser& p, const Value& v) {
 // "aa:bb:cc:dd:ee:ff", stored lower-case. Multicast and all-zero are not station addresses.
 std::string mac(const Parser& p, const Value& v) {
   std::string s = scalar(p, v);
-  const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
-  bool ok = s.size() == 17;
-  for (size_t i = 0; ok && i < s.size(); ++i) ok = (i % 3 == 2) ? s[i] == ':' : hex(s[i]);
-  if (!ok) p.fail(v, quoted(s) + " is not a MAC address (aa:bb:cc:dd:ee:ff)");
+  const auto bytes = parse_mac(s);
+  if (!bytes) p.fail(v, quoted(s) + " is not a MAC address (aa:bb:cc:dd:ee:ff)");
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (s == "00:00:00:00:00:00") p.fail(v, "the all-zero MAC address is not allowed");
-  if (std::stoi(s.substr(0, 2), nullptr, 16) & 1) p.fail(v, quoted(s) + " is a multicast MAC");
+  if (*bytes == std::array<uint8_t, 6>{}) p.fail(v, "the all-zero MAC address is not allowed");
+  if ((*bytes)[0] & 1) p.fail(v, quoted(s) + " is a multicast MAC");
   return s;
-}
-
-// "0000:00:06.0" or the domain-less "00:06.0", as DPDK's PCI bus accepts both.
-bool is_pci_address(std::string_view s) {
-  const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
-  std::string_view bdf = s;
-  if (s.size() == 12) {
-    for (size_t i = 0; i < 4; ++i) {
-      if (!hex(s[i])) return false;
-    }
-    if (s[4] != ':') return false;
-    bdf = s.substr(5);
-  }
-  return bdf.size() == 7 && hex(bdf[0]) && hex(bdf[1]) && bdf[2] == ':' && hex(bdf[3]) &&
-         hex(bdf[4]) && bdf[5] == '.' && bdf[6] >= '0' && bdf[6] <= '7';
 }
 
 // A vdev: "net_<driver><n>" with optional ",key=value" arguments. The driver itself is checked by
@@ -651,11 +630,11 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
     const Value& at = gateway_value ? *gateway_value : iface_addr;
     const std::string what = gateway_value ? std::string("") : std::string("the default next hop ");
     if (!in_subnet(cfg.next_hop.gateway, primary.addr, primary.len)) {
-      p.fail(at, what + ip_str(cfg.next_hop.gateway) + " is not in the interface subnet " +
+      p.fail(at, what + ipv4_to_string(cfg.next_hop.gateway) + " is not in the interface subnet " +
                      prefix_str(primary.addr & prefix_mask(primary.len), primary.len));
     }
     if (cfg.next_hop.gateway == cfg.interface_addr) {
-      p.fail(at, what + ip_str(cfg.next_hop.gateway) + " is the interface's own address");
+      p.fail(at, what + ipv4_to_string(cfg.next_hop.gateway) + " is the interface's own address");
     }
   }
 
@@ -667,11 +646,12 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
     const uint32_t net_addr = two_armed ? cfg.inside_addr : cfg.interface_addr;
     const uint8_t net_len = two_armed ? cfg.inside_prefix_len : cfg.interface_prefix_len;
     if (!in_subnet(gw, net_addr, net_len)) {
-      p.fail(*inside_gateway_value, ip_str(gw) + " is not in the " +
+      p.fail(*inside_gateway_value, ipv4_to_string(gw) + " is not in the " +
                                         (two_armed ? "inside" : "interface") + " subnet " +
                                         prefix_str(net_addr & prefix_mask(net_len), net_len));
     }
-    if (gw == net_addr) p.fail(*inside_gateway_value, ip_str(gw) + " is the port's own address");
+    if (gw == net_addr)
+      p.fail(*inside_gateway_value, ipv4_to_string(gw) + " is the port's own address");
   } else if (!two_armed) {
     cfg.next_hop.inside_gateway = cfg.next_hop.gateway;
   }
@@ -692,7 +672,7 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
     }
     if (prefix.contains(cfg.interface_addr)) {
       p.fail(item, prefix_str(prefix.addr, prefix.len) + " contains the interface address " +
-                       ip_str(cfg.interface_addr) +
+                       ipv4_to_string(cfg.interface_addr) +
                        (two_armed ? " (the outside port's subnet is not inside)"
                                   : " (list the private subnets, not the NAT's own subnet)"));
     }
@@ -709,7 +689,8 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
     for (const Value& item : list(p, *v)) {
       const uint32_t a = ipv4(p, item);
       if (std::find(eng.host_addrs.begin(), eng.host_addrs.end(), a) != eng.host_addrs.end()) {
-        p.fail(item, ip_str(a) + " is already a host address (the interface's are included)");
+        p.fail(item,
+               ipv4_to_string(a) + " is already a host address (the interface's are included)");
       }
       eng.host_addrs.push_back(a);
     }
@@ -724,22 +705,23 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
     if (a == 0) p.fail(item, "0.0.0.0 is not an outside address");
     for (const auto& prefix : eng.inside_prefixes) {
       if (prefix.contains(a)) {
-        p.fail(item,
-               ip_str(a) + " lies in the inside prefix " + prefix_str(prefix.addr, prefix.len));
+        p.fail(item, ipv4_to_string(a) + " lies in the inside prefix " +
+                         prefix_str(prefix.addr, prefix.len));
       }
     }
     if (std::find(eng.outside_addrs.begin(), eng.outside_addrs.end(), a) !=
         eng.outside_addrs.end()) {
-      p.fail(item, "duplicate outside address " + ip_str(a));
+      p.fail(item, "duplicate outside address " + ipv4_to_string(a));
     }
     if (std::find(eng.host_addrs.begin(), eng.host_addrs.end(), a) != eng.host_addrs.end()) {
-      p.fail(item, ip_str(a) + " is a host address (the instance's own), not a NAT address");
+      p.fail(item,
+             ipv4_to_string(a) + " is a host address (the instance's own), not a NAT address");
     }
-    if (a == cfg.next_hop.gateway) p.fail(item, ip_str(a) + " is the next hop");
+    if (a == cfg.next_hop.gateway) p.fail(item, ipv4_to_string(a) + " is the next hop");
     // One-armed on AWS: an outside address is a secondary private IP of the ENI, with the Elastic
     // IP associated to it. Writing the Elastic IP itself here is the mistake this catches.
     if (!two_armed && !in_subnet(a, cfg.interface_addr, cfg.interface_prefix_len)) {
-      p.fail(item, ip_str(a) + " is not in the interface subnet " +
+      p.fail(item, ipv4_to_string(a) + " is not in the interface subnet " +
                        prefix_str(cfg.interface_addr & prefix_mask(cfg.interface_prefix_len),
                                   cfg.interface_prefix_len) +
                        " (use the private address the Elastic IP is associated with)");
@@ -990,6 +972,38 @@ ConfigResult load_config(const std::string& path) {
     return result;
   }
   return parse_config(text, path);
+}
+
+// "0000:00:06.0" or the domain-less "00:06.0".
+bool is_pci_address(std::string_view s) {
+  const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  std::string_view bdf = s;
+  if (s.size() == 12) {
+    for (size_t i = 0; i < 4; ++i) {
+      if (!hex(s[i])) return false;
+    }
+    if (s[4] != ':') return false;
+    bdf = s.substr(5);
+  }
+  return bdf.size() == 7 && hex(bdf[0]) && hex(bdf[1]) && bdf[2] == ':' && hex(bdf[3]) &&
+         hex(bdf[4]) && bdf[5] == '.' && bdf[6] >= '0' && bdf[6] <= '7';
+}
+
+std::optional<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
+  if (text.size() != 17) return std::nullopt;
+  std::array<uint8_t, 6> m{};
+  for (size_t i = 0; i < m.size(); ++i) {
+    const char* first = text.data() + i * 3;
+    if (i > 0 && first[-1] != ':') return std::nullopt;
+    // from_chars takes a sign-less hex run; two digits, no more, no fewer.
+    if (!std::isxdigit(static_cast<unsigned char>(first[0])) ||
+        !std::isxdigit(static_cast<unsigned char>(first[1]))) {
+      return std::nullopt;
+    }
+    auto [end, ec] = std::from_chars(first, first + 2, m[i], 16);
+    if (ec != std::errc{} || end != first + 2) return std::nullopt;
+  }
+  return m;
 }
 
 }  // namespace eipgate::dataplane

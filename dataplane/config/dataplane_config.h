@@ -2,9 +2,11 @@
 // an immutable value. load_config() parses and validates it; errors name file, line and reason.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/config.h"
@@ -110,5 +112,15 @@ ConfigResult parse_config(const std::string& yaml_text, const std::string& sourc
 // when the new config can be swapped in live (nat prefixes and addresses, port range, timeouts,
 // next hop, logging, polling).
 std::string restart_required(const DataplaneConfig& running, const DataplaneConfig& next);
+
+// What the loader accepts as a PCI address ("0000:00:06.0" or "00:06.0", as DPDK's PCI bus
+// does); anything else in ports[].device must be a vdev. The dataplane asks the same question
+// (allow-list the device, expect Rx interrupts), so it uses this one definition.
+[[nodiscard]] bool is_pci_address(std::string_view device);
+
+// "aa:bb:cc:dd:ee:ff" (either case) as bytes; nothing when it is not six colon-separated hex
+// pairs. The loader's ports[].mac / next_hop.mac checks build on it; the dataplane uses it to
+// turn those (already checked) strings into bytes.
+[[nodiscard]] std::optional<std::array<uint8_t, 6>> parse_mac(std::string_view text);
 
 }  // namespace eipgate::dataplane

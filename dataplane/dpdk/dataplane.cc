@@ -33,7 +33,9 @@
 #include <unistd.h>
 
 #include "admin/admin_server.h"
+#include "admin/port_xstats.h"
 #include "admin/stats_json.h"
+#include "common/ipv4_text.h"
 #include "common/log.h"
 #include "dpdk/arp.h"
 #include "dpdk/exception_path.h"
@@ -65,35 +67,10 @@ uint64_t now_ns() {
                                    .count());
 }
 
-std::string ip_str(uint32_t ip) {  // host order
-  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 255) + "." +
-         std::to_string((ip >> 8) & 255) + "." + std::to_string(ip & 255);
-}
-
 std::string mac_str(const MacAddr& m) {
   char b[18];
   std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
   return b;
-}
-
-std::optional<MacAddr> parse_mac(const std::string& s) {
-  MacAddr m{};
-  unsigned v[6];
-  if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6) {
-    return std::nullopt;
-  }
-  for (int i = 0; i < 6; ++i) {
-    if (v[i] > 255) return std::nullopt;
-    m[i] = static_cast<uint8_t>(v[i]);
-  }
-  return m;
-}
-
-bool is_pci_address(const std::string& dev) {
-  unsigned d, b, s, f;
-  char tail;
-  return std::sscanf(dev.c_str(), "%x:%x:%x.%x%c", &d, &b, &s, &f, &tail) == 4 ||
-         std::sscanf(dev.c_str(), "%x:%x.%x%c", &b, &s, &f, &tail) == 3;
 }
 
 // The ethdev name of a device argument: the PCI address, or the vdev name before the first ','.
@@ -139,7 +116,10 @@ struct NeighSnapshot {
 
 struct PortState {
   std::string role;  // "data", "inside", "outside"
+  std::string device;  // ports[].device up to its first ','
   uint16_t id = 0;
+  // The PMD's xstats names by id, read once (again only if the PMD's count changes).
+  std::vector<std::string> xstat_names;
   MacAddr mac{};
   uint32_t addr = 0;  // host order
   // af_xdp with steering: the kernel keeps the non-NAT traffic (ARP included); the dataplane
@@ -198,6 +178,16 @@ struct alignas(64) Worker {
 struct Dataplane::Impl {
   DataplaneConfig cfg;
   std::vector<PortState> ports;
+  // The ports' xstats, read on the main lcore at most once a second and published here for the
+  // admin thread: ENA fetches its ENI counters (the allowance limiters) over the device's admin
+  // queue, which is neither cheap nor something two threads should drive at once.
+  struct PortXstats {
+    std::vector<admin::XstatValue> values;
+    std::string error;
+  };
+  std::mutex xstats_mu;
+  std::vector<PortXstats> xstats;  // by index into ports, under xstats_mu
+  uint64_t xstats_read_ms = 0;     // under xstats_mu; 0 = not read yet
   int inside_port = 0;
   int outside_port = 0;
   rte_mempool* pool = nullptr;
@@ -247,10 +237,10 @@ struct Dataplane::Impl {
               pol && r.group_id < pol->group_count() ? pol->group_name(r.group_id) : "-";
           const std::string_view rule =
               pol && r.rule_id < pol->rule_count() ? pol->rule_name(r.rule_id) : "-";
-          log->warn(
-              "policy deny: src={}:{} dst={}:{} proto={} name={} group={} rule={} action={}",
-              ip_str(r.src), r.sport, ip_str(r.dst), r.dport, admin::proto_name(r.proto),
-              r.name[0] ? r.name : "-", group, rule, r.reject ? "reject" : "drop");
+          log->warn("policy deny: src={}:{} dst={}:{} proto={} name={} group={} rule={} action={}",
+                    ipv4_to_string(r.src), r.sport, ipv4_to_string(r.dst), r.dport,
+                    admin::proto_name(r.proto), r.name[0] ? r.name : "-", group, rule,
+                    r.reject ? "reject" : "drop");
         }
       }
     }
@@ -1323,6 +1313,43 @@ struct Dataplane::Impl {
     [[maybe_unused]] const ssize_t rd = ::read(main_wake_fd, &drained, sizeof drained);
   }
 
+  // One port's xstats (main lcore only).
+  std::string read_xstats(PortState& p, std::vector<admin::XstatValue>* out) {
+    const int count = rte_eth_xstats_get(p.id, nullptr, 0);
+    if (count < 0) return std::string("rte_eth_xstats_get: ") + rte_strerror(-count);
+    std::vector<rte_eth_xstat> values(static_cast<size_t>(count));
+    const int n = rte_eth_xstats_get(p.id, values.data(), static_cast<unsigned>(values.size()));
+    if (n < 0) return std::string("rte_eth_xstats_get: ") + rte_strerror(-n);
+    if (static_cast<size_t>(n) > values.size()) return "xstats count changed while reading";
+    values.resize(static_cast<size_t>(n));
+    if (p.xstat_names.size() != values.size()) {
+      std::vector<rte_eth_xstat_name> names(values.size());
+      const int k =
+          rte_eth_xstats_get_names(p.id, names.data(), static_cast<unsigned>(names.size()));
+      if (k < 0) return std::string("rte_eth_xstats_get_names: ") + rte_strerror(-k);
+      if (static_cast<size_t>(k) != names.size()) return "xstats names changed while reading";
+      p.xstat_names.clear();
+      for (const auto& nm : names) {
+        p.xstat_names.emplace_back(nm.name, strnlen(nm.name, sizeof nm.name));
+      }
+    }
+    out->reserve(values.size());
+    for (const auto& v : values) {
+      if (v.id < p.xstat_names.size()) out->push_back({p.xstat_names[v.id], v.value});
+    }
+    return {};
+  }
+
+  void refresh_xstats(uint64_t now_ms) {
+    std::vector<PortXstats> fresh(ports.size());
+    for (size_t i = 0; i < ports.size(); ++i) {
+      fresh[i].error = read_xstats(ports[i], &fresh[i].values);
+    }
+    std::lock_guard lock(xstats_mu);
+    xstats.swap(fresh);
+    xstats_read_ms = now_ms;
+  }
+
   void main_loop() {
     uint64_t last_refresh = 0;
     publish_neighbours(now_ns() / 1000000);
@@ -1383,6 +1410,7 @@ struct Dataplane::Impl {
         }
         table.expire(now_ms, 0);
         changed = true;
+        refresh_xstats(now_ms);
       }
       if (changed) publish_neighbours(now_ms);
       reclaim();
@@ -1441,6 +1469,25 @@ class Handler final : public admin::AdminHandler {
       steer[p.role] = c;
     }
     if (!steer.empty()) j["xdp_steer"] = steer;
+    // Per port: the ENA allowance counters when the PMD has them (ami/OPERATOR.md); eipgate-control
+    // exports ports[i].allowance.<name> as eipgate_ena_<name>{port=name}.
+    nlohmann::json ports = nlohmann::json::array();
+    {
+      std::lock_guard lock(m_.xstats_mu);
+      for (size_t i = 0; i < m_.ports.size(); ++i) {
+        const PortState& p = m_.ports[i];
+        nlohmann::json pj = {{"name", p.role}, {"port_id", p.id}, {"device", p.device}};
+        if (i < m_.xstats.size()) {
+          if (const auto allowance = admin::allowance_counters(m_.xstats[i].values);
+              !allowance.empty()) {
+            pj["allowance"] = allowance;
+          }
+          if (!m_.xstats[i].error.empty()) pj["xstats_error"] = m_.xstats[i].error;
+        }
+        ports.push_back(std::move(pj));
+      }
+    }
+    j["ports"] = std::move(ports);
     uint64_t out_dropped = 0, applied = 0, refused = 0, overflows = 0;
     for (const auto& s2 : st) {
       out_dropped += s2.sync_out_dropped;
@@ -1475,6 +1522,26 @@ class Handler final : public admin::AdminHandler {
                  {"malformed", m_.sync_malformed.load(std::memory_order_relaxed)},
                  {"snapshots", m_.sync_snapshots.load(std::memory_order_relaxed)}};
     return j;
+  }
+
+  nlohmann::json xstats() override {
+    nlohmann::json ports = nlohmann::json::array();
+    std::lock_guard lock(m_.xstats_mu);
+    const uint64_t now_ms = now_ns() / 1000000;
+    for (size_t i = 0; i < m_.ports.size(); ++i) {
+      const PortState& p = m_.ports[i];
+      nlohmann::json pj = {{"name", p.role}, {"port_id", p.id}, {"device", p.device}};
+      if (i < m_.xstats.size()) {
+        pj["xstats"] = admin::xstats_to_json(m_.xstats[i].values);
+        if (!m_.xstats[i].error.empty()) pj["error"] = m_.xstats[i].error;
+      } else {
+        pj["xstats"] = nlohmann::json::object();  // the main lcore has not read them yet
+      }
+      ports.push_back(std::move(pj));
+    }
+    return {{"ports", std::move(ports)},
+            {"age_ms", m_.xstats_read_ms == 0 ? nlohmann::json()
+                                              : nlohmann::json(now_ms - m_.xstats_read_ms)}};
   }
 
   nlohmann::json flows(const admin::FlowFilter& filter) override {
@@ -1573,9 +1640,9 @@ class Handler final : public admin::AdminHandler {
     if (probe_id_ != 0) {
       const uint64_t at = m_.probe_answered_ns.load(std::memory_order_acquire);
       nlohmann::json last = {{"id", probe_id_},
-                             {"address", ip_str(probe_target_.address)},
+                             {"address", ipv4_to_string(probe_target_.address)},
                              {"port", probe_target_.port},
-                             {"source", ip_str(probe_from_)},
+                             {"source", ipv4_to_string(probe_from_)},
                              {"age_ms", (now - probe_sent_ns_) / 1'000'000}};
       if (at != 0) {
         last["state"] = std::string(probe_answer_name(
@@ -1632,9 +1699,9 @@ class Handler final : public admin::AdminHandler {
     Dataplane::Impl::wake_worker(w);
     m_.probes_sent.fetch_add(1, std::memory_order_relaxed);
     j["started"] = {{"id", probe_id_},
-                    {"address", ip_str(f.dst)},
+                    {"address", ipv4_to_string(f.dst)},
                     {"port", f.dport},
-                    {"source", ip_str(src)}};
+                    {"source", ipv4_to_string(src)}};
     return j;
   }
 
@@ -1773,6 +1840,7 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
   for (const auto& pc : cfg.ports) {
     PortState ps;
     ps.role = pc.name;
+    ps.device = device_name(pc.device);
     ps.addr = pc.name == "inside" ? cfg.inside_addr : cfg.interface_addr;
     if (std::string err = m.setup_port(ps, pc, nworkers); !err.empty()) return err;
     if (pc.xdp_steering) {

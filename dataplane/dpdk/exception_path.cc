@@ -27,6 +27,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/ipv4_text.h"
 #include "common/log.h"
 
 namespace eipgate::dataplane {
@@ -143,11 +144,6 @@ bool write_sysctl(const std::string& path, const char* value) {
   return static_cast<bool>(f);
 }
 
-std::string ip_str(uint32_t a) {
-  return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." +
-         std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
-}
-
 }  // namespace
 
 TapExceptionPath::~TapExceptionPath() {
@@ -237,14 +233,14 @@ std::string TapExceptionPath::configure(Tap& t) {
 
   if (c.addr != 0) {
     if (int rc = add_address(ifindex, c.addr, c.prefix_len); rc < 0) {
-      return "add address " + ip_str(c.addr) + "/" + std::to_string(c.prefix_len) + ": " +
+      return "add address " + ipv4_to_string(c.addr) + "/" + std::to_string(c.prefix_len) + ": " +
              errno_text(-rc);
     }
   }
   for (uint32_t a : c.extra_addrs) {
     if (a == 0 || a == c.addr) continue;
     if (int rc = add_address(ifindex, a, 32); rc < 0) {
-      return "add address " + ip_str(a) + "/32: " + errno_text(-rc);
+      return "add address " + ipv4_to_string(a) + "/32: " + errno_text(-rc);
     }
   }
   if (c.gateway != 0) {
@@ -253,14 +249,14 @@ std::string TapExceptionPath::configure(Tap& t) {
                        c.ifname, kDefaultRouteMetric);
     } else if (rc < 0) {
       // Not fatal: the subnet stays reachable; only off-subnet management traffic is affected.
-      log::get()->warn("exception path {}: default route via {}: {}", c.ifname, ip_str(c.gateway),
+      log::get()->warn("exception path {}: default route via {}: {}", c.ifname, ipv4_to_string(c.gateway),
                        errno_text(-rc));
     }
   }
   std::string extra;
-  for (uint32_t a : c.extra_addrs) extra += " " + ip_str(a) + "/32";
+  for (uint32_t a : c.extra_addrs) extra += " " + ipv4_to_string(a) + "/32";
   log::get()->info("exception path: TAP {} for port {} (address {}/{}{}, mtu {})", c.ifname,
-                   c.port_id, ip_str(c.addr), c.prefix_len, extra, c.mtu);
+                   c.port_id, ipv4_to_string(c.addr), c.prefix_len, extra, c.mtu);
   return {};
 }
 

@@ -4,14 +4,9 @@
 #include <algorithm>
 #include <string>
 
-namespace eipgate::engine {
+#include "common/ipv4_text.h"
 
-namespace {
-std::string ip_str(uint32_t ip) {
-  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 255) + "." +
-         std::to_string((ip >> 8) & 255) + "." + std::to_string(ip & 255);
-}
-}  // namespace
+namespace eipgate::engine {
 
 std::string validate(const EngineConfig& cfg) {
   if (cfg.outside_addrs.empty()) return "at least one outside address is required";
@@ -24,13 +19,14 @@ std::string validate(const EngineConfig& cfg) {
     const uint32_t a = cfg.outside_addrs[i];
     if (a == 0) return "outside address 0.0.0.0";
     for (const auto& p : cfg.inside_prefixes) {
-      if (p.contains(a)) return "outside address " + ip_str(a) + " lies in an inside prefix";
+      if (p.contains(a))
+        return "outside address " + ipv4_to_string(a) + " lies in an inside prefix";
     }
     if (std::count(cfg.outside_addrs.begin(), cfg.outside_addrs.end(), a) > 1) {
-      return "duplicate outside address " + ip_str(a);
+      return "duplicate outside address " + ipv4_to_string(a);
     }
     if (std::find(cfg.host_addrs.begin(), cfg.host_addrs.end(), a) != cfg.host_addrs.end()) {
-      return "address " + ip_str(a) + " is both an outside and a host address";
+      return "address " + ipv4_to_string(a) + " is both an outside and a host address";
     }
   }
   if (cfg.port_min == 0 || cfg.port_min > cfg.port_max)

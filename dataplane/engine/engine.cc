@@ -108,6 +108,25 @@ void write_ip_header(uint8_t* ip, uint16_t total, uint16_t id, uint8_t ttl, uint
   store16(ip + 10, csum::finish(csum::partial(ip, 20)));
 }
 
+// A bare IPv4+TCP segment of 40 bytes (no options, no payload) with both checksums: every RST the
+// engine sends. Addresses and ports in network order as they sit in packets; seq/ack host order.
+void write_tcp_rst(uint8_t* ip, uint16_t ip_id, uint32_t src, uint32_t dst, uint16_t sport,
+                   uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags) {
+  write_ip_header(ip, 40, ip_id, 64, kProtoTcp, src, dst);
+  uint8_t* t = ip + 20;
+  store16(t, sport);
+  store16(t + 2, dport);
+  store_be32(t + 4, seq);
+  store_be32(t + 8, ack);
+  t[12] = 5 << 4;
+  t[13] = flags;
+  store16(t + 14, 0);
+  store16(t + 16, 0);
+  store16(t + 18, 0);
+  const uint32_t acc = csum::words32(src) + csum::words32(dst) + to_net16(kProtoTcp) + to_net16(20);
+  store16(t + 16, csum::finish(csum::partial(t, 20, acc)));
+}
+
 uint8_t tcp_class(uint8_t bits) {
   if ((bits & kRstSeen) || (bits & (kFinIn | kFinOut)) == (kFinIn | kFinOut)) {
     return kClassTcpClosing;
@@ -968,26 +987,12 @@ struct Engine::Impl {
     uint32_t seg_len = p.l4_len() - doff;
     if (p.tcp_flags & kTcpSyn) ++seg_len;
     if (p.tcp_flags & kTcpFin) ++seg_len;
-    uint8_t* ip = p.l3;
-    write_ip_header(ip, 40, 0, 64, kProtoTcp, p.dst, p.src);
-    uint8_t* t = ip + 20;
-    store16(t, dport);
-    store16(t + 2, sport);
+    // Everything needed is read above: the new header overwrites the segment (and any options).
     if (p.tcp_flags & kTcpAck) {
-      store_be32(t + 4, ack);
-      store_be32(t + 8, 0);
-      t[13] = kTcpRst;
+      write_tcp_rst(p.l3, 0, p.dst, p.src, dport, sport, ack, 0, kTcpRst);
     } else {
-      store_be32(t + 4, 0);
-      store_be32(t + 8, seq + seg_len);
-      t[13] = kTcpRst | kTcpAck;
+      write_tcp_rst(p.l3, 0, p.dst, p.src, dport, sport, 0, seq + seg_len, kTcpRst | kTcpAck);
     }
-    t[12] = 5 << 4;
-    store16(t + 14, 0);
-    store16(t + 16, 0);
-    store16(t + 18, 0);
-    uint32_t acc = csum::words32(p.dst) + csum::words32(p.src) + to_net16(kProtoTcp) + to_net16(20);
-    store16(t + 16, csum::finish(csum::partial(t, 20, acc)));
     swap_macs(pkt.data);
     pkt.len = p.l3_off + 40;
     return true;
@@ -1001,21 +1006,10 @@ struct Engine::Impl {
     if (b->cap < p.l3_off + 40u) return false;
     spares.pop_back();
     std::memcpy(b->data, p.l3 - p.l3_off, p.l3_off);  // Ethernet (+VLAN): MACs are set on send
-    uint8_t* ip = b->data + p.l3_off;
-    write_ip_header(ip, 40, static_cast<uint16_t>(rand64()), 64, kProtoTcp, f.outside_ip,
-                    f.remote_ip);
-    uint8_t* t = ip + 20;
-    store16(t, f.outside_port);
-    store16(t + 2, f.remote_port);
-    std::memcpy(t + 4, p.l4 + 4, 8);  // the client's seq and ack: inside the server's window
-    t[12] = 5 << 4;
-    t[13] = kTcpRst | kTcpAck;
-    store16(t + 14, 0);
-    store16(t + 16, 0);
-    store16(t + 18, 0);
-    const uint32_t acc = csum::words32(f.outside_ip) + csum::words32(f.remote_ip) +
-                         to_net16(kProtoTcp) + to_net16(20);
-    store16(t + 16, csum::finish(csum::partial(t, 20, acc)));
+    // The client's seq and ack: inside the server's window.
+    write_tcp_rst(b->data + p.l3_off, static_cast<uint16_t>(rand64()), f.outside_ip, f.remote_ip,
+                  f.outside_port, f.remote_port, load_be32(p.l4 + 4), load_be32(p.l4 + 8),
+                  kTcpRst | kTcpAck);
     b->len = p.l3_off + 40;
     b->meta = {};
     released[(rel_head + rel_count) % released.size()] =

@@ -1,31 +1,47 @@
-# Shared by the end-to-end scripts (source it): namespaces, checks, the two-armed topology and the
-# dataplane's start. Everything made is torn down by e2e_cleanup (installed as the EXIT trap).
+# Shared by the end-to-end scripts and the namespace benchmarks (source it): namespaces, veth
+# pairs, checks, the two-armed topology and the dataplane's start. Everything made is torn down by
+# e2e_cleanup (installed as the EXIT trap).
 #
 #   client ns (10.0.1.10/24) --c0|nin-- NAT ns (eipgate-dataplane) --nout|i0-- internet ns
 #                                                                       203.0.113.254, servers on lo
 # Variables after e2e_topology: CLI NAT NET (namespace names), WORK (temp dir), DP_PID.
+# Hooks a script may set or redefine after sourcing: e2e_on_exit (runs first in the cleanup, for
+# the script's own daemons), e2e_show_logs (what a failed run prints), CHECK_TAIL (lines of a
+# failed check's output shown), E2E_DEBUG_DIR (where E2E_DEBUG=1 keeps WORK), E2E_SUMMARY_AT_EXIT
+# (print the pass/fail line last, also when the script stops early).
 
 e2e_init() {  # prefix
   S=$1$$
   CLI=${S}c NAT=${S}n NET=${S}i
+  E2E_NAMESPACES=()
   WORK=$(mktemp -d)
   DP_PID=""
   pass=0 fail=0
   trap e2e_cleanup EXIT
 }
 
+e2e_show_logs() {
+  echo "--- dataplane log ---"
+  cat "${WORK}/dp.log" 2>/dev/null || true
+}
+
 e2e_cleanup() {
-  [[ -n ${DP_PID} ]] && kill -TERM "${DP_PID}" 2>/dev/null && wait "${DP_PID}" 2>/dev/null || true
-  for ns in "${CLI}" "${NAT}" "${NET}"; do
+  if declare -F e2e_on_exit >/dev/null; then e2e_on_exit || true; fi
+  if [[ -n ${DP_PID} ]]; then
+    kill -TERM "${DP_PID}" 2>/dev/null && wait "${DP_PID}" 2>/dev/null || true
+    rm -rf "/var/run/dpdk/eipgate${DP_PID}"  # its EAL runtime dir (--file-prefix eipgate<pid>)
+  fi
+  local ns
+  for ns in "${E2E_NAMESPACES[@]}"; do
     ip netns pids "${ns}" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "${ns}" 2>/dev/null || true
   done
-  if ((fail > 0)) || [[ -n ${E2E_VERBOSE:-} ]]; then
-    echo "--- dataplane log ---"
-    cat "${WORK}/dp.log" 2>/dev/null || true
-  fi
+  if ((fail > 0)) || [[ -n ${E2E_VERBOSE:-} ]]; then e2e_show_logs; fi
   [[ -n ${NAT:-} && -d /etc/netns/${NAT} ]] && rm -rf "/etc/netns/${NAT}"
+  [[ -n ${E2E_DEBUG:-} ]] && cp -r "${WORK}" "/tmp/${E2E_DEBUG_DIR:-e2e-debug}"
   rm -rf "${WORK}"
+  if [[ -n ${E2E_SUMMARY_AT_EXIT:-} ]]; then echo "${pass} passed, ${fail} failed"; fi
+  return 0
 }
 
 check() {  # name, command...
@@ -36,7 +52,7 @@ check() {  # name, command...
     pass=$((pass + 1))
   else
     echo "FAIL ${name}"
-    sed 's/^/    /' "${WORK}/out" | tail -20
+    sed 's/^/    /' "${WORK}/out" | tail -"${CHECK_TAIL:-20}"
     fail=$((fail + 1))
   fi
 }
@@ -48,43 +64,80 @@ e2e_summary() {
   ((fail == 0))
 }
 
-# The two-armed topology. MODE: af_packet | af_xdp_steer. Sets IN_DEV and OUT_DEV.
-e2e_topology() {  # mode
-  local mode=$1 ns dev pair
-  for ns in "${CLI}" "${NAT}" "${NET}"; do ip netns add "${ns}"; in_ns "${ns}" ip link set lo up; done
-  ip link add c0 netns "${CLI}" type veth peer name nin netns "${NAT}"
-  ip link add nout netns "${NAT}" type veth peer name i0 netns "${NET}"
-  # veth offloads would hand the PMD partial checksums and 64 KiB super-frames: a NIC never does.
-  for pair in "${CLI}:c0" "${NAT}:nin" "${NAT}:nout" "${NET}:i0"; do
+# eipgatectl on the dataplane's admin socket (CTL: its path), retried: on a loaded 2-core CI
+# machine one answer can miss the client's deadline.
+ctl() {
+  local i
+  for i in 1 2 3; do "${CTL}" --socket "${WORK}/dp.sock" "$@" && return 0; sleep 1; done
+  return 1
+}
+
+# Namespaces with loopback up, deleted by e2e_cleanup.
+e2e_netns() {  # name...
+  local ns
+  for ns in "$@"; do
+    E2E_NAMESPACES+=("${ns}")
+    ip netns add "${ns}"
+    in_ns "${ns}" ip link set lo up
+  done
+}
+
+# A veth pair between two namespaces, up, without IPv6, and without offloads: they would hand the
+# PMD partial checksums and 64 KiB super-frames, which a NIC never does.
+e2e_veth() {  # ns:dev ns:dev
+  local a_ns=${1%%:*} a_dev=${1##*:} b_ns=${2%%:*} b_dev=${2##*:} pair ns dev
+  ip link add "${a_dev}" netns "${a_ns}" type veth peer name "${b_dev}" netns "${b_ns}"
+  for pair in "$1" "$2"; do
     ns=${pair%%:*} dev=${pair##*:}
     in_ns "${ns}" ethtool -K "${dev}" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
     in_ns "${ns}" sysctl -qw "net.ipv6.conf.${dev}.disable_ipv6=1" || true
     in_ns "${ns}" ip link set "${dev}" up
   done
+}
+
+# The two-armed topology. MODE: af_packet | af_xdp (DPDK's default XDP program: every frame to the
+# dataplane) | af_xdp_steer (eipgate's steering program: the kernel's interfaces keep the
+# instance's addresses). Sets IN_DEV and OUT_DEV.
+e2e_topology() {  # mode
+  local mode=$1 dev
+  e2e_netns "${CLI}" "${NAT}" "${NET}"
+  e2e_veth "${CLI}:c0" "${NAT}:nin"
+  e2e_veth "${NAT}:nout" "${NET}:i0"
   in_ns "${CLI}" ip addr add 10.0.1.10/24 dev c0
   in_ns "${CLI}" ip route add default via 10.0.1.1
   in_ns "${NET}" ip addr add 203.0.113.254/24 dev i0
   in_ns "${NET}" ip addr add 198.51.100.7/32 dev lo
   in_ns "${NET}" ip addr add 198.51.100.8/32 dev lo
-  if [[ ${mode} == af_xdp_steer ]]; then
-    in_ns "${NAT}" ip addr add 10.0.1.1/24 dev nin
-    in_ns "${NAT}" ip addr add 203.0.113.2/24 dev nout
-    in_ns "${NAT}" ip addr add 203.0.113.1/32 dev nout
+  case ${mode} in
+    af_xdp_steer)
+      in_ns "${NAT}" ip addr add 10.0.1.1/24 dev nin
+      in_ns "${NAT}" ip addr add 203.0.113.2/24 dev nout
+      in_ns "${NAT}" ip addr add 203.0.113.1/32 dev nout
+      ;;
+    af_packet)
+      # af_packet only copies frames: the NAT namespace's kernel would also receive everything on
+      # nin and nout and answer the NAT's reply traffic with RSTs. Drop it in the kernel after
+      # the af_packet taps have seen it (netdev ingress runs after packet taps).
+      for dev in nin nout; do
+        in_ns "${NAT}" nft add table netdev eg_${dev}
+        in_ns "${NAT}" nft add chain netdev eg_${dev} in "{ type filter hook ingress device ${dev} priority 0; policy drop; }"
+      done
+      ;;
+    af_xdp) ;;  # the frames are redirected before the kernel sees them
+    *) echo "FAIL unknown port mode ${mode}"; exit 1 ;;
+  esac
+  if [[ ${mode} == af_xdp* ]]; then
     IN_DEV="net_af_xdp0,iface=nin,start_queue=0,queue_count=1"
     OUT_DEV="net_af_xdp1,iface=nout,start_queue=0,queue_count=1"
   else
-    # af_packet copies frames: the NAT namespace's kernel must not also answer them.
-    for dev in nin nout; do
-      in_ns "${NAT}" nft add table netdev eg_${dev}
-      in_ns "${NAT}" nft add chain netdev eg_${dev} in "{ type filter hook ingress device ${dev} priority 0; policy drop; }"
-    done
     IN_DEV="net_af_packet0,iface=nin"
     OUT_DEV="net_af_packet1,iface=nout"
   fi
 }
 
-# The dataplane config for the topology, with extra YAML appended (policy:, polling:, ...).
-e2e_config() {  # file, extra yaml
+# The dataplane config for the topology, with extra YAML appended (policy:, polling:, ...) and
+# extra keys for the nat: section (indented two spaces).
+e2e_config() {  # file, extra yaml [, extra nat: keys]
   cat >"$1" <<YAML
 mode: two-armed
 ports:
@@ -100,7 +153,8 @@ next_hop:
 nat:
   inside_prefixes: [10.0.1.0/24]
   outside_addresses: [203.0.113.1]
-  max_flows: 64K
+  max_flows: 64K${3:+
+$3}
 workers:
   lcores: [1]
   main_lcore: 0
@@ -114,18 +168,25 @@ $2
 YAML
 }
 
-# Starts the dataplane in the NAT namespace and waits until it is ready (up to 100 s).
-e2e_start_dataplane() {  # binary, config
-  ip netns exec "${NAT}" "$1" --config "$2" >"${WORK}/dp.log" 2>&1 &
+# Starts the dataplane in the NAT namespace and waits until it is ready (E2E_START_TIMEOUT_S,
+# default 100 s: af_xdp's start was seen taking 90 s on a loaded 2-core machine). Started directly
+# (not through a subshell) so that DP_PID is the dataplane itself. A failed start counts as a
+# failure and ends the script; e2e_cleanup shows the log.
+e2e_start_dataplane() {  # binary, config [, log file (default WORK/dp.log)]
+  local log=${3:-${WORK}/dp.log} _
+  ip netns exec "${NAT}" "$1" --config "$2" >"${log}" 2>&1 &
   DP_PID=$!
-  local _
-  for _ in $(seq 500); do
-    grep -q "dataplane ready" "${WORK}/dp.log" && return 0
-    kill -0 "${DP_PID}" 2>/dev/null || { cat "${WORK}/dp.log"; echo "FAIL dataplane exited at start"; exit 1; }
+  for _ in $(seq $((${E2E_START_TIMEOUT_S:-100} * 5))); do
+    grep -q "dataplane ready" "${log}" && return 0
+    kill -0 "${DP_PID}" 2>/dev/null || break
     sleep 0.2
   done
-  cat "${WORK}/dp.log"
-  echo "FAIL dataplane not ready after 100 s"
+  if kill -0 "${DP_PID}" 2>/dev/null; then
+    echo "FAIL dataplane not ready after ${E2E_START_TIMEOUT_S:-100} s (${log##*/})"
+  else
+    echo "FAIL dataplane exited at start (${log##*/})"
+  fi
+  fail=$((fail + 1))
   exit 1
 }
 

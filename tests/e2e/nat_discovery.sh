@@ -13,79 +13,40 @@ set -euo pipefail
 
 DP=${1:?path to eipgate-dataplane}
 MODE=${2:-af_packet}
-S=nd$$  # namespace prefix, unique per run
-CLI=${S}c NAT=${S}n NET=${S}i
-WORK=$(mktemp -d)
-DP_PID="" TURN_PID=""
-pass=0 fail=0
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_init nd
+TURN_PID=""
+CHECK_TAIL=40
+E2E_DEBUG_DIR=nat-discovery-debug
+E2E_SUMMARY_AT_EXIT=1  # last, after the logs, also when the script stopped early
 
 CLIENT=10.0.1.10
-OUTSIDE=203.0.113.1          # nat.outside_addresses: what every mapped address must be
+OUTSIDE=203.0.113.1          # nat.outside_addresses (lib.sh e2e_config): every mapped address
 STUN1=198.51.100.20 STUN2=198.51.100.21
 STUN_PORT=3478 STUN_ALT_PORT=3479
 START_TIMEOUT_S=${NAT_DISCOVERY_START_TIMEOUT_S:-100}  # per dataplane start
 
-cleanup() {
-  if [[ -n ${DP_PID} ]]; then
-    kill -TERM "${DP_PID}" 2>/dev/null || true
-    wait "${DP_PID}" 2>/dev/null || true
-    rm -rf "/var/run/dpdk/eipgate${DP_PID}"
-  fi
+e2e_on_exit() {
   if [[ -n ${TURN_PID} ]]; then
     kill -TERM "${TURN_PID}" 2>/dev/null || true
     wait "${TURN_PID}" 2>/dev/null || true
   fi
-  for ns in "${CLI}" "${NAT}" "${NET}"; do
-    ip netns pids "${ns}" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-    ip netns del "${ns}" 2>/dev/null || true
+}
+e2e_show_logs() {
+  local f
+  for f in "${WORK}"/dp-*.log "${WORK}/turn.log"; do
+    [[ -e ${f} ]] || continue
+    echo "--- ${f##*/} ---"
+    tail -60 "${f}"
   done
-  if ((fail > 0)) || [[ -n ${E2E_VERBOSE:-} ]]; then
-    for f in "${WORK}"/dp-*.log "${WORK}/turn.log"; do
-      [[ -e ${f} ]] || continue
-      echo "--- ${f##*/} ---"
-      tail -60 "${f}"
-    done
-  fi
-  [[ -n ${E2E_DEBUG:-} ]] && cp -r "${WORK}" /tmp/nat-discovery-debug
-  rm -rf "${WORK}"
-  # Last, after the logs, also when the script stopped early.
-  echo "${pass} passed, ${fail} failed"
 }
-trap cleanup EXIT
-
-check() {  # name, command...
-  local name=$1
-  shift
-  if "$@" >"${WORK}/out" 2>&1; then
-    echo "PASS ${name}"
-    pass=$((pass + 1))
-  else
-    echo "FAIL ${name}"
-    sed 's/^/    /' "${WORK}/out" | tail -40
-    fail=$((fail + 1))
-  fi
-}
-
-in_ns() { local ns=$1; shift; ip netns exec "${ns}" "$@"; }
 
 for tool in turnserver turnutils_natdiscovery; do
   command -v "${tool}" >/dev/null || { echo "FAIL ${tool} not found (Debian package coturn)"; exit 1; }
 done
 
 # --- topology: client 10.0.1.10/24 -- [inside | NAT | outside] -- 203.0.113.254 + STUN server
-for ns in "${CLI}" "${NAT}" "${NET}"; do ip netns add "${ns}"; in_ns "${ns}" ip link set lo up; done
-ip link add c0 netns "${CLI}" type veth peer name nin netns "${NAT}"
-ip link add nout netns "${NAT}" type veth peer name i0 netns "${NET}"
-# veth offloads would hand af_packet partial checksums and 64 KiB super-frames: a NIC never does.
-for pair in "${CLI}:c0" "${NAT}:nin" "${NAT}:nout" "${NET}:i0"; do
-  ns=${pair%%:*} dev=${pair##*:}
-  in_ns "${ns}" ethtool -K "${dev}" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-  in_ns "${ns}" sysctl -qw "net.ipv6.conf.${dev}.disable_ipv6=1" || true
-  in_ns "${ns}" ip link set "${dev}" up
-done
-in_ns "${CLI}" ip addr add "${CLIENT}/24" dev c0
-in_ns "${CLI}" ip route add default via 10.0.1.1
-in_ns "${NET}" ip addr add 203.0.113.254/24 dev i0
+e2e_topology "${MODE}"
 in_ns "${NET}" ip addr add "${STUN1}/32" dev lo
 in_ns "${NET}" ip addr add "${STUN2}/32" dev lo
 
@@ -129,65 +90,15 @@ fi
 echo "PASS turnserver listening on ${STUN1} and ${STUN2}, ports ${STUN_PORT}/${STUN_ALT_PORT}"
 pass=$((pass + 1))
 
-if [[ ${MODE} == af_xdp ]]; then
-  IN_DEV="net_af_xdp0,iface=nin,start_queue=0,queue_count=1"
-  OUT_DEV="net_af_xdp1,iface=nout,start_queue=0,queue_count=1"
-else
-  IN_DEV="net_af_packet0,iface=nin"
-  OUT_DEV="net_af_packet1,iface=nout"
-fi
-
 start_dp() {  # name, endpoint_independent_udp (true|false|"" for the default)
   local name=$1 eim=$2
-  {
-    cat <<YAML
-mode: two-armed
-ports:
-  - name: inside
-    device: ${IN_DEV}
-  - name: outside
-    device: ${OUT_DEV}
-interface:
-  address: 203.0.113.2/24
-  inside_address: 10.0.1.1/24
-next_hop:
-  gateway: 203.0.113.254
-nat:
-  inside_prefixes: [10.0.1.0/24]
-  outside_addresses: [${OUTSIDE}]
-  max_flows: 64K
-YAML
-    [[ -n ${eim} ]] && echo "  endpoint_independent_udp: ${eim}"
-    cat <<YAML
-workers:
-  lcores: [1]
-  main_lcore: 0
-eal:
-  extra_args: "--no-huge -m 256"
-exception_path:
-  enabled: false
-admin:
-  socket: ${WORK}/dp-${name}.sock
-logging:
-  level: info
-YAML
-  } >"${WORK}/dp-${name}.yaml"
+  e2e_config "${WORK}/dp-${name}.yaml" "logging:
+  level: info" "${eim:+  endpoint_independent_udp: ${eim}}"
   # Each run meets the hosts as a freshly started NAT would (they ARP for it again).
   in_ns "${CLI}" ip neigh flush all
   in_ns "${NET}" ip neigh flush all
-  # Started directly (not through a shell function) so that $! is the dataplane itself.
-  ip netns exec "${NAT}" "${DP}" --config "${WORK}/dp-${name}.yaml" >"${WORK}/dp-${name}.log" 2>&1 &
-  DP_PID=$!
-  # Generous: on a loaded 2-core machine, af_xdp's start (XDP program load) was seen taking 90 s.
-  for _ in $(seq $((START_TIMEOUT_S * 5))); do
-    grep -q "dataplane ready" "${WORK}/dp-${name}.log" && return 0
-    kill -0 "${DP_PID}" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "FAIL dataplane (${name}) did not start"
-  cat "${WORK}/dp-${name}.log"
-  fail=$((fail + 1))
-  exit 1
+  E2E_START_TIMEOUT_S=${START_TIMEOUT_S} \
+    e2e_start_dataplane "${DP}" "${WORK}/dp-${name}.yaml" "${WORK}/dp-${name}.log"
 }
 
 # "dataplane ready" comes before the next hops are resolved, and a packet whose next hop (the

@@ -15,60 +15,20 @@ set -euo pipefail
 
 DP=${1:?path to eipgate-dataplane}
 CTL=${2:-$(dirname "${DP}")/../control/eipgatectl}
-S=oa$$
-CLI=${S}c RTR=${S}r NAT=${S}n NET=${S}i
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_init oa
+RTR=${S}r
 TAPIF=${S}t
-WORK=$(mktemp -d)
-DP_PID=""
-pass=0 fail=0
 
-cleanup() {
-  [[ -n ${DP_PID} ]] && kill -TERM "${DP_PID}" 2>/dev/null && wait "${DP_PID}" 2>/dev/null || true
-  for ns in "${CLI}" "${RTR}" "${NAT}" "${NET}"; do
-    ip netns pids "${ns}" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-    ip netns del "${ns}" 2>/dev/null || true
-  done
-  if ((fail > 0)) || [[ -n ${E2E_VERBOSE:-} ]]; then
-    echo "--- dataplane log ---"
-    cat "${WORK}/dp.log" 2>/dev/null || true
-  fi
-  rm -rf "${WORK}"
-}
-trap cleanup EXIT
-
-check() {  # name, command...
-  local name=$1
-  shift
-  if "$@" >"${WORK}/out" 2>&1; then
-    echo "PASS ${name}"
-    pass=$((pass + 1))
-  else
-    echo "FAIL ${name}"
-    sed 's/^/    /' "${WORK}/out" | tail -20
-    fail=$((fail + 1))
-  fi
-}
-in_ns() { local ns=$1; shift; ip netns exec "${ns}" "$@"; }
-ctl() {
-  local i
-  for i in 1 2 3; do "${CTL}" --socket "${WORK}/dp.sock" "$@" && return 0; sleep 1; done
-  return 1
-}
 io_stat() {  # worker 0's I/O counter, -1 when unavailable
   ctl --json stats 2>/dev/null |
     /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['io'][0]['$1'])" 2>/dev/null ||
     echo -1
 }
 
-for ns in "${CLI}" "${RTR}" "${NAT}" "${NET}"; do ip netns add "${ns}"; in_ns "${ns}" ip link set lo up; done
-ip link add c0 netns "${CLI}" type veth peer name rc netns "${RTR}"
-ip link add ri netns "${RTR}" type veth peer name i0 netns "${NET}"
-for pair in "${CLI}:c0" "${RTR}:rc" "${RTR}:ri" "${NET}:i0"; do
-  ns=${pair%%:*} dev=${pair##*:}
-  in_ns "${ns}" ethtool -K "${dev}" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-  in_ns "${ns}" sysctl -qw "net.ipv6.conf.${dev}.disable_ipv6=1" || true
-  in_ns "${ns}" ip link set "${dev}" up
-done
+e2e_netns "${CLI}" "${RTR}" "${NAT}" "${NET}"
+e2e_veth "${CLI}:c0" "${RTR}:rc"
+e2e_veth "${RTR}:ri" "${NET}:i0"
 in_ns "${CLI}" ip addr add 10.0.1.10/24 dev c0
 in_ns "${CLI}" ip route add default via 10.0.1.1
 in_ns "${RTR}" ip addr add 10.0.1.1/24 dev rc
@@ -114,26 +74,10 @@ logging:
   level: info
 YAML
 
-cat >"${WORK}/whoami.py" <<'PY'
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = (self.client_address[0] + "\n").encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
-PY
+e2e_whoami_script
 in_ns "${NET}" /usr/bin/python3 "${WORK}/whoami.py" 198.51.100.7 8080 &
 
-ip netns exec "${NAT}" "${DP}" --config "${WORK}/dp.yaml" >"${WORK}/dp.log" 2>&1 &
-DP_PID=$!
-for _ in $(seq 300); do
-  grep -q "dataplane ready" "${WORK}/dp.log" && break
-  kill -0 "${DP_PID}" 2>/dev/null || { cat "${WORK}/dp.log"; echo "FAIL dataplane exited at start"; exit 1; }
-  sleep 0.2
-done
-grep -q "dataplane ready" "${WORK}/dp.log" || { cat "${WORK}/dp.log"; echo "FAIL dataplane not ready"; exit 1; }
+E2E_START_TIMEOUT_S=60 e2e_start_dataplane "${DP}" "${WORK}/dp.yaml"
 # The tap's kernel end is the wire to the VPC router: move it there.
 ip -n "${NAT}" link set "${TAPIF}" netns "${RTR}"
 in_ns "${RTR}" sysctl -qw "net.ipv4.conf.${TAPIF}.rp_filter=0"
@@ -158,11 +102,16 @@ check "the first packet after idle wakes the worker (RTT ${rtt:-none} ms)" test 
 check "unsolicited TCP to the outside address reaches nobody" bash -c \
   "! ip netns exec ${NET} curl -s --max-time 2 http://10.0.0.100:8080/"
 
+check "eipgatectl xstats: the tap port's counters, and no ENA allowance in stats" bash -c \
+  "'${CTL}' --socket '${WORK}/dp.sock' --json xstats | /usr/bin/python3 -c \
+   'import json,sys; p=json.load(sys.stdin)[\"ports\"]; assert [x[\"name\"] for x in p]==[\"data\"], p; assert p[0][\"xstats\"][\"rx_good_packets\"] > 0, p' &&
+   '${CTL}' --socket '${WORK}/dp.sock' --json stats | /usr/bin/python3 -c \
+   'import json,sys; p=json.load(sys.stdin)[\"ports\"]; assert p and \"allowance\" not in p[0], p'"
+
 kill -TERM "${DP_PID}"
 check "clean shutdown on SIGTERM" bash -c "for i in \$(seq 300); do kill -0 ${DP_PID} 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
 wait "${DP_PID}" 2>/dev/null && rc=0 || rc=$?
 DP_PID=""
 check "exit status 0 after SIGTERM (got ${rc})" test "${rc}" -eq 0
 
-echo "${pass} passed, ${fail} failed"
-((fail == 0))
+e2e_summary

@@ -89,7 +89,18 @@ class FakeHandler : public AdminHandler {
   json stats() override {
     std::lock_guard lock(mu_);
     if (throw_in_stats) throw std::runtime_error("counter snapshot failed");
-    return stats_to_json(fake_stats());
+    json j = stats_to_json(fake_stats());
+    if (!ports.is_null()) j["ports"] = ports;
+    return j;
+  }
+  json xstats() override {
+    std::lock_guard lock(mu_);
+    return {
+        {"ports", json::array({{{"name", "data"},
+                                {"port_id", 0},
+                                {"device", "net_af_packet0"},
+                                {"xstats", {{"rx_good_packets", 12}, {"tx_good_packets", 7}}}}})},
+        {"age_ms", 300}};
   }
   json flows(const FlowFilter& filter) override {
     std::lock_guard lock(mu_);
@@ -128,6 +139,7 @@ class FakeHandler : public AdminHandler {
   }
 
   std::mutex mu_;
+  json ports;  // the dataplane's "ports" section of stats, when a test sets one
   bool throw_in_stats = false;
   std::string health_status = "ok";
   std::optional<FlowFilter> last_filter;
@@ -784,6 +796,85 @@ TEST_F(AdminServerTest, CtlRefusedPeerIsReportedAsAnError) {
   CommandResult r = run(ctl("stats 2>&1"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("permission denied"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace eipgate::admin
+
+namespace eipgate::admin {
+namespace {
+
+TEST_F(AdminServerTest, CtlStatsShowsEnaAllowancesAndWarnsWhenOneWasExceeded) {
+  handler_.ports = json::array({{{"name", "data"},
+                                 {"port_id", 0},
+                                 {"device", "0000:00:06.0"},
+                                 {"allowance",
+                                  {{"pps_allowance_exceeded", 17},
+                                   {"bw_in_allowance_exceeded", 0},
+                                   {"conntrack_allowance_available", 123456}}}}});
+  start();
+  CommandResult r = run(ctl("stats 2>&1"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ENA allowances, port data"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("conntrack_allowance_available"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("123456"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("WARNING: port data: pps_allowance_exceeded = 17"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("WARNING: port data: bw_in"), std::string::npos) << "zero: no warning";
+  EXPECT_EQ(r.output.find("conntrack_allowance_available ="), std::string::npos)
+      << "a gauge is not a warning";
+
+  // --json: stdout is the JSON (ports[0].allowance as the dataplane sent it), the warning on
+  // stderr.
+  r = run(ctl("--json stats 2>/dev/null"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json j = json::parse(r.output, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.output;
+  EXPECT_EQ(j["ports"][0]["allowance"]["pps_allowance_exceeded"], 17);
+  r = run(ctl("--json stats 2>&1 >/dev/null"));
+  EXPECT_NE(r.output.find("WARNING: port data: pps_allowance_exceeded = 17"), std::string::npos)
+      << r.output;
+}
+
+TEST_F(AdminServerTest, CtlStatsWithoutAllowancesHasNoWarning) {
+  handler_.ports = json::array({{{"name", "data"}, {"port_id", 0}, {"device", "net_af_packet0"}}});
+  start();
+  CommandResult r = run(ctl("stats 2>&1"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("net_af_packet0"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("WARNING"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("ENA allowances"), std::string::npos) << r.output;
+}
+
+TEST_F(AdminServerTest, CtlXstatsPrintsEveryPortsCounters) {
+  start();
+  CommandResult r = run(ctl("xstats"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("port data (net_af_packet0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("rx_good_packets"), std::string::npos) << r.output;
+  r = run(ctl("xstats --json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json j = json::parse(r.output, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.output;
+  EXPECT_EQ(j["ports"][0]["xstats"]["tx_good_packets"], 7);
+}
+
+TEST(AdminProtocol, XstatsTakesNoArgumentsAndIsOptionalForAHandler) {
+  struct Minimal : AdminHandler {
+    json stats() override { return json::object(); }
+    json flows(const FlowFilter&) override { return json::object(); }
+    ReloadResult reload(const std::string&) override { return {}; }
+    json health() override { return {{"status", "ok"}}; }
+  } minimal;
+  json r = handle_request(minimal, R"({"cmd":"xstats"})", "t");
+  EXPECT_FALSE(r.value("ok", true)) << r;
+  EXPECT_NE(r.value("error", std::string()).find("not supported"), std::string::npos) << r;
+  FakeHandler h;
+  r = handle_request(h, R"({"cmd":"xstats","args":{"port":0}})", "t");
+  EXPECT_FALSE(r.value("ok", true)) << r;
+  r = handle_request(h, R"({"cmd":"xstats"})", "t");
+  ASSERT_TRUE(r.value("ok", false)) << r;
+  EXPECT_EQ(r["result"]["ports"][0]["name"], "data");
 }
 
 }  // namespace

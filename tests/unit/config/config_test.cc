@@ -607,5 +607,26 @@ TEST(ConfigLoad, ErrorsInAFileNameThatFile) {
             path + ":6: interface.address: '10.0.0.5/33': prefix length must be 0..32");
 }
 
+// The loader's device and MAC checks, which the DPDK process shares (one definition).
+TEST(ConfigHelpers, PciAddressesAreTheTwoFormsDpdkAccepts) {
+  EXPECT_TRUE(is_pci_address("0000:00:06.0"));
+  EXPECT_TRUE(is_pci_address("00:06.0"));
+  EXPECT_TRUE(is_pci_address("0000:af:1f.7"));
+  EXPECT_FALSE(is_pci_address("0000:00:06.8"));  // function is 0-7
+  EXPECT_FALSE(is_pci_address("net_af_packet0,iface=eth1"));
+  EXPECT_FALSE(is_pci_address("0000:00:06.0,x=1"));
+  EXPECT_FALSE(is_pci_address(""));
+}
+
+TEST(ConfigHelpers, ParseMacGivesBytesOrNothing) {
+  const auto m = parse_mac("02:AB:cd:00:0f:ff");
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(*m, (std::array<uint8_t, 6>{0x02, 0xab, 0xcd, 0x00, 0x0f, 0xff}));
+  for (const char* bad : {"", "02:ab:cd:00:0f", "02:ab:cd:00:0f:ff:", "02-ab-cd-00-0f-ff",
+                          "2:ab:cd:00:0f:fff", "02:ab:cd:00:0f:fg", "+2:ab:cd:00:0f:ff"}) {
+    EXPECT_FALSE(parse_mac(bad).has_value()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace eipgate::dataplane
