@@ -310,12 +310,13 @@ std::string Ec2Client::call(std::string_view action, const Params& params) {
       }
       const std::string old_key = used.redacted_key_id();
       ++credential_refreshes_;
-      eipgate::log::get()->warn("{}: EC2 rejected the credentials (key {}: {}); retrying once "
-                                "with fresh instance role credentials",
-                                operation, old_key, e.code());
+      eipgate::log::get()->warn(
+          "{}: EC2 rejected the credentials (key {}: {}); retrying once "
+          "with fresh instance role credentials",
+          operation, old_key, e.code());
       std::string out = attempt();
-      eipgate::log::get()->info("{}: succeeded with the refreshed credentials (key {})",
-                                operation, used.redacted_key_id());
+      eipgate::log::get()->info("{}: succeeded with the refreshed credentials (key {})", operation,
+                                used.redacted_key_id());
       return out;
     }
   } catch (const AwsError& e) {

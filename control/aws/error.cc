@@ -98,10 +98,13 @@ AwsError::AwsError(ErrorKind kind, std::string code, std::string message, long h
 bool credentials_rejected(const AwsError& error) {
   // Not UnauthorizedOperation (the role lacks a permission: new keys of the same role won't
   // help) nor SignatureDoesNotMatch (a signing bug).
-  static constexpr std::array<std::string_view, 7> kRejected = {
-      "ExpiredToken",         "ExpiredTokenException", "RequestExpired",
-      "AuthFailure",          "InvalidClientTokenId",  "InvalidToken",
-      "UnrecognizedClientException"};
+  static constexpr std::array<std::string_view, 7> kRejected = {"ExpiredToken",
+                                                                "ExpiredTokenException",
+                                                                "RequestExpired",
+                                                                "AuthFailure",
+                                                                "InvalidClientTokenId",
+                                                                "InvalidToken",
+                                                                "UnrecognizedClientException"};
   return one_of(error.code(), kRejected);
 }
 

@@ -129,8 +129,6 @@ std::map<std::string, uint64_t> AwsOps::errors() const {
   return out;
 }
 
-uint64_t AwsOps::credential_refreshes() const {
-  return ec2_ ? ec2_->credential_refreshes() : 0;
-}
+uint64_t AwsOps::credential_refreshes() const { return ec2_ ? ec2_->credential_refreshes() : 0; }
 
 }  // namespace eipgate::control

@@ -587,7 +587,7 @@ void Daemon::on_datagram(const ha::Datagram& d) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, ha::Heartbeat>) {
           ++stats_.heartbeats_received;
-          heartbeat_gaps_.on_heartbeat(clock_.now(), config_.ha.heartbeat_interval);
+          heartbeat_gaps_.on_heartbeat(clock_.now(), config_.ha.heartbeat_interval, h.boot_id);
           peer_hb_ = m;
           peer_epoch_ = h.epoch;
           peer_boot_ = h.boot_id;

@@ -87,9 +87,8 @@ class Builder {
     f.metric.push_back(std::move(m));
   }
   // A JSON field if it is a number (or boolean); nothing otherwise.
-  void add_field(const json& obj, const char* key, const std::string& name,
-                 const std::string& help, MetricType type,
-                 std::vector<ClientMetric::Label> labels = {}) {
+  void add_field(const json& obj, const char* key, const std::string& name, const std::string& help,
+                 MetricType type, std::vector<ClientMetric::Label> labels = {}) {
     if (obj.is_object() && obj.contains(key) && numeric(obj[key])) {
       add(name, help, type, number(obj[key]), std::move(labels));
     }
@@ -164,8 +163,8 @@ std::vector<MetricFamily> dataplane_families(const json& stats) {
     for (size_t i = 0; i < workers.size(); ++i) {
       const json& w = workers[i];
       const json& id = field(w, "worker");
-      const std::string label = id.is_number() ? std::to_string(id.get<int64_t>())
-                                               : std::to_string(i);
+      const std::string label =
+          id.is_number() ? std::to_string(id.get<int64_t>()) : std::to_string(i);
       b.add_field(w, "active_flows", "eipgate_dataplane_worker_active_flows",
                   "flows held by this worker", MetricType::Gauge, {{"worker", label}});
       b.add_field(w, "max_flows", "eipgate_dataplane_worker_max_flows",
@@ -189,10 +188,10 @@ std::vector<MetricFamily> dataplane_families(const json& stats) {
         // conntrack_allowance_available is a level.
         const bool counter = key.ends_with("_exceeded");
         b.add("eipgate_ena_" + sanitize(key),
-              "ENA " + key + (counter ? " (packets over the instance allowance, cumulative)"
-                                      : " (current value)"),
-              counter ? MetricType::Counter : MetricType::Gauge, number(value),
-              {{"port", label}});
+              "ENA " + key +
+                  (counter ? " (packets over the instance allowance, cumulative)"
+                           : " (current value)"),
+              counter ? MetricType::Counter : MetricType::Gauge, number(value), {{"port", label}});
       }
     }
   }
@@ -233,8 +232,8 @@ std::vector<MetricFamily> ha_families(const json& status) {
   const json& peer = field(status, "peer");
   b.add_field(peer, "alive", "eipgate_ha_peer_up",
               "1 while the peer's heartbeats arrive within the dead interval", MetricType::Gauge);
-  const std::string peer_role = field(peer, "state").is_string() ? peer["state"].get<std::string>()
-                                                                 : "unknown";
+  const std::string peer_role =
+      field(peer, "state").is_string() ? peer["state"].get<std::string>() : "unknown";
   for (const char* r : {"init", "standby", "active", "failed", "unknown"}) {
     b.add("eipgate_ha_peer_role", "1 for the peer's HA role as its last heartbeat said",
           MetricType::Gauge, peer_role == r ? 1.0 : 0.0, {{"role", r}});
@@ -337,14 +336,15 @@ std::vector<MetricFamily> MetricsSnapshot::Collect() const {
 }
 
 void HeartbeatGapCounter::on_heartbeat(std::chrono::milliseconds now,
-                                       std::chrono::milliseconds interval) {
-  if (last_ && interval.count() > 0 && now > *last_) {
+                                       std::chrono::milliseconds interval, uint64_t boot_id) {
+  if (last_ && boot_id == boot_id_ && interval.count() > 0 && now > *last_) {
     // Round to the nearest whole interval: jitter of up to half an interval is not a loss.
     const int64_t gap = (now - *last_).count();
     const int64_t intervals = (gap + interval.count() / 2) / interval.count();
     if (intervals > 1) missed_ += static_cast<uint64_t>(intervals - 1);
   }
   last_ = now;
+  boot_id_ = boot_id;
 }
 
 MetricsExporter::MetricsExporter()
@@ -384,8 +384,7 @@ void MetricsExporter::fetch_stats(admin::AdminClient& admin) {
   json resp;
   admin::ClientError err;
   const bool ok = admin.call("stats", json::object(), &resp, &err) && resp.is_object() &&
-                  resp.value("ok", false) && resp.contains("result") &&
-                  resp["result"].is_object();
+                  resp.value("ok", false) && resp.contains("result") && resp["result"].is_object();
   if (ok) {
     snapshot_->set_stats(std::move(resp["result"]));
     return;

@@ -2,6 +2,9 @@
 // CloudWatch names, and the daemon's HA figures, served by prometheus-cpp's Exposer.
 #pragma once
 
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -11,9 +14,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <prometheus/collectable.h>
-#include <prometheus/metric_family.h>
 
 namespace prometheus {
 class Counter;
@@ -33,8 +33,7 @@ namespace eipgate::control {
 // The dataplane's `stats` result (dataplane/admin/README.md) as metric families: nat_gateway →
 // eipgate_natgw_*, drops → eipgate_dataplane_drops_total{reason}, per-worker flow figures, other
 // engine events, ports[i].allowance → eipgate_ena_*{port}. Missing sections give no families.
-[[nodiscard]] std::vector<prometheus::MetricFamily> dataplane_families(
-    const nlohmann::json& stats);
+[[nodiscard]] std::vector<prometheus::MetricFamily> dataplane_families(const nlohmann::json& stats);
 // The control socket's `status` result (control/daemon/README.md) as eipgate_ha_*, eipgate_aws_*
 // and the dataplane health seen by the daemon.
 [[nodiscard]] std::vector<prometheus::MetricFamily> ha_families(const nlohmann::json& status);
@@ -64,14 +63,17 @@ class MetricsSnapshot final : public prometheus::Collectable {
 
 // Counts heartbeats the peer should have sent but we never received, from the gaps between
 // those we did (a gap of 3.4 intervals = 2 missed). A silence still in progress is not counted
-// here; eipgate_ha_peer_last_heard_seconds shows it.
+// here (eipgate_ha_peer_last_heard_seconds shows it), nor the gap before a new incarnation of the
+// peer (another boot id: a restart is not packet loss).
 class HeartbeatGapCounter {
  public:
-  void on_heartbeat(std::chrono::milliseconds now, std::chrono::milliseconds interval);
+  void on_heartbeat(std::chrono::milliseconds now, std::chrono::milliseconds interval,
+                    uint64_t boot_id);
   [[nodiscard]] uint64_t missed() const { return missed_; }
 
  private:
   std::optional<std::chrono::milliseconds> last_;
+  uint64_t boot_id_ = 0;
   uint64_t missed_ = 0;
 };
 

@@ -184,7 +184,8 @@ TEST_F(CredentialRefreshTest, EnvironmentCredentialsAreReportedAsNotRefreshable)
 }
 
 TEST(CredentialsRejected, ExpiryAndUnknownKeysButNotMissingPermissions) {
-  for (const char* code : {"ExpiredToken", "RequestExpired", "AuthFailure", "InvalidClientTokenId"}) {
+  for (const char* code :
+       {"ExpiredToken", "RequestExpired", "AuthFailure", "InvalidClientTokenId"}) {
     EXPECT_TRUE(credentials_rejected(AwsError(ErrorKind::Auth, code, "x"))) << code;
   }
   for (const char* code : {"UnauthorizedOperation", "SignatureDoesNotMatch", "Throttling"}) {

@@ -50,30 +50,30 @@ json fake_stats() {
 }
 
 json fake_status() {
-  return {{"role", "standby"},
-          {"epoch", 3},
-          {"fenced", false},
-          {"takeovers", 2},
-          {"takeover_failures", 0},
-          {"last_takeover_ms", 431},
-          {"dataplane", {{"healthy", true}, {"detail", "ok"}, {"sync_connected", true}}},
-          {"peer", {{"alive", true}, {"state", "active"}, {"last_heard_ms", 50}}},
-          {"sync",
-           {{"sent", 0},
-            {"received", 900},
-            {"applied", 890},
-            {"lag", 10},
-            {"in_sync", true},
-            {"snapshots_sent", 0},
-            {"snapshots_received", 1},
-            {"gaps", 0},
-            {"resync_requests", 1}}},
-          {"heartbeats",
-           {{"sent", 50}, {"received", 48}, {"missed", 2}, {"drops", {{"bad_mac", 3}}}}},
-          {"aws",
-           {{"retries", 4},
-            {"errors", {{"throttling", 1}, {"auth", 0}}},
-            {"credential_refreshes", 1}}}};
+  return {
+      {"role", "standby"},
+      {"epoch", 3},
+      {"fenced", false},
+      {"takeovers", 2},
+      {"takeover_failures", 0},
+      {"last_takeover_ms", 431},
+      {"dataplane", {{"healthy", true}, {"detail", "ok"}, {"sync_connected", true}}},
+      {"peer", {{"alive", true}, {"state", "active"}, {"last_heard_ms", 50}}},
+      {"sync",
+       {{"sent", 0},
+        {"received", 900},
+        {"applied", 890},
+        {"lag", 10},
+        {"in_sync", true},
+        {"snapshots_sent", 0},
+        {"snapshots_received", 1},
+        {"gaps", 0},
+        {"resync_requests", 1}}},
+      {"heartbeats", {{"sent", 50}, {"received", 48}, {"missed", 2}, {"drops", {{"bad_mac", 3}}}}},
+      {"aws",
+       {{"retries", 4},
+        {"errors", {{"throttling", 1}, {"auth", 0}}},
+        {"credential_refreshes", 1}}}};
 }
 
 struct Scrape {
@@ -141,8 +141,8 @@ TEST(MetricsTest, DataplaneCountersUnderNatGatewayNames) {
 }
 
 TEST(MetricsTest, EnaPortWithoutANameIsLabelledByIndex) {
-  json stats = {{"ports", json::array({json::object(),
-                                       {{"allowance", {{"bw_in_allowance_exceeded", 5}}}}})}};
+  json stats = {
+      {"ports", json::array({json::object(), {{"allowance", {{"bw_in_allowance_exceeded", 5}}}}})}};
   const auto fams = dataplane_families(stats);
   ASSERT_EQ(fams.size(), 1u);
   EXPECT_EQ(fams[0].name, "eipgate_ena_bw_in_allowance_exceeded");
@@ -173,8 +173,7 @@ TEST(MetricsTest, HaFigures) {
   EXPECT_EQ(m.samples.at("eipgate_ha_heartbeats_missed_total"), 2);
   EXPECT_EQ(m.samples.at(R"(eipgate_ha_heartbeats_dropped_total{reason="bad_mac"})"), 3);
   // Reasons never seen are exported as 0, not left out.
-  EXPECT_EQ(m.samples.at(R"(eipgate_ha_heartbeats_dropped_total{reason="replay"})"), 0)
-      << m.text;
+  EXPECT_EQ(m.samples.at(R"(eipgate_ha_heartbeats_dropped_total{reason="replay"})"), 0) << m.text;
   EXPECT_DOUBLE_EQ(m.samples.at("eipgate_ha_peer_last_heard_seconds"), 0.05);
   EXPECT_EQ(m.samples.at("eipgate_ha_peer_up"), 1);
   EXPECT_EQ(m.samples.at("eipgate_aws_api_retries_total"), 4);
@@ -211,11 +210,15 @@ TEST(MetricsTest, MalformedAnswersGiveNoSeriesAndNoCrash) {
 TEST(MetricsTest, HeartbeatGapsCountMissedHeartbeats) {
   using std::chrono::milliseconds;
   HeartbeatGapCounter c;
-  c.on_heartbeat(milliseconds(1000), milliseconds(100));
-  c.on_heartbeat(milliseconds(1140), milliseconds(100));  // jitter: not a loss
+  c.on_heartbeat(milliseconds(1000), milliseconds(100), 7);
+  c.on_heartbeat(milliseconds(1140), milliseconds(100), 7);  // jitter: not a loss
   EXPECT_EQ(c.missed(), 0u);
-  c.on_heartbeat(milliseconds(1480), milliseconds(100));  // 340 ms: 2 missed
+  c.on_heartbeat(milliseconds(1480), milliseconds(100), 7);  // 340 ms: 2 missed
   EXPECT_EQ(c.missed(), 2u);
+  c.on_heartbeat(milliseconds(9000), milliseconds(100), 8);  // the peer restarted: no loss
+  EXPECT_EQ(c.missed(), 2u);
+  c.on_heartbeat(milliseconds(9300), milliseconds(100), 8);
+  EXPECT_EQ(c.missed(), 4u);
 }
 
 }  // namespace
