@@ -81,6 +81,8 @@ set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/eipgate/eipgate")
+# Linked libraries (libcurl, yaml-cpp, libbpf, prometheus-cpp core/pull, ...) come from
+# dpkg-shlibdeps; only what is loaded at run time without linking is listed by hand below.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # DPDK loads its drivers as plugins (not seen by dpkg-shlibdeps): ENA (EC2), virtio (the image
 # test, KVM), af_xdp / af_packet / tap (single-ENI mode, tests), the ring mempool and the buses.

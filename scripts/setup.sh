@@ -10,7 +10,8 @@ readonly PACKAGES=(
   clang libclang-rt-14-dev llvm clang-format clang-tidy valgrind
   libdpdk-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libbpf-dev bpftool linux-libc-dev
-  libcurl4-openssl-dev libssl-dev libpugixml-dev python3-botocore python3-yaml lintian
+  libcurl4-openssl-dev libssl-dev libpugixml-dev prometheus-cpp-dev
+  python3-botocore python3-yaml lintian
   iproute2 ethtool iputils-ping curl python3 iperf3 traceroute coturn dnsmasq nftables iptables netsniff-ng tcpdump gnuplot-nox
 )
 readonly MIN_HUGEPAGES=256

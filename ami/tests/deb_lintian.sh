@@ -24,6 +24,8 @@ for f in ./usr/sbin/eipgate-dataplane ./usr/sbin/eipgate-control ./usr/sbin/eipg
 done
 grep -E " ./usr/sbin/eipgate-dataplane$" "${OUT}/contents" | grep -q '^-rwxr-xr-x root/root' || fail "eipgate-dataplane mode/owner"
 dpkg-deb -f "${DEB}" Depends | grep -q librte-net-ena23 || fail "Depends lacks the ENA PMD"
+# eipgate-control's /metrics (prometheus-cpp): found by dpkg-shlibdeps (CPACK_DEBIAN_PACKAGE_SHLIBDEPS).
+dpkg-deb -f "${DEB}" Depends | grep -q libprometheus-cpp-pull1.0 || fail "Depends lacks prometheus-cpp"
 dpkg-deb -e "${DEB}" "${OUT}/ctrl"
 grep -qx /etc/default/eipgate "${OUT}/ctrl/conffiles" || fail "conffiles"
 

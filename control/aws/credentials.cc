@@ -69,6 +69,17 @@ Credentials ImdsCredentialsProvider::get() {
   return *cached_;
 }
 
+bool ImdsCredentialsProvider::invalidate(const Credentials& rejected) {
+  std::lock_guard lock(mutex_);
+  if (cached_ && cached_->access_key_id == rejected.access_key_id) {
+    eipgate::log::get()->warn("instance role credentials (key {}) rejected; fetching new ones",
+                              rejected.redacted_key_id());
+    cached_.reset();
+    role_.clear();  // the instance profile may have been replaced too
+  }
+  return true;
+}
+
 ChainCredentialsProvider::ChainCredentialsProvider(std::shared_ptr<CredentialsProvider> fallback,
                                                    EnvLookup getenv)
     : env_(credentials_from_environment(std::move(getenv))), fallback_(std::move(fallback)) {
@@ -77,6 +88,11 @@ ChainCredentialsProvider::ChainCredentialsProvider(std::shared_ptr<CredentialsPr
                               env_->redacted_key_id(),
                               env_->session_token.empty() ? "" : ", with session token");
   }
+}
+
+bool ChainCredentialsProvider::invalidate(const Credentials& rejected) {
+  if (env_) return false;
+  return fallback_ && fallback_->invalidate(rejected);
 }
 
 Credentials ChainCredentialsProvider::get() {

@@ -30,6 +30,13 @@ class CredentialsProvider {
   virtual ~CredentialsProvider() = default;
   // Current credentials; throws AwsError (Auth or the underlying IMDS error) when there are none.
   virtual Credentials get() = 0;
+  // EC2 rejected `rejected` (expired or revoked): forget it so the next get() fetches anew.
+  // Returns false when this source cannot produce other credentials (environment, static), so
+  // retrying is pointless.
+  virtual bool invalidate(const Credentials& rejected) {
+    (void)rejected;
+    return false;
+  }
 };
 
 class StaticCredentialsProvider final : public CredentialsProvider {
@@ -55,6 +62,9 @@ class ImdsCredentialsProvider final : public CredentialsProvider {
                           std::chrono::seconds refresh_before = std::chrono::minutes(5),
                           Clock now = {});
   Credentials get() override;
+  // Drops the cached credentials if they are the rejected ones (another thread may already have
+  // replaced them); the next get() asks IMDS again. Always true: IMDS can be asked.
+  bool invalidate(const Credentials& rejected) override;
 
  private:
   ImdsClient& imds_;
@@ -71,6 +81,8 @@ class ChainCredentialsProvider final : public CredentialsProvider {
  public:
   ChainCredentialsProvider(std::shared_ptr<CredentialsProvider> fallback, EnvLookup getenv = {});
   Credentials get() override;
+  // False for environment credentials (nothing else to read); else the fallback's answer.
+  bool invalidate(const Credentials& rejected) override;
   [[nodiscard]] bool from_environment() const noexcept { return env_.has_value(); }
 
  private:

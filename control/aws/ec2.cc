@@ -262,8 +262,10 @@ Ec2Client::Ec2Client(HttpTransport& http, CredentialsProvider& credentials, Ec2O
   if (endpoint_.find('/', endpoint_.find("://") + 3) == std::string::npos) endpoint_ += '/';
 }
 
-std::string Ec2Client::call_once(std::string_view action, const std::string& body) {
+std::string Ec2Client::call_once(std::string_view action, const std::string& body,
+                                 Credentials* used) {
   const Credentials creds = credentials_.get();
+  *used = creds;
   HttpRequest req;
   req.method = "POST";
   req.url = endpoint_;
@@ -286,7 +288,41 @@ std::string Ec2Client::call_once(std::string_view action, const std::string& bod
 
 std::string Ec2Client::call(std::string_view action, const Params& params) {
   const std::string body = encode_query(action, params);
-  return retrier_.run("ec2:" + std::string(action), [&] { return call_once(action, body); });
+  const std::string operation = "ec2:" + std::string(action);
+  Credentials used;
+  auto attempt = [&] {
+    used = Credentials{};
+    return retrier_.run(operation, [&] { return call_once(action, body, &used); });
+  };
+  try {
+    try {
+      return attempt();
+    } catch (const AwsError& e) {
+      // Expired or revoked credentials: one more attempt with fresh ones, if the source has any
+      // (instance role). Only key ids are logged, never the secret or the token.
+      if (!credentials_rejected(e) || used.access_key_id.empty()) throw;
+      if (!credentials_.invalidate(used)) {
+        throw AwsError(e.kind(), e.code(),
+                       e.message() + "; the credentials from " + used.source + " (key " +
+                           used.redacted_key_id() +
+                           ") cannot be refreshed: replace them and restart eipgate-control",
+                       e.http_status(), e.request_id());
+      }
+      const std::string old_key = used.redacted_key_id();
+      ++credential_refreshes_;
+      eipgate::log::get()->warn(
+          "{}: EC2 rejected the credentials (key {}: {}); retrying once "
+          "with fresh instance role credentials",
+          operation, old_key, e.code());
+      std::string out = attempt();
+      eipgate::log::get()->info("{}: succeeded with the refreshed credentials (key {})", operation,
+                                used.redacted_key_id());
+      return out;
+    }
+  } catch (const AwsError& e) {
+    errors_[static_cast<size_t>(e.kind())].fetch_add(1, std::memory_order_relaxed);
+    throw;
+  }
 }
 
 std::vector<std::string> Ec2Client::call_paged(std::string_view action, const Params& params) {

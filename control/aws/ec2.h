@@ -3,7 +3,10 @@
 // and throttling/5xx/transport failures retried (aws/retry.h).
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "aws/credentials.h"
+#include "aws/error.h"
 #include "aws/http.h"
 #include "aws/retry.h"
 
@@ -136,10 +140,19 @@ class Ec2Client {
                    const std::vector<std::pair<std::string, std::string>>& params);
 
   [[nodiscard]] Retrier& retrier() noexcept { return retrier_; }
+  // Calls that failed for good (after retries and any credential refresh), by kind; metrics.
+  [[nodiscard]] uint64_t errors(ErrorKind kind) const noexcept {
+    return errors_[static_cast<size_t>(kind)].load(std::memory_order_relaxed);
+  }
+  // Times EC2 rejected the credentials and new ones were fetched for one more attempt.
+  [[nodiscard]] uint64_t credential_refreshes() const noexcept {
+    return credential_refreshes_.load(std::memory_order_relaxed);
+  }
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
 
  private:
-  std::string call_once(std::string_view action, const std::string& body);
+  // *used: the credentials the request was signed with (for invalidate()).
+  std::string call_once(std::string_view action, const std::string& body, Credentials* used);
   std::vector<std::string> call_paged(
       std::string_view action, const std::vector<std::pair<std::string, std::string>>& params);
 
@@ -148,6 +161,8 @@ class Ec2Client {
   Ec2Options options_;
   std::string endpoint_;
   Retrier retrier_;
+  std::array<std::atomic<uint64_t>, kErrorKindCount> errors_{};
+  std::atomic<uint64_t> credential_refreshes_{0};
 };
 
 // Response parsers, public so recorded responses can be tested without a server. They throw

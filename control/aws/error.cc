@@ -95,6 +95,19 @@ AwsError::AwsError(ErrorKind kind, std::string code, std::string message, long h
       http_status_(http_status),
       request_id_(std::move(request_id)) {}
 
+bool credentials_rejected(const AwsError& error) {
+  // Not UnauthorizedOperation (the role lacks a permission: new keys of the same role won't
+  // help) nor SignatureDoesNotMatch (a signing bug).
+  static constexpr std::array<std::string_view, 7> kRejected = {"ExpiredToken",
+                                                                "ExpiredTokenException",
+                                                                "RequestExpired",
+                                                                "AuthFailure",
+                                                                "InvalidClientTokenId",
+                                                                "InvalidToken",
+                                                                "UnrecognizedClientException"};
+  return one_of(error.code(), kRejected);
+}
+
 bool AwsError::retryable() const noexcept {
   return kind_ == ErrorKind::Throttling || kind_ == ErrorKind::Server ||
          kind_ == ErrorKind::Transport;

@@ -2,6 +2,7 @@
 // decides whether it is retried and how the failover logic reacts.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -19,6 +20,8 @@ enum class ErrorKind {
   Protocol,          // a response we cannot parse: not retried (a bug on one side)
   Other,             // any other error code
 };
+
+inline constexpr size_t kErrorKindCount = static_cast<size_t>(ErrorKind::Other) + 1;
 
 [[nodiscard]] std::string_view to_string(ErrorKind kind);
 
@@ -46,5 +49,9 @@ class AwsError : public std::runtime_error {
   long http_status_;
   std::string request_id_;
 };
+
+// EC2 said the signing credentials themselves are no good (expired session token, unknown or
+// revoked key): fresh credentials may succeed where a plain retry cannot.
+[[nodiscard]] bool credentials_rejected(const AwsError& error);
 
 }  // namespace eipgate::aws

@@ -120,4 +120,15 @@ RouteReport AwsOps::check_routes() {
 
 uint64_t AwsOps::retries() const { return ec2_ ? ec2_->retrier().retries() : 0; }
 
+std::map<std::string, uint64_t> AwsOps::errors() const {
+  std::map<std::string, uint64_t> out;
+  for (size_t i = 0; i < aws::kErrorKindCount; ++i) {
+    const auto kind = static_cast<aws::ErrorKind>(i);
+    out[std::string(aws::to_string(kind))] = ec2_ ? ec2_->errors(kind) : 0;
+  }
+  return out;
+}
+
+uint64_t AwsOps::credential_refreshes() const { return ec2_ ? ec2_->credential_refreshes() : 0; }
+
 }  // namespace eipgate::control

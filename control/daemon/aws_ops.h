@@ -3,6 +3,7 @@
 // Blocking calls (libcurl, retries with backoff): the daemon runs them on its AWS worker thread.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,9 @@ class AwsOps {
   RouteReport check_routes();
 
   [[nodiscard]] uint64_t retries() const;
+  // EC2 calls that failed for good, by error kind ("throttling", "auth", ...), every kind listed.
+  [[nodiscard]] std::map<std::string, uint64_t> errors() const;
+  [[nodiscard]] uint64_t credential_refreshes() const;
   [[nodiscard]] const Identity& identity() const { return identity_; }
 
  private:

@@ -27,6 +27,7 @@
 #include "daemon/aws_ops.h"
 #include "daemon/control_socket.h"
 #include "daemon/egress_probes.h"
+#include "daemon/metrics.h"
 #include "daemon/sync_link.h"
 #include "ha/auth.h"
 #include "ha/decision_log.h"
@@ -244,6 +245,7 @@ class Daemon final : public ha::SyncSink {
   SyncLink link_;
   ha::SyncReceiver receiver_;
   ControlSocket control_;
+  std::unique_ptr<MetricsExporter> metrics_;  // null when ha.metrics_listen is off
   Mailbox mailbox_;
   std::unique_ptr<Worker> aws_worker_;
   std::unique_ptr<Worker> admin_worker_;
@@ -261,6 +263,9 @@ class Daemon final : public ha::SyncSink {
   Millis next_heartbeat_{0}, next_tick_{0}, next_flush_{0}, next_health_{0}, next_route_{0},
       next_connect_{0};
   bool health_in_flight_ = false;
+  Millis next_metrics_{0};
+  bool metrics_stats_in_flight_ = false;
+  HeartbeatGapCounter heartbeat_gaps_;  // assumes the peer's heartbeat_interval is ours
   // Consecutive health answers saying a worker did not progress. A dataplane that cannot be
   // reached fails at once; a slow loop must be seen kHealthMissesToFail times in a row (a busy
   // or briefly descheduled worker on a small instance is not a dead one).
@@ -660,6 +665,7 @@ void Daemon::on_datagram(const ha::Datagram& d) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, ha::Heartbeat>) {
           ++stats_.heartbeats_received;
+          heartbeat_gaps_.on_heartbeat(clock_.now(), config_.ha.heartbeat_interval, h.boot_id);
           peer_hb_ = m;
           peer_epoch_ = h.epoch;
           peer_boot_ = h.boot_id;
@@ -794,6 +800,18 @@ void Daemon::periodic(Millis now) {
     next_health_ = now + 200ms;
     start_health_check();
   }
+  if (metrics_ && now >= next_metrics_) {
+    // Scrapes read this snapshot (at most 1 s old); the stats call runs on the admin worker.
+    next_metrics_ = now + 1s;
+    metrics_->set_status(status());
+    if (!metrics_stats_in_flight_) {
+      metrics_stats_in_flight_ = true;
+      admin_worker_->post([this] {
+        metrics_->fetch_stats(*admin_);
+        mailbox_.post([this] { metrics_stats_in_flight_ = false; });
+      });
+    }
+  }
   if (now >= next_route_) {
     next_route_ = now + config_.ha.route_check_interval;
     start_route_check();
@@ -868,6 +886,7 @@ json Daemon::status() const {
       {"last_takeover", takeover_detail_},
       {"last_takeover_ms", last_takeover_ms_ ? json(*last_takeover_ms_) : json(nullptr)},
       {"takeovers", stats_.takeovers},
+      {"takeover_failures", stats_.takeover_failures},
       {"dataplane", {{"healthy", dataplane_good_}, {"detail", dataplane_detail_},
                      {"sync_connected", link_.connected()}}},
       {"peer", peer},
@@ -887,8 +906,10 @@ json Daemon::status() const {
         {"resync_requests", rs.requests},
         {"dataplane_queue", link_.queued()}}},
       {"heartbeats", {{"sent", stats_.heartbeats_sent}, {"received", stats_.heartbeats_received},
+                      {"missed", heartbeat_gaps_.missed()},
                       {"accepted", codec_->counters().accepted}, {"drops", drops}}},
-      {"aws", {{"retries", ops_.retries()}}},
+      {"aws", {{"retries", ops_.retries()}, {"errors", ops_.errors()},
+               {"credential_refreshes", ops_.credential_refreshes()}}},
       {"decisions", decisions},
   };
 }
@@ -945,6 +966,14 @@ int Daemon::run(const std::atomic<bool>& stop) {
   if (!control_.start(config_.ha.control_socket, &err)) {
     logger->error("control socket: {}", err);
     return 1;
+  }
+  if (!config_.ha.metrics_listen.empty()) {
+    metrics_ = MetricsExporter::start(config_.ha.metrics_listen, &err);
+    if (!metrics_) {
+      logger->error("metrics: {}", err);
+      return 1;
+    }
+    logger->info("metrics on http://{}/metrics", config_.ha.metrics_listen);
   }
   if (!bootstrap(stop)) return 0;
 

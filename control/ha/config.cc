@@ -128,6 +128,30 @@ uint32_t ipv4(const Parser& p, const YAML::Node& n, const std::string& key) {
   return ntohl(a.s_addr);
 }
 
+// ha.metrics_listen: "IPv4:PORT", or "off" / "" for no endpoint (returned as "").
+std::string listen_address(const Parser& p, const YAML::Node& n) {
+  const std::string key = "metrics_listen";
+  if (n.IsNull()) return {};
+  const std::string s = scalar(p, n, key);
+  if (s.empty() || s == "off") return {};
+  const size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
+    p.fail(n, key, "'" + s + "' is not ADDRESS:PORT (e.g. 127.0.0.1:9410), or off");
+  }
+  const std::string addr = s.substr(0, colon);
+  in_addr a{};
+  if (inet_pton(AF_INET, addr.c_str(), &a) != 1) {
+    p.fail(n, key, "'" + addr + "' is not an IPv4 address");
+  }
+  const std::string port = s.substr(colon + 1);
+  uint32_t v = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
+  if (ec != std::errc() || end != port.data() + port.size() || v == 0 || v > 65535) {
+    p.fail(n, key, "'" + s + "': port must be 1..65535");
+  }
+  return s;
+}
+
 constexpr Millis kMinute{60'000};
 constexpr Millis kHour{3'600'000};
 
@@ -139,7 +163,7 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
       {"priority", "peers", "bind_address", "port", "secret_file", "heartbeat_interval",
        "dead_interval", "miss_count", "startup_wait", "preempt", "preempt_delay", "hold_down",
        "takeover_timeout", "handover_timeout", "route_check_interval", "sync", "probes",
-       "control_socket", "data_mac", "peer_eni"});
+       "control_socket", "data_mac", "peer_eni", "metrics_listen"});
   HaConfig c;
   c.source_file = p.file();
   auto require = [&](std::string_view key) -> const YAML::Node& {
@@ -257,6 +281,8 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
       p.fail(*n, "peer_eni", "'" + c.peer_eni + "' is not an ENI id (eni-...)");
     }
   }
+
+  if (const auto* n = find(top, "metrics_listen")) c.metrics_listen = listen_address(p, *n);
 
   if (const auto* sync = find(top, "sync"); sync != nullptr && !sync->IsNull()) {
     const auto es = entries(p, *sync, "ha.sync", {"flush_interval", "resync_retry"});

@@ -62,6 +62,9 @@ struct HaConfig {
   Millis probe_interval{1'000};
   Millis probe_timeout{500};
   uint32_t probe_fail_threshold = 3;
+  // eipgate-control's Prometheus endpoint, "IPv4:PORT"; empty = off (`metrics_listen: off` or "").
+  // Loopback by default: exposing it further is the operator's choice (control/daemon/README.md).
+  std::string metrics_listen = "127.0.0.1:9410";
 };
 
 struct HaConfigError {

@@ -62,6 +62,8 @@ class State:
                 "secret_access_key": c["secret_access_key"],
                 "session_token": c.get("session_token"),
             }
+        # access key id -> the error code EC2 answers for it (rotated instance-role keys)
+        self.expired_keys = {}
         self.vpcs = {v["id"]: dict(v) for v in data.get("vpcs", [])}
         self.subnets = {s["id"]: dict(s) for s in data.get("subnets", [])}
         self.instances = {}
@@ -762,6 +764,9 @@ def verify_sigv4(state, method, url, headers, body, now=None):
     m = AUTH_RE.match(auth.strip())
     if not m:
         raise Ec2Error("AuthFailure", "Authorization header is not AWS4-HMAC-SHA256", 401)
+    expired = state.expired_keys.get(m["akid"])
+    if expired:
+        raise Ec2Error(expired, "The security token included in the request is expired", 400)
     cred = state.credentials.get(m["akid"])
     if cred is None:
         raise Ec2Error("AuthFailure", "AWS was not able to validate the provided access "
@@ -812,6 +817,7 @@ class Imds:
         self.state = state
         self.tokens = {}  # token -> (instance id, expiry monotonic)
         self.role_credentials = {}  # instance id -> dict
+        self.credential_fetches = 0  # GETs of security-credentials/<role>
         self.lock = threading.Lock()
 
     def put_token(self, instance_id, headers):
@@ -838,6 +844,9 @@ class Imds:
         tree = self._tree(instance_id)
         node = tree
         parts = [p for p in path.split("/") if p]
+        if parts[:3] == ["meta-data", "iam", "security-credentials"] and len(parts) == 4:
+            with self.lock:
+                self.credential_fetches += 1
         for p in parts:
             if not isinstance(node, dict) or p not in node:
                 return 404, "text/html", "<html><body><h1>404 - Not Found</h1></body></html>"
@@ -846,6 +855,22 @@ class Imds:
             body = "\n".join(k + "/" if isinstance(v, dict) else k for k, v in node.items())
             return 200, "text/plain", body
         return 200, ("application/json" if node.startswith("{") else "text/plain"), node
+
+    def rotate(self, instance_id=None, code="ExpiredToken"):
+        """New role credentials now; EC2 answers `code` to the old keys (as for an expired
+        session token). Returns the old key ids."""
+        old = []
+        with self.lock:
+            for iid, c in list(self.role_credentials.items()):
+                if instance_id and iid != instance_id:
+                    continue
+                old.append(c["access_key_id"])
+                del self.role_credentials[iid]
+        with self.state.lock:
+            for k in old:
+                self.state.credentials.pop(k, None)
+                self.state.expired_keys[k] = code
+        return old
 
     def credentials_for(self, inst):
         with self.lock:
@@ -1131,12 +1156,27 @@ class _Handler(BaseHTTPRequestHandler):
                 if method == "POST" and spec.get("clear"):
                     fake.calls.clear()
             return self._send(200, "application/json", json.dumps(calls))
+        if what == "imds" and method == "GET":
+            with fake.imds.lock:
+                out = {"credential_fetches": fake.imds.credential_fetches}
+            return self._send(200, "application/json", json.dumps(out))
         if what == "imds" and method == "POST":
             # {"revoke_tokens": true}: every IMDS token becomes invalid (as after an IMDS restart)
             if spec.get("revoke_tokens"):
                 with fake.imds.lock:
                     fake.imds.tokens.clear()
-            return self._send(200, "application/json", "{}")
+            out = {}
+            # {"rotate_credentials": true, "instance": "i-..." (default all),
+            #  "code": "ExpiredToken"}: the role's keys are replaced; EC2 rejects the old ones
+            if spec.get("rotate_credentials"):
+                out["rotated"] = fake.imds.rotate(spec.get("instance"),
+                                                  spec.get("code", "ExpiredToken"))
+            # {"expire_key": "AKID...", "code": "RequestExpired"}: EC2 rejects that key from now
+            # on, whatever IMDS serves (a key that IMDS has not rotated yet, or a static one)
+            if spec.get("expire_key"):
+                with fake.state.lock:
+                    fake.state.expired_keys[spec["expire_key"]] = spec.get("code", "ExpiredToken")
+            return self._send(200, "application/json", json.dumps(out))
         if what == "instance" and method == "POST":
             # {"id": "i-...", "state": "stopped", "status": "impaired", "system_status": ...}
             with fake.state.lock:

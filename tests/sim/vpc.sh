@@ -228,6 +228,7 @@ ha:
   handover_timeout: 3s
   sync: {flush_interval: 5ms, resync_retry: 500ms}
   control_socket: ${VPC_DIR}/${i}/control.sock
+  metrics_listen: 127.0.0.1:9410  # each instance has its own netns, so its own loopback
   data_mac: "$(data_mac "$i")"
   peer_eni: $(data_eni "${peer}")
 YAML

@@ -4,7 +4,8 @@ B priority 100 on 127.0.0.2), one fake EC2/IMDS (tests/sim/fake_aws.py) and two 
 (fake_dataplane.py). One scenario per run:
 
   control_integration.py EIPGATE_CONTROL EIPGATECTL SCENARIO
-Scenarios: startup, takeover, rejoin, failover, partition, throttle, bad_config, throughput.
+Scenarios: startup, takeover, rejoin, failover, partition, throttle, bad_config, throughput,
+metrics.
 """
 
 import json
@@ -58,6 +59,14 @@ def wait_for(pred, timeout, what, step=0.02):
     raise Fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def free_tcp_port(addr):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((addr, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def free_udp_port(addr):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((addr, 0))
@@ -92,6 +101,8 @@ class Harness:
         self.procs = {}
         self.logs = {}
         self.ports = {k: free_udp_port(v["addr"]) for k, v in INSTANCES.items()}
+        # Each daemon's /metrics on its own address (the default 127.0.0.1:9410 would collide).
+        self.metrics_ports = {k: free_tcp_port(v["addr"]) for k, v in INSTANCES.items()}
         os.chmod(self.dir, 0o700)
         self.secret = os.path.join(self.dir, "ha.key")
         with open(self.secret, "w") as f:
@@ -188,6 +199,7 @@ admin:
   control_socket: {self.dir}/{k}/control.sock
   data_mac: "{me['mac']}"
   peer_eni: {INSTANCES[other]['eni']}
+  metrics_listen: {me['addr']}:{self.metrics_ports[k]}
 {extra_ha}"""
         path = os.path.join(self.dir, f"{k}.yaml")
         with open(path, "w") as f:
@@ -214,6 +226,19 @@ admin:
             return self.status(k)["role"]
         except (OSError, ValueError):
             return None
+
+    def metrics(self, k):
+        """GET /metrics → {'name{labels}': value}."""
+        url = f"http://{INSTANCES[k]['addr']}:{self.metrics_ports[k]}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            check(r.status == 200, f"/metrics answered {r.status}")
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
 
     def aws_state(self):
         with urllib.request.urlopen(self.aws + "/_fake/state", timeout=5) as r:
@@ -470,6 +495,8 @@ def scenario_egress(h):
           "A's decision names the probes")
     check(sa["egress_probes"]["failing"] and "forgiven_in_ms" in sa["egress_probes"],
           f"A owes a backoff before it is eligible again: {sa['egress_probes']}")
+    wait_for(lambda: h.metrics("a").get("eipgate_egress_probes_failing") == 1, 5,
+             "A's /metrics: eipgate_egress_probes_failing 1")
     time.sleep(1.5)  # longer than hold_down (1 s): A must not come back while in doubt
     check(h.role("a") == "failed" and h.role("b") == "active", "no flapping back to A")
     wait_for(lambda: h.status("b")["egress_probes"]["ok"] >= 2, 5, "B's probes answered")
@@ -477,6 +504,38 @@ def scenario_egress(h):
     h.kill("ctl_b")
     wait_for(lambda: h.role("a") == "active", 5, "A takes over when B is gone")
     wait_for(lambda: h.owner_is("a"), 5, "routes + service IP back at A")
+
+
+def scenario_metrics(h):
+    h.pair_up(flows=120)
+    role_active = 'eipgate_ha_role{role="active"}'
+    # Published once a second by the daemon: poll until the first snapshot is there.
+    ma = wait_for(lambda: (m := h.metrics("a")).get(role_active) == 1 and
+                  "eipgate_natgw_active_connection_count" in m and m, 5, "A's /metrics")
+    flows = h.dp("a", "test_state")["flows"]
+    check(ma["eipgate_natgw_active_connection_count"] == flows,
+          f"ActiveConnectionCount {ma['eipgate_natgw_active_connection_count']} != {flows} flows")
+    check(ma['eipgate_ha_role{role="standby"}'] == 0, "A is not standby")
+    check(ma["eipgate_dataplane_up"] == 1, "dataplane_up")
+    check(ma["eipgate_natgw_bytes_out_to_destination"] == 1000 * flows, "BytesOutToDestination")
+    check(ma['eipgate_dataplane_drops_total{reason="no_flow_outside"}'] == 4, "drop reasons")
+    check(ma['eipgate_ena_pps_allowance_exceeded{port="outside"}'] == 7, "ENA allowance")
+    check(not any('port="inside"' in k for k in ma), "no ENA series for a non-ENA port")
+    # B: the standby's sync figures.
+    mb = wait_for(lambda: (m := h.metrics("b")).get(
+        'eipgate_ha_sync_events_total{direction="applied"}', 0) >= 120 and m, 5, "B's sync figures")
+    check(mb['eipgate_ha_role{role="standby"}'] == 1, "B standby")
+    check(mb['eipgate_ha_sync_events_total{direction="received"}'] >= 120, "received")
+    check("eipgate_ha_sync_lag_events" in mb, "sync lag")
+    check(mb["eipgate_ha_heartbeats_received_total"] > 0, "heartbeats received")
+    check(mb["eipgate_ha_peer_up"] == 1, "peer up")
+    failovers = mb["eipgate_ha_failovers_total"]
+    kill_a_and_wait_takeover(h)
+    mb = wait_for(lambda: (m := h.metrics("b")).get("eipgate_ha_failovers_total") == failovers + 1
+                  and m.get(role_active) == 1 and m, 5, "B's failovers_total + 1")
+    check(mb.get("eipgate_ha_last_takeover_seconds", 0) > 0, "last takeover duration")
+    print(f"METRICS: A {len(ma)} series, B {len(mb)} series; B failovers_total "
+          f"{failovers:.0f} -> {mb['eipgate_ha_failovers_total']:.0f}")
 
 
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items()

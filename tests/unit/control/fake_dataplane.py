@@ -158,6 +158,29 @@ class Dataplane:
         return sent
 
     # -- admin socket ------------------------------------------------------------------------
+    def stats(self):
+        """The real dataplane's `stats` shape (dataplane/admin/README.md), one worker, with an
+        ENA port's allowance counters (ports[i].allowance) and a non-ENA port without them."""
+        with self.lock:
+            n = len(self.flows)
+        counters = {"ConnectionAttemptCount": n + 3, "ConnectionEstablishedCount": n,
+                    "ErrorPortAllocation": 0, "IdleTimeoutCount": 1, "PacketsDropCount": 5,
+                    "BytesOutToDestination": 1000 * n, "BytesInFromDestination": 4000 * n,
+                    "flows_created": n}
+        drops = {"no_flow_outside": 4, "ttl_expired": 1, "port_allocation": 0}
+        block = {"active_flows": n, "max_flows": 100000, "memory_bytes": 12800000,
+                 "counters": counters, "drops": drops}
+        nat_gateway = {"ActiveConnectionCount": n}
+        nat_gateway.update({k: v for k, v in counters.items() if k[0].isupper()})
+        return {"workers": [dict(block, worker=0)], "totals": block, "nat_gateway": nat_gateway,
+                "drops": drops,
+                "ports": [{"name": "outside", "allowance": {
+                    "bw_in_allowance_exceeded": 0, "bw_out_allowance_exceeded": 0,
+                    "pps_allowance_exceeded": 7, "conntrack_allowance_exceeded": 0,
+                    "linklocal_allowance_exceeded": 0,
+                    "conntrack_allowance_available": 123456}},
+                    {"name": "inside"}]}
+
     def handle(self, req):
         cmd = req.get("cmd")
         args = req.get("args") or {}
@@ -167,7 +190,7 @@ class Dataplane:
             return {"status": self.health_status,
                     "workers": [{"worker": 0, "progressing": ok, "loops": self.loops * 1000}]}
         if cmd == "stats":
-            return {"totals": {"active_flows": len(self.flows)}}
+            return self.stats()
         if cmd == "announce":
             self.announces += 1
             return {"garps": 1}

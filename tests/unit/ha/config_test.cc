@@ -86,6 +86,20 @@ TEST(HaConfigTest, MinimalUsesDefaults) {
   EXPECT_EQ(r.config->dead_interval, 600ms);
   EXPECT_FALSE(r.config->preempt);
   EXPECT_EQ(r.config->port, kDefaultHaPort);
+  EXPECT_EQ(r.config->metrics_listen, "127.0.0.1:9410");  // loopback only unless configured
+}
+
+TEST(HaConfigTest, MetricsListenAddressOrOff) {
+  const std::string head = "ha:\n  priority: 1\n  peers: [10.0.0.6]\n  secret_file: /k\n";
+  const auto set = parse(head + "  metrics_listen: 0.0.0.0:9100\n");
+  ASSERT_TRUE(set.config) << set.error->to_string();
+  EXPECT_EQ(set.config->metrics_listen, "0.0.0.0:9100");
+  for (const char* off : {"off", "\"\"", ""}) {
+    SCOPED_TRACE(off);
+    const auto r = parse(head + "  metrics_listen: " + off + "\n");
+    ASSERT_TRUE(r.config) << r.error->to_string();
+    EXPECT_TRUE(r.config->metrics_listen.empty());
+  }
 }
 
 struct Rejection {
@@ -120,6 +134,10 @@ TEST(HaConfigTest, RejectionsNameFileLineAndReason) {
       {(head + "  probes:\n    interval: 1s\n    timeout: 2s\n"), 6, "shorter than"},
       {(head + "  sync:\n    flush_interval: 1s\n"), 6, "out of range"},
       {"ha:\n  priority: 1\n  bind_address: 10.0.0.6\n  peers: [10.0.0.6]\n", 4, "own bind"},
+      {(head + "  metrics_listen: 9410\n"), 5, "not ADDRESS:PORT"},
+      {(head + "  metrics_listen: localhost:9410\n"), 5, "not an IPv4 address"},
+      {(head + "  metrics_listen: 127.0.0.1:70000\n"), 5, "port must be 1..65535"},
+      {(head + "  metrics_listen: [127.0.0.1:1]\n"), 5, "expected a single value"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.yaml);
