@@ -46,6 +46,11 @@ class AwsOps {
   RouteReport check_routes();
 
   [[nodiscard]] uint64_t retries() const;
+  // The client bootstrap() made (null before); AWS worker thread only.
+  [[nodiscard]] aws::Ec2Client* ec2() { return ec2_.get(); }
+  // Tables another AZ's pair owns (ha.fallback_for): never ours for takeover or fencing, even
+  // when aws.route_tables' tags would match them.
+  void exclude_tables(std::vector<std::string> ids) { excluded_ = std::move(ids); }
   [[nodiscard]] const Identity& identity() const { return identity_; }
 
  private:
@@ -57,6 +62,7 @@ class AwsOps {
   std::shared_ptr<aws::CredentialsProvider> credentials_;
   std::unique_ptr<aws::Ec2Client> ec2_;
   Identity identity_;
+  std::vector<std::string> excluded_;
 };
 
 }  // namespace eipgate::control
