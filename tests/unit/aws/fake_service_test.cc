@@ -194,7 +194,8 @@ TEST_F(FakeAwsTest, RoutesAtAStoppedInstanceAreBlackholes) {
 TEST_F(FakeAwsTest, ReplaceRouteToANatGateway) {
   auto ec2 = client(static_creds_);
   ec2.replace_route_to_nat_gateway(kRtb2, "0.0.0.0/0", "nat-0aa00000000000001");
-  const Route* r = ec2.describe_route_tables({kRtb2}).at(0).route_to("0.0.0.0/0");
+  const auto tables = ec2.describe_route_tables({kRtb2});
+  const Route* r = tables.at(0).route_to("0.0.0.0/0");
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->nat_gateway_id, "nat-0aa00000000000001");
   EXPECT_TRUE(r->network_interface_id.empty());
