@@ -286,8 +286,15 @@ sys.exit(0 if fa["phase"] == "rescuing" and fa["replacements"] >= 1 and fs["repl
   done
   for i in a1 a2; do instance_wait_dp "$i"; done
   for i in a1 a2; do instance_start_ctl "$i"; done
-  local back
-  back=$(wait_az_active a 40 || true)
+  # wait_az_active would accept b's active (the table's target until AZ a takes it back)
+  local back="" n
+  for ((n = 0; n < 200; n++)); do
+    back=$(inst_name "$(route_target a)")
+    [[ ${back} == a? && $(ha_role "${back}") == active ]] && break
+    back=""
+    sleep 0.2
+  done
+  [[ -n ${back} ]] && echo "METRIC cross_az_take_back_s $("${PY}" -c "import time,sys; print(f'{time.time() - float(sys.argv[1]):.2f}')" "$(cat "${out}/t_back")") (from marking AZ a running, incl. starting its processes)"
   check "7. AZ a back: its own active (${back:-none}) holds AZ a's table again" test -n "${back}"
   check "7. the Lambda in AZ a leaves with EIP a again" eq "$(lambda_get a "http://${WHOAMI}:8080/")" "${EIP[a]}"
   sleep 3  # a few of AZ b's checks (every 1 s)
