@@ -289,7 +289,7 @@ sys.exit(0 if fa["phase"] == "rescuing" and fa["replacements"] >= 1 and fs["repl
   # wait_az_active would accept b's active (the table's target until AZ a takes it back)
   local back="" n
   for ((n = 0; n < 200; n++)); do
-    back=$(inst_name "$(route_target a)")
+    back=$(inst_name "$(route_target a)" || true)  # inst_name returns 1 unless the last matches
     [[ ${back} == a? && $(ha_role "${back}") == active ]] && break
     back=""
     sleep 0.2
