@@ -263,7 +263,10 @@ admin:
         if flows:
             self.dp("a", "test_emit", {"start": 0, "count": flows})  # A's table before start
         self.start_control("a")
-        wait_for(lambda: self.role("a") == "active", 10, "A active")
+        # Active is reported from the takeover decision on; a planned handover is refused until
+        # the takeover (EC2 + GARP) is done, which a loaded machine can stretch past pair_up.
+        wait_for(lambda: self.status("a")["role"] == "active" and
+                 not self.status("a")["takeover_in_progress"], 10, "A active, takeover done")
         self.start_control("b")
         wait_for(lambda: self.role("b") == "standby", 10, "B standby")
         wait_for(lambda: self.tables_equal()[0], 10, "B holds A's flows")
