@@ -762,9 +762,8 @@ std::unique_ptr<CrossAzFallback> Daemon::make_fallback() {
                             text);
     if (decisions_.size() > 32) decisions_.pop_front();
   };
-  return std::make_unique<CrossAzFallback>(config_.ha.fallback_for,
-                                           config_.aws.route_tables.destination, clock_,
-                                           std::move(hooks));
+  return std::make_unique<CrossAzFallback>(
+      config_.ha.fallback_for, config_.aws.route_tables.destination, clock_, std::move(hooks));
 }
 
 json Daemon::status() const {

@@ -14,8 +14,7 @@ ha::FallbackObservation observe_fallback(aws::Ec2Client& ec2, const ha::Fallback
   try {
     try {
       for (const auto& s : ec2.describe_instance_status(rule.instances, true)) {
-        obs.instances.push_back(
-            {s.instance_id, true, s.state, s.instance_status, s.system_status});
+        obs.instances.push_back({s.instance_id, true, s.state, s.instance_status, s.system_status});
       }
     } catch (const aws::AwsError& e) {
       // EC2 refuses the whole call when one id no longer exists (terminated and gone).

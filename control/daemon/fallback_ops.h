@@ -4,11 +4,10 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "aws/ec2.h"
 #include "ha/clock.h"
@@ -34,10 +33,10 @@ class CrossAzFallback {
  public:
   using Post = std::function<void(std::function<void()>)>;
   struct Hooks {
-    Post to_aws;                                   // runs a job on the AWS worker
-    Post to_loop;                                  // runs a job on the loop thread
-    std::function<aws::Ec2Client*()> ec2;          // on the AWS worker; null before bootstrap
-    std::function<ha::FallbackContext()> context;  // on the loop thread
+    Post to_aws;                                     // runs a job on the AWS worker
+    Post to_loop;                                    // runs a job on the loop thread
+    std::function<aws::Ec2Client*()> ec2;            // on the AWS worker; null before bootstrap
+    std::function<ha::FallbackContext()> context;    // on the loop thread
     std::function<void(const std::string&)> record;  // a notable decision, for `status`
   };
 

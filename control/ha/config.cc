@@ -196,11 +196,10 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
   if (!ha.IsDefined() || ha.IsNull()) p.fail(0, "ha: the section is empty or missing");
   const auto top = entries(
       p, ha, "ha",
-      {"fallback_for",
-       "priority", "peers", "bind_address", "port", "secret_file", "heartbeat_interval",
+      {"priority", "peers", "bind_address", "port", "secret_file", "heartbeat_interval",
        "dead_interval", "miss_count", "startup_wait", "preempt", "preempt_delay", "hold_down",
        "takeover_timeout", "handover_timeout", "route_check_interval", "sync", "probes",
-       "control_socket", "data_mac", "peer_eni"});
+       "control_socket", "data_mac", "peer_eni", "fallback_for"});
   HaConfig c;
   c.source_file = p.file();
   auto require = [&](std::string_view key) -> const YAML::Node& {

@@ -17,8 +17,8 @@ bool running_and_healthy(const WatchedInstance& i) {
 
 std::string describe(const WatchedInstance& i) {
   if (!i.listed) return i.id + " not listed";
-  return i.id + " " + i.state + " (instance " + i.instance_status + ", system " +
-         i.system_status + ")";
+  return i.id + " " + i.state + " (instance " + i.instance_status + ", system " + i.system_status +
+         ")";
 }
 
 std::string route_target_text(const WatchedRoute& r) {
@@ -105,10 +105,9 @@ FallbackDecision FallbackWatch::observe(const FallbackObservation& obs,
 
   if (!down) {
     down_since_.reset();
-    const std::string why = healthy.empty()
-                                ? "instances not found but not every route is a blackhole (" +
-                                      detail + ")"
-                                : healthy + " is running and healthy (" + detail + ")";
+    const std::string why =
+        healthy.empty() ? "instances not found but not every route is a blackhole (" + detail + ")"
+                        : healthy + " is running and healthy (" + detail + ")";
     if (phase_ == FallbackPhase::Rescuing ||
         (phase_ == FallbackPhase::OwnersBack &&
          std::any_of(obs.routes.begin(), obs.routes.end(), at_our_target))) {
@@ -152,8 +151,8 @@ FallbackDecision FallbackWatch::observe(const FallbackObservation& obs,
     // (our peer was the active then, or we used the other target). Anything else was set by
     // someone else (another rescuing AZ, an operator): we do not fight over it.
     const bool watched = !r.instance_id.empty() &&
-                         std::find(rule_.instances.begin(), rule_.instances.end(),
-                                   r.instance_id) != rule_.instances.end();
+                         std::find(rule_.instances.begin(), rule_.instances.end(), r.instance_id) !=
+                             rule_.instances.end();
     const bool our_pair = !r.eni.empty() && (r.eni == ctx.peer_eni || r.eni == ctx.self_eni);
     if (r.state == "blackhole" || watched || our_pair) {
       replace.push_back(table);
@@ -166,14 +165,15 @@ FallbackDecision FallbackWatch::observe(const FallbackObservation& obs,
     in_flight_ = true;
     std::string tables;
     for (const auto& t : replace) tables += (tables.empty() ? "" : ", ") + t;
-    return decide(waiting, why + ": pointing " + tables + " at " + target_text +
-                               (held.empty() ? "" : " (left alone: " + held + ")"),
+    return decide(waiting,
+                  why + ": pointing " + tables + " at " + target_text +
+                      (held.empty() ? "" : " (left alone: " + held + ")"),
                   std::move(replace));
   }
   if (at_target > 0) {
-    return decide(FallbackPhase::Rescuing,
-                  why + ": " + std::to_string(at_target) + " table(s) at " + target_text +
-                      (held.empty() ? "" : " (left alone: " + held + ")"));
+    return decide(FallbackPhase::Rescuing, why + ": " + std::to_string(at_target) +
+                                               " table(s) at " + target_text +
+                                               (held.empty() ? "" : " (left alone: " + held + ")"));
   }
   return decide(waiting, why + "; nothing we may take: " + held);
 }

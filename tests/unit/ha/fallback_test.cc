@@ -28,7 +28,9 @@ FallbackRule rule(std::string target = "self") {
 }
 
 WatchedInstance up(const char* id) { return {id, true, "running", "ok", "ok"}; }
-WatchedInstance stopped(const char* id) { return {id, true, "stopped", "not-applicable", "not-applicable"}; }
+WatchedInstance stopped(const char* id) {
+  return {id, true, "stopped", "not-applicable", "not-applicable"};
+}
 
 WatchedRoute at_eni(const char* table, const std::string& eni, const std::string& instance,
                     const char* state = "active") {
@@ -118,7 +120,8 @@ TEST_F(FallbackTest, OneInstanceDownIsTheOwnersBusiness) {
 TEST_F(FallbackTest, ImpairedCountsAsDownAndUnlistedToo) {
   FallbackWatch w(rule(), clock_);
   FallbackObservation o = pair_stopped();
-  o.instances = {{kA1, true, "running", "impaired", "ok"}, {kA2, true, "running", "ok", "impaired"}};
+  o.instances = {{kA1, true, "running", "impaired", "ok"},
+                 {kA2, true, "running", "ok", "impaired"}};
   o.routes = {at_eni(kRtb1, kEniA1, kA1), at_eni(kRtb2, kEniA1, kA1)};  // still "active"
   w.observe(o, kActive);
   clock_.advance(3s);
