@@ -348,6 +348,15 @@ void Ec2Client::replace_route(const std::string& route_table_id,
                     "ReplaceRoute");
 }
 
+void Ec2Client::replace_route_to_nat_gateway(const std::string& route_table_id,
+                                             const std::string& destination_cidr,
+                                             const std::string& nat_gateway_id) {
+  parse_return_true(call("ReplaceRoute", {{"RouteTableId", route_table_id},
+                                          {"DestinationCidrBlock", destination_cidr},
+                                          {"NatGatewayId", nat_gateway_id}}),
+                    "ReplaceRoute");
+}
+
 std::vector<RouteTable> Ec2Client::describe_route_tables(const std::vector<std::string>& ids,
                                                          const std::vector<Filter>& filters) {
   Params params;

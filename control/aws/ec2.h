@@ -113,6 +113,10 @@ class Ec2Client {
   // Points the route for destination_cidr in the table at the ENI.
   void replace_route(const std::string& route_table_id, const std::string& destination_cidr,
                      const std::string& network_interface_id);
+  // Points it at a NAT Gateway (the cross-AZ fallback's other target).
+  void replace_route_to_nat_gateway(const std::string& route_table_id,
+                                    const std::string& destination_cidr,
+                                    const std::string& nat_gateway_id);
   [[nodiscard]] std::vector<RouteTable> describe_route_tables(
       const std::vector<std::string>& ids, const std::vector<Filter>& filters = {});
 

@@ -1,6 +1,7 @@
 // eipgate-control's AWS steps: bootstrap from IMDSv2, take over, route checks.
 #include "daemon/aws_ops.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "aws/error.h"
@@ -64,7 +65,11 @@ Identity AwsOps::bootstrap(const std::string& data_mac, const std::string& peer_
 std::vector<aws::RouteTable> AwsOps::tables() {
   std::vector<aws::Filter> filters;
   for (const auto& [k, v] : config_.route_tables.tags) filters.push_back({"tag:" + k, {v}});
-  return ec2_->describe_route_tables(config_.route_tables.ids, filters);
+  auto all = ec2_->describe_route_tables(config_.route_tables.ids, filters);
+  std::erase_if(all, [this](const aws::RouteTable& t) {
+    return std::find(excluded_.begin(), excluded_.end(), t.id) != excluded_.end();
+  });
+  return all;
 }
 
 std::string AwsOps::take_over() {

@@ -50,6 +50,11 @@ class AwsOps {
   // EC2 calls that failed for good, by error kind ("throttling", "auth", ...), every kind listed.
   [[nodiscard]] std::map<std::string, uint64_t> errors() const;
   [[nodiscard]] uint64_t credential_refreshes() const;
+  // The client bootstrap() made (null before); AWS worker thread only.
+  [[nodiscard]] aws::Ec2Client* ec2() { return ec2_.get(); }
+  // Tables another AZ's pair owns (ha.fallback_for): never ours for takeover or fencing, even
+  // when aws.route_tables' tags would match them.
+  void exclude_tables(std::vector<std::string> ids) { excluded_ = std::move(ids); }
   [[nodiscard]] const Identity& identity() const { return identity_; }
 
  private:
@@ -61,6 +66,7 @@ class AwsOps {
   std::shared_ptr<aws::CredentialsProvider> credentials_;
   std::unique_ptr<aws::Ec2Client> ec2_;
   Identity identity_;
+  std::vector<std::string> excluded_;
 };
 
 }  // namespace eipgate::control

@@ -28,6 +28,7 @@
 #include "daemon/control_socket.h"
 #include "daemon/egress_probes.h"
 #include "daemon/metrics.h"
+#include "daemon/fallback_ops.h"
 #include "daemon/sync_link.h"
 #include "ha/auth.h"
 #include "ha/decision_log.h"
@@ -226,6 +227,7 @@ class Daemon final : public ha::SyncSink {
   void push_to_dataplane();
   void maybe_accept_handover();
   void periodic(Millis now);
+  std::unique_ptr<CrossAzFallback> make_fallback();
   json command(const std::string& cmd, const json& args);
   json status() const;
 
@@ -250,6 +252,7 @@ class Daemon final : public ha::SyncSink {
   std::unique_ptr<Worker> aws_worker_;
   std::unique_ptr<Worker> admin_worker_;
   std::unique_ptr<admin::AdminClient> admin_;  // used on admin_worker_ only
+  std::unique_ptr<CrossAzFallback> fallback_;  // ha.fallback_for (fallback_ops.h)
   bool test_hooks_ = false;
   bool test_drop_peer_ = false;
 
@@ -820,6 +823,7 @@ void Daemon::periodic(Millis now) {
     next_probe_ = now + config_.ha.probe_interval;
     start_probe(now);
   }
+  if (fallback_) fallback_->periodic(now);
   if (!link_.connected() && now >= next_connect_) {
     next_connect_ = now + 500ms;
     std::string err;
@@ -835,6 +839,31 @@ void Daemon::periodic(Millis now) {
       }
     }
   }
+}
+
+std::unique_ptr<CrossAzFallback> Daemon::make_fallback() {
+  std::vector<std::string> rescued;
+  for (const auto& r : config_.ha.fallback_for) {
+    rescued.insert(rescued.end(), r.route_tables.begin(), r.route_tables.end());
+  }
+  ops_.exclude_tables(rescued);  // set before the AWS worker's first job
+  CrossAzFallback::Hooks hooks;
+  hooks.to_aws = [this](std::function<void()> job) { aws_worker_->post(std::move(job)); };
+  hooks.to_loop = [this](std::function<void()> job) { mailbox_.post(std::move(job)); };
+  hooks.ec2 = [this] { return ops_.ec2(); };
+  hooks.context = [this] {
+    return ha::FallbackContext{fsm_->state() == ha::HaState::Active, identity_.eni,
+                               identity_.peer_eni};
+  };
+  hooks.record = [this](const std::string& text) {
+    decisions_.emplace_back(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count(),
+                            text);
+    if (decisions_.size() > 32) decisions_.pop_front();
+  };
+  return std::make_unique<CrossAzFallback>(
+      config_.ha.fallback_for, config_.aws.route_tables.destination, clock_, std::move(hooks));
 }
 
 json Daemon::status() const {
@@ -911,6 +940,7 @@ json Daemon::status() const {
       {"aws", {{"retries", ops_.retries()}, {"errors", ops_.errors()},
                {"credential_refreshes", ops_.credential_refreshes()}}},
       {"decisions", decisions},
+      {"fallback", fallback_ ? fallback_->status() : json::array()},
   };
 }
 
@@ -981,6 +1011,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
   aws_worker_ = std::make_unique<Worker>();
   admin_worker_ = std::make_unique<Worker>();
   fsm_ = std::make_unique<ha::FailoverFsm>(ha::to_fsm_config(config_.ha, boot_id_), clock_);
+  if (!config_.ha.fallback_for.empty()) fallback_ = make_fallback();
   logger->info("eipgate-control up: priority {}, peer {}, HA port {}, control socket {}",
                config_.ha.priority, ha::to_string(peer_), udp_->local().port,
                config_.ha.control_socket);

@@ -38,6 +38,17 @@ bool load_daemon_config(const std::string& file, DaemonConfig* out, std::string*
   if (const auto admin = croot["admin"]; admin.IsMap() && admin["socket"].IsScalar()) {
     c.dataplane_admin_socket = admin["socket"].Scalar();  // the dataplane validates it
   }
+  // Our own tables decide fencing; a rescued AZ's tables must not be among them.
+  for (const auto& rule : c.ha.fallback_for) {
+    for (const auto& t : rule.route_tables) {
+      for (const auto& own : c.aws.route_tables.ids) {
+        if (t == own) {
+          all += file + ":" + std::to_string(rule.line) + ": ha.fallback_for: '" + t +
+                 "' is one of this pair's own aws.route_tables\n";
+        }
+      }
+    }
+  }
   if (c.dataplane_admin_socket.empty() || c.dataplane_admin_socket[0] != '/') {
     all += file + ":" + std::to_string(croot["admin"]["socket"].Mark().line + 1) +
            ": admin.socket: must be an absolute path\n";

@@ -335,6 +335,22 @@ void print_ha_status(const json& r, std::ostream& os) {
           cell(sync.value("in_sync", json())), cell(sync.value("snapshots_sent", json())),
           cell(sync.value("snapshots_received", json())), cell(sync.value("gaps", json()))});
   st.print(os);
+  if (const json fb = r.value("fallback", json::array()); !fb.empty()) {
+    os << "cross-AZ fallback:\n";
+    Table ft({"route_tables", "watched", "target", "phase", "replacements", "reason"});
+    for (const auto& f : fb) {
+      auto joined = [](const json& list) {
+        std::string s;
+        for (const auto& v : list) s += (s.empty() ? "" : ",") + cell(v);
+        return s;
+      };
+      ft.add({joined(f.value("route_tables", json::array())),
+              joined(f.value("instances", json::array())), cell(f.value("target", json())),
+              cell(f.value("phase", json())), cell(f.value("replacements", json())),
+              cell(f.value("reason", json()))});
+    }
+    ft.print(os);
+  }
   os << "recent decisions:\n";
   for (const auto& d : r.value("decisions", json::array())) {
     os << "  " << cell(d.value("decision", json())) << '\n';

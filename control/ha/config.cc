@@ -155,6 +155,66 @@ std::string listen_address(const Parser& p, const YAML::Node& n) {
 constexpr Millis kMinute{60'000};
 constexpr Millis kHour{3'600'000};
 
+// ha.fallback_for: [{route_tables, instances, target, after, check_interval}] (ha/fallback.h).
+std::vector<FallbackRule> fallback_rules(const Parser& p, const YAML::Node& list) {
+  if (!list.IsSequence()) p.fail(list, "fallback_for", "expected a list of rules");
+  std::vector<FallbackRule> rules;
+  auto ids = [&](const YAML::Node& n, const std::string& key, std::string_view prefix) {
+    if (!n.IsSequence() || n.size() == 0) p.fail(n, key, "expected a non-empty list of ids");
+    std::vector<std::string> out;
+    for (const auto& item : n) {
+      const std::string id = scalar(p, item, key);
+      if (id.rfind(prefix, 0) != 0 || id.size() <= prefix.size()) {
+        p.fail(item, key, "'" + id + "' is not an id (" + std::string(prefix) + "...)");
+      }
+      if (std::find(out.begin(), out.end(), id) != out.end()) {
+        p.fail(item, key, "'" + id + "' is listed twice");
+      }
+      out.push_back(id);
+    }
+    return out;
+  };
+  for (const auto& item : list) {
+    const auto es = entries(p, item, "ha.fallback_for[]",
+                            {"route_tables", "instances", "target", "after", "check_interval"});
+    FallbackRule r;
+    r.line = line_of(item);
+    const YAML::Node* tables = find(es, "route_tables");
+    const YAML::Node* instances = find(es, "instances");
+    if (tables == nullptr || instances == nullptr) {
+      p.fail(r.line, std::string("ha.fallback_for[]: missing required key '") +
+                         (tables == nullptr ? "route_tables" : "instances") + "'");
+    }
+    r.route_tables = ids(*tables, "fallback_for.route_tables", "rtb-");
+    r.instances = ids(*instances, "fallback_for.instances", "i-");
+    if (const auto* n = find(es, "target")) {
+      r.target = scalar(p, *n, "fallback_for.target");
+      if (r.target != "self" && (r.target.rfind("nat-", 0) != 0 || r.target.size() <= 4)) {
+        p.fail(*n, "fallback_for.target",
+               "'" + r.target + "' is neither self nor a NAT Gateway id (nat-...)");
+      }
+    }
+    if (const auto* n = find(es, "after")) {
+      r.after = duration(p, *n, "fallback_for.after", Millis{0}, kHour);
+    }
+    if (const auto* n = find(es, "check_interval")) {
+      r.check_interval = duration(p, *n, "fallback_for.check_interval", Millis{500}, kMinute);
+    }
+    for (const auto& t : r.route_tables) {
+      for (const auto& other : rules) {
+        if (std::find(other.route_tables.begin(), other.route_tables.end(), t) !=
+            other.route_tables.end()) {
+          p.fail(*tables, "fallback_for.route_tables",
+                 "'" + t + "' is already in the rule at line " + std::to_string(other.line) +
+                     ": two rules would fight over it");
+        }
+      }
+    }
+    rules.push_back(std::move(r));
+  }
+  return rules;
+}
+
 HaConfig parse(const Parser& p, const YAML::Node& ha) {
   // yaml-cpp marks an empty value at the next token, which may be past the end: no line.
   if (!ha.IsDefined() || ha.IsNull()) p.fail(0, "ha: the section is empty or missing");
@@ -163,7 +223,8 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
       {"priority", "peers", "bind_address", "port", "secret_file", "heartbeat_interval",
        "dead_interval", "miss_count", "startup_wait", "preempt", "preempt_delay", "hold_down",
        "takeover_timeout", "handover_timeout", "route_check_interval", "sync", "probes",
-       "control_socket", "data_mac", "peer_eni", "metrics_listen"});
+       "control_socket", "data_mac", "peer_eni", "metrics_listen",
+       "fallback_for"});
   HaConfig c;
   c.source_file = p.file();
   auto require = [&](std::string_view key) -> const YAML::Node& {
@@ -283,6 +344,7 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
   }
 
   if (const auto* n = find(top, "metrics_listen")) c.metrics_listen = listen_address(p, *n);
+  if (const auto* n = find(top, "fallback_for")) c.fallback_for = fallback_rules(p, *n);
 
   if (const auto* sync = find(top, "sync"); sync != nullptr && !sync->IsNull()) {
     const auto es = entries(p, *sync, "ha.sync", {"flush_interval", "resync_retry"});

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ha/clock.h"
+#include "ha/fallback.h"
 #include "ha/state_machine.h"
 
 namespace YAML {
@@ -58,6 +59,8 @@ struct HaConfig {
   std::string control_socket = "/run/eipgate/control.sock";
   std::string data_mac;
   std::string peer_eni;
+  // Cross-AZ fallback (ha/fallback.h): other AZs' tables this pair's active rescues.
+  std::vector<FallbackRule> fallback_for;
   std::vector<ProbeTarget> probe_targets;
   Millis probe_interval{1'000};
   Millis probe_timeout{500};

@@ -87,6 +87,13 @@ class State:
             rt.update(r)
             rt["routes"] = [dict(x) for x in rt.get("routes", [])]
             self.route_tables[rt["id"]] = rt
+        # NAT Gateways a route may name (the cross-AZ fallback's other target); state
+        # "available" unless given. ReplaceRoute refuses unknown ids, as EC2 does.
+        self.nat_gateways = {}
+        for g in data.get("nat_gateways", []):
+            gw = {"state": "available", "subnet_id": None}
+            gw.update(g)
+            self.nat_gateways[gw["id"]] = gw
         self.addresses = {}
         for a in data.get("addresses", []):
             addr = {"network_interface_id": None, "private_ip": None, "association_id": None,
@@ -119,7 +126,27 @@ class State:
                 "network_interfaces": copy.deepcopy(list(self.enis.values())),
                 "route_tables": copy.deepcopy(list(self.route_tables.values())),
                 "addresses": copy.deepcopy(list(self.addresses.values())),
+                "nat_gateways": copy.deepcopy(list(self.nat_gateways.values())),
             }
+
+    def route_state(self, r):
+        """EC2's route State: blackhole when the target cannot forward: an ENI that is gone or
+        whose instance is not running, a NAT Gateway that is not available."""
+        if r.get("state"):
+            return r["state"]
+        if r.get("network_interface_id"):
+            eni = self.enis.get(r["network_interface_id"])
+            if eni is None:
+                return "blackhole"
+            inst = self.instances.get(eni["instance_id"]) if eni["instance_id"] else None
+            return "active" if inst is not None and inst["state"] == "running" else "blackhole"
+        if r.get("instance_id"):
+            inst = self.instances.get(r["instance_id"])
+            return "active" if inst is not None and inst["state"] == "running" else "blackhole"
+        if r.get("nat_gateway_id"):
+            gw = self.nat_gateways.get(r["nat_gateway_id"])
+            return "active" if gw is not None and gw["state"] == "available" else "blackhole"
+        return "active"
 
     # lookups used by both APIs
     def subnet_of(self, eni):
@@ -288,7 +315,7 @@ class Ec2Api:
             target += el("instanceOwnerId", self.state.account_id)
         origin = "CreateRouteTable" if r.get("gateway_id") == "local" else "CreateRoute"
         return (f"<item>{el('destinationCidrBlock', r['destination'])}{target}"
-                f"{el('state', r.get('state', 'active'))}{el('origin', r.get('origin', origin))}</item>")
+                f"{el('state', self.state.route_state(r))}{el('origin', r.get('origin', origin))}</item>")
 
     def _route_table_xml(self, rt):
         routes = "".join(self._route_xml(r) for r in rt["routes"])
@@ -390,6 +417,9 @@ class Ec2Api:
         elif "GatewayId" in params:
             new["gateway_id"] = params["GatewayId"]
         elif "NatGatewayId" in params:
+            if params["NatGatewayId"] not in self.state.nat_gateways:
+                raise Ec2Error("InvalidNatGatewayID.NotFound",
+                               f"The natGateway ID '{params['NatGatewayId']}' does not exist")
             new["nat_gateway_id"] = params["NatGatewayId"]
         else:
             raise Ec2Error("MissingParameter",
@@ -1179,14 +1209,24 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, "application/json", json.dumps(out))
         if what == "instance" and method == "POST":
             # {"id": "i-...", "state": "stopped", "status": "impaired", "system_status": ...}
+            # The simulator calls this when it stops or restarts an instance; hooks run like
+            # after an API mutation (routes at a stopped instance's ENI become blackholes).
             with fake.state.lock:
                 inst = fake.state.instances.get(spec.get("id"))
                 if inst is None:
                     return self._send(404, "text/plain", "no such instance")
+                old = {k: inst[k] for k in ("state", "status", "system_status")}
                 for k in ("state", "status", "system_status"):
                     if k in spec:
                         inst[k] = spec[k]
-            return self._send(200, "application/json", json.dumps(inst))
+                new = {k: inst[k] for k in ("state", "status", "system_status")}
+                answer = json.dumps(inst)
+            if old != new:
+                change = {"action": "InstanceStateChange", "instance_id": inst["id"],
+                          "old": old, "new": new}
+                for hook in fake.ec2.on_change:
+                    hook(change)
+            return self._send(200, "application/json", answer)
         self._send(404, "text/plain", "unknown control path")
 
 

@@ -88,7 +88,10 @@ state = {"region": "us-east-1", "account_id": "123456789012",
          "credentials": [{"access_key_id": "AKIDEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}],
          "vpcs": [{"id": "vpc-0e1a0000000000001", "cidr": "10.0.0.0/8"}],
          "subnets": [], "instances": [], "network_interfaces": [], "route_tables": [], "addresses": []}
-topo = {"enis": {}, "route_tables": {}, "igw": {"ns": "$(ns_of igw)", "public_dev": "i0"}}
+topo = {"enis": {}, "route_tables": {}, "igw": {"ns": "$(ns_of igw)", "public_dev": "i0"},
+        # the VPC fabric between the AZs' routers (cross-AZ fallback: a table at another AZ's ENI)
+        "cross": [{"from": "$(ns_of ra)", "to": "$(ns_of rb)", "dev": "xb", "via": "10.254.12.2", "table": 201},
+                  {"from": "$(ns_of rb)", "to": "$(ns_of ra)", "dev": "xa", "via": "10.254.12.1", "table": 201}]}
 for z, a in azs.items():
     n = a["num"]; az = "us-east-1" + z
     state["subnets"] += [
@@ -145,8 +148,20 @@ PY
 }
 
 write_instance_config() {  # inst
-  local i=$1 az peer
+  local i=$1 az peer inside fallback=""
   az=$(az_of "$i") peer=$(peer_of "$i")
+  inside="10.${AZNUM[${az}]}.1.0/24"
+  if [[ ${az} == b ]]; then
+    # AZ b rescues AZ a when both of a's instances are down (ha.fallback_for): a's private
+    # subnet is inside here too, and may use the same allowlist.
+    inside+=", 10.${AZNUM[a]}.1.0/24"
+    fallback="  fallback_for:
+    - route_tables: [$(rtb_of a)]
+      instances: [$(inst_id a1), $(inst_id a2)]
+      target: self
+      after: ${VPC_FALLBACK_AFTER:-3s}
+      check_interval: 1s"
+  fi
   local prio=100
   [[ ${i:1:1} == 1 ]] && prio=200
   cat >"${VPC_DIR}/$i/eipgate.yaml" <<YAML
@@ -161,7 +176,7 @@ next_hop:
   gateway: 10.${AZNUM[${az}]}.0.1
   mac: "$(router_mac "${az}")"
 nat:
-  inside_prefixes: [10.${AZNUM[${az}]}.1.0/24]
+  inside_prefixes: [${inside}]
   outside_addresses: [${SERVICE_IP[${az}]}]
   max_flows: 64K
 workers:
@@ -178,7 +193,7 @@ logging:
 policy:
   groups:
     - name: lambdas
-      sources: [10.${AZNUM[${az}]}.1.0/24]
+      sources: [${inside}]
       default: reject
   rules:
     - name: whoami
@@ -231,6 +246,7 @@ ha:
   metrics_listen: 127.0.0.1:9410  # each instance has its own netns, so its own loopback
   data_mac: "$(data_mac "$i")"
   peer_eni: $(data_eni "${peer}")
+${fallback}
 YAML
 }
 
@@ -315,6 +331,10 @@ vpc_up() {
     in_ns "l${z}" ip route add default via "10.${n}.1.1"
     in_ns "r${z}" ip rule add iif l0 lookup 101 pref 100
     in_ns "r${z}" ip route add throw 10.0.0.0/8 table 101
+    # what arrives over the cross-AZ link is a private table's traffic sent to one of our ENIs:
+    # table 201 (vpc_aws.py) delivers it
+    in_ns "r${z}" ip rule add iif "x$([[ ${z} == a ]] && echo b || echo a)" lookup 201 pref 100
+    in_ns "r${z}" ip route add throw 10.0.0.0/8 table 201
     # data ENIs: one point-to-point veth per instance; the router holds 10.N.0.1 on each and
     # delivers to an ENI's addresses by /32 routes (vpc_aws.py keeps them following EC2)
     for i in "${INSTANCES[@]}"; do
@@ -326,6 +346,13 @@ vpc_up() {
       in_ns "$i" nft add chain netdev dataeni in "{ type filter hook ingress device eth1 priority 0; policy drop; }"
     done
   done
+  # the VPC fabric between the AZs: ra xb 10.254.12.1 <-> rb xa 10.254.12.2 (cross-AZ fallback;
+  # replies to the other AZ's private subnet go back over it)
+  veth ra xb rb xa
+  in_ns ra ip addr add 10.254.12.1/30 dev xb
+  in_ns rb ip addr add 10.254.12.2/30 dev xa
+  in_ns ra ip route add 10.2.1.0/24 via 10.254.12.2
+  in_ns rb ip route add 10.1.1.0/24 via 10.254.12.1
   [[ -n ${VPC_BASELINE:-} ]] && baseline_up
   # secrets (root-only) and configuration
   for z in a b; do

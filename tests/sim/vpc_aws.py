@@ -9,7 +9,12 @@ really moves traffic. Started by vpc.sh inside the services namespace.
 TOPO.json (written by vpc.sh) says where each EC2 object lives in the namespaces:
   {"enis": {eni-id: {"router_ns", "router_dev", "mac"}},          data ENIs only
    "route_tables": {rtb-id: {"router_ns", "table"}},
-   "igw": {"ns", "public_dev"}}
+   "igw": {"ns", "public_dev"},
+   "cross": [{"from", "to", "dev", "via", "table"}]}   optional: router links between AZs
+A table's default route at an ENI behind another router (the cross-AZ fallback) goes over the
+"cross" link from its router to that one; the far router sends what arrives on the link through
+its table "table" toward the ENI. A route whose EC2 state is blackhole (its instance is not
+running) is a blackhole here too.
 
 After every change the whole desired network state is recomputed from the EC2 model and applied
 (idempotent): per router one `ip -batch` (the private table's default route toward the ENI the
@@ -39,6 +44,10 @@ class Network:
 
     def desired(self, state):
         routers = {}  # ns -> list of `ip` batch lines
+        cross = {(c["from"], c["to"]): c for c in self.topo.get("cross", [])}
+        transit = {}  # (far router ns, table) -> line; blackhole unless a route crosses
+        for c in cross.values():
+            transit[(c["to"], c["table"])] = f"route replace blackhole default table {c['table']}"
         with state.lock:
             for rtb_id, place in self.topo["route_tables"].items():
                 rt = state.route_tables.get(rtb_id)
@@ -50,9 +59,17 @@ class Network:
                     eni = state.enis.get(r.get("network_interface_id") or "")
                     where = self.topo["enis"].get(eni["id"]) if eni else None
                     lines = routers.setdefault(place["router_ns"], [])
-                    if where and where["router_ns"] == place["router_ns"]:
+                    live = state.route_state(r) == "active"
+                    link = cross.get((place["router_ns"], where["router_ns"])) if where else None
+                    if live and where and where["router_ns"] == place["router_ns"]:
                         lines.append(f"route replace default via {eni['private_ips'][0]} "
                                      f"dev {where['router_dev']} onlink table {place['table']}")
+                    elif live and link:
+                        lines.append(f"route replace default via {link['via']} dev {link['dev']} "
+                                     f"onlink table {place['table']}")
+                        transit[(link["to"], link["table"])] = (
+                            f"route replace default via {eni['private_ips'][0]} "
+                            f"dev {where['router_dev']} onlink table {link['table']}")
                     else:  # not at one of our ENIs: a blackhole, as a VPC route to nowhere
                         lines.append(f"route replace blackhole default table {place['table']}")
             for eni_id, where in self.topo["enis"].items():
@@ -64,6 +81,8 @@ class Network:
                     lines.append(f"route replace {ip}/32 dev {where['router_dev']}")
                     lines.append(f"neigh replace {ip} lladdr {where['mac']} "
                                  f"dev {where['router_dev']} nud permanent")
+            for (ns, _), line in transit.items():
+                routers.setdefault(ns, []).append(line)
             pairs = sorted((a["public_ip"], a["private_ip"]) for a in state.addresses.values()
                            if a.get("private_ip"))
         return routers, pairs

@@ -181,6 +181,38 @@ TEST_F(FakeAwsTest, DescribeInstanceStatusFollowsTheSimulation) {
   EXPECT_EQ(ec2.describe_instance_status({}, /*include_all_instances=*/false).size(), 1u);
 }
 
+// The cross-AZ fallback's evidence and its NAT Gateway target, as EC2 shows them.
+TEST_F(FakeAwsTest, RoutesAtAStoppedInstanceAreBlackholes) {
+  auto ec2 = client(static_creds_);
+  EXPECT_EQ(ec2.describe_route_tables({kRtb1}).at(0).route_to("0.0.0.0/0")->state, "active");
+  fake_->control("POST", "instance", {{"id", kInstanceA}, {"state", "stopped"}});
+  EXPECT_EQ(ec2.describe_route_tables({kRtb1}).at(0).route_to("0.0.0.0/0")->state, "blackhole");
+  fake_->control("POST", "instance", {{"id", kInstanceA}, {"state", "running"}});
+  EXPECT_EQ(ec2.describe_route_tables({kRtb1}).at(0).route_to("0.0.0.0/0")->state, "active");
+}
+
+TEST_F(FakeAwsTest, ReplaceRouteToANatGateway) {
+  auto ec2 = client(static_creds_);
+  ec2.replace_route_to_nat_gateway(kRtb2, "0.0.0.0/0", "nat-0aa00000000000001");
+  const auto tables = ec2.describe_route_tables({kRtb2});
+  const Route* r = tables.at(0).route_to("0.0.0.0/0");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->nat_gateway_id, "nat-0aa00000000000001");
+  EXPECT_TRUE(r->network_interface_id.empty());
+  EXPECT_EQ(r->state, "active");
+  std::string sent;
+  for (const auto& c : fake_->calls()) {
+    if (c["action"] == "ReplaceRoute") sent = c["params"].value("NatGatewayId", "");
+  }
+  EXPECT_EQ(sent, "nat-0aa00000000000001");
+  try {
+    ec2.replace_route_to_nat_gateway(kRtb2, "0.0.0.0/0", "nat-0ffffffffffffffff");
+    FAIL();
+  } catch (const AwsError& e) {
+    EXPECT_EQ(e.code(), "InvalidNatGatewayID.NotFound");
+  }
+}
+
 TEST_F(FakeAwsTest, ThrottlingIsRetriedWithBackoff) {
   auto ec2 = client(static_creds_);
   std::vector<std::string> codes;

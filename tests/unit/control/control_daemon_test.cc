@@ -130,6 +130,24 @@ TEST_F(DaemonConfigTest, ErrorsNameFileAndLine) {
   EXPECT_NE(errors.find(p + ":5: "), std::string::npos) << errors;   // rtb-x
 }
 
+TEST_F(DaemonConfigTest, FallbackMustNotRescueOurOwnTables) {
+  const std::string rule =
+      "  fallback_for:\n    - route_tables: [rtb-0bb00000000000001, rtb-0aa00000000000001]\n"
+      "      instances: [i-0b1, i-0b2]\n";
+  DaemonConfig c;
+  std::string errors;
+  const std::string p = write(std::string(kGood) + rule);
+  ASSERT_FALSE(load_daemon_config(p, &c, &errors));
+  EXPECT_NE(errors.find(p + ":14: ha.fallback_for: 'rtb-0aa00000000000001' is one of this pair's"),
+            std::string::npos)
+      << errors;
+  std::string other = std::string(kGood) + rule;
+  other.replace(other.rfind("rtb-0aa00000000000001"), 21, "rtb-0cc00000000000001");
+  ASSERT_TRUE(load_daemon_config(write(other), &c, &errors)) << errors;
+  ASSERT_EQ(c.ha.fallback_for.size(), 1u);
+  EXPECT_EQ(c.ha.fallback_for[0].route_tables.at(1), "rtb-0cc00000000000001");
+}
+
 TEST_F(DaemonConfigTest, MissingFileAndBadYaml) {
   DaemonConfig c;
   std::string errors;

@@ -5,7 +5,9 @@ B priority 100 on 127.0.0.2), one fake EC2/IMDS (tests/sim/fake_aws.py) and two 
 
   control_integration.py EIPGATE_CONTROL EIPGATECTL SCENARIO
 Scenarios: startup, takeover, rejoin, failover, partition, throttle, bad_config, throughput,
-metrics.
+metrics, egress,
+fallback, fallback_nat (cross-AZ fallback: the pair rescues a third table owned by another pair,
+i-0ccc...1/2, added to a copy of example_state.json).
 """
 
 import json
@@ -151,9 +153,9 @@ class Harness:
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def start_aws(self):
+    def start_aws(self, state=STATE):
         port_file = os.path.join(self.dir, "aws.port")
-        self.spawn("aws", [PY, FAKE_AWS, "--state", STATE, "--port", "0", "--port-file", port_file])
+        self.spawn("aws", [PY, FAKE_AWS, "--state", state, "--port", "0", "--port-file", port_file])
         port = wait_for(lambda: open(port_file).read().strip(), 10, "fake_aws port")
         self.aws = f"http://127.0.0.1:{port}"
 
@@ -206,8 +208,9 @@ admin:
             f.write(text)
         return path
 
-    def start_control(self, k, extra_ha=""):
-        self.spawn("ctl_" + k, [self.control_bin, "--config", self.config(k, extra_ha=extra_ha)],
+    def start_control(self, k):
+        self.spawn("ctl_" + k, [self.control_bin, "--config",
+                                self.config(k, getattr(self, "extra_ha", ""))],
                    env={"EIPGATE_CONTROL_TEST_HOOKS": "1"})
         wait_for(lambda: self.status(k), 10, f"control {k} socket")
 
@@ -277,18 +280,19 @@ admin:
         return ta["count"] == tb["count"] and ta["digest"] == tb["digest"], ta, tb
 
     # -- common setup ------------------------------------------------------------------------
-    def pair_up(self, flows=500, extra_ha=""):
-        self.start_aws()
+    def pair_up(self, flows=500, state=STATE, extra_ha=""):
+        self.extra_ha = extra_ha
+        self.start_aws(state)
         self.start_dataplane("a")
         self.start_dataplane("b")
         if flows:
             self.dp("a", "test_emit", {"start": 0, "count": flows})  # A's table before start
-        self.start_control("a", extra_ha)
-        wait_for(lambda: self.role("a") == "active", 10, "A active")
-        # Active at once, but its EC2 calls run on (under load, slow); a planned handover is
-        # refused until they are done.
-        wait_for(lambda: not self.status("a")["takeover_in_progress"], 10, "A's takeover done")
-        self.start_control("b", extra_ha)
+        self.start_control("a")
+        # Active is reported from the takeover decision on; a planned handover is refused until
+        # the takeover (EC2 + GARP) is done, which a loaded machine can stretch past pair_up.
+        wait_for(lambda: self.status("a")["role"] == "active" and
+                 not self.status("a")["takeover_in_progress"], 10, "A active, takeover done")
+        self.start_control("b")
         wait_for(lambda: self.role("b") == "standby", 10, "B standby")
         wait_for(lambda: self.tables_equal()[0], 10, "B holds A's flows")
 
@@ -536,6 +540,100 @@ def scenario_metrics(h):
     check(mb.get("eipgate_ha_last_takeover_seconds", 0) > 0, "last takeover duration")
     print(f"METRICS: A {len(ma)} series, B {len(mb)} series; B failovers_total "
           f"{failovers:.0f} -> {mb['eipgate_ha_failovers_total']:.0f}")
+
+
+# -- cross-AZ fallback: another AZ's pair (c1, c2) owns OTHER_TABLE; our pair rescues it.
+OTHER = ["i-0ccccccccccccccc1", "i-0ccccccccccccccc2"]
+OTHER_ENI = "eni-0cccccccccccccd01"
+OTHER_TABLE = "rtb-0cc00000000000001"
+NAT = "nat-0aa00000000000001"
+
+
+def fallback_state(h):
+    st = json.load(open(STATE))
+    st["subnets"] += [
+        {"id": "subnet-public-c", "vpc_id": "vpc-0a1b2c3d", "cidr": "10.0.16.0/24", "availability_zone": "us-east-1c"},
+        {"id": "subnet-private-c", "vpc_id": "vpc-0a1b2c3d", "cidr": "10.0.160.0/20", "availability_zone": "us-east-1c"}]
+    for k, iid in enumerate(OTHER, 1):
+        st["instances"].append({"id": iid, "availability_zone": "us-east-1c"})
+        st["network_interfaces"].append(
+            {"id": f"eni-0cccccccccccccd0{k}", "subnet_id": "subnet-public-c", "mac": f"0e:00:00:00:0c:0{k}",
+             "instance_id": iid, "device_index": 1, "private_ips": [f"10.0.16.{k}"], "source_dest_check": False})
+    st["route_tables"].append(
+        {"id": OTHER_TABLE, "vpc_id": "vpc-0a1b2c3d", "subnets": ["subnet-private-c"],
+         "routes": [{"destination": "10.0.0.0/16", "gateway_id": "local"},
+                    {"destination": "0.0.0.0/0", "network_interface_id": OTHER_ENI, "instance_id": OTHER[0]}]})
+    path = os.path.join(h.dir, "state.json")
+    with open(path, "w") as f:
+        json.dump(st, f)
+    return path
+
+
+def other_route(h):
+    for rt in h.aws_state()["route_tables"]:
+        if rt["id"] == OTHER_TABLE:
+            return next(r for r in rt["routes"] if r["destination"] == "0.0.0.0/0")
+    return None
+
+
+def other_replaces(h):
+    with urllib.request.urlopen(h.aws + "/_fake/calls", timeout=5) as r:
+        calls = json.loads(r.read())
+    return [c for c in calls if c["action"] == "ReplaceRoute" and c["params"].get("RouteTableId") == OTHER_TABLE]
+
+
+def fallback_up(h, target):
+    rule = (f"  fallback_for:\n    - route_tables: [{OTHER_TABLE}]\n"
+            f"      instances: [{OTHER[0]}, {OTHER[1]}]\n      target: {target}\n"
+            f"      after: 1s\n      check_interval: 500ms\n")
+    h.pair_up(flows=0, state=fallback_state(h), extra_ha=rule)
+    # One instance of the other pair down: its peer's business, not ours.
+    h.aws_post("/_fake/instance", {"id": OTHER[0], "state": "stopped"})
+    time.sleep(2.5)  # > after + two checks
+    check(not other_replaces(h), "no ReplaceRoute of the other AZ's table with one instance up")
+    check(h.status("a")["fallback"][0]["phase"] == "watching", f"A watching: {h.status('a')['fallback']}")
+    # Both down.
+    t0 = time.monotonic()
+    h.aws_post("/_fake/instance", {"id": OTHER[1], "state": "stopped"})
+    return t0
+
+
+def scenario_fallback(h):
+    t0 = fallback_up(h, "self")
+    wait_for(lambda: other_route(h).get("network_interface_id") == INSTANCES["a"]["eni"], 10,
+             "the other AZ's table at A's ENI")
+    print(f"FALLBACK both other instances stopped -> table at A's ENI: {(time.monotonic() - t0) * 1000:.0f} ms "
+          f"(after 1 s, checks every 500 ms)")
+    wait_for(lambda: h.status("a")["fallback"][0]["phase"] == "rescuing", 5, "A rescuing")
+    check(h.status("b")["fallback"][0]["replacements"] == 0, "standby B replaced nothing")
+    check(h.owner_is("a"), "our own tables untouched: still at A")
+    out = subprocess.run([h.ctl_bin, "--control-socket", os.path.join(h.dir, "a", "control.sock"),
+                          "ha-status"], capture_output=True, text=True, timeout=10)
+    check("cross-AZ fallback" in out.stdout and "rescuing" in out.stdout, out.stdout)
+    # Our active dies: B takes our tables over and, now active, the rescued table too (it was at
+    # its peer's ENI).
+    kill_a_and_wait_takeover(h)
+    wait_for(lambda: other_route(h).get("network_interface_id") == INSTANCES["b"]["eni"], 10,
+             "the other AZ's table follows to B")
+    check(h.role("b") == "active", "B active (its fencing ignores the rescued table)")
+    # The owners come back: hands off, even though the table still points at B.
+    n = len(other_replaces(h))
+    h.aws_post("/_fake/instance", {"id": OTHER[0], "state": "running"})
+    wait_for(lambda: h.status("b")["fallback"][0]["phase"] == "owners_back", 5, "B sees the owners back")
+    time.sleep(2.0)
+    check(len(other_replaces(h)) == n, "no ReplaceRoute of the other AZ's table once its owner runs")
+    check(other_route(h).get("network_interface_id") == INSTANCES["b"]["eni"], "left as it was")
+
+
+def scenario_fallback_nat(h):
+    t0 = fallback_up(h, NAT)
+    wait_for(lambda: other_route(h).get("nat_gateway_id") == NAT, 10, "the other AZ's table at the NAT Gateway")
+    print(f"FALLBACK (NAT Gateway) both stopped -> table at {NAT}: {(time.monotonic() - t0) * 1000:.0f} ms")
+    check(all(c["params"].get("NatGatewayId") == NAT for c in other_replaces(h)), "ReplaceRoute with NatGatewayId")
+    check(h.status("b")["fallback"][0]["replacements"] == 0, "standby B replaced nothing")
+    wait_for(lambda: h.status("a")["fallback"][0]["phase"] == "rescuing", 5, "A rescuing")
+    time.sleep(1.5)
+    check(len(other_replaces(h)) == 1, "one ReplaceRoute, not repeated")
 
 
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items()

@@ -102,6 +102,37 @@ TEST(HaConfigTest, MetricsListenAddressOrOff) {
   }
 }
 
+TEST(HaConfigTest, FallbackForRules) {
+  const auto r = parse(R"(ha:
+  priority: 1
+  peers: [10.0.0.6]
+  secret_file: /k
+  fallback_for:
+    - route_tables: [rtb-0aa00000000000001, rtb-0aa00000000000002]
+      instances: [i-0aaaaaaaaaaaaaaa1, i-0aaaaaaaaaaaaaaa2]
+    - route_tables: [rtb-0cc00000000000001]
+      instances: [i-0ccccccccccccccc1]
+      target: nat-0123456789abcdef0
+      after: 10s
+      check_interval: 2s
+)");
+  ASSERT_TRUE(r.config) << r.error->to_string();
+  const auto& f = r.config->fallback_for;
+  ASSERT_EQ(f.size(), 2U);
+  EXPECT_EQ(f[0].route_tables.size(), 2U);
+  EXPECT_EQ(f[0].instances.at(1), "i-0aaaaaaaaaaaaaaa2");
+  EXPECT_TRUE(f[0].to_self());
+  EXPECT_EQ(f[0].after, 3s);  // defaults
+  EXPECT_EQ(f[0].check_interval, 1s);
+  EXPECT_EQ(f[0].line, 6);
+  EXPECT_FALSE(f[1].to_self());
+  EXPECT_EQ(f[1].target, "nat-0123456789abcdef0");
+  EXPECT_EQ(f[1].after, 10s);
+  EXPECT_EQ(f[1].check_interval, 2s);
+  EXPECT_TRUE(parse("ha:\n  priority: 1\n  peers: [10.0.0.6]\n  secret_file: /k\n")
+                  .config->fallback_for.empty());
+}
+
 struct Rejection {
   std::string yaml;
   int line;
@@ -138,6 +169,32 @@ TEST(HaConfigTest, RejectionsNameFileLineAndReason) {
       {(head + "  metrics_listen: localhost:9410\n"), 5, "not an IPv4 address"},
       {(head + "  metrics_listen: 127.0.0.1:70000\n"), 5, "port must be 1..65535"},
       {(head + "  metrics_listen: [127.0.0.1:1]\n"), 5, "expected a single value"},
+      {(head + "  fallback_for: {route_tables: [rtb-1]}\n"), 5, "expected a list of rules"},
+      {(head + "  fallback_for:\n    - instances: [i-1]\n"), 6,
+       "missing required key 'route_tables'"},
+      {(head + "  fallback_for:\n    - route_tables: [rtb-1]\n"), 6,
+       "missing required key 'instances'"},
+      {(head + "  fallback_for:\n    - route_tables: []\n      instances: [i-1]\n"), 6,
+       "non-empty list"},
+      {(head + "  fallback_for:\n    - route_tables: [rtb-1]\n      instances: [eni-1]\n"), 7,
+       "'eni-1' is not an id (i-...)"},
+      {(head + "  fallback_for:\n    - route_tables: [rtb-1, rtb-1]\n      instances: [i-1]\n"), 6,
+       "listed twice"},
+      {(head + "  fallback_for:\n    - route_tables: [rtb-1]\n      instances: [i-1]\n"
+               "      target: igw-1\n"),
+       8, "neither self nor a NAT Gateway id"},
+      {(head + "  fallback_for:\n    - route_tables: [rtb-1]\n      instances: [i-1]\n"
+               "      after: 3\n"),
+       8, "unit"},
+      {(head + "  fallback_for:\n    - route_tables: [rtb-1]\n      instances: [i-1]\n"
+               "      check_interval: 10ms\n"),
+       8, "out of range"},
+      {(head + "  fallback_for:\n    - route_tables: [rtb-1]\n      instances: [i-1]\n"
+               "      whatever: 1\n"),
+       8, "unknown key 'whatever'"},
+      {(head + "  fallback_for:\n    - route_tables: [rtb-1]\n      instances: [i-1]\n"
+               "    - route_tables: [rtb-2, rtb-1]\n      instances: [i-2]\n"),
+       8, "already in the rule at line 6"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.yaml);

@@ -96,6 +96,38 @@ TEST_F(FsmTest, StartupWithoutPeerTakesOverAfterStartupWait) {
   EXPECT_FALSE(fsm.takeover_in_progress());
 }
 
+// After a cross-AZ fallback the owner pair restarts with its routes at another AZ's ENI
+// (Elsewhere): the elected instance takes them back, and a route check that still sees the
+// rescuer's ENI during its takeover does not fence it.
+TEST_F(FsmTest, RestartWithRoutesAtAnotherAzTakesThemBack) {
+  FailoverFsm fsm(test_config(200), clock_);
+  run_table(fsm, clock_,
+            {
+                {"healthy", 0ms, event::LocalHealth{true}, S::Init, {}, "waiting"},
+                {"routes at the rescuer", 10ms, route(RouteTarget::Elsewhere), S::Init, {}, ""},
+                {"peer starting too",
+                 10ms,
+                 hb(S::Init, 0),
+                 S::Active,
+                 {A::TakeOver, A::StartSyncSender, A::SendHeartbeat},
+                 "we win the election"},
+                {"check during the takeover",
+                 5ms,
+                 event::RouteCheck{RouteTarget::Elsewhere, clock_.now() + 20ms},
+                 S::Active,
+                 {},
+                 "during our takeover"},
+                {"takeover done",
+                 20ms,
+                 event::TakeoverDone{},
+                 S::Active,
+                 {A::CheckRoutes},
+                 "re-checking"},
+                {"routes back at us", 10ms, route(RouteTarget::Me), S::Active, {}, ""},
+            });
+  EXPECT_FALSE(fsm.fenced());
+}
+
 TEST_F(FsmTest, StartupWithActivePeerBecomesStandby) {
   FailoverFsm fsm(test_config(200), clock_);
   run_table(fsm, clock_,
