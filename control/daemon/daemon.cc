@@ -208,6 +208,7 @@ class Daemon final : public ha::SyncSink {
     uint64_t test_dropped = 0;
     uint64_t takeovers = 0;
     uint64_t takeover_failures = 0;
+    uint64_t handover_grace_events = 0;  // the old active's events applied after a handover
   };
 
   bool bootstrap(const std::atomic<bool>& stop);
@@ -298,6 +299,13 @@ class Daemon final : public ha::SyncSink {
     Millis deadline;
   };
   std::optional<PendingHandover> handover_in_;
+  // After taking over on the peer's handover request, the old active keeps forwarding (and
+  // creating flows) until its routes and address have moved: for this long its live events are
+  // still applied, so replies that reach us first find the flows it made (planned handover with
+  // no lost connection attempts). Only from the incarnation that asked.
+  static constexpr Millis kHandoverGrace{3000};
+  std::optional<Millis> handover_grace_until_;
+  uint64_t handover_grace_boot_ = 0;
   std::deque<std::pair<int64_t, std::string>> decisions_;
   Stats stats_;
   // Egress probes through our own dataplane, on the active only (egress_probes.h).
@@ -678,7 +686,10 @@ void Daemon::on_datagram(const ha::Datagram& d) {
             on_sync_request_from(receiver_.on_heartbeat(h.boot_id, m.sync_sent));
           }
         } else if constexpr (std::is_same_v<T, ha::SyncBatch>) {
-          if (active) return;  // a stale active's stream: we are the source of truth now
+          const bool grace = handover_grace_until_ && clock_.now() < *handover_grace_until_ &&
+                             h.boot_id == handover_grace_boot_;
+          if (active && !grace) return;  // a stale active's stream: we are the source of truth
+          if (active) ++stats_.handover_grace_events;
           stats_.received += m.events.size();
           on_sync_request_from(receiver_.on_batch(h.boot_id, m));
         } else if constexpr (std::is_same_v<T, ha::SyncBulk>) {
@@ -710,6 +721,8 @@ void Daemon::maybe_accept_handover() {
   if (caught_up) {
     push_to_dataplane();
     handover_in_.reset();
+    handover_grace_until_ = clock_.now() + kHandoverGrace;
+    handover_grace_boot_ = peer_boot_;
     handle(ha::event::PeerHandoverRequest{h.id});
   } else if (clock_.now() >= h.deadline) {
     handover_in_.reset();
@@ -924,6 +937,7 @@ json Daemon::status() const {
        {{"sent", stats_.sent},
         {"received", stats_.received},
         {"applied", stats_.applied},
+        {"handover_grace_events", stats_.handover_grace_events},
         {"sent_seq", sent_seq},
         {"applied_seq", receiver_.applied_seq()},
         {"lag", lag},
