@@ -3,26 +3,17 @@
 
 #include <cstring>
 
+#include "dpdk/be_bytes.h"
+
 namespace eipgate::dataplane {
 namespace {
 
 constexpr uint8_t kProtoIcmp = 1;
 constexpr uint8_t kProtoTcp = 6;
 
-void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-void put32(uint8_t* p, uint32_t v) {
-  put16(p, static_cast<uint16_t>(v >> 16));
-  put16(p + 2, static_cast<uint16_t>(v));
-}
-uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-uint32_t get32(const uint8_t* p) { return uint32_t{get16(p)} << 16 | get16(p + 2); }
-
 // RFC 1071 sum of big-endian 16-bit words.
 uint32_t sum16(const uint8_t* p, size_t n, uint32_t acc = 0) {
-  for (size_t i = 0; i + 1 < n; i += 2) acc += get16(p + i);
+  for (size_t i = 0; i + 1 < n; i += 2) acc += be16(p + i);
   if (n % 2) acc += uint32_t{p[n - 1]} << 8;
   return acc;
 }
@@ -35,11 +26,11 @@ uint16_t finish(uint32_t acc) {
 size_t ipv4_at(const uint8_t* f, size_t len) {
   if (len < 14) return 0;
   size_t off = 12;
-  uint16_t type = get16(f + off);
+  uint16_t type = be16(f + off);
   if (type == 0x8100) {
     if (len < 18) return 0;
     off += 4;
-    type = get16(f + off);
+    type = be16(f + off);
   }
   return type == 0x0800 ? off + 2 : 0;
 }
@@ -91,18 +82,18 @@ std::optional<ProbeReply> parse_probe_reply(const uint8_t* f, size_t len, uint32
   if (ip == 0 || len < ip + 20 || (f[ip] >> 4) != 4) return std::nullopt;
   const size_t ihl = size_t{f[ip] & 0x0fu} * 4;
   if (ihl < 20 || len < ip + ihl) return std::nullopt;
-  if (get32(f + ip + 16) != probe_src) return std::nullopt;
-  if ((get16(f + ip + 6) & 0x1fff) != 0) return std::nullopt;  // a later fragment
+  if (be32(f + ip + 16) != probe_src) return std::nullopt;
+  if ((be16(f + ip + 6) & 0x1fff) != 0) return std::nullopt;  // a later fragment
   const size_t l4 = ip + ihl;
   ProbeReply r;
   if (f[ip + 9] == kProtoTcp) {
     if (len < l4 + 20) return std::nullopt;
     const uint8_t flags = f[l4 + 13];
-    r.remote = get32(f + ip + 12);
-    r.remote_port = get16(f + l4);
-    r.local_port = get16(f + l4 + 2);
-    r.seq = get32(f + l4 + 4);
-    r.ack = get32(f + l4 + 8);
+    r.remote = be32(f + ip + 12);
+    r.remote_port = be16(f + l4);
+    r.local_port = be16(f + l4 + 2);
+    r.seq = be32(f + l4 + 4);
+    r.ack = be32(f + l4 + 8);
     if ((flags & kTcpRst) != 0) {
       r.answer = ProbeAnswer::Rst;
     } else if ((flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck)) {
@@ -121,11 +112,11 @@ std::optional<ProbeReply> parse_probe_reply(const uint8_t* f, size_t len, uint32
     if (len < in + 20 || (f[in] >> 4) != 4) return std::nullopt;
     const size_t in_ihl = size_t{f[in] & 0x0fu} * 4;
     if (in_ihl < 20 || len < in + in_ihl + 8) return std::nullopt;
-    if (f[in + 9] != kProtoTcp || get32(f + in + 12) != probe_src) return std::nullopt;
+    if (f[in + 9] != kProtoTcp || be32(f + in + 12) != probe_src) return std::nullopt;
     r.answer = ProbeAnswer::Unreachable;
-    r.remote = get32(f + in + 16);
-    r.local_port = get16(f + in + in_ihl);
-    r.remote_port = get16(f + in + in_ihl + 2);
+    r.remote = be32(f + in + 16);
+    r.local_port = be16(f + in + in_ihl);
+    r.remote_port = be16(f + in + in_ihl + 2);
     return r;
   }
   return std::nullopt;
