@@ -1,7 +1,7 @@
 // FlowEvent <-> its 28-byte network-order record.
 #include "ha/flow_event.h"
 
-#include "ha/byte_order.h"
+#include "common/byte_order.h"
 
 namespace eipgate::ha {
 

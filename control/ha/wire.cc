@@ -3,7 +3,7 @@
 
 #include <cstring>
 
-#include "ha/byte_order.h"
+#include "common/byte_order.h"
 
 namespace eipgate::ha {
 namespace {

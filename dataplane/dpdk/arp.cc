@@ -1,9 +1,9 @@
 // ARP encoding and decoding (RFC 826) for IPv4 over Ethernet.
 #include "dpdk/arp.h"
 
-#include "dpdk/be_bytes.h"
-
 #include <cstring>
+
+#include "common/byte_order.h"
 
 namespace eipgate::dataplane {
 
@@ -14,24 +14,25 @@ constexpr MacAddr kBroadcast = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 std::optional<ArpPacket> parse_arp(const uint8_t* frame, size_t len) {
   size_t off = 12;
   if (len < off + 2) return std::nullopt;
-  uint16_t et = be16(frame + off);
+  uint16_t et = be::get16(frame + off);
   if (et == 0x8100) {
     off += 4;
     if (len < off + 2) return std::nullopt;
-    et = be16(frame + off);
+    et = be::get16(frame + off);
   }
   off += 2;
   if (et != 0x0806 || len < off + 28) return std::nullopt;
   const uint8_t* a = frame + off;
   // Ethernet hardware (1), IPv4 protocol, 6-byte and 4-byte addresses only.
-  if (be16(a) != 1 || be16(a + 2) != 0x0800 || a[4] != 6 || a[5] != 4) return std::nullopt;
+  if (be::get16(a) != 1 || be::get16(a + 2) != 0x0800 || a[4] != 6 || a[5] != 4)
+    return std::nullopt;
   ArpPacket p;
-  p.op = be16(a + 6);
+  p.op = be::get16(a + 6);
   if (p.op != kArpRequest && p.op != kArpReply) return std::nullopt;
   std::memcpy(p.sender_mac.data(), a + 8, 6);
-  p.sender_ip = be32(a + 14);
+  p.sender_ip = be::get32(a + 14);
   std::memcpy(p.target_mac.data(), a + 18, 6);
-  p.target_ip = be32(a + 24);
+  p.target_ip = be::get32(a + 24);
   return p;
 }
 
@@ -41,17 +42,17 @@ size_t build_arp(uint8_t* out, uint16_t op, const MacAddr& src_mac, uint32_t src
   const MacAddr& eth_dst = op == kArpRequest && dst_mac == MacAddr{} ? kBroadcast : dst_mac;
   std::memcpy(out, eth_dst.data(), 6);
   std::memcpy(out + 6, src_mac.data(), 6);
-  put16(out + 12, 0x0806);
+  be::put16(out + 12, 0x0806);
   uint8_t* a = out + 14;
-  put16(a, 1);
-  put16(a + 2, 0x0800);
+  be::put16(a, 1);
+  be::put16(a + 2, 0x0800);
   a[4] = 6;
   a[5] = 4;
-  put16(a + 6, op);
+  be::put16(a + 6, op);
   std::memcpy(a + 8, src_mac.data(), 6);
-  put32(a + 14, src_ip);
+  be::put32(a + 14, src_ip);
   std::memcpy(a + 18, dst_mac.data(), 6);
-  put32(a + 24, dst_ip);
+  be::put32(a + 24, dst_ip);
   return kArpFrameLen;
 }
 

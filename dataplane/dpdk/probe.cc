@@ -3,7 +3,7 @@
 
 #include <cstring>
 
-#include "dpdk/be_bytes.h"
+#include "common/byte_order.h"
 
 namespace eipgate::dataplane {
 namespace {
@@ -13,7 +13,7 @@ constexpr uint8_t kProtoTcp = 6;
 
 // RFC 1071 sum of big-endian 16-bit words.
 uint32_t sum16(const uint8_t* p, size_t n, uint32_t acc = 0) {
-  for (size_t i = 0; i + 1 < n; i += 2) acc += be16(p + i);
+  for (size_t i = 0; i + 1 < n; i += 2) acc += be::get16(p + i);
   if (n % 2) acc += uint32_t{p[n - 1]} << 8;
   return acc;
 }
@@ -26,11 +26,11 @@ uint16_t finish(uint32_t acc) {
 size_t ipv4_at(const uint8_t* f, size_t len) {
   if (len < 14) return 0;
   size_t off = 12;
-  uint16_t type = be16(f + off);
+  uint16_t type = be::get16(f + off);
   if (type == 0x8100) {
     if (len < 18) return 0;
     off += 4;
-    type = be16(f + off);
+    type = be::get16(f + off);
   }
   return type == 0x0800 ? off + 2 : 0;
 }
@@ -51,29 +51,29 @@ size_t build_probe_frame(const ProbeFrame& f, uint8_t* out) {
   std::memset(out, 0, kProbeFrameLen);
   std::memcpy(out, f.dst_mac.data(), 6);
   std::memcpy(out + 6, f.src_mac.data(), 6);
-  put16(out + 12, 0x0800);
+  be::put16(out + 12, 0x0800);
   uint8_t* ip = out + 14;
   ip[0] = 0x45;
-  put16(ip + 2, 40);  // total length: 20 + 20
-  put16(ip + 4, static_cast<uint16_t>(f.sport ^ f.seq));  // identification
-  put16(ip + 6, 0x4000);  // DF
+  be::put16(ip + 2, 40);                                      // total length: 20 + 20
+  be::put16(ip + 4, static_cast<uint16_t>(f.sport ^ f.seq));  // identification
+  be::put16(ip + 6, 0x4000);                                  // DF
   ip[8] = 64;
   ip[9] = kProtoTcp;
-  put32(ip + 12, f.src);
-  put32(ip + 16, f.dst);
-  put16(ip + 10, finish(sum16(ip, 20)));
+  be::put32(ip + 12, f.src);
+  be::put32(ip + 16, f.dst);
+  be::put16(ip + 10, finish(sum16(ip, 20)));
   uint8_t* tcp = ip + 20;
-  put16(tcp, f.sport);
-  put16(tcp + 2, f.dport);
-  put32(tcp + 4, f.seq);
-  put32(tcp + 8, f.ack);
+  be::put16(tcp, f.sport);
+  be::put16(tcp + 2, f.dport);
+  be::put32(tcp + 4, f.seq);
+  be::put32(tcp + 8, f.ack);
   tcp[12] = 5 << 4;
   tcp[13] = f.flags;
-  put16(tcp + 14, (f.flags & kTcpRst) ? 0 : 64240);
+  be::put16(tcp + 14, (f.flags & kTcpRst) ? 0 : 64240);
   uint32_t pseudo = sum16(ip + 12, 8);
   pseudo += kProtoTcp;
   pseudo += 20;
-  put16(tcp + 16, finish(sum16(tcp, 20, pseudo)));
+  be::put16(tcp + 16, finish(sum16(tcp, 20, pseudo)));
   return kProbeFrameLen;
 }
 
@@ -82,18 +82,18 @@ std::optional<ProbeReply> parse_probe_reply(const uint8_t* f, size_t len, uint32
   if (ip == 0 || len < ip + 20 || (f[ip] >> 4) != 4) return std::nullopt;
   const size_t ihl = size_t{f[ip] & 0x0fu} * 4;
   if (ihl < 20 || len < ip + ihl) return std::nullopt;
-  if (be32(f + ip + 16) != probe_src) return std::nullopt;
-  if ((be16(f + ip + 6) & 0x1fff) != 0) return std::nullopt;  // a later fragment
+  if (be::get32(f + ip + 16) != probe_src) return std::nullopt;
+  if ((be::get16(f + ip + 6) & 0x1fff) != 0) return std::nullopt;  // a later fragment
   const size_t l4 = ip + ihl;
   ProbeReply r;
   if (f[ip + 9] == kProtoTcp) {
     if (len < l4 + 20) return std::nullopt;
     const uint8_t flags = f[l4 + 13];
-    r.remote = be32(f + ip + 12);
-    r.remote_port = be16(f + l4);
-    r.local_port = be16(f + l4 + 2);
-    r.seq = be32(f + l4 + 4);
-    r.ack = be32(f + l4 + 8);
+    r.remote = be::get32(f + ip + 12);
+    r.remote_port = be::get16(f + l4);
+    r.local_port = be::get16(f + l4 + 2);
+    r.seq = be::get32(f + l4 + 4);
+    r.ack = be::get32(f + l4 + 8);
     if ((flags & kTcpRst) != 0) {
       r.answer = ProbeAnswer::Rst;
     } else if ((flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck)) {
@@ -112,11 +112,11 @@ std::optional<ProbeReply> parse_probe_reply(const uint8_t* f, size_t len, uint32
     if (len < in + 20 || (f[in] >> 4) != 4) return std::nullopt;
     const size_t in_ihl = size_t{f[in] & 0x0fu} * 4;
     if (in_ihl < 20 || len < in + in_ihl + 8) return std::nullopt;
-    if (f[in + 9] != kProtoTcp || be32(f + in + 12) != probe_src) return std::nullopt;
+    if (f[in + 9] != kProtoTcp || be::get32(f + in + 12) != probe_src) return std::nullopt;
     r.answer = ProbeAnswer::Unreachable;
-    r.remote = be32(f + in + 16);
-    r.local_port = be16(f + in + in_ihl);
-    r.remote_port = be16(f + in + in_ihl + 2);
+    r.remote = be::get32(f + in + 16);
+    r.local_port = be::get16(f + in + in_ihl);
+    r.remote_port = be::get16(f + in + in_ihl + 2);
     return r;
   }
   return std::nullopt;

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <functional>
 
+#include "common/byte_order.h"
 #include "ha/auth.h"
-#include "ha/byte_order.h"
 
 namespace eipgate::ha {
 namespace {

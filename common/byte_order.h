@@ -1,9 +1,10 @@
-// Big-endian (network order) loads and stores on unaligned byte buffers, for the HA wire format.
+// Big-endian (network order) loads and stores on unaligned byte buffers: the HA wire format
+// (control/ha) and the frames the dataplane builds itself (ARP, egress probes).
 #pragma once
 
 #include <cstdint>
 
-namespace eipgate::ha::be {
+namespace eipgate::be {
 
 inline void put16(uint8_t* p, uint16_t v) {
   p[0] = static_cast<uint8_t>(v >> 8);
@@ -25,4 +26,4 @@ inline uint64_t get64(const uint8_t* p) {
   return (static_cast<uint64_t>(get32(p)) << 32) | get32(p + 4);
 }
 
-}  // namespace eipgate::ha::be
+}  // namespace eipgate::be
