@@ -159,6 +159,107 @@ class RenderTest(unittest.TestCase):
                                't:\n  "eipgate:pair": "p"\ne: []\nf: true')
 
 
+RESCUED = {"route_tables": ["rtb-0aa00000000000001", "rtb-0aa00000000000002"],
+           "instances": ["i-0bbbbbbbbbbbbbbb1", "i-0bbbbbbbbbbbbbbb2"]}
+
+
+class FallbackTest(unittest.TestCase):
+    """fallback_for (cross-AZ fallback, control/ha/README.md) from user data and tags."""
+
+    def errors_of(self, spec, facts=FACTS):
+        with self.assertRaises(render.ConfigError) as cm:
+            render.render(spec, facts)
+        return "\n".join(cm.exception.errors)
+
+    def test_rendered_in_control_schema(self):
+        rule = dict(RESCUED, target="nat-0123456789abcdef0", after="5s", check_interval="1s",
+                    inside_prefixes=["10.1.128.0/20", "10.1.144.0/20"])
+        cfg, _ = render.render(dict(SPEC, route_table_ids=["rtb-0123456789abcdef0"],
+                                    fallback_for=[rule, {"route_tables": ["rtb-0cc00000000000001"],
+                                                         "instances": ["i-0ddddddddddddddd1"]}]), FACTS)
+        self.assertEqual(cfg["ha"]["fallback_for"], [
+            {"route_tables": ["rtb-0aa00000000000001", "rtb-0aa00000000000002"],
+             "instances": ["i-0bbbbbbbbbbbbbbb1", "i-0bbbbbbbbbbbbbbb2"],
+             "target": "nat-0123456789abcdef0", "after": "5s", "check_interval": "1s"},
+            {"route_tables": ["rtb-0cc00000000000001"], "instances": ["i-0ddddddddddddddd1"]}])
+        # the rescued subnets are served too (else the dataplane drops their traffic)
+        self.assertEqual(cfg["nat"]["inside_prefixes"],
+                         ["10.0.128.0/20", "10.0.144.0/20", "10.1.128.0/20", "10.1.144.0/20"])
+        self.assertEqual(cfg["aws"]["route_tables"], {"ids": ["rtb-0123456789abcdef0"]})
+        text = render.to_yaml(cfg["ha"])
+        self.assertIn('fallback_for:\n  - route_tables:\n      - "rtb-0aa00000000000001"\n', text)
+
+    def test_absent_or_empty_changes_nothing(self):
+        base, _ = render.render(dict(SPEC), FACTS)
+        self.assertNotIn("fallback_for", base["ha"])
+        cfg, _ = render.render(dict(SPEC, fallback_for=[]), FACTS)
+        self.assertEqual(cfg, base)
+
+    def test_bad_ids_and_values_rejected(self):
+        text = self.errors_of(dict(SPEC, route_table_ids=["rtb-0123456789abcdef0"], fallback_for=[
+            {"route_tables": ["rtb-0123456789abcdef0", "rtb-0aa00000000000001", "subnet-0123456789abcdef0"],
+             "instances": ["i-0bbbbbbbbbbbbbbb1", "eni-0bbbbbbbbbbbbbbb1", "i-0bbbbbbbbbbbbbbb1"],
+             "target": "igw-0123456789abcdef0", "after": "3", "check_interval": "100ms",
+             "inside_prefix": ["10.1.0.0/20"]},
+            {"route_tables": ["rtb-0aa00000000000001"], "instances": [], "after": "2h",
+             "inside_prefixes": ["10.0.128.0/20", "10.1.0.1/20"]},
+            "rtb-0aa00000000000009"]))
+        for want in (
+                "fallback_for[0].route_tables: 'subnet-0123456789abcdef0' is not an rtb-<hex> id",
+                "fallback_for[0].route_tables: 'rtb-0123456789abcdef0' is one of this pair's own route_table_ids",
+                "fallback_for[0].instances: 'eni-0bbbbbbbbbbbbbbb1' is not an i-<hex> id",
+                "fallback_for[0].instances: 'i-0bbbbbbbbbbbbbbb1' is listed twice",
+                "fallback_for[0].target: 'igw-0123456789abcdef0': self (this pair's data ENI) or a NAT Gateway id",
+                "fallback_for[0].after: '3' is not a duration",
+                "fallback_for[0].check_interval: '100ms' is out of range 500ms..1m",
+                "fallback_for[0]: unknown key 'inside_prefix' (did you mean 'inside_prefixes'?)",
+                "fallback_for[1].instances: required, a non-empty list",
+                "fallback_for[1].route_tables: 'rtb-0aa00000000000001' is already in fallback_for[0]: two rules would fight over it",
+                "fallback_for[1].after: '2h' is not a duration",
+                "fallback_for[1].inside_prefixes: 10.0.128.0/20 is already one of inside_prefixes",
+                "fallback_for[1].inside_prefixes: '10.1.0.1/20': 10.1.0.1/20 has host bits set",
+                "fallback_for[2]: must be an object"):
+            self.assertIn(want, text)
+        self.assertIn("fallback_for: a list of rules",
+                      self.errors_of(dict(SPEC, fallback_for=RESCUED)))
+
+    def test_durations_at_the_limits(self):
+        for after, ok in (("0s", True), ("60m", True), ("3600000ms", True), ("61m", False), ("1.5s", False)):
+            spec = dict(SPEC, fallback_for=[dict(RESCUED, after=after)])
+            self.assertEqual(not render.validate_fallback(spec), ok, after)
+
+    def test_own_instance_and_own_address(self):
+        text = self.errors_of(dict(SPEC, fallback_for=[dict(RESCUED, instances=[FACTS["instance_id"]],
+                                                            inside_prefixes=["10.0.0.0/24"])]))
+        self.assertIn("fallback_for[0].instances: i-0aaaaaaaaaaaaaaa1 is this instance", text)
+        self.assertIn("inside_prefixes: 10.0.0.0/24 holds the NAT's own address", text)
+
+    def test_tags_give_one_rule(self):
+        tags = {"eipgate:pair": "use1-az1-0",
+                "eipgate:fallback-for-route-tables": "rtb-0aa00000000000001, rtb-0aa00000000000002",
+                "eipgate:fallback-for-instances": "i-0bbbbbbbbbbbbbbb1,i-0bbbbbbbbbbbbbbb2",
+                "eipgate:fallback-for-inside-prefixes": "10.1.128.0/20",
+                "eipgate:fallback-target": "self", "eipgate:fallback-after": "10s"}
+        spec = render.spec_from_tags(tags)
+        self.assertEqual(spec["fallback_for"], [dict(RESCUED, inside_prefixes=["10.1.128.0/20"],
+                                                     target="self", after="10s")])
+        merged = dict(SPEC, **spec)
+        cfg, _ = render.render(merged, FACTS)
+        self.assertEqual(cfg["ha"]["fallback_for"], [dict(RESCUED, target="self", after="10s")])
+        # user data's fallback_for replaces the tags' rule as a whole
+        merged.update(render.spec_from_user_data(json.dumps({"eipgate": {"fallback_for": []}}), "ud"))
+        cfg, _ = render.render(merged, FACTS)
+        self.assertNotIn("fallback_for", cfg["ha"])
+        self.assertEqual(cfg["nat"]["inside_prefixes"], SPEC["inside_prefixes"])
+        # half a rule is an error naming both tags
+        with self.assertRaises(render.ConfigError) as cm:
+            render.spec_from_tags({"eipgate:fallback-for-route-tables": "rtb-0aa00000000000001"})
+        self.assertIn("eipgate:fallback-for-instances are both required", cm.exception.errors[0])
+        with self.assertRaises(render.ConfigError) as cm:
+            render.spec_from_tags({"eipgate:fallback-for-tables": "rtb-0aa00000000000001"})
+        self.assertIn("eipgate:fallback-for-route-tables", cm.exception.errors[0])  # in the known list
+
+
 class MainTest(unittest.TestCase):
     """The command: files, modes, exit codes; and the real parsers, when built."""
 
@@ -211,6 +312,37 @@ class MainTest(unittest.TestCase):
             c = subprocess.run([binary, "--config", os.path.join(d, "eipgate.yaml"), "--check"],
                                capture_output=True, text=True)
             self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+
+    def test_fallback_passes_control_check(self):
+        """The rendered ha.fallback_for is what control/ha/config.cc parses (unknown keys, bad
+        durations or a table in both aws.route_tables.ids and fallback_for fail --check)."""
+        spec = dict(SPEC, route_table_ids=["rtb-0123456789abcdef0"],
+                    fallback_for=[dict(RESCUED, target="nat-0123456789abcdef0", after="5s",
+                                       check_interval="1s", inside_prefixes=["10.1.128.0/20"]),
+                                  {"route_tables": ["rtb-0cc00000000000001"], "instances": ["i-0ddddddddddddddd1"]}])
+        del spec["ha_secret_ssm"]
+        spec["ha_secret"] = "0123456789abcdef0123456789abcdef"
+        d, p = self.run_main(spec)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        cfg_path = os.path.join(d, "eipgate.yaml")
+        with open(cfg_path) as f:
+            text = f.read()
+        self.assertIn('      target: "nat-0123456789abcdef0"\n      after: "5s"\n      check_interval: "1s"\n', text)
+        checked = 0
+        for env in ("EIPGATE_CONTROL", "EIPGATE_DATAPLANE"):
+            binary = os.environ.get(env)
+            if not binary or not os.path.exists(binary) or (env == "EIPGATE_CONTROL" and os.geteuid() != 0):
+                continue
+            c = subprocess.run([binary, "--config", cfg_path, "--check"], capture_output=True, text=True)
+            self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (binary, c.stdout, c.stderr, text))
+            checked += 1
+        if checked == 0:
+            self.skipTest("EIPGATE_CONTROL / EIPGATE_DATAPLANE not set (or not root): parsers not run")
+
+    def test_fallback_bad_id_exit_2(self):
+        _, p = self.run_main(dict(SPEC, fallback_for=[dict(RESCUED, instances=["i-xyz"])]))
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("eipgate-render-config: fallback_for[0].instances: 'i-xyz' is not an i-<hex> id", p.stderr)
 
     def test_local_file_overrides(self):
         spec = dict(SPEC)
