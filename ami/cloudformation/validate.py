@@ -6,10 +6,14 @@ Checked: the YAML parses with CloudFormation's short-form tags; top-level sectio
 types; every resource type is one we expect, with its required properties; Fn::ForEach
 (AWS::LanguageExtensions) expands; every Ref, Fn::GetAtt (with the attribute names the resource
 type has), Fn::Sub variable, Condition, Fn::If condition and DependsOn names something that
-exists; the instances' user data, with sample values substituted, is JSON that
-eipgate-render-config accepts; the IAM policy documents are well formed. What it cannot check:
+exists; Fn::If has three arguments, Fn::And/Fn::Or two to ten; every parameter and condition is
+used; Rules use only rule functions and Ref parameters; the instances' user data and eipgate:*
+tags, with sample values substituted (each Fn::If of the tags both ways), are what
+eipgate-render-config accepts; an inline IAM statement with the Sid of one in ami/iam/*.json has
+its actions and condition keys; the IAM policy documents are well formed. What it cannot check:
 anything AWS decides at deploy time (quotas, whether an instance type exists in the AZ, IAM
-condition key support per action).
+condition key support per action, how Fn::ForEach treats an empty list: give such loops a
+Condition).
 
 Usage: validate.py [TEMPLATE|POLICY ...]   (default: everything in ami/cloudformation and ami/iam)
 Exit 0 when every file passes, 1 otherwise; one line per problem.
@@ -84,9 +88,26 @@ for _t in TAGS:
 
 def sample_for(list_param):
     """Sample list values for Fn::ForEach over a parameter."""
+    if "Fallback" in list_param:
+        return LIST_SAMPLES.get(list_param, ["10.1.128.0/20"])
     if "Route" in list_param:
         return ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"]
     return ["10.0.128.0/20", "10.0.144.0/20"]
+
+
+# Sample values of list parameters (tags and ForEach); the rescued AZ's differ from our own.
+LIST_SAMPLES = {
+    "PrivateRouteTableIds": ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"],
+    "InsidePrefixes": ["10.0.128.0/20", "10.0.144.0/20"],
+    "FallbackForRouteTableIds": ["rtb-0fedcba9876543210", "rtb-0fedcba9876543211"],
+    "FallbackForInstanceIds": ["i-0ccccccccccccccc1", "i-0ccccccccccccccc2"],
+    "FallbackForInsidePrefixes": ["10.1.128.0/20", "10.1.144.0/20"],
+}
+STRING_SAMPLES = {"PairName": "use1-az1-0", "FallbackTarget": "self", "FallbackAfter": "3s",
+                  "DataPath": "vfio"}
+RULE_FUNCTIONS = {"Fn::And", "Fn::Contains", "Fn::EachMemberEquals", "Fn::EachMemberIn",
+                  "Fn::Equals", "Fn::Not", "Fn::Or", "Fn::RefAll", "Fn::ValueOf", "Fn::ValueOfAll",
+                  "Ref"}
 
 
 def substitute(node, ident, value):
@@ -151,9 +172,14 @@ def check_template(path):
     if not resources:
         errors.append("%s: no resources" % path)
 
+    used = set()  # parameters and conditions referenced anywhere
+
     def check_ref(name, ctx, sub_vars=()):
         base = name.split(".")[0]
-        if name in params or name in resources or name in PSEUDO or name in sub_vars:
+        if name in sub_vars:
+            return
+        used.add(name)
+        if name in params or name in resources or name in PSEUDO:
             return
         if "." in name and base in resources:  # ${Res.Attr} in Fn::Sub
             check_getatt([base, name.split(".", 1)[1]], ctx)
@@ -191,12 +217,21 @@ def check_template(path):
                         check_ref(var, ctx, tuple(vars_) + tuple(sub_vars))
                     walk(vars_, ctx, sub_vars)
                 elif k == "Fn::If":
+                    if not (isinstance(v, list) and len(v) == 3):
+                        errors.append("%s: %s: Fn::If needs [condition, then, else]" % (path, ctx))
+                        continue
+                    used.add(v[0])
                     if v[0] not in conditions:
                         errors.append("%s: %s: Fn::If of unknown condition %s" % (path, ctx, v[0]))
                     walk(v[1:], ctx, sub_vars)
                 elif k == "Condition" and isinstance(v, str):
+                    used.add(v)
                     if v not in conditions:
                         errors.append("%s: %s: unknown condition %s" % (path, ctx, v))
+                elif k in ("Fn::And", "Fn::Or"):
+                    if not (isinstance(v, list) and 2 <= len(v) <= 10):
+                        errors.append("%s: %s: %s takes 2 to 10 conditions" % (path, ctx, k))
+                    walk(v, ctx, sub_vars)
                 else:
                     walk(v, ctx, sub_vars)
         elif isinstance(node, list):
@@ -205,6 +240,9 @@ def check_template(path):
 
     for name, c in conditions.items():
         walk(c, "condition " + name)
+    for name, rule in t.get("Rules", {}).items():
+        errors.extend(check_rule(path, name, rule, params))
+        used.update(re.findall(r"'Ref': '([^']+)'", repr(rule)))
     for name, r in resources.items():
         if not re.fullmatch(r"[A-Za-z0-9]+", name):
             errors.append("%s: resource name %s is not alphanumeric" % (path, name))
@@ -216,6 +254,8 @@ def check_template(path):
         for req in TYPES[typ][0]:
             if req not in props:
                 errors.append("%s: resource %s: missing property %s" % (path, name, req))
+        if "Condition" in r:
+            used.add(r["Condition"])
         if "Condition" in r and r["Condition"] not in conditions:
             errors.append("%s: resource %s: unknown condition %s" % (path, name, r["Condition"]))
         deps = r.get("DependsOn", [])
@@ -238,9 +278,100 @@ def check_template(path):
                     if "Default" not in pv and pn not in props.get("Parameters", {}):
                         errors.append("%s: %s does not pass required parameter %s" % (path, name, pn))
         if typ == "AWS::EC2::Instance":
-            errors.extend(check_user_data(path, name, props.get("UserData")))
+            errors.extend(check_user_data(path, name, props.get("UserData"), props.get("Tags", [])))
+        if typ == "AWS::IAM::Role":
+            errors.extend(check_role_matches_iam_docs(path, name, props))
     for name, o in outputs.items():
-        walk(o, "output " + name)
+        if "Condition" in o:
+            used.add(o["Condition"])
+            if o["Condition"] not in conditions:
+                errors.append("%s: output %s: unknown condition %s" % (path, name, o["Condition"]))
+        walk(o.get("Value"), "output " + name)
+    for name in params:
+        if name not in used:
+            errors.append("%s: parameter %s is never used" % (path, name))
+    for name in conditions:
+        if name not in used:
+            errors.append("%s: condition %s is never used" % (path, name))
+    return errors
+
+
+def check_rule(path, name, rule, params):
+    """A Rules entry: {RuleCondition?, Assertions: [{Assert, AssertDescription?}]}, rule functions
+    only, Ref only to parameters."""
+    where = "%s: rule %s" % (path, name)
+    errors = []
+    if not isinstance(rule, dict) or set(rule) - {"RuleCondition", "Assertions"}:
+        return ["%s: expected {RuleCondition, Assertions}" % where]
+    asserts = rule.get("Assertions")
+    if not isinstance(asserts, list) or not asserts:
+        errors.append("%s: Assertions must be a non-empty list" % where)
+        asserts = []
+    nodes = [rule.get("RuleCondition")] if "RuleCondition" in rule else []
+    for a in asserts:
+        if not isinstance(a, dict) or "Assert" not in a or set(a) - {"Assert", "AssertDescription"}:
+            errors.append("%s: each assertion is {Assert, AssertDescription}" % where)
+            continue
+        nodes.append(a["Assert"])
+
+    def walk(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k not in RULE_FUNCTIONS:
+                    errors.append("%s: %s is not a rule function" % (where, k))
+                elif k == "Ref":
+                    if v not in params:
+                        errors.append("%s: Ref %s is not a parameter" % (where, v))
+                elif k in ("Fn::And", "Fn::Or") and not (isinstance(v, list) and 2 <= len(v) <= 10):
+                    errors.append("%s: %s takes 2 to 10 conditions" % (where, k))
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for x in node:
+                walk(x)
+    for n in nodes:
+        walk(n)
+    return errors
+
+
+def check_role_matches_iam_docs(path, name, props):
+    """Inline statements with the Sid of a statement in ami/iam/*.json: same actions and condition
+    operators/keys (values are template expressions there, ${...} placeholders here)."""
+    docs = {}
+    for f in sorted(glob.glob(os.path.join(AMI, "iam", "*.json"))):
+        with open(f) as fh:
+            for st in json.load(fh).get("Statement", []):
+                docs[st.get("Sid")] = (os.path.basename(f), st)
+    errors = []
+
+    def statements(node):
+        if isinstance(node, dict):
+            if "Fn::If" in node and isinstance(node["Fn::If"], list):
+                for branch in node["Fn::If"][1:]:
+                    yield from statements(branch)
+            elif "Sid" in node:
+                yield node
+        elif isinstance(node, list):
+            for x in node:
+                yield from statements(x)
+
+    def as_set(a):
+        return {a} if isinstance(a, str) else set(a or [])
+
+    for pol in props.get("Policies", []):
+        for st in statements(pol.get("PolicyDocument", {}).get("Statement", [])):
+            if st["Sid"] not in docs:
+                continue
+            fname, doc = docs[st["Sid"]]
+            if as_set(st.get("Action")) != as_set(doc.get("Action")):
+                errors.append("%s: %s statement %s: actions %s differ from ami/iam/%s (%s)"
+                              % (path, name, st["Sid"], sorted(as_set(st.get("Action"))), fname,
+                                 sorted(as_set(doc.get("Action")))))
+            keys = {(op, k) for op, kv in (st.get("Condition") or {}).items() for k in kv}
+            want = {(op, k) for op, kv in (doc.get("Condition") or {}).items() for k in kv}
+            if keys != want:
+                errors.append("%s: %s statement %s: condition keys %s differ from ami/iam/%s (%s)"
+                              % (path, name, st["Sid"], sorted(keys), fname, sorted(want)))
     return errors
 
 
@@ -260,8 +391,51 @@ SAMPLES = {"PairName": "use1-az1-0", "PeerIp": "10.0.0.16", "ServiceIp": "10.0.0
            "DataPath": "vfio"}
 
 
-def check_user_data(path, name, ud):
-    """The user data: Fn::Base64 of Fn::Sub [text, vars]; substitute samples, parse, validate."""
+class NoSample(Exception):
+    pass
+
+
+def sample_value(node):
+    """A tag value with sample parameters: Ref, Fn::Join, Fn::Sub (no variables list)."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, dict) and len(node) == 1:
+        (k, v), = node.items()
+        if k == "Ref" and v in STRING_SAMPLES:
+            return STRING_SAMPLES[v]
+        if k == "Ref" and v in LIST_SAMPLES:
+            return LIST_SAMPLES[v]
+        if k == "Fn::Join" and isinstance(v, list) and len(v) == 2:
+            items = sample_value(v[1])
+            return v[0].join(sample_value(x) for x in items) if isinstance(items, list) else items
+        if k == "Fn::Sub" and isinstance(v, str):
+            return re.sub(r"\$\{([^}]+)\}", lambda m: sample_value({"Ref": m.group(1)}), v)
+    if isinstance(node, list):
+        return node
+    raise NoSample(json.dumps(node))
+
+
+def tag_variants(tags):
+    """The instance's tags as {key: sample value}, once with every Fn::If taken and once with none
+    (the template's conditions on and off). Only eipgate:* tags are evaluated."""
+    out = []
+    for taken in (True, False):
+        d = {}
+        for t in tags:
+            if isinstance(t, dict) and "Fn::If" in t:
+                t = t["Fn::If"][1 if taken else 2]
+            if not isinstance(t, dict) or t == {"Ref": "AWS::NoValue"}:
+                continue
+            key = t.get("Key")
+            if isinstance(key, str) and key.startswith("eipgate:"):
+                d[key] = sample_value(t.get("Value"))
+        out.append(("with conditional tags" if taken else "without conditional tags", d))
+    return out
+
+
+def check_user_data(path, name, ud, tags=()):
+    """The user data: Fn::Base64 of Fn::Sub [text, vars]; substitute samples, parse, and validate
+    merged over the instance's eipgate:* tags (as eipgate-render-config merges them)."""
     try:
         sub = ud["Fn::Base64"]["Fn::Sub"]
         text = sub if isinstance(sub, str) else sub[0]
@@ -273,13 +447,25 @@ def check_user_data(path, name, ud):
     text = re.sub(r"\$\{([^}]+)\}", lambda m: SAMPLES[m.group(1)], text)
     render = load_renderer()
     try:
-        spec = render.spec_from_user_data(text, "%s %s user data" % (path, name))
-        if spec is None:
-            return ["%s: %s: user data is not an eipgate document" % (path, name)]
-        render.validate(spec)
-    except render.ConfigError as e:
-        return ["%s: %s: user data: %s" % (path, name, err) for err in e.errors]
-    return []
+        variants = tag_variants(tags)
+    except NoSample as e:
+        return ["%s: %s: tag value without a sample: %s" % (path, name, e)]
+    errors = []
+    for label, tag_values in variants:
+        for k, v in tag_values.items():
+            if len(v) > 256:
+                errors.append("%s: %s: tag %s: %d characters with samples (EC2 allows 256)"
+                              % (path, name, k, len(v)))
+        try:
+            spec = render.spec_from_tags(tag_values)
+            ud_spec = render.spec_from_user_data(text, "%s %s user data" % (path, name))
+            if ud_spec is None:
+                return ["%s: %s: user data is not an eipgate document" % (path, name)]
+            spec.update(ud_spec)
+            render.validate(spec)
+        except render.ConfigError as e:
+            errors.extend("%s: %s: user data + tags (%s): %s" % (path, name, label, err) for err in e.errors)
+    return errors
 
 
 def check_policy(path):

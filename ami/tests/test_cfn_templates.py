@@ -1,0 +1,285 @@
+#!/usr/bin/python3
+"""Tests of the CloudFormation wiring in ami/cloudformation (stdlib unittest + python3-yaml; run by
+ctest as ami_cfn_templates).
+
+validate.py checks structure; these tests evaluate what the templates compute for given
+parameters with a small interpreter of the intrinsics they use (Ref, Fn::Join, Fn::If, Fn::Equals,
+Fn::Not, Fn::And, Fn::Or, Fn::Sub, Condition, and the rule functions Fn::EachMemberEquals/Fn::Equals):
+which slot of eipgate-vpc.yaml rescues which (CrossAzFallback), the parameters it passes to
+eipgate-pair.yaml, that those satisfy the pair template's Rules, and what the pair template then
+tags its instances with. Also: each check validate.py gained for the fallback wiring reports a
+deliberately broken copy of the templates."""
+
+import copy
+import importlib.machinery
+import importlib.util
+import os
+import re
+import shutil
+import tempfile
+import unittest
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CFN = os.path.join(HERE, "..", "cloudformation")
+
+
+def _load(name, path):
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    mod = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
+    loader.exec_module(mod)
+    return mod
+
+
+validate = _load("validate", os.path.join(CFN, "validate.py"))
+render = _load("render", os.path.join(HERE, "..", "scripts", "eipgate-render-config"))
+
+
+def load_template(name):
+    with open(os.path.join(CFN, name)) as f:
+        return yaml.load(f, Loader=validate.Loader)
+
+
+NOVALUE = object()
+
+
+class Stack:
+    """A template with parameter values: evaluates conditions, rules and property values."""
+
+    def __init__(self, template, values):
+        self.t = template
+        self.params = {}
+        for name, p in template.get("Parameters", {}).items():
+            v = values.get(name, p.get("Default"))
+            if v is None:
+                raise KeyError("parameter %s has no value" % name)
+            if isinstance(v, list):
+                v = ",".join(v)
+            # CloudFormation: a CommaDelimitedList "" is [""]
+            self.params[name] = v.split(",") if p["Type"] == "CommaDelimitedList" else v
+        self.conds = {}
+
+    def cond(self, name):
+        if name not in self.conds:
+            self.conds[name] = bool(self.ev(self.t["Conditions"][name]))
+        return self.conds[name]
+
+    def ev(self, node):
+        if isinstance(node, list):
+            return [x for x in (self.ev(v) for v in node) if x is not NOVALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) != 1:
+            return {k: v for k, v in ((k, self.ev(v)) for k, v in node.items()) if v is not NOVALUE}
+        (k, v), = node.items()
+        if k == "Ref":
+            if v == "AWS::NoValue":
+                return NOVALUE
+            if v in self.params:
+                return self.params[v]
+            return "<%s>" % v   # a resource or pseudo parameter
+        if k == "Condition":
+            return self.cond(v)
+        if k == "Fn::If":
+            return self.ev(v[1] if self.cond(v[0]) else v[2])
+        if k == "Fn::Join":
+            return v[0].join(self.ev(v[1]))
+        if k == "Fn::Equals":
+            return self.ev(v[0]) == self.ev(v[1])
+        if k == "Fn::Not":
+            return not self.ev(v[0])
+        if k == "Fn::And":
+            return all(self.ev(x) for x in v)
+        if k == "Fn::Or":
+            return any(self.ev(x) for x in v)
+        if k == "Fn::EachMemberEquals":
+            return all(x == self.ev(v[1]) for x in self.ev(v[0]))
+        if k == "Fn::Sub" and isinstance(v, str):
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.ev({"Ref": m.group(1)})), v)
+        if k == "Fn::GetAtt":
+            return "<%s>" % ".".join(v)
+        return {k: self.ev(v)}
+
+    def failed_rules(self):
+        """AssertDescriptions of the Rules that do not hold."""
+        out = []
+        for rule in self.t.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self.ev(rule["RuleCondition"]):
+                continue
+            out.extend(a["AssertDescription"] for a in rule["Assertions"] if not self.ev(a["Assert"]))
+        return out
+
+
+SLOTS = {  # slot -> (name, tables, prefixes, instance ids)
+    1: ("use1-az1-0", "rtb-0a000000000000001,rtb-0a000000000000002", "10.0.128.0/20,10.0.144.0/20",
+        "i-0a000000000000001,i-0a000000000000002"),
+    2: ("use1-az2-0", "rtb-0b000000000000001", "10.0.160.0/20", "i-0b000000000000001,i-0b000000000000002"),
+    3: ("use1-az3-0", "rtb-0c000000000000001", "10.0.176.0/20", "i-0c000000000000001,i-0c000000000000002"),
+}
+
+
+def vpc_values(slots, cross_az="true", ids=True):
+    v = {"VpcId": "vpc-0123456789abcdef0", "ImageId": "ami-0123456789abcdef0", "CrossAzFallback": cross_az}
+    for n in slots:
+        name, tables, prefixes, instances = SLOTS[n]
+        v.update({"Pair%dName" % n: name, "Pair%dPublicSubnet" % n: "subnet-0%d" % n,
+                  "Pair%dRouteTables" % n: tables, "Pair%dInsidePrefixes" % n: prefixes})
+        if ids:
+            v["Pair%dInstanceIds" % n] = instances
+    return v
+
+
+class VpcRingTest(unittest.TestCase):
+    def nested(self, values):
+        """slot -> the parameters eipgate-vpc.yaml passes to its eipgate-pair.yaml stack."""
+        vpc = Stack(load_template("eipgate-vpc.yaml"), values)
+        self.assertEqual(vpc.failed_rules(), [])
+        out = {}
+        for name, r in vpc.t["Resources"].items():
+            if vpc.cond(r["Condition"]):
+                out[int(name[-1])] = vpc.ev(r["Properties"]["Parameters"])
+        return out
+
+    def rescued(self, params):
+        return (params["FallbackForRouteTableIds"], params["FallbackForInstanceIds"],
+                params["FallbackForInsidePrefixes"])
+
+    def test_two_slots_rescue_each_other(self):
+        p = self.nested(vpc_values([1, 2]))
+        self.assertEqual(self.rescued(p[1]), SLOTS[2][1:2] + SLOTS[2][3:4] + SLOTS[2][2:3])
+        self.assertEqual(self.rescued(p[2]), SLOTS[1][1:2] + SLOTS[1][3:4] + SLOTS[1][2:3])
+        self.assertEqual(p[1]["FallbackAfter"], "3s")
+
+    def test_three_slots_ring(self):
+        p = self.nested(vpc_values([1, 2, 3]))
+        self.assertEqual([p[n]["FallbackForRouteTableIds"] for n in (1, 2, 3)],
+                         [SLOTS[2][1], SLOTS[3][1], SLOTS[1][1]])
+        self.assertEqual([p[n]["FallbackForInstanceIds"] for n in (1, 2, 3)],
+                         [SLOTS[2][3], SLOTS[3][3], SLOTS[1][3]])
+
+    def test_off_or_ids_unknown_passes_nothing(self):
+        for values in (vpc_values([1, 2, 3], cross_az="false"), vpc_values([1, 2, 3], ids=False)):
+            for params in self.nested(values).values():
+                self.assertEqual(self.rescued(params), ("", "", ""))
+        values = vpc_values([1, 2, 3])
+        del values["Pair3InstanceIds"]   # slot 3 not known yet: its rescuer (2) waits
+        p = self.nested(values)
+        self.assertEqual(self.rescued(p[2]), ("", "", ""))
+        self.assertEqual(p[3]["FallbackForRouteTableIds"], SLOTS[1][1])
+
+    def test_slot_rules(self):
+        vpc = Stack(load_template("eipgate-vpc.yaml"), vpc_values([1, 3]))
+        self.assertIn("CrossAzFallback needs at least two slots (Pair2Name)", vpc.failed_rules())
+        self.assertIn("CrossAzFallback needs the used slots without gaps (slot 3 used, slot 2 not)",
+                      vpc.failed_rules())
+        self.assertEqual(Stack(load_template("eipgate-vpc.yaml"),
+                               vpc_values([1, 3], cross_az="false")).failed_rules(), [])
+
+    def test_nested_parameters_satisfy_the_pair_template(self):
+        pair = load_template("eipgate-pair.yaml")
+        for slots in ([1, 2], [1, 2, 3]):
+            for n, params in self.nested(vpc_values(slots)).items():
+                s = Stack(pair, params)
+                self.assertEqual(s.failed_rules(), [], (slots, n))
+                self.assertTrue(s.cond("HasFallback"))
+
+
+class PairTemplateTest(unittest.TestCase):
+    BASE = {"PairName": "use1-az1-0", "VpcId": "vpc-0123456789abcdef0", "PublicSubnetId": "subnet-01",
+            "PrivateRouteTableIds": "rtb-0a000000000000001", "InsidePrefixes": "10.0.128.0/20",
+            "ImageId": "ami-0123456789abcdef0"}
+    FALLBACK = {"FallbackForRouteTableIds": "rtb-0b000000000000001,rtb-0b000000000000002",
+                "FallbackForInstanceIds": "i-0b000000000000001,i-0b000000000000002",
+                "FallbackForInsidePrefixes": "10.0.160.0/20"}
+
+    def stack(self, **extra):
+        return Stack(load_template("eipgate-pair.yaml"), dict(self.BASE, **extra))
+
+    def tags(self, s, instance):
+        return {t["Key"]: t["Value"] for t in s.ev(s.t["Resources"][instance]["Properties"]["Tags"])}
+
+    def statements(self, s):
+        return s.ev(s.t["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"])
+
+    def test_off_by_default(self):
+        s = self.stack()
+        self.assertFalse(s.cond("HasFallback"))
+        self.assertEqual(s.failed_rules(), [])
+        self.assertEqual(self.tags(s, "InstanceA"), {"Name": "eipgate-use1-az1-0-a"})
+        self.assertNotIn("ReplaceRoutesOfTablesThisPairRescues", [st["Sid"] for st in self.statements(s)])
+
+    def test_on_tags_iam_and_render(self):
+        s = self.stack(**self.FALLBACK)
+        self.assertEqual(s.failed_rules(), [])
+        for instance in ("InstanceA", "InstanceB"):
+            tags = self.tags(s, instance)
+            self.assertEqual(tags["eipgate:fallback-for-route-tables"], self.FALLBACK["FallbackForRouteTableIds"])
+            self.assertEqual(tags["eipgate:fallback-after"], "3s")
+            spec = render.spec_from_tags(tags)
+            self.assertEqual(spec["fallback_for"], [{
+                "route_tables": ["rtb-0b000000000000001", "rtb-0b000000000000002"],
+                "instances": ["i-0b000000000000001", "i-0b000000000000002"],
+                "inside_prefixes": ["10.0.160.0/20"], "target": "self", "after": "3s"}])
+        st = [x for x in self.statements(s) if x["Sid"] == "ReplaceRoutesOfTablesThisPairRescues"]
+        self.assertEqual(st[0]["Condition"], {"StringEquals": {"ec2:ResourceTag/eipgate:fallback-by": "use1-az1-0"}})
+
+    def test_incomplete_fallback_refused(self):
+        for missing in self.FALLBACK:
+            extra = dict(self.FALLBACK)
+            del extra[missing]
+            self.assertEqual(len(self.stack(**extra).failed_rules()), 1, missing)
+
+
+class ValidateChecksTest(unittest.TestCase):
+    """Each new validate.py check reports a broken copy of the pair template."""
+
+    def problems(self, edit):
+        d = tempfile.mkdtemp(prefix="cfn-test-")
+        self.addCleanup(shutil.rmtree, d)
+        with open(os.path.join(CFN, "eipgate-pair.yaml")) as f:
+            text = f.read()
+        broken = edit(text)
+        self.assertNotEqual(broken, text, "the edit did not apply")
+        path = os.path.join(d, "eipgate-pair.yaml")
+        with open(path, "w") as f:
+            f.write(broken)
+        return "\n".join(validate.check_template(path))
+
+    def test_unmodified_passes(self):
+        self.assertEqual(self.problems(lambda t: t + "\n"), "")
+
+    def test_half_a_rule_in_tags(self):
+        text = self.problems(lambda t: t.replace(
+            '        - !If [HasFallback, {Key: "eipgate:fallback-for-instances", Value: !Join [",", !Ref FallbackForInstanceIds]}, !Ref AWS::NoValue]\n',
+            "", 1))
+        self.assertIn("InstanceA: user data + tags (with conditional tags): tags eipgate:fallback-*", text)
+
+    def test_iam_statement_differs_from_policy_document(self):
+        text = self.problems(lambda t: t.replace('"ec2:ResourceTag/eipgate:fallback-by"', '"ec2:ResourceTag/eipgate:pair"'))
+        self.assertIn("statement ReplaceRoutesOfTablesThisPairRescues: condition keys", text)
+
+    def test_rule_with_a_non_rule_function(self):
+        text = self.problems(lambda t: t.replace(
+            "- Fn::Not: [{Fn::EachMemberEquals: [{Ref: FallbackForInsidePrefixes}, \"\"]}]",
+            "- Fn::Not: [{Fn::Equals: [{Fn::Join: [\"\", {Ref: FallbackForInsidePrefixes}]}, \"\"]}]"))
+        self.assertIn("rule FallbackComplete: Fn::Join is not a rule function", text)
+
+    def test_unused_parameter_and_unknown_condition(self):
+        text = self.problems(lambda t: t.replace(
+            "  FallbackAfter:\n    Type: String\n", "  FallbackAftr:\n    Type: String\n", 1))
+        self.assertIn("reference to unknown FallbackAfter", text)
+        self.assertIn("parameter FallbackAftr is never used", text)
+        text = self.problems(lambda t: t.replace("- !If [HasFallback, {Key: \"eipgate:fallback-target\"",
+                                                 "- !If [HasFallbak, {Key: \"eipgate:fallback-target\"", 1))
+        self.assertIn("Fn::If of unknown condition HasFallbak", text)
+
+    def test_bad_fallback_value_in_tags(self):
+        text = self.problems(lambda t: t.replace(
+            '{Key: "eipgate:fallback-for-instances", Value: !Join [",", !Ref FallbackForInstanceIds]}',
+            '{Key: "eipgate:fallback-for-instances", Value: !Join [",", !Ref FallbackForRouteTableIds]}', 1))
+        self.assertIn("fallback_for[0].instances: 'rtb-0fedcba9876543210' is not an i-<hex> id", text)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
