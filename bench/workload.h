@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "common/byte_order.h"
 #include "engine/engine.h"
 
 namespace eipgate::bench {
@@ -51,14 +52,8 @@ inline uint32_t sum_be(const uint8_t* p, size_t n, uint32_t s = 0) {
   if (n & 1) s += static_cast<uint32_t>(p[n - 1] << 8);
   return s;
 }
-inline void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-inline void put32(uint8_t* p, uint32_t v) {
-  put16(p, static_cast<uint16_t>(v >> 16));
-  put16(p + 2, static_cast<uint16_t>(v));
-}
+using be::put16;
+using be::put32;
 
 // Writes a 60-byte Ethernet/IPv4/TCP frame with valid checksums.
 inline void write_tcp(uint8_t* f, const Tuple& t, uint8_t flags, uint32_t seq, uint32_t ack) {

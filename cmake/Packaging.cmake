@@ -84,6 +84,21 @@ set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/eipgate/eipgate")
 # Linked libraries (libcurl, yaml-cpp, libbpf, prometheus-cpp core/pull, ...) come from
 # dpkg-shlibdeps; only what is loaded at run time without linking is listed by hand below.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+if(CMAKE_CROSSCOMPILING)
+  # Cross-built (arm64 on x86_64, ami/cross/build-deb.sh): dpkg-shlibdeps cannot see the target's
+  # libraries (not in the host's dpkg database). ami/cross/shlibdeps.py computes the same list from
+  # the sysroot into packaging/shlibdeps.txt after the build; cross-depends.cmake, read by cpack,
+  # appends it and refuses to package without it.
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
+    set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE arm64)
+  else()
+    message(FATAL_ERROR "Packaging: no Debian architecture for ${CMAKE_SYSTEM_PROCESSOR}")
+  endif()
+  set(EIPGATE_CROSS_SHLIBDEPS ${_pkg_gen}/shlibdeps.txt)
+  configure_file(${_ami}/cross/cross-depends.cmake.in ${_pkg_gen}/cross-depends.cmake @ONLY)
+  set(CPACK_PROJECT_CONFIG_FILE ${_pkg_gen}/cross-depends.cmake)
+endif()
 # DPDK loads its drivers as plugins (not seen by dpkg-shlibdeps): ENA (EC2), virtio (the image
 # test, KVM), af_xdp / af_packet / tap (single-ENI mode, tests), the ring mempool and the buses.
 set(_pmd_deps

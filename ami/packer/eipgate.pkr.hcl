@@ -24,8 +24,8 @@ variable "deb_amd64" {
 
 variable "deb_arm64" {
   type        = string
-  description = "eipgate_<version>_arm64.deb, built on arm64 (Graviton CI runner)"
-  default     = "../../build-pkg-arm64/eipgate_0.1.0-1_arm64.deb"
+  description = "eipgate_<version>_arm64.deb: ami/cross/build-deb.sh (cross-built on x86_64) or cpack on arm64"
+  default     = "../../build-arm64/eipgate_0.1.0-1_arm64.deb"
 }
 
 variable "instance_type_amd64" {

@@ -2,6 +2,8 @@
 # Builds the Debian package from a configured build tree with CPack and checks it: lintian
 # clean (no error or warning), the expected files, modes and control fields.
 #   deb_lintian.sh BUILD_DIR
+# Environment: EXPECT_ARCH (default: dpkg's; arm64 for ami/cross/build-deb.sh), DEB_OUT (a directory
+# to keep the package in; by default it is removed with the rest).
 # Exit 77 (ctest: skipped) when lintian or dpkg-deb is not installed.
 set -euo pipefail
 BUILD=$(realpath "${1:?usage: deb_lintian.sh BUILD_DIR}")
@@ -13,6 +15,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cpack --config "${BUILD}/CPackConfig.cmake" -G DEB -B "${OUT}" >"${OUT}/cpack.log" 2>&1 || { cat "${OUT}/cpack.log"; fail "cpack"; }
 DEB=$(ls "${OUT}"/eipgate_*.deb)
 echo "built $(basename "${DEB}") ($(du -k "${DEB}" | cut -f1) KiB)"
+arch=$(dpkg-deb -f "${DEB}" Architecture)
+[[ ${arch} == "${EXPECT_ARCH:-$(dpkg --print-architecture)}" ]] || fail "Architecture: ${arch}"
 
 dpkg-deb -c "${DEB}" >"${OUT}/contents"
 for f in ./usr/sbin/eipgate-dataplane ./usr/sbin/eipgate-control ./usr/sbin/eipgatectl \
@@ -31,3 +35,6 @@ grep -qx /etc/default/eipgate "${OUT}/ctrl/conffiles" || fail "conffiles"
 
 lintian --fail-on error,warning --tag-display-limit 0 "${DEB}" | tee "${OUT}/lintian.txt"
 echo "lintian: clean (no errors or warnings)"
+if [[ -n ${DEB_OUT:-} ]]; then
+  cp "${DEB}" "${DEB_OUT}/"
+fi

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "admin/admin_server.h"
+#include "common/byte_order.h"
 #include "admin/port_xstats.h"
 #include "admin/stats_json.h"
 #include "common/ipv4_text.h"
@@ -89,11 +90,6 @@ engine::PacketBuf* pbuf(rte_mbuf* m) {
 }
 rte_mbuf* mbuf_of(engine::PacketBuf* p) {
   return reinterpret_cast<rte_mbuf*>(reinterpret_cast<uint8_t*>(p) - sizeof(rte_mbuf));
-}
-
-uint32_t be32_at(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
-         static_cast<uint32_t>(p[2]) << 8 | p[3];
 }
 
 // Offset of the IPv4 header (after up to two VLAN tags), or 0 when not IPv4.
@@ -515,7 +511,7 @@ struct Dataplane::Impl {
     if (v == engine::Verdict::ToOutside) return w.next_hop.gateway;
     if (w.next_hop.inside_gateway) return w.next_hop.inside_gateway;
     const uint32_t off = ipv4_offset(d, len);
-    return off && len >= off + 20 ? be32_at(d + off + 16) : 0;
+    return off && len >= off + 20 ? be::get32(d + off + 16) : 0;
   }
 
   void publish(Worker& w) {
@@ -590,7 +586,7 @@ struct Dataplane::Impl {
     const uint32_t src = probe_src.load(std::memory_order_relaxed);
     if (src == 0) return false;
     const uint32_t off = ipv4_offset(pb.data, pb.len);
-    if (off == 0 || pb.len < off + 20 || be32_at(pb.data + off + 16) != src) return false;
+    if (off == 0 || pb.len < off + 20 || be::get32(pb.data + off + 16) != src) return false;
     rte_mbuf* m = mbuf_of(&pb);
     const auto r = parse_probe_reply(pb.data, pb.len, src);
     if (r && r->local_port == probe_sport.load(std::memory_order_acquire) &&

@@ -145,6 +145,18 @@ out=$(ctl probe 198.51.100.7 5201 --wait 0.5 2>&1) && rc=0 || rc=$?
 in_ns "${NET}" ip route del blackhole 203.0.113.1/32
 check "probe without a way back reports no answer (exit ${rc}: ${out})" bash -c "[[ ${rc} -eq 5 && '${out}' == *'no answer'* ]]"
 check "probe answered again once the path is back" ctl probe 198.51.100.7 5201
+# The server retransmits its SYN-ACK to the probe that had no way back (1 s after the first, then
+# 3 s): it comes back through the NAT to the probe source but matches no probe in flight (another
+# source port), so it is dropped and counted as a stray, not taken for an answer.
+check "a late SYN-ACK of an earlier probe is counted as a stray" /usr/bin/python3 -c "
+import json, subprocess, sys, time
+for _ in range(40):
+    r = json.loads(subprocess.run(['${CTL}', '--socket', '${WORK}/dp.sock', '--json', 'probe', '198.51.100.7', '5201'],
+                                  capture_output=True, text=True).stdout)
+    if r.get('strays', 0) >= 1:
+        sys.exit(0)
+    time.sleep(0.25)
+print(r, file=sys.stderr); sys.exit(1)"
 check "probe --json gives the state and the round trip" /usr/bin/python3 -c "
 import json, subprocess, sys
 r = json.loads(subprocess.run(['${CTL}', '--socket', '${WORK}/dp.sock', '--json', 'probe', '198.51.100.7', '5201'],
