@@ -444,7 +444,10 @@ int run_probe(const std::string& socket_path, const std::string& address, uint16
   }
   const std::string state = last.value("state", std::string());
   if (as_json) {
-    std::cout << last.dump(2) << '\n';
+    // The probe, and the dataplane's probe counters (strays: answers that matched no probe).
+    json out = last;
+    for (const char* k : {"sent", "answered", "strays"}) out[k] = resp["result"].value(k, uint64_t{0});
+    std::cout << out.dump(2) << '\n';
   } else if (state == "pending") {
     std::cout << address << ':' << port << ": no answer within " << wait_s << " s (from "
               << cell(started.value("source", json())) << " through the NAT)\n";

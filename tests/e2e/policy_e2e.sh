@@ -139,10 +139,15 @@ check "the iperf3 stream survived the reload (exit ${iperf_rc})" bash -c \
 # caught before the inside and the connection closed with an RST.
 out=$(ctl probe 198.51.100.7 5201 2>&1) && rc=0 || rc=$?
 check "probe to an allowed destination is answered (exit ${rc}: ${out})" bash -c "[[ ${rc} -eq 0 && '${out}' == *syn-ack* && '${out}' == *10.0.1.3* ]]"
-# The internet side loses its way back to the EIP: no answer, exit 5; restored, answered again.
-in_ns "${NET}" ip route add blackhole 203.0.113.1/32
+# The internet side loses its way back to the EIP (its answers are dropped on the way out, after
+# routing, so the server keeps retransmitting them): no answer, exit 5; restored, answered again.
+in_ns "${NET}" nft -f - <<'NFT'
+table ip eg_noway {
+  chain out { type filter hook output priority 0; ip daddr 203.0.113.1 drop; }
+}
+NFT
 out=$(ctl probe 198.51.100.7 5201 --wait 0.5 2>&1) && rc=0 || rc=$?
-in_ns "${NET}" ip route del blackhole 203.0.113.1/32
+in_ns "${NET}" nft delete table ip eg_noway
 check "probe without a way back reports no answer (exit ${rc}: ${out})" bash -c "[[ ${rc} -eq 5 && '${out}' == *'no answer'* ]]"
 check "probe answered again once the path is back" ctl probe 198.51.100.7 5201
 # The server retransmits its SYN-ACK to the probe that had no way back (1 s after the first, then
