@@ -123,6 +123,7 @@ struct PortState {
   std::shared_ptr<bpf::AttachedSteer> steer;
   int arp_fd = -1;
   bool rx_intr = false;  // configured with Rx queue interrupts (the driver may still refuse)
+  uint16_t mtu = 1500;   // the MTU the PMD took (ports[].mtu unless it refused it)
 };
 
 struct alignas(64) Worker {
@@ -436,7 +437,17 @@ struct Dataplane::Impl {
         return "port '" + pc.name + "': tx queue setup failed: " + rte_strerror(-rc);
       }
     }
-    if (pc.mtu != 1500) rte_eth_dev_set_mtu(ps.id, pc.mtu);
+    // A PMD may refuse the MTU (virtio: larger than an mbuf without Rx scatter): say so, and
+    // keep what the port really has for the exception path's TAP.
+    if (pc.mtu != 1500) {
+      if (int rc = rte_eth_dev_set_mtu(ps.id, pc.mtu); rc != 0) {
+        uint16_t kept = 0;
+        rte_eth_dev_get_mtu(ps.id, &kept);
+        log->warn("port {} ({}): {} refused MTU {} ({}); the port keeps MTU {}", pc.name, pc.device,
+                  info.driver_name, pc.mtu, rte_strerror(-rc), kept);
+      }
+    }
+    if (rte_eth_dev_get_mtu(ps.id, &ps.mtu) != 0) ps.mtu = pc.mtu;
     if (pc.mac) {
       auto m = parse_mac(*pc.mac);
       if (!m) return "port '" + pc.name + "': bad mac '" + *pc.mac + "'";
@@ -1860,7 +1871,7 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
       e.port_id = ps.id;
       e.mac = ps.mac;
       e.ifname = TapExceptionPath::interface_name(cfg.exception.tap_name, i);
-      e.mtu = cfg.ports[i].mtu;
+      e.mtu = ps.mtu;
       const bool inside = ps.role == "inside";
       e.addr = ps.addr;
       e.prefix_len = inside ? cfg.inside_prefix_len : cfg.interface_prefix_len;
