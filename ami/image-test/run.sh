@@ -18,8 +18,8 @@
 #      intel_iommu=on), the data NIC modern-only virtio behind it (iommu_platform=on, ats=on).
 #      auto = vfio: eipgate-setup binds the data NIC to vfio-pci (type1 IOMMU mode), DPDK's
 #      virtio PMD (net_virtio) drives it, and the kernel's traffic for the data address goes
-#      through the exception path's TAP eipgate0. The user data leaves the MTU at its vfio
-#      default (9001).
+#      through the exception path's TAP eipgate0. The user data leaves the MTU at its
+#      default (1500).
 # 5. checks that eipgate-setup, eipgate-dataplane and eipgate-control come up (console markers),
 #    that the data path is the one asked for (render-config's choice, the data NIC's kernel
 #    driver, the dataplane port's DPDK driver), that the VPC router reaches the data address
@@ -151,7 +151,8 @@ EOF
 chroot "${RFS}" systemctl enable systemd-networkd.service >/dev/null 2>&1
 # The same JSON an EC2 instance gets as user data (ami/README.md); only the endpoints (the
 # simulator's fake EC2/IMDS), the inline secret and the MTU are test-specific.
-# AF_XDP on virtio_net needs an MTU that fits a page (1500); vfio keeps its default (9001).
+# AF_XDP on virtio_net needs an MTU that fits a page: 1500, said explicitly; vfio takes the
+# default (also 1500: the dataplane's 2 KiB mbufs).
 MTU_KEY='"mtu": 1500, '
 [[ ${DATA_PATH} == vfio ]] && MTU_KEY=""
 cat >"${RFS}/etc/eipgate/user-data.json" <<EOF

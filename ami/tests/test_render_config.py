@@ -41,7 +41,7 @@ class RenderTest(unittest.TestCase):
     def test_vfio_defaults(self):
         cfg, env = render.render(dict(SPEC), FACTS)
         self.assertEqual(cfg["mode"], "one-armed")
-        self.assertEqual(cfg["ports"], [{"name": "data", "device": "0000:00:06.0", "mtu": 9001}])
+        self.assertEqual(cfg["ports"], [{"name": "data", "device": "0000:00:06.0", "mtu": 1500}])
         self.assertEqual(cfg["interface"]["address"], "10.0.0.5/24")
         self.assertEqual(cfg["next_hop"]["gateway"], "10.0.0.1")
         self.assertEqual(cfg["nat"]["outside_addresses"], ["10.0.0.100"])
@@ -70,7 +70,7 @@ class RenderTest(unittest.TestCase):
         port = cfg["ports"][0]
         self.assertEqual(port["device"], "net_af_xdp0,iface=ens6,start_queue=0,queue_count=3")
         self.assertTrue(port["xdp_steering"])
-        self.assertEqual(port["mtu"], 3498)
+        self.assertEqual(port["mtu"], 1500)
         self.assertFalse(cfg["exception_path"]["enabled"])
         self.assertEqual(cfg["workers"]["lcores"], [1, 2, 3])
         self.assertEqual(cfg["nat"]["max_flows"], 262144)
@@ -86,6 +86,14 @@ class RenderTest(unittest.TestCase):
         self.assertIn("did you mean 'service_ips'", text)
         self.assertIn("data_path", text)
         self.assertIn("auto, vfio, af_xdp", text)
+
+    def test_jumbo_mtu_rejected(self):
+        # One 2 KiB buffer per packet: EC2's 9001 would be dropped, so it is refused at boot.
+        with self.assertRaises(render.ConfigError) as cm:
+            render.render(dict(SPEC, mtu=9001), FACTS)
+        self.assertIn("mtu: 9001: 576..2026", "\n".join(cm.exception.errors))
+        cfg, _ = render.render(dict(SPEC, mtu=2026), FACTS)
+        self.assertEqual(cfg["ports"][0]["mtu"], 2026)
 
     def test_vpc_cidr_as_inside_prefix_rejected(self):
         with self.assertRaises(render.ConfigError) as cm:

@@ -483,7 +483,7 @@ std::vector<PortConfig> parse_ports(const Parser& p, const Value& ports_value, A
                        "): each worker sends on its own queue");
       }
     }
-    if (auto v = s.get("mtu")) port.mtu = static_cast<uint16_t>(integer(p, *v, 68, 9216));
+    if (auto v = s.get("mtu")) port.mtu = static_cast<uint16_t>(integer(p, *v, 68, kMaxPortMtu));
     if (auto v = s.get("mac")) port.mac = mac(p, *v);
     // AF_XDP: our XDP program steers only NAT traffic to the socket (bpf/README.md).
     const bool af_xdp = vdev_name.starts_with("net_af_xdp");

@@ -15,12 +15,17 @@ namespace eipgate::dataplane {
 
 // A DPDK port: a PCI address (ENA, virtio: "0000:00:06.0") or a vdev string
 // ("net_af_packet0,iface=veth1", "net_af_xdp0,iface=eth1", "net_tap0", "net_pcap0,...").
+// The largest port MTU: a packet must fit one mbuf (2048 bytes of data room: Ethernet, two VLAN
+// tags and the IP packet); the dataplane drops multi-segment packets. No jumbo frames: internet
+// egress through the IGW is 1500 anyway, and TCP's MSS is clamped (nat.tcp_mss_clamp).
+inline constexpr uint16_t kMaxPortMtu = 2048 - 14 - 8;
+
 struct PortConfig {
   std::string name;        // "inside", "outside" or "data" (one-armed)
   std::string device;      // PCI address or vdev string
   uint16_t rx_queues = 1;  // parsed default: one per worker (each worker polls its own queue)
   uint16_t tx_queues = 1;  // parsed default: workers + 1 (the main lcore sends ARP, exception path)
-  uint16_t mtu = 1500;
+  uint16_t mtu = 1500;  // 68..kMaxPortMtu
   std::optional<std::string> mac;  // override (tests), lower-case; default: the port's own
   uint32_t address = 0;            // host order; this port's own address (two-armed), 0 = none
   uint8_t prefix_len = 0;

@@ -95,7 +95,7 @@ TEST(ConfigExamples, OneArmedExampleParsesToTheDocumentedValues) {
   EXPECT_EQ(c.ports[0].device, "0000:00:06.0");
   EXPECT_EQ(c.ports[0].rx_queues, 1);  // one worker
   EXPECT_EQ(c.ports[0].tx_queues, 2);  // one worker + the main lcore
-  EXPECT_EQ(c.ports[0].mtu, 9001);
+  EXPECT_EQ(c.ports[0].mtu, 1500);
   EXPECT_FALSE(c.ports[0].mac.has_value());
   EXPECT_EQ(c.interface_addr, ip(10, 0, 0, 5));
   EXPECT_EQ(c.interface_prefix_len, 24);
@@ -349,9 +349,9 @@ const std::vector<BadCase> kBadCases = {
     {"nat_not_a_mapping", edit(kMinimal, 7, 9, "nat: [10.0.0.0/8]\n"),
      "bad.yaml:7: nat: expected a mapping, got a list"},
     {"mtu_not_integer", replace_line(4, "    device: 0000:00:06.0\n    mtu: big\n"),
-     "bad.yaml:5: ports[0].mtu: 'big' is not an integer in 68..9216"},
-    {"mtu_out_of_range", replace_line(4, "    device: 0000:00:06.0\n    mtu: 9217\n"),
-     "bad.yaml:5: ports[0].mtu: '9217' is not an integer in 68..9216"},
+     "bad.yaml:5: ports[0].mtu: 'big' is not an integer in 68..2026"},
+    {"mtu_out_of_range", replace_line(4, "    device: 0000:00:06.0\n    mtu: 9001\n"),
+     "bad.yaml:5: ports[0].mtu: '9001' is not an integer in 68..2026"},
     {"bool_not_bool", append("  tcp_rst_unknown: maybe\n"),
      "bad.yaml:10: nat.tcp_rst_unknown: 'maybe' is not a boolean (true or false)"},
     {"prefix_list_given_mapping", replace_line(8, "  inside_prefixes: {a: 1}\n"),
