@@ -2,6 +2,7 @@
 # Local boot test of the eipgate image, one command, as root on Debian 12:
 #   bash ami/image-test/run.sh [path/to/eipgate_<ver>_amd64.deb]
 #   DATA_PATH=vfio bash ami/image-test/run.sh [deb]    # the vfio-pci data path (see 4.)
+#   ARCH=arm64 bash ami/image-test/run.sh [deb]        # the Graviton image (see 6.)
 #
 # 1. builds the .deb if none is given (build-pkg/, cpack)
 # 2. debootstraps Debian 12 from apt's configured mirror and provisions it with
@@ -25,6 +26,11 @@
 #    driver, the dataplane port's DPDK driver), that the VPC router reaches the data address
 #    (af_xdp: the kernel's own interface; vfio: the exception path), and that a "Lambda"
 #    namespace reaches an internet host through the VM with the EIP
+# 6. ARCH=arm64: the same test for the arm64 image. The package comes from
+#    ami/cross/build-deb.sh (cross-built, build-arm64/), debootstrap and provision.sh run the
+#    arm64 programs through qemu-user (binfmt_misc), and the VM is qemu's aarch64 "virt" machine
+#    (TCG: a Cortex-A72, console ttyAMA0). Data path af_xdp (no IOMMU). Slower: about 35 min for
+#    the first debootstrap (cached), then minutes per run.
 #
 # Topology (namespaces made and removed by this script; prefix eg-img-):
 #   eg-img-lambda 10.0.128.10/20 --gw 10.0.128.1-- eg-img-vpc (VPC router + internet gateway)
@@ -40,8 +46,14 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-WORK=${WORK:-/var/tmp/eipgate-image-test}
-BOOT_TIMEOUT=${BOOT_TIMEOUT:-600}
+ARCH=${ARCH:-amd64}
+case ${ARCH} in
+  amd64) WORK=${WORK:-/var/tmp/eipgate-image-test}; CONSOLE=ttyS0; KPKG=linux-image-amd64
+         QEMU_PKG=qemu-system-x86; BOOT_TIMEOUT=${BOOT_TIMEOUT:-600} ;;
+  arm64) WORK=${WORK:-/var/tmp/eipgate-image-test-arm64}; CONSOLE=ttyAMA0; KPKG=linux-image-arm64
+         QEMU_PKG="qemu-system-arm qemu-user-static"; BOOT_TIMEOUT=${BOOT_TIMEOUT:-1800} ;;
+  *) printf '[image-test] FAIL: ARCH=%s: amd64 or arm64\n' "${ARCH}" >&2; exit 1 ;;
+esac
 DATA_PATH=${DATA_PATH:-af_xdp}
 VM_MEM=${VM_MEM:-2048}
 P=eg-img
@@ -52,6 +64,7 @@ log() { printf '[image-test] %s\n' "$*"; }
 die() { printf '[image-test] FAIL: %s\n' "$*" >&2; exit 1; }
 [[ ${EUID} -eq 0 ]] || die "run as root"
 [[ ${DATA_PATH} == af_xdp || ${DATA_PATH} == vfio ]] || die "DATA_PATH=${DATA_PATH}: af_xdp or vfio"
+[[ ${ARCH} == amd64 || ${DATA_PATH} == af_xdp ]] || die "DATA_PATH=vfio is amd64 only (intel-iommu)"
 mkdir -p "${WORK}"
 # One run at a time: the namespaces and taps have fixed names (whatever WORK is), the files too.
 LOCK=/run/lock/eipgate-image-test.lock
@@ -61,7 +74,7 @@ log "data path: ${DATA_PATH}"
 
 # --- tools (only for this manual test; CI does not install them) -------------------------------
 need=()
-for pkg in debootstrap qemu-system-x86 qemu-utils e2fsprogs nftables curl; do
+for pkg in debootstrap ${QEMU_PKG} qemu-utils e2fsprogs nftables curl; do
   dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q "install ok installed" || need+=("${pkg}")
 done
 if ((${#need[@]})); then
@@ -71,7 +84,12 @@ fi
 
 # --- 1. the package ---------------------------------------------------------------------------
 DEB=${1:-}
-if [[ -z ${DEB} ]]; then
+if [[ -z ${DEB} && ${ARCH} == arm64 ]]; then
+  log "building the arm64 package (ami/cross/build-deb.sh, build-arm64/)"
+  (cd "${ROOT}" && TESTS=0 BUILD_DIR=build-arm64 JOBS=${JOBS:-2} bash ami/cross/build-deb.sh \
+    >"${WORK}/build.log" 2>&1) || die "arm64 package build failed: ${WORK}/build.log"
+  DEB=$(ls -t "${ROOT}"/build-arm64/eipgate_*_arm64.deb | head -1)
+elif [[ -z ${DEB} ]]; then
   log "building the package (build-pkg/)"
   (cd "${ROOT}" && BUILD_DIR=build-pkg BUILD_TYPE=Release JOBS=${JOBS:-2} \
     TARGETS="eipgate-dataplane eipgate-control eipgatectl" bash scripts/build.sh \
@@ -80,6 +98,13 @@ if [[ -z ${DEB} ]]; then
   DEB=$(ls -t "${ROOT}"/build-pkg/eipgate_*_amd64.deb | head -1)
 fi
 DEB=$(realpath "${DEB}")
+[[ $(dpkg-deb -f "${DEB}" Architecture) == "${ARCH}" ]] || die "${DEB} is not an ${ARCH} package"
+if [[ ${ARCH} == arm64 && ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
+  # The chroot steps run arm64 programs: hand them to qemu-user (what systemd-binfmt does on a
+  # booted host with qemu-user-static installed).
+  [[ -e /proc/sys/fs/binfmt_misc/register ]] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
+fi
 log "package: ${DEB}"
 
 # --- 2. debootstrap (cached) + provision --------------------------------------------------------
@@ -92,8 +117,8 @@ BASE=${WORK}/rootfs.base
 if [[ ! -f ${BASE}/.done ]]; then
   log "debootstrap bookworm from ${MIRROR} (cached in ${BASE})"
   rm -rf "${BASE}"
-  debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,udev,kmod,iproute2,python3,ca-certificates,linux-image-amd64,initramfs-tools,procps,e2fsprogs \
+  debootstrap --arch="${ARCH}" --variant=minbase \
+    --include=systemd,systemd-sysv,udev,kmod,iproute2,python3,ca-certificates,${KPKG},initramfs-tools,procps,e2fsprogs \
     bookworm "${BASE}" "${MIRROR}" >"${WORK}/debootstrap.log" 2>&1 || die "debootstrap failed: ${WORK}/debootstrap.log"
   touch "${BASE}/.done"
 fi
@@ -201,6 +226,7 @@ while sleep 5; do
   echo "EIPGATE-TEST flows $(eipgatectl --json stats 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps(d.get("nat", d))[:300])' 2>/dev/null)"
 done
 EOF
+sed -i "s|/dev/ttyS0|/dev/${CONSOLE}|" "${RFS}/usr/local/sbin/eipgate-imagetest-report"
 chmod +x "${RFS}/usr/local/sbin/eipgate-imagetest-report"
 cat >"${RFS}/etc/systemd/system/eipgate-imagetest-report.service" <<'EOF'
 [Unit]
@@ -304,12 +330,21 @@ ip tuntap add dev "${P}-tdata" mode tap
 ip tuntap add dev "${P}-tmgmt" mode tap
 # Nested KVM often refuses the ARCH_CAPABILITIES MSR of "-cpu host": mask it; fall back to TCG.
 ACCELS=()
-[[ -w /dev/kvm ]] && ACCELS+=("-accel kvm -cpu host,-arch-capabilities" "-accel kvm -cpu host")
-ACCELS+=("-accel tcg -cpu max")
+if [[ ${ARCH} == arm64 ]]; then
+  # Cortex-A72 (ARMv8.0 + CRC, what DPDK's armv8-a+crc build needs): "max" would add pointer
+  # authentication, which TCG emulates slowly.
+  ACCELS+=("-accel tcg,thread=multi -cpu cortex-a72")
+  QEMU=qemu-system-aarch64
+else
+  [[ -w /dev/kvm ]] && ACCELS+=("-accel kvm -cpu host,-arch-capabilities" "-accel kvm -cpu host")
+  ACCELS+=("-accel tcg -cpu max")
+  QEMU=qemu-system-x86_64
+fi
 # vfio: a virtual IOMMU (q35 + intel-iommu; interrupt remapping needs the split irqchip under
 # KVM, TCG ignores it) and the data NIC behind it: modern virtio only, its DMA translated by the
 # IOMMU (iommu_platform) with ATS. The other devices keep bypassing it (no iommu_platform).
 MACHINE="-machine pc"; APPEND_EXTRA=""; DATA_NIC_EXTRA=""
+[[ ${ARCH} == arm64 ]] && MACHINE="-machine virt"
 if [[ ${DATA_PATH} == vfio ]]; then
   MACHINE="-machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,device-iotlb=on"
   APPEND_EXTRA=" intel_iommu=on"
@@ -319,9 +354,9 @@ for ACCEL in "${ACCELS[@]}"; do
   log "booting (${ACCEL}); console: ${WORK}/console.log"
   : >"${WORK}/console.log"
   # shellcheck disable=SC2086
-  qemu-system-x86_64 ${ACCEL} ${MACHINE} -m "${VM_MEM}" -smp 2 -no-reboot \
+  ${QEMU} ${ACCEL} ${MACHINE} -m "${VM_MEM}" -smp 2 -no-reboot \
     -kernel "${WORK}/vmlinuz" -initrd "${WORK}/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 net.ifnames=1${APPEND_EXTRA}" \
+    -append "root=/dev/vda rw console=${CONSOLE} net.ifnames=1${APPEND_EXTRA}" \
     -drive "file=${IMG},format=raw,if=virtio" \
     -netdev "tap,id=mgmt,ifname=${P}-tmgmt,script=no,downscript=no" -device "virtio-net-pci,netdev=mgmt,mac=${MAC_MGMT}" \
     -netdev "tap,id=data,ifname=${P}-tdata,script=no,downscript=no" -device "virtio-net-pci,netdev=data,mac=${MAC_DATA}${DATA_NIC_EXTRA}" \
@@ -406,4 +441,4 @@ else
   log "egress: expected ${EIP}, got '${got}'"; fails=1
 fi
 ((fails == 0)) || die "see ${WORK}/console.log and ${WORK}/fake_aws.log"
-log "PASS (${DATA_PATH}): image boots, the three units are active, the dataplane is healthy, the data path is ${DATA_PATH}, egress uses the EIP"
+log "PASS (${ARCH}, ${DATA_PATH}): image boots, the three units are active, the dataplane is healthy, the data path is ${DATA_PATH}, egress uses the EIP"
