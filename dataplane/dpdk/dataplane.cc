@@ -33,9 +33,9 @@
 #include <unistd.h>
 
 #include "admin/admin_server.h"
-#include "common/byte_order.h"
 #include "admin/port_xstats.h"
 #include "admin/stats_json.h"
+#include "common/byte_order.h"
 #include "common/ipv4_text.h"
 #include "common/log.h"
 #include "dpdk/arp.h"
@@ -439,15 +439,12 @@ struct Dataplane::Impl {
     }
     // A PMD may refuse the MTU (virtio: larger than an mbuf without Rx scatter): say so, and
     // keep what the port really has for the exception path's TAP.
-    if (pc.mtu != 1500) {
-      if (int rc = rte_eth_dev_set_mtu(ps.id, pc.mtu); rc != 0) {
-        uint16_t kept = 0;
-        rte_eth_dev_get_mtu(ps.id, &kept);
-        log->warn("port {} ({}): {} refused MTU {} ({}); the port keeps MTU {}", pc.name, pc.device,
-                  info.driver_name, pc.mtu, rte_strerror(-rc), kept);
-      }
-    }
+    const int mtu_rc = pc.mtu != 1500 ? rte_eth_dev_set_mtu(ps.id, pc.mtu) : 0;
     if (rte_eth_dev_get_mtu(ps.id, &ps.mtu) != 0) ps.mtu = pc.mtu;
+    if (mtu_rc != 0) {
+      log->warn("port {} ({}): {} refused MTU {} ({}); the port keeps MTU {}", pc.name, pc.device,
+                info.driver_name, pc.mtu, rte_strerror(-mtu_rc), ps.mtu);
+    }
     if (pc.mac) {
       auto m = parse_mac(*pc.mac);
       if (!m) return "port '" + pc.name + "': bad mac '" + *pc.mac + "'";
@@ -1840,6 +1837,8 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
   const unsigned nmbufs = 8192 * static_cast<unsigned>(cfg.ports.size()) * nworkers + 4096;
   const auto priv =
       static_cast<uint16_t>(RTE_ALIGN(sizeof(engine::PacketBuf), RTE_MBUF_PRIV_ALIGN));
+  // The config's MTU bound is what one of these mbufs holds (multi-segment packets are dropped).
+  static_assert(kMaxPortMtu + 14 + 8 <= RTE_MBUF_DEFAULT_DATAROOM);
   m.pool = rte_pktmbuf_pool_create("eipgate_mbufs", nmbufs, 256, priv, RTE_MBUF_DEFAULT_BUF_SIZE,
                                    static_cast<int>(rte_socket_id()));
   if (!m.pool) return std::string("mbuf pool: ") + rte_strerror(rte_errno);
