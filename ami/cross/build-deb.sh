@@ -52,13 +52,8 @@ done
 
 if ((TESTS)); then
   # Tests that run eipgatectl as a child (admin tests) exec an arm64 program: binfmt_misc hands it
-  # to qemu (as qemu-user-static's systemd-binfmt registration does on a booted system), and
-  # QEMU_LD_PREFIX finds its libraries in the sysroot.
-  if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
-    [[ -e /proc/sys/fs/binfmt_misc/register ]] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-    cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
-    log "registered qemu-aarch64 with binfmt_misc"
-  fi
+  # to qemu, and QEMU_LD_PREFIX finds its libraries in the sysroot.
+  bash "${ROOT}/ami/cross/binfmt-aarch64.sh"
   export QEMU_LD_PREFIX=${SYSROOT}
   # gtest cases (discovered through qemu at build time). Not here: the script tests (they need
   # an arm64 kernel for namespaces and DPDK, or are architecture-free: python, templates), and the

@@ -64,8 +64,10 @@ def arch_ok(tags):
     return True
 
 
+@functools.lru_cache(maxsize=None)
 def parse_symbols(path):
-    """{soname: [dependency template, {symbol@version: minimal version}]} (deb-symbols(5))."""
+    """{soname: [dependency template, {symbol@version: minimal version}]} (deb-symbols(5)).
+    Read once per file: libc6's serves libc.so.6, libm.so.6, ..."""
     libs, cur = {}, None
     with open(path) as f:
         for line in f:
@@ -112,16 +114,13 @@ def main(argv):
                 base = os.path.basename(line.strip())
                 if ".so" in base and "/lib/" in line:
                     shipped.setdefault(base, pkg)
-    wanted = {}    # soname -> set of imported symbols (all programs)
-    used = set()
-    order = []
+    used = set()   # imported symbols of all programs
+    order = []     # (first program that needs it, soname)
     errors = []
     for elf in elves:
-        syms = imports(elf)
-        used |= syms
+        used |= imports(elf)
         for so in needed(elf):
-            if so not in wanted:
-                wanted[so] = set()
+            if all(so != s for _, s in order):
                 order.append((elf, so))
     deps = []
     for elf, so in order:

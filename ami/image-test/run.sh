@@ -19,8 +19,7 @@
 #      intel_iommu=on), the data NIC modern-only virtio behind it (iommu_platform=on, ats=on).
 #      auto = vfio: eipgate-setup binds the data NIC to vfio-pci (type1 IOMMU mode), DPDK's
 #      virtio PMD (net_virtio) drives it, and the kernel's traffic for the data address goes
-#      through the exception path's TAP eipgate0. The user data leaves the MTU at its
-#      default (1500).
+#      through the exception path's TAP eipgate0.
 # 5. checks that eipgate-setup, eipgate-dataplane and eipgate-control come up (console markers),
 #    that the data path is the one asked for (render-config's choice, the data NIC's kernel
 #    driver, the dataplane port's DPDK driver), that the VPC router reaches the data address
@@ -99,12 +98,8 @@ elif [[ -z ${DEB} ]]; then
 fi
 DEB=$(realpath "${DEB}")
 [[ $(dpkg-deb -f "${DEB}" Architecture) == "${ARCH}" ]] || die "${DEB} is not an ${ARCH} package"
-if [[ ${ARCH} == arm64 && ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
-  # The chroot steps run arm64 programs: hand them to qemu-user (what systemd-binfmt does on a
-  # booted host with qemu-user-static installed).
-  [[ -e /proc/sys/fs/binfmt_misc/register ]] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-  cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
-fi
+# The chroot steps of the arm64 image run arm64 programs: through qemu-user.
+[[ ${ARCH} == arm64 ]] && bash "${ROOT}/ami/cross/binfmt-aarch64.sh"
 log "package: ${DEB}"
 
 # --- 2. debootstrap (cached) + provision --------------------------------------------------------
@@ -175,16 +170,13 @@ RequiredForOnline=no
 EOF
 chroot "${RFS}" systemctl enable systemd-networkd.service >/dev/null 2>&1
 # The same JSON an EC2 instance gets as user data (ami/README.md); only the endpoints (the
-# simulator's fake EC2/IMDS), the inline secret and the MTU are test-specific.
-# AF_XDP on virtio_net needs an MTU that fits a page: 1500, said explicitly; vfio takes the
-# default (also 1500: the dataplane's 2 KiB mbufs).
-MTU_KEY='"mtu": 1500, '
-[[ ${DATA_PATH} == vfio ]] && MTU_KEY=""
+# simulator's fake EC2/IMDS) and the inline secret are test-specific. The MTU is the default,
+# 1500, on both data paths (AF_XDP on virtio_net also needs a frame that fits a page).
 cat >"${RFS}/etc/eipgate/user-data.json" <<EOF
 {"eipgate": {"version": 1, "pair": "imgtest-0", "priority": 150, "peer_address": "10.0.0.16",
   "service_ips": ["10.0.0.100"], "inside_prefixes": ["10.0.128.0/20"],
   "route_table_ids": ["rtb-0aa00000000000001"], "ha_secret": "0123456789abcdef0123456789abcdef",
-  "data_path": "auto", ${MTU_KEY}"max_flows": "64K", "log_json": false,
+  "data_path": "auto", "max_flows": "64K", "log_json": false,
   "endpoints": {"ec2": "http://169.254.169.254", "imds": "http://169.254.169.254"}}}
 EOF
 cat >"${RFS}/usr/local/sbin/eipgate-imagetest-report" <<'EOF'
