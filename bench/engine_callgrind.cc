@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "workload.h"
+#include "bench/workload.h"
 
 namespace {
 int new_connections(uint32_t conns) {

@@ -2,8 +2,8 @@
 // batches (flows/s, one core), and sync events through a loopback UDP socket pair (flows/s).
 #include <benchmark/benchmark.h>
 
-#include "ha/sync.h"
-#include "ha/udp_transport.h"
+#include "control/ha/sync.h"
+#include "control/ha/udp_transport.h"
 
 namespace eipgate::ha {
 namespace {

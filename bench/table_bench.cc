@@ -14,7 +14,7 @@
 #include <random>
 #include <vector>
 
-#include "engine/flow_table.h"
+#include "dataplane/engine/flow_table.h"
 
 namespace {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "common/byte_order.h"
-#include "engine/engine.h"
+#include "dataplane/engine/engine.h"
 
 namespace eipgate::bench {
 

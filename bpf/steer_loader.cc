@@ -1,6 +1,6 @@
 // SteerProgram: the libbpf skeleton of xdp_steer.bpf.c behind a small RAII class, and the
 // BPF_PROG_TEST_RUN helper its tests use.
-#include "steer_loader.h"
+#include "bpf/steer_loader.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "steer_abi.h"
+#include "bpf/steer_abi.h"
 
 struct xdp_steer;  // the bpftool-generated skeleton (xdp_steer.skel.h)
 

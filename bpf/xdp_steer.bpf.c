@@ -11,7 +11,7 @@
 #include <bpf/bpf_helpers.h>
 // clang-format on
 
-#include "steer_abi.h"
+#include "bpf/steer_abi.h"
 
 /* GPL-compatible (the kernel reads "Dual BSD/GPL" as GPL): bpf_redirect_map and the other
  * helpers used are only offered to GPL-compatible programs. */

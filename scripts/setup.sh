@@ -11,7 +11,7 @@ readonly PACKAGES=(
   libdpdk-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libbpf-dev bpftool linux-libc-dev
   libcurl4-openssl-dev libssl-dev libpugixml-dev prometheus-cpp-dev
-  python3-botocore python3-yaml lintian
+  python3-botocore python3-yaml lintian awscli
   iproute2 ethtool iputils-ping curl python3 iperf3 traceroute coturn dnsmasq nftables iptables netsniff-ng tcpdump gnuplot-nox
 )
 readonly MIN_HUGEPAGES=256

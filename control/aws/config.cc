@@ -1,5 +1,5 @@
 // Parsing and validation of the `aws:` configuration section; every error carries file:line.
-#include "aws/config.h"
+#include "control/aws/config.h"
 
 #include <yaml-cpp/yaml.h>
 

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "aws/retry.h"
+#include "control/aws/retry.h"
 
 namespace YAML {
 class Node;

@@ -1,10 +1,10 @@
 // Credential sources: environment, IMDS instance role (cached, refreshed early), and the chain.
-#include "aws/credentials.h"
+#include "control/aws/credentials.h"
 
 #include <cstdlib>
 
-#include "aws/error.h"
-#include "aws/imds.h"
+#include "control/aws/error.h"
+#include "control/aws/imds.h"
 #include "common/log.h"
 
 namespace eipgate::aws {

@@ -1,10 +1,10 @@
 // EC2 Query API client: request encoding, SigV4 via the transport, pugixml response parsing.
-#include "aws/ec2.h"
+#include "control/aws/ec2.h"
 
 #include <chrono>
 #include <pugixml.hpp>
 
-#include "aws/error.h"
+#include "control/aws/error.h"
 #include "common/log.h"
 
 namespace eipgate::aws {

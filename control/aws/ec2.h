@@ -14,10 +14,10 @@
 #include <utility>
 #include <vector>
 
-#include "aws/credentials.h"
-#include "aws/error.h"
-#include "aws/http.h"
-#include "aws/retry.h"
+#include "control/aws/credentials.h"
+#include "control/aws/error.h"
+#include "control/aws/http.h"
+#include "control/aws/retry.h"
 
 namespace eipgate::aws {
 

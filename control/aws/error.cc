@@ -1,5 +1,5 @@
 // Error kinds of the AWS layer and the EC2 error-code table that maps onto them.
-#include "aws/error.h"
+#include "control/aws/error.h"
 
 #include <array>
 

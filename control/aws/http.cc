@@ -1,5 +1,5 @@
 // HttpTransport over libcurl. SigV4 signing is libcurl's own (CURLOPT_AWS_SIGV4): no crypto here.
-#include "aws/http.h"
+#include "control/aws/http.h"
 
 #include <curl/curl.h>
 
@@ -8,7 +8,7 @@
 #include <memory>
 #include <mutex>
 
-#include "aws/error.h"
+#include "control/aws/error.h"
 
 namespace eipgate::aws {
 namespace {

@@ -1,5 +1,5 @@
 // IMDSv2: session token handling, metadata reads, ENIs by MAC, instance-role credentials.
-#include "aws/imds.h"
+#include "control/aws/imds.h"
 
 #include <algorithm>
 #include <cctype>
@@ -7,7 +7,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "aws/error.h"
+#include "control/aws/error.h"
 
 namespace eipgate::aws {
 namespace {

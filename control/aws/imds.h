@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "aws/credentials.h"
-#include "aws/http.h"
-#include "aws/retry.h"
+#include "control/aws/credentials.h"
+#include "control/aws/http.h"
+#include "control/aws/retry.h"
 
 namespace eipgate::aws {
 

@@ -1,5 +1,5 @@
 // Capped exponential backoff with full jitter, and the retry loop's bookkeeping and logging.
-#include "aws/retry.h"
+#include "control/aws/retry.h"
 
 #include <algorithm>
 #include <random>

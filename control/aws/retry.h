@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "aws/error.h"
+#include "control/aws/error.h"
 
 namespace eipgate::aws {
 

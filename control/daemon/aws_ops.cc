@@ -1,10 +1,10 @@
 // eipgate-control's AWS steps: bootstrap from IMDSv2, take over, route checks.
-#include "daemon/aws_ops.h"
+#include "control/daemon/aws_ops.h"
 
 #include <algorithm>
 #include <stdexcept>
 
-#include "aws/error.h"
+#include "control/aws/error.h"
 #include "common/log.h"
 
 namespace eipgate::control {

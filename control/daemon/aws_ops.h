@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "aws/config.h"
-#include "aws/credentials.h"
-#include "aws/ec2.h"
-#include "aws/http.h"
-#include "aws/imds.h"
-#include "ha/state_machine.h"
+#include "control/aws/config.h"
+#include "control/aws/credentials.h"
+#include "control/aws/ec2.h"
+#include "control/aws/http.h"
+#include "control/aws/imds.h"
+#include "control/ha/state_machine.h"
 
 namespace eipgate::control {
 

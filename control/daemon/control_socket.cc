@@ -1,5 +1,5 @@
 // eipgate-control's admin socket server (JSON lines over a root-only unix stream socket).
-#include "daemon/control_socket.h"
+#include "control/daemon/control_socket.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,6 +1,6 @@
 // eipgate-control's event loop: heartbeats, the failover state machine and its actions, table
 // sync between the dataplane's sync socket and the peer, and the control socket. See README.md.
-#include "daemon/daemon.h"
+#include "control/daemon/daemon.h"
 
 #include <cerrno>
 #include <arpa/inet.h>
@@ -22,20 +22,20 @@
 #include <unordered_set>
 #include <vector>
 
-#include "admin/admin_client.h"
+#include "dataplane/admin/admin_client.h"
 #include "common/log.h"
-#include "daemon/aws_ops.h"
-#include "daemon/control_socket.h"
-#include "daemon/egress_probes.h"
-#include "daemon/metrics.h"
-#include "daemon/fallback_ops.h"
-#include "daemon/sync_link.h"
-#include "ha/auth.h"
-#include "ha/decision_log.h"
-#include "ha/state_machine.h"
-#include "ha/sync.h"
-#include "ha/udp_transport.h"
-#include "ha/wire.h"
+#include "control/daemon/aws_ops.h"
+#include "control/daemon/control_socket.h"
+#include "control/daemon/egress_probes.h"
+#include "control/daemon/metrics.h"
+#include "control/daemon/fallback_ops.h"
+#include "control/daemon/sync_link.h"
+#include "control/ha/auth.h"
+#include "control/ha/decision_log.h"
+#include "control/ha/state_machine.h"
+#include "control/ha/sync.h"
+#include "control/ha/udp_transport.h"
+#include "control/ha/wire.h"
 
 namespace eipgate::control {
 

@@ -6,8 +6,8 @@
 #include <atomic>
 #include <string>
 
-#include "aws/config.h"
-#include "ha/config.h"
+#include "control/aws/config.h"
+#include "control/ha/config.h"
 
 namespace eipgate::control {
 

@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "daemon/daemon.h"
+#include "control/daemon/daemon.h"
 
 namespace eipgate::control {
 

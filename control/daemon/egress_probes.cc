@@ -1,5 +1,5 @@
 // Egress probe bookkeeping; see egress_probes.h.
-#include "daemon/egress_probes.h"
+#include "control/daemon/egress_probes.h"
 
 #include <algorithm>
 

@@ -19,8 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ha/clock.h"
-#include "ha/config.h"
+#include "control/ha/clock.h"
+#include "control/ha/config.h"
 
 namespace eipgate::control {
 

@@ -1,9 +1,9 @@
 // Cross-AZ fallback in the daemon: EC2 reads and writes on the AWS worker, decisions on the loop.
-#include "daemon/fallback_ops.h"
+#include "control/daemon/fallback_ops.h"
 
 #include <algorithm>
 
-#include "aws/error.h"
+#include "control/aws/error.h"
 #include "common/log.h"
 
 namespace eipgate::control {

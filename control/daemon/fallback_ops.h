@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "aws/ec2.h"
-#include "ha/clock.h"
-#include "ha/fallback.h"
+#include "control/aws/ec2.h"
+#include "control/ha/clock.h"
+#include "control/ha/fallback.h"
 
 namespace eipgate::control {
 

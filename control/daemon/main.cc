@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "common/log.h"
-#include "daemon/daemon.h"
+#include "control/daemon/daemon.h"
 
 namespace {
 std::atomic<bool> g_stop{false};

@@ -1,5 +1,5 @@
 // Dataplane stats + daemon status → Prometheus families, and the /metrics endpoint (metrics.h).
-#include "daemon/metrics.h"
+#include "control/daemon/metrics.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
@@ -12,8 +12,8 @@
 #include <iterator>
 #include <utility>
 
-#include "admin/admin_client.h"
-#include "ha/wire.h"
+#include "dataplane/admin/admin_client.h"
+#include "control/ha/wire.h"
 
 namespace eipgate::control {
 

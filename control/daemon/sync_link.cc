@@ -1,5 +1,5 @@
 // The dataplane sync socket client: packet codec and a non-blocking SOCK_SEQPACKET connection.
-#include "daemon/sync_link.h"
+#include "control/daemon/sync_link.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

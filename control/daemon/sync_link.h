@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "ha/flow_event.h"
+#include "control/ha/flow_event.h"
 
 namespace eipgate::control {
 

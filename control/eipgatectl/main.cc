@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "admin/admin_client.h"
+#include "dataplane/admin/admin_client.h"
 
 #ifndef EIPGATE_VERSION
 #define EIPGATE_VERSION "unknown"

@@ -1,5 +1,5 @@
 // HMAC-SHA256 over OpenSSL 3's EVP_MAC, and the anti-replay window.
-#include "ha/auth.h"
+#include "control/ha/auth.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>

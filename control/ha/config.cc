@@ -1,5 +1,5 @@
 // Parsing and validation of the `ha:` section (file:line:reason errors) and the secret file.
-#include "ha/config.h"
+#include "control/ha/config.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

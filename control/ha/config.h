@@ -11,9 +11,9 @@
 #include <string_view>
 #include <vector>
 
-#include "ha/clock.h"
-#include "ha/fallback.h"
-#include "ha/state_machine.h"
+#include "control/ha/clock.h"
+#include "control/ha/fallback.h"
+#include "control/ha/state_machine.h"
 
 namespace YAML {
 class Node;

@@ -1,5 +1,5 @@
 // log_decision(): one line per decision, never anything secret (decisions hold none).
-#include "ha/decision_log.h"
+#include "control/ha/decision_log.h"
 
 #include "common/log.h"
 

@@ -2,7 +2,7 @@
 // decisions with actions at info, routine "stay" decisions at debug, so ticks do not flood logs.
 #pragma once
 
-#include "ha/state_machine.h"
+#include "control/ha/state_machine.h"
 
 namespace eipgate::ha {
 

@@ -1,5 +1,5 @@
 // FallbackWatch: when another AZ's pair counts as down, and which of its tables we may take.
-#include "ha/fallback.h"
+#include "control/ha/fallback.h"
 
 #include <algorithm>
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ha/clock.h"
+#include "control/ha/clock.h"
 
 namespace eipgate::ha {
 

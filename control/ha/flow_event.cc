@@ -1,5 +1,5 @@
 // FlowEvent <-> its 28-byte network-order record.
-#include "ha/flow_event.h"
+#include "control/ha/flow_event.h"
 
 #include "common/byte_order.h"
 

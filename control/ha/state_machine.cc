@@ -1,5 +1,5 @@
 // FailoverFsm rules (README.md "Failover state machine" is the prose version of this file).
-#include "ha/state_machine.h"
+#include "control/ha/state_machine.h"
 
 #include <algorithm>
 

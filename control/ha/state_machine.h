@@ -10,8 +10,8 @@
 #include <variant>
 #include <vector>
 
-#include "ha/clock.h"
-#include "ha/types.h"
+#include "control/ha/clock.h"
+#include "control/ha/types.h"
 
 namespace eipgate::ha {
 

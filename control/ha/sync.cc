@@ -1,5 +1,5 @@
 // SyncSender / SyncReceiver (see sync.h and README.md "Connection-table sync").
-#include "ha/sync.h"
+#include "control/ha/sync.h"
 
 #include <algorithm>
 

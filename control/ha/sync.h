@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "ha/clock.h"
-#include "ha/flow_event.h"
-#include "ha/wire.h"
+#include "control/ha/clock.h"
+#include "control/ha/flow_event.h"
+#include "control/ha/wire.h"
 
 namespace eipgate::ha {
 

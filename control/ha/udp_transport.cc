@@ -1,5 +1,5 @@
 // UdpTransport over POSIX sockets (sendmmsg/recvmmsg for batches).
-#include "ha/udp_transport.h"
+#include "control/ha/udp_transport.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,5 +1,5 @@
 // Encoding, signing, verification and parsing of HA messages (layout in wire.h / README.md).
-#include "ha/wire.h"
+#include "control/ha/wire.h"
 
 #include <cstring>
 

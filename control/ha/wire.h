@@ -12,9 +12,9 @@
 #include <variant>
 #include <vector>
 
-#include "ha/auth.h"
-#include "ha/flow_event.h"
-#include "ha/types.h"
+#include "control/ha/auth.h"
+#include "control/ha/flow_event.h"
+#include "control/ha/types.h"
 
 namespace eipgate::ha {
 

@@ -1,6 +1,6 @@
 // Admin protocol client: connect, write one request line, read one response line; see
 // admin_client.h.
-#include "admin/admin_client.h"
+#include "dataplane/admin/admin_client.h"
 
 #include <poll.h>
 #include <sys/socket.h>

@@ -1,5 +1,5 @@
 // Request parsing and dispatch for the admin protocol; see admin_protocol.h and README.md.
-#include "admin/admin_protocol.h"
+#include "dataplane/admin/admin_protocol.h"
 
 #include <arpa/inet.h>
 
@@ -7,7 +7,7 @@
 #include <exception>
 #include <initializer_list>
 
-#include "engine/engine.h"
+#include "dataplane/engine/engine.h"
 
 namespace eipgate::admin {
 

@@ -1,5 +1,5 @@
 // The admin socket server: socket setup, peer checks and the poll() loop; see admin_server.h.
-#include "admin/admin_server.h"
+#include "dataplane/admin/admin_server.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -7,7 +7,7 @@
 #include <string>
 #include <thread>
 
-#include "admin/admin_protocol.h"
+#include "dataplane/admin/admin_protocol.h"
 
 namespace eipgate::admin {
 

@@ -1,5 +1,5 @@
 // ENA allowance filter and xstats JSON (port_xstats.h).
-#include "admin/port_xstats.h"
+#include "dataplane/admin/port_xstats.h"
 
 #include <cctype>
 

@@ -1,5 +1,5 @@
 // EngineStats and FlowView → admin protocol JSON; see stats_json.h.
-#include "admin/stats_json.h"
+#include "dataplane/admin/stats_json.h"
 
 #include <cstddef>
 #include <string_view>

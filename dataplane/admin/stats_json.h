@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "admin/admin_protocol.h"
-#include "engine/engine.h"
+#include "dataplane/admin/admin_protocol.h"
+#include "dataplane/engine/engine.h"
 
 namespace eipgate::admin {
 

@@ -2,10 +2,10 @@
 // Every error names the file, the line of the offending key or value, and the reason; the first
 // error wins. Parsing is a pure function of the text, so a rejected reload cannot touch the config
 // already running.
-#include "config/dataplane_config.h"
+#include "dataplane/config/dataplane_config.h"
 
-#include "policy/compiled_policy.h"
-#include "policy/policy_config.h"
+#include "dataplane/policy/compiled_policy.h"
+#include "dataplane/policy/policy_config.h"
 
 #include <yaml-cpp/yaml.h>
 

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/config.h"
+#include "dataplane/engine/config.h"
 
 namespace eipgate::dataplane {
 

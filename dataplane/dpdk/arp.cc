@@ -1,5 +1,5 @@
 // ARP encoding and decoding (RFC 826) for IPv4 over Ethernet.
-#include "dpdk/arp.h"
+#include "dataplane/dpdk/arp.h"
 
 #include <cstring>
 

@@ -1,6 +1,6 @@
 // DPDK process: EAL and port setup, worker loops around the engine, handoff and inject rings,
 // ARP (answer, resolve, refresh) and the host path on the main lcore, stats publication.
-#include "dpdk/dataplane.h"
+#include "dataplane/dpdk/dataplane.h"
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -32,19 +32,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "admin/admin_server.h"
-#include "admin/port_xstats.h"
-#include "admin/stats_json.h"
+#include "dataplane/admin/admin_server.h"
+#include "dataplane/admin/port_xstats.h"
+#include "dataplane/admin/stats_json.h"
 #include "common/byte_order.h"
 #include "common/ipv4_text.h"
 #include "common/log.h"
-#include "dpdk/arp.h"
-#include "dpdk/exception_path.h"
-#include "dpdk/probe.h"
-#include "dpdk/resolver.h"
-#include "ha/flow_event.h"
-#include "policy/compiled_policy.h"
-#include "steer_loader.h"
+#include "dataplane/dpdk/arp.h"
+#include "dataplane/dpdk/exception_path.h"
+#include "dataplane/dpdk/probe.h"
+#include "dataplane/dpdk/resolver.h"
+#include "control/ha/flow_event.h"
+#include "dataplane/policy/compiled_policy.h"
+#include "bpf/steer_loader.h"
 
 namespace eipgate::dataplane {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "config/dataplane_config.h"
-#include "engine/engine.h"
+#include "dataplane/config/dataplane_config.h"
+#include "dataplane/engine/engine.h"
 
 namespace eipgate::dataplane {
 

@@ -7,7 +7,7 @@
 // to configure, start, poll and keep out of the data ports' numbering, and it installs its own tc
 // and netlink machinery we do not need. A plain TAP fd is a few dozen lines, has no extra mempool
 // or queues, and fails at start with an errno we can explain.
-#include "dpdk/exception_path.h"
+#include "dataplane/dpdk/exception_path.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "dpdk/arp.h"
+#include "dataplane/dpdk/arp.h"
 
 struct rte_mbuf;
 struct rte_mempool;

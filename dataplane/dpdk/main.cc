@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include "common/log.h"
-#include "config/dataplane_config.h"
-#include "dpdk/dataplane.h"
+#include "dataplane/config/dataplane_config.h"
+#include "dataplane/dpdk/dataplane.h"
 
 namespace {
 eipgate::dataplane::Dataplane* g_dataplane = nullptr;

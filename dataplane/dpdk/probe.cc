@@ -1,5 +1,5 @@
 // Egress probe frames; see probe.h.
-#include "dpdk/probe.h"
+#include "dataplane/dpdk/probe.h"
 
 #include <cstring>
 

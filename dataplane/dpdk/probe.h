@@ -10,7 +10,7 @@
 #include <optional>
 #include <string_view>
 
-#include "dpdk/arp.h"  // MacAddr
+#include "dataplane/dpdk/arp.h"  // MacAddr
 
 namespace eipgate::dataplane {
 

@@ -1,4 +1,4 @@
-#include "dpdk/resolver.h"
+#include "dataplane/dpdk/resolver.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>

@@ -16,7 +16,7 @@
 
 #include <spdlog/logger.h>
 
-#include "policy/compiled_policy.h"
+#include "dataplane/policy/compiled_policy.h"
 
 namespace eipgate::dataplane {
 

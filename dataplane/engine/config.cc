@@ -1,5 +1,5 @@
 // Engine config validation: everything the packet path relies on is checked once, here.
-#include "config.h"
+#include "dataplane/engine/config.h"
 
 #include <algorithm>
 #include <string>

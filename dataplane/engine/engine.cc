@@ -1,7 +1,7 @@
 // Engine implementation. Fast path: parse -> classify -> bulk lookup -> precomputed rewrite.
 // Everything else (flow creation, ICMP errors, fragments, TTL expiry, RST generation, handoff)
 // lives in the slow-path functions below the fast path.
-#include "engine.h"
+#include "dataplane/engine/engine.h"
 
 #include <algorithm>
 #include <array>
@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "checksum.h"
-#include "policy/compiled_policy.h"
-#include "policy/name_parsers.h"
-#include "flow_table.h"
-#include "parse.h"
-#include "rss.h"
+#include "dataplane/engine/checksum.h"
+#include "dataplane/policy/compiled_policy.h"
+#include "dataplane/policy/name_parsers.h"
+#include "dataplane/engine/flow_table.h"
+#include "dataplane/engine/parse.h"
+#include "dataplane/engine/rss.h"
 
 namespace eipgate::engine {
 

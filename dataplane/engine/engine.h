@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
-#include "config.h"
-#include "counters.h"
-#include "packet.h"
+#include "dataplane/engine/config.h"
+#include "dataplane/engine/counters.h"
+#include "dataplane/engine/packet.h"
 
 namespace eipgate::engine {
 

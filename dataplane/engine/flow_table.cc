@@ -1,6 +1,6 @@
 // Flow index and pool: construction reserves and touches all memory so the packet path never
 // page-faults or allocates.
-#include "flow_table.h"
+#include "dataplane/engine/flow_table.h"
 
 #include <sys/mman.h>
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "counters.h"
+#include "dataplane/engine/counters.h"
 
 namespace eipgate::engine {
 

@@ -1,5 +1,5 @@
 // Parser: Ethernet/VLAN -> IPv4 (+options) -> TCP/UDP/ICMP, bounds-checked at every step.
-#include "parse.h"
+#include "dataplane/engine/parse.h"
 
 #include <cstring>
 

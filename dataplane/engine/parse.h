@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
-#include "counters.h"
-#include "packet.h"
+#include "dataplane/engine/counters.h"
+#include "dataplane/engine/packet.h"
 
 namespace eipgate::engine {
 

@@ -1,5 +1,5 @@
 // Toeplitz hash: for every set bit i of the input, XOR in the 32 key bits starting at bit i.
-#include "rss.h"
+#include "dataplane/engine/rss.h"
 
 #include <cstring>
 

@@ -3,7 +3,7 @@
 // rules become ACL entries of two kinds: "pending" entries for TCP to inspected ports (-> NeedName)
 // and /32 entries for the addresses their exact names resolved to (everything else). Only the build
 // allocates; lookups are read-only on shared, immutable structures.
-#include "policy/compiled_policy.h"
+#include "dataplane/policy/compiled_policy.h"
 
 #include <rte_acl.h>
 #include <rte_byteorder.h>
@@ -16,7 +16,7 @@
 #include <set>
 #include <utility>
 
-#include "policy/segment_table.h"
+#include "dataplane/policy/segment_table.h"
 
 namespace eipgate::policy {
 

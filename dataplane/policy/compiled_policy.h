@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "policy/name_parsers.h"
-#include "policy/policy_config.h"
+#include "dataplane/policy/name_parsers.h"
+#include "dataplane/policy/policy_config.h"
 
 namespace eipgate::policy {
 

@@ -1,5 +1,5 @@
 // One EAL per process for tests and benchmarks: see eal_for_test.h.
-#include "policy/eal_for_test.h"
+#include "dataplane/policy/eal_for_test.h"
 
 #include <rte_eal.h>
 #include <unistd.h>

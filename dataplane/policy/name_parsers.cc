@@ -1,7 +1,7 @@
 // SNI and Host extraction from a connection's first bytes, and name pattern matching. Every read
 // is checked against what the caller gave us (Short -> NeedMore) and against the length the
 // framing declares (Over -> Malformed), so no input can read out of bounds.
-#include "policy/name_parsers.h"
+#include "dataplane/policy/name_parsers.h"
 
 #include <algorithm>
 #include <vector>

@@ -2,7 +2,7 @@
 // one run of `eipgate-dataplane --check` shows them all; warnings flag rules that never match or
 // that overlap rules with a different action. yaml-cpp may throw on odd documents: caught at the
 // boundary and reported as an error.
-#include "policy/policy_config.h"
+#include "dataplane/policy/policy_config.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -14,7 +14,7 @@
 #include <set>
 #include <utility>
 
-#include "policy/name_parsers.h"
+#include "dataplane/policy/name_parsers.h"
 
 namespace eipgate::policy {
 

@@ -1,5 +1,5 @@
 // SegmentTable build (a sweep over prefix start/end events keeps the covering set) and lookup.
-#include "policy/segment_table.h"
+#include "dataplane/policy/segment_table.h"
 
 #include <algorithm>
 #include <set>

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "steer_abi.h"
-#include "steer_loader.h"
+#include "bpf/steer_abi.h"
+#include "bpf/steer_loader.h"
 #include "tests/support/packet_builder.h"
 #include "xdp_steer.skel.h"
 

@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/counters.h"
-#include "engine/engine.h"
-#include "fuzz_input.h"
+#include "dataplane/engine/counters.h"
+#include "dataplane/engine/engine.h"
+#include "tests/fuzz/fuzz_input.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "fuzz_input.h"
+#include "tests/fuzz/fuzz_input.h"
 #include "tests/support/packet_builder.h"
 
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "client_hello.h"
+#include "tests/unit/policy/client_hello.h"
 
 namespace {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "policy/name_parsers.h"
+#include "dataplane/policy/name_parsers.h"
 
 namespace {
 

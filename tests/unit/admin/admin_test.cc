@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "admin/admin_client.h"
-#include "admin/admin_protocol.h"
-#include "admin/admin_server.h"
-#include "admin/stats_json.h"
-#include "engine/engine.h"
+#include "dataplane/admin/admin_client.h"
+#include "dataplane/admin/admin_protocol.h"
+#include "dataplane/admin/admin_server.h"
+#include "dataplane/admin/stats_json.h"
+#include "dataplane/engine/engine.h"
 
 namespace eipgate::admin {
 namespace {

@@ -1,6 +1,6 @@
 // The ENA allowance filter over synthetic xstats names: bare and prefixed names, look-alikes that
 // must not match, a port without any (every non-ENA PMD), and the xstats JSON.
-#include "admin/port_xstats.h"
+#include "dataplane/admin/port_xstats.h"
 
 #include <gtest/gtest.h>
 

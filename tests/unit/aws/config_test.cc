@@ -1,5 +1,5 @@
 // The `aws:` configuration section: a full example, defaults, and rejections with file:line.
-#include "aws/config.h"
+#include "control/aws/config.h"
 
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>

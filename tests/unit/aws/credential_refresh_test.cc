@@ -8,13 +8,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "aws/credentials.h"
-#include "aws/ec2.h"
-#include "aws/error.h"
-#include "aws/imds.h"
+#include "control/aws/credentials.h"
+#include "control/aws/ec2.h"
+#include "control/aws/error.h"
+#include "control/aws/imds.h"
 #include "common/log.h"
-#include "fake_aws_fixture.h"
-#include "scripted_transport.h"
+#include "tests/unit/aws/fake_aws_fixture.h"
+#include "tests/unit/aws/scripted_transport.h"
 
 namespace eipgate::aws {
 namespace {

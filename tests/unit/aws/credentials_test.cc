@@ -1,14 +1,14 @@
 // Credential sources: environment override, IMDS role credentials cached and refreshed early,
 // the role document parser, redaction.
-#include "aws/credentials.h"
+#include "control/aws/credentials.h"
 
 #include <gtest/gtest.h>
 
 #include <map>
 
-#include "aws/error.h"
-#include "aws/imds.h"
-#include "scripted_transport.h"
+#include "control/aws/error.h"
+#include "control/aws/imds.h"
+#include "tests/unit/aws/scripted_transport.h"
 
 namespace eipgate::aws {
 namespace {

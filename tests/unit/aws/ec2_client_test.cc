@@ -5,9 +5,9 @@
 
 #include <sstream>
 
-#include "aws/ec2.h"
+#include "control/aws/ec2.h"
 #include "common/log.h"
-#include "scripted_transport.h"
+#include "tests/unit/aws/scripted_transport.h"
 
 namespace eipgate::aws {
 namespace {

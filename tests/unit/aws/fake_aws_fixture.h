@@ -16,7 +16,7 @@
 #include <string>
 #include <thread>
 
-#include "aws/http.h"
+#include "control/aws/http.h"
 
 namespace eipgate::aws::testing {
 

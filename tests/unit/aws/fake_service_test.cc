@@ -6,11 +6,11 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "aws/credentials.h"
-#include "aws/ec2.h"
-#include "aws/imds.h"
-#include "fake_aws_fixture.h"
-#include "scripted_transport.h"
+#include "control/aws/credentials.h"
+#include "control/aws/ec2.h"
+#include "control/aws/imds.h"
+#include "tests/unit/aws/fake_aws_fixture.h"
+#include "tests/unit/aws/scripted_transport.h"
 
 namespace eipgate::aws {
 namespace {

@@ -3,8 +3,8 @@
 
 #include <cctype>
 
-#include "aws/ec2.h"
-#include "aws/error.h"
+#include "control/aws/ec2.h"
+#include "control/aws/error.h"
 
 namespace eipgate::aws {
 namespace {

@@ -1,9 +1,9 @@
 // Backoff arithmetic and the retry loop, with an injected clock, sleep and random source.
-#include "aws/retry.h"
+#include "control/aws/retry.h"
 
 #include <gtest/gtest.h>
 
-#include "scripted_transport.h"
+#include "tests/unit/aws/scripted_transport.h"
 
 namespace eipgate::aws {
 namespace {

@@ -9,9 +9,9 @@
 #include <variant>
 #include <vector>
 
-#include "aws/error.h"
-#include "aws/http.h"
-#include "aws/retry.h"
+#include "control/aws/error.h"
+#include "control/aws/http.h"
+#include "control/aws/retry.h"
 
 namespace eipgate::aws::testing {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "config/dataplane_config.h"
+#include "dataplane/config/dataplane_config.h"
 
 #ifndef EIPGATE_CONFIG_DIR
 #error "EIPGATE_CONFIG_DIR must name dataplane/config"

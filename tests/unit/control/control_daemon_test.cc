@@ -7,8 +7,8 @@
 #include <fstream>
 #include <string>
 
-#include "daemon/daemon.h"
-#include "daemon/sync_link.h"
+#include "control/daemon/daemon.h"
+#include "control/daemon/sync_link.h"
 
 namespace eipgate::control {
 namespace {

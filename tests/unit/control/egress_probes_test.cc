@@ -1,6 +1,6 @@
 // EgressProber (control/daemon/egress_probes.h): judging the dataplane's probe answers, failures
 // in a row, and when an instance demoted for its probes becomes eligible again.
-#include "daemon/egress_probes.h"
+#include "control/daemon/egress_probes.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // The /metrics mapping: a dataplane `stats` answer (the real dataplane's shape, with the ENA
 // allowance section of ports) and a daemon `status` → Prometheus text, names, labels and values.
-#include "daemon/metrics.h"
+#include "control/daemon/metrics.h"
 
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>

@@ -1,5 +1,5 @@
 // ARP encoding/decoding and the neighbour table (pure code, no DPDK).
-#include "dpdk/arp.h"
+#include "dataplane/dpdk/arp.h"
 
 #include <gtest/gtest.h>
 

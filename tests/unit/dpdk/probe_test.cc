@@ -1,6 +1,6 @@
 // Egress probe frames (dataplane/dpdk/probe.h): the SYN is a valid frame with correct checksums;
 // answers to it are recognised, anything else is not.
-#include "dpdk/probe.h"
+#include "dataplane/dpdk/probe.h"
 
 #include <gtest/gtest.h>
 

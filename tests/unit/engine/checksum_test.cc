@@ -1,6 +1,6 @@
 // Checksums: the RFC 1624 helpers of engine/checksum.h against full recomputes, and a property
 // test that every incremental update the engine makes, both directions, equals a recompute.
-#include "engine/checksum.h"
+#include "dataplane/engine/checksum.h"
 
 #include <array>
 #include <cstring>
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine_fixture.h"
+#include "tests/unit/engine/engine_fixture.h"
 
 namespace eipgate::testing {
 namespace {

@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "engine/engine.h"
+#include "dataplane/engine/engine.h"
 #include "tests/support/packet_builder.h"
 
 namespace eipgate::testing {

@@ -1,6 +1,6 @@
 // FlowIndex and FlowPool on their own: bucket overflow and probing under forced collisions, erase
 // in the middle of a probe chain, LRU list order, pool exhaustion, and memory per flow.
-#include "engine/flow_table.h"
+#include "dataplane/engine/flow_table.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <set>
 #include <vector>
 
-#include "engine/engine.h"
+#include "dataplane/engine/engine.h"
 
 namespace eipgate::engine {
 namespace {

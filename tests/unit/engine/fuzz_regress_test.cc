@@ -1,5 +1,5 @@
 // Regressions found by tests/fuzz/engine_fuzz, each reduced to the smallest exchange that shows it.
-#include "engine_fixture.h"
+#include "tests/unit/engine/engine_fixture.h"
 
 namespace eipgate::testing {
 namespace {

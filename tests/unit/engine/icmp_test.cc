@@ -4,7 +4,7 @@
 #include <ostream>
 #include <string>
 
-#include "engine_fixture.h"
+#include "tests/unit/engine/engine_fixture.h"
 
 namespace eipgate::testing {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine_fixture.h"
+#include "tests/unit/engine/engine_fixture.h"
 
 namespace eipgate::testing {
 namespace {

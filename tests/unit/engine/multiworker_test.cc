@@ -10,8 +10,8 @@
 #include <set>
 #include <vector>
 
-#include "engine/rss.h"
-#include "engine_fixture.h"
+#include "dataplane/engine/rss.h"
+#include "tests/unit/engine/engine_fixture.h"
 
 namespace eipgate::testing {
 namespace {

@@ -3,9 +3,9 @@
 // per-rule hits, the denial log, reloads (keep flows; optional re-check).
 #include <memory>
 
-#include "../policy/client_hello.h"
-#include "engine_fixture.h"
-#include "policy/compiled_policy.h"
+#include "tests/unit/policy/client_hello.h"
+#include "tests/unit/engine/engine_fixture.h"
+#include "dataplane/policy/compiled_policy.h"
 
 namespace eipgate::testing {
 namespace {

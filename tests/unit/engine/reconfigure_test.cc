@@ -1,6 +1,6 @@
 // Live reconfiguration: Engine::reconfigure applies the fields a running engine can take, keeps
 // every flow, and refuses (changing nothing) the fields that need a restart.
-#include "engine_fixture.h"
+#include "tests/unit/engine/engine_fixture.h"
 
 namespace eipgate::testing {
 namespace {

@@ -1,12 +1,12 @@
 // Toeplitz RSS hash: the Microsoft RSS verification suite (IPv4 rows, values cross-checked with
 // DPDK's rte_softrss) and the per-port contribution identity the port allocator relies on.
-#include "engine/rss.h"
+#include "dataplane/engine/rss.h"
 
 #include <array>
 #include <cstdint>
 #include <random>
 
-#include "engine_fixture.h"
+#include "tests/unit/engine/engine_fixture.h"
 
 namespace eipgate::testing {
 namespace {

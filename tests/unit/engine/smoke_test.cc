@@ -1,5 +1,5 @@
 // Smoke: one TCP connection out and back, one UDP exchange, one echo — the basic translation.
-#include "engine_fixture.h"
+#include "tests/unit/engine/engine_fixture.h"
 
 namespace eipgate::testing {
 namespace {

@@ -3,7 +3,7 @@
 #include <set>
 #include <string>
 
-#include "engine_fixture.h"
+#include "tests/unit/engine/engine_fixture.h"
 
 namespace eipgate::testing {
 namespace {

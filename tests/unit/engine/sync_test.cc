@@ -2,7 +2,7 @@
 // and then translates the established connection exactly as the active did (same outside port).
 #include <set>
 
-#include "engine_fixture.h"
+#include "tests/unit/engine/engine_fixture.h"
 
 namespace eipgate::testing {
 namespace {

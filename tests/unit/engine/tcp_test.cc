@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine_fixture.h"
+#include "tests/unit/engine/engine_fixture.h"
 
 namespace eipgate::testing {
 namespace {

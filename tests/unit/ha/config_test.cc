@@ -1,6 +1,6 @@
 // The `ha:` section (accepted examples, rejections with file:line:reason) and the secret file's
 // ownership and permission checks.
-#include "ha/config.h"
+#include "control/ha/config.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,6 +1,6 @@
 // Cross-AZ fallback decisions (FallbackWatch) on an injected clock: when the watched pair counts
 // as down, which tables are taken and to what, and when we keep our hands off.
-#include "ha/fallback.h"
+#include "control/ha/fallback.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // FailoverFsm: scenario tables on one instance with the injected clock, and a two-instance
 // simulation (shared route table, a heartbeat link that can be cut) for partitions and handover.
-#include "ha/state_machine.h"
+#include "control/ha/state_machine.h"
 
 #include <gtest/gtest.h>
 
@@ -769,7 +769,7 @@ TEST(FsmDecisionTest, ToStringNamesTransitionAndActions) {
 }  // namespace
 }  // namespace eipgate::ha
 
-#include "ha/decision_log.h"
+#include "control/ha/decision_log.h"
 
 namespace eipgate::ha {
 namespace {

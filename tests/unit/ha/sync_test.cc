@@ -1,6 +1,6 @@
 // SyncSender / SyncReceiver: batching boundaries, ordering and dedup, gap -> resync request,
 // bulk resync (join, lost chunk, live events during the snapshot), tail loss, sender change.
-#include "ha/sync.h"
+#include "control/ha/sync.h"
 
 #include <gtest/gtest.h>
 

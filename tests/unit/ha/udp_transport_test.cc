@@ -1,10 +1,10 @@
 // UdpTransport over loopback (127.0.0.1, port 0), and the whole path: sender -> sign -> UDP ->
 // verify -> receiver.
-#include "ha/udp_transport.h"
+#include "control/ha/udp_transport.h"
 
 #include <gtest/gtest.h>
 
-#include "ha/sync.h"
+#include "control/ha/sync.h"
 
 namespace eipgate::ha {
 namespace {

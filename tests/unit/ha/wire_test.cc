@@ -1,5 +1,5 @@
 // HMAC accept/reject, the replay window, and wire encode/decode round trips and malformed input.
-#include "ha/wire.h"
+#include "control/ha/wire.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <functional>
 
 #include "common/byte_order.h"
-#include "ha/auth.h"
+#include "control/ha/auth.h"
 
 namespace eipgate::ha {
 namespace {

@@ -1,6 +1,6 @@
 // The compiled classifier: semantics case by case, then against a plain first-match reference on
 // random policies (50 groups, thousands of rules) and random flows.
-#include "policy/compiled_policy.h"
+#include "dataplane/policy/compiled_policy.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "policy/eal_for_test.h"
+#include "dataplane/policy/eal_for_test.h"
 
 namespace eipgate::policy {
 namespace {

@@ -1,12 +1,12 @@
 // SNI and Host parsers, name patterns: found, split at every byte (NeedMore), absent, malformed.
-#include "policy/name_parsers.h"
+#include "dataplane/policy/name_parsers.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "client_hello.h"
+#include "tests/unit/policy/client_hello.h"
 
 namespace eipgate::policy {
 namespace {

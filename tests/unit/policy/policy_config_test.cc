@@ -1,6 +1,6 @@
 // The `policy:` YAML: the example parses to the expected model; every kind of mistake is an
 // error naming the line; overlapping and shadowed rules are warnings.
-#include "policy/policy_config.h"
+#include "dataplane/policy/policy_config.h"
 
 #include <gtest/gtest.h>
 
