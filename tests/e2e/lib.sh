@@ -11,6 +11,11 @@
 # (print the pass/fail line last, also when the script stops early).
 
 e2e_init() {  # prefix
+  # Root-only tests fail without root, they never skip (tests/README.md).
+  if [[ ${EUID} -ne 0 ]]; then
+    echo "FAIL: $0 needs root (namespaces, veth, DPDK): run it as root, as CI does" >&2
+    exit 1
+  fi
   S=$1$$
   CLI=${S}c NAT=${S}n NET=${S}i
   E2E_NAMESPACES=()
