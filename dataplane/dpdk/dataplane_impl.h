@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -29,10 +30,7 @@
 #include "dataplane/dpdk/exception_path.h"
 #include "dataplane/dpdk/resolver.h"
 #include "dataplane/policy/compiled_policy.h"
-
-namespace eipgate::ha {
-struct FlowEvent;
-}
+#include "proto/sync.h"
 
 namespace eipgate::dataplane {
 
@@ -300,9 +298,7 @@ struct Dataplane::Impl {
   // sync_server.cc: the sync socket eipgate-control connects to (main lcore side).
   std::string open_sync_socket();
   void sync_close_client();
-  bool sync_send(uint8_t type, const ha::FlowEvent* ev, uint32_t n);
-  static ha::FlowEvent to_event(const engine::SyncRecord& r, uint16_t worker);
-  static engine::SyncRecord from_event(const ha::FlowEvent& e);
+  bool sync_send(proto::PacketType type, std::span<const engine::SyncRecord> records);
   bool sync_poll();
   void start_snapshot();
 

@@ -7,21 +7,13 @@
 #include <cstring>
 #include <span>
 
-#include "control/ha/flow_event.h"
 #include "dataplane/dpdk/dataplane_impl.h"
+#include "proto/sync.h"
 
 namespace eipgate::dataplane {
 
-namespace {
-
-// --- connection-table sync, main side (the sync socket; control/daemon speaks the other end) --
-// Packet: {u8 type, u8 version 1, u16 count (network order), u32 0} + count x 28-byte
-// ha::FlowEvent records. Types: 1 events, 2 snapshot request, 3 snapshot begin, 4 snapshot end.
-constexpr uint8_t kSyncEvents = 1, kSyncSnapshotRequest = 2, kSyncSnapshotBegin = 3,
-                  kSyncSnapshotEnd = 4;
-constexpr uint32_t kSyncMaxPerPacket = 64;
-
-}  // namespace
+// The packets and records are proto/'s (proto/README.md); the records are the engines' own
+// SyncRecords, so nothing is translated here.
 
 std::string Dataplane::Impl::open_sync_socket() {
   const std::string& admin_path = cfg.admin.socket_path;
@@ -51,62 +43,23 @@ void Dataplane::Impl::sync_close_client() {
   snapshot_open = false;
 }
 
-bool Dataplane::Impl::sync_send(uint8_t type, const ha::FlowEvent* ev, uint32_t n) {
+bool Dataplane::Impl::sync_send(proto::PacketType type,
+                                std::span<const engine::SyncRecord> records) {
+  const auto n = static_cast<uint32_t>(records.size());
   if (sync_client_fd < 0) {
     sync_send_dropped.fetch_add(n, std::memory_order_relaxed);
     return false;
   }
-  uint8_t buf[8 + kSyncMaxPerPacket * ha::kFlowEventWireSize];
-  buf[0] = type;
-  buf[1] = 1;
-  buf[2] = static_cast<uint8_t>(n >> 8);
-  buf[3] = static_cast<uint8_t>(n);
-  std::memset(buf + 4, 0, 4);
-  for (uint32_t i = 0; i < n; ++i) {
-    ha::encode_flow_event(ev[i], std::span<uint8_t, ha::kFlowEventWireSize>(
-                                     buf + 8 + i * ha::kFlowEventWireSize, ha::kFlowEventWireSize));
-  }
-  const size_t len = 8 + n * ha::kFlowEventWireSize;
-  if (::send(sync_client_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) != static_cast<ssize_t>(len)) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK) sync_close_client();
+  uint8_t buf[proto::kMaxPacketSize];
+  const size_t len = proto::encode_packet(type, records, buf);
+  if (len == 0 ||
+      ::send(sync_client_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) != static_cast<ssize_t>(len)) {
+    if (len != 0 && errno != EAGAIN && errno != EWOULDBLOCK) sync_close_client();
     sync_send_dropped.fetch_add(n, std::memory_order_relaxed);
     return false;
   }
   sync_sent.fetch_add(n, std::memory_order_relaxed);
   return true;
-}
-
-ha::FlowEvent Dataplane::Impl::to_event(const engine::SyncRecord& r, uint16_t worker) {
-  ha::FlowEvent e;
-  e.inside_addr = r.inside_ip;
-  e.outside_addr = r.outside_ip;
-  e.remote_addr = r.remote_ip;
-  e.inside_port = r.inside_port;
-  e.outside_port = r.outside_port;
-  e.remote_port = r.remote_port;
-  e.protocol = r.proto;
-  e.tcp_state = r.tcp_bits;
-  e.lifetime_s = (r.remaining_ms + 999) / 1000;
-  e.kind = static_cast<ha::FlowEventKind>(r.kind);
-  e.flags = r.endpoint_independent ? ha::kFlowFlagEndpointIndependent : 0;
-  e.worker_hint = worker;
-  return e;
-}
-
-engine::SyncRecord Dataplane::Impl::from_event(const ha::FlowEvent& e) {
-  engine::SyncRecord r;
-  r.inside_ip = e.inside_addr;
-  r.outside_ip = e.outside_addr;
-  r.remote_ip = e.remote_addr;
-  r.inside_port = e.inside_port;
-  r.outside_port = e.outside_port;
-  r.remote_port = e.remote_port;
-  r.proto = e.protocol;
-  r.tcp_bits = e.tcp_state;
-  r.remaining_ms = e.lifetime_s > 4'000'000 ? 4'000'000'000u : e.lifetime_s * 1000;
-  r.kind = static_cast<engine::SyncKind>(e.kind);
-  r.endpoint_independent = (e.flags & ha::kFlowFlagEndpointIndependent) != 0;
-  return r;
 }
 
 // Accepts the control process, forwards workers' records to it, applies its records, serves
@@ -128,17 +81,16 @@ bool Dataplane::Impl::sync_poll() {
     }
   }
   // Outbound: workers' records, in packets of up to 64.
-  engine::SyncRecord recs[kSyncMaxPerPacket];
-  ha::FlowEvent ev[kSyncMaxPerPacket];
+  engine::SyncRecord recs[proto::kMaxRecordsPerPacket];
   bool snapshot_finished = snapshot_open;
   for (const auto& w : workers) {
     for (int rounds = 0; rounds < 16; ++rounds) {
       const unsigned n = rte_ring_sc_dequeue_burst_elem(w->sync_out, recs, sizeof recs[0],
-                                                        kSyncMaxPerPacket, nullptr);
+                                                        proto::kMaxRecordsPerPacket, nullptr);
       if (n == 0) break;
       busy = true;
-      for (unsigned i = 0; i < n; ++i) ev[i] = to_event(recs[i], w->index);
-      sync_send(kSyncEvents, ev, n);
+      for (unsigned i = 0; i < n; ++i) recs[i].worker_hint = w->index;
+      sync_send(proto::PacketType::Events, std::span(recs, n));
     }
     if (snapshot_open && (w->snap_done.load(std::memory_order_acquire) != snapshot_gen ||
                           !rte_ring_empty(w->sync_out))) {
@@ -146,13 +98,13 @@ bool Dataplane::Impl::sync_poll() {
     }
   }
   if (snapshot_open && snapshot_finished) {
-    sync_send(kSyncSnapshotEnd, nullptr, 0);
+    sync_send(proto::PacketType::SnapshotEnd, {});
     snapshot_open = false;
     sync_snapshots.fetch_add(1, std::memory_order_relaxed);
   }
   // Inbound: the peer's records (standby) and snapshot requests.
   if (sync_client_fd >= 0) {
-    uint8_t buf[8 + kSyncMaxPerPacket * ha::kFlowEventWireSize + 1];
+    uint8_t buf[proto::kMaxPacketSize + 1];  // one byte more: an oversized packet shows
     for (int rounds = 0; rounds < 64; ++rounds) {
       const ssize_t len = ::recv(sync_client_fd, buf, sizeof buf, MSG_DONTWAIT);
       if (len == 0 || (len < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
@@ -162,25 +114,21 @@ bool Dataplane::Impl::sync_poll() {
       }
       if (len < 0) break;
       busy = true;
-      const uint32_t count = static_cast<uint32_t>(buf[2]) << 8 | buf[3];
-      if (len < 8 || buf[1] != 1 || count > kSyncMaxPerPacket ||
-          static_cast<size_t>(len) != 8 + count * ha::kFlowEventWireSize) {
+      proto::PacketView packet;
+      if (proto::decode_header(std::span<const uint8_t>(buf, static_cast<size_t>(len)), &packet) !=
+          proto::SyncError::Ok) {
         sync_malformed.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
-      if (buf[0] == kSyncSnapshotRequest) {
+      if (packet.type == proto::PacketType::SnapshotRequest) {
         start_snapshot();
-      } else if (buf[0] == kSyncEvents) {
-        for (uint32_t i = 0; i < count; ++i) {
-          ha::FlowEvent e;
-          if (!ha::decode_flow_event(
-                  std::span<const uint8_t, ha::kFlowEventWireSize>(
-                      buf + 8 + i * ha::kFlowEventWireSize, ha::kFlowEventWireSize),
-                  &e)) {
+      } else if (packet.type == proto::PacketType::Events) {
+        for (uint32_t i = 0; i < packet.count; ++i) {
+          engine::SyncRecord r;
+          if (proto::decode_record(packet.record(i), &r) != proto::SyncError::Ok) {
             sync_malformed.fetch_add(1, std::memory_order_relaxed);
             continue;
           }
-          const engine::SyncRecord r = from_event(e);
           // The worker that owns the reply direction, as the engines choose it (RSS).
           const uint16_t owner = workers[0]->eng->rss_worker(
               r.remote_ip, r.outside_ip, r.remote_port, r.outside_port, r.proto);
@@ -202,7 +150,7 @@ bool Dataplane::Impl::sync_poll() {
 }
 
 void Dataplane::Impl::start_snapshot() {
-  sync_send(kSyncSnapshotBegin, nullptr, 0);
+  sync_send(proto::PacketType::SnapshotBegin, {});
   snapshot_open = true;
   snapshot_gen = 0;
   for (auto& w : workers) snapshot_gen = std::max(snapshot_gen, w->snap_gen.load() + 1);
