@@ -10,15 +10,15 @@ namespace {
 
 FlowEvent bench_flow(uint32_t i) {
   FlowEvent e;
-  e.inside_addr = 0x0a800000 + (i & 0xffff);
-  e.outside_addr = 0x0a000064;
-  e.remote_addr = 0x34000000 + i;
+  e.inside_ip = 0x0a800000 + (i & 0xffff);
+  e.outside_ip = 0x0a000064;
+  e.remote_ip = 0x34000000 + i;
   e.inside_port = static_cast<uint16_t>(i);
   e.outside_port = static_cast<uint16_t>(1024 + (i % 64000));
   e.remote_port = 443;
-  e.protocol = 6;
-  e.tcp_state = 3;
-  e.lifetime_s = 350;
+  e.proto = 6;
+  e.tcp_bits = 3;
+  e.remaining_ms = 350000;
   e.kind = FlowEventKind::Refresh;
   return e;
 }

@@ -123,25 +123,9 @@ class Worker {
 };
 
 // The full tuple identifies a flow (both keys of the record); hashed for the resync sweep.
-struct FlowKey {
-  uint32_t inside_addr, outside_addr, remote_addr;
-  uint16_t inside_port, outside_port, remote_port;
-  uint8_t protocol;
-  friend bool operator==(const FlowKey&, const FlowKey&) = default;
-};
-FlowKey key_of(const ha::FlowEvent& e) {
-  return {e.inside_addr, e.outside_addr, e.remote_addr, e.inside_port,
-          e.outside_port, e.remote_port, e.protocol};
-}
-struct FlowKeyHash {
-  size_t operator()(const FlowKey& k) const {
-    uint64_t h = (uint64_t{k.inside_addr} << 32 | k.remote_addr) * 0x9E3779B97F4A7C15ull;
-    h ^= (uint64_t{k.outside_addr} << 24 | uint64_t{k.inside_port} << 8 | k.protocol) +
-         0x7F4A7C159E3779B9ull + (h << 6) + (h >> 2);
-    h ^= (uint64_t{k.outside_port} << 16 | k.remote_port) * 0xC2B2AE3D27D4EB4Full;
-    return static_cast<size_t>(h ^ (h >> 29));
-  }
-};
+using proto::FlowKey;
+using proto::FlowKeyHash;
+using proto::key_of;
 
 json error_answer(const std::string& what) { return {{"ok", false}, {"error", what}}; }
 

@@ -1,6 +1,8 @@
 // The daemon's view of the shared YAML file: aws:, ha: and the dataplane's admin.socket.
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "control/daemon/daemon.h"
@@ -47,6 +49,22 @@ bool load_daemon_config(const std::string& file, DaemonConfig* out, std::string*
                  "' is one of this pair's own aws.route_tables\n";
         }
       }
+    }
+  }
+  // The standby's engines refuse endpoint-independent UDP mappings (they are one outside port
+  // shared by many flows, which the sync records do not carry), so on failover every such
+  // mapping would be lost and STUN/WebRTC peers would see a new address: refuse the combination.
+  const YAML::Node nat = croot["nat"];
+  const YAML::Node eim = nat && nat.IsMap() ? nat["endpoint_independent_udp"] : YAML::Node();
+  if (eim && eim.IsScalar()) {
+    std::string v = eim.Scalar();
+    std::transform(v.begin(), v.end(), v.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
+    if (v == "true" || v == "yes" || v == "on") {
+      all += file + ":" + std::to_string(eim.Mark().line + 1) +
+             ": nat.endpoint_independent_udp: not supported with HA (eipgate-control): "
+             "endpoint-independent UDP mappings are not synced to the standby, so they would be "
+             "lost on failover; set it to false or run without eipgate-control\n";
     }
   }
   if (c.dataplane_admin_socket.empty() || c.dataplane_admin_socket[0] != '/') {

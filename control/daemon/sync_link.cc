@@ -1,12 +1,12 @@
-// The dataplane sync socket client: packet codec and a non-blocking SOCK_SEQPACKET connection.
+// The dataplane sync socket client: a non-blocking SOCK_SEQPACKET connection (codec: proto/).
 #include "control/daemon/sync_link.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -14,42 +14,17 @@ namespace eipgate::control {
 
 std::vector<uint8_t> encode_sync_packet(SyncPacketType type,
                                         std::span<const ha::FlowEvent> events) {
-  std::vector<uint8_t> p(kSyncPacketHeader + events.size() * ha::kFlowEventWireSize, 0);
-  p[0] = static_cast<uint8_t>(type);
-  p[1] = 1;
-  const uint16_t count = htons(static_cast<uint16_t>(events.size()));
-  std::memcpy(&p[2], &count, sizeof count);
-  for (size_t i = 0; i < events.size(); ++i) {
-    ha::encode_flow_event(events[i], std::span<uint8_t, ha::kFlowEventWireSize>(
-                                         p.data() + kSyncPacketHeader + i * ha::kFlowEventWireSize,
-                                         ha::kFlowEventWireSize));
-  }
+  std::vector<uint8_t> p(kSyncPacketHeader + events.size() * proto::kRecordSize);
+  p.resize(proto::encode_packet(type, events, p));  // 0 (empty) past kSyncPacketMaxEvents
   return p;
 }
 
-bool decode_sync_packet(std::span<const uint8_t> bytes, SyncPacket* out) {
-  if (bytes.size() < kSyncPacketHeader || bytes[1] != 1) return false;
-  const uint8_t type = bytes[0];
-  if (type < 1 || type > 4) return false;
-  uint16_t count = 0;
-  std::memcpy(&count, &bytes[2], sizeof count);
-  count = ntohs(count);
-  if (count > kSyncPacketMaxEvents ||
-      bytes.size() != kSyncPacketHeader + size_t{count} * ha::kFlowEventWireSize) {
-    return false;
-  }
-  out->type = static_cast<SyncPacketType>(type);
-  out->events.resize(count);
-  for (size_t i = 0; i < count; ++i) {
-    if (!ha::decode_flow_event(
-            std::span<const uint8_t, ha::kFlowEventWireSize>(
-                bytes.data() + kSyncPacketHeader + i * ha::kFlowEventWireSize,
-                ha::kFlowEventWireSize),
-            &out->events[i])) {
-      return false;
-    }
-  }
-  return true;
+proto::SyncError decode_sync_packet(std::span<const uint8_t> bytes, SyncPacket* out) {
+  std::array<ha::FlowEvent, proto::kMaxRecordsPerPacket> records;
+  size_t count = 0;
+  const proto::SyncError e = proto::decode_packet(bytes, &out->type, records, &count);
+  if (e == proto::SyncError::Ok) out->events.assign(records.begin(), records.begin() + count);
+  return e;
 }
 
 SyncLink::~SyncLink() { close(); }
@@ -135,8 +110,11 @@ bool SyncLink::read(const std::function<void(const SyncPacket&)>& on_packet) {
       close();
       return false;
     }
-    if (!decode_sync_packet(std::span<const uint8_t>(buf, static_cast<size_t>(n)), &packet)) {
+    const proto::SyncError e =
+        decode_sync_packet(std::span<const uint8_t>(buf, static_cast<size_t>(n)), &packet);
+    if (e != proto::SyncError::Ok) {
       ++stats_.malformed;
+      ++stats_.malformed_by_reason[static_cast<size_t>(e)];
       continue;
     }
     ++stats_.packets_in;

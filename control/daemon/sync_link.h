@@ -1,8 +1,9 @@
 // The control side of the dataplane's sync socket: a unix SOCK_SEQPACKET connection carrying
-// flow events both ways (contract in control/daemon/README.md). Non-blocking, driven by the
+// flow records both ways (contract and codec in proto/). Non-blocking, driven by the
 // daemon's poll loop; reconnects are the caller's job.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -11,30 +12,25 @@
 #include <vector>
 
 #include "control/ha/flow_event.h"
+#include "proto/sync.h"
 
 namespace eipgate::control {
 
-enum class SyncPacketType : uint8_t {
-  Events = 1,           // both ways: flow events
-  SnapshotRequest = 2,  // control -> dataplane
-  SnapshotBegin = 3,    // dataplane -> control
-  SnapshotEnd = 4,      // dataplane -> control
-};
+// The packet framing and codec are proto/'s (proto/README.md); these are the daemon's names.
+using SyncPacketType = proto::PacketType;
+inline constexpr size_t kSyncPacketHeader = proto::kHeaderSize;
+inline constexpr size_t kSyncPacketMaxEvents = proto::kMaxRecordsPerPacket;
+inline constexpr size_t kSyncPacketMax = proto::kMaxPacketSize;
 
-inline constexpr size_t kSyncPacketHeader = 8;
-inline constexpr size_t kSyncPacketMaxEvents = 64;
-inline constexpr size_t kSyncPacketMax =
-    kSyncPacketHeader + kSyncPacketMaxEvents * ha::kFlowEventWireSize;
-
-// One packet: header {u8 type, u8 version=1, u16 count (network order), u32 reserved} + records.
+// One packet of at most kSyncPacketMaxEvents events.
 [[nodiscard]] std::vector<uint8_t> encode_sync_packet(SyncPacketType type,
                                                       std::span<const ha::FlowEvent> events);
 struct SyncPacket {
   SyncPacketType type = SyncPacketType::Events;
   std::vector<ha::FlowEvent> events;
 };
-// False for a malformed packet (bad version, size not matching count, unknown kind).
-[[nodiscard]] bool decode_sync_packet(std::span<const uint8_t> bytes, SyncPacket* out);
+// All or nothing: anything but Ok leaves *out unspecified (the reason names the defect).
+[[nodiscard]] proto::SyncError decode_sync_packet(std::span<const uint8_t> bytes, SyncPacket* out);
 
 struct SyncLinkStats {
   uint64_t packets_in = 0;
@@ -42,6 +38,7 @@ struct SyncLinkStats {
   uint64_t packets_out = 0;
   uint64_t events_out = 0;
   uint64_t malformed = 0;
+  std::array<uint64_t, proto::kSyncErrorCount> malformed_by_reason{};  // by proto::SyncError
   uint64_t connects = 0;
   uint64_t dropped_out = 0;  // queue overflow while disconnected or stuck
 };

@@ -249,8 +249,8 @@ std::string TapExceptionPath::configure(Tap& t) {
                        c.ifname, kDefaultRouteMetric);
     } else if (rc < 0) {
       // Not fatal: the subnet stays reachable; only off-subnet management traffic is affected.
-      log::get()->warn("exception path {}: default route via {}: {}", c.ifname, ipv4_to_string(c.gateway),
-                       errno_text(-rc));
+      log::get()->warn("exception path {}: default route via {}: {}", c.ifname,
+                       ipv4_to_string(c.gateway), errno_text(-rc));
     }
   }
   std::string extra;

@@ -39,10 +39,14 @@ size_t ipv4_at(const uint8_t* f, size_t len) {
 
 std::string_view probe_answer_name(ProbeAnswer a) {
   switch (a) {
-    case ProbeAnswer::SynAck: return "syn-ack";
-    case ProbeAnswer::Rst: return "rst";
-    case ProbeAnswer::Unreachable: return "unreachable";
-    case ProbeAnswer::None: break;
+    case ProbeAnswer::SynAck:
+      return "syn-ack";
+    case ProbeAnswer::Rst:
+      return "rst";
+    case ProbeAnswer::Unreachable:
+      return "unreachable";
+    case ProbeAnswer::None:
+      break;
   }
   return "none";
 }

@@ -27,11 +27,16 @@ uint64_t now_ms() {
 
 const char* h_error_name(int h) {
   switch (h) {
-    case HOST_NOT_FOUND: return "NXDOMAIN";
-    case TRY_AGAIN: return "timeout or SERVFAIL";
-    case NO_RECOVERY: return "non-recoverable error (REFUSED/FORMERR)";
-    case NO_DATA: return "no A record";
-    default: return "lookup failed";
+    case HOST_NOT_FOUND:
+      return "NXDOMAIN";
+    case TRY_AGAIN:
+      return "timeout or SERVFAIL";
+    case NO_RECOVERY:
+      return "non-recoverable error (REFUSED/FORMERR)";
+    case NO_DATA:
+      return "no A record";
+    default:
+      return "lookup failed";
   }
 }
 
@@ -74,8 +79,8 @@ bool Resolver::resolve_a(const std::string& name, std::vector<uint32_t>* addrs, 
   st.retrans = 2;
   st.retry = 2;
   std::vector<unsigned char> buf(4096);
-  const int n = res_nquery(&st, name.c_str(), ns_c_in, ns_t_a, buf.data(),
-                           static_cast<int>(buf.size()));
+  const int n =
+      res_nquery(&st, name.c_str(), ns_c_in, ns_t_a, buf.data(), static_cast<int>(buf.size()));
   if (n < 0) {
     *error = h_error_name(st.res_h_errno);
     res_nclose(&st);
@@ -158,7 +163,8 @@ void Resolver::loop() {
     changed |= cache.expire(now_ms());
     if (changed && base) {
       std::string err;
-      std::shared_ptr<const policy::CompiledPolicy> next = base->with_resolved(cache.snapshot(), &err);
+      std::shared_ptr<const policy::CompiledPolicy> next =
+          base->with_resolved(cache.snapshot(), &err);
       if (next) {
         cb_(base, std::move(next));
       } else {

@@ -15,6 +15,7 @@
 #include "dataplane/engine/config.h"
 #include "dataplane/engine/counters.h"
 #include "dataplane/engine/packet.h"
+#include "proto/sync.h"
 
 namespace eipgate::engine {
 
@@ -31,10 +32,10 @@ struct FlowView {
   uint16_t outside_port = 0;  // ICMP: translated identifier
   TcpState tcp_state = TcpState::None;
   uint64_t idle_ms = 0;
-  uint64_t bytes_out = 0;  // inside -> outside
-  uint64_t bytes_in = 0;   // outside -> inside
-  uint8_t tcp_bits = 0;        // the TCP flags seen (SYN/FIN each way, RST), as synced
-  uint32_t remaining_ms = 0;   // until idle expiry under the current timeouts
+  uint64_t bytes_out = 0;     // inside -> outside
+  uint64_t bytes_in = 0;      // outside -> inside
+  uint8_t tcp_bits = 0;       // the TCP flags seen (SYN/FIN each way, RST), as synced
+  uint32_t remaining_ms = 0;  // until idle expiry under the current timeouts
 };
 
 // An egress-policy denial, for the rate-limited audit log (dataplane). Host order.
@@ -50,21 +51,9 @@ struct DenyRecord {
 };
 
 // A flow change for the HA peer (connection-table sync): the active instance's engines record
-// them, the standby's engines install them. Addresses and ports in host order.
-enum class SyncKind : uint8_t { Create = 1, Refresh = 2, Delete = 3 };
-struct SyncRecord {
-  uint32_t inside_ip = 0;
-  uint32_t outside_ip = 0;
-  uint32_t remote_ip = 0;
-  uint16_t inside_port = 0;
-  uint16_t outside_port = 0;
-  uint16_t remote_port = 0;
-  uint8_t proto = 0;
-  uint8_t tcp_bits = 0;
-  uint32_t remaining_ms = 0;
-  SyncKind kind = SyncKind::Create;
-  bool endpoint_independent = false;
-};
+// them, the standby's engines install them. The type and its wire format live in proto/.
+using SyncKind = proto::SyncKind;
+using SyncRecord = proto::SyncRecord;
 
 struct EngineStats {
   Counters counters;

@@ -7,36 +7,32 @@
                                           sends one Create event (the standby's side)
   sync_peer.py role ADMIN_SOCK active|standby EPOCH
 
-Packet: u8 type, u8 version 1, u16 count (big endian), u32 0, then count 28-byte records
-(network order): inside, outside, remote addresses; inside, outside, remote ports; protocol,
-tcp state, lifetime (u32), kind, flags, worker hint (u16).
+The packets are proto/'s sync contract, encoded and decoded by proto/sync_codec.py.
 """
 import ipaddress
 import json
+import os
 import socket
-import struct
 import sys
 import time
 
-REC = struct.Struct("!IIIHHHBBIBBH")
-KINDS = {1: "create", 2: "refresh", 3: "delete"}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "proto"))
+import sync_codec as sc  # noqa: E402
+
+KIND_NAMES = {v: k for k, v in sc.KINDS.items()}
 
 
-def fmt(rec):
-    ins, out, rem, ip_, op, rp, proto, tcp, life, kind, flags, worker = rec
+def fmt(r):
     a = lambda v: str(ipaddress.IPv4Address(v))
-    return f"{KINDS.get(kind, kind)} proto={proto} {a(ins)}:{ip_} -> {a(rem)}:{rp} via {a(out)}:{op} tcp={tcp} life={life}"
+    return (f"{KIND_NAMES[r.kind]} proto={r.proto} {a(r.inside_ip)}:{r.inside_port} -> "
+            f"{a(r.remote_ip)}:{r.remote_port} via {a(r.outside_ip)}:{r.outside_port} "
+            f"tcp={r.tcp_bits} life={r.remaining_ms // 1000}")
 
 
 def connect(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(path)
     return s
-
-
-def records(pkt):
-    n = struct.unpack("!H", pkt[2:4])[0]
-    return [REC.unpack_from(pkt, 8 + i * 28) for i in range(n)]
 
 
 def main():
@@ -51,39 +47,44 @@ def main():
         sys.exit(0 if reply.get("ok") else 1)
     s = connect(sys.argv[2])
     if cmd == "snapshot":
-        s.send(struct.pack("!BBHI", 2, 1, 0, 0))
+        s.send(sc.encode_packet(sc.SNAPSHOT_REQUEST))
         s.settimeout(10)
         begun = False
         while True:
-            pkt = s.recv(4096)
-            if pkt[0] == 3:
+            ptype, records = sc.decode_packet(s.recv(sc.MAX_PACKET_SIZE))
+            if ptype == sc.SNAPSHOT_BEGIN:
                 begun = True
-            elif pkt[0] == 4:
+            elif ptype == sc.SNAPSHOT_END:
                 print("END")
                 return
-            elif pkt[0] == 1 and begun:
-                for r in records(pkt):
+            elif ptype == sc.EVENTS and begun:
+                for r in records:
                     print(fmt(r))
     elif cmd == "watch":
         s.settimeout(0.2)
         end = time.time() + float(sys.argv[3])
         while time.time() < end:
             try:
-                pkt = s.recv(4096)
+                pkt = s.recv(sc.MAX_PACKET_SIZE)
             except socket.timeout:
                 continue
-            if pkt and pkt[0] == 1:
-                for r in records(pkt):
+            if not pkt:
+                continue
+            ptype, records = sc.decode_packet(pkt)
+            if ptype == sc.EVENTS:
+                for r in records:
                     print(fmt(r), flush=True)
     elif cmd == "install":
         ins, iport = sys.argv[3].split(":")
         rem, rport = sys.argv[4].split(":")
         out, oport = sys.argv[5].split(":")
         proto, life = int(sys.argv[6]), int(sys.argv[7])
-        rec = REC.pack(int(ipaddress.IPv4Address(ins)), int(ipaddress.IPv4Address(out)),
-                       int(ipaddress.IPv4Address(rem)), int(iport), int(oport), int(rport),
-                       proto, 0, life, 1, 0, 0)
-        s.send(struct.pack("!BBHI", 1, 1, 1, 0) + rec)
+        a = lambda v: int(ipaddress.IPv4Address(v))
+        rec = sc.SyncRecord(inside_ip=a(ins), outside_ip=a(out), remote_ip=a(rem),
+                            inside_port=int(iport), outside_port=int(oport),
+                            remote_port=int(rport), proto=proto, remaining_ms=life * 1000,
+                            kind=sc.CREATE)
+        s.send(sc.encode_packet(sc.EVENTS, [rec]))
         time.sleep(0.3)  # let the dataplane read it before the socket closes
     else:
         sys.exit(f"unknown command {cmd}")

@@ -15,17 +15,17 @@ namespace {
 
 ha::FlowEvent event(uint32_t i) {
   ha::FlowEvent e;
-  e.inside_addr = 0x0A000001 + i;
-  e.outside_addr = 0xCB00710A;
-  e.remote_addr = 0xC6336407;
+  e.inside_ip = 0x0A000001 + i;
+  e.outside_ip = 0xCB00710A;
+  e.remote_ip = 0xC6336407;
   e.inside_port = static_cast<uint16_t>(40000 + i);
   e.outside_port = static_cast<uint16_t>(1024 + i);
   e.remote_port = 443;
-  e.protocol = 6;
-  e.tcp_state = 3;
-  e.lifetime_s = 350;
+  e.proto = 6;
+  e.tcp_bits = 3;
+  e.remaining_ms = 350000;
   e.kind = ha::FlowEventKind::Create;
-  e.flags = ha::kFlowFlagSeenReply;
+  e.endpoint_independent = (i % 2) == 1;
   e.worker_hint = 1;
   return e;
 }
@@ -41,7 +41,7 @@ TEST(SyncPacket, HeaderIsTypeVersionCountReserved) {
   EXPECT_EQ(p[4] | p[5] | p[6] | p[7], 0);
   EXPECT_EQ(p[8], 0x0A);  // first record's inside address, network order
   SyncPacket back;
-  ASSERT_TRUE(decode_sync_packet(p, &back));
+  ASSERT_EQ(decode_sync_packet(p, &back), proto::SyncError::Ok);
   EXPECT_EQ(back.type, SyncPacketType::Events);
   EXPECT_EQ(back.events, evs);
 }
@@ -50,7 +50,8 @@ TEST(SyncPacket, ControlPacketsHaveNoRecords) {
   const auto req = encode_sync_packet(SyncPacketType::SnapshotRequest, {});
   EXPECT_EQ(req, (std::vector<uint8_t>{2, 1, 0, 0, 0, 0, 0, 0}));
   SyncPacket back;
-  ASSERT_TRUE(decode_sync_packet(std::vector<uint8_t>{4, 1, 0, 0, 0, 0, 0, 0}, &back));
+  ASSERT_EQ(decode_sync_packet(std::vector<uint8_t>{4, 1, 0, 0, 0, 0, 0, 0}, &back),
+            proto::SyncError::Ok);
   EXPECT_EQ(back.type, SyncPacketType::SnapshotEnd);
 }
 
@@ -59,22 +60,22 @@ TEST(SyncPacket, MalformedPacketsAreRefused) {
   auto p = encode_sync_packet(SyncPacketType::Events, std::vector<ha::FlowEvent>{event(0)});
   auto bad_version = p;
   bad_version[1] = 2;
-  EXPECT_FALSE(decode_sync_packet(bad_version, &back));
+  EXPECT_EQ(decode_sync_packet(bad_version, &back), proto::SyncError::BadVersion);
   auto short_one = p;
   short_one.pop_back();
-  EXPECT_FALSE(decode_sync_packet(short_one, &back));
+  EXPECT_EQ(decode_sync_packet(short_one, &back), proto::SyncError::LengthMismatch);
   auto bad_type = p;
   bad_type[0] = 9;
-  EXPECT_FALSE(decode_sync_packet(bad_type, &back));
+  EXPECT_EQ(decode_sync_packet(bad_type, &back), proto::SyncError::BadType);
   auto bad_kind = p;
   bad_kind[8 + 24] = 7;
-  EXPECT_FALSE(decode_sync_packet(bad_kind, &back));
+  EXPECT_EQ(decode_sync_packet(bad_kind, &back), proto::SyncError::BadKind);
   std::vector<uint8_t> too_many(8 + 65 * 28, 0);
   too_many[0] = 1;
   too_many[1] = 1;
   too_many[3] = 65;
-  EXPECT_FALSE(decode_sync_packet(too_many, &back));
-  EXPECT_FALSE(decode_sync_packet(std::vector<uint8_t>{1, 1, 0}, &back));
+  EXPECT_EQ(decode_sync_packet(too_many, &back), proto::SyncError::TooManyRecords);
+  EXPECT_EQ(decode_sync_packet(std::vector<uint8_t>{1, 1, 0}, &back), proto::SyncError::Truncated);
 }
 
 class DaemonConfigTest : public ::testing::Test {
@@ -146,6 +147,27 @@ TEST_F(DaemonConfigTest, FallbackMustNotRescueOurOwnTables) {
   ASSERT_TRUE(load_daemon_config(write(other), &c, &errors)) << errors;
   ASSERT_EQ(c.ha.fallback_for.size(), 1u);
   EXPECT_EQ(c.ha.fallback_for[0].route_tables.at(1), "rtb-0cc00000000000001");
+}
+
+// Endpoint-independent UDP mappings are not synced to the standby, so HA refuses them (the
+// dataplane alone accepts them); false stays allowed.
+TEST_F(DaemonConfigTest, EndpointIndependentUdpIsRefusedWithHa) {
+  DaemonConfig c;
+  std::string errors;
+  for (const char* on : {"true", "yes", "On"}) {
+    const std::string p =
+        write(std::string(kGood) + "nat:\n  endpoint_independent_udp: " + on + "\n");
+    ASSERT_FALSE(load_daemon_config(p, &c, &errors)) << on;
+    EXPECT_NE(errors.find(p + ":14: nat.endpoint_independent_udp: not supported with HA"),
+              std::string::npos)
+        << errors;
+    EXPECT_NE(errors.find("not synced to the standby"), std::string::npos) << errors;
+  }
+  for (const char* off : {"false", "no"}) {
+    const std::string p =
+        write(std::string(kGood) + "nat:\n  endpoint_independent_udp: " + off + "\n");
+    EXPECT_TRUE(load_daemon_config(p, &c, &errors)) << off << ": " << errors;
+  }
 }
 
 TEST_F(DaemonConfigTest, MissingFileAndBadYaml) {

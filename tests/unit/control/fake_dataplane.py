@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A stand-in for eipgate-dataplane in eipgate-control's tests: the admin socket (JSON lines:
 health, stats, announce, ha_role, plus test_* commands) and the sync socket (SOCK_SEQPACKET,
-contract in control/daemon/README.md) over an in-memory flow table. No DPDK.
+proto/'s contract, through proto/sync_codec.py) over an in-memory flow table. No DPDK.
 
   fake_dataplane.py --admin-socket /tmp/x/dataplane.sock   (sync socket: /tmp/x/sync.sock)
 """
@@ -11,22 +11,15 @@ import hashlib
 import json
 import os
 import socket
-import struct
 import sys
 import threading
 import time
 
-EVENT = struct.Struct("!IIIHHHBBIBBH")  # encode_flow_event: 28 bytes, network order
-HDR = struct.Struct("!BBHI")
-assert EVENT.size == 28 and HDR.size == 8
-T_EVENTS, T_SNAP_REQ, T_SNAP_BEGIN, T_SNAP_END = 1, 2, 3, 4
-CREATE, REFRESH, DELETE = 1, 2, 3
-MAX_PER_PACKET = 64
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                                "proto"))
+import sync_codec as sc  # noqa: E402
 
-
-def key_of(ev):
-    # (inside, outside, remote addr, inside, outside, remote port, proto)
-    return (ev[0], ev[1], ev[2], ev[3], ev[4], ev[5], ev[6])
+CREATE, DELETE = sc.CREATE, sc.DELETE
 
 
 class Dataplane:
@@ -34,7 +27,7 @@ class Dataplane:
         self.admin_path = admin_path
         self.sync_path = os.path.join(os.path.dirname(admin_path), "sync.sock")
         self.lock = threading.RLock()
-        self.flows = {}  # key -> event tuple (kind Create)
+        self.flows = {}  # flow key -> sc.SyncRecord (kind Create)
         self.role = "standby"
         self.epoch = 0
         self.role_history = []
@@ -56,7 +49,7 @@ class Dataplane:
         conn = self.sync_conn
         if conn is None:
             return False
-        data = HDR.pack(ptype, 1, len(events), 0) + b"".join(EVENT.pack(*e) for e in events)
+        data = sc.encode_packet(ptype, events)
         try:
             with self.send_lock:
                 conn.send(data)
@@ -64,37 +57,34 @@ class Dataplane:
         except OSError:
             return False
 
-    def send_events(self, events, ptype=T_EVENTS):
-        for i in range(0, len(events), MAX_PER_PACKET):
-            if not self.send_packet(ptype, events[i:i + MAX_PER_PACKET]):
+    def send_events(self, events, ptype=sc.EVENTS):
+        for i in range(0, len(events), sc.MAX_RECORDS_PER_PACKET):
+            if not self.send_packet(ptype, events[i:i + sc.MAX_RECORDS_PER_PACKET]):
                 return False
         return True
 
     def snapshot(self):
         with self.lock:
-            flows = [tuple(v[:9]) + (CREATE,) + tuple(v[10:]) for v in self.flows.values()]
+            flows = [v._replace(kind=CREATE) for v in self.flows.values()]
         with self.send_lock:  # begin..end is one unit: no live events inside it
             conn = self.sync_conn
             if conn is None:
                 return
             try:
-                conn.send(HDR.pack(T_SNAP_BEGIN, 1, 0, 0))
-                for i in range(0, len(flows), MAX_PER_PACKET):
-                    part = flows[i:i + MAX_PER_PACKET]
-                    conn.send(HDR.pack(T_EVENTS, 1, len(part), 0) +
-                              b"".join(EVENT.pack(*e) for e in part))
-                conn.send(HDR.pack(T_SNAP_END, 1, 0, 0))
+                conn.send(sc.encode_packet(sc.SNAPSHOT_BEGIN))
+                for i in range(0, len(flows), sc.MAX_RECORDS_PER_PACKET):
+                    conn.send(sc.encode_packet(sc.EVENTS, flows[i:i + sc.MAX_RECORDS_PER_PACKET]))
+                conn.send(sc.encode_packet(sc.SNAPSHOT_END))
             except OSError:
                 pass
 
     def apply(self, events):
         with self.lock:
             for ev in events:
-                k = key_of(ev)
-                if ev[9] == DELETE:
-                    self.flows.pop(k, None)
+                if ev.kind == DELETE:
+                    self.flows.pop(ev.key(), None)
                 else:
-                    self.flows[k] = ev[:9] + (CREATE,) + ev[10:]
+                    self.flows[ev.key()] = ev._replace(kind=CREATE)
             self.applied += len(events)
             self.last_apply_time = time.monotonic()
 
@@ -110,19 +100,17 @@ class Dataplane:
             self.sync_conn = conn
             try:
                 while True:
-                    data = conn.recv(8 + 28 * MAX_PER_PACKET + 16)
+                    data = conn.recv(sc.MAX_PACKET_SIZE + 16)
                     if not data:
                         break
-                    if len(data) < 8:
+                    try:
+                        ptype, records = sc.decode_packet(data)
+                    except sc.SyncError:
                         self.bad_packets += 1
                         continue
-                    ptype, ver, count, _ = HDR.unpack_from(data)
-                    if ver != 1 or len(data) != 8 + 28 * count or count > MAX_PER_PACKET:
-                        self.bad_packets += 1
-                        continue
-                    if ptype == T_EVENTS:
-                        self.apply([EVENT.unpack_from(data, 8 + 28 * i) for i in range(count)])
-                    elif ptype == T_SNAP_REQ:
+                    if ptype == sc.EVENTS:
+                        self.apply(records)
+                    elif ptype == sc.SNAPSHOT_REQUEST:
                         self.snapshot_requests += 1
                         threading.Thread(target=self.snapshot, daemon=True).start()
                     else:
@@ -137,10 +125,11 @@ class Dataplane:
     def make_flows(self, start, count, kind=CREATE):
         evs = []
         for i in range(start, start + count):
-            ev = (0x0A008000 + (i >> 16), 0x0A000064, 0xC6336400 + (i % 251),
-                  1024 + (i & 0xFFFF) % 64000, 1024 + (i * 7) % 64000, 443, 6, 3, 350, kind, 2,
-                  i % 2)
-            evs.append(ev)
+            evs.append(sc.SyncRecord(
+                inside_ip=0x0A008000 + (i >> 16), outside_ip=0x0A000064,
+                remote_ip=0xC6336400 + (i % 251), inside_port=1024 + (i & 0xFFFF) % 64000,
+                outside_port=1024 + (i * 7) % 64000, remote_port=443, proto=6, tcp_bits=3,
+                remaining_ms=350_000, kind=kind, worker_hint=i % 2))
         return evs
 
     def emit(self, start, count, kind=CREATE):
@@ -149,9 +138,9 @@ class Dataplane:
         with self.lock:
             for ev in evs:
                 if kind == DELETE:
-                    self.flows.pop(key_of(ev), None)
+                    self.flows.pop(ev.key(), None)
                 else:
-                    self.flows[key_of(ev)] = ev
+                    self.flows[ev.key()] = ev
         sent = False
         if self.role == "active":
             sent = self.send_events(evs)

@@ -15,14 +15,14 @@ using namespace std::chrono_literals;
 
 FlowEvent flow(uint32_t i, FlowEventKind kind = FlowEventKind::Create) {
   FlowEvent e;
-  e.inside_addr = 0x0a800000 + i;
-  e.outside_addr = 0x0a000064;
-  e.remote_addr = 0x01010101;
+  e.inside_ip = 0x0a800000 + i;
+  e.outside_ip = 0x0a000064;
+  e.remote_ip = 0x01010101;
   e.inside_port = static_cast<uint16_t>(1000 + i % 60000);
   e.outside_port = static_cast<uint16_t>(1024 + i % 60000);
   e.remote_port = 443;
-  e.protocol = 17;
-  e.lifetime_s = 300;
+  e.proto = 17;
+  e.remaining_ms = 300000;
   e.kind = kind;
   return e;
 }
@@ -31,7 +31,7 @@ FlowEvent flow(uint32_t i, FlowEventKind kind = FlowEventKind::Create) {
 class TableSink : public SyncSink {
  public:
   void apply(const FlowEvent& e) override {
-    const auto key = std::make_tuple(e.inside_addr, e.inside_port, e.remote_addr, e.protocol);
+    const auto key = std::make_tuple(e.inside_ip, e.inside_port, e.remote_ip, e.proto);
     if (e.kind == FlowEventKind::Delete) {
       table.erase(key);
     } else {
@@ -192,8 +192,8 @@ TEST_F(SyncTest, BulkResyncOnJoinReplacesStaleEntries) {
   sink_.apply(flow(999999));
   join_with(5000);
   EXPECT_EQ(sink_.table.size(), 5000U);
-  EXPECT_EQ(sink_.table.count({flow(999999).inside_addr, flow(999999).inside_port,
-                               flow(999999).remote_addr, flow(999999).protocol}),
+  EXPECT_EQ(sink_.table.count({flow(999999).inside_ip, flow(999999).inside_port,
+                               flow(999999).remote_ip, flow(999999).proto}),
             0U);
   EXPECT_EQ(sender_->stats().bulk_chunks, (5000 + kMaxBulkEvents - 1) / kMaxBulkEvents);
   EXPECT_EQ(receiver_->stats().snapshots_completed, 1U);
@@ -352,18 +352,18 @@ TEST_P(MillionEvents, StandbyEndsWithTheActivesExactTable) {
   for (uint32_t i = 0; i < kEvents; ++i) {
     const uint32_t k = static_cast<uint32_t>(rng() % kKeys);
     FlowEvent e = flow(k);
-    const Key key{e.inside_addr, e.inside_port, e.remote_addr, e.protocol};
+    const Key key{e.inside_ip, e.inside_port, e.remote_ip, e.proto};
     const auto it = active.find(key);
     if (it == active.end()) {
       e.kind = FlowEventKind::Create;
       e.outside_port = static_cast<uint16_t>(1024 + rng() % 64000);
-      e.lifetime_s = 30 + static_cast<uint32_t>(rng() % 300);
+      e.remaining_ms = (30 + static_cast<uint32_t>(rng() % 300)) * 1000;
       active[key] = e;
     } else if (rng() % 10 < 7) {
       e = it->second;
       e.kind = FlowEventKind::Refresh;
-      e.lifetime_s = 30 + static_cast<uint32_t>(rng() % 300);
-      e.tcp_state = static_cast<uint8_t>(rng() % 8);
+      e.remaining_ms = (30 + static_cast<uint32_t>(rng() % 300)) * 1000;
+      e.tcp_bits = static_cast<uint8_t>(rng() % 8);
       it->second = e;
     } else {
       e = it->second;
@@ -413,7 +413,7 @@ TEST_P(MillionEvents, StandbyEndsWithTheActivesExactTable) {
 INSTANTIATE_TEST_SUITE_P(Sync, MillionEvents, ::testing::Values(0U, 2000U),
                          [](const ::testing::TestParamInfo<uint32_t>& p) {
                            return p.param == 0 ? std::string("NoLoss")
-                                                  : "LossOneIn" + std::to_string(p.param);
+                                               : "LossOneIn" + std::to_string(p.param);
                          });
 
 }  // namespace

@@ -101,7 +101,7 @@ TEST(UdpTransportTest, SyncOverLoopbackEndToEnd) {
   ASSERT_TRUE(std::holds_alternative<SyncRequest>(decoded->message));
 
   std::vector<FlowEvent> table(1000);
-  for (uint32_t i = 0; i < table.size(); ++i) table[i].inside_addr = i;
+  for (uint32_t i = 0; i < table.size(); ++i) table[i].inside_ip = i;
   sender.send_snapshot(table);
   for (uint32_t i = 0; i < 500; ++i) sender.add(table[i]);
   sender.flush();

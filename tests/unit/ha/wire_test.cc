@@ -30,17 +30,17 @@ class WireTest : public ::testing::Test {
 
 FlowEvent sample_event(uint32_t i) {
   FlowEvent e;
-  e.inside_addr = 0x0a008001 + i;
-  e.outside_addr = 0x0a000064;
-  e.remote_addr = 0xc6336401;
+  e.inside_ip = 0x0a008001 + i;
+  e.outside_ip = 0x0a000064;
+  e.remote_ip = 0xc6336401;
   e.inside_port = static_cast<uint16_t>(40000 + i);
   e.outside_port = static_cast<uint16_t>(1024 + i);
   e.remote_port = 443;
-  e.protocol = 6;
-  e.tcp_state = 3;
-  e.lifetime_s = 350 - i;
+  e.proto = 6;
+  e.tcp_bits = 3;
+  e.remaining_ms = (350 - i) * 1000;
   e.kind = FlowEventKind::Refresh;
-  e.flags = kFlowFlagSeenReply;
+  e.endpoint_independent = (i % 2) == 1;
   e.worker_hint = static_cast<uint16_t>(i % 2);
   return e;
 }

@@ -1,0 +1,1 @@
+int eipgate_dependency_rules_fixture;
