@@ -134,10 +134,7 @@ class Daemon final : public ha::SyncSink {
   Daemon(const DaemonConfig& config, ha::Secret secret)
       : config_(config),
         secret_(std::move(secret)),
-        boot_id_(ha::make_boot_id(static_cast<uint64_t>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
-                .count()))),
+        boot_id_(ha::make_run_id()),
         ops_(config.aws),
         link_(config.sync_socket),
         receiver_(clock_, this, config.ha.resync_retry),
@@ -224,7 +221,6 @@ class Daemon final : public ha::SyncSink {
   Identity identity_;
   std::unique_ptr<ha::Authenticator> auth_;
   std::unique_ptr<ha::Codec> codec_;
-  ha::ReplayWindow window_;
   std::unique_ptr<ha::FailoverFsm> fsm_;
   std::unique_ptr<ha::SyncSender> sender_;
   std::optional<ha::UdpTransport> udp_;
@@ -651,7 +647,8 @@ void Daemon::on_datagram(const ha::Datagram& d) {
     codec_->counters().count(ha::DropReason::unknown_source);
     return;
   }
-  auto decoded = codec_->decode(d.bytes, window_);
+  auto decoded = codec_->decode(d.bytes);
+  if (codec_->take_answer_due()) send_heartbeat();  // the exchange (control/ha/wire.h)
   if (!decoded) return;
   const ha::Header& h = decoded->header;
   const bool active = fsm_->state() == ha::HaState::Active;
@@ -975,7 +972,11 @@ json Daemon::command(const std::string& cmd, const json& args) {
 int Daemon::run(const std::atomic<bool>& stop) {
   const auto logger = log::get();
   std::string err;
-  auth_ = ha::Authenticator::create(secret_.bytes(), &err);
+  {  // Only the derived key stays (in OpenSSL's context): both copies of the secret are wiped.
+    std::vector<uint8_t> raw(secret_.bytes().begin(), secret_.bytes().end());
+    secret_ = ha::Secret{};
+    auth_ = ha::Authenticator::create_link(raw, &err);
+  }
   if (!auth_) {
     logger->error("cannot set up HMAC: {}", err);
     return 1;
@@ -1043,6 +1044,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
       if (fd == udp_->fd()) {
         for (int round = 0; round < 64; ++round) {
           auto ds = udp_->receive_many(64, 0);
+          codec_->counters().count(ha::DropReason::too_long, udp_->take_oversized());
           for (const auto& d : ds) on_datagram(d);
           if (ds.size() < 64) break;
         }

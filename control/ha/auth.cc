@@ -1,11 +1,15 @@
-// HMAC-SHA256 over OpenSSL 3's EVP_MAC, and the anti-replay window.
+// HMAC-SHA256 over OpenSSL 3's EVP_MAC, the link key derivation (HKDF), run ids and the
+// anti-replay window.
 #include "control/ha/auth.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+
+#include <cstdlib>
 
 namespace eipgate::ha {
 
@@ -45,6 +49,19 @@ std::unique_ptr<Authenticator> Authenticator::create(std::span<const uint8_t> ke
   return std::unique_ptr<Authenticator>(new Authenticator(std::move(impl)));
 }
 
+std::unique_ptr<Authenticator> Authenticator::create_link(std::span<uint8_t> secret,
+                                                          std::string* error) {
+  std::optional<std::array<uint8_t, kMacSize>> key = derive_link_key(secret);
+  if (!secret.empty()) OPENSSL_cleanse(secret.data(), secret.size());
+  if (!key) {
+    if (error != nullptr) *error = "OpenSSL: cannot derive the HMAC key (HKDF-SHA256)";
+    return nullptr;
+  }
+  auto auth = create(*key, error);
+  OPENSSL_cleanse(key->data(), key->size());
+  return auth;
+}
+
 bool Authenticator::sign(std::span<const uint8_t> data, std::span<uint8_t, kMacSize> mac) {
   size_t len = 0;
   if (EVP_MAC_init(impl_->keyed, nullptr, 0, nullptr) != 1) return false;
@@ -60,10 +77,40 @@ bool Authenticator::verify(std::span<const uint8_t> data, std::span<const uint8_
   return CRYPTO_memcmp(expected.data(), mac.data(), kMacSize) == 0;
 }
 
-uint64_t make_boot_id(uint64_t unix_ms) {
-  uint16_t random = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&random), sizeof random) != 1) random = 0;
-  return (unix_ms << 16) | random;
+std::optional<std::array<uint8_t, kMacSize>> derive_link_key(std::span<const uint8_t> secret) {
+  if (secret.empty()) return std::nullopt;
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  if (kdf == nullptr) return std::nullopt;
+  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
+  EVP_KDF_free(kdf);
+  if (ctx == nullptr) return std::nullopt;
+  char digest[] = "SHA256";
+  unsigned char salt[] = "eipgate-ha";
+  unsigned char info[] = "wire v2 hmac";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(secret.data()),
+                                        secret.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, salt, sizeof salt - 1),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, sizeof info - 1),
+      OSSL_PARAM_construct_end(),
+  };
+  std::array<uint8_t, kMacSize> key{};
+  const bool ok = EVP_KDF_derive(ctx, key.data(), key.size(), params) == 1;
+  EVP_KDF_CTX_free(ctx);  // cleanses its copy of the secret
+  if (!ok) return std::nullopt;
+  return key;
+}
+
+uint64_t make_run_id() {
+  uint64_t id = 0;
+  while (id == 0) {
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&id), sizeof id) != 1) {
+      // No entropy source: OpenSSL's CSPRNG is required for the exchange to mean anything.
+      std::abort();
+    }
+  }
+  return id;
 }
 
 bool ReplayWindow::bit(uint64_t seq) const {
@@ -79,22 +126,14 @@ void ReplayWindow::clear_bit(uint64_t seq) {
   bits_[i / 64] &= ~(uint64_t{1} << (i % 64));
 }
 
-ReplayWindow::Verdict ReplayWindow::check(uint64_t boot_id, uint64_t seq) const {
+ReplayWindow::Verdict ReplayWindow::check(uint64_t seq) const {
   if (seq == 0) return Verdict::TooOld;  // sequences start at 1
-  if (!started_ || boot_id > boot_id_) return Verdict::Accept;
-  if (boot_id < boot_id_) return Verdict::StaleIncarnation;
   if (seq > highest_) return Verdict::Accept;
   if (highest_ - seq >= kSize) return Verdict::TooOld;
   return bit(seq) ? Verdict::Replay : Verdict::Accept;
 }
 
-void ReplayWindow::record(uint64_t boot_id, uint64_t seq) {
-  if (!started_ || boot_id > boot_id_) {
-    started_ = true;
-    boot_id_ = boot_id;
-    highest_ = 0;
-    bits_.fill(0);
-  }
+void ReplayWindow::record(uint64_t seq) {
   if (seq > highest_) {
     // Slots between the old and the new highest now stand for sequences not yet seen.
     const uint64_t advance = seq - highest_;
@@ -106,6 +145,11 @@ void ReplayWindow::record(uint64_t boot_id, uint64_t seq) {
     highest_ = seq;
   }
   set_bit(seq);
+}
+
+void ReplayWindow::reset() {
+  highest_ = 0;
+  bits_.fill(0);
 }
 
 }  // namespace eipgate::ha

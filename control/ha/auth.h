@@ -1,11 +1,12 @@
-// Message authentication for the HA link: HMAC-SHA256 (OpenSSL EVP_MAC) with the pair's shared
-// secret, and the anti-replay window that accepts each (incarnation, sequence) at most once.
+// Message authentication for the HA link: HMAC-SHA256 (OpenSSL EVP_MAC) under a key derived from
+// the pair's shared secret, random run identifiers, and the per-run anti-replay window.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -17,8 +18,14 @@ inline constexpr size_t kMacSize = 32;  // HMAC-SHA256
 // The key is never exposed or logged; OpenSSL keeps its own copy, cleansed on destruction.
 class Authenticator {
  public:
-  // nullptr with *error set when OpenSSL cannot build the context or the key is empty.
+  // Keys HMAC-SHA256 with `key` as given. nullptr with *error set when OpenSSL cannot build the
+  // context or the key is empty.
   static std::unique_ptr<Authenticator> create(std::span<const uint8_t> key, std::string* error);
+  // The HA link's authenticator: keys HMAC-SHA256 with derive_link_key(secret), then wipes the
+  // derived key and `secret` (OPENSSL_cleanse), so neither the shared secret nor a copy of it
+  // stays in memory; only OpenSSL's keyed context (the derived key) does. `secret` is wiped on
+  // failure too.
+  static std::unique_ptr<Authenticator> create_link(std::span<uint8_t> secret, std::string* error);
   ~Authenticator();
   Authenticator(const Authenticator&) = delete;
   Authenticator& operator=(const Authenticator&) = delete;
@@ -34,24 +41,27 @@ class Authenticator {
   std::unique_ptr<Impl> impl_;
 };
 
-// A sender incarnation: unix time in ms at boot in the high 48 bits and 16 random bits, so a
-// restarted peer's identifier is larger than its previous one (see ReplayWindow).
-[[nodiscard]] uint64_t make_boot_id(uint64_t unix_ms);
+// The wire's HMAC key: HKDF-SHA256 (RFC 5869) of the shared secret, salt "eipgate-ha", info
+// "wire v2 hmac". nullopt on an OpenSSL failure or an empty secret.
+[[nodiscard]] std::optional<std::array<uint8_t, kMacSize>> derive_link_key(
+    std::span<const uint8_t> secret);
 
-// Sliding anti-replay window (as in IPsec, RFC 4303 appendix A) for one peer. Sequence numbers are
-// per incarnation (boot id) and start at 1. A larger boot id starts a new window; a smaller one
-// is an old incarnation's message and is refused, so recorded traffic of an earlier run cannot be
-// replayed. check() does not change state: record only after the message authenticated and
-// parsed, so forged or broken datagrams cannot move the window.
+// A run identifier: 64 random bits (RAND_bytes), never 0. A new one at every start; runs are not
+// ordered (no clock is involved), freshness comes from the exchange in Codec (wire.h).
+[[nodiscard]] uint64_t make_run_id();
+
+// Sliding anti-replay window (as in IPsec, RFC 4303 appendix A) over one sender run's message
+// sequence numbers, which start at 1. check() does not change state: record only after the
+// message authenticated and parsed, so forged or broken datagrams cannot move the window.
 class ReplayWindow {
  public:
   static constexpr uint64_t kSize = 1024;
-  enum class Verdict : uint8_t { Accept, Replay, TooOld, StaleIncarnation };
+  enum class Verdict : uint8_t { Accept, Replay, TooOld };
 
-  [[nodiscard]] Verdict check(uint64_t boot_id, uint64_t seq) const;
-  void record(uint64_t boot_id, uint64_t seq);
+  [[nodiscard]] Verdict check(uint64_t seq) const;
+  void record(uint64_t seq);
+  void reset();
 
-  [[nodiscard]] uint64_t boot_id() const { return boot_id_; }
   [[nodiscard]] uint64_t highest() const { return highest_; }
 
  private:
@@ -59,8 +69,6 @@ class ReplayWindow {
   void set_bit(uint64_t seq);
   void clear_bit(uint64_t seq);
 
-  bool started_ = false;
-  uint64_t boot_id_ = 0;
   uint64_t highest_ = 0;
   std::array<uint64_t, kSize / 64> bits_{};  // bit (seq % kSize) set: seq seen
 };

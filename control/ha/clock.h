@@ -20,6 +20,12 @@ class SteadyClock final : public Clock {
   }
 };
 
+// The process's steady clock, for components that default to it.
+[[nodiscard]] inline const Clock& default_clock() {
+  static const SteadyClock clock;
+  return clock;
+}
+
 // Test clock: time moves only when told to.
 class ManualClock final : public Clock {
  public:

@@ -64,6 +64,7 @@ UdpTransport& UdpTransport::operator=(UdpTransport&& other) noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = other.fd_;
     local_ = other.local_;
+    oversized_ = other.oversized_;
     other.fd_ = -1;
   }
   return *this;
@@ -153,7 +154,10 @@ std::vector<Datagram> UdpTransport::receive_many(size_t max, int timeout_ms, siz
     r = ::recvmmsg(fd_, msgs, static_cast<unsigned>(max), MSG_DONTWAIT, nullptr);
   } while (r < 0 && errno == EINTR);
   for (int i = 0; i < r; ++i) {
-    if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) continue;
+    if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+      ++oversized_;  // longer than max_size: the rest was cut off by the kernel
+      continue;
+    }
     const uint8_t* base = storage.data() + static_cast<size_t>(i) * max_size;
     out.push_back(
         Datagram{from_sockaddr(from[i]), std::vector<uint8_t>(base, base + msgs[i].msg_len)});

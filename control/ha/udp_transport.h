@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace eipgate::ha {
@@ -27,7 +28,8 @@ class UdpTransport {
   // Binds address:port (port 0: any free port, see local()). nullopt with *error on failure.
   static std::optional<UdpTransport> open(Endpoint bind, std::string* error);
 
-  UdpTransport(UdpTransport&& other) noexcept : fd_(other.fd_), local_(other.local_) {
+  UdpTransport(UdpTransport&& other) noexcept
+      : fd_(other.fd_), local_(other.local_), oversized_(other.oversized_) {
     other.fd_ = -1;
   }
   UdpTransport& operator=(UdpTransport&& other) noexcept;
@@ -45,8 +47,12 @@ class UdpTransport {
   // Waits up to timeout_ms (0: don't wait) for one datagram.
   std::optional<Datagram> receive(int timeout_ms);
   // Receives up to `max` already queued datagrams with recvmmsg() (waits up to timeout_ms for the
-  // first). Datagrams longer than max_size are truncated and dropped.
+  // first). Datagrams longer than max_size are dropped and counted (oversized()); none is ever
+  // returned truncated.
   std::vector<Datagram> receive_many(size_t max, int timeout_ms, size_t max_size = 2048);
+  // Datagrams dropped for being longer than receive_many's max_size, since the last take.
+  [[nodiscard]] uint64_t oversized() const { return oversized_; }
+  uint64_t take_oversized() { return std::exchange(oversized_, 0); }
 
   // Kernel socket buffer sizes (SO_RCVBUF/SO_SNDBUF), for bulk resync bursts.
   bool set_buffer_sizes(int bytes);
@@ -56,6 +62,7 @@ class UdpTransport {
   bool wait_readable(int timeout_ms) const;
   int fd_ = -1;
   Endpoint local_;
+  uint64_t oversized_ = 0;
 };
 
 }  // namespace eipgate::ha

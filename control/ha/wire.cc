@@ -1,6 +1,7 @@
 // Encoding, signing, verification and parsing of HA messages (layout in wire.h / README.md).
 #include "control/ha/wire.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/byte_order.h"
@@ -180,6 +181,11 @@ std::string_view to_string(MessageType t) {
   return "unknown";
 }
 
+bool changes_state(MessageType t) {
+  return t == MessageType::Heartbeat || t == MessageType::HandoverRequest ||
+         t == MessageType::HandoverAck;
+}
+
 std::string_view to_string(DropReason r) {
   const auto i = static_cast<size_t>(r);
   return i < kDropReasonCount ? kReasonNames[i] : "unknown";
@@ -208,6 +214,10 @@ size_t Codec::encode(const Message& message, uint64_t epoch, std::span<uint8_t> 
   be::put64(p + 8, boot_id_);
   be::put64(p + 16, ++seq_);
   be::put64(p + 24, epoch);
+  const Echo e = echo();
+  be::put64(p + 32, static_cast<uint64_t>(clock_.now().count()));
+  be::put64(p + 40, e.run);
+  be::put64(p + 48, e.ms);
   encode_payload(message, p + kHeaderSize);
   if (!auth_->sign(std::span<const uint8_t>(p, kHeaderSize + payload),
                    std::span<uint8_t, kMacSize>(p + kHeaderSize + payload, kMacSize))) {
@@ -231,11 +241,13 @@ std::optional<Header> peek_header(std::span<const uint8_t> d) {
   h.boot_id = be::get64(p + 8);
   h.seq = be::get64(p + 16);
   h.epoch = be::get64(p + 24);
+  h.sent_ms = be::get64(p + 32);
+  h.echo_run = be::get64(p + 40);
+  h.echo_ms = be::get64(p + 48);
   return h;
 }
 
-std::optional<Decoded> Codec::decode(std::span<const uint8_t> d, ReplayWindow& window,
-                                     DropReason* why) {
+std::optional<Decoded> Codec::decode(std::span<const uint8_t> d, DropReason* why) {
   auto drop = [&](DropReason r) -> std::optional<Decoded> {
     counters_.count(r);
     if (why != nullptr) *why = r;
@@ -257,20 +269,105 @@ std::optional<Decoded> Codec::decode(std::span<const uint8_t> d, ReplayWindow& w
   std::optional<Message> m = decode_payload(h.type, p + kHeaderSize, payload);
   if (!m) return drop(DropReason::bad_payload);
   if (h.boot_id == boot_id_) return drop(DropReason::own_message);
-  switch (window.check(h.boot_id, h.seq)) {
-    case ReplayWindow::Verdict::Accept:
-      break;
-    case ReplayWindow::Verdict::Replay:
-      return drop(DropReason::replay);
-    case ReplayWindow::Verdict::TooOld:
-      return drop(DropReason::too_old);
-    case ReplayWindow::Verdict::StaleIncarnation:
-      return drop(DropReason::stale_incarnation);
+  if (retired(h.boot_id)) return drop(DropReason::stale_incarnation);
+
+  const Millis now = clock_.now();
+  const auto now_ms = static_cast<uint64_t>(now.count());
+  // Bound: echoes our run id, and a time of ours that has already happened.
+  const bool bound = h.echo_run == boot_id_ && h.echo_ms <= now_ms;
+  const bool fresh = bound && now_ms - h.echo_ms <= static_cast<uint64_t>(max_age_.count());
+  if (peer_ && h.boot_id == peer_->run) {
+    // The current sender run: each sequence once, then the binding.
+    switch (peer_->window.check(h.seq)) {
+      case ReplayWindow::Verdict::Accept:
+        break;
+      case ReplayWindow::Verdict::Replay:
+        return drop(DropReason::replay);
+      case ReplayWindow::Verdict::TooOld:
+        return drop(DropReason::too_old);
+    }
+    // Authentic and new: what it says of the sender's clock is echoed back even if we cannot use
+    // the message (after a partition, both sides' echoes are old until they hear each other).
+    peer_->window.record(h.seq);
+    peer_->echo_ms = std::max(peer_->echo_ms, h.sent_ms);
+    peer_->heard = now;
+    if (!bound) {
+      answer(h.boot_id, now);
+      return drop(DropReason::unbound);
+    }
+    if (!fresh && changes_state(h.type)) {
+      answer(h.boot_id, now);
+      return drop(DropReason::expired);
+    }
+  } else {
+    // Another run: it replaces the current one only by proving it heard us recently.
+    if (!bound) {
+      note_unaccepted(h, now);
+      return drop(DropReason::unbound);
+    }
+    if (!fresh) {
+      note_unaccepted(h, now);
+      return drop(DropReason::expired);
+    }
+    if (h.seq == 0) return drop(DropReason::too_old);
+    if (peer_) {
+      retired_[retired_next_] = peer_->run;
+      retired_next_ = (retired_next_ + 1) % kRetiredRuns;
+    }
+    peer_.emplace();
+    peer_->run = h.boot_id;
+    peer_->window.record(h.seq);
+    peer_->echo_ms = h.sent_ms;
+    peer_->heard = now;
+    candidate_.reset();
+    answer_due_ = true;  // tell the new run at once that we heard it
   }
-  window.record(h.boot_id, h.seq);
   ++counters_.accepted;
   if (why != nullptr) *why = DropReason::count;
   return Decoded{h, std::move(*m)};
+}
+
+void Codec::note_unaccepted(const Header& h, Millis now) {
+  if (candidate_ && candidate_->run == h.boot_id) {
+    candidate_->ms = std::max(candidate_->ms, h.sent_ms);
+  } else {
+    candidate_ = Echo{h.boot_id, h.sent_ms};
+  }
+  answer(h.boot_id, now);
+}
+
+void Codec::answer(uint64_t run, Millis now) {
+  auto* slot = &answered_[0];
+  for (auto& a : answered_) {
+    if (a.first == run) {
+      slot = &a;
+      break;
+    }
+    if (a.second < slot->second) slot = &a;  // else the least recently answered
+  }
+  if (slot->first == run && now - slot->second < kAnswerInterval) return;
+  *slot = {run, now};
+  answer_due_ = true;
+}
+
+bool Codec::take_answer_due() {
+  const bool due = answer_due_;
+  answer_due_ = false;
+  return due;
+}
+
+bool Codec::retired(uint64_t run) const {
+  for (uint64_t r : retired_) {
+    if (r != 0 && r == run) return true;
+  }
+  return false;
+}
+
+Echo Codec::echo() const {
+  if (peer_ && clock_.now() - peer_->heard <= max_age_) return Echo{peer_->run, peer_->echo_ms};
+  if (candidate_) return *candidate_;
+  if (peer_) return Echo{peer_->run, peer_->echo_ms};
+  return Echo{};
 }
 
 }  // namespace eipgate::ha

@@ -55,15 +55,39 @@ TEST(UdpTransportTest, SendManyReceiveMany) {
   for (size_t i = 0; i < ds.size(); ++i) EXPECT_EQ(got[i].bytes, ds[i]) << i;
 }
 
+// Receives until `want` datagrams were returned or dropped as oversized (or a few seconds pass).
+std::vector<Datagram> receive_up_to(UdpTransport& t, size_t want, size_t max_size) {
+  std::vector<Datagram> got;
+  for (int i = 0; i < 3 && got.size() + t.oversized() < want; ++i) {
+    for (auto& d : t.receive_many(8, 1000, max_size)) got.push_back(std::move(d));
+  }
+  return got;
+}
+
 TEST(UdpTransportTest, OversizedDatagramIsDropped) {
   UdpTransport a = open_loopback();
   UdpTransport b = open_loopback();
   ASSERT_TRUE(a.send(b.local(), std::vector<uint8_t>(3000, 7)));
   ASSERT_TRUE(a.send(b.local(), std::vector<uint8_t>(10, 8)));
-  std::vector<Datagram> got;
-  for (int i = 0; i < 2 && got.empty(); ++i) got = b.receive_many(8, 1000, kMaxDatagram);
-  ASSERT_FALSE(got.empty());
-  EXPECT_EQ(got.back().bytes, std::vector<uint8_t>(10, 8));
+  // Everything that arrives must be whole: the oversized one neither whole nor cut short.
+  const std::vector<Datagram> got = receive_up_to(b, 2, kMaxDatagram);
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_EQ(got[0].bytes, std::vector<uint8_t>(10, 8));
+  EXPECT_EQ(b.oversized(), 1U) << "counted, not silently lost";
+  EXPECT_EQ(b.take_oversized(), 1U);
+  EXPECT_EQ(b.oversized(), 0U);
+}
+
+// The daemon's receive size (2048): a datagram of 2048 bytes arrives, one of 2049 is counted.
+TEST(UdpTransportTest, DefaultLimitIs2048Bytes) {
+  UdpTransport a = open_loopback();
+  UdpTransport b = open_loopback();
+  ASSERT_TRUE(a.send(b.local(), std::vector<uint8_t>(2049, 1)));
+  ASSERT_TRUE(a.send(b.local(), std::vector<uint8_t>(2048, 2)));
+  const std::vector<Datagram> got = receive_up_to(b, 2, 2048);
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_EQ(got[0].bytes, std::vector<uint8_t>(2048, 2));
+  EXPECT_EQ(b.oversized(), 1U);
 }
 
 class CountingSink : public SyncSink {
@@ -83,9 +107,8 @@ TEST(UdpTransportTest, SyncOverLoopbackEndToEnd) {
   std::string error;
   auto auth_a = Authenticator::create(key, &error);
   auto auth_s = Authenticator::create(key, &error);
-  Codec codec_a(auth_a.get(), 10), codec_s(auth_s.get(), 20);
-  ReplayWindow window_s, window_a;
   ManualClock clock;
+  Codec codec_a(auth_a.get(), 10, clock), codec_s(auth_s.get(), 20, clock);
   CountingSink sink;
   SyncSender sender(&codec_a);
   SyncReceiver receiver(clock, &sink, std::chrono::seconds(2));
@@ -96,7 +119,20 @@ TEST(UdpTransportTest, SyncOverLoopbackEndToEnd) {
   ASSERT_TRUE(standby.send(active.local(), codec_s.encode(*req, 1)));
   auto got = active.receive(1000);
   ASSERT_TRUE(got);
-  auto decoded = codec_a.decode(got->bytes, window_a);
+  // The request does not echo the active yet (the exchange): dropped, and the active answers.
+  DropReason why = DropReason::count;
+  ASSERT_FALSE(codec_a.decode(got->bytes, &why));
+  EXPECT_EQ(why, DropReason::unbound);
+  ASSERT_TRUE(codec_a.take_answer_due());
+  ASSERT_TRUE(
+      active.send(standby.local(), codec_a.encode(Heartbeat{HaState::Active, 1, 3, 0, 0}, 1)));
+  auto answer = standby.receive(1000);
+  ASSERT_TRUE(answer);
+  ASSERT_TRUE(codec_s.decode(answer->bytes));
+  ASSERT_TRUE(standby.send(active.local(), codec_s.encode(*req, 1)));
+  got = active.receive(1000);
+  ASSERT_TRUE(got);
+  auto decoded = codec_a.decode(got->bytes);
   ASSERT_TRUE(decoded);
   ASSERT_TRUE(std::holds_alternative<SyncRequest>(decoded->message));
 
@@ -115,7 +151,7 @@ TEST(UdpTransportTest, SyncOverLoopbackEndToEnd) {
     for (const auto& d : batch) {
       ++received;
       ASSERT_EQ(d.from, active.local());
-      auto m = codec_s.decode(d.bytes, window_s);
+      auto m = codec_s.decode(d.bytes);
       ASSERT_TRUE(m);
       std::optional<SyncRequest> r;
       if (const auto* b = std::get_if<SyncBulk>(&m->message)) r = receiver.on_bulk(10, *b);

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <functional>
+#include <set>
 
 #include "common/byte_order.h"
 #include "control/ha/auth.h"
@@ -100,47 +101,82 @@ TEST_F(WireTest, HmacMatchesKnownVector) {
   EXPECT_EQ(mac, again);
 }
 
+TEST_F(WireTest, LinkKeyIsDerivedAndTheSecretWiped) {
+  std::vector<uint8_t> secret = key("0123456789abcdef-shared");
+  const std::vector<uint8_t> copy = secret;
+  std::string error;
+  auto link = Authenticator::create_link(secret, &error);
+  ASSERT_TRUE(link) << error;
+  EXPECT_EQ(secret, std::vector<uint8_t>(copy.size(), 0)) << "the raw secret must be wiped";
+  // The wire's MAC key is HKDF(secret), not the secret: both peers derive the same one.
+  const auto derived = derive_link_key(copy);
+  ASSERT_TRUE(derived);
+  EXPECT_NE(std::vector<uint8_t>(derived->begin(), derived->end()), copy);
+  auto by_derived = Authenticator::create(*derived, &error);
+  const std::vector<uint8_t> data = key("heartbeat bytes");
+  std::array<uint8_t, kMacSize> mac{};
+  ASSERT_TRUE(link->sign(data, mac));
+  EXPECT_TRUE(by_derived->verify(data, mac));
+  EXPECT_FALSE(auth_a_->verify(data, mac)) << "keyed with the raw secret: must differ";
+  std::vector<uint8_t> other = key("0123456789abcdef-shared");
+  auto peer = Authenticator::create_link(other, &error);
+  EXPECT_TRUE(peer->verify(data, mac));
+  std::vector<uint8_t> empty;
+  EXPECT_EQ(Authenticator::create_link(empty, &error), nullptr);
+}
+
 TEST(ReplayWindowTest, AcceptsEachSequenceOnce) {
   ReplayWindow w;
-  EXPECT_EQ(w.check(100, 0), ReplayWindow::Verdict::TooOld);
+  EXPECT_EQ(w.check(0), ReplayWindow::Verdict::TooOld);
   for (uint64_t s : {1, 2, 5, 4, 3}) {
-    ASSERT_EQ(w.check(100, s), ReplayWindow::Verdict::Accept) << s;
-    w.record(100, s);
+    ASSERT_EQ(w.check(s), ReplayWindow::Verdict::Accept) << s;
+    w.record(s);
   }
-  for (uint64_t s : {1, 2, 3, 4, 5}) EXPECT_EQ(w.check(100, s), ReplayWindow::Verdict::Replay);
-  EXPECT_EQ(w.check(100, 6), ReplayWindow::Verdict::Accept);
+  for (uint64_t s : {1, 2, 3, 4, 5}) EXPECT_EQ(w.check(s), ReplayWindow::Verdict::Replay);
+  EXPECT_EQ(w.check(6), ReplayWindow::Verdict::Accept);
+  w.reset();
+  EXPECT_EQ(w.check(1), ReplayWindow::Verdict::Accept);
 }
 
 TEST(ReplayWindowTest, SlidesAndForgetsOnlyBeyondTheWindow) {
   ReplayWindow w;
-  w.record(7, 10);
-  w.record(7, 10 + ReplayWindow::kSize - 1);
-  EXPECT_EQ(w.check(7, 10), ReplayWindow::Verdict::Replay);
-  EXPECT_EQ(w.check(7, 11), ReplayWindow::Verdict::Accept);  // never seen, still in the window
-  w.record(7, 10 + ReplayWindow::kSize);
-  EXPECT_EQ(w.check(7, 10), ReplayWindow::Verdict::TooOld);
-  EXPECT_EQ(w.check(7, 11), ReplayWindow::Verdict::Accept);
+  w.record(10);
+  w.record(10 + ReplayWindow::kSize - 1);
+  EXPECT_EQ(w.check(10), ReplayWindow::Verdict::Replay);
+  EXPECT_EQ(w.check(11), ReplayWindow::Verdict::Accept);  // never seen, still in the window
+  w.record(10 + ReplayWindow::kSize);
+  EXPECT_EQ(w.check(10), ReplayWindow::Verdict::TooOld);
+  EXPECT_EQ(w.check(11), ReplayWindow::Verdict::Accept);
   // A jump far ahead clears everything; old slots must not read as seen.
-  w.record(7, 100000);
-  EXPECT_EQ(w.check(7, 100000 - 5), ReplayWindow::Verdict::Accept);
-  EXPECT_EQ(w.check(7, 100000), ReplayWindow::Verdict::Replay);
+  w.record(100000);
+  EXPECT_EQ(w.check(100000 - 5), ReplayWindow::Verdict::Accept);
+  EXPECT_EQ(w.check(100000), ReplayWindow::Verdict::Replay);
 }
 
-TEST(ReplayWindowTest, IncarnationsAreOrdered) {
-  ReplayWindow w;
-  w.record(make_boot_id(1000), 50);
-  const uint64_t restarted = make_boot_id(2000);
-  EXPECT_EQ(w.check(restarted, 1), ReplayWindow::Verdict::Accept);  // new run, counts from 1
-  w.record(restarted, 1);
-  EXPECT_EQ(w.check(make_boot_id(1000), 51), ReplayWindow::Verdict::StaleIncarnation);
-  EXPECT_EQ(w.boot_id(), restarted);
-  EXPECT_GT(make_boot_id(2), make_boot_id(1));
+TEST(RunIdTest, RandomNeverZeroAndNotFromTheClock) {
+  std::set<uint64_t> ids;
+  for (int i = 0; i < 64; ++i) {
+    const uint64_t id = make_run_id();
+    EXPECT_NE(id, 0U);
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 64U);
+}
+
+// `tx` learns `rx`'s run and time, as from rx's first heartbeat: tx's messages are then bound to
+// rx (the exchange). rx's heartbeat does not echo tx yet, so tx drops it as unbound.
+void introduce(Codec& tx, Codec& rx) {
+  DropReason why = DropReason::count;
+  EXPECT_FALSE(tx.decode(rx.encode(Heartbeat{}, 0), &why));
+  EXPECT_EQ(why, DropReason::unbound);
+  (void)tx.take_answer_due();
 }
 
 TEST_F(WireTest, RoundTripsEveryMessageType) {
-  Codec tx(auth_a_.get(), 111);
-  Codec rx(auth_b_.get(), 222);
-  ReplayWindow window;
+  ManualClock clock;
+  Codec tx(auth_a_.get(), 111, clock);
+  Codec rx(auth_b_.get(), 222, clock);
+  introduce(tx, rx);
   SyncBatch batch{77, {}};
   for (uint32_t i = 0; i < kMaxBatchEvents; ++i) batch.events.push_back(sample_event(i));
   SyncBulk bulk{9, 3, 1234, true, {sample_event(1), sample_event(2)}};
@@ -157,22 +193,27 @@ TEST_F(WireTest, RoundTripsEveryMessageType) {
   };
   uint64_t seq = 0;
   for (const Message& m : messages) {
+    clock.advance(Millis{10});
     const auto d = tx.encode(m, 17);
     ASSERT_FALSE(d.empty());
     ASSERT_LE(d.size(), kMaxDatagram);
-    auto got = rx.decode(d, window);
+    auto got = rx.decode(d);
     ASSERT_TRUE(got) << "type index " << m.index();
     EXPECT_EQ(got->message, m);
     EXPECT_EQ(got->header.boot_id, 111U);
     EXPECT_EQ(got->header.seq, ++seq);
     EXPECT_EQ(got->header.epoch, 17U);
+    EXPECT_EQ(got->header.sent_ms, static_cast<uint64_t>(clock.now().count()));
+    EXPECT_EQ(got->header.echo_run, 222U);
   }
   EXPECT_EQ(rx.counters().accepted, messages.size());
   EXPECT_EQ(rx.counters().dropped(), 0U);
+  EXPECT_EQ(rx.peer_run(), 111U);
 }
 
 TEST_F(WireTest, HeaderLayoutIsExplicit) {
-  Codec tx(auth_a_.get(), 0x0102030405060708);
+  ManualClock clock;
+  Codec tx(auth_a_.get(), 0x0102030405060708, clock);
   const auto d = tx.encode(Heartbeat{HaState::Standby, 7, 3, 0x11, 0x22}, 0x99);
   ASSERT_EQ(d.size(), kHeaderSize + kHeartbeatSize + kMacSize);
   EXPECT_EQ(be::get32(&d[0]), kWireMagic);
@@ -182,11 +223,14 @@ TEST_F(WireTest, HeaderLayoutIsExplicit) {
   EXPECT_EQ(be::get64(&d[8]), 0x0102030405060708U);
   EXPECT_EQ(be::get64(&d[16]), 1U);
   EXPECT_EQ(be::get64(&d[24]), 0x99U);
-  EXPECT_EQ(d[32], static_cast<uint8_t>(HaState::Standby));
-  EXPECT_EQ(d[33], 7);
-  EXPECT_EQ(be::get64(&d[40]), 0x11U);
-  EXPECT_EQ(be::get64(&d[48]), 0x22U);
-  EXPECT_EQ(kMaxBatchEvents, 47U);
+  EXPECT_EQ(be::get64(&d[32]), 1'000'000U) << "sender time";
+  EXPECT_EQ(be::get64(&d[40]), 0U) << "echo run: none heard yet";
+  EXPECT_EQ(be::get64(&d[48]), 0U) << "echo time";
+  EXPECT_EQ(d[56], static_cast<uint8_t>(HaState::Standby));
+  EXPECT_EQ(d[57], 7);
+  EXPECT_EQ(be::get64(&d[64]), 0x11U);
+  EXPECT_EQ(be::get64(&d[72]), 0x22U);
+  EXPECT_EQ(kMaxBatchEvents, 46U);
   EXPECT_EQ(kMaxBulkEvents, 46U);
 }
 
@@ -217,7 +261,7 @@ TEST_F(WireTest, MalformedAndUnauthenticatedAreDroppedByReason) {
        DropReason::too_short},
       {"too long", [](auto& d, auto&) { d.resize(kMaxDatagram + 1); }, DropReason::too_long},
       {"bad magic", [](auto& d, auto&) { d[0] ^= 0xff; }, DropReason::bad_magic},
-      {"version 2", [](auto& d, auto&) { d[4] = 2; }, DropReason::bad_version},
+      {"version 1", [](auto& d, auto&) { d[4] = 1; }, DropReason::bad_version},
       {"length field", [](auto& d, auto&) { be::put16(&d[6], 8); }, DropReason::length_mismatch},
       {"tampered payload", [](auto& d, auto&) { d[kHeaderSize + 1] ^= 1; }, DropReason::bad_mac},
       {"tampered epoch", [](auto& d, auto&) { d[31] ^= 1; }, DropReason::bad_mac},
@@ -247,63 +291,174 @@ TEST_F(WireTest, MalformedAndUnauthenticatedAreDroppedByReason) {
     const bool wrong_key = std::string(c.name) == "wrong key";
     Codec tx(wrong_key ? wrong_.get() : auth_a_.get(), 1);
     Codec rx(auth_b_.get(), 2);
-    ReplayWindow window;
     auto d = tx.encode(Heartbeat{HaState::Active, 1, 0, 0, 0}, 1);
     c.mutate(d, *auth_a_);
     DropReason why = DropReason::count;
-    EXPECT_FALSE(rx.decode(d, window, &why));
+    EXPECT_FALSE(rx.decode(d, &why));
     EXPECT_EQ(why, c.expected) << to_string(why);
     EXPECT_EQ(rx.counters()[c.expected], 1U);
     EXPECT_EQ(rx.counters().dropped(), 1U);
-    EXPECT_EQ(window.highest(), 0U) << "a dropped message must not move the window";
+    EXPECT_FALSE(rx.peer_run()) << "a dropped message must not start a session";
+    EXPECT_FALSE(rx.take_answer_due()) << "nor call for an answer";
   }
 }
 
 TEST_F(WireTest, MalformedSyncPayloads) {
   Codec tx(auth_a_.get(), 1);
   Codec rx(auth_b_.get(), 2);
-  ReplayWindow window;
   auto d = tx.encode(SyncBatch{5, {sample_event(0), sample_event(1)}}, 1);
   // Count says 3 but only two records follow.
   be::put16(&d[kHeaderSize + 8], 3);
   resign(*auth_a_, d);
-  EXPECT_FALSE(rx.decode(d, window));
+  EXPECT_FALSE(rx.decode(d));
   // A record with an unknown kind.
   d = tx.encode(SyncBatch{5, {sample_event(0)}}, 1);
   d[kHeaderSize + kSyncBatchFixed + 24] = 0;
   resign(*auth_a_, d);
-  EXPECT_FALSE(rx.decode(d, window));
+  EXPECT_FALSE(rx.decode(d));
   // Unknown bulk flag bits.
   d = tx.encode(SyncBulk{1, 0, 0, true, {}}, 1);
   d[kHeaderSize + 18] = 0x80;
   resign(*auth_a_, d);
-  EXPECT_FALSE(rx.decode(d, window));
+  EXPECT_FALSE(rx.decode(d));
   EXPECT_EQ(rx.counters()[DropReason::bad_payload], 3U);
 }
 
 TEST_F(WireTest, ReplaysAndReflectionsAreDropped) {
-  Codec tx(auth_a_.get(), 1000);
-  Codec rx(auth_b_.get(), 2000);
-  ReplayWindow window;
+  ManualClock clock;
+  Codec tx(auth_a_.get(), 1000, clock);
+  Codec rx(auth_b_.get(), 2000, clock);
+  introduce(tx, rx);
   const auto first = tx.encode(Heartbeat{}, 1);
   const auto second = tx.encode(Heartbeat{}, 1);
-  ASSERT_TRUE(rx.decode(second, window));
-  ASSERT_TRUE(rx.decode(first, window));  // reordered but new: accepted
-  EXPECT_FALSE(rx.decode(first, window));
-  EXPECT_FALSE(rx.decode(second, window));
+  ASSERT_TRUE(rx.decode(second));
+  ASSERT_TRUE(rx.decode(first));  // reordered but new: accepted
+  EXPECT_FALSE(rx.decode(first));
+  EXPECT_FALSE(rx.decode(second));
   EXPECT_EQ(rx.counters()[DropReason::replay], 2U);
 
   // Our own datagram looped back.
-  Codec self(auth_b_.get(), 2000);
-  EXPECT_FALSE(rx.decode(self.encode(Heartbeat{}, 1), window));
+  Codec self(auth_b_.get(), 2000, clock);
+  EXPECT_FALSE(rx.decode(self.encode(Heartbeat{}, 1)));
   EXPECT_EQ(rx.counters()[DropReason::own_message], 1U);
+  EXPECT_EQ(rx.counters().accepted, 2U);
+}
 
-  // The peer restarted (larger boot id); its old run's messages are now refused.
-  Codec restarted(auth_a_.get(), 5000);
-  EXPECT_TRUE(rx.decode(restarted.encode(Heartbeat{}, 2), window));
-  EXPECT_FALSE(rx.decode(tx.encode(Heartbeat{}, 1), window));
-  EXPECT_EQ(rx.counters()[DropReason::stale_incarnation], 1U);
-  EXPECT_EQ(rx.counters().accepted, 3U);
+// Issue 18: a peer whose clock stepped back restarts with a "smaller" run id; run ids are random
+// and unordered, so it is accepted after the exchange, and its previous run is refused from then.
+TEST_F(WireTest, RestartedPeerWithSmallerRunIdIsAcceptedAndItsOldRunRefused) {
+  ManualClock clock;
+  Codec old_run(auth_a_.get(), 5000, clock);
+  Codec rx(auth_b_.get(), 2000, clock);
+  introduce(old_run, rx);
+  ASSERT_TRUE(rx.decode(old_run.encode(Heartbeat{}, 3)));
+  const auto late = old_run.encode(Heartbeat{}, 3);  // sent, delivered after the restart
+
+  Codec restarted(auth_a_.get(), 4000, clock);
+  DropReason why = DropReason::count;
+  EXPECT_FALSE(rx.decode(restarted.encode(Heartbeat{}, 3), &why));
+  EXPECT_EQ(why, DropReason::unbound) << "a new run is not trusted before the exchange";
+  EXPECT_TRUE(rx.take_answer_due());
+  introduce(restarted, rx);
+  auto got = rx.decode(restarted.encode(Heartbeat{}, 3));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->header.boot_id, 4000U);
+  EXPECT_EQ(rx.peer_run(), 4000U);
+  EXPECT_TRUE(rx.take_answer_due()) << "tell the new run at once";
+  EXPECT_EQ(rx.echo(), (Echo{4000, static_cast<uint64_t>(clock.now().count())}));
+  EXPECT_FALSE(rx.decode(late, &why));
+  EXPECT_EQ(why, DropReason::stale_incarnation);
+}
+
+// The exchange between two fresh instances completes with answers alone.
+TEST_F(WireTest, ExchangeBindsBothSidesWithinARoundTrip) {
+  ManualClock clock;
+  Codec a(auth_a_.get(), 0xaaaa, clock);
+  Codec b(auth_b_.get(), 0xbbbb, clock);
+  DropReason why = DropReason::count;
+  EXPECT_FALSE(b.decode(a.encode(Heartbeat{}, 0), &why));  // echoes nothing yet
+  EXPECT_EQ(why, DropReason::unbound);
+  ASSERT_TRUE(b.take_answer_due());
+  clock.advance(Millis{1});
+  EXPECT_TRUE(a.decode(b.encode(Heartbeat{}, 0)));  // b echoes a: a binds to b
+  EXPECT_EQ(a.peer_run(), 0xbbbbU);
+  ASSERT_TRUE(a.take_answer_due());
+  clock.advance(Millis{1});
+  EXPECT_TRUE(b.decode(a.encode(Heartbeat{}, 0)));
+  EXPECT_EQ(b.peer_run(), 0xaaaaU);
+  // Answers are rate limited per sender run.
+  Codec c(auth_a_.get(), 0xcccc, clock);
+  EXPECT_FALSE(b.decode(c.encode(Heartbeat{}, 0)));
+  EXPECT_TRUE(b.take_answer_due());
+  EXPECT_FALSE(b.decode(c.encode(Heartbeat{}, 0)));
+  EXPECT_FALSE(b.take_answer_due());
+  clock.advance(Codec::kAnswerInterval);
+  EXPECT_FALSE(b.decode(c.encode(Heartbeat{}, 0)));
+  EXPECT_TRUE(b.take_answer_due());
+  EXPECT_EQ(b.peer_run(), 0xaaaaU) << "c never echoed b: it replaces nothing";
+}
+
+// A state-changing message withheld longer than the validity time is refused; sync traffic only
+// needs the binding; after a partition both sides rebind within a round trip.
+TEST_F(WireTest, StateChangingMessagesExpire) {
+  ManualClock clock;
+  Codec a(auth_a_.get(), 0xaaaa, clock);
+  Codec b(auth_b_.get(), 0xbbbb, clock);
+  introduce(a, b);
+  ASSERT_TRUE(b.decode(a.encode(Heartbeat{}, 1)));
+  ASSERT_TRUE(a.decode(b.encode(Heartbeat{}, 1)));
+  const auto handover = a.encode(HandoverRequest{9, 0}, 1);
+  const auto failed = a.encode(Heartbeat{HaState::Failed, 1, 0, 0, 0}, 1);
+  const auto ack = a.encode(HandoverAck{9, true}, 1);
+  const auto batch = a.encode(SyncBatch{1, {sample_event(0)}}, 1);
+  clock.advance(kMaxMessageAge + Millis{1});
+  DropReason why = DropReason::count;
+  for (const auto* d : {&handover, &failed, &ack}) {
+    EXPECT_FALSE(b.decode(*d, &why));
+    EXPECT_EQ(why, DropReason::expired);
+  }
+  EXPECT_EQ(b.counters()[DropReason::expired], 3U);
+  EXPECT_TRUE(b.decode(batch)) << "bound to our run; sync needs no freshness";
+  EXPECT_TRUE(b.take_answer_due());
+  // The partition heals: a's next heartbeat still echoes an old time of b's and is refused, but
+  // b learns a's time from it, so b's answer is accepted, and then a's next heartbeat.
+  EXPECT_FALSE(b.decode(a.encode(Heartbeat{}, 1), &why));
+  EXPECT_EQ(why, DropReason::expired);
+  ASSERT_TRUE(a.decode(b.encode(Heartbeat{}, 1)));
+  EXPECT_TRUE(b.decode(a.encode(Heartbeat{}, 1)));
+  EXPECT_EQ(b.peer_run(), 0xaaaaU);
+}
+
+// Issue 18: a restarted receiver accepts nothing captured before its restart, whatever the type
+// and however much later it arrives; the live peer is accepted after the exchange.
+TEST_F(WireTest, RestartedReceiverRefusesEverythingCapturedBefore) {
+  ManualClock clock;
+  Codec active(auth_a_.get(), 0xaaaa, clock);
+  std::vector<std::vector<uint8_t>> captured;
+  {
+    Codec standby(auth_b_.get(), 0xbbbb, clock);
+    introduce(active, standby);
+    for (int i = 0; i < 20; ++i) {
+      clock.advance(Millis{150});
+      captured.push_back(active.encode(Heartbeat{HaState::Active, 1, 3, 0, 0}, 4));
+      ASSERT_TRUE(standby.decode(captured.back()));
+      (void)active.decode(standby.encode(Heartbeat{HaState::Standby, 1, 3, 0, 0}, 4));
+    }
+    captured.push_back(active.encode(HandoverRequest{1, 0}, 4));
+    captured.push_back(active.encode(Heartbeat{HaState::Failed, 1, 0, 0, 0}, 4));
+    captured.push_back(active.encode(SyncBatch{1, {sample_event(0)}}, 4));
+  }
+  for (Millis later : {Millis{0}, Millis{500}, Millis{11'000}}) {
+    clock.advance(later);
+    Codec restarted(auth_b_.get(), 0xb2b2, clock);
+    DropReason why = DropReason::count;
+    for (const auto& d : captured) {
+      EXPECT_FALSE(restarted.decode(d, &why));
+      EXPECT_EQ(why, DropReason::unbound);
+    }
+    EXPECT_EQ(restarted.counters().accepted, 0U);
+    EXPECT_FALSE(restarted.peer_run());
+  }
 }
 
 TEST(DropReasonTest, NamesComeFromOneList) {
