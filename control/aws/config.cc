@@ -7,50 +7,14 @@
 #include <charconv>
 #include <regex>
 
+#include "common/yaml_schema.h"
+
 namespace eipgate::aws {
 namespace {
 
 using std::chrono::milliseconds;
 
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] =
-          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1] ? 1 : 0)});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-int line_of(const YAML::Node& n) { return n.Mark().is_null() ? 0 : n.Mark().line + 1; }
-
-bool parse_ipv4(std::string_view s, uint32_t* out) {
-  uint32_t v = 0;
-  int parts = 0;
-  size_t pos = 0;
-  while (parts < 4) {
-    size_t end = s.find('.', pos);
-    if (end == std::string_view::npos) end = s.size();
-    std::string_view part = s.substr(pos, end - pos);
-    unsigned octet = 0;
-    auto [p, ec] = std::from_chars(part.data(), part.data() + part.size(), octet);
-    if (part.empty() || part.size() > 3 || ec != std::errc() || p != part.data() + part.size() ||
-        octet > 255 || (part.size() > 1 && part[0] == '0')) {
-      return false;
-    }
-    v = (v << 8) | octet;
-    ++parts;
-    pos = end + 1;
-    if (end == s.size()) break;
-  }
-  if (parts != 4 || pos <= s.size()) return false;
-  if (out) *out = v;
-  return true;
-}
+using yaml_schema::line_of;
 
 // One section of the file: known keys, duplicates and typos reported against their lines.
 class Parser {
@@ -63,51 +27,18 @@ class Parser {
   std::vector<AwsConfigError> take_errors() { return std::move(errors_); }
   [[nodiscard]] bool ok() const { return errors_.empty(); }
 
-  struct Entry {
-    std::string key;
-    YAML::Node value;
-    int line;
-  };
+  using Entry = yaml_schema::Entry;
 
   // The entries of a mapping; unknown or duplicate keys become errors and are left out.
   std::vector<Entry> mapping(const YAML::Node& node, int line, const std::string& path,
                              std::initializer_list<std::string_view> allowed) {
-    std::vector<Entry> out;
-    if (!node.IsMap()) {
-      error(line, path + ": expected a mapping");
-      return out;
+    if (node.IsNull()) {
+      error(line, path + ": expected a mapping, got nothing");
+      return {};
     }
-    for (const auto& kv : node) {
-      const YAML::Node key = kv.first;
-      const int key_line = line_of(key);
-      if (!key.IsScalar()) {
-        error(key_line, path + ": keys must be plain names");
-        continue;
-      }
-      const std::string& name = key.Scalar();
-      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-        std::string reason = path + ": unknown key '" + name + "'";
-        std::string_view best;
-        size_t best_d = 3;
-        for (auto c : allowed) {
-          if (size_t d = edit_distance(name, c); d < best_d) {
-            best_d = d;
-            best = c;
-          }
-        }
-        if (!best.empty()) reason += " (did you mean '" + std::string(best) + "'?)";
-        error(key_line, reason);
-        continue;
-      }
-      if (auto dup =
-              std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.key == name; });
-          dup != out.end()) {
-        error(key_line, path + ": duplicate key '" + name + "' (first on line " +
-                            std::to_string(dup->line) + ")");
-        continue;
-      }
-      out.push_back(Entry{name, kv.second, key_line});
-    }
+    std::vector<yaml_schema::Issue> issues;
+    std::vector<Entry> out = yaml_schema::map_entries(node, line, path, allowed, &issues);
+    for (auto& i : issues) error(i.line, std::move(i.reason));
     return out;
   }
 
@@ -124,25 +55,13 @@ class Parser {
     auto text = scalar(e, path);
     if (!text) return std::nullopt;
     const std::string& s = *text;
-    size_t digits = 0;
-    while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
-    const std::string unit = s.substr(digits);
-    long long n = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + digits, n);
-    long long factor = 0;
-    if (unit == "ms")
-      factor = 1;
-    else if (unit == "s")
-      factor = 1000;
-    else if (unit == "m")
-      factor = 60'000;
-    else if (unit == "h")
-      factor = 3'600'000;
-    if (digits == 0 || ec != std::errc() || factor == 0 || n > 1'000'000'000) {
-      error(e.line, path + ": '" + s + "' is not a duration (a whole number with ms, s, m or h)");
+    std::string why;
+    const auto ms = yaml_schema::parse_duration_ms(s, &why);
+    if (!ms) {
+      error(e.line, path + ": " + why);
       return std::nullopt;
     }
-    const milliseconds d(n * factor);
+    const milliseconds d(static_cast<int64_t>(*ms));
     if (d < min || d > max) {
       error(e.line, path + ": " + s + " is out of range (" + std::to_string(min.count()) +
                         " ms to " + std::to_string(max.count()) + " ms)");
@@ -198,18 +117,9 @@ void parse_route_tables(Parser& p, const YAML::Node& node, int line, AwsConfig& 
     } else if (e.key == "destination") {
       auto v = p.scalar(e, path + ".destination");
       if (!v) continue;
-      const auto slash = v->find('/');
-      uint32_t addr = 0;
-      unsigned len = 99;
-      if (slash != std::string::npos) {
-        auto [q, ec] = std::from_chars(v->data() + slash + 1, v->data() + v->size(), len);
-        if (ec != std::errc() || q != v->data() + v->size()) len = 99;
-      }
-      if (slash == std::string::npos || !parse_ipv4(std::string_view(*v).substr(0, slash), &addr) ||
-          len > 32) {
-        p.error(e.line, path + ".destination: '" + *v + "' is not an IPv4 CIDR block");
-      } else if (len < 32 && (addr & (0xffffffffu >> len)) != 0) {
-        p.error(e.line, path + ".destination: '" + *v + "' has host bits set");
+      std::string why;
+      if (!yaml_schema::parse_network(*v, &why)) {
+        p.error(e.line, path + ".destination: " + why);
       } else {
         cfg.route_tables.destination = *v;
       }
@@ -239,8 +149,9 @@ void parse_service_address(Parser& p, const YAML::Node& node, int line, AwsConfi
         p.error(e.line, path + ".mode: '" + *v + "' is not 'secondary-ip' or 'eip'");
       }
     } else if (e.key == "private_ip") {
-      if (!parse_ipv4(*v, nullptr)) {
-        p.error(e.line, path + ".private_ip: '" + *v + "' is not an IPv4 address");
+      std::string why;
+      if (!yaml_schema::parse_address(*v, &why)) {
+        p.error(e.line, path + ".private_ip: " + why);
       } else {
         cfg.service_address.private_ip = *v;
       }
@@ -359,10 +270,6 @@ AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view
 
 }  // namespace
 
-std::string AwsConfigError::to_string() const {
-  return file + ":" + std::to_string(line) + ": " + reason;
-}
-
 std::string_view to_string(ServiceAddressMode mode) {
   return mode == ServiceAddressMode::Eip ? "eip" : "secondary-ip";
 }
@@ -372,14 +279,13 @@ AwsConfigResult parse_aws_config(const YAML::Node& node, std::string_view file) 
 }
 
 AwsConfigResult parse_aws_config_text(std::string_view yaml_text, std::string_view file) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml_text));
-  } catch (const YAML::Exception& e) {
-    return AwsConfigResult{
-        std::nullopt,
-        {AwsConfigError{std::string(file), e.mark.is_null() ? 0 : e.mark.line + 1, e.msg}}};
+  yaml_schema::Issue syntax;
+  const std::optional<YAML::Node> doc = yaml_schema::load_document(std::string(yaml_text), &syntax);
+  if (!doc) {
+    return AwsConfigResult{std::nullopt,
+                           {AwsConfigError{std::string(file), syntax.line, syntax.reason}}};
   }
+  const YAML::Node& root = *doc;
   if (!root.IsMap()) {
     return AwsConfigResult{std::nullopt,
                            {AwsConfigError{std::string(file), 0, "expected a mapping at the top"}}};

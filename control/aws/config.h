@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/schema_error.h"
 #include "control/aws/retry.h"
 
 namespace YAML {
@@ -55,12 +56,8 @@ struct AwsConfig {
   std::chrono::seconds credentials_refresh_before{300};
 };
 
-struct AwsConfigError {
-  std::string file;
-  int line = 0;  // 1-based; 0 when not tied to a line
-  std::string reason;
-  [[nodiscard]] std::string to_string() const;  // "file:line: reason"
-};
+// "file:line: reason", the error type of every config loader (common/schema_error.h).
+using AwsConfigError = yaml_schema::SchemaError;
 
 // Either a config or every error found (all of them, so one edit fixes the file).
 struct AwsConfigResult {

@@ -1,85 +1,182 @@
-// The daemon's view of the shared YAML file: aws:, ha: and the dataplane's admin.socket.
+// The daemon's view of the shared YAML file: aws:, ha: and the dataplane's admin.socket, checked
+// with the schema toolkit (common/yaml_schema.h) so every section reports file:line: reason.
+#include "control/daemon/daemon_config.h"
+
 #include <yaml-cpp/yaml.h>
 
-#include <algorithm>
-#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <vector>
 
-#include "control/daemon/daemon.h"
+#include "common/yaml_schema.h"
 
 namespace eipgate::control {
 
-bool load_daemon_config(const std::string& file, DaemonConfig* out, std::string* errors) {
-  YAML::Node root;
+namespace {
+
+using yaml_schema::SchemaError;
+
+// The admin: section as the dataplane reads it (dataplane/config/README.md): only the socket.
+void parse_admin(const yaml_schema::Entry& admin, const std::string& file, DaemonConfig* c,
+                 std::vector<SchemaError>* errors) {
+  std::vector<yaml_schema::Issue> issues;
+  const auto entries =
+      yaml_schema::map_entries(admin.value, admin.line, "admin", {"socket"}, &issues);
+  for (auto& i : issues) errors->push_back(SchemaError{file, i.line, std::move(i.reason)});
+  for (const auto& e : entries) {
+    const int line = e.value.IsNull() ? e.line : yaml_schema::line_of(e.value);
+    if (!e.value.IsScalar()) {
+      errors->push_back(SchemaError{
+          file, line,
+          std::string("admin.socket: expected a path, got ") + yaml_schema::type_name(e.value)});
+      continue;
+    }
+    const std::string& path = e.value.Scalar();
+    if (path.empty() || path[0] != '/') {
+      errors->push_back(SchemaError{file, line, "admin.socket: must be an absolute path"});
+    } else if (path.size() > 107) {  // sockaddr_un::sun_path holds 108 with the NUL
+      errors->push_back(
+          SchemaError{file, line, "admin.socket: a unix socket path is at most 107 characters"});
+    } else {
+      c->dataplane_admin_socket = path;
+    }
+  }
+}
+
+}  // namespace
+
+bool parse_daemon_config(const std::string& text, const std::string& file, DaemonConfig* out,
+                         std::string* errors) {
+  std::vector<SchemaError> all;
+  auto finish = [&]() {
+    std::string joined;
+    for (const auto& e : all) joined += e.to_string() + "\n";
+    if (!joined.empty()) joined.pop_back();
+    *errors = joined;
+    return false;
+  };
   try {
-    root = YAML::LoadFile(file);
-  } catch (const YAML::BadFile&) {
-    *errors = file + ":0: cannot read the file";
-    return false;
-  } catch (const YAML::Exception& e) {
-    *errors = file + ":" + std::to_string(e.mark.is_null() ? 0 : e.mark.line + 1) + ": " + e.msg;
-    return false;
-  }
-  DaemonConfig c;
-  c.file = file;
-  std::string all;
-  if (!root.IsMap()) {
-    *errors = file + ":1: expected a mapping with aws: and ha: sections";
-    return false;
-  }
-  const YAML::Node& croot = root;
-  const auto ha = ha::parse_ha_config(croot["ha"], file);
-  if (ha.error) {
-    all += ha.error->to_string() + "\n";
-  } else {
-    c.ha = *ha.config;
-  }
-  const auto aws = aws::parse_aws_config(croot["aws"], file);
-  for (const auto& e : aws.errors) all += e.to_string() + "\n";
-  if (aws.config) c.aws = *aws.config;
-  if (const auto admin = croot["admin"]; admin.IsMap() && admin["socket"].IsScalar()) {
-    c.dataplane_admin_socket = admin["socket"].Scalar();  // the dataplane validates it
-  }
-  // Our own tables decide fencing; a rescued AZ's tables must not be among them.
-  for (const auto& rule : c.ha.fallback_for) {
-    for (const auto& t : rule.route_tables) {
-      for (const auto& own : c.aws.route_tables.ids) {
-        if (t == own) {
-          all += file + ":" + std::to_string(rule.line) + ": ha.fallback_for: '" + t +
-                 "' is one of this pair's own aws.route_tables\n";
+    yaml_schema::Issue syntax;
+    const std::optional<YAML::Node> doc = yaml_schema::load_document(text, &syntax);
+    if (!doc) {
+      all.push_back(SchemaError{file, syntax.line, syntax.reason});
+      return finish();
+    }
+    const YAML::Node& root = *doc;
+    if (!root.IsMap()) {
+      all.push_back(SchemaError{file, 1, "expected a mapping with aws: and ha: sections"});
+      return finish();
+    }
+    // Every top-level key of the shared file: ours (aws, ha, admin) and the dataplane's, which
+    // it validates itself. A misspelt section name must not leave a default in place silently.
+    std::vector<yaml_schema::Issue> issues;
+    const auto top = yaml_schema::map_entries(
+        root, 1, "",
+        {"mode", "ports", "interface", "next_hop", "nat", "timeouts", "workers", "eal",
+         "exception_path", "admin", "logging", "polling", "probe", "policy", "aws", "ha"},
+        &issues);
+    for (auto& i : issues) all.push_back(SchemaError{file, i.line, std::move(i.reason)});
+    const yaml_schema::Entry* ha_entry = nullptr;
+    const yaml_schema::Entry* aws_entry = nullptr;
+    const yaml_schema::Entry* admin_entry = nullptr;
+    for (const auto& e : top) {
+      if (e.key == "ha") ha_entry = &e;
+      if (e.key == "aws") aws_entry = &e;
+      if (e.key == "admin") admin_entry = &e;
+    }
+
+    DaemonConfig c;
+    c.file = file;
+    if (ha_entry == nullptr) {
+      all.push_back(SchemaError{file, 1, "missing 'ha' section (the HA pair's settings)"});
+    } else {
+      const auto ha = ha::parse_ha_config(ha_entry->value, file);
+      if (ha.error) {
+        SchemaError e = *ha.error;
+        if (e.line == 0) e.line = ha_entry->line;  // an empty section: point at its key
+        all.push_back(std::move(e));
+      } else {
+        c.ha = *ha.config;
+      }
+    }
+    if (aws_entry == nullptr) {
+      all.push_back(SchemaError{file, 1, "missing 'aws' section (route tables, service address)"});
+    } else {
+      const auto aws = aws::parse_aws_config(aws_entry->value, file);
+      for (const auto& e : aws.errors) {
+        SchemaError located = e;
+        // An empty section: yaml-cpp places it at the next token; point at its key instead.
+        if (located.line == 0 || aws_entry->value.IsNull()) located.line = aws_entry->line;
+        all.push_back(std::move(located));
+      }
+      if (aws.config) c.aws = *aws.config;
+    }
+    if (admin_entry != nullptr) parse_admin(*admin_entry, file, &c, &all);
+    // Our own tables decide fencing; a rescued AZ's tables must not be among them.
+    for (const auto& rule : c.ha.fallback_for) {
+      for (const auto& t : rule.route_tables) {
+        for (const auto& own : c.aws.route_tables.ids) {
+          if (t == own) {
+            all.push_back(SchemaError{
+                file, rule.line,
+                "ha.fallback_for: '" + t + "' is one of this pair's own aws.route_tables"});
+          }
         }
       }
     }
-  }
-  // The standby's engines refuse endpoint-independent UDP mappings (they are one outside port
-  // shared by many flows, which the sync records do not carry), so on failover every such
-  // mapping would be lost and STUN/WebRTC peers would see a new address: refuse the combination.
-  const YAML::Node nat = croot["nat"];
-  const YAML::Node eim = nat && nat.IsMap() ? nat["endpoint_independent_udp"] : YAML::Node();
-  if (eim && eim.IsScalar()) {
-    std::string v = eim.Scalar();
-    std::transform(v.begin(), v.end(), v.begin(),
-                   [](unsigned char ch) { return std::tolower(ch); });
-    if (v == "true" || v == "yes" || v == "on") {
-      all += file + ":" + std::to_string(eim.Mark().line + 1) +
-             ": nat.endpoint_independent_udp: not supported with HA (eipgate-control): "
-             "endpoint-independent UDP mappings are not synced to the standby, so they would be "
-             "lost on failover; set it to false or run without eipgate-control\n";
+    // The standby's engines refuse endpoint-independent UDP mappings (one outside port shared by
+    // many flows, which the sync records do not carry), so on failover every such mapping would
+    // be lost and STUN/WebRTC peers would see a new address: refuse the combination.
+    for (const auto& e : top) {
+      if (e.key != "nat" || !e.value.IsMap()) continue;
+      const YAML::Node eim = e.value["endpoint_independent_udp"];
+      if (!eim || !eim.IsScalar()) continue;
+      std::string why;
+      if (yaml_schema::parse_bool(eim.Scalar(), &why).value_or(false)) {
+        all.push_back(SchemaError{
+            file, yaml_schema::line_of(eim),
+            "nat.endpoint_independent_udp: not supported with HA (eipgate-control): "
+            "endpoint-independent UDP mappings are not synced to the standby, so they would be "
+            "lost on failover; set it to false or run without eipgate-control"});
+      }
     }
+    c.sync_socket =
+        (std::filesystem::path(c.dataplane_admin_socket).parent_path() / "sync.sock").string();
+    if (!all.empty()) return finish();
+    *out = std::move(c);
+    return true;
+  } catch (const YAML::Exception& e) {
+    // The loaders check every node before use; this is the last line against a yaml-cpp throw
+    // they did not foresee: an error at the node's line, never an abort.
+    all.push_back(SchemaError{file, e.mark.is_null() ? 0 : e.mark.line + 1,
+                              "cannot read this value: " + e.msg});
+    return finish();
+  } catch (const std::exception& e) {
+    all.push_back(SchemaError{file, 0, std::string("cannot read the configuration: ") + e.what()});
+    return finish();
   }
-  if (c.dataplane_admin_socket.empty() || c.dataplane_admin_socket[0] != '/') {
-    all += file + ":" + std::to_string(croot["admin"]["socket"].Mark().line + 1) +
-           ": admin.socket: must be an absolute path\n";
-  }
-  c.sync_socket =
-      (std::filesystem::path(c.dataplane_admin_socket).parent_path() / "sync.sock").string();
-  if (!all.empty()) {
-    all.pop_back();
-    *errors = all;
+}
+
+bool load_daemon_config(const std::string& file, DaemonConfig* out, std::string* errors) {
+  std::FILE* f = std::fopen(file.c_str(), "rb");
+  if (f == nullptr) {
+    *errors = SchemaError{file, 0, std::string("cannot open: ") + std::strerror(errno)}.to_string();
     return false;
   }
-  *out = std::move(c);
-  return true;
+  std::string text;
+  char buf[65536];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  const int err = errno;
+  std::fclose(f);
+  if (failed) {
+    *errors = SchemaError{file, 0, std::string("cannot read: ") + std::strerror(err)}.to_string();
+    return false;
+  }
+  return parse_daemon_config(text, file, out, errors);
 }
 
 }  // namespace eipgate::control

@@ -1,7 +1,6 @@
 // Parsing and validation of the `ha:` section (file:line:reason errors) and the secret file.
 #include "control/ha/config.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <sys/stat.h>
@@ -9,11 +8,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <initializer_list>
+
+#include "common/yaml_schema.h"
 
 namespace eipgate::ha {
 namespace {
@@ -22,7 +23,7 @@ struct Failure {
   HaConfigError error;
 };
 
-int line_of(const YAML::Node& n) { return n.Mark().is_null() ? 0 : n.Mark().line + 1; }
+using yaml_schema::line_of;
 
 class Parser {
  public:
@@ -44,21 +45,12 @@ class Parser {
 std::vector<std::pair<std::string, YAML::Node>> entries(
     const Parser& p, const YAML::Node& map, const std::string& where,
     std::initializer_list<std::string_view> allowed) {
+  std::vector<yaml_schema::Issue> issues;
   std::vector<std::pair<std::string, YAML::Node>> out;
-  if (!map.IsMap()) p.fail(line_of(map), where + ": expected a mapping");
-  for (const auto& kv : map) {
-    const YAML::Node key = kv.first;
-    if (!key.IsScalar()) p.fail(line_of(key), where + ": keys must be plain names");
-    const std::string& name = key.Scalar();
-    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-      p.fail(line_of(key), where + ": unknown key '" + name + "'");
-    }
-    for (const auto& e : out) {
-      if (e.first == name) p.fail(line_of(key), where + ": duplicate key '" + name + "'");
-    }
-    YAML::Node value = kv.second;
-    out.emplace_back(name, value);
+  for (auto& e : yaml_schema::map_entries(map, line_of(map), where, allowed, &issues)) {
+    out.emplace_back(std::move(e.key), std::move(e.value));
   }
+  if (!issues.empty()) p.fail(issues.front().line, issues.front().reason);
   return out;
 }
 
@@ -91,28 +83,19 @@ uint64_t integer(const Parser& p, const YAML::Node& n, const std::string& key, u
 }
 
 bool boolean(const Parser& p, const YAML::Node& n, const std::string& key) {
-  const std::string s = scalar(p, n, key);
-  if (s == "true" || s == "yes" || s == "on") return true;
-  if (s == "false" || s == "no" || s == "off") return false;
-  p.fail(n, key, "'" + s + "' is not a boolean (true or false)");
+  std::string why;
+  const auto b = yaml_schema::parse_bool(scalar(p, n, key), &why);
+  if (!b) p.fail(n, key, why);
+  return *b;
 }
 
 Millis duration(const Parser& p, const YAML::Node& n, const std::string& key, Millis lo,
                 Millis hi) {
   const std::string s = scalar(p, n, key);
-  uint64_t v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  const std::string_view unit(end, static_cast<size_t>(s.data() + s.size() - end));
-  if (ec != std::errc() || end == s.data()) {
-    p.fail(n, key, "'" + s + "' is not a duration (e.g. 150ms, 2s, 1m)");
-  }
-  uint64_t scale = 0;
-  if (unit == "ms") scale = 1;
-  if (unit == "s") scale = 1000;
-  if (unit == "m") scale = 60'000;
-  if (scale == 0) p.fail(n, key, "'" + s + "': missing or unknown unit (use ms, s or m)");
-  if (v > uint64_t{1} << 40) p.fail(n, key, "'" + s + "' is too large");
-  const Millis d{static_cast<int64_t>(v * scale)};
+  std::string why;
+  const auto ms = yaml_schema::parse_duration_ms(s, &why);
+  if (!ms) p.fail(n, key, why);
+  const Millis d{static_cast<int64_t>(*ms)};
   if (d < lo || d > hi) {
     p.fail(n, key,
            "'" + s + "' is out of range " + std::to_string(lo.count()) + "ms.." +
@@ -122,10 +105,10 @@ Millis duration(const Parser& p, const YAML::Node& n, const std::string& key, Mi
 }
 
 uint32_t ipv4(const Parser& p, const YAML::Node& n, const std::string& key) {
-  const std::string s = scalar(p, n, key);
-  in_addr a{};
-  if (inet_pton(AF_INET, s.c_str(), &a) != 1) p.fail(n, key, "'" + s + "' is not an IPv4 address");
-  return ntohl(a.s_addr);
+  std::string why;
+  const auto a = yaml_schema::parse_address(scalar(p, n, key), &why);
+  if (!a) p.fail(n, key, why);
+  return *a;
 }
 
 // ha.metrics_listen: "IPv4:PORT", or "off" / "" for no endpoint (returned as "").
@@ -138,11 +121,8 @@ std::string listen_address(const Parser& p, const YAML::Node& n) {
   if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
     p.fail(n, key, "'" + s + "' is not ADDRESS:PORT (e.g. 127.0.0.1:9410), or off");
   }
-  const std::string addr = s.substr(0, colon);
-  in_addr a{};
-  if (inet_pton(AF_INET, addr.c_str(), &a) != 1) {
-    p.fail(n, key, "'" + addr + "' is not an IPv4 address");
-  }
+  std::string why;
+  if (!yaml_schema::parse_address(s.substr(0, colon), &why)) p.fail(n, key, why);
   const std::string port = s.substr(colon + 1);
   uint32_t v = 0;
   const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
@@ -218,13 +198,29 @@ std::vector<FallbackRule> fallback_rules(const Parser& p, const YAML::Node& list
 HaConfig parse(const Parser& p, const YAML::Node& ha) {
   // yaml-cpp marks an empty value at the next token, which may be past the end: no line.
   if (!ha.IsDefined() || ha.IsNull()) p.fail(0, "ha: the section is empty or missing");
-  const auto top = entries(
-      p, ha, "ha",
-      {"priority", "peers", "bind_address", "port", "secret_file", "heartbeat_interval",
-       "dead_interval", "miss_count", "startup_wait", "preempt", "preempt_delay", "hold_down",
-       "takeover_timeout", "handover_timeout", "route_check_interval", "sync", "probes",
-       "control_socket", "data_mac", "peer_eni", "metrics_listen",
-       "fallback_for"});
+  const auto top = entries(p, ha, "ha",
+                           {"priority",
+                            "peers",
+                            "bind_address",
+                            "port",
+                            "secret_file",
+                            "heartbeat_interval",
+                            "dead_interval",
+                            "miss_count",
+                            "startup_wait",
+                            "preempt",
+                            "preempt_delay",
+                            "hold_down",
+                            "takeover_timeout",
+                            "handover_timeout",
+                            "route_check_interval",
+                            "sync",
+                            "probes",
+                            "control_socket",
+                            "data_mac",
+                            "peer_eni",
+                            "metrics_listen",
+                            "fallback_for"});
   HaConfig c;
   c.source_file = p.file();
   auto require = [&](std::string_view key) -> const YAML::Node& {
@@ -333,8 +329,10 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
       }
       return true;
     }();
-    if (!ok) p.fail(*n, "data_mac", "'" + c.data_mac + "' is not a MAC address (0e:00:00:00:0a:02)");
-    for (char& ch : c.data_mac) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (!ok)
+      p.fail(*n, "data_mac", "'" + c.data_mac + "' is not a MAC address (0e:00:00:00:0a:02)");
+    for (char& ch : c.data_mac)
+      ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   }
   if (const auto* n = find(top, "peer_eni")) {
     c.peer_eni = scalar(p, *n, "peer_eni");
@@ -397,10 +395,6 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
 }
 
 }  // namespace
-
-std::string HaConfigError::to_string() const {
-  return file + ":" + std::to_string(line) + ": " + reason;
-}
 
 HaConfigResult parse_ha_config(const YAML::Node& ha, std::string_view file) {
   HaConfigResult r;

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/schema_error.h"
 #include "control/ha/clock.h"
 #include "control/ha/fallback.h"
 #include "control/ha/state_machine.h"
@@ -70,12 +71,8 @@ struct HaConfig {
   std::string metrics_listen = "127.0.0.1:9410";
 };
 
-struct HaConfigError {
-  std::string file;
-  int line = 0;  // 1-based; 0 when not tied to a line
-  std::string reason;
-  [[nodiscard]] std::string to_string() const;  // "file:line: reason"
-};
+// "file:line: reason", the error type of every config loader (common/schema_error.h).
+using HaConfigError = yaml_schema::SchemaError;
 
 struct HaConfigResult {
   std::optional<HaConfig> config;

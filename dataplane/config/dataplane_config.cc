@@ -4,9 +4,6 @@
 // already running.
 #include "dataplane/config/dataplane_config.h"
 
-#include "dataplane/policy/compiled_policy.h"
-#include "dataplane/policy/policy_config.h"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -24,13 +21,11 @@
 
 #include "common/ipv4_text.h"
 #include "common/log.h"
+#include "common/yaml_schema.h"
+#include "dataplane/policy/compiled_policy.h"
+#include "dataplane/policy/policy_config.h"
 
 namespace eipgate::dataplane {
-
-std::string ConfigError::to_string() const {
-  if (line > 0) return file + ":" + std::to_string(line) + ": " + reason;
-  return file + ": " + reason;
-}
 
 namespace {
 
@@ -46,37 +41,7 @@ std::string prefix_str(uint32_t addr, uint8_t len) {
   return ipv4_to_string(addr) + "/" + std::to_string(len);
 }
 
-const char* type_name(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Scalar:
-      return "a scalar";
-    case YAML::NodeType::Null:
-      return "nothing";
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "an undefined node";
-}
-
-// Levenshtein distance, for "did you mean" on unknown keys (keys are short).
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
+using yaml_schema::type_name;
 
 // One value in the document: its node, where it is (for messages) and its dotted path.
 // yaml-cpp's Node assignment is not noexcept; a throw here would only end a parse.
@@ -110,35 +75,11 @@ class Section {
   Section(const Parser& p, const Value& v, std::initializer_list<std::string_view> allowed)
       : p_(p), line_(v.line), path_(v.path) {
     // An empty section ("logging:" with nothing under it) means "all defaults".
-    if (v.node.IsNull()) return;
-    if (!v.node.IsMap()) p.fail(v, std::string("expected a mapping, got ") + type_name(v.node));
-    for (const auto& kv : v.node) {
-      const YAML::Node key = kv.first;  // copies: yaml-cpp's iterator yields temporaries
-      const int key_line = key.Mark().line + 1;
-      if (!key.IsScalar()) p.fail(key_line, where() + "keys must be plain names");
-      const std::string& name = key.Scalar();
-      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-        std::string reason = where() + "unknown key '" + name + "'";
-        std::string_view best;
-        size_t best_distance = 3;  // suggest only close matches: typos, not other keys
-        for (std::string_view candidate : allowed) {
-          const size_t d = edit_distance(name, candidate);
-          if (d < best_distance) {
-            best_distance = d;
-            best = candidate;
-          }
-        }
-        if (!best.empty()) reason += " (did you mean '" + std::string(best) + "'?)";
-        p.fail(key_line, reason);
-      }
-      for (const auto& e : entries_) {
-        if (e.key == name) {
-          p.fail(key_line, where() + "duplicate key '" + name + "' (first on line " +
-                               std::to_string(e.key_line) + ")");
-        }
-      }
-      entries_.push_back(Entry{name, key_line, kv.second});
+    std::vector<yaml_schema::Issue> issues;
+    for (auto& e : yaml_schema::map_entries(v.node, v.line, v.path, allowed, &issues)) {
+      entries_.push_back(Entry{std::move(e.key), e.line, std::move(e.value)});
     }
+    if (!issues.empty()) p.fail(issues.front().line, issues.front().reason);
   }
 
   // The value under `key`, if present. A null value ("mtu:" with nothing) is an error: a key
@@ -224,72 +165,34 @@ uint64_t integer(const Parser& p, const Value& v, uint64_t min, uint64_t max) {
 }
 
 bool boolean(const Parser& p, const Value& v) {
-  std::string s = scalar(p, v);
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  // The YAML 1.1 spellings, which is what yaml-cpp and most YAML users treat as booleans.
-  if (s == "true" || s == "yes" || s == "on") return true;
-  if (s == "false" || s == "no" || s == "off") return false;
-  p.fail(v, quoted(v.node.Scalar()) + " is not a boolean (true or false)");
-}
-
-// Dotted quad, decimal, no leading zeros ("010" would mean 8 to inet_aton and 10 to a reader).
-bool parse_ipv4(std::string_view s, uint32_t* out) {
-  uint32_t addr = 0;
-  for (int i = 0; i < 4; ++i) {
-    const size_t dot = i < 3 ? s.find('.') : s.size();
-    if (dot == std::string_view::npos) return false;
-    const std::string_view part = s.substr(0, dot);
-    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0')) return false;
-    uint64_t octet = 0;
-    if (!parse_uint(part, &octet) || octet > 255) return false;
-    addr = addr << 8 | static_cast<uint32_t>(octet);
-    s = i < 3 ? s.substr(dot + 1) : std::string_view();
-  }
-  *out = addr;
-  return true;
+  std::string why;
+  const auto b = yaml_schema::parse_bool(scalar(p, v), &why);
+  if (!b) p.fail(v, why);
+  return *b;
 }
 
 uint32_t ipv4(const Parser& p, const Value& v) {
-  const std::string s = scalar(p, v);
-  uint32_t addr = 0;
-  if (!parse_ipv4(s, &addr)) p.fail(v, quoted(s) + " is not an IPv4 address");
-  return addr;
+  std::string why;
+  const auto a = yaml_schema::parse_address(scalar(p, v), &why);
+  if (!a) p.fail(v, why);
+  return *a;
 }
 
-struct AddrLen {
-  uint32_t addr;
-  uint8_t len;
-};
+using AddrLen = yaml_schema::Cidr;
 
 AddrLen cidr(const Parser& p, const Value& v) {
-  const std::string s = scalar(p, v);
-  const size_t slash = s.find('/');
-  if (slash == std::string::npos) {
-    p.fail(v, quoted(s) + " has no prefix length (write it as address/length)");
-  }
-  uint32_t addr = 0;
-  if (!parse_ipv4(std::string_view(s).substr(0, slash), &addr)) {
-    p.fail(v, quoted(s) + " is not an IPv4 prefix");
-  }
-  uint64_t len = 0;
-  const std::string_view len_text = std::string_view(s).substr(slash + 1);
-  if (!parse_uint(len_text, &len) || len > 32 || (len_text.size() > 1 && len_text[0] == '0')) {
-    p.fail(v, quoted(s) + ": prefix length must be 0..32");
-  }
-  return AddrLen{addr, static_cast<uint8_t>(len)};
+  std::string why;
+  const auto c = yaml_schema::parse_cidr(scalar(p, v), &why);
+  if (!c) p.fail(v, why);
+  return *c;
 }
 
-// A network prefix. Host bits set are rejected, not masked: "10.0.0.1/8" is more likely a typo
-// for "10.0.0.1/32" or "10.0.0.0/24" than a wish for all of 10/8, and guessing widens or narrows
-// what gets NATed.
+// A network prefix; host bits set are refused (common/README.md).
 engine::Ipv4Prefix network(const Parser& p, const Value& v) {
-  const AddrLen a = cidr(p, v);
-  const uint32_t masked = a.addr & prefix_mask(a.len);
-  if (masked != a.addr) {
-    p.fail(v, quoted(v.node.Scalar()) + " has host bits set (the network would be " +
-                  prefix_str(masked, a.len) + ")");
-  }
-  return engine::Ipv4Prefix{a.addr, a.len};
+  std::string why;
+  const auto c = yaml_schema::parse_network(scalar(p, v), &why);
+  if (!c) p.fail(v, why);
+  return engine::Ipv4Prefix{c->addr, c->len};
 }
 
 // An interface address with its subnet ("10.0.0.5/24"): host bits are the point here.
@@ -303,44 +206,12 @@ AddrLen interface_cidr(const Parser& p, const Value& v) {
   return a;
 }
 
-// Durations: one or more <integer><unit> groups ("350s", "5m", "1h30m", "500ms"). A bare number
-// is rejected: whether "2" meant seconds or milliseconds is exactly the mistake to catch.
+// Durations: common/README.md's grammar ("350s", "5m", "1h30m", "500ms"; no bare numbers).
 uint64_t duration_ms(const Parser& p, const Value& v) {
-  const std::string s = scalar(p, v);
-  constexpr uint64_t kMaxMs = uint64_t{365} * 86400 * 1000;  // parse bound; fields bound further
-  std::string_view rest = s;
-  uint64_t total = 0;
-  if (rest.empty()) p.fail(v, "empty duration");
-  while (!rest.empty()) {
-    size_t digits = 0;
-    while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9') ++digits;
-    uint64_t n = 0;
-    if (digits == 0 || !parse_uint(rest.substr(0, digits), &n)) {
-      p.fail(v, quoted(s) + " is not a duration (e.g. 350s, 5m, 1h, 500ms)");
-    }
-    rest.remove_prefix(digits);
-    size_t unit_len = 0;
-    while (unit_len < rest.size() && (rest[unit_len] < '0' || rest[unit_len] > '9')) ++unit_len;
-    const std::string_view unit = rest.substr(0, unit_len);
-    rest.remove_prefix(unit_len);
-    uint64_t scale = 0;
-    if (unit == "ms") {
-      scale = 1;
-    } else if (unit == "s") {
-      scale = 1000;
-    } else if (unit == "m") {
-      scale = uint64_t{60} * 1000;
-    } else if (unit == "h") {
-      scale = uint64_t{3600} * 1000;
-    } else if (unit.empty()) {
-      p.fail(v, quoted(s) + " has no unit (use ms, s, m or h, e.g. " + s + "s)");
-    } else {
-      p.fail(v, quoted(s) + ": unknown unit '" + std::string(unit) + "' (use ms, s, m or h)");
-    }
-    if (n > kMaxMs / scale || total + n * scale > kMaxMs) p.fail(v, quoted(s) + " is too long");
-    total += n * scale;
-  }
-  return total;
+  std::string why;
+  const auto ms = yaml_schema::parse_duration_ms(scalar(p, v), &why);
+  if (!ms) p.fail(v, why);
+  return *ms;
 }
 
 // A duration stored in whole seconds, 1 s .. 7 days (the engine's bound).
@@ -438,9 +309,9 @@ std::vector<PortConfig> parse_ports(const Parser& p, const Value& ports_value, A
   std::vector<PortConfig> ports;
   std::vector<std::string> vdev_names;  // DPDK needs each vdev name once
   for (const Value& item : items) {
-    const Section s(p, item,
-                    {"name", "device", "rx_queues", "tx_queues", "mtu", "mac", "xdp_steering",
-                     "xdp_program"});
+    const Section s(
+        p, item,
+        {"name", "device", "rx_queues", "tx_queues", "mtu", "mac", "xdp_steering", "xdp_program"});
     PortConfig port;
     const Value name = s.require("name");
     port.name = scalar(p, name);
@@ -491,7 +362,8 @@ std::vector<PortConfig> parse_ports(const Parser& p, const Value& ports_value, A
     port.xdp_steering = af_xdp && !own_prog;
     if (auto v = s.get("xdp_steering")) {
       const bool on = boolean(p, *v);
-      if (on && !af_xdp) p.fail(*v, "xdp_steering needs an af_xdp device (net_af_xdp<n>,iface=...)");
+      if (on && !af_xdp)
+        p.fail(*v, "xdp_steering needs an af_xdp device (net_af_xdp<n>,iface=...)");
       if (on && own_prog) p.fail(*v, "xdp_steering with xdp_prog= in the device string: use one");
       port.xdp_steering = on && af_xdp && !own_prog;
     }
@@ -870,8 +742,9 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
       if (auto v = s.get("source")) {
         cfg.probe_source = ipv4(p, *v);
         if (!inside(cfg.probe_source)) {
-          p.fail(*v, "probe.source must lie in one of nat.inside_prefixes (probes leave as an "
-                     "inside host's traffic would)");
+          p.fail(*v,
+                 "probe.source must lie in one of nat.inside_prefixes (probes leave as an "
+                 "inside host's traffic would)");
         }
         if (taken(cfg.probe_source)) {
           p.fail(*v, "probe.source must not be an outside or host address");
@@ -897,12 +770,10 @@ ConfigResult parse_config(const std::string& yaml_text, const std::string& sourc
   const Parser parser(source_name);
   ConfigResult result;
   try {
-    const std::vector<YAML::Node> docs = YAML::LoadAll(yaml_text);
-    if (docs.size() > 1) {
-      parser.fail(docs[1].Mark().line + 1,
-                  "expected one YAML document, found " + std::to_string(docs.size()));
-    }
-    result.config = parse_root(parser, docs.empty() ? YAML::Node() : docs[0]);
+    yaml_schema::Issue syntax;
+    const std::optional<YAML::Node> doc = yaml_schema::load_document(yaml_text, &syntax);
+    if (!doc) parser.fail(syntax.line, syntax.reason);
+    result.config = parse_root(parser, *doc);
   } catch (const ParseFailure& f) {
     result.error = f.error;
   } catch (const YAML::Exception& e) {

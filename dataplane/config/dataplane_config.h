@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/schema_error.h"
 #include "dataplane/engine/config.h"
 
 namespace eipgate::dataplane {
@@ -25,7 +26,7 @@ struct PortConfig {
   std::string device;      // PCI address or vdev string
   uint16_t rx_queues = 1;  // parsed default: one per worker (each worker polls its own queue)
   uint16_t tx_queues = 1;  // parsed default: workers + 1 (the main lcore sends ARP, exception path)
-  uint16_t mtu = 1500;  // 68..kMaxPortMtu
+  uint16_t mtu = 1500;     // 68..kMaxPortMtu
   std::optional<std::string> mac;  // override (tests), lower-case; default: the port's own
   uint32_t address = 0;            // host order; this port's own address (two-armed), 0 = none
   uint8_t prefix_len = 0;
@@ -93,12 +94,8 @@ struct DataplaneConfig {
   std::vector<std::string> warnings;  // "file:line: text": overlapping policy rules and the like
 };
 
-struct ConfigError {
-  std::string file;
-  int line = 0;  // 1-based; 0 when not tied to a line
-  std::string reason;
-  [[nodiscard]] std::string to_string() const;  // "file:line: reason"
-};
+// "file:line: reason", the error type of every config loader (common/schema_error.h).
+using ConfigError = yaml_schema::SchemaError;
 
 // Either a config or the first error (file:line:reason).
 struct ConfigResult {

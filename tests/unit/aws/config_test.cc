@@ -137,7 +137,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"bad cidr",
                           "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n    "
                           "destination: 0.0.0.0\n" SECONDARY,
-                          4, "not an IPv4 CIDR"},
+                          4, "'0.0.0.0' has no prefix length"},
                       Bad{"missing service_address", kHead, 1, "missing 'service_address'"},
                       Bad{"bad mode",
                           "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
@@ -166,7 +166,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"duration without unit",
                           "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
                           "  retry:\n    base_delay: 100\n",
-                          8, "is not a duration"},
+                          8, "'100' has no unit"},
                       Bad{"attempts out of range",
                           "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
                           "  retry:\n    max_attempts: 0\n",

@@ -548,9 +548,9 @@ TEST(ConfigReload, RejectedConfigLeavesTheAcceptedOneIntact) {
 
 TEST(ConfigReload, LiveChangesNeedNoRestart) {
   const DataplaneConfig running = parse_ok(kMinimal);
-  const DataplaneConfig next = parse_ok(
-      append("  tcp_mss_clamp: 1200\n") +
-      "timeouts:\n  udp: 1m\nlogging:\n  level: debug\nnext_hop:\n  gateway: 10.0.0.2\n");
+  const DataplaneConfig next =
+      parse_ok(append("  tcp_mss_clamp: 1200\n") +
+               "timeouts:\n  udp: 1m\nlogging:\n  level: debug\nnext_hop:\n  gateway: 10.0.0.2\n");
   EXPECT_EQ(restart_required(running, next), "");
   EXPECT_EQ(restart_required(running, running), "");
 }

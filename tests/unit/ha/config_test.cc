@@ -204,7 +204,9 @@ TEST(HaConfigTest, RejectionsNameFileLineAndReason) {
     EXPECT_EQ(r.error->file, "eipgate.yaml");
     EXPECT_EQ(r.error->line, c.line) << r.error->to_string();
     EXPECT_NE(r.error->reason.find(c.reason), std::string::npos) << r.error->to_string();
-    EXPECT_EQ(r.error->to_string().rfind("eipgate.yaml:" + std::to_string(c.line) + ": ", 0), 0U);
+    // No line (0): "file: reason", as every loader's SchemaError prints it.
+    const std::string where = c.line > 0 ? ":" + std::to_string(c.line) + ": " : ": ";
+    EXPECT_EQ(r.error->to_string().rfind("eipgate.yaml" + where, 0), 0U);
   }
 }
 

@@ -1,0 +1,232 @@
+// The config schema toolkit (yaml_schema.h); the grammar it implements: common/README.md.
+#include "common/yaml_schema.h"
+
+#include <algorithm>
+
+#include "common/ipv4_text.h"
+
+namespace eipgate::yaml_schema {
+
+namespace {
+
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+void set_why(std::string* why, std::string text) {
+  if (why != nullptr) *why = std::move(text);
+}
+
+}  // namespace
+
+std::string SchemaError::to_string() const {
+  if (line > 0) return file + ":" + std::to_string(line) + ": " + reason;
+  return file + ": " + reason;
+}
+
+std::optional<uint64_t> parse_duration_ms(std::string_view s, std::string* why) {
+  if (s.empty()) {
+    set_why(why, "empty duration");
+    return std::nullopt;
+  }
+  std::string_view rest = s;
+  uint64_t total = 0;
+  while (!rest.empty()) {
+    size_t digits = 0;
+    while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9') ++digits;
+    if (digits == 0 || digits > 19) {
+      set_why(why, quoted(s) + " is not a duration (e.g. 350s, 5m, 1h, 500ms)");
+      return std::nullopt;
+    }
+    uint64_t n = 0;
+    for (size_t i = 0; i < digits; ++i) {
+      const uint64_t d = static_cast<uint64_t>(rest[i] - '0');
+      if (n > (kMaxDurationMs - d) / 10) {  // far beyond the bound: stop before it overflows
+        set_why(why, quoted(s) + " is too long");
+        return std::nullopt;
+      }
+      n = n * 10 + d;
+    }
+    rest.remove_prefix(digits);
+    size_t unit_len = 0;
+    while (unit_len < rest.size() && (rest[unit_len] < '0' || rest[unit_len] > '9')) ++unit_len;
+    const std::string_view unit = rest.substr(0, unit_len);
+    rest.remove_prefix(unit_len);
+    uint64_t scale = 0;
+    if (unit == "ms") {
+      scale = 1;
+    } else if (unit == "s") {
+      scale = 1000;
+    } else if (unit == "m") {
+      scale = uint64_t{60} * 1000;
+    } else if (unit == "h") {
+      scale = uint64_t{3600} * 1000;
+    } else if (unit.empty()) {
+      set_why(why, quoted(s) + " has no unit (use ms, s, m or h, e.g. " + std::string(s) + "s)");
+      return std::nullopt;
+    } else {
+      set_why(why, quoted(s) + ": unknown unit '" + std::string(unit) + "' (use ms, s, m or h)");
+      return std::nullopt;
+    }
+    if (n > kMaxDurationMs / scale || total + n * scale > kMaxDurationMs) {
+      set_why(why, quoted(s) + " is too long");
+      return std::nullopt;
+    }
+    total += n * scale;
+  }
+  return total;
+}
+
+std::optional<bool> parse_bool(std::string_view s, std::string* why) {
+  std::string lower(s);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "true" || lower == "yes" || lower == "on") return true;
+  if (lower == "false" || lower == "no" || lower == "off") return false;
+  set_why(why, quoted(s) + " is not a boolean (true or false)");
+  return std::nullopt;
+}
+
+std::optional<uint32_t> parse_address(std::string_view s, std::string* why) {
+  if (auto a = parse_ipv4(s)) return a;
+  set_why(why, quoted(s) + " is not an IPv4 address");
+  return std::nullopt;
+}
+
+std::string Cidr::to_string() const { return ipv4_to_string(addr) + "/" + std::to_string(len); }
+
+std::optional<Cidr> parse_cidr(std::string_view s, std::string* why) {
+  const size_t slash = s.find('/');
+  if (slash == std::string_view::npos) {
+    set_why(why, quoted(s) + " has no prefix length (write it as address/length)");
+    return std::nullopt;
+  }
+  const auto addr = parse_ipv4(s.substr(0, slash));
+  if (!addr) {
+    set_why(why, quoted(s) + " is not an IPv4 prefix");
+    return std::nullopt;
+  }
+  const std::string_view len = s.substr(slash + 1);
+  if (!all_digits(len) || len.size() > 2 || (len.size() > 1 && len[0] == '0') ||
+      (len.size() == 2 && (len[0] - '0') * 10 + (len[1] - '0') > 32)) {
+    set_why(why, quoted(s) + ": prefix length must be 0..32");
+    return std::nullopt;
+  }
+  const int n = len.size() == 1 ? len[0] - '0' : (len[0] - '0') * 10 + (len[1] - '0');
+  return Cidr{*addr, static_cast<uint8_t>(n)};
+}
+
+std::optional<Cidr> parse_network(std::string_view s, std::string* why) {
+  auto c = parse_cidr(s, why);
+  if (!c) return std::nullopt;
+  const Cidr net{c->addr & c->mask(), c->len};
+  if (net.addr != c->addr) {
+    set_why(why, quoted(s) + " has host bits set (the network would be " + net.to_string() + ")");
+    return std::nullopt;
+  }
+  return c;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string did_you_mean(std::string_view name,
+                         std::initializer_list<std::string_view> candidates) {
+  std::string_view best;
+  size_t best_distance = 3;  // close matches only: typos, not other keys
+  for (const std::string_view c : candidates) {
+    const size_t d = edit_distance(name, c);
+    if (d < best_distance) {
+      best_distance = d;
+      best = c;
+    }
+  }
+  return best.empty() ? std::string() : " (did you mean '" + std::string(best) + "'?)";
+}
+
+int line_of(const YAML::Node& n) {
+  if (!n.IsDefined()) return 0;
+  return n.Mark().is_null() ? 0 : n.Mark().line + 1;
+}
+
+const char* type_name(const YAML::Node& n) {
+  if (!n.IsDefined()) return "nothing";
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+std::vector<Entry> map_entries(const YAML::Node& node, int line, std::string_view path,
+                               std::initializer_list<std::string_view> allowed,
+                               std::vector<Issue>* issues) {
+  std::vector<Entry> out;
+  const std::string where = path.empty() ? std::string() : std::string(path) + ": ";
+  if (!node.IsDefined() || node.IsNull()) return out;
+  if (!node.IsMap()) {
+    issues->push_back(Issue{line, where + "expected a mapping, got " + type_name(node)});
+    return out;
+  }
+  for (const auto& kv : node) {
+    const YAML::Node key = kv.first;  // copies: yaml-cpp's iterator yields temporaries
+    const int key_line = line_of(key);
+    if (!key.IsScalar()) {
+      issues->push_back(Issue{key_line, where + "keys must be plain names"});
+      continue;
+    }
+    const std::string& name = key.Scalar();
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      issues->push_back(
+          Issue{key_line, where + "unknown key '" + name + "'" + did_you_mean(name, allowed)});
+      continue;
+    }
+    const auto dup =
+        std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.key == name; });
+    if (dup != out.end()) {
+      issues->push_back(Issue{key_line, where + "duplicate key '" + name + "' (first on line " +
+                                            std::to_string(dup->line) + ")"});
+      continue;
+    }
+    out.push_back(Entry{name, key_line, kv.second});
+  }
+  return out;
+}
+
+std::optional<YAML::Node> load_document(const std::string& text, Issue* error) {
+  try {
+    const std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    if (docs.size() > 1) {
+      *error = Issue{line_of(docs[1]),
+                     "expected one YAML document, found " + std::to_string(docs.size())};
+      return std::nullopt;
+    }
+    return docs.empty() ? YAML::Node() : docs[0];
+  } catch (const YAML::Exception& e) {
+    *error = Issue{e.mark.is_null() ? 0 : e.mark.line + 1, "YAML syntax error: " + e.msg};
+    return std::nullopt;
+  }
+}
+
+}  // namespace eipgate::yaml_schema
