@@ -6,7 +6,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include <cstdlib>
 #include <thread>
 
 #include "common/log.h"
@@ -28,8 +27,6 @@ Daemon::Daemon(const DaemonConfig& config, ha::Secret secret)
       control_([this](const std::string& cmd, const json& args) { return command(cmd, args); }),
       prober_(config.ha.probe_targets, config.ha.probe_timeout) {
   peer_ = ha::Endpoint{config.ha.peers.at(0).address, config.ha.peers.at(0).port};
-  const char* hooks = std::getenv("EIPGATE_CONTROL_TEST_HOOKS");
-  test_hooks_ = hooks != nullptr && std::string(hooks) == "1";
 }
 
 bool Daemon::bootstrap(const std::atomic<bool>& stop) {

@@ -81,7 +81,6 @@ class Daemon final : public ha::SyncSink {
     uint64_t swept = 0;  // stale local flows deleted after a snapshot
     uint64_t heartbeats_sent = 0;
     uint64_t heartbeats_received = 0;
-    uint64_t test_dropped = 0;
     uint64_t takeovers = 0;
     uint64_t takeover_failures = 0;
     uint64_t handover_grace_events = 0;  // the old active's events applied after a handover
@@ -130,8 +129,6 @@ class Daemon final : public ha::SyncSink {
   std::unique_ptr<Worker> admin_worker_;
   std::unique_ptr<admin::AdminClient> admin_;  // used on admin_worker_ only
   std::unique_ptr<CrossAzFallback> fallback_;  // ha.fallback_for (fallback_ops.h)
-  bool test_hooks_ = false;
-  bool test_drop_peer_ = false;
 
   // Peer, as last heard.
   std::optional<ha::Heartbeat> peer_hb_;

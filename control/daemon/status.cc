@@ -93,7 +93,7 @@ json Daemon::status() const {
   };
 }
 
-json Daemon::command(const std::string& cmd, const json& args) {
+json Daemon::command(const std::string& cmd, const json& /*args*/) {
   if (cmd == "status") return {{"ok", true}, {"result", status()}};
   if (cmd == "failover") {
     if (fsm_->state() != ha::HaState::Active) {
@@ -115,11 +115,6 @@ json Daemon::command(const std::string& cmd, const json& args) {
     return {{"ok", true}, {"result", {{"handover_id", id}, {"reason", d.reason}}}};
   }
   if (cmd == "version") return {{"ok", true}, {"result", {{"protocol", 1}}}};
-  if (test_hooks_ && cmd == "test_drop_peer") {
-    test_drop_peer_ = args.value("drop", true);
-    log::get()->warn("test hook: heartbeat link {}", test_drop_peer_ ? "cut" : "restored");
-    return {{"ok", true}, {"result", {{"drop", test_drop_peer_}}}};
-  }
   return error_answer("unknown command '" + cmd + "' (expected status or failover)");
 }
 

@@ -41,11 +41,10 @@ bool decode_sync_packet(std::span<const uint8_t> bytes, SyncPacket* out) {
   out->type = static_cast<SyncPacketType>(type);
   out->events.resize(count);
   for (size_t i = 0; i < count; ++i) {
-    if (!ha::decode_flow_event(
-            std::span<const uint8_t, ha::kFlowEventWireSize>(
-                bytes.data() + kSyncPacketHeader + i * ha::kFlowEventWireSize,
-                ha::kFlowEventWireSize),
-            &out->events[i])) {
+    if (!ha::decode_flow_event(std::span<const uint8_t, ha::kFlowEventWireSize>(
+                                   bytes.data() + kSyncPacketHeader + i * ha::kFlowEventWireSize,
+                                   ha::kFlowEventWireSize),
+                               &out->events[i])) {
       return false;
     }
   }

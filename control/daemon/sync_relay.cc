@@ -43,20 +43,12 @@ void Daemon::send_message(const ha::Message& m) {
   if (!udp_) return;
   const auto bytes = codec_->encode(m, fsm_->epoch());
   if (bytes.empty()) return;
-  if (test_drop_peer_) {
-    ++stats_.test_dropped;
-    return;
-  }
   udp_->send(peer_, bytes);
 }
 
 void Daemon::send_sync_datagrams() {
   auto ds = sender_->take();
   if (ds.empty() || !udp_) return;
-  if (test_drop_peer_) {
-    stats_.test_dropped += ds.size();
-    return;
-  }
   size_t done = 0;
   int waits = 0;
   while (done < ds.size()) {
@@ -106,10 +98,6 @@ void Daemon::push_to_dataplane() {
 }
 
 void Daemon::on_datagram(const ha::Datagram& d) {
-  if (test_drop_peer_) {
-    ++stats_.test_dropped;
-    return;
-  }
   if (d.from.address != peer_.address) {
     codec_->counters().count(ha::DropReason::unknown_source);
     return;
