@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "control/aws/error.h"
 #include "common/log.h"
+#include "control/aws/error.h"
 
 namespace eipgate::control {
 
@@ -51,8 +51,8 @@ Identity AwsOps::bootstrap(const std::string& data_mac, const std::string& peer_
   id.peer_eni = peer_eni;
   if (id.peer_eni.empty() && !peer_address.empty()) {
     try {
-      const auto found = ec2_->describe_network_interfaces(
-          {}, {{"addresses.private-ip-address", {peer_address}}});
+      const auto found =
+          ec2_->describe_network_interfaces({}, {{"addresses.private-ip-address", {peer_address}}});
       if (found.size() == 1) id.peer_eni = found[0].id;
     } catch (const aws::AwsError& e) {
       log::get()->warn("cannot look up the peer's ENI by {}: {}", peer_address, e.what());
@@ -107,7 +107,8 @@ RouteReport AwsOps::check_routes() {
     bool peer = true;
     for (const auto& t : all) {
       const auto* r = t.route_to(config_.route_tables.destination);
-      const std::string eni = r != nullptr && r->state != "blackhole" ? r->network_interface_id : "";
+      const std::string eni =
+          r != nullptr && r->state != "blackhole" ? r->network_interface_id : "";
       rep.detail += (rep.detail.empty() ? "" : ", ") + t.id + "->" + (eni.empty() ? "none" : eni);
       me &= eni == identity_.eni;
       // Without a known peer ENI, a live route at another ENI counts as the peer's (see README).

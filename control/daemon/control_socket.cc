@@ -1,17 +1,12 @@
 // eipgate-control's admin socket server (JSON lines over a root-only unix stream socket).
 #include "control/daemon/control_socket.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
-#include <filesystem>
 
 namespace eipgate::control {
 
@@ -25,73 +20,25 @@ nlohmann::json error_answer(const std::string& what) { return {{"ok", false}, {"
 ControlSocket::~ControlSocket() { stop(); }
 
 bool ControlSocket::start(const std::string& path, std::string* error) {
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (path.size() >= sizeof sa.sun_path) {
-    *error = "control socket path too long: " + path;
+  UnixSocketOptions options;
+  options.allowed_uid = allowed_uid_;
+  UnixSocketError err;
+  if (!server_.listen(path, options, &err)) {
+    *error = "cannot listen on " + err.message;
     return false;
   }
-  std::error_code ec;
-  const auto dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
-    std::filesystem::create_directories(dir, ec);
-    if (ec) {
-      *error = "cannot create " + dir.string() + ": " + ec.message();
-      return false;
-    }
-    ::chmod(dir.c_str(), 0700);
-  }
-  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      *error = path + " exists and is not a socket";
-      return false;
-    }
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const bool live = probe >= 0 && ::connect(probe, reinterpret_cast<const sockaddr*>(&sa),
-                                              sizeof sa) == 0;
-    if (probe >= 0) ::close(probe);
-    if (live) {
-      *error = path + " is in use (another eipgate-control running?)";
-      return false;
-    }
-    ::unlink(path.c_str());
-  }
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
-    *error = std::string("socket: ") + std::strerror(errno);
-    return false;
-  }
-  // No window in which another user could connect: the umask keeps the file 0600 from bind on.
-  const mode_t old_mask = ::umask(0177);
-  const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
-  ::umask(old_mask);
-  if (rc != 0 || ::chmod(path.c_str(), 0600) != 0 || ::listen(fd, 16) != 0) {
-    *error = "cannot listen on " + path + ": " + std::strerror(errno);
-    ::close(fd);
-    return false;
-  }
-  if (::stat(path.c_str(), &st) == 0) inode_ = st.st_ino;
-  listen_fd_ = fd;
-  path_ = path;
   return true;
 }
 
 void ControlSocket::stop() {
   for (auto& c : clients_) ::close(c.fd);
   clients_.clear();
-  if (listen_fd_ >= 0) {
-    ::close(listen_fd_);
-    listen_fd_ = -1;
-    struct stat st{};
-    if (::stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) ::unlink(path_.c_str());
-  }
+  server_.close();
 }
 
 void ControlSocket::poll_set(std::vector<int>* fds, std::vector<bool>* want_write) const {
-  if (listen_fd_ < 0) return;
-  fds->push_back(listen_fd_);
+  if (server_.fd() < 0) return;
+  fds->push_back(server_.fd());
   want_write->push_back(false);
   for (const auto& c : clients_) {
     fds->push_back(c.fd);
@@ -100,7 +47,7 @@ void ControlSocket::poll_set(std::vector<int>* fds, std::vector<bool>* want_writ
 }
 
 void ControlSocket::on_ready(int fd, short revents) {
-  if (fd == listen_fd_) {
+  if (fd == server_.fd()) {
     accept_clients();
     return;
   }
@@ -114,21 +61,22 @@ void ControlSocket::on_ready(int fd, short revents) {
 
 void ControlSocket::accept_clients() {
   for (;;) {
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) return;
+    const UnixSocketPeer peer = server_.accept();
+    if (peer.kind == UnixSocketPeer::Kind::none) return;
     Client c;
-    c.fd = fd;
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != allowed_uid_) {
-      c.out = error_answer("permission denied: uid " + std::to_string(cred.uid) +
+    if (peer.kind == UnixSocketPeer::Kind::refused) {
+      c.fd = peer.refused_fd;
+      c.out = error_answer("permission denied: uid " + std::to_string(peer.uid) +
                            " may not use the control socket (root only)")
                   .dump() +
               "\n";
       c.close_after_write = true;
-    } else if (clients_.size() >= kMaxClients) {
-      c.out = error_answer("too many control connections; try again").dump() + "\n";
-      c.close_after_write = true;
+    } else {
+      c.fd = peer.fd;
+      if (clients_.size() >= kMaxClients) {
+        c.out = error_answer("too many control connections; try again").dump() + "\n";
+        c.close_after_write = true;
+      }
     }
     clients_.push_back(std::move(c));
     serve(clients_.back());
@@ -195,9 +143,8 @@ void ControlSocket::answer_lines(Client& c) {
       if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string()) {
         answer = error_answer("expected {\"cmd\": \"...\", \"args\": {...}}");
       } else {
-        const nlohmann::json args = req.contains("args") && !req["args"].is_null()
-                                        ? req["args"]
-                                        : nlohmann::json::object();
+        const nlohmann::json args =
+            req.contains("args") && !req["args"].is_null() ? req["args"] : nlohmann::json::object();
         answer = handler_(req["cmd"].get<std::string>(), args);
       }
     } catch (const std::exception& e) {
@@ -208,9 +155,9 @@ void ControlSocket::answer_lines(Client& c) {
 }
 
 void ControlSocket::drop_closed() {
-  clients_.erase(std::remove_if(clients_.begin(), clients_.end(),
-                                [](const Client& c) { return c.fd < 0; }),
-                 clients_.end());
+  clients_.erase(
+      std::remove_if(clients_.begin(), clients_.end(), [](const Client& c) { return c.fd < 0; }),
+      clients_.end());
 }
 
 }  // namespace eipgate::control

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "common/unix_socket_server.h"
+
 namespace eipgate::control {
 
 class ControlSocket {
@@ -22,7 +24,9 @@ class ControlSocket {
   ControlSocket(const ControlSocket&) = delete;
   ControlSocket& operator=(const ControlSocket&) = delete;
 
-  // Creates the parent directory (0700) if missing, replaces a stale socket, refuses a live one.
+  // Listens on `path` through the common root-only listener (common/unix_socket_server.h): missing
+  // parent directories 0700, the socket 0600 from the moment it has its name, a stale socket
+  // replaced, a live one refused.
   bool start(const std::string& path, std::string* error);
   void stop();
 
@@ -31,6 +35,7 @@ class ControlSocket {
   // Serves whatever is ready on fd (accept, read+answer, write).
   void on_ready(int fd, short revents);
 
+  // Peers are admitted by SO_PEERCRED uid; only root (0) in production. Call before start().
   void set_allowed_uid_for_test(uid_t uid) { allowed_uid_ = uid; }
 
  private:
@@ -46,9 +51,7 @@ class ControlSocket {
   void drop_closed();
 
   Handler handler_;
-  std::string path_;
-  int listen_fd_ = -1;
-  ino_t inode_ = 0;
+  UnixSocketServer server_;
   uid_t allowed_uid_ = 0;
   std::vector<Client> clients_;
 };

@@ -78,9 +78,12 @@ void EgressProber::forgiven() {
 json EgressProber::status(ha::Millis now) const {
   json targets = json::array();
   for (const auto& t : targets_) targets.push_back(t.host + ":" + std::to_string(t.port));
-  json j = {{"targets", targets},        {"ok", ok_},
-            {"failed", failed_},         {"failures_in_row", in_row_},
-            {"failing", failing_},       {"last", last_detail_},
+  json j = {{"targets", targets},
+            {"ok", ok_},
+            {"failed", failed_},
+            {"failures_in_row", in_row_},
+            {"failing", failing_},
+            {"last", last_detail_},
             {"backoff_ms", backoff_.count()}};
   if (owed_) j["forgiven_in_ms"] = std::max<int64_t>(0, (backoff_ - (now - *demoted_at_)).count());
   return j;

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 
-#include "control/aws/error.h"
 #include "common/log.h"
+#include "control/aws/error.h"
 
 namespace eipgate::control {
 

@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
     std::cout << config_file << ": ok\n";
     return 0;
   }
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);

@@ -12,8 +12,8 @@
 #include <iterator>
 #include <utility>
 
-#include "dataplane/admin/admin_client.h"
 #include "control/ha/wire.h"
+#include "dataplane/admin/admin_client.h"
 
 namespace eipgate::control {
 

@@ -1,17 +1,14 @@
-// The admin socket server: socket setup, peer checks and the poll() loop; see admin_server.h.
+// The admin socket server: the poll() loop over the common root-only listener
+// (common/unix_socket_server.h, which owns socket setup and peer checks); see admin_server.h.
 #include "dataplane/admin/admin_server.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -27,56 +24,6 @@ constexpr std::size_t kReadChunk = std::size_t{16} * 1024;
 
 [[noreturn]] void fail(int err, const std::string& path, const std::string& what) {
   throw std::system_error(err, std::generic_category(), "admin socket " + path + ": " + what);
-}
-
-sockaddr_un make_addr(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
-// Creates each missing directory above the socket with mode 0700 (explicitly, not through the
-// umask), so only root can even reach the socket. Existing directories are left alone: the path
-// may be configured under a shared directory whose mode is not ours to change.
-void make_parent_dirs(const std::string& path) {
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  std::vector<std::filesystem::path> missing;
-  for (auto p = parent; !p.empty() && p != p.root_path(); p = p.parent_path()) {
-    struct stat st {};
-    if (::stat(p.c_str(), &st) == 0) {
-      if (!S_ISDIR(st.st_mode)) fail(ENOTDIR, path, p.string() + " is not a directory");
-      break;
-    }
-    if (errno != ENOENT) fail(errno, path, "stat " + p.string());
-    missing.insert(missing.begin(), p);  // outermost first
-  }
-  for (const auto& dir : missing) {
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      fail(errno, path, "mkdir " + dir.string());
-    }
-    if (::chmod(dir.c_str(), 0700) != 0) fail(errno, path, "chmod 0700 " + dir.string());
-  }
-}
-
-// A socket file left by a process that died is removed; one a live process still serves is not
-// (two dataplanes must not share one admin path), and neither is anything that is not a socket.
-void remove_stale_socket(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return;
-    fail(errno, path, "lstat");
-  }
-  if (!S_ISSOCK(st.st_mode)) fail(EEXIST, path, "exists and is not a socket; not removing it");
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) fail(errno, path, "socket");
-  sockaddr_un addr = make_addr(path);
-  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  int err = errno;
-  ::close(fd);
-  if (rc == 0) fail(EADDRINUSE, path, "another process is serving it");
-  if (err != ECONNREFUSED && err != ENOENT) fail(err, path, "probing existing socket");
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) fail(errno, path, "removing stale socket");
 }
 
 // Best effort: the peer is a root-only CLI reading our answer; if its buffer is full, it loses
@@ -183,46 +130,17 @@ AdminServer::~AdminServer() { stop(); }
 
 void AdminServer::start() {
   if (thread_.joinable()) fail(EALREADY, path_, "already started");
-  if (path_.empty() || path_.size() >= sizeof(sockaddr_un::sun_path)) {
-    fail(ENAMETOOLONG, path_,
-         "path must be 1 to " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
-  }
-  make_parent_dirs(path_);
-  remove_stale_socket(path_);
-
-  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (listen_fd_ < 0) fail(errno, path_, "socket");
-  auto cleanup_and_fail = [this](const char* what) {
-    int err = errno;
-    ::close(listen_fd_);
-    listen_fd_ = -1;
-    fail(err, path_, what);
-  };
-  sockaddr_un addr = make_addr(path_);
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    cleanup_and_fail("bind");
-  }
-  // Between bind and chmod the file has umask permissions; the 0700 directory above it covers
-  // that window, and SO_PEERCRED is checked on every connection regardless.
-  if (::chmod(path_.c_str(), 0600) != 0) {
-    ::unlink(path_.c_str());
-    cleanup_and_fail("chmod 0600");
-  }
-  struct stat st {};
-  if (::lstat(path_.c_str(), &st) != 0) {
-    ::unlink(path_.c_str());
-    cleanup_and_fail("lstat after bind");
-  }
-  bound_dev_ = st.st_dev;
-  bound_ino_ = st.st_ino;
-  if (::listen(listen_fd_, 16) != 0) {
-    ::unlink(path_.c_str());
-    cleanup_and_fail("listen");
+  UnixSocketOptions options;
+  options.allowed_uid = allowed_uid_;
+  UnixSocketError err;
+  if (!server_.listen(path_, options, &err)) {
+    throw std::system_error(err.code, std::generic_category(), "admin socket " + err.message);
   }
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) {
-    ::unlink(path_.c_str());
-    cleanup_and_fail("eventfd");
+    const int e = errno;
+    server_.close();
+    fail(e, path_, "eventfd");
   }
   thread_ = std::thread([this] { serve(); });
   log::get()->info("admin socket listening on {}", path_);
@@ -235,13 +153,7 @@ void AdminServer::stop() {
   thread_.join();
   ::close(wake_fd_);
   wake_fd_ = -1;
-  // Remove the file only if it is still the one we bound: a successor may already own the path.
-  struct stat st {};
-  if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == bound_dev_ && st.st_ino == bound_ino_) {
-    ::unlink(path_.c_str());
-  }
-  ::close(listen_fd_);
-  listen_fd_ = -1;
+  server_.close();  // removes the file only if it is still the one we bound
 }
 
 void AdminServer::serve() {
@@ -253,7 +165,7 @@ void AdminServer::serve() {
   for (;;) {
     fds.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
-    fds.push_back({listen_fd_, static_cast<short>(accept_paused ? 0 : POLLIN), 0});
+    fds.push_back({server_.fd(), static_cast<short>(accept_paused ? 0 : POLLIN), 0});
     for (const Client& c : clients) {
       short events = 0;
       if (c.pending_out()) {
@@ -286,33 +198,32 @@ void AdminServer::serve() {
 
     if (fds[1].revents & POLLIN) {
       for (;;) {
-        int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
-          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            log::get()->warn("admin socket {}: accept: {}", path_, std::strerror(errno));
+        const UnixSocketPeer peer = server_.accept();
+        if (peer.kind == UnixSocketPeer::Kind::none) {
+          const int e = peer.error;
+          if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+            log::get()->warn("admin socket {}: accept: {}", path_, std::strerror(e));
             accept_paused = true;
           }
           break;  // EAGAIN, or a connection that vanished before we took it
         }
-        ucred cred{};
-        socklen_t len = sizeof(cred);
-        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-          send_and_close(fd, "permission denied: cannot read peer credentials");
-          continue;
-        }
-        if (cred.uid != allowed_uid_) {
-          log::get()->warn("admin socket {}: refused uid {} (pid {})", path_, cred.uid, cred.pid);
-          send_and_close(fd, "permission denied: uid " + std::to_string(cred.uid) +
-                                 " may not use the admin socket (only uid " +
-                                 std::to_string(allowed_uid_) + ")");
+        if (peer.kind == UnixSocketPeer::Kind::refused) {
+          if (peer.uid == static_cast<uid_t>(-1)) {
+            send_and_close(peer.refused_fd, "permission denied: cannot read peer credentials");
+            continue;
+          }
+          log::get()->warn("admin socket {}: refused uid {} (pid {})", path_, peer.uid, peer.pid);
+          send_and_close(peer.refused_fd, "permission denied: uid " + std::to_string(peer.uid) +
+                                              " may not use the admin socket (only uid " +
+                                              std::to_string(allowed_uid_) + ")");
           continue;
         }
         if (clients.size() >= static_cast<std::size_t>(kMaxClients)) {
-          send_and_close(fd, "too many admin connections; try again");
+          send_and_close(peer.fd, "too many admin connections; try again");
           continue;
         }
         Client c;
-        c.fd = fd;
+        c.fd = peer.fd;
         clients.push_back(std::move(c));
       }
     }

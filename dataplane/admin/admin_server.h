@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "common/unix_socket_server.h"
 #include "dataplane/admin/admin_protocol.h"
 
 namespace eipgate::admin {
@@ -23,10 +24,10 @@ class AdminServer {
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
-  // Creates the parent directory if missing (mode 0700), removes a stale socket left by a dead
-  // process, binds, sets mode 0600, listens and starts the serving thread. Throws
-  // std::system_error (message names the path) when any step fails, including when another live
-  // process is serving the same path.
+  // Listens through the common root-only listener (common/unix_socket_server.h: missing parent
+  // directories 0700, the socket 0600 from the moment it has its name, a stale socket replaced)
+  // and starts the serving thread. Throws std::system_error (message names the path) when any
+  // step fails, including when another live process is serving the same path.
   void start();
 
   // Stops the thread, closes every connection and removes the socket file. Idempotent; returns
@@ -45,10 +46,8 @@ class AdminServer {
   AdminHandler& handler_;
   std::string version_;
   uid_t allowed_uid_ = 0;
-  int listen_fd_ = -1;
-  int wake_fd_ = -1;     // eventfd: stop() wakes poll()
-  dev_t bound_dev_ = 0;  // the socket file we created, so stop() never unlinks a successor's
-  ino_t bound_ino_ = 0;
+  UnixSocketServer server_;
+  int wake_fd_ = -1;  // eventfd: stop() wakes poll()
   std::thread thread_;
 };
 

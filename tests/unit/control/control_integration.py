@@ -8,10 +8,14 @@ Scenarios: startup, takeover, rejoin, failover, partition, throttle, bad_config,
 metrics, egress,
 fallback, fallback_nat (cross-AZ fallback: the pair rescues a third table owned by another pair,
 i-0ccc...1/2, added to a copy of example_state.json).
+
+partition re-runs itself in a network namespace of its own (unshare --net; root) and cuts the
+heartbeat link with an nftables rule there, from outside the daemons.
 """
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -210,8 +214,7 @@ admin:
 
     def start_control(self, k):
         self.spawn("ctl_" + k, [self.control_bin, "--config",
-                                self.config(k, getattr(self, "extra_ha", ""))],
-                   env={"EIPGATE_CONTROL_TEST_HOOKS": "1"})
+                                self.config(k, getattr(self, "extra_ha", ""))])
         wait_for(lambda: self.status(k), 10, f"control {k} socket")
 
     # -- queries -----------------------------------------------------------------------------
@@ -379,10 +382,36 @@ def scenario_failover(h):
     check(h.dp("b", "test_state")["announces"] >= 1, "B announced")
 
 
+PARTITION_TABLE = "eipgate_partition"
+
+
+def partition(h, cut):
+    """Cuts (or heals) the heartbeat link from outside the daemons, as the VPC simulator does: an
+    nftables rule in this test's own network namespace (main() runs the partition scenario in one)
+    drops every HA datagram to either daemon's HA port."""
+    if cut:
+        rules = (f"table inet {PARTITION_TABLE} {{\n"
+                 f"  chain input {{\n"
+                 f"    type filter hook input priority 0; policy accept;\n"
+                 f"    udp dport {{ {h.ports['a']}, {h.ports['b']} }} counter drop\n"
+                 f"  }}\n}}\n")
+        subprocess.run(["nft", "-f", "-"], input=rules.encode(), check=True)
+    else:
+        subprocess.run(["nft", "delete", "table", "inet", PARTITION_TABLE], check=True)
+
+
+def partition_dropped():
+    out = subprocess.run(["nft", "list", "table", "inet", PARTITION_TABLE], check=True,
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if "counter packets" in line:
+            return int(line.split("counter packets")[1].split()[0])
+    return 0
+
+
 def scenario_partition(h):
     h.pair_up(flows=50)
-    h.control("a", "test_drop_peer", {"drop": True})
-    h.control("b", "test_drop_peer", {"drop": True})
+    partition(h, True)
     t0 = time.monotonic()
     samples = []
     while time.monotonic() - t0 < 6.0:
@@ -411,9 +440,9 @@ def scenario_partition(h):
     print(f"PARTITION: route owner {owner}, {flips} route change(s) in 6 s, other side "
           f"{h.status(other)['role']} (fenced={h.status(other)['fenced']})")
     check(flips <= 1, f"{flips} route changes")
+    check(partition_dropped() > 0, "the partition rule dropped no HA datagram")
     # Heal: one active remains, the other rejoins as standby and gets the table.
-    h.control("a", "test_drop_peer", {"drop": False})
-    h.control("b", "test_drop_peer", {"drop": False})
+    partition(h, False)
     wait_for(lambda: h.role(other) == "standby" and h.role(owner) == "active", 5, "healed")
     time.sleep(1.0)
     check(h.owner_is(owner), "routes unchanged after healing")
@@ -640,10 +669,33 @@ SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items()
              if name.startswith("scenario_")}
 
 
+# Scenarios that change the network (nftables) run in a network namespace of their own, created
+# here and gone when the scenario's process exits, so they never touch the host's rules.
+OWN_NETNS = {"partition"}
+NETNS_MARK = "EIPGATE_CONTROL_TEST_IN_NETNS"
+
+
+def in_own_netns():
+    """Re-runs this script in a new network namespace (loopback up). Returns its exit code."""
+    if os.geteuid() != 0:
+        print("FAIL: this scenario creates a network namespace and nftables rules: run it as root "
+              "(CI does); it needs util-linux (unshare), iproute2 (ip) and nftables (nft)")
+        return 1
+    for tool in ("unshare", "ip", "nft"):
+        if shutil.which(tool) is None:
+            print(f"FAIL: {tool} not found (packages util-linux, iproute2, nftables)")
+            return 1
+    env = dict(os.environ, **{NETNS_MARK: "1"})
+    cmd = f"ip link set lo up && exec {PY} {' '.join(map(shlex.quote, sys.argv))}"
+    return subprocess.run(["unshare", "--net", "--", "sh", "-c", cmd], env=env).returncode
+
+
 def main():
     if len(sys.argv) != 4 or sys.argv[3] not in SCENARIOS:
         print(__doc__)
         return 2
+    if sys.argv[3] in OWN_NETNS and os.environ.get(NETNS_MARK) != "1":
+        return in_own_netns()
     h = Harness(sys.argv[1], sys.argv[2])
     ok = False
     t0 = time.monotonic()

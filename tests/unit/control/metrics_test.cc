@@ -1,5 +1,6 @@
-// The /metrics mapping: a dataplane `stats` answer (the real dataplane's shape, with the ENA
-// allowance section of ports) and a daemon `status` → Prometheus text, names, labels and values.
+// The /metrics mapping: a dataplane `stats` answer (from the dataplane's own serializer, with the
+// ENA allowance section of ports) and a daemon `status` → Prometheus text, names, labels and
+// values.
 #include "control/daemon/metrics.h"
 
 #include <gtest/gtest.h>
@@ -9,44 +10,47 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
+
+#include "dataplane/admin/port_xstats.h"
+#include "dataplane/admin/stats_json.h"
+#include "dataplane/engine/counters.h"
+#include "dataplane/engine/engine.h"
 
 namespace eipgate::control {
 namespace {
 
 using nlohmann::json;
 
+// The dataplane's `stats` answer, made by the dataplane's own serializer (stats_to_json) from two
+// workers' EngineStats, so a renamed key or counter breaks this test. The ENA allowance section is
+// filtered by the dataplane's allowance_counters() from raw xstats names.
 json fake_stats() {
-  json w0 = {{"worker", 0},
-             {"active_flows", 4},
-             {"max_flows", 1000},
-             {"memory_bytes", 65536},
-             {"counters", {{"ConnectionAttemptCount", 100}, {"flows_created", 5}}},
-             {"drops", {{"no_flow_outside", 11}, {"port_allocation", 2}}}};
-  json w1 = {{"worker", 1},
-             {"active_flows", 3},
-             {"max_flows", 1000},
-             {"memory_bytes", 65536},
-             {"counters", {{"ConnectionAttemptCount", 100}, {"flows_created", 2}}},
-             {"drops", {{"no_flow_outside", 31}, {"port_allocation", 0}}}};
-  return {
-      {"workers", {w0, w1}},
-      {"totals",
-       {{"active_flows", 7},
-        {"counters", {{"ConnectionAttemptCount", 200}, {"flows_created", 7}}},
-        {"drops", {{"no_flow_outside", 42}, {"port_allocation", 2}}}}},
-      {"nat_gateway",
-       {{"ActiveConnectionCount", 7},
-        {"ConnectionAttemptCount", 200},
-        {"BytesOutToDestination", 123456789012ULL},
-        {"ErrorPortAllocation", 2},
-        {"PacketsDropCount", 44}}},
-      {"drops", {{"no_flow_outside", 42}, {"port_allocation", 2}}},
-      {"ports",
-       {{{"name", "outside"},
-         {"allowance",
-          {{"pps_allowance_exceeded", 17}, {"conntrack_allowance_available", 250000}}}},
-        {{"name", "inside"}}}},  // not an ENA port: no allowance, no series
+  using engine::DropReason;
+  using engine::Event;
+  auto worker = [](uint64_t active, uint64_t attempts, uint64_t created, uint64_t no_flow,
+                   uint64_t port_alloc) {
+    engine::EngineStats s;
+    s.active_flows = active;
+    s.max_flows = 1000;
+    s.memory_bytes = 65536;
+    s.counters.add(Event::ConnectionAttemptCount, attempts);
+    s.counters.add(Event::FlowsCreated, created);
+    for (uint64_t i = 0; i < no_flow; ++i) s.counters.drop(DropReason::NoFlowOutside);
+    for (uint64_t i = 0; i < port_alloc; ++i) s.counters.drop(DropReason::PortAllocation);
+    return s;
   };
+  engine::EngineStats w0 = worker(4, 100, 5, 11, 2);
+  w0.counters.add(Event::ErrorPortAllocation, 2);
+  w0.counters.add(Event::BytesOutToDestination, 123456789012ULL);
+  const engine::EngineStats w1 = worker(3, 100, 2, 31, 0);
+  json stats = admin::stats_to_json({w0, w1});
+  const std::vector<admin::XstatValue> outside_xstats = {{"rx_good_packets", 99},
+                                                         {"pps_allowance_exceeded", 17},
+                                                         {"conntrack_allowance_available", 250000}};
+  stats["ports"] = {{{"name", "outside"}, {"allowance", admin::allowance_counters(outside_xstats)}},
+                    {{"name", "inside"}}};  // not an ENA port: no allowance, no series
+  return stats;
 }
 
 json fake_status() {
