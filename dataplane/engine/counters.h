@@ -37,9 +37,10 @@ namespace eipgate::engine {
   X(FragNoFirst, "frag_no_first")                          \
   X(FragFirstTooShort, "frag_first_too_short")             \
   X(NoBufferSpace, "no_buffer_space")                      \
-  X(HandoffUnavailable, "handoff_unavailable")            \
+  X(HandoffUnavailable, "handoff_unavailable")             \
   X(PolicyDenied, "policy_denied")                         \
-  X(PolicyPendingFull, "policy_pending_full")
+  X(PolicyPendingFull, "policy_pending_full")              \
+  X(PolicyPendingHeld, "policy_pending_held")
 
 enum class DropReason : uint8_t {
 #define EIPGATE_X(name, str) name,
