@@ -85,6 +85,7 @@ constexpr std::string_view drop_reason_name(DropReason r) {
   X(PolicyRejectsSent, "policy_rejects_sent")                 \
   X(PolicyNamesChecked, "policy_names_checked")               \
   X(PolicyFlowsRechecked, "policy_flows_closed_on_reload")    \
+  X(PolicyDeniedRepeats, "policy_denied_repeats")             \
   X(TcpReopened, "tcp_reopened")                              \
   X(TcpRstSentToInside, "tcp_rst_sent_to_inside")             \
   X(IcmpTimeExceededSent, "icmp_time_exceeded_sent")          \

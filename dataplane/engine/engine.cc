@@ -239,6 +239,18 @@ struct Engine::Impl {
   uint32_t deny_head = 0, deny_count = 0;
   uint64_t deny_lost = 0;
   std::vector<uint64_t> rule_hits;
+  // Tuples recently refused at their first packet (4-way sets, reserved at construction): their
+  // retransmissions within the protocol's idle time count as repeats, not as new denials.
+  struct DeniedTuple {
+    uint32_t src = 0, dst = 0;
+    uint16_t sport = 0, dport = 0;
+    uint8_t proto = 0;
+    bool used = false;
+    uint32_t last = 0;  // ms
+  };
+  static constexpr uint32_t kDeniedWays = 4;
+  static constexpr uint32_t kDeniedSets = 256;
+  std::vector<DeniedTuple> denied_recent = std::vector<DeniedTuple>(kDeniedWays * kDeniedSets);
   // Buffers the caller lends for packets the engine sends in addition to the one it was given
   // (the server's RST when a host name is refused); returned through pop_released.
   static constexpr uint32_t kSpareMax = 8;
@@ -1143,9 +1155,41 @@ struct Engine::Impl {
   }
 
   // A new flow the policy denies: dropped, or (reject) answered with a RST / ICMP prohibited.
+  // True when p's tuple was refused within its protocol's idle time (a retransmission); else
+  // remembers it (replacing the set's oldest entry).
+  bool denied_again(const Parsed& p) {
+    const uint32_t h =
+        static_cast<uint32_t>(mix64((uint64_t{p.src} << 32 | p.dst) ^
+                                    (uint64_t{p.sport} << 24 | uint64_t{p.dport} << 8 | p.proto)));
+    DeniedTuple* set = &denied_recent[(h % kDeniedSets) * kDeniedWays];
+    const uint8_t cls = p.proto == kProtoTcp    ? uint8_t{kClassTcpTransitory}
+                        : p.proto == kProtoIcmp ? uint8_t{kClassIcmp}
+                                                : uint8_t{kClassUdp};
+    DeniedTuple* slot = &set[0];
+    for (uint32_t w = 0; w < kDeniedWays; ++w) {
+      DeniedTuple& e = set[w];
+      if (e.used && e.src == p.src && e.dst == p.dst && e.sport == p.sport && e.dport == p.dport &&
+          e.proto == p.proto) {
+        const bool again = now - e.last < tmo_ms[cls];
+        e.last = now;
+        return again;
+      }
+      if (slot->used && (!e.used || now - e.last > now - slot->last)) slot = &e;
+    }
+    *slot = DeniedTuple{p.src, p.dst, p.sport, p.dport, p.proto, true, now};
+    return false;
+  }
+
+  // A new flow the policy denies: dropped, or (reject) answered with a RST / ICMP prohibited.
+  // Counted (rule hit) and logged once per tuple; its retransmissions count as repeats.
   Result deny_new(PacketBuf& pkt, const Parsed& p, const policy::Decision& d,
                   std::string_view name = {}) {
-    record_denial(p, d, name);
+    if (denied_again(p)) {
+      ctr.add(Event::PolicyDeniedRepeats);
+    } else {
+      hit(d.rule_id);
+      record_denial(p, d, name);
+    }
     ctr.drop(DropReason::PolicyDenied);
     if (d.deny_action == policy::DenyAction::Reject &&
         (p.proto == kProtoTcp ? build_rst(pkt, p) : build_admin_prohibited(pkt, p))) {
@@ -1326,8 +1370,8 @@ struct Engine::Impl {
       if (pol != nullptr) {
         d = pol->classify(to_host(p.src), to_host(p.dst), p.proto,
                           p.proto == kProtoIcmp ? uint16_t{0} : to_host16(p.dport));
-        if (d.verdict != policy::Decision::Verdict::NeedName) hit(d.rule_id);  // else: at the name
         if (d.verdict == policy::Decision::Verdict::Deny) return deny_new(pkt, p, d);
+        if (d.verdict == policy::Decision::Verdict::Allow) hit(d.rule_id);  // else: at the name
         if (d.verdict == policy::Decision::Verdict::NeedName && pend_free == kNone) {
           return drop(DropReason::PolicyPendingFull);
         }

@@ -548,5 +548,31 @@ TEST(EnginePolicy, APureAckAfterTheTimeoutResetsThePendingConnection) {
   EXPECT_EQ(parse(s.out).tcp_flags & kTcpRst, kTcpRst);
 }
 
+TEST(EnginePolicy, ADeniedFlowIsCountedAndLoggedOnceItsRetransmissionsAsRepeats) {
+  EngineHarness h(with_policy());
+  auto syn = [&] {
+    return h.send(Packet().ipv4(kInsideHost, kServer).tcp(40060, 22, kTcpSyn).seq(5).build());
+  };
+  for (int k = 0; k < 4; ++k) {                       // connect() and its SYN retransmissions
+    EXPECT_EQ(syn().res.verdict, Verdict::ToInside);  // each gets its RST
+    h.advance_s(1 << k);
+  }
+  EXPECT_EQ(hits(h, "lambdas#default"), 1u);
+  engine::DenyRecord d[8];
+  EXPECT_EQ(h.engine().drain_denials(d, 8), 1u);
+  EXPECT_EQ(h.events(engine::Event::PolicyDeniedRepeats), 3u);
+  EXPECT_EQ(h.drops(engine::DropReason::PolicyDenied), 4u);
+  // Another tuple is another attempt.
+  EXPECT_EQ(h.send(Packet().ipv4(kInsideHost, kServer).tcp(40061, 22, kTcpSyn).build()).res.verdict,
+            Verdict::ToInside);
+  EXPECT_EQ(hits(h, "lambdas#default"), 2u);
+  // After the idle time (TCP transitory, 240 s) the same tuple is a new attempt.
+  h.advance_s(241);
+  EXPECT_EQ(syn().res.verdict, Verdict::ToInside);
+  EXPECT_EQ(hits(h, "lambdas#default"), 3u);
+  EXPECT_EQ(h.engine().drain_denials(d, 8), 2u);
+  EXPECT_EQ(h.events(engine::Event::PolicyDeniedRepeats), 3u);
+}
+
 }  // namespace
 }  // namespace eipgate::testing
