@@ -428,10 +428,10 @@ TEST(EnginePolicy, RuleHitsFollowRuleNamesAcrossReloads) {
   next.policy = compile(R"(
 groups: [{name: lambdas, sources: [10.0.1.0/24], default: reject}]
 rules:
-  - {name: ntp, from: lambdas, dst: 198.51.100.0/24, proto: udp, ports: 123}
-  - {name: syslog, from: lambdas, dst: 198.51.100.0/24, proto: udp, ports: 514}
   - {name: dns, from: lambdas, dst: 198.51.100.0/24, proto: udp, ports: 53}
-)");
+  - {name: syslog, from: lambdas, dst: 198.51.100.0/24, proto: udp, ports: 514}
+  - {name: ntp, from: lambdas, dst: 198.51.100.0/24, proto: udp, ports: 123}
+)");  // ntp takes the position (rule id) dns had, dns the one stripe had
   ASSERT_EQ(h.engine().reconfigure(next), "");
   EXPECT_EQ(hits(h, "ntp"), 0u);
   EXPECT_EQ(hits(h, "syslog"), 0u);
