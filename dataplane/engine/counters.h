@@ -37,9 +37,10 @@ namespace eipgate::engine {
   X(FragNoFirst, "frag_no_first")                          \
   X(FragFirstTooShort, "frag_first_too_short")             \
   X(NoBufferSpace, "no_buffer_space")                      \
-  X(HandoffUnavailable, "handoff_unavailable")            \
+  X(HandoffUnavailable, "handoff_unavailable")             \
   X(PolicyDenied, "policy_denied")                         \
-  X(PolicyPendingFull, "policy_pending_full")
+  X(PolicyPendingFull, "policy_pending_full")              \
+  X(PolicyPendingHeld, "policy_pending_held")
 
 enum class DropReason : uint8_t {
 #define EIPGATE_X(name, str) name,
@@ -84,6 +85,7 @@ constexpr std::string_view drop_reason_name(DropReason r) {
   X(PolicyRejectsSent, "policy_rejects_sent")                 \
   X(PolicyNamesChecked, "policy_names_checked")               \
   X(PolicyFlowsRechecked, "policy_flows_closed_on_reload")    \
+  X(PolicyDeniedRepeats, "policy_denied_repeats")             \
   X(TcpReopened, "tcp_reopened")                              \
   X(TcpRstSentToInside, "tcp_rst_sent_to_inside")             \
   X(IcmpTimeExceededSent, "icmp_time_exceeded_sent")          \

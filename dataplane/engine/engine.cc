@@ -8,14 +8,15 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "dataplane/engine/checksum.h"
-#include "dataplane/policy/compiled_policy.h"
-#include "dataplane/policy/name_parsers.h"
 #include "dataplane/engine/flow_table.h"
 #include "dataplane/engine/parse.h"
 #include "dataplane/engine/rss.h"
+#include "dataplane/policy/compiled_policy.h"
+#include "dataplane/policy/name_parsers.h"
 
 namespace eipgate::engine {
 
@@ -222,7 +223,8 @@ struct Engine::Impl {
     uint32_t flow = kNone;
     uint32_t next_free = kNone;
     uint32_t len = 0;
-    uint32_t since = 0;
+    uint32_t since = 0;  // the handshake (SYN-ACK) or, before it, the SYN: timeout_ms runs from it
+    uint32_t next_seq = 0;  // the client's next byte (host order): retransmissions are not re-read
     uint16_t group = 0;
     uint16_t packets = 0;
     bool tls = false;
@@ -237,6 +239,18 @@ struct Engine::Impl {
   uint32_t deny_head = 0, deny_count = 0;
   uint64_t deny_lost = 0;
   std::vector<uint64_t> rule_hits;
+  // Tuples recently refused at their first packet (4-way sets, reserved at construction): their
+  // retransmissions within the protocol's idle time count as repeats, not as new denials.
+  struct DeniedTuple {
+    uint32_t src = 0, dst = 0;
+    uint16_t sport = 0, dport = 0;
+    uint8_t proto = 0;
+    bool used = false;
+    uint32_t last = 0;  // ms
+  };
+  static constexpr uint32_t kDeniedWays = 4;
+  static constexpr uint32_t kDeniedSets = 256;
+  std::vector<DeniedTuple> denied_recent = std::vector<DeniedTuple>(kDeniedWays * kDeniedSets);
   // Buffers the caller lends for packets the engine sends in addition to the one it was given
   // (the server's RST when a host name is refused); returned through pop_released.
   static constexpr uint32_t kSpareMax = 8;
@@ -293,7 +307,7 @@ struct Engine::Impl {
       while (outside_set[s] != 0) s = (s + 1) & (kAddrSetSize - 1);
       outside_set[s] = to_net(a);
     }
-    apply_live_fields();
+    apply_live_fields(nullptr);
     if (cfg.udp_endpoint_independent) {
       eim.resize(cfg.max_flows);
       for (uint32_t i = 0; i < cfg.max_flows; ++i)
@@ -316,7 +330,7 @@ struct Engine::Impl {
   // The fields reconfigure() may change on a running engine (config.h, restart_field): derived
   // tables are rebuilt from cfg. Flows keep their translation; timeouts apply to them at once
   // (expiry compares last_seen with the class timeout of the moment).
-  void apply_live_fields() {
+  void apply_live_fields(const policy::CompiledPolicy* previous_policy) {
     inside.clear();
     for (const auto& p : cfg.inside_prefixes) {
       const uint32_t mask = p.len == 0 ? 0 : ~uint32_t{0} << (32 - p.len);
@@ -333,31 +347,112 @@ struct Engine::Impl {
     tmo_ms[kClassIcmp] = t.icmp_s * 1000;
     tmo_ms[kClassUdp] = t.udp_s * 1000;
     tmo_ms[kClassTcpEstablished] = t.tcp_established_s * 1000;
-    apply_policy();
+    apply_policy(previous_policy);
   }
 
-  // A new policy: pending connections keep their context only if the byte budget is unchanged
-  // (else they are let through under the old decision's benefit of doubt: released as allowed).
-  void apply_policy() {
-    pol = cfg.policy && !cfg.policy->empty() ? cfg.policy.get() : nullptr;
-    rule_hits.resize(cfg.policy ? cfg.policy->rule_count() : 0, 0);
+  // A new policy (or the first). Rule hit counters follow rule names: a kept rule keeps its count,
+  // a new one starts at 0. Pending connections keep their context and bytes (re-sized to the new
+  // byte budget) and are judged again by the new policy (reclassify_pending): a reload never lets
+  // a waiting connection through unjudged, and never judges it by another group's rules.
+  void apply_policy(const policy::CompiledPolicy* previous) {
+    const policy::CompiledPolicy* next = cfg.policy.get();
+    pol = next && !next->empty() ? next : nullptr;
+    if (next != previous) remap_rule_hits(previous, next);
+    if (next != previous && previous != nullptr && pol != nullptr) reclassify_pending();
     const uint32_t bytes = pol ? pol->config().name_max_bytes : 0;
-    if (!pol || bytes != pend_bytes || pend.size() != cfg.policy_pending_max) {
-      for (auto& c : pend) {
-        if (c.flow != kNone) {
-          pool[c.flow].flags &= static_cast<uint8_t>(~kFlowPending);
-          pool[c.flow].eim = kNone;
+    const uint32_t count = pol ? cfg.policy_pending_max : 0;
+    if (bytes != pend_bytes || count != pend.size()) resize_pending(count, bytes);
+  }
+
+  void remap_rule_hits(const policy::CompiledPolicy* previous, const policy::CompiledPolicy* next) {
+    std::vector<uint64_t> hits(next ? next->rule_count() : 0, 0);
+    if (previous != nullptr && next != nullptr) {
+      std::unordered_map<std::string_view, uint32_t> old_ids;
+      for (uint32_t id = 0; id < previous->rule_count() && id < rule_hits.size(); ++id) {
+        old_ids.emplace(previous->rule_name(id), id);
+      }
+      for (uint32_t id = 0; id < hits.size(); ++id) {
+        if (auto it = old_ids.find(next->rule_name(id)); it != old_ids.end()) {
+          hits[id] = rule_hits[it->second];
         }
       }
-      pend.assign(pol ? cfg.policy_pending_max : 0, PendingCtx{});
-      pend_bytes = bytes;
-      pend_buf.assign(size_t{pend.size()} * pend_bytes, 0);
-      pend_free = kNone;
-      for (uint32_t k = static_cast<uint32_t>(pend.size()); k-- > 0;) {
-        pend[k].next_free = pend_free;
-        pend_free = k;
-      }
     }
+    rule_hits = std::move(hits);
+  }
+
+  // New pool size or byte budget: live contexts move (compacted) with their bytes, cut to the new
+  // budget (the next client segment then decides). Without a policy every pending flow is allowed
+  // (the new policy allows everything); contexts that no longer fit are refused (fail closed).
+  void resize_pending(uint32_t count, uint32_t bytes) {
+    std::vector<PendingCtx> next(count);
+    std::vector<uint8_t> next_buf(size_t{count} * bytes, 0);
+    uint32_t used = 0;
+    for (uint32_t k = 0; k < pend.size(); ++k) {
+      PendingCtx c = pend[k];
+      if (c.flow == kNone) continue;
+      Flow& f = pool[c.flow];
+      f.flags &= static_cast<uint8_t>(~kFlowPending);
+      f.eim = kNone;
+      if (pol == nullptr) continue;  // no policy: allowed
+      if (used == count) {
+        deny_flow(c.flow, pol->no_name(c.group), {});
+        continue;
+      }
+      c.len = std::min(c.len, bytes);
+      std::memcpy(next_buf.data() + size_t{used} * bytes, pend_buf.data() + size_t{k} * pend_bytes,
+                  c.len);
+      next[used] = c;
+      f.flags |= kFlowPending;
+      f.eim = used++;
+    }
+    pend = std::move(next);
+    pend_buf = std::move(next_buf);
+    pend_bytes = bytes;
+    pend_free = kNone;
+    for (uint32_t k = count; k-- > used;) {
+      pend[k].next_free = pend_free;
+      pend_free = k;
+    }
+  }
+
+  // Pending connections under a new policy: classified again from their addresses. Still waiting
+  // for a name: the new group (by the new policy's own ids) and inspection; else decided now.
+  void reclassify_pending() {
+    for (uint32_t k = 0; k < pend.size(); ++k) {
+      PendingCtx& c = pend[k];
+      if (c.flow == kNone) continue;
+      const uint32_t i = c.flow;
+      const Flow& f = pool[i];
+      const uint16_t dport = to_host16(f.remote_port);
+      const policy::Decision d =
+          pol->classify(to_host(f.inside_ip), to_host(f.remote_ip), f.proto, dport);
+      if (d.verdict == policy::Decision::Verdict::NeedName) {
+        c.group = d.group_id;
+        c.tls = pol->inspects_tls(dport);
+        continue;
+      }
+      hit(d.rule_id);
+      end_pending(i);
+      if (d.verdict == policy::Decision::Verdict::Deny) deny_flow(i, d, {});
+    }
+  }
+
+  // The flow leaves the pending state (decided).
+  void end_pending(uint32_t i) {
+    Flow& f = pool[i];
+    pending_release(f.eim);
+    f.eim = kNone;
+    f.flags &= static_cast<uint8_t>(~kFlowPending);
+  }
+
+  // A decided flow the policy refuses: logged; every later packet of it is answered with a RST
+  // (both ways) until it expires.
+  void deny_flow(uint32_t i, const policy::Decision& d, std::string_view name) {
+    Flow& f = pool[i];
+    record_denial(f.inside_ip, f.remote_ip, f.inside_port, f.remote_port, f.proto, d, name);
+    f.flags |= kFlowDenied;
+    f.tcp |= kRstSeen;
+    pool.lru_requeue(i, tcp_class(f.tcp), now);
   }
 
   void hit(uint32_t rule_id) {
@@ -365,6 +460,11 @@ struct Engine::Impl {
   }
 
   void record_denial(const Parsed& p, const policy::Decision& d, std::string_view name) {
+    record_denial(p.src, p.dst, p.sport, p.dport, p.proto, d, name);
+  }
+  // Addresses and ports in network order.
+  void record_denial(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint8_t proto,
+                     const policy::Decision& d, std::string_view name) {
     if (deny_count == kDenyRing) {
       ++deny_lost;
       return;
@@ -372,11 +472,11 @@ struct Engine::Impl {
     DenyRecord& r = deny_ring[(deny_head + deny_count++) & (kDenyRing - 1)];
     r = DenyRecord{};
     r.time_ms = now;
-    r.src = to_host(p.src);
-    r.dst = to_host(p.dst);
-    r.sport = to_host16(p.sport);
-    r.dport = to_host16(p.dport);
-    r.proto = p.proto;
+    r.src = to_host(src);
+    r.dst = to_host(dst);
+    r.sport = to_host16(sport);
+    r.dport = to_host16(dport);
+    r.proto = proto;
     r.reject = d.deny_action == policy::DenyAction::Reject;
     r.group_id = d.group_id;
     r.rule_id = d.rule_id;
@@ -752,8 +852,13 @@ struct Engine::Impl {
     if (r.proto != kProtoTcp && r.proto != kProtoUdp && r.proto != kProtoIcmp) {
       return "protocol " + std::to_string(r.proto) + " is not translated";
     }
-    const FlowKey in_key{to_net(r.inside_ip), to_net(r.remote_ip), to_net16(r.inside_port),
-                         to_net16(r.remote_port), r.proto, kKeyInside, 0};
+    const FlowKey in_key{to_net(r.inside_ip),
+                         to_net(r.remote_ip),
+                         to_net16(r.inside_port),
+                         to_net16(r.remote_port),
+                         r.proto,
+                         kKeyInside,
+                         0};
     uint32_t i = find(in_key);
     if (r.kind == SyncKind::Delete) {
       if (i != kNone) delete_flow(i);
@@ -762,7 +867,7 @@ struct Engine::Impl {
     if (r.endpoint_independent || eim_udp(r.proto)) {
       return "endpoint-independent UDP mappings are not synced";
     }
-    const uint8_t cls = r.proto == kProtoTcp   ? tcp_class(r.tcp_bits)
+    const uint8_t cls = r.proto == kProtoTcp    ? tcp_class(r.tcp_bits)
                         : r.proto == kProtoIcmp ? uint8_t{kClassIcmp}
                                                 : uint8_t{kClassUdp};
     const uint32_t tmo = tmo_ms[cls];
@@ -774,11 +879,17 @@ struct Engine::Impl {
     }
     if (i == kNone) {
       if (!is_outside(to_net(r.outside_ip))) return "outside address is not ours";
-      if (r.proto != kProtoIcmp && (r.outside_port < cfg.port_min || r.outside_port > cfg.port_max)) {
+      if (r.proto != kProtoIcmp &&
+          (r.outside_port < cfg.port_min || r.outside_port > cfg.port_max)) {
         return "outside port outside the configured range";
       }
-      const FlowKey out_key{to_net(r.remote_ip), to_net(r.outside_ip), to_net16(r.remote_port),
-                            to_net16(r.outside_port), r.proto, kKeyOutside, 0};
+      const FlowKey out_key{to_net(r.remote_ip),
+                            to_net(r.outside_ip),
+                            to_net16(r.remote_port),
+                            to_net16(r.outside_port),
+                            r.proto,
+                            kKeyOutside,
+                            0};
       if (find(out_key) != kNone) return "outside tuple in use by another flow";
       if (pool.used() >= pool.capacity() && !evict_one()) return "flow table full";
       i = pool.alloc();
@@ -1044,9 +1155,41 @@ struct Engine::Impl {
   }
 
   // A new flow the policy denies: dropped, or (reject) answered with a RST / ICMP prohibited.
+  // True when p's tuple was refused within its protocol's idle time (a retransmission); else
+  // remembers it (replacing the set's oldest entry).
+  bool denied_again(const Parsed& p) {
+    const uint32_t h =
+        static_cast<uint32_t>(mix64((uint64_t{p.src} << 32 | p.dst) ^
+                                    (uint64_t{p.sport} << 24 | uint64_t{p.dport} << 8 | p.proto)));
+    DeniedTuple* set = &denied_recent[(h % kDeniedSets) * kDeniedWays];
+    const uint8_t cls = p.proto == kProtoTcp    ? uint8_t{kClassTcpTransitory}
+                        : p.proto == kProtoIcmp ? uint8_t{kClassIcmp}
+                                                : uint8_t{kClassUdp};
+    DeniedTuple* slot = &set[0];
+    for (uint32_t w = 0; w < kDeniedWays; ++w) {
+      DeniedTuple& e = set[w];
+      if (e.used && e.src == p.src && e.dst == p.dst && e.sport == p.sport && e.dport == p.dport &&
+          e.proto == p.proto) {
+        const bool again = now - e.last < tmo_ms[cls];
+        e.last = now;
+        return again;
+      }
+      if (slot->used && (!e.used || now - e.last > now - slot->last)) slot = &e;
+    }
+    *slot = DeniedTuple{p.src, p.dst, p.sport, p.dport, p.proto, true, now};
+    return false;
+  }
+
+  // A new flow the policy denies: dropped, or (reject) answered with a RST / ICMP prohibited.
+  // Counted (rule hit) and logged once per tuple; its retransmissions count as repeats.
   Result deny_new(PacketBuf& pkt, const Parsed& p, const policy::Decision& d,
                   std::string_view name = {}) {
-    record_denial(p, d, name);
+    if (denied_again(p)) {
+      ctr.add(Event::PolicyDeniedRepeats);
+    } else {
+      hit(d.rule_id);
+      record_denial(p, d, name);
+    }
     ctr.drop(DropReason::PolicyDenied);
     if (d.deny_action == policy::DenyAction::Reject &&
         (p.proto == kProtoTcp ? build_rst(pkt, p) : build_admin_prohibited(pkt, p))) {
@@ -1058,6 +1201,9 @@ struct Engine::Impl {
 
   // Pending (host-name rules) and denied flows; called from forward() for flagged flows only.
   // Returns true when r holds the final result, false to translate the packet normally.
+  // While a flow is pending no payload passes either way (the handshake and pure ACKs do): the
+  // client's segments are copied for the parser and dropped, so the client retransmits what the
+  // server has not acknowledged once the name has allowed the connection.
   bool policy_gate(uint32_t i, PacketBuf& pkt, const Parsed& p, bool out, Result& r) {
     Flow& f = pool[i];
     if (f.flags & kFlowDenied) {
@@ -1071,50 +1217,59 @@ struct Engine::Impl {
       }
       return true;
     }
-    if (!out || p.proto != kProtoTcp || pol == nullptr) return false;
-    const uint16_t doff = static_cast<uint16_t>((p.l4[12] >> 4) * 4);
-    const uint32_t payload = p.l4_len() > doff ? p.l4_len() - doff : 0;
+    if (p.proto != kProtoTcp || pol == nullptr) return false;
     PendingCtx& c = pend[f.eim];
     const auto& pc = pol->config();
-    const bool timed_out = now - c.since > pc.name_timeout_ms;
+    if (!out && (p.tcp_flags & kTcpSyn)) c.since = now;  // the handshake: the clock starts
+    const bool timed_out =
+        now - c.since > pc.name_timeout_ms && !(p.tcp_flags & (kTcpSyn | kTcpRst));
+    const uint16_t doff = static_cast<uint16_t>((p.l4[12] >> 4) * 4);
+    const uint32_t payload = p.l4_len() > doff ? p.l4_len() - doff : 0;
     if (payload == 0 && !timed_out) return false;  // handshake, pure ACKs
+    if (!out && !timed_out) {  // the server speaks first: held back until a name decides
+      r = drop(DropReason::PolicyPendingHeld);
+      return true;
+    }
     policy::NameStatus st = policy::NameStatus::NeedMore;
     std::string name;
-    if (payload) {
+    if (!timed_out) {
+      // Only the bytes that continue the stream: a retransmission (or the part of a segment
+      // already read) and a segment beyond a gap add nothing.
+      const uint32_t skip = c.next_seq - load_be32(p.l4 + 4);
+      if (skip >= payload) {
+        r = drop(DropReason::PolicyPendingHeld);
+        return true;
+      }
       uint8_t* buf = pend_buf.data() + size_t{f.eim} * pend_bytes;
-      const uint32_t take = std::min(payload, pend_bytes - c.len);
-      std::memcpy(buf + c.len, p.l4 + doff, take);
+      const uint32_t take = std::min(payload - skip, pend_bytes - c.len);
+      std::memcpy(buf + c.len, p.l4 + doff + skip, take);
       c.len += take;
+      c.next_seq += payload - skip;
       ++c.packets;
       st = c.tls ? policy::parse_tls_sni(buf, c.len, &name)
                  : policy::parse_http_host(buf, c.len, &name);
-    }
-    if (st == policy::NameStatus::NeedMore && !timed_out && c.len < pend_bytes &&
-        c.packets < pc.name_max_packets) {
-      return false;  // forward it; the name is further on
+      if (st == policy::NameStatus::NeedMore && c.len < pend_bytes &&
+          c.packets < pc.name_max_packets) {
+        r = drop(DropReason::PolicyPendingHeld);  // the name is further on
+        return true;
+      }
     }
     ctr.add(Event::PolicyNamesChecked);
-    const policy::Decision d =
-        st == policy::NameStatus::Found
-            ? pol->classify_name(c.group, name, to_host(f.remote_ip), f.proto,
-                                 to_host16(f.remote_port))
-            : pol->no_name(c.group);
+    const policy::Decision d = st == policy::NameStatus::Found
+                                   ? pol->classify_name(c.group, name, to_host(f.remote_ip),
+                                                        f.proto, to_host16(f.remote_port))
+                                   : pol->no_name(c.group);
     hit(d.rule_id);
-    pending_release(f.eim);
-    f.eim = kNone;
-    f.flags &= static_cast<uint8_t>(~kFlowPending);
+    end_pending(i);
     if (d.verdict == policy::Decision::Verdict::Allow) return false;
     // Refused: the server gets a RST from our outside tuple (in a spare buffer, when the caller
-    // lent one; else at its next segment), and this segment becomes the client's RST.
-    record_denial(p, d, name);
-    rst_to_server(f, p);
-    f.flags |= kFlowDenied;
-    f.tcp |= kRstSeen;
-    pool.lru_requeue(i, tcp_class(f.tcp), now);
+    // lent one; else at its next segment), and this segment becomes its sender's RST.
+    deny_flow(i, d, name);
+    if (out) rst_to_server(f, p);
     ctr.drop(DropReason::PolicyDenied);
     if (build_rst(pkt, p)) {
       ctr.add(Event::PolicyRejectsSent);
-      r = Result{Verdict::ToInside, DropReason::PolicyDenied, 0};
+      r = Result{out ? Verdict::ToInside : Verdict::ToOutside, DropReason::PolicyDenied, 0};
     } else {
       r = Result{Verdict::Drop, DropReason::PolicyDenied, 0};
     }
@@ -1215,8 +1370,8 @@ struct Engine::Impl {
       if (pol != nullptr) {
         d = pol->classify(to_host(p.src), to_host(p.dst), p.proto,
                           p.proto == kProtoIcmp ? uint16_t{0} : to_host16(p.dport));
-        if (d.verdict != policy::Decision::Verdict::NeedName) hit(d.rule_id);  // else: at the name
         if (d.verdict == policy::Decision::Verdict::Deny) return deny_new(pkt, p, d);
+        if (d.verdict == policy::Decision::Verdict::Allow) hit(d.rule_id);  // else: at the name
         if (d.verdict == policy::Decision::Verdict::NeedName && pend_free == kNone) {
           return drop(DropReason::PolicyPendingFull);
         }
@@ -1227,7 +1382,13 @@ struct Engine::Impl {
       if (d.verdict == policy::Decision::Verdict::NeedName) {
         const uint32_t c = pend_free;
         pend_free = pend[c].next_free;
-        pend[c] = PendingCtx{i, kNone, 0, now, d.group_id, 0,
+        pend[c] = PendingCtx{i,
+                             kNone,
+                             0,
+                             now,
+                             load_be32(p.l4 + 4) + 1,
+                             d.group_id,
+                             0,
                              pol->inspects_tls(to_host16(p.dport))};
         pool[i].eim = c;
         pool[i].flags |= kFlowPending;
@@ -1557,8 +1718,10 @@ std::string Engine::reconfigure(const EngineConfig& next) {
     return field + " cannot change on a running engine (restart needed)";
   }
   const bool new_policy = next.policy != impl_->cfg.policy;
+  // Kept alive until the new policy has taken over the old one's counters and pending flows.
+  const std::shared_ptr<const policy::CompiledPolicy> previous = impl_->cfg.policy;
   impl_->cfg = next;
-  impl_->apply_live_fields();
+  impl_->apply_live_fields(previous.get());
   if (new_policy && impl_->pol != nullptr && impl_->pol->config().recheck_on_reload) {
     impl_->recheck_flows();
   }
@@ -1697,8 +1860,8 @@ uint32_t Engine::snapshot_sync(uint32_t* cursor, SyncRecord* out, uint32_t max,
   const auto now = static_cast<uint32_t>(now_ns / 1000000);
   uint32_t n = 0;
   uint32_t i = *cursor;
-  for (const uint32_t stop = std::min(m.pool.capacity(), i + scan_budget);
-       i < stop && n < max; ++i) {
+  for (const uint32_t stop = std::min(m.pool.capacity(), i + scan_budget); i < stop && n < max;
+       ++i) {
     const Flow& f = m.pool[i];
     if (!(f.flags & kFlowLive)) continue;
     SyncRecord r = m.sync_record(f, SyncKind::Create);

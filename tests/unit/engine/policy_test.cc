@@ -3,9 +3,9 @@
 // per-rule hits, the denial log, reloads (keep flows; optional re-check).
 #include <memory>
 
-#include "tests/unit/policy/client_hello.h"
-#include "tests/unit/engine/engine_fixture.h"
 #include "dataplane/policy/compiled_policy.h"
+#include "tests/unit/engine/engine_fixture.h"
+#include "tests/unit/policy/client_hello.h"
 
 namespace eipgate::testing {
 namespace {
@@ -163,6 +163,7 @@ TEST(EnginePolicy, WildcardNameMatches) {
   EXPECT_EQ(h.send(Packet()
                        .ipv4(kInsideHost, kServer)
                        .tcp(40002, 443, kTcpAck)
+                       .seq(101)
                        .payload(bytes_of(hello))
                        .build())
                 .res.verdict,
@@ -203,6 +204,7 @@ TEST(EnginePolicy, HttpHostHeaderDecidesOnPort80) {
   EXPECT_EQ(h.send(Packet()
                        .ipv4(kInsideHost, kServer)
                        .tcp(40004, 80, kTcpAck)
+                       .seq(101)
                        .payload("GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n")
                        .build())
                 .res.verdict,
@@ -211,6 +213,7 @@ TEST(EnginePolicy, HttpHostHeaderDecidesOnPort80) {
   EXPECT_EQ(h.send(Packet()
                        .ipv4(kInsideHost, kServer)
                        .tcp(40005, 80, kTcpAck)
+                       .seq(101)
                        .payload("GET / HTTP/1.1\r\nHost: other.example.org\r\n\r\n")
                        .build())
                 .res.verdict,
@@ -220,16 +223,21 @@ TEST(EnginePolicy, HttpHostHeaderDecidesOnPort80) {
 TEST(EnginePolicy, NoNameWithinThePacketBudgetIsRefused) {
   EngineHarness h(with_policy());
   handshake(h, kInsideHost, 40006, 80);
-  // A request line split over many segments, never finishing the headers.
-  Verdict last = Verdict::ToOutside;
+  // A request line split over many segments, never finishing the headers: each is held back
+  // (dropped; TCP would retransmit it) until the packet budget runs out.
+  Verdict last = Verdict::Drop;
   int sent = 0;
-  while (last == Verdict::ToOutside && sent < 10) {
+  uint32_t seq = 101;
+  while (last == Verdict::Drop && sent < 10) {
+    const std::string part = sent == 0 ? "GET / HTTP/1.1\r\n" : "X-Pad: 1\r\n";
     last = h.send(Packet()
                       .ipv4(kInsideHost, kServer)
                       .tcp(40006, 80, kTcpAck)
-                      .payload(sent == 0 ? "GET / HTTP/1.1\r\n" : "X-Pad: 1\r\n")
+                      .seq(seq)
+                      .payload(part)
                       .build())
                .res.verdict;
+    seq += static_cast<uint32_t>(part.size());
     ++sent;
   }
   EXPECT_EQ(last, Verdict::ToInside);
@@ -311,6 +319,259 @@ TEST(EnginePolicy, RefusedNameResetsTheServerAtOnceWithALentBuffer) {
   EXPECT_TRUE(ip_checksum_ok(out));
   EXPECT_TRUE(l4_checksum_ok(out));
   EXPECT_EQ(h.engine().spares_wanted(), 8u);
+}
+
+// --- fail closed: reloads, pending flows, the name timeout ------------------------------------
+
+// The client's data segment carrying `data` at sequence number `seq` (the SYN had seq 100).
+Sent client_data(EngineHarness& h, uint16_t sport, uint16_t dport, uint32_t seq, const Bytes& data,
+                 const char* src = kInsideHost) {
+  return h.send(
+      Packet().ipv4(src, kServer).tcp(sport, dport, kTcpAck).seq(seq).payload(data).build());
+}
+
+TEST(EnginePolicy, ReloadChangingMaxBytesKeepsPendingFlowsWaiting) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40020, 443);
+  handshake(h, kInsideHost, 40021, 443);
+  auto next = h.engine().config();
+  next.policy = compile((std::string(kPolicy) + "inspection: {max_bytes: 8192}\n").c_str());
+  ASSERT_EQ(h.engine().reconfigure(next), "");
+  // Still pending under the new policy: the name decides, never "benefit of doubt".
+  Sent evil =
+      client_data(h, 40020, 443, 101, bytes_of(ClientHello().sni("evil.example.test").bytes()));
+  EXPECT_EQ(evil.res.verdict, Verdict::ToInside);
+  EXPECT_EQ(parse(evil.out).tcp_flags & kTcpRst, kTcpRst);
+  Sent good =
+      client_data(h, 40021, 443, 101, bytes_of(ClientHello().sni("api.stripe.com").bytes()));
+  EXPECT_EQ(good.res.verdict, Verdict::ToOutside);
+  EXPECT_EQ(hits(h, "stripe"), 1u);
+  EXPECT_EQ(hits(h, "lambdas#default"), 1u);
+}
+
+TEST(EnginePolicy, ReloadKeepsTheBytesAPendingFlowHasSent) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40022, 443);
+  const auto hello = bytes_of(ClientHello().sni("api.stripe.com").bytes());
+  const Bytes first(hello.begin(), hello.begin() + 40);
+  const Bytes rest(hello.begin() + 40, hello.end());
+  EXPECT_EQ(client_data(h, 40022, 443, 101, first).res.verdict, Verdict::Drop);
+  auto next = h.engine().config();
+  next.policy = compile((std::string(kPolicy) + "inspection: {max_bytes: 2048}\n").c_str());
+  ASSERT_EQ(h.engine().reconfigure(next), "");
+  EXPECT_EQ(client_data(h, 40022, 443, 141, rest).res.verdict, Verdict::ToOutside);
+}
+
+TEST(EnginePolicy, ReloadShrinkingThePendingPoolRefusesWhatNoLongerFits) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40023, 443);
+  handshake(h, kInsideHost, 40024, 443);
+  auto next = h.engine().config();
+  next.policy_pending_max = 1;
+  ASSERT_EQ(h.engine().reconfigure(next), "");
+  const auto good = bytes_of(ClientHello().sni("api.stripe.com").bytes());
+  EXPECT_EQ(client_data(h, 40023, 443, 101, good).res.verdict, Verdict::ToOutside);
+  EXPECT_EQ(client_data(h, 40024, 443, 101, good).res.verdict, Verdict::ToInside);  // RST
+}
+
+TEST(EnginePolicy, ReloadReorderingGroupsJudgesPendingFlowsByTheirOwnGroup) {
+  const char* before = R"(
+groups:
+  - {name: api-only, sources: [10.0.1.0/24]}
+  - {name: anything, sources: [10.0.2.0/24]}
+rules:
+  - {name: api, from: api-only, hosts: [api.example.test], proto: tcp, ports: 443}
+  - {name: evil, from: anything, hosts: [evil.example.test], proto: tcp, ports: 443}
+)";
+  const char* after = R"(
+groups:
+  - {name: anything, sources: [10.0.2.0/24]}
+  - {name: api-only, sources: [10.0.1.0/24]}
+rules:
+  - {name: evil, from: anything, hosts: [evil.example.test], proto: tcp, ports: 443}
+  - {name: api, from: api-only, hosts: [api.example.test], proto: tcp, ports: 443}
+)";
+  EngineHarness h(with_policy(before));
+  handshake(h, kInsideHost, 40030, 443);
+  auto next = h.engine().config();
+  next.policy = compile(after);
+  ASSERT_EQ(h.engine().reconfigure(next), "");
+  Sent s =
+      client_data(h, 40030, 443, 101, bytes_of(ClientHello().sni("evil.example.test").bytes()));
+  EXPECT_EQ(s.res.verdict, Verdict::ToInside);  // api-only's rules: refused
+  EXPECT_EQ(hits(h, "evil"), 0u);
+  EXPECT_EQ(hits(h, "api-only#default"), 1u);
+}
+
+TEST(EnginePolicy, ReloadThatDecidesAPendingFlowWithoutANameAppliesIt) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40031, 443);
+  auto next = h.engine().config();
+  next.policy = compile(R"(
+groups: [{name: lambdas, sources: [10.0.1.0/24], default: reject}]
+rules: [{name: dns-only, from: lambdas, dst: 198.51.100.0/24, proto: udp, ports: 53}]
+)");
+  ASSERT_EQ(h.engine().reconfigure(next), "");
+  Sent s = client_data(h, 40031, 443, 101, bytes_of(ClientHello().sni("api.stripe.com").bytes()));
+  EXPECT_EQ(s.res.verdict, Verdict::ToInside);
+  EXPECT_EQ(parse(s.out).tcp_flags & kTcpRst, kTcpRst);
+  engine::DenyRecord d[4];
+  EXPECT_EQ(h.engine().drain_denials(d, 4), 1u);
+}
+
+TEST(EnginePolicy, RuleHitsFollowRuleNamesAcrossReloads) {
+  EngineHarness h(with_policy());
+  ASSERT_EQ(h.send(Packet().ipv4(kInsideHost, kServer).udp(5353, 53).build()).res.verdict,
+            Verdict::ToOutside);
+  ASSERT_EQ(hits(h, "dns"), 1u);
+  auto next = h.engine().config();
+  next.policy = compile(R"(
+groups: [{name: lambdas, sources: [10.0.1.0/24], default: reject}]
+rules:
+  - {name: dns, from: lambdas, dst: 198.51.100.0/24, proto: udp, ports: 53}
+  - {name: syslog, from: lambdas, dst: 198.51.100.0/24, proto: udp, ports: 514}
+  - {name: ntp, from: lambdas, dst: 198.51.100.0/24, proto: udp, ports: 123}
+)");  // ntp takes the position (rule id) dns had, dns the one stripe had
+  ASSERT_EQ(h.engine().reconfigure(next), "");
+  EXPECT_EQ(hits(h, "ntp"), 0u);
+  EXPECT_EQ(hits(h, "syslog"), 0u);
+  EXPECT_EQ(hits(h, "dns"), 1u);
+  EXPECT_EQ(hits(h, "lambdas#default"), 0u);
+}
+
+TEST(EnginePolicy, PendingHoldsBackTheServerSpeakingFirst) {
+  EngineHarness h(with_policy());
+  const uint16_t oport = handshake(h, kInsideHost, 40040, 443);
+  Sent banner = h.send(Packet()
+                           .ipv4(kServer, kOutside)
+                           .tcp(443, oport, kTcpAck)
+                           .seq(8)
+                           .ack(101)
+                           .payload("hi")
+                           .build());
+  EXPECT_EQ(banner.res.verdict, Verdict::Drop);
+  EXPECT_EQ(h.drops(engine::DropReason::PolicyPendingHeld), 1u);
+  // Pure ACKs still pass while pending.
+  EXPECT_EQ(
+      h.send(Packet().ipv4(kServer, kOutside).tcp(443, oport, kTcpAck).seq(8).ack(101).build())
+          .res.verdict,
+      Verdict::ToInside);
+  // Once the name allows the connection, the server's retransmission passes.
+  ASSERT_EQ(client_data(h, 40040, 443, 101, bytes_of(ClientHello().sni("api.stripe.com").bytes()))
+                .res.verdict,
+            Verdict::ToOutside);
+  EXPECT_EQ(h.send(Packet()
+                       .ipv4(kServer, kOutside)
+                       .tcp(443, oport, kTcpAck)
+                       .seq(8)
+                       .ack(101)
+                       .payload("hi")
+                       .build())
+                .res.verdict,
+            Verdict::ToInside);
+}
+
+TEST(EnginePolicy, DeniedSplitClientHelloNeverReachesTheServer) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40041, 443);
+  const auto hello = bytes_of(ClientHello().sni("evil.example.test").bytes());
+  const Bytes first(hello.begin(), hello.begin() + 50);
+  const Bytes rest(hello.begin() + 50, hello.end());
+  Sent a = client_data(h, 40041, 443, 101, first);
+  EXPECT_EQ(a.res.verdict, Verdict::Drop);
+  EXPECT_EQ(h.events(engine::Event::PacketsOutToDestination), 1u);  // the SYN only
+  Sent b = client_data(h, 40041, 443, 151, rest);
+  EXPECT_EQ(b.res.verdict, Verdict::ToInside);  // the client's RST
+  EXPECT_EQ(h.events(engine::Event::PacketsOutToDestination), 1u);
+}
+
+TEST(EnginePolicy, AllowedSplitClientHelloPassesAndRetransmissionsAreReadOnce) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40042, 443);
+  const auto hello = bytes_of(ClientHello().sni("api.stripe.com").bytes());
+  const Bytes first(hello.begin(), hello.begin() + 50);
+  const Bytes rest(hello.begin() + 50, hello.end());
+  EXPECT_EQ(client_data(h, 40042, 443, 101, first).res.verdict, Verdict::Drop);
+  EXPECT_EQ(client_data(h, 40042, 443, 101, first).res.verdict, Verdict::Drop);  // retransmitted
+  EXPECT_EQ(client_data(h, 40042, 443, 500, rest).res.verdict, Verdict::Drop);   // beyond a gap
+  EXPECT_EQ(client_data(h, 40042, 443, 151, rest).res.verdict, Verdict::ToOutside);
+  // The client's retransmission of the first part now passes.
+  EXPECT_EQ(client_data(h, 40042, 443, 101, first).res.verdict, Verdict::ToOutside);
+  EXPECT_EQ(hits(h, "stripe"), 1u);
+}
+
+TEST(EnginePolicy, ARetransmissionOverlappingTheReadBytesAddsOnlyTheNewOnes) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40043, 443);
+  const auto hello = bytes_of(ClientHello().sni("api.stripe.com").bytes());
+  const Bytes first(hello.begin(), hello.begin() + 50);
+  EXPECT_EQ(client_data(h, 40043, 443, 101, first).res.verdict, Verdict::Drop);
+  // Re-packetised: the whole hello from the start.
+  EXPECT_EQ(client_data(h, 40043, 443, 101, hello).res.verdict, Verdict::ToOutside);
+}
+
+TEST(EnginePolicy, NoNameWithinTheTimeoutIsRefused) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40050, 443);
+  h.advance_ms(6000);  // timeout_ms 5000 (README): the connection is reset, whatever it sends
+  Sent s = client_data(h, 40050, 443, 101, bytes_of(ClientHello().sni("api.stripe.com").bytes()));
+  EXPECT_EQ(s.res.verdict, Verdict::ToInside);
+  EXPECT_EQ(parse(s.out).tcp_flags & kTcpRst, kTcpRst);
+  EXPECT_EQ(hits(h, "stripe"), 0u);
+  EXPECT_EQ(hits(h, "lambdas#default"), 1u);
+  EXPECT_EQ(h.drops(engine::DropReason::PolicyDenied), 1u);
+}
+
+TEST(EnginePolicy, TheNameTimeoutRunsFromTheHandshake) {
+  EngineHarness h(with_policy());
+  Sent syn = h.send(Packet().ipv4(kInsideHost, kServer).tcp(40051, 443, kTcpSyn).seq(100).build());
+  ASSERT_EQ(syn.res.verdict, Verdict::ToOutside);
+  h.advance_ms(4000);  // a slow SYN-ACK
+  const uint16_t oport = parse(syn.out).sport;
+  ASSERT_EQ(
+      h.send(Packet().ipv4(kServer, kOutside).tcp(443, oport, kTcpSyn | kTcpAck).seq(7).build())
+          .res.verdict,
+      Verdict::ToInside);
+  h.advance_ms(4000);
+  EXPECT_EQ(client_data(h, 40051, 443, 101, bytes_of(ClientHello().sni("api.stripe.com").bytes()))
+                .res.verdict,
+            Verdict::ToOutside);
+}
+
+TEST(EnginePolicy, APureAckAfterTheTimeoutResetsThePendingConnection) {
+  EngineHarness h(with_policy());
+  handshake(h, kInsideHost, 40052, 443);
+  h.advance_ms(5001);
+  Sent s =
+      h.send(Packet().ipv4(kInsideHost, kServer).tcp(40052, 443, kTcpAck).seq(101).ack(8).build());
+  EXPECT_EQ(s.res.verdict, Verdict::ToInside);
+  EXPECT_EQ(parse(s.out).tcp_flags & kTcpRst, kTcpRst);
+}
+
+TEST(EnginePolicy, ADeniedFlowIsCountedAndLoggedOnceItsRetransmissionsAsRepeats) {
+  EngineHarness h(with_policy());
+  auto syn = [&] {
+    return h.send(Packet().ipv4(kInsideHost, kServer).tcp(40060, 22, kTcpSyn).seq(5).build());
+  };
+  for (int k = 0; k < 4; ++k) {                       // connect() and its SYN retransmissions
+    EXPECT_EQ(syn().res.verdict, Verdict::ToInside);  // each gets its RST
+    h.advance_s(1 << k);
+  }
+  EXPECT_EQ(hits(h, "lambdas#default"), 1u);
+  engine::DenyRecord d[8];
+  EXPECT_EQ(h.engine().drain_denials(d, 8), 1u);
+  EXPECT_EQ(h.events(engine::Event::PolicyDeniedRepeats), 3u);
+  EXPECT_EQ(h.drops(engine::DropReason::PolicyDenied), 4u);
+  // Another tuple is another attempt.
+  EXPECT_EQ(h.send(Packet().ipv4(kInsideHost, kServer).tcp(40061, 22, kTcpSyn).build()).res.verdict,
+            Verdict::ToInside);
+  EXPECT_EQ(hits(h, "lambdas#default"), 2u);
+  // After the idle time (TCP transitory, 240 s) the same tuple is a new attempt.
+  h.advance_s(241);
+  EXPECT_EQ(syn().res.verdict, Verdict::ToInside);
+  EXPECT_EQ(hits(h, "lambdas#default"), 3u);
+  EXPECT_EQ(h.engine().drain_denials(d, 8), 2u);
+  EXPECT_EQ(h.events(engine::Event::PolicyDeniedRepeats), 3u);
 }
 
 }  // namespace
