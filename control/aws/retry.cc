@@ -32,6 +32,20 @@ std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int failed_at
   return std::chrono::milliseconds(static_cast<int64_t>(u * static_cast<double>(cap)));
 }
 
+RetryPolicy takeover_retry_policy(const RetryPolicy& normal) {
+  RetryPolicy p = normal;
+  p.base_delay = std::min(normal.base_delay, kTakeoverBaseDelay);
+  p.max_delay = std::min(normal.max_delay, kTakeoverMaxDelay);
+  p.max_attempts = std::max(normal.max_attempts, kTakeoverMinAttempts);
+  return p;
+}
+
+std::chrono::milliseconds worst_case_backoff(const RetryPolicy& policy, int failures) {
+  std::chrono::milliseconds total{0};
+  for (int n = 1; n <= failures; ++n) total += backoff_delay(policy, n, 1.0);
+  return total;
+}
+
 Retrier::Retrier(RetryPolicy policy, RetryEnv env) : policy_(policy), env_(std::move(env)) {
   const RetryEnv real = RetryEnv::real();
   if (!env_.sleep) env_.sleep = real.sleep;

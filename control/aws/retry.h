@@ -42,6 +42,21 @@ struct RetryEvent {
 [[nodiscard]] std::chrono::milliseconds backoff_delay(const RetryPolicy& policy,
                                                       int failed_attempts, double uniform01);
 
+// During a takeover every millisecond of backoff is a millisecond of outage: the gap budget is 2 s
+// and the dead interval (600 ms by default) spends part of it before the first EC2 call. So the
+// takeover's calls back off from 20 ms, capped flat at 80 ms, and get more attempts, so that a
+// burst of throttling is outlasted rather than given up on: twelve RequestLimitExceeded in a row
+// cost at most 20 + 40 + 10 x 80 = 860 ms of waiting (worst_case_backoff), about half that on
+// average with full jitter. The configured deadline, if any, still applies.
+inline constexpr std::chrono::milliseconds kTakeoverBaseDelay{20};
+inline constexpr std::chrono::milliseconds kTakeoverMaxDelay{80};
+inline constexpr int kTakeoverMinAttempts = 30;
+[[nodiscard]] RetryPolicy takeover_retry_policy(const RetryPolicy& normal);
+
+// The longest total wait that `failures` consecutive retryable failures can cost under `policy`
+// (every jitter draw at its maximum).
+[[nodiscard]] std::chrono::milliseconds worst_case_backoff(const RetryPolicy& policy, int failures);
+
 // Runs fn until it returns, throws a non-retryable AwsError, or attempts/deadline run out (then
 // the last error is rethrown). Every retry is logged (warn) and passed to on_retry if set.
 class Retrier {

@@ -2,6 +2,8 @@
 #include "control/daemon/aws_ops.h"
 
 #include <algorithm>
+#include <exception>
+#include <future>
 #include <stdexcept>
 
 #include "common/log.h"
@@ -9,7 +11,8 @@
 
 namespace eipgate::control {
 
-AwsOps::AwsOps(aws::AwsConfig config) : config_(std::move(config)) {}
+AwsOps::AwsOps(aws::AwsConfig config, aws::RetryEnv takeover_env)
+    : config_(std::move(config)), takeover_env_(std::move(takeover_env)) {}
 
 Identity AwsOps::bootstrap(const std::string& data_mac, const std::string& peer_eni,
                            const std::string& peer_address) {
@@ -47,6 +50,9 @@ Identity AwsOps::bootstrap(const std::string& data_mac, const std::string& peer_
   eo.timeout = config_.timeouts.request;
   eo.retry = config_.retry;
   ec2_ = std::make_unique<aws::Ec2Client>(http_, *credentials_, eo);
+  aws::Ec2Options takeover = eo;
+  takeover.retry = aws::takeover_retry_policy(eo.retry);
+  takeover_ec2_ = std::make_unique<aws::Ec2Client>(http_, *credentials_, takeover, takeover_env_);
 
   id.peer_eni = peer_eni;
   if (id.peer_eni.empty() && !peer_address.empty()) {
@@ -62,43 +68,66 @@ Identity AwsOps::bootstrap(const std::string& data_mac, const std::string& peer_
   return id;
 }
 
-std::vector<aws::RouteTable> AwsOps::tables() {
+std::vector<aws::RouteTable> AwsOps::tables(aws::Ec2Client& ec2) {
   std::vector<aws::Filter> filters;
   for (const auto& [k, v] : config_.route_tables.tags) filters.push_back({"tag:" + k, {v}});
-  auto all = ec2_->describe_route_tables(config_.route_tables.ids, filters);
+  auto all = ec2.describe_route_tables(config_.route_tables.ids, filters);
   std::erase_if(all, [this](const aws::RouteTable& t) {
     return std::find(excluded_.begin(), excluded_.end(), t.id) != excluded_.end();
   });
   return all;
 }
 
-std::string AwsOps::take_over() {
+std::string AwsOps::move_service_address() {
   const auto& sa = config_.service_address;
-  std::string summary;
   if (sa.mode == aws::ServiceAddressMode::SecondaryIp) {
-    ec2_->assign_private_ip_addresses(identity_.eni, {sa.private_ip}, true);
-    summary = "secondary IP " + sa.private_ip + " -> " + identity_.eni;
-  } else {
-    ec2_->associate_address(sa.allocation_id, identity_.eni, sa.private_ip, true);
-    summary = "EIP " + sa.allocation_id + " -> " + identity_.eni;
+    takeover_ec2_->assign_private_ip_addresses(identity_.eni, {sa.private_ip}, true);
+    return "secondary IP " + sa.private_ip + " -> " + identity_.eni;
   }
-  const auto all = tables();
-  if (all.empty()) throw std::runtime_error("no route table matches aws.route_tables");
-  for (const auto& t : all) {
-    const auto* r = t.route_to(config_.route_tables.destination);
-    if (r != nullptr && r->network_interface_id == identity_.eni && r->state != "blackhole") {
-      continue;  // already ours: a no-op call saved
+  takeover_ec2_->associate_address(sa.allocation_id, identity_.eni, sa.private_ip, true);
+  return "EIP " + sa.allocation_id + " -> " + identity_.eni;
+}
+
+std::string AwsOps::take_over() {
+  // The address and the routes are independent: the address moves on its own thread while the
+  // tables are read and each ReplaceRoute runs on one of its own, so throttling of one call
+  // delays only that call. Every call is waited for before the outcome is reported.
+  auto address = std::async(std::launch::async, [this] { return move_service_address(); });
+  std::string routes;
+  std::exception_ptr routes_error;
+  try {
+    const auto all = tables(*takeover_ec2_);
+    if (all.empty()) throw std::runtime_error("no route table matches aws.route_tables");
+    std::vector<std::future<void>> calls;
+    for (const auto& t : all) {
+      const auto* r = t.route_to(config_.route_tables.destination);
+      if (r != nullptr && r->network_interface_id == identity_.eni && r->state != "blackhole") {
+        continue;  // already ours: a no-op call saved
+      }
+      calls.push_back(std::async(std::launch::async, [this, id = t.id] {
+        takeover_ec2_->replace_route(id, config_.route_tables.destination, identity_.eni);
+      }));
+      routes += ", " + t.id;
     }
-    ec2_->replace_route(t.id, config_.route_tables.destination, identity_.eni);
-    summary += ", " + t.id;
+    for (auto& c : calls) {
+      try {
+        c.get();
+      } catch (...) {
+        if (!routes_error) routes_error = std::current_exception();
+      }
+    }
+  } catch (...) {
+    routes_error = std::current_exception();
   }
-  return summary;
+  std::string summary = address.get();  // rethrows the address's failure
+  if (routes_error) std::rethrow_exception(routes_error);
+  return summary + routes;
 }
 
 RouteReport AwsOps::check_routes() {
   RouteReport rep;
   try {
-    const auto all = tables();
+    const auto all = tables(*ec2_);
     if (all.empty()) {
       rep.detail = "no route table matches aws.route_tables";
       return rep;
@@ -124,17 +153,22 @@ RouteReport AwsOps::check_routes() {
   return rep;
 }
 
-uint64_t AwsOps::retries() const { return ec2_ ? ec2_->retrier().retries() : 0; }
+uint64_t AwsOps::retries() const {
+  return ec2_ ? ec2_->retrier().retries() + takeover_ec2_->retrier().retries() : 0;
+}
 
 std::map<std::string, uint64_t> AwsOps::errors() const {
   std::map<std::string, uint64_t> out;
   for (size_t i = 0; i < aws::kErrorKindCount; ++i) {
     const auto kind = static_cast<aws::ErrorKind>(i);
-    out[std::string(aws::to_string(kind))] = ec2_ ? ec2_->errors(kind) : 0;
+    out[std::string(aws::to_string(kind))] =
+        ec2_ ? ec2_->errors(kind) + takeover_ec2_->errors(kind) : 0;
   }
   return out;
 }
 
-uint64_t AwsOps::credential_refreshes() const { return ec2_ ? ec2_->credential_refreshes() : 0; }
+uint64_t AwsOps::credential_refreshes() const {
+  return ec2_ ? ec2_->credential_refreshes() + takeover_ec2_->credential_refreshes() : 0;
+}
 
 }  // namespace eipgate::control

@@ -32,7 +32,8 @@ struct RouteReport {
 
 class AwsOps {
  public:
-  explicit AwsOps(aws::AwsConfig config);
+  // takeover_env: the sleep, clock and randomness of the takeover's retries (tests inject them).
+  explicit AwsOps(aws::AwsConfig config, aws::RetryEnv takeover_env = aws::RetryEnv::real());
 
   // IMDS identity, the data ENI (data_mac, else the only ENI, else device number 1), the EC2
   // client, and the peer's ENI (peer_eni, else the ENI holding peer_address). Throws AwsError or
@@ -41,7 +42,9 @@ class AwsOps {
                      const std::string& peer_address);
 
   // Moves the service address to our ENI and points every route table at it. Throws on failure.
-  // Returns a summary for the log.
+  // Returns a summary for the log. The address and each route table's ReplaceRoute are
+  // independent and issued concurrently, through a client with the takeover's retry schedule
+  // (aws::takeover_retry_policy: short backoff that fits the failover gap budget).
   std::string take_over();
   // Where the configured route tables' default route points. Never throws (Unknown on error).
   RouteReport check_routes();
@@ -58,13 +61,16 @@ class AwsOps {
   [[nodiscard]] const Identity& identity() const { return identity_; }
 
  private:
-  std::vector<aws::RouteTable> tables();
+  std::vector<aws::RouteTable> tables(aws::Ec2Client& ec2);
+  std::string move_service_address();
 
   aws::AwsConfig config_;
   aws::CurlTransport http_;
   std::unique_ptr<aws::ImdsClient> imds_;
   std::shared_ptr<aws::CredentialsProvider> credentials_;
   std::unique_ptr<aws::Ec2Client> ec2_;
+  aws::RetryEnv takeover_env_;
+  std::unique_ptr<aws::Ec2Client> takeover_ec2_;  // the same calls, takeover_retry_policy
   Identity identity_;
   std::vector<std::string> excluded_;
 };

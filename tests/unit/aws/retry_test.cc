@@ -142,5 +142,42 @@ TEST(Retrier, MaxAttemptsOfOneMeansNoRetry) {
   EXPECT_EQ(calls, 1);
 }
 
+// The takeover's schedule: twelve throttles in a row (the failover drill that gave a 2.5 s gap)
+// cost at most 860 ms of backoff, against more than 2 s under the configured default, and are
+// outlasted instead of exhausting the attempts.
+TEST(TakeoverRetry, TwelveThrottlesFitTheFailoverBudget) {
+  const RetryPolicy normal;  // 5 attempts, 100 ms .. 5 s
+  const RetryPolicy takeover = takeover_retry_policy(normal);
+  EXPECT_EQ(takeover.base_delay, kTakeoverBaseDelay);
+  EXPECT_EQ(takeover.max_delay, kTakeoverMaxDelay);
+  EXPECT_GE(takeover.max_attempts, 13);
+  EXPECT_EQ(worst_case_backoff(takeover, 12), milliseconds(20 + 40 + 10 * 80));
+  EXPECT_GT(worst_case_backoff(normal, 12), milliseconds(2000));
+
+  FakeTime t;
+  t.fraction = 1.0;
+  Retrier r(takeover, t.env());
+  int calls = 0;
+  EXPECT_EQ(r.run("ec2:ReplaceRoute",
+                  [&] {
+                    if (++calls <= 12) throw AwsError(ErrorKind::Throttling, "Throttling", "x");
+                    return 7;
+                  }),
+            7);
+  milliseconds total{0};
+  for (const auto d : t.sleeps) total += d;
+  EXPECT_EQ(t.sleeps.size(), 12u);
+  EXPECT_EQ(total, milliseconds(860));
+}
+
+TEST(TakeoverRetry, NeverSlowerThanTheConfiguredPolicyAndKeepsItsDeadline) {
+  const RetryPolicy fast = policy(40, 5, 10, 900);
+  const RetryPolicy takeover = takeover_retry_policy(fast);
+  EXPECT_EQ(takeover.base_delay, milliseconds(5));
+  EXPECT_EQ(takeover.max_delay, milliseconds(10));
+  EXPECT_EQ(takeover.max_attempts, 40);
+  EXPECT_EQ(takeover.deadline, milliseconds(900));
+}
+
 }  // namespace
 }  // namespace eipgate::aws

@@ -4,7 +4,7 @@ B priority 100 on 127.0.0.2), one fake EC2/IMDS (tests/sim/fake_aws.py) and two 
 (fake_dataplane.py). One scenario per run:
 
   control_integration.py EIPGATE_CONTROL EIPGATECTL SCENARIO
-Scenarios: startup, takeover, rejoin, failover, partition, throttle, bad_config, throughput,
+Scenarios: startup, takeover, rejoin, failover, partition, throttle, throttle_burst, bad_config, throughput,
 metrics, egress,
 fallback, fallback_nat (cross-AZ fallback: the pair rescues a third table owned by another pair,
 i-0ccc...1/2, added to a copy of example_state.json).
@@ -462,6 +462,26 @@ def scenario_throttle(h):
           f"times, converged in {took * 1000:.0f} ms")
     check(throttled == 4, f"{throttled} throttled calls")
     check(st["aws"]["retries"] >= 4, f"retries {st['aws']['retries']}")
+
+
+def scenario_throttle_burst(h):
+    """Twelve RequestLimitExceeded answers in a row during the takeover (the drill that once gave a
+    2.5 s gap): the takeover's short backoff outlasts them and B converges; the address and the
+    routes are issued side by side (takeover_test.cc asserts the schedule)."""
+    h.pair_up(flows=10)
+    h.aws_post("/_fake/faults", {"throttle_next": 12, "actions": ["AssignPrivateIpAddresses",
+                                                                  "ReplaceRoute"]})
+    took = kill_a_and_wait_takeover(h, timeout=15)
+    st = h.status("b")
+    with urllib.request.urlopen(h.aws + "/_fake/calls", timeout=5) as r:
+        calls = json.loads(r.read())
+    calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
+    throttled = sum(1 for c in calls if c.get("code") == "RequestLimitExceeded")
+    print(f"THROTTLE BURST: {throttled} RequestLimitExceeded answers, B retried "
+          f"{st['aws']['retries']} times, converged in {took * 1000:.0f} ms")
+    check(throttled == 12, f"{throttled} throttled calls")
+    check(st["aws"]["retries"] >= 12, f"retries {st['aws']['retries']}")
+    check(st["takeover_failures"] == 0, f"takeover failures {st['takeover_failures']}")
 
 
 def scenario_bad_config(h):
