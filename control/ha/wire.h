@@ -171,6 +171,15 @@ struct Decoded {
   Message message;
 };
 
+// What a Codec holds of the current sender run (namespace scope: a nested class with member
+// initialisers is not yet default-constructible inside its enclosing class for clang).
+struct SenderRun {
+  uint64_t run = 0;
+  ReplayWindow window;
+  uint64_t echo_ms = 0;  // the latest sender time heard from this run
+  Millis heard{0};       // when we last took a message of this run in (accepted or not)
+};
+
 // Encodes, signs and decodes the messages of one local run with one peer. Stamps each outgoing
 // message with our run id, the next message sequence number, our clock and the echo; holds what
 // we know of the peer's runs. Not thread-safe.
@@ -218,12 +227,7 @@ class Codec {
   static constexpr size_t kRetiredRuns = 8;
 
  private:
-  struct Peer {
-    uint64_t run = 0;
-    ReplayWindow window;
-    uint64_t echo_ms = 0;  // the latest sender time heard from this run
-    Millis heard{0};       // when we last took a message of this run in (accepted or not)
-  };
+  using Peer = SenderRun;
   void note_unaccepted(const Header& h, Millis now);
   void answer(uint64_t run, Millis now);
   [[nodiscard]] bool retired(uint64_t run) const;
