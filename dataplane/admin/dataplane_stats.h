@@ -23,7 +23,8 @@ namespace eipgate::admin {
   X(HostRingFull, "host_ring_full")       /* worker -> main lcore: ARP, the instance's own */ \
   X(HandoffRingFull, "handoff_ring_full") /* worker -> the flow's owning worker */            \
   X(InjectRingFull, "inject_ring_full")   /* main lcore -> worker 0: ARP, kernel frames */    \
-  X(ResolveRingFull, "resolve_ring_full") /* worker -> main lcore: next hop without a MAC */
+  X(ResolveRingFull, "resolve_ring_full") /* worker -> main lcore: next hop without a MAC */  \
+  X(RoleUnconfirmed, "role_unconfirmed")  /* translated, but the HA role is stale: frozen */
 
 enum class GlueDrop : uint8_t {
 #define EIPGATE_X(name, str) name,

@@ -279,7 +279,11 @@ class DataplaneAdminHandler final : public admin::AdminHandler {
     const int r = role == "active" ? Dataplane::Impl::kRoleActive : Dataplane::Impl::kRoleStandby;
     const int old = m_.ha_role.exchange(r, std::memory_order_acq_rel);
     m_.ha_epoch.store(epoch, std::memory_order_relaxed);
-    if (old != r) m_.log->info("HA role {} (epoch {})", role, epoch);
+    if (m_.role_unconfirmed.exchange(false, std::memory_order_relaxed)) {
+      m_.log->info("HA role {} (epoch {}) confirmed after the freeze", role, epoch);
+    } else if (old != r) {
+      m_.log->info("HA role {} (epoch {})", role, epoch);
+    }
     return std::nullopt;
   }
 
@@ -295,7 +299,10 @@ class DataplaneAdminHandler final : public admin::AdminHandler {
       ok &= moving;
       workers.push_back({{"worker", i}, {"progressing", moving}, {"loops", b[i].loops}});
     }
-    return {{"status", ok ? "ok" : "degraded"}, {"workers", workers}};
+    const bool confirmed = !m_.role_unconfirmed.load(std::memory_order_relaxed);
+    return {{"status", ok && confirmed ? "ok" : "degraded"},
+            {"workers", workers},
+            {"ha_role_confirmed", confirmed}};
   }
 
  private:

@@ -232,6 +232,20 @@ struct Dataplane::Impl {
   // HA role (admin ha_role) and the sync socket eipgate-control connects to (control/ha).
   enum : int { kRoleNone = 0, kRoleActive = 1, kRoleStandby = 2 };
   std::atomic<int> ha_role{kRoleNone};
+  // A freeze (SIGSTOP, a paused VM) longer than kFreezeNs — more than HA's dead interval, so the
+  // peer may have taken over meanwhile — makes the role this process holds stale: while
+  // role_unconfirmed, nothing translated leaves (glue drop role_unconfirmed) until
+  // eipgate-control sets the role again (admin ha_role); health says "degraded" meanwhile.
+  // Only with an HA role: a single instance has no peer to defer to.
+  static constexpr uint64_t kFreezeNs = 2'000'000'000;
+  std::atomic<bool> role_unconfirmed{false};
+  std::atomic<uint64_t> freeze_ms{0};  // the last freeze's length, for the main lcore's log
+  // Called by whoever saw its own loop stand still for gap_ns.
+  void note_freeze(uint64_t gap_ns) {
+    if (gap_ns <= kFreezeNs || ha_role.load(std::memory_order_relaxed) == kRoleNone) return;
+    role_unconfirmed.store(true, std::memory_order_relaxed);
+    freeze_ms.store(gap_ns / 1000000, std::memory_order_relaxed);
+  }
   std::atomic<uint64_t> ha_epoch{0};
   std::atomic<uint64_t> announce_gen{0};
   std::atomic<uint64_t> announce_done{0};
@@ -349,6 +363,7 @@ struct Dataplane::Impl {
   void announce();
   void wait_for_neighbour(rte_mbuf* m, uint64_t now_ms);
   void flush_unresolved(uint64_t now_ms);
+  void drop_unresolved();
   bool poll_steered_arp(uint64_t now_ms);
 
   // sync_server.cc: the sync socket eipgate-control connects to (main lcore side).

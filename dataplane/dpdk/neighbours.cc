@@ -130,8 +130,24 @@ void Dataplane::Impl::announce() {
 
 // A packet whose next hop had no MAC: sent at once if ARP answered meanwhile, else queued
 // (bounded per next hop and in total) and the next hop asked for.
+void Dataplane::Impl::drop_unresolved() {
+  for (auto& [ip, q] : unresolved) {
+    for (auto& wt : q) rte_pktmbuf_free(wt.m);
+    main_drops[static_cast<size_t>(admin::GlueDrop::RoleUnconfirmed)].fetch_add(
+        q.size(), std::memory_order_relaxed);
+  }
+  unresolved.clear();
+  unresolved_count = 0;
+}
+
 void Dataplane::Impl::wait_for_neighbour(rte_mbuf* m, uint64_t now_ms) {
   const uint32_t nh = m->hash.usr;
+  if (role_unconfirmed.load(std::memory_order_relaxed)) {
+    main_drops[static_cast<size_t>(admin::GlueDrop::RoleUnconfirmed)].fetch_add(
+        1, std::memory_order_relaxed);
+    rte_pktmbuf_free(m);
+    return;
+  }
   if (auto mac = table.lookup(nh, now_ms)) {
     std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), mac->data(), 6);
     arp_queue_sent.fetch_add(1, std::memory_order_relaxed);

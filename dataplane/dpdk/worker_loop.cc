@@ -55,6 +55,11 @@ void Dataplane::Impl::dispatch(WorkerContext& w, engine::PacketBuf* const* pbs,
       case engine::Verdict::ToOutside:
       case engine::Verdict::ToInside: {
         if (res[i].verdict == engine::Verdict::ToInside && probe_catch(w, pb)) break;
+        if (role_unconfirmed.load(std::memory_order_relaxed)) {
+          ++w.local.drops[static_cast<size_t>(admin::GlueDrop::RoleUnconfirmed)];
+          rte_pktmbuf_free(m);
+          break;
+        }
         m->data_len = static_cast<uint16_t>(pb.len);
         m->pkt_len = pb.len;
         const PortState& out = port_for(res[i].verdict);
@@ -289,8 +294,11 @@ void Dataplane::Impl::worker_loop(WorkerContext& w) {
   tx[1].port_id = ports[static_cast<size_t>(outside_port)].id;
   uint32_t idle = 0;
   uint64_t last_expire = now_ns();
+  uint64_t loop_start = now_ns();
   while (!stop->load(std::memory_order_relaxed)) {
     const NeighSnapshot* nb = neigh.load(std::memory_order_acquire);
+    if (const uint64_t t = now_ns(); t - loop_start > kFreezeNs) note_freeze(t - loop_start);
+    loop_start = now_ns();
     uint32_t work = 0;
     auto run = [&](uint16_t n, bool fresh) {
       for (uint16_t i = 0; i < n; ++i) {
@@ -329,6 +337,15 @@ void Dataplane::Impl::worker_loop(WorkerContext& w) {
                 mbufs[i]);
       }
       work += n;
+    }
+    // Frozen in the middle of this loop: what it collected is as stale as the role.
+    if (const uint64_t t = now_ns(); t - loop_start > kFreezeNs) note_freeze(t - loop_start);
+    if (role_unconfirmed.load(std::memory_order_relaxed)) {
+      for (TxBatch& b : tx) {
+        for (uint16_t i = 0; i < b.n; ++i) rte_pktmbuf_free(b.m[i]);
+        w.local.drops[static_cast<size_t>(admin::GlueDrop::RoleUnconfirmed)] += b.n;
+        b.n = 0;
+      }
     }
     if (tx[0].n) transmit(w, tx[0]);
     if (tx[1].n) transmit(w, tx[1]);

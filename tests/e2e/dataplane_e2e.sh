@@ -386,6 +386,41 @@ import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('19
 for _ in range(3): s.sendto(b'synced', ('203.0.113.1', 1270))"
 check "the installed flow translates the reply to the inside host" bash -c "wait ${RECV_PID}; cat ${WORK}/udprecv.out; grep -q ok ${WORK}/udprecv.out"
 
+# A freeze longer than HA's dead interval (SIGSTOP): the role may be stale, so after the resume
+# nothing translated leaves — not the frames queued meanwhile, not new ones — until the role is
+# set again. (af_packet only: the behaviour is the dataplane's own, whatever the port.)
+if [[ ${MODE} == af_packet ]]; then
+  glue() {  # reason
+    "${CTL}" --socket "${WORK}/dp.sock" --json stats 2>/dev/null |
+      /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['glue_drops']['$1'])" 2>/dev/null ||
+      echo -1
+  }
+  check "ha_role active before the freeze" ${PEER} role "${WORK}/dp.sock" active 3
+  in_ns "${NET}" timeout 60 tcpdump -l -n -i i0 'src host 203.0.113.1 and not arp' >"${WORK}/frozen.txt" 2>"${WORK}/frozen.err" &
+  FROZEN_DUMP=$!
+  wait_for grep -q "listening on" "${WORK}/frozen.err"
+  kill -STOP "${DP_PID}"
+  in_ns "${CLI}" ping -c 10 -i 0.2 -W 1 198.51.100.7 >/dev/null 2>&1 || true  # queued while frozen
+  sleep 1  # the freeze lasts > 2 s in all (the scenario, not a wait for a condition)
+  kill -CONT "${DP_PID}"
+  unconfirmed_drops() { (($(glue role_unconfirmed) > 0)); }
+  wait_for unconfirmed_drops || true
+  check "after the freeze the queued frames are dropped (role_unconfirmed $(glue role_unconfirmed))" \
+    unconfirmed_drops
+  check "health says degraded until the role is confirmed" bash -c \
+    "! '${CTL}' --socket '${WORK}/dp.sock' health"
+  check "no new translated traffic leaves either" bash -c \
+    "! ip netns exec ${CLI} curl -s --max-time 2 http://198.51.100.7:8080/"
+  kill "${FROZEN_DUMP}" 2>/dev/null || true
+  wait "${FROZEN_DUMP}" 2>/dev/null || true
+  check "nothing with the outside address left the port after the resume ($(grep -c . "${WORK}/frozen.txt") frames)" \
+    test ! -s "${WORK}/frozen.txt"
+  check "the role confirmed again" ${PEER} role "${WORK}/dp.sock" active 4
+  check "translation resumes once the role is confirmed" bash -c \
+    "[[ \$(ip netns exec ${CLI} curl -s --max-time 5 http://198.51.100.7:8080/) == 203.0.113.1 ]]"
+  check "health is ok again" ctl health
+fi
+
 # Connection flood toward one destination until its 256 ports run out.
 cat >"${WORK}/flood.py" <<'PY'
 import socket, sys, time
