@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "common/ipv4_text.h"
+#include "dataplane/admin/dataplane_stats.h"
 #include "dataplane/admin/stats_json.h"
 #include "dataplane/dpdk/dataplane_impl.h"
 #include "dataplane/dpdk/probe.h"
@@ -16,123 +17,100 @@ class DataplaneAdminHandler final : public admin::AdminHandler {
  public:
   explicit DataplaneAdminHandler(Dataplane::Impl& m) : m_(m) {}
 
-  nlohmann::json stats() override {
+  admin::DataplaneStats gather() {
     const auto st = m_.snapshot();
-    std::vector<engine::EngineStats> per;
-    per.reserve(st.size());
-    for (const auto& s : st) per.push_back(s.stats);
-    nlohmann::json j = admin::stats_to_json(per);
-    nlohmann::json io = nlohmann::json::array();
-    for (size_t i = 0; i < st.size(); ++i) {
-      io.push_back({{"worker", i},
-                    {"rx_packets", st[i].rx_packets},
-                    {"tx_packets", st[i].tx_packets},
-                    {"tx_dropped", st[i].tx_dropped},
-                    {"no_neighbour", st[i].no_neighbour},
-                    {"loops", st[i].loops},
-                    {"idle_sleeps", st[i].idle_sleeps},
-                    {"rx_interrupt_waits", st[i].rx_interrupt_waits}});
+    admin::DataplaneStats s;
+    for (const auto& w : st) {
+      s.engines.push_back(w.stats);
+      s.io.push_back({w.rx_packets, w.tx_packets, w.tx_dropped, w.no_neighbour, w.loops,
+                      w.idle_sleeps, w.rx_interrupt_waits, w.drops});
     }
-    j["io"] = io;
-    j["main"] = {{"arp_replies", m_.arp_replies_sent},
-                 {"gratuitous_arps", m_.garps_sent},
-                 {"arp_queued", m_.arp_queued.load(std::memory_order_relaxed)},
-                 {"arp_queue_sent", m_.arp_queue_sent.load(std::memory_order_relaxed)},
-                 {"arp_queue_dropped", m_.arp_queue_dropped.load(std::memory_order_relaxed)},
-                 {"host_dropped", m_.host_dropped.load(std::memory_order_relaxed)},
-                 {"host_to_kernel", m_.exception ? m_.exception->to_kernel_count() : 0},
-                 {"kernel_to_port", m_.exception ? m_.exception->from_kernel_count() : 0},
-                 {"kernel_filtered", m_.exception ? m_.exception->from_kernel_filtered() : 0}};
-    // af_xdp steering: the XDP program's verdict counters per port (bpf/steer_abi.h).
-    nlohmann::json steer = nlohmann::json::object();
+    s.main = {m_.arp_replies_sent,
+              m_.garps_sent,
+              m_.arp_queued.load(std::memory_order_relaxed),
+              m_.arp_queue_sent.load(std::memory_order_relaxed),
+              m_.arp_queue_dropped.load(std::memory_order_relaxed),
+              m_.host_dropped.load(std::memory_order_relaxed),
+              m_.exception ? m_.exception->to_kernel_count() : 0,
+              m_.exception ? m_.exception->from_kernel_count() : 0,
+              m_.exception ? m_.exception->from_kernel_filtered() : 0,
+              {}};
+    for (size_t i = 0; i < admin::kGlueDropCount; ++i) {
+      s.main.drops[i] = m_.main_drops[i].load(std::memory_order_relaxed);
+    }
     for (const auto& p : m_.ports) {
       if (!p.steer) continue;
+      admin::SteerCounters sc;
+      sc.port = p.role;
       bpf::SteerStats ss;
-      if (std::string err = p.steer->read_stats(ss); !err.empty()) {
-        steer[p.role] = {{"error", err}};
-        continue;
-      }
-      nlohmann::json c = nlohmann::json::object();
-      for (uint32_t i = 0; i < STEER_STAT_COUNT; ++i) {
-        c[std::string(bpf::steer_stat_name(i))] = ss.packets[i];
-      }
-      steer[p.role] = c;
-    }
-    if (!steer.empty()) j["xdp_steer"] = steer;
-    // Per port: the ENA allowance counters when the PMD has them (ami/OPERATOR.md); eipgate-control
-    // exports ports[i].allowance.<name> as eipgate_ena_<name>{port=name}.
-    nlohmann::json ports = nlohmann::json::array();
-    {
-      std::lock_guard lock(m_.xstats_mu);
-      for (size_t i = 0; i < m_.ports.size(); ++i) {
-        const PortState& p = m_.ports[i];
-        nlohmann::json pj = {{"name", p.role}, {"port_id", p.id}, {"device", p.device}};
-        if (i < m_.xstats.size()) {
-          if (const auto allowance = admin::allowance_counters(m_.xstats[i].values);
-              !allowance.empty()) {
-            pj["allowance"] = allowance;
-          }
-          if (!m_.xstats[i].error.empty()) pj["xstats_error"] = m_.xstats[i].error;
+      sc.error = p.steer->read_stats(ss);
+      if (sc.error.empty()) {
+        for (uint32_t i = 0; i < STEER_STAT_COUNT; ++i) {
+          sc.counters.emplace_back(std::string(bpf::steer_stat_name(i)), ss.packets[i]);
         }
-        ports.push_back(std::move(pj));
       }
+      s.steer.push_back(std::move(sc));
     }
-    j["ports"] = std::move(ports);
-    uint64_t out_dropped = 0, applied = 0, refused = 0, overflows = 0;
-    for (const auto& s2 : st) {
-      out_dropped += s2.sync_out_dropped;
-      applied += s2.sync_applied;
-      refused += s2.sync_refused;
-      overflows += s2.sync_overflows;
+    s.ports = port_reports();
+    uint64_t out_dropped = 0;
+    for (const auto& w : st) {
+      out_dropped += w.sync_out_dropped;
+      s.sync.records_applied += w.sync_applied;
+      s.sync.records_refused += w.sync_refused;
+      s.sync.engine_overflows += w.sync_overflows;
     }
     const auto running_cfg = m_.running_config();
     if (const auto& pol = running_cfg->engine.policy; pol && !pol->empty()) {
-      nlohmann::json rules = nlohmann::json::array();
+      admin::PolicyReport pr;
       for (uint32_t id = 0; id < pol->rule_count(); ++id) {
         uint64_t hits = 0;
-        for (const auto& s2 : st) hits += id < s2.rule_hits.size() ? s2.rule_hits[id] : 0;
-        rules.push_back({{"rule", std::string(pol->rule_name(id))}, {"hits", hits}});
+        for (const auto& w : st) hits += id < w.rule_hits.size() ? w.rule_hits[id] : 0;
+        pr.rule_hits.emplace_back(std::string(pol->rule_name(id)), hits);
       }
-      j["policy"] = {{"rules", rules},
-                     {"denials_logged", m_.denials_logged.load(std::memory_order_relaxed)},
-                     {"denials_not_logged", m_.denials_unlogged.load(std::memory_order_relaxed)}};
+      pr.denials_logged = m_.denials_logged.load(std::memory_order_relaxed);
+      pr.denials_not_logged = m_.denials_unlogged.load(std::memory_order_relaxed);
+      s.policy = std::move(pr);
     }
     const int role = m_.ha_role.load(std::memory_order_relaxed);
-    j["sync"] = {
-        {"role", role == Dataplane::Impl::kRoleActive    ? "active"
-                 : role == Dataplane::Impl::kRoleStandby ? "standby"
-                                                         : "none"},
-        {"epoch", m_.ha_epoch.load(std::memory_order_relaxed)},
-        {"control_connected", m_.sync_connected.load(std::memory_order_relaxed)},
-        {"records_sent", m_.sync_sent.load(std::memory_order_relaxed)},
-        {"records_dropped", m_.sync_send_dropped.load(std::memory_order_relaxed) + out_dropped},
-        {"engine_overflows", overflows},
-        {"records_received", m_.sync_received.load(std::memory_order_relaxed)},
-        {"records_applied", applied},
-        {"records_refused", refused},
-        {"malformed", m_.sync_malformed.load(std::memory_order_relaxed)},
-        {"snapshots", m_.sync_snapshots.load(std::memory_order_relaxed)}};
-    return j;
+    s.sync.role = role == Dataplane::Impl::kRoleActive    ? "active"
+                  : role == Dataplane::Impl::kRoleStandby ? "standby"
+                                                          : "none";
+    s.sync.epoch = m_.ha_epoch.load(std::memory_order_relaxed);
+    s.sync.control_connected = m_.sync_connected.load(std::memory_order_relaxed);
+    s.sync.records_sent = m_.sync_sent.load(std::memory_order_relaxed);
+    s.sync.records_dropped = m_.sync_send_dropped.load(std::memory_order_relaxed) + out_dropped;
+    s.sync.records_received = m_.sync_received.load(std::memory_order_relaxed);
+    s.sync.malformed = m_.sync_malformed.load(std::memory_order_relaxed);
+    s.sync.snapshots = m_.sync_snapshots.load(std::memory_order_relaxed);
+    return s;
   }
 
-  nlohmann::json xstats() override {
-    nlohmann::json ports = nlohmann::json::array();
+  // The ports with the main lcore's latest xstats reading (takes xstats_mu).
+  std::vector<admin::PortReport> port_reports() {
+    std::vector<admin::PortReport> out;
     std::lock_guard lock(m_.xstats_mu);
-    const uint64_t now_ms = now_ns() / 1000000;
     for (size_t i = 0; i < m_.ports.size(); ++i) {
       const PortState& p = m_.ports[i];
-      nlohmann::json pj = {{"name", p.role}, {"port_id", p.id}, {"device", p.device}};
+      admin::PortReport r{p.role, p.id, p.device, false, {}, {}};
       if (i < m_.xstats.size()) {
-        pj["xstats"] = admin::xstats_to_json(m_.xstats[i].values);
-        if (!m_.xstats[i].error.empty()) pj["error"] = m_.xstats[i].error;
-      } else {
-        pj["xstats"] = nlohmann::json::object();  // the main lcore has not read them yet
+        r.has_reading = true;
+        r.xstats = m_.xstats[i].values;
+        r.xstats_error = m_.xstats[i].error;
       }
-      ports.push_back(std::move(pj));
+      out.push_back(std::move(r));
     }
-    return {{"ports", std::move(ports)},
-            {"age_ms", m_.xstats_read_ms == 0 ? nlohmann::json()
-                                              : nlohmann::json(now_ms - m_.xstats_read_ms)}};
+    return out;
+  }
+
+  nlohmann::json stats() override { return admin::dataplane_stats_to_json(gather()); }
+
+  nlohmann::json xstats() override {
+    std::optional<uint64_t> age_ms;
+    {
+      std::lock_guard lock(m_.xstats_mu);
+      if (m_.xstats_read_ms != 0) age_ms = now_ns() / 1000000 - m_.xstats_read_ms;
+    }
+    return admin::ports_xstats_to_json(port_reports(), age_ms);
   }
 
   nlohmann::json flows(const admin::FlowFilter& filter) override {
@@ -301,7 +279,11 @@ class DataplaneAdminHandler final : public admin::AdminHandler {
     const int r = role == "active" ? Dataplane::Impl::kRoleActive : Dataplane::Impl::kRoleStandby;
     const int old = m_.ha_role.exchange(r, std::memory_order_acq_rel);
     m_.ha_epoch.store(epoch, std::memory_order_relaxed);
-    if (old != r) m_.log->info("HA role {} (epoch {})", role, epoch);
+    if (m_.role_unconfirmed.exchange(false, std::memory_order_relaxed)) {
+      m_.log->info("HA role {} (epoch {}) confirmed after the freeze", role, epoch);
+    } else if (old != r) {
+      m_.log->info("HA role {} (epoch {})", role, epoch);
+    }
     return std::nullopt;
   }
 
@@ -317,7 +299,10 @@ class DataplaneAdminHandler final : public admin::AdminHandler {
       ok &= moving;
       workers.push_back({{"worker", i}, {"progressing", moving}, {"loops", b[i].loops}});
     }
-    return {{"status", ok ? "ok" : "degraded"}, {"workers", workers}};
+    const bool confirmed = !m_.role_unconfirmed.load(std::memory_order_relaxed);
+    return {{"status", ok && confirmed ? "ok" : "degraded"},
+            {"workers", workers},
+            {"ha_role_confirmed", confirmed}};
   }
 
  private:

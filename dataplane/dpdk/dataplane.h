@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/admin/dataplane_stats.h"
 #include "dataplane/config/dataplane_config.h"
 #include "dataplane/engine/engine.h"
 
@@ -28,6 +29,7 @@ struct WorkerStatus {
   uint64_t sync_refused = 0;        // peer records refused by the engine
   uint64_t sync_overflows = 0;      // records the engine could not buffer
   std::vector<uint64_t> rule_hits;  // egress policy hits by rule id (this worker's engine)
+  admin::GlueDrops drops{};         // what this worker lost in the glue, by reason
 };
 
 class Dataplane {

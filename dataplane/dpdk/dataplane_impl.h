@@ -75,8 +75,53 @@ inline uint32_t ipv4_offset(const uint8_t* d, uint32_t len) {
   return 0;
 }
 
+// The next hops' MACs as the workers read them: an open-addressing table the main lcore fills
+// once and never changes (RCU replaces it whole), so a worker's lookup is a few array reads and
+// touches no allocator. Neighbours beyond its capacity are left out: packets toward them take
+// the main lcore's next-hop queue, which reads the full table.
 struct NeighSnapshot {
-  std::unordered_map<uint32_t, MacAddr> macs;
+  static constexpr uint32_t kSlots = 4096;  // a power of two
+  static constexpr uint32_t kMaxEntries = kSlots / 4 * 3;
+  struct Slot {
+    uint32_t ip = 0;  // 0 = empty (0.0.0.0 is never a next hop)
+    MacAddr mac{};
+  };
+  std::array<Slot, kSlots> slots{};
+  uint32_t entries = 0;
+
+  static uint32_t home(uint32_t ip) { return (ip * 2654435761u) >> 20; }  // top 12 bits
+  // Adds or replaces ip's MAC; false when full (or ip is 0).
+  bool insert(uint32_t ip, const MacAddr& mac) {
+    if (ip == 0) return false;
+    for (uint32_t i = home(ip);; i = (i + 1) & (kSlots - 1)) {
+      if (slots[i].ip == ip) {
+        slots[i].mac = mac;
+        return true;
+      }
+      if (slots[i].ip == 0) {
+        if (entries >= kMaxEntries) return false;
+        slots[i] = {ip, mac};
+        ++entries;
+        return true;
+      }
+    }
+  }
+  [[nodiscard]] const MacAddr* find(uint32_t ip) const {
+    if (ip == 0) return nullptr;
+    for (uint32_t i = home(ip);; i = (i + 1) & (kSlots - 1)) {
+      if (slots[i].ip == ip) return &slots[i].mac;
+      if (slots[i].ip == 0) return nullptr;
+    }
+  }
+};
+
+// Frames a worker collected for one port during a loop, sent in one burst at its end (or as soon
+// as the batch fills): a fixed array, nothing allocated per packet.
+struct TxBatch {
+  static constexpr uint16_t kMax = 256;
+  uint16_t port_id = 0;
+  uint16_t n = 0;
+  std::array<rte_mbuf*, kMax> m{};
 };
 
 struct PortState {
@@ -185,6 +230,20 @@ struct Dataplane::Impl {
   // HA role (admin ha_role) and the sync socket eipgate-control connects to (control/ha).
   enum : int { kRoleNone = 0, kRoleActive = 1, kRoleStandby = 2 };
   std::atomic<int> ha_role{kRoleNone};
+  // A freeze (SIGSTOP, a paused VM) longer than kFreezeNs — more than HA's dead interval, so the
+  // peer may have taken over meanwhile — makes the role this process holds stale: while
+  // role_unconfirmed, nothing translated leaves (glue drop role_unconfirmed) until
+  // eipgate-control sets the role again (admin ha_role); health says "degraded" meanwhile.
+  // Only with an HA role: a single instance has no peer to defer to.
+  static constexpr uint64_t kFreezeNs = 2'000'000'000;
+  std::atomic<bool> role_unconfirmed{false};
+  std::atomic<uint64_t> freeze_ms{0};  // the last freeze's length, for the main lcore's log
+  // Called by whoever saw its own loop stand still for gap_ns.
+  void note_freeze(uint64_t gap_ns) {
+    if (gap_ns <= kFreezeNs || ha_role.load(std::memory_order_relaxed) == kRoleNone) return;
+    role_unconfirmed.store(true, std::memory_order_relaxed);
+    freeze_ms.store(gap_ns / 1000000, std::memory_order_relaxed);
+  }
   std::atomic<uint64_t> ha_epoch{0};
   std::atomic<uint64_t> announce_gen{0};
   std::atomic<uint64_t> announce_done{0};
@@ -207,6 +266,8 @@ struct Dataplane::Impl {
   uint64_t snapshot_gen = 0;
   std::atomic<uint64_t> sync_sent{0}, sync_send_dropped{0}, sync_received{0}, sync_malformed{0},
       sync_snapshots{0};
+  // Glue drops counted on the main lcore (the workers count theirs in WorkerStatus::drops).
+  std::array<std::atomic<uint64_t>, admin::kGlueDropCount> main_drops{};
   // A deeply idle main lcore sleeps in poll(); workers that hand it work write this eventfd.
   int main_wake_fd = -1;
   std::atomic<bool> main_sleeping{false};
@@ -232,6 +293,7 @@ struct Dataplane::Impl {
   std::unordered_map<uint32_t, uint64_t> last_request_ms;
   std::atomic<bool>* stop = nullptr;
   bool eal_ready = false;
+  std::string runtime_dir;  // the EAL's /var/run/dpdk/<file prefix>, removed at exit
   std::shared_ptr<spdlog::logger> log;
 
   std::unique_ptr<TapExceptionPath> exception;  // null when exception_path.enabled is false
@@ -269,19 +331,25 @@ struct Dataplane::Impl {
                            uint32_t len);
   void publish(WorkerContext& w);
   void dispatch(WorkerContext& w, engine::PacketBuf* const* pbs, const engine::Result* res,
-                uint16_t n, const NeighSnapshot* nb, std::array<std::vector<rte_mbuf*>, 2>& tx);
+                uint16_t n, const NeighSnapshot* nb, std::array<TxBatch, 2>& tx);
   bool probe_catch(WorkerContext& w, engine::PacketBuf& pb);
   void lend_spares(WorkerContext& w);
   uint32_t sync_step(WorkerContext& w);
   bool register_rx_interrupts(WorkerContext& w);
   void wait_rx_interrupt(const WorkerContext& w, uint32_t max_us);
   void apply_config(WorkerContext& w);
-  void transmit(WorkerContext& w, uint16_t port_id, std::vector<rte_mbuf*>& v);
+  void transmit(WorkerContext& w, TxBatch& b);
+  void push_tx(WorkerContext& w, TxBatch& b, rte_mbuf* m) {
+    if (b.n == TxBatch::kMax) transmit(w, b);
+    b.m[b.n++] = m;
+  }
   void worker_loop(WorkerContext& w);
 
   // neighbours.cc: ARP (answer, resolve, announce), the neighbour snapshot workers read, and the
   // queue of packets waiting for a next hop's MAC.
   [[nodiscard]] bool is_own_address(const PortState& p, uint32_t ip) const;
+  [[nodiscard]] bool holds_service_addresses() const;
+  [[nodiscard]] bool answers_arp_for(const PortState& p, uint32_t ip) const;
   void inject(rte_mbuf* m);
   void send_arp(const PortState& p, uint16_t op, const MacAddr& dst_mac, uint32_t dst_ip,
                 uint32_t src_ip);
@@ -293,6 +361,7 @@ struct Dataplane::Impl {
   void announce();
   void wait_for_neighbour(rte_mbuf* m, uint64_t now_ms);
   void flush_unresolved(uint64_t now_ms);
+  void drop_unresolved();
   bool poll_steered_arp(uint64_t now_ms);
 
   // sync_server.cc: the sync socket eipgate-control connects to (main lcore side).

@@ -12,10 +12,18 @@
 
 #include "common/log.h"
 #include "dataplane/dpdk/dataplane_impl.h"
+#include "dataplane/dpdk/ingress_check.h"
 
 namespace eipgate::dataplane {
 
 namespace {
+
+// The iface= argument of a vdev string (net_af_packet0,iface=eth1,...), or "".
+std::string vdev_iface(const std::string& device) {
+  const size_t at = device.find("iface=");
+  if (at == std::string::npos) return {};
+  return device.substr(at + 6, device.find(',', at) - at - 6);
+}
 
 uint32_t read_free_hugepages() {
   std::ifstream f("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
@@ -54,6 +62,8 @@ Dataplane::~Dataplane() {
   delete m.neigh.load();
   for (auto& r : m.retired) delete r.first;
   rte_eal_cleanup();
+  // In memory, the EAL leaves only its empty runtime directory behind; rmdir keeps a non-empty one.
+  if (!m.runtime_dir.empty()) ::rmdir(m.runtime_dir.c_str());
 }
 
 std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& program) {
@@ -96,11 +106,16 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
   }
   if (!any_pci) args.emplace_back("--no-pci");
   std::istringstream extra(cfg.eal_extra);
-  bool no_huge = false;
+  bool no_huge = false, no_shared_files = false;
   for (std::string a; extra >> a;) {
     no_huge |= a == "--no-huge";
+    no_shared_files |= a == "--in-memory" || a == "--no-shconf";
     args.push_back(a);
   }
+  // No hugepage files or runtime files that outlive the process (nothing here uses DPDK
+  // secondary processes), so a stopped instance gives all its memory back. --no-huge implies
+  // legacy memory, which in-memory mode refuses; it has no hugepage files to leave anyway.
+  if (!no_shared_files) args.emplace_back(no_huge ? "--no-shconf" : "--in-memory");
   if (!no_huge && read_free_hugepages() == 0) {
     return "no free 2 MiB hugepages: run scripts/setup.sh (or echo 256 > "
            "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages and mount hugetlbfs), or set "
@@ -116,6 +131,7 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
            ")";
   }
   m.eal_ready = true;
+  m.runtime_dir = rte_eal_get_runtime_dir();
 
   const unsigned nmbufs = 8192 * static_cast<unsigned>(cfg.ports.size()) * nworkers + 4096;
   const auto priv =
@@ -163,11 +179,23 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
       }
       ifs.push_back(std::move(e));
       if (cfg.ports[i].device.starts_with("net_af_packet")) {
-        m.log->warn(
-            "port {}: af_packet leaves the kernel a copy of every frame; drop the "
-            "interface's kernel ingress (nftables netdev chain), or the kernel will "
-            "also answer for the exception path's addresses",
-            ps.role);
+        const std::string iface = vdev_iface(cfg.ports[i].device);
+        std::string why;
+        switch (kernel_ingress_dropped(iface, &why)) {
+          case IngressDrop::Present:
+            m.log->info("port {}: the kernel's ingress on {} is dropped (nftables netdev chain)",
+                        ps.role, iface);
+            break;
+          case IngressDrop::Missing:
+          case IngressDrop::Unknown:
+            m.log->warn(
+                "port {}: af_packet leaves the kernel a copy of every frame and no nftables "
+                "netdev ingress chain with policy drop on {} was found{}{}; drop the "
+                "interface's kernel ingress, or the kernel will also answer for the exception "
+                "path's addresses",
+                ps.role, iface, why.empty() ? "" : " (", why.empty() ? "" : why + ")");
+            break;
+        }
       }
     }
     if (!ifs.empty()) {

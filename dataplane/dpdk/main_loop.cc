@@ -166,7 +166,23 @@ void Dataplane::Impl::main_loop() {
   uint64_t last_refresh = 0;
   publish_neighbours(now_ns() / 1000000);
   announce();
+  uint64_t loop_start = now_ns();
+  bool frozen_logged = false;
   while (!stop->load(std::memory_order_relaxed)) {
+    if (const uint64_t t = now_ns(); t - loop_start > kFreezeNs) note_freeze(t - loop_start);
+    loop_start = now_ns();
+    if (role_unconfirmed.load(std::memory_order_relaxed)) {
+      if (!frozen_logged) {
+        log->warn(
+            "resumed after a {} ms freeze: nothing translated leaves until eipgate-control "
+            "confirms the HA role",
+            freeze_ms.load(std::memory_order_relaxed));
+        frozen_logged = true;
+      }
+      drop_unresolved();  // translated packets that waited for a next hop: as stale
+    } else {
+      frozen_logged = false;
+    }
     const uint64_t now_ms = now_ns() / 1000000;
     bool changed = false;
     if (cfg_gen.load(std::memory_order_acquire) != main_cfg_gen) {

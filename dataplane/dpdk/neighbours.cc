@@ -18,8 +18,23 @@ bool Dataplane::Impl::is_own_address(const PortState& p, uint32_t ip) const {
   return false;
 }
 
+// Without HA (no role yet) the instance holds its service addresses as it always did; with HA
+// only the active does, so a standby never draws the service address's traffic to itself.
+bool Dataplane::Impl::holds_service_addresses() const {
+  const int role = ha_role.load(std::memory_order_relaxed);
+  return role == kRoleNone || role == kRoleActive;
+}
+
+bool Dataplane::Impl::answers_arp_for(const PortState& p, uint32_t ip) const {
+  if (ip == 0) return false;
+  if (ip == p.addr || ip == cfg.interface_addr) return true;
+  return is_own_address(p, ip) && holds_service_addresses();
+}
+
 void Dataplane::Impl::inject(rte_mbuf* m) {
   if (rte_ring_mp_enqueue(workers[0]->inject, m) != 0) {
+    main_drops[static_cast<size_t>(admin::GlueDrop::InjectRingFull)].fetch_add(
+        1, std::memory_order_relaxed);
     rte_pktmbuf_free(m);
     return;
   }
@@ -65,7 +80,7 @@ bool Dataplane::Impl::handle_arp(const uint8_t* d, uint32_t len, uint16_t port_i
     table.learn(arp->sender_ip, arp->sender_mac, now_ms);
     learnt = true;
   }
-  if (arp->op == kArpRequest && is_own_address(*port, arp->target_ip)) {
+  if (arp->op == kArpRequest && answers_arp_for(*port, arp->target_ip)) {
     send_arp(*port, kArpReply, arp->sender_mac, arp->sender_ip, arp->target_ip);
     ++arp_replies_sent;
   }
@@ -74,12 +89,14 @@ bool Dataplane::Impl::handle_arp(const uint8_t* d, uint32_t len, uint16_t port_i
 
 void Dataplane::Impl::publish_neighbours(uint64_t now_ms) {
   auto* snap = new NeighSnapshot;
+  // A static gateway MAC first: it wins over what ARP says and always has room.
+  std::optional<MacAddr> static_mac;
+  if (cfg.next_hop.static_mac) static_mac = parse_mac(*cfg.next_hop.static_mac);
+  if (static_mac) snap->insert(cfg.next_hop.gateway, *static_mac);
   table.for_each_due(now_ms, UINT64_MAX / 2, [&](uint32_t ip) {
-    if (auto mac = table.lookup(ip, now_ms)) snap->macs[ip] = *mac;
+    if (static_mac && ip == cfg.next_hop.gateway) return;
+    if (auto mac = table.lookup(ip, now_ms)) snap->insert(ip, *mac);
   });
-  if (cfg.next_hop.static_mac) {
-    if (auto mac = parse_mac(*cfg.next_hop.static_mac)) snap->macs[cfg.next_hop.gateway] = *mac;
-  }
   const NeighSnapshot* old = neigh.exchange(snap, std::memory_order_acq_rel);
   if (old) retired.emplace_back(old, rte_rcu_qsbr_start(qsbr));
 }
@@ -97,7 +114,7 @@ void Dataplane::Impl::reclaim() {
 void Dataplane::Impl::announce() {
   for (const auto& p : ports) {
     std::vector<uint32_t> own = {p.addr};
-    if (p.role != "inside")
+    if (p.role != "inside" && holds_service_addresses())
       own.insert(own.end(), cfg.engine.outside_addrs.begin(), cfg.engine.outside_addrs.end());
     for (uint32_t ip : own) {
       if (ip == 0) continue;
@@ -113,8 +130,24 @@ void Dataplane::Impl::announce() {
 
 // A packet whose next hop had no MAC: sent at once if ARP answered meanwhile, else queued
 // (bounded per next hop and in total) and the next hop asked for.
+void Dataplane::Impl::drop_unresolved() {
+  for (auto& [ip, q] : unresolved) {
+    for (auto& wt : q) rte_pktmbuf_free(wt.m);
+    main_drops[static_cast<size_t>(admin::GlueDrop::RoleUnconfirmed)].fetch_add(
+        q.size(), std::memory_order_relaxed);
+  }
+  unresolved.clear();
+  unresolved_count = 0;
+}
+
 void Dataplane::Impl::wait_for_neighbour(rte_mbuf* m, uint64_t now_ms) {
   const uint32_t nh = m->hash.usr;
+  if (role_unconfirmed.load(std::memory_order_relaxed)) {
+    main_drops[static_cast<size_t>(admin::GlueDrop::RoleUnconfirmed)].fetch_add(
+        1, std::memory_order_relaxed);
+    rte_pktmbuf_free(m);
+    return;
+  }
   if (auto mac = table.lookup(nh, now_ms)) {
     std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), mac->data(), 6);
     arp_queue_sent.fetch_add(1, std::memory_order_relaxed);

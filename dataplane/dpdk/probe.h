@@ -46,7 +46,7 @@ std::string_view probe_answer_name(ProbeAnswer a);
 
 struct ProbeReply {
   ProbeAnswer answer = ProbeAnswer::None;
-  uint32_t remote = 0;      // the probed address (host order)
+  uint32_t remote = 0;  // the probed address (host order)
   uint16_t remote_port = 0;
   uint16_t local_port = 0;  // the probe's source port
   uint32_t seq = 0;         // TCP: the segment's sequence and acknowledgement numbers

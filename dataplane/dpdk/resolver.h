@@ -4,6 +4,8 @@
 // policy->with_resolved(snapshot) to a callback (which publishes it as a new config generation).
 #pragma once
 
+#include <spdlog/logger.h>
+
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -13,8 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <spdlog/logger.h>
 
 #include "dataplane/policy/compiled_policy.h"
 

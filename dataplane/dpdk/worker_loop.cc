@@ -47,7 +47,7 @@ void Dataplane::Impl::publish(WorkerContext& w) {
 
 void Dataplane::Impl::dispatch(WorkerContext& w, engine::PacketBuf* const* pbs,
                                const engine::Result* res, uint16_t n, const NeighSnapshot* nb,
-                               std::array<std::vector<rte_mbuf*>, 2>& tx) {
+                               std::array<TxBatch, 2>& tx) {
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = mbuf_of(pbs[i]);
     engine::PacketBuf& pb = *pbs[i];
@@ -55,37 +55,51 @@ void Dataplane::Impl::dispatch(WorkerContext& w, engine::PacketBuf* const* pbs,
       case engine::Verdict::ToOutside:
       case engine::Verdict::ToInside: {
         if (res[i].verdict == engine::Verdict::ToInside && probe_catch(w, pb)) break;
+        if (role_unconfirmed.load(std::memory_order_relaxed)) {
+          ++w.local.drops[static_cast<size_t>(admin::GlueDrop::RoleUnconfirmed)];
+          rte_pktmbuf_free(m);
+          break;
+        }
         m->data_len = static_cast<uint16_t>(pb.len);
         m->pkt_len = pb.len;
         const PortState& out = port_for(res[i].verdict);
         const uint32_t nh = next_hop(w, res[i].verdict, pb.data, pb.len);
-        const auto it = nb ? nb->macs.find(nh) : decltype(nb->macs)::const_iterator{};
-        if (!nb || it == nb->macs.end()) {
+        const MacAddr* mac = nb ? nb->find(nh) : nullptr;
+        if (mac == nullptr) {
           ++w.local.no_neighbour;
           std::memcpy(pb.data + 6, out.mac.data(), 6);
           m->port = out.id;
           m->hash.usr = nh;
           if (nh == 0 || rte_ring_mp_enqueue(resolve_ring, m) != 0) {
+            if (nh != 0) ++w.local.drops[static_cast<size_t>(admin::GlueDrop::ResolveRingFull)];
             arp_queue_dropped.fetch_add(1, std::memory_order_relaxed);
             rte_pktmbuf_free(m);
           }
           w.wake_main = true;
           break;
         }
-        std::memcpy(pb.data, it->second.data(), 6);
+        std::memcpy(pb.data, mac->data(), 6);
         std::memcpy(pb.data + 6, out.mac.data(), 6);
         m->port = out.id;
-        tx[&out == &ports[static_cast<size_t>(outside_port)] && outside_port != inside_port ? 1 : 0]
-            .push_back(m);
+        push_tx(w,
+                tx[&out == &ports[static_cast<size_t>(outside_port)] && outside_port != inside_port
+                       ? 1
+                       : 0],
+                m);
         break;
       }
       case engine::Verdict::ToHost:
-        if (rte_ring_mp_enqueue(host_ring, m) != 0) rte_pktmbuf_free(m);
+        if (rte_ring_mp_enqueue(host_ring, m) != 0) {
+          ++w.local.drops[static_cast<size_t>(admin::GlueDrop::HostRingFull)];
+          rte_pktmbuf_free(m);
+        }
         w.wake_main = true;
         break;
       case engine::Verdict::Handoff:
+        // (An owner index out of range cannot come from the engine; counted with the full ring.)
         if (res[i].worker >= workers.size() ||
             rte_ring_mp_enqueue(workers[res[i].worker]->handoff, m) != 0) {
+          ++w.local.drops[static_cast<size_t>(admin::GlueDrop::HandoffRingFull)];
           rte_pktmbuf_free(m);
         } else {
           wake_worker(*workers[res[i].worker]);
@@ -252,17 +266,17 @@ void Dataplane::Impl::apply_config(WorkerContext& w) {
   w.cfg_acked.store(gen, std::memory_order_release);
 }
 
-void Dataplane::Impl::transmit(WorkerContext& w, uint16_t port_id, std::vector<rte_mbuf*>& v) {
+void Dataplane::Impl::transmit(WorkerContext& w, TxBatch& b) {
   uint16_t sent = 0;
-  const auto n = static_cast<uint16_t>(v.size());
+  const uint16_t n = b.n;
   for (int tries = 0; sent < n && tries < 4; ++tries) {
-    sent = static_cast<uint16_t>(sent + rte_eth_tx_burst(port_id, w.index, v.data() + sent,
+    sent = static_cast<uint16_t>(sent + rte_eth_tx_burst(b.port_id, w.index, b.m.data() + sent,
                                                          static_cast<uint16_t>(n - sent)));
   }
   w.local.tx_packets += sent;
-  for (uint16_t i = sent; i < n; ++i) rte_pktmbuf_free(v[i]);
+  for (uint16_t i = sent; i < n; ++i) rte_pktmbuf_free(b.m[i]);
   w.local.tx_dropped += n - sent;
-  v.clear();
+  b.n = 0;
 }
 
 void Dataplane::Impl::worker_loop(WorkerContext& w) {
@@ -275,13 +289,16 @@ void Dataplane::Impl::worker_loop(WorkerContext& w) {
   rte_mbuf* mbufs[kBurst];
   engine::PacketBuf* pbs[engine::Engine::kMaxBurst];
   engine::Result res[engine::Engine::kMaxBurst];
-  std::array<std::vector<rte_mbuf*>, 2> tx;
-  tx[0].reserve(256);
-  tx[1].reserve(256);
+  std::array<TxBatch, 2> tx;
+  tx[0].port_id = ports[static_cast<size_t>(inside_port)].id;
+  tx[1].port_id = ports[static_cast<size_t>(outside_port)].id;
   uint32_t idle = 0;
   uint64_t last_expire = now_ns();
+  uint64_t loop_start = now_ns();
   while (!stop->load(std::memory_order_relaxed)) {
     const NeighSnapshot* nb = neigh.load(std::memory_order_acquire);
+    if (const uint64_t t = now_ns(); t - loop_start > kFreezeNs) note_freeze(t - loop_start);
+    loop_start = now_ns();
     uint32_t work = 0;
     auto run = [&](uint16_t n, bool fresh) {
       for (uint16_t i = 0; i < n; ++i) {
@@ -316,16 +333,22 @@ void Dataplane::Impl::worker_loop(WorkerContext& w) {
     if (const auto n = static_cast<uint16_t>(rte_ring_sc_dequeue_burst(
             w.inject, reinterpret_cast<void**>(mbufs), kBurst, nullptr))) {
       for (uint16_t i = 0; i < n; ++i) {
-        (mbufs[i]->port == ports[static_cast<size_t>(outside_port)].id &&
-                 outside_port != inside_port
-             ? tx[1]
-             : tx[0])
-            .push_back(mbufs[i]);
+        push_tx(w, mbufs[i]->port == tx[1].port_id && outside_port != inside_port ? tx[1] : tx[0],
+                mbufs[i]);
       }
       work += n;
     }
-    if (!tx[0].empty()) transmit(w, ports[static_cast<size_t>(inside_port)].id, tx[0]);
-    if (!tx[1].empty()) transmit(w, ports[static_cast<size_t>(outside_port)].id, tx[1]);
+    // Frozen in the middle of this loop: what it collected is as stale as the role.
+    if (const uint64_t t = now_ns(); t - loop_start > kFreezeNs) note_freeze(t - loop_start);
+    if (role_unconfirmed.load(std::memory_order_relaxed)) {
+      for (TxBatch& b : tx) {
+        for (uint16_t i = 0; i < b.n; ++i) rte_pktmbuf_free(b.m[i]);
+        w.local.drops[static_cast<size_t>(admin::GlueDrop::RoleUnconfirmed)] += b.n;
+        b.n = 0;
+      }
+    }
+    if (tx[0].n) transmit(w, tx[0]);
+    if (tx[1].n) transmit(w, tx[1]);
     ++w.local.loops;
     if (w.local.loops % kPublishEveryLoops == 0) publish(w);
     if (const uint64_t g = w.dump_gen.load(std::memory_order_acquire);

@@ -65,6 +65,17 @@ logging:
   level: info
 YAML
 
+# wait_for CMD...: polls CMD every 0.1 s until it succeeds (30 s at most: only a hang fails it).
+wait_for() {
+  local _
+  for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "timed out waiting for: $*"
+  return 1
+}
+listening() {  # namespace, tcp|udp, address:port
+  [[ -n $(ip netns exec "$1" ss -Hln --"$2" "src $3") ]]
+}
+
 e2e_whoami_script
 in_ns "${NET}" /usr/bin/python3 "${WORK}/whoami.py" 198.51.100.7 8080 &
 in_ns "${NET}" /usr/bin/python3 "${WORK}/whoami.py" 198.51.100.8 8080 &
@@ -81,7 +92,7 @@ check "20 connections in a row" bash -c \
 check "traceroute shows the NAT then the server" bash -c \
   "ip netns exec ${CLI} traceroute -n -q 1 -w 2 -m 4 198.51.100.7 | tee /dev/stderr | awk 'NR==2 && \$2==\"10.0.1.1\" {a=1} NR==3 && \$2==\"198.51.100.7\" {b=1} END {exit !(a && b)}'"
 in_ns "${NET}" iperf3 -s -B 198.51.100.7 -D --logfile "${WORK}/iperf.log"
-sleep 0.3
+wait_for listening "${NET}" tcp 198.51.100.7:5201
 check "iperf3 TCP through the NAT" in_ns "${CLI}" iperf3 -c 198.51.100.7 -t 2 -J --connect-timeout 3000
 check "iperf3 UDP through the NAT" in_ns "${CLI}" iperf3 -c 198.51.100.7 -u -b 20M -t 2 --connect-timeout 3000
 # UDP datagrams larger than the MTU: fragments out and back, reassembled by the far ends.
@@ -107,7 +118,7 @@ for size in (1400, 3000, 8000, 20000):
 print("ok")
 PY
 in_ns "${NET}" /usr/bin/python3 "${WORK}/udpecho.py" 198.51.100.7 7007 &
-sleep 0.3
+wait_for listening "${NET}" udp 198.51.100.7:7007
 [[ -n ${E2E_DEBUG:-} ]] && { in_ns "${NET}" tcpdump -n -i i0 -w "${WORK}/i0.pcap" & in_ns "${CLI}" tcpdump -n -i c0 -w "${WORK}/c0.pcap" & sleep 1; }
 # DPDK 22.11's af_packet PMD always joins a PACKET_FANOUT group with FLAG_DEFRAG, so the kernel
 # reassembles fragments before the dataplane sees them (and the result exceeds the frame size):
@@ -139,7 +150,7 @@ assert s.recv(64).decode() == str(len(payload)), "upload incomplete"
 print("ok")
 PY
 in_ns "${SRV}" /usr/bin/python3 "${WORK}/sink.py" 192.0.2.9 8000 &
-sleep 0.3
+wait_for listening "${SRV}" tcp 192.0.2.9:8000
 check "PMTUD through the NAT (upload over a 1280-MTU path)" in_ns "${CLI}" /usr/bin/python3 "${WORK}/upload.py" 192.0.2.9 8000
 # Nothing unsolicited gets in: from the internet side, to the outside address.
 in_ns "${CLI}" /usr/bin/python3 "${WORK}/whoami.py" 10.0.1.10 9090 &
@@ -147,6 +158,20 @@ check "unsolicited TCP from outside is not delivered" bash -c \
   "! ip netns exec ${NET} curl -s --max-time 2 http://203.0.113.1:9090/"
 check "unsolicited TCP to the inside address is not routed" bash -c \
   "! ip netns exec ${NET} curl -s --max-time 2 --interface 203.0.113.254 http://10.0.1.10:9090/"
+if [[ ${MODE} == af_packet ]]; then
+  check "the kernel ingress drop is found: no warning about it" bash -c \
+    "grep -q 'the kernel.s ingress on nin is dropped' '${WORK}/dp.log' &&
+     ! grep -q 'no nftables netdev ingress chain' '${WORK}/dp.log'"
+fi
+cat >"${WORK}/glue_check.py" <<'PY'
+import json, sys
+d = json.load(sys.stdin)["glue_drops"]
+want = {"host_ring_full", "handoff_ring_full", "inject_ring_full", "resolve_ring_full"}
+assert want <= set(d), d
+print(d)
+PY
+check "stats export every glue drop counter" bash -c \
+  "'${CTL}' --socket '${WORK}/dp.sock' --json stats | /usr/bin/python3 '${WORK}/glue_check.py'"
 main_stat() {  # prints -1 when the admin socket does not answer, so the checks below fail
   ctl --json stats 2>/dev/null |
     /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['main']['$1'])" 2>/dev/null ||
@@ -217,7 +242,8 @@ filtered_before=$(main_stat kernel_filtered)
 in_ns "${NAT}" /usr/bin/python3 -c "
 import socket; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('${TAP}1', 0))
 for _ in range(5): s.send(b'\\xff' * 6 + b'\\x02\\x00\\x00\\x00\\x00\\x01' + b'\\x08\\x00' + bytes(46))"
-sleep 0.3
+filtered_risen() { (($(main_stat kernel_filtered) >= filtered_before + 5)); }
+wait_for filtered_risen || true
 filtered_after=$(main_stat kernel_filtered)
 check "frames with a foreign source MAC are filtered (kernel_filtered ${filtered_before} -> ${filtered_after})" \
   test "${filtered_before}" -ge 0 -a "${filtered_after}" -ge $((filtered_before + 5))
@@ -267,9 +293,9 @@ check "reload of a valid config succeeds" ctl reload "${WORK}/reload.yaml"
 flows_after=$("${CTL}" --socket "${WORK}/dp.sock" --json stats |
   /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['nat_gateway']['ActiveConnectionCount'])")
 check "reload keeps the flows (${flows_before} -> ${flows_after})" test "${flows_after}" -ge "${flows_before}" -a "${flows_before}" -gt 0
-in_ns "${NET}" timeout 10 tcpdump -l -n -c 1 -i i0 'tcp[tcpflags] & tcp-syn != 0 and dst port 8080' >"${WORK}/syn.txt" 2>/dev/null &
+in_ns "${NET}" timeout 30 tcpdump -l -n -c 1 -i i0 'tcp[tcpflags] & tcp-syn != 0 and dst port 8080' >"${WORK}/syn.txt" 2>"${WORK}/tcpdump.err" &
 TCPDUMP_PID=$!
-sleep 1
+wait_for grep -q "listening on" "${WORK}/tcpdump.err"
 in_ns "${CLI}" curl -s --max-time 5 -o /dev/null http://198.51.100.7:8080/ || true
 wait "${TCPDUMP_PID}" 2>/dev/null || true
 check "the reloaded MSS clamp applies to new connections" grep -q "mss 1200" "${WORK}/syn.txt"
@@ -303,14 +329,47 @@ check "the sync socket is root-only (0600)" bash -c "[[ \$(stat -c %a ${SYNC}) =
 check "a snapshot lists the live flows (the client's HTTP flow with the outside address)" bash -c \
   "${PEER} snapshot ${SYNC} | tee /dev/stderr | grep -q '10.0.1.10:[0-9]* -> 198.51.100.7:8080 via 203.0.113.1:' && ${PEER} snapshot ${SYNC} | grep -q '^END'"
 check "ha_role active" ${PEER} role "${WORK}/dp.sock" active 1
+# ARP and the HA role: the active answers for the service address, a standby only for its own.
+# (af_xdp_steer leaves ARP to the kernel's interfaces, which hold the addresses themselves.)
+cat >"${WORK}/arpask.py" <<'PY'
+import socket, struct, sys, time
+iface, target, sender = sys.argv[1], socket.inet_aton(sys.argv[2]), socket.inet_aton(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806)); s.bind((iface, 0))
+mac = s.getsockname()[4]
+req = b"\xff" * 6 + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + sender + bytes(6) + target
+s.settimeout(0.2)
+for _ in range(3):
+    s.send(req.ljust(60, b"\0"))
+    end = time.time() + 1
+    while time.time() < end:
+        try:
+            f = s.recv(128)
+        except socket.timeout:
+            continue
+        if f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x02" and f[28:32] == target:
+            print("answered by", f[22:28].hex(":")); sys.exit(0)
+print("no answer"); sys.exit(1)
+PY
+arp_answered() { in_ns "${NET}" /usr/bin/python3 "${WORK}/arpask.py" i0 "$1" 203.0.113.254; }
+if [[ ${MODE} != af_xdp_steer ]]; then
+  check "the active answers ARP for the service address" arp_answered 203.0.113.1
+fi
+connects() { grep -c "sync: eipgate-control connected" "${WORK}/dp.log" || true; }
+connects_before=$(connects)
 ${PEER} watch "${SYNC}" 4 >"${WORK}/events.txt" &
 WATCH_PID=$!
-sleep 1
+watcher_accepted() { (($(connects) > connects_before)); }
+wait_for watcher_accepted
 in_ns "${CLI}" curl -s --max-time 5 -o /dev/null http://198.51.100.8:8080/ || true
 wait "${WATCH_PID}" || true
 check "the active streams a new connection's create event" \
   grep -q 'create proto=6 10.0.1.10:[0-9]* -> 198.51.100.8:8080 via 203.0.113.1:' "${WORK}/events.txt"
 check "ha_role standby" ${PEER} role "${WORK}/dp.sock" standby 2
+if [[ ${MODE} != af_xdp_steer ]]; then
+  check "a standby answers ARP for its own address" arp_answered 203.0.113.2
+  check "a standby does not answer ARP for the service address" bash -c \
+    "! ip netns exec ${NET} /usr/bin/python3 ${WORK}/arpask.py i0 203.0.113.1 203.0.113.254"
+fi
 check "a peer's flow is installed" ${PEER} install "${SYNC}" 10.0.1.10:5555 198.51.100.7:7100 203.0.113.1:1270 17 60
 cat >"${WORK}/udprecv.py" <<'PY'
 import socket, sys
@@ -321,11 +380,46 @@ print("ok")
 PY
 in_ns "${CLI}" /usr/bin/python3 "${WORK}/udprecv.py" 5555 >"${WORK}/udprecv.out" 2>&1 &
 RECV_PID=$!
-sleep 0.5
+wait_for listening "${CLI}" udp 10.0.1.10:5555
 in_ns "${NET}" /usr/bin/python3 -c "
 import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('198.51.100.7', 7100))
 for _ in range(3): s.sendto(b'synced', ('203.0.113.1', 1270))"
 check "the installed flow translates the reply to the inside host" bash -c "wait ${RECV_PID}; cat ${WORK}/udprecv.out; grep -q ok ${WORK}/udprecv.out"
+
+# A freeze longer than HA's dead interval (SIGSTOP): the role may be stale, so after the resume
+# nothing translated leaves — not the frames queued meanwhile, not new ones — until the role is
+# set again. (af_packet only: the behaviour is the dataplane's own, whatever the port.)
+if [[ ${MODE} == af_packet ]]; then
+  glue() {  # reason
+    "${CTL}" --socket "${WORK}/dp.sock" --json stats 2>/dev/null |
+      /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['glue_drops']['$1'])" 2>/dev/null ||
+      echo -1
+  }
+  check "ha_role active before the freeze" ${PEER} role "${WORK}/dp.sock" active 3
+  in_ns "${NET}" timeout 60 tcpdump -l -n -i i0 'src host 203.0.113.1 and not arp' >"${WORK}/frozen.txt" 2>"${WORK}/frozen.err" &
+  FROZEN_DUMP=$!
+  wait_for grep -q "listening on" "${WORK}/frozen.err"
+  kill -STOP "${DP_PID}"
+  in_ns "${CLI}" ping -c 10 -i 0.2 -W 1 198.51.100.7 >/dev/null 2>&1 || true  # queued while frozen
+  sleep 1  # the freeze lasts > 2 s in all (the scenario, not a wait for a condition)
+  kill -CONT "${DP_PID}"
+  unconfirmed_drops() { (($(glue role_unconfirmed) > 0)); }
+  wait_for unconfirmed_drops || true
+  check "after the freeze the queued frames are dropped (role_unconfirmed $(glue role_unconfirmed))" \
+    unconfirmed_drops
+  check "health says degraded until the role is confirmed" bash -c \
+    "! '${CTL}' --socket '${WORK}/dp.sock' health"
+  check "no new translated traffic leaves either" bash -c \
+    "! ip netns exec ${CLI} curl -s --max-time 2 http://198.51.100.7:8080/"
+  kill "${FROZEN_DUMP}" 2>/dev/null || true
+  wait "${FROZEN_DUMP}" 2>/dev/null || true
+  check "nothing with the outside address left the port after the resume ($(grep -c . "${WORK}/frozen.txt") frames)" \
+    test ! -s "${WORK}/frozen.txt"
+  check "the role confirmed again" ${PEER} role "${WORK}/dp.sock" active 4
+  check "translation resumes once the role is confirmed" bash -c \
+    "[[ \$(ip netns exec ${CLI} curl -s --max-time 5 http://198.51.100.7:8080/) == 203.0.113.1 ]]"
+  check "health is ok again" ctl health
+fi
 
 # Connection flood toward one destination until its 256 ports run out.
 cat >"${WORK}/flood.py" <<'PY'
@@ -341,7 +435,8 @@ stat_of() {
 }
 before=$(stat_of ErrorPortAllocation)
 in_ns "${CLI}" /usr/bin/python3 "${WORK}/flood.py" 198.51.100.8 8080 400
-sleep 0.5
+exhaustion_counted() { (($(stat_of ErrorPortAllocation) > before)); }
+wait_for exhaustion_counted || true
 after=$(stat_of ErrorPortAllocation)
 check "port exhaustion counted (ErrorPortAllocation ${before} -> ${after})" test "${after}" -gt "${before}"
 check "other destinations still work after exhaustion" bash -c \
