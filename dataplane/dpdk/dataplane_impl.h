@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "bpf/steer_loader.h"
+#include "common/unix_socket_server.h"
 #include "dataplane/admin/admin_server.h"
 #include "dataplane/admin/port_xstats.h"
 #include "dataplane/dpdk/arp.h"
@@ -259,7 +260,7 @@ struct Dataplane::Impl {
   std::atomic<uint64_t> probe_answered_ns{0};
   std::atomic<uint64_t> probes_sent{0}, probes_answered{0}, probe_strays{0};
   std::string sync_path;
-  int sync_listen_fd = -1;
+  UnixSocketServer sync_listener;
   int sync_client_fd = -1;
   std::atomic<bool> sync_connected{false};  // for the admin thread's stats
   bool snapshot_open = false;               // begin sent, end not yet

@@ -42,10 +42,7 @@ Dataplane::~Dataplane() {
   m.exception.reset();  // frees its mbuf: before the EAL goes
   if (m.main_wake_fd >= 0) ::close(m.main_wake_fd);
   m.sync_close_client();
-  if (m.sync_listen_fd >= 0) {
-    ::close(m.sync_listen_fd);
-    ::unlink(m.sync_path.c_str());
-  }
+  m.sync_listener.close();
   for (auto& w : m.workers) {
     if (w->wake_fd >= 0) ::close(w->wake_fd);
   }

@@ -143,7 +143,7 @@ void Dataplane::Impl::main_idle() {
   for (const auto& p : ports) {
     if (p.arp_fd >= 0) fds.push_back({p.arp_fd, POLLIN, 0});
   }
-  if (sync_listen_fd >= 0) fds.push_back({sync_listen_fd, POLLIN, 0});
+  if (sync_listener.fd() >= 0) fds.push_back({sync_listener.fd(), POLLIN, 0});
   if (sync_client_fd >= 0) fds.push_back({sync_client_fd, POLLIN, 0});
   if (snapshot_open) {  // workers are walking their tables: keep collecting
     std::this_thread::sleep_for(std::chrono::microseconds(200));

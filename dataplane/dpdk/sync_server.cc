@@ -1,8 +1,6 @@
 // The connection-table sync socket (main lcore side): eipgate-control connects, receives the
 // workers' flow records, sends the peer's records and snapshot requests.
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 
 #include <cstring>
 #include <span>
@@ -20,19 +18,12 @@ std::string Dataplane::Impl::open_sync_socket() {
   const size_t slash = admin_path.rfind('/');
   sync_path =
       (slash == std::string::npos ? std::string(".") : admin_path.substr(0, slash)) + "/sync.sock";
-  sockaddr_un addr{};
-  if (sync_path.size() >= sizeof addr.sun_path) return "sync socket path too long: " + sync_path;
-  sync_listen_fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (sync_listen_fd < 0) return std::string("sync socket: ") + std::strerror(errno);
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, sync_path.c_str(), sync_path.size() + 1);
-  ::unlink(sync_path.c_str());
-  const mode_t old = ::umask(0077);  // root-only from the first moment
-  const int rc = ::bind(sync_listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::umask(old);
-  if (rc != 0 || ::chmod(sync_path.c_str(), 0600) != 0 || ::listen(sync_listen_fd, 1) != 0) {
-    return "sync socket " + sync_path + ": " + std::strerror(errno);
-  }
+  // Root only, 0600 from the moment the path exists (common/unix_socket_server.h).
+  UnixSocketOptions options;
+  options.type = SOCK_SEQPACKET;
+  options.backlog = 1;
+  UnixSocketError err;
+  if (!sync_listener.listen(sync_path, options, &err)) return "sync socket " + err.message;
   return {};
 }
 
@@ -66,18 +57,15 @@ bool Dataplane::Impl::sync_send(proto::PacketType type,
 // snapshot requests. Returns whether anything happened.
 bool Dataplane::Impl::sync_poll() {
   bool busy = false;
-  if (sync_client_fd < 0 && sync_listen_fd >= 0) {
-    const int fd = ::accept4(sync_listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) {
-      ucred cred{};
-      socklen_t len = sizeof cred;
-      if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) {
-        ::close(fd);  // root only, like the admin socket
-      } else {
-        sync_client_fd = fd;
-        sync_connected.store(true, std::memory_order_relaxed);
-        log->info("sync: eipgate-control connected");
-      }
+  if (sync_client_fd < 0 && sync_listener.fd() >= 0) {
+    const UnixSocketPeer peer = sync_listener.accept();
+    if (peer.kind == UnixSocketPeer::Kind::refused) {
+      log->warn("sync: refused a connection from uid {} (root only)", peer.uid);
+      UnixSocketServer::close_refused(peer, "");
+    } else if (peer.kind == UnixSocketPeer::Kind::admitted) {
+      sync_client_fd = peer.fd;
+      sync_connected.store(true, std::memory_order_relaxed);
+      log->info("sync: eipgate-control connected");
     }
   }
   // Outbound: workers' records, in packets of up to 64.
