@@ -344,7 +344,8 @@ def scenario_takeover(h):
     check(h.dp("b", "test_state")["announces"] >= 1, "B's dataplane announced (GARP)")
     check(h.dp("b", "test_state")["role"] == "active", "B's dataplane is active")
     check(h.dp("b", "test_table")["count"] == 200, "B kept the synced flows")
-    check(took < 3.0, f"takeover took {took:.2f}s")
+    # Only a hang fails here: the gap itself is measured by bench/failover.sh, not asserted.
+    check(took < 30.0, f"takeover took {took:.2f}s")
 
 
 def scenario_rejoin(h):
