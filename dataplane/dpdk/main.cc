@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   const auto& cfg = *loaded.config;
   eipgate::log::init("eipgate-dataplane", cfg.logging.level, cfg.logging.json);
   if (check_only) {
+    for (const auto& w : cfg.warnings) std::printf("warning: %s\n", w.c_str());
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }

@@ -42,6 +42,11 @@ POLICY='policy:
       proto: udp
       ports: 7000'
 e2e_config "${WORK}/dp.yaml" "${POLICY}"
+# --check (and the start-up log) say how many inside prefixes no group governs: a copy of the
+# config whose group covers half of the inside prefix.
+sed 's|sources: \[10.0.1.0/24\]|sources: [10.0.1.0/25]|' "${WORK}/dp.yaml" >"${WORK}/half.yaml"
+check "--check says how many inside prefixes no group governs" bash -c \
+  "'${DP}' -c '${WORK}/half.yaml' --check | tee /dev/stderr | grep -q '1 of 1 inside prefixes (10.0.1.0/24) hold 128 addresses in no group'"
 
 # Servers: TLS on 198.51.100.7:443 (any name: the NAT decides), HTTP on :80, iperf3, and a
 # second host 198.51.100.8 that no rule allows.
