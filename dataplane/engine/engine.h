@@ -31,10 +31,10 @@ struct FlowView {
   uint16_t outside_port = 0;  // ICMP: translated identifier
   TcpState tcp_state = TcpState::None;
   uint64_t idle_ms = 0;
-  uint64_t bytes_out = 0;  // inside -> outside
-  uint64_t bytes_in = 0;   // outside -> inside
-  uint8_t tcp_bits = 0;        // the TCP flags seen (SYN/FIN each way, RST), as synced
-  uint32_t remaining_ms = 0;   // until idle expiry under the current timeouts
+  uint64_t bytes_out = 0;     // inside -> outside
+  uint64_t bytes_in = 0;      // outside -> inside
+  uint8_t tcp_bits = 0;       // the TCP flags seen (SYN/FIN each way, RST), as synced
+  uint32_t remaining_ms = 0;  // until idle expiry under the current timeouts
 };
 
 // An egress-policy denial, for the rate-limited audit log (dataplane). Host order.
