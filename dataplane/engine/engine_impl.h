@@ -424,7 +424,34 @@ struct Engine::Impl {
   uint32_t create_flow(const Parsed& p, DropReason& reason);
 
   // TCP state from flags (only called for segments carrying SYN, FIN or RST).
-  void tcp_update(uint32_t i, uint8_t flags, bool from_inside);
+  void tcp_update(uint32_t i, uint8_t flags, bool from_inside) {
+    Flow& f = pool[i];
+    const uint8_t old_cls = f.tclass;
+    if (flags & kTcpRst) {
+      f.tcp |= kRstSeen;
+    } else {
+      if (flags & kTcpSyn) {
+        if (from_inside && !(flags & kTcpAck) && old_cls == kClassTcpClosing) {
+          // Reopen of a closed connection reusing the mapping (RFC 7857 §2.1).
+          f.tcp = 0;
+          f.flags &= static_cast<uint8_t>(~kFlowReplySeen);
+          counters.add(Event::TcpReopened);
+          counters.add(Event::ConnectionAttemptCount);
+        }
+        f.tcp |= from_inside ? kSynIn : kSynOut;
+      }
+      if (flags & kTcpFin) f.tcp |= from_inside ? kFinIn : kFinOut;
+    }
+    if ((f.tcp & (kSynIn | kSynOut)) == (kSynIn | kSynOut) && !(f.flags & kFlowReplySeen)) {
+      f.flags |= kFlowReplySeen;
+      counters.add(Event::ConnectionEstablishedCount);
+    }
+    const uint8_t cls = tcp_class(f.tcp);
+    if (cls != old_cls) {
+      pool.lru_requeue(i, cls, now);
+      if (sync_on) sync_emit(f, SyncKind::Refresh);
+    }
+  }
 
   // Standby side of the sync: install or refresh a peer's flow with its outside tuple.
   std::string apply_sync(const SyncRecord& r);

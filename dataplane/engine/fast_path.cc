@@ -5,8 +5,8 @@
 namespace eipgate::engine {
 
 // looked_up: the fast path already searched this packet's key and found nothing.
-Result Engine::Impl::process_one(PacketBuf& pkt, Parsed& p, L3Kind kind, uint32_t i,
-                                 bool looked_up) {
+inline Result Engine::Impl::process_one(PacketBuf& pkt, Parsed& p, L3Kind kind, uint32_t i,
+                                        bool looked_up) {
   if (kind == L3Kind::Arp) {
     counters.add(Event::PacketsToHost);
     return Result{Verdict::ToHost, DropReason::Count, 0};

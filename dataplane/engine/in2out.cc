@@ -1,5 +1,5 @@
 // The inside -> outside slow path: checks, flow creation (the policy decision, port allocation),
-// TCP state, MSS clamping.
+// MSS clamping.
 #include "dataplane/engine/engine_impl.h"
 
 namespace eipgate::engine {
@@ -63,36 +63,6 @@ uint32_t Engine::Impl::create_flow(const Parsed& p, DropReason& reason) {
   counters.add(Event::ConnectionAttemptCount);
   if (sync_on) sync_emit(f, SyncKind::Create);
   return i;
-}
-
-// TCP state from flags (only called for segments carrying SYN, FIN or RST).
-void Engine::Impl::tcp_update(uint32_t i, uint8_t flags, bool from_inside) {
-  Flow& f = pool[i];
-  const uint8_t old_cls = f.tclass;
-  if (flags & kTcpRst) {
-    f.tcp |= kRstSeen;
-  } else {
-    if (flags & kTcpSyn) {
-      if (from_inside && !(flags & kTcpAck) && old_cls == kClassTcpClosing) {
-        // Reopen of a closed connection reusing the mapping (RFC 7857 §2.1).
-        f.tcp = 0;
-        f.flags &= static_cast<uint8_t>(~kFlowReplySeen);
-        counters.add(Event::TcpReopened);
-        counters.add(Event::ConnectionAttemptCount);
-      }
-      f.tcp |= from_inside ? kSynIn : kSynOut;
-    }
-    if (flags & kTcpFin) f.tcp |= from_inside ? kFinIn : kFinOut;
-  }
-  if ((f.tcp & (kSynIn | kSynOut)) == (kSynIn | kSynOut) && !(f.flags & kFlowReplySeen)) {
-    f.flags |= kFlowReplySeen;
-    counters.add(Event::ConnectionEstablishedCount);
-  }
-  const uint8_t cls = tcp_class(f.tcp);
-  if (cls != old_cls) {
-    pool.lru_requeue(i, cls, now);
-    if (sync_on) sync_emit(f, SyncKind::Refresh);
-  }
 }
 
 // MSS clamping on SYN segments (slow: SYNs only).
