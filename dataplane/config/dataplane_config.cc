@@ -698,6 +698,13 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
       p.fail(first.line, reason);
     }
     for (const auto& w : pr.warnings) cfg.warnings.push_back(w.to_string());
+    if (pr.config) {
+      std::vector<policy::Prefix> inside;
+      for (const auto& ip : eng.inside_prefixes) inside.push_back(policy::Prefix{ip.addr, ip.len});
+      if (std::string note = policy::ungoverned_summary(*pr.config, inside); !note.empty()) {
+        cfg.warnings.push_back(p.file() + ": " + note);
+      }
+    }
     std::string err;
     std::shared_ptr<const policy::CompiledPolicy> compiled =
         policy::CompiledPolicy::compile(*pr.config, &err);

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "dataplane/config/dataplane_config.h"
 #include "dataplane/dpdk/dataplane.h"
+#include "dataplane/policy/acl_classifier.h"
 
 namespace {
 eipgate::dataplane::Dataplane* g_dataplane = nullptr;
@@ -21,6 +22,8 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", config_path, "YAML configuration file")->required();
   app.add_flag("--check", check_only, "validate the configuration and exit");
   CLI11_PARSE(app, argc, argv);
+  // rte_acl for policy groups the segment table cannot hold (used once the EAL is up: reloads).
+  eipgate::policy::register_acl_backend();
 
   const auto loaded = eipgate::dataplane::load_config(config_path);
   if (loaded.error) {
@@ -30,6 +33,7 @@ int main(int argc, char** argv) {
   const auto& cfg = *loaded.config;
   eipgate::log::init("eipgate-dataplane", cfg.logging.level, cfg.logging.json);
   if (check_only) {
+    for (const auto& w : cfg.warnings) std::printf("warning: %s\n", w.c_str());
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }

@@ -25,7 +25,7 @@ class Toeplitz {
 
  private:
   std::array<uint32_t, std::size_t{36} * 8> window_{};  // key bits [i, i+32) for every input bit i
-  std::vector<uint32_t> dport_contrib_;    // 64 Ki entries, indexed by the port as stored
+  std::vector<uint32_t> dport_contrib_;  // 64 Ki entries, indexed by the port as stored
 };
 
 }  // namespace eipgate::engine

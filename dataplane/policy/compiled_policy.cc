@@ -1,18 +1,13 @@
 // Compiles a PolicyConfig into a source -> group table and one first-match classifier per group
-// (a SegmentTable by default, rte_acl on request or as fallback; priority = rule order). Host-name
-// rules become ACL entries of two kinds: "pending" entries for TCP to inspected ports (-> NeedName)
-// and /32 entries for the addresses their exact names resolved to (everything else). Only the build
-// allocates; lookups are read-only on shared, immutable structures.
+// (a SegmentTable by default; the registered backend, rte_acl, on request or as fallback;
+// priority = rule order). Standard library only. Host-name rules become entries of two kinds:
+// "pending" entries for TCP to inspected ports (-> NeedName) and /32 entries for the addresses
+// their exact names resolved to (everything else). Only the build allocates; lookups are read-only
+// on shared, immutable structures.
 #include "dataplane/policy/compiled_policy.h"
 
-#include <rte_acl.h>
-#include <rte_byteorder.h>
-#include <rte_errno.h>
-#include <rte_lcore.h>
-
 #include <algorithm>
-#include <array>
-#include <cstring>
+#include <atomic>
 #include <set>
 #include <utility>
 
@@ -25,38 +20,6 @@ namespace {
 constexpr uint8_t kIpProtoIcmp = 1;
 constexpr uint8_t kIpProtoTcp = 6;
 constexpr uint8_t kIpProtoUdp = 17;
-
-// What the ACL reads: the first field must be one byte; the others come in 4-byte groups.
-// Addresses and ports are in network order, as rte_acl expects of its input.
-struct AclKey {
-  uint8_t proto;
-  uint8_t pad[3];
-  uint32_t dst_be;
-  uint16_t dport_be;
-  uint16_t unused;
-};
-static_assert(sizeof(AclKey) == 12);
-
-enum AclField : uint8_t { kFieldProto, kFieldDst, kFieldDport, kFieldUnused, kNumFields };
-
-constexpr std::array<rte_acl_field_def, kNumFields> kFieldDefs{{
-    {RTE_ACL_FIELD_TYPE_BITMASK, sizeof(uint8_t), kFieldProto, 0, offsetof(AclKey, proto)},
-    {RTE_ACL_FIELD_TYPE_MASK, sizeof(uint32_t), kFieldDst, 1, offsetof(AclKey, dst_be)},
-    {RTE_ACL_FIELD_TYPE_RANGE, sizeof(uint16_t), kFieldDport, 2, offsetof(AclKey, dport_be)},
-    {RTE_ACL_FIELD_TYPE_RANGE, sizeof(uint16_t), kFieldUnused, 2, offsetof(AclKey, unused)},
-}};
-
-RTE_ACL_RULE_DEF(AclRule, kNumFields);
-
-struct AclDeleter {
-  void operator()(rte_acl_ctx* c) const { rte_acl_free(c); }
-};
-
-std::atomic<uint64_t> g_build_seq{0};  // rte_acl names are global in the process
-
-std::string unique_name(const char* prefix) {
-  return std::string(prefix) + std::to_string(g_build_seq.fetch_add(1));
-}
 
 // TCP, UDP, ICMP bits a rule applies to; "other" protocols only through Any without ports.
 bool rule_l4_match(const Rule& r, uint8_t ip_proto, uint16_t port) {
@@ -82,8 +45,8 @@ bool rule_dst_match(const Rule& r, uint32_t dst) {
                      [dst](const Prefix& p) { return p.contains(dst); });
 }
 
-// Protocol values an ACL entry for the rule carries (0 with mask 0 = any protocol).
-std::vector<std::pair<uint8_t, uint8_t>> acl_protos(const Rule& r) {
+// Protocol values an entry for the rule carries (0 with mask 0 = any protocol).
+std::vector<std::pair<uint8_t, uint8_t>> entry_protos(const Rule& r) {
   switch (r.proto) {
     case Proto::Tcp:
       return {{kIpProtoTcp, 0xff}};
@@ -102,14 +65,28 @@ bool contains_sorted(const std::vector<uint16_t>& v, uint16_t x) {
   return std::binary_search(v.begin(), v.end(), x);
 }
 
+std::atomic<const ClassifierBackend*> g_backend{nullptr};
+
+// The registered alternative backend when it can build now; else nullptr with the reason.
+const ClassifierBackend* usable_backend(std::string* why) {
+  const ClassifierBackend* b = g_backend.load(std::memory_order_acquire);
+  if (b == nullptr) {
+    *why = "no alternative classifier backend (rte_acl) is registered";
+    return nullptr;
+  }
+  return b->ready(why) ? b : nullptr;
+}
+
 }  // namespace
 
+void register_classifier_backend(const ClassifierBackend* backend) {
+  g_backend.store(backend, std::memory_order_release);
+}
+
 struct CompiledPolicy::Group {
-  SegmentTable table;                            // Backend::Segments
-  std::unique_ptr<rte_acl_ctx, AclDeleter> acl;  // Backend::Acl; null: no entries
-  // ACL userdata - 1 -> (rule index in group << 1) | pending; the segment table returns the
-  // same code directly
-  std::vector<uint32_t> entries;
+  // Both return (rule index in group << 1) | pending for the first matching entry.
+  SegmentTable table;                         // Backend::Segments
+  std::unique_ptr<GroupClassifier> fallback;  // the registered backend (rte_acl); null: unused
   uint32_t default_id = 0;           // rule id of the group default; rule i has default_id + 1 + i
   const SourceGroup* src = nullptr;  // points into the shared config
   // The resolved addresses this group was built with (change detection for with_resolved).
@@ -166,38 +143,26 @@ std::shared_ptr<const Group> build_group(const SourceGroup& g, uint32_t default_
     out->resolved_used.emplace_back(name, addrs != nullptr ? *addrs : std::vector<uint32_t>{});
   }
 
-  std::vector<AclRule> acl_rules;
+  std::vector<ClassifierEntry> entries;
   std::vector<MatchEntry> match;
   auto add = [&](uint32_t local, bool pending, std::pair<uint8_t, uint8_t> proto, Prefix dst,
                  uint16_t lo, uint16_t hi) {
     // Added in priority order: rule by rule, a rule's pending entries before its others.
     const uint8_t cls = classes_of(proto);
     const bool ported = (cls & (kClassIcmp | kClassOther)) == 0;
-    match.push_back(MatchEntry{dst, cls, ported ? lo : uint16_t{0}, ported ? hi : uint16_t{0xffff},
-                               (local << 1) | (pending ? 1U : 0U)});
-    AclRule a{};
-    a.data.category_mask = 1;
-    // The first rule wins: earlier rules get higher priorities, and a rule's pending entries
-    // outrank its resolved-address entries.
-    a.data.priority = static_cast<int32_t>(RTE_ACL_MAX_PRIORITY - (local * 2 + (pending ? 0 : 1)));
-    out->entries.push_back((local << 1) | (pending ? 1U : 0U));
-    a.data.userdata = static_cast<uint32_t>(out->entries.size());
-    a.field[kFieldProto].value.u8 = proto.first;
-    a.field[kFieldProto].mask_range.u8 = proto.second;
-    a.field[kFieldDst].value.u32 = dst.addr;
-    a.field[kFieldDst].mask_range.u32 = dst.len;
-    a.field[kFieldDport].value.u16 = lo;
-    a.field[kFieldDport].mask_range.u16 = hi;
-    a.field[kFieldUnused].value.u16 = 0;
-    a.field[kFieldUnused].mask_range.u16 = 0xffff;
-    acl_rules.push_back(a);
+    const uint32_t code = (local << 1) | (pending ? 1U : 0U);
+    match.push_back(
+        MatchEntry{dst, cls, ported ? lo : uint16_t{0}, ported ? hi : uint16_t{0xffff}, code});
+    // The first rule wins; a rule's pending entries outrank its resolved-address entries.
+    entries.push_back(ClassifierEntry{proto.first, proto.second, dst, lo, hi,
+                                      local * 2 + (pending ? 0U : 1U), code});
   };
   for (uint32_t local = 0; local < g.rules.size(); ++local) {
     const Rule& r = g.rules[local];
     const uint16_t lo = r.has_ports ? r.port_lo : 0;
     const uint16_t hi = r.has_ports ? r.port_hi : 0xffff;
     if (r.hosts.empty()) {
-      for (const auto& proto : acl_protos(r)) {
+      for (const auto& proto : entry_protos(r)) {
         for (const auto& d : r.dst) add(local, false, proto, d, lo, hi);
       }
       continue;
@@ -213,53 +178,30 @@ std::shared_ptr<const Group> build_group(const SourceGroup& g, uint32_t default_
       if (addrs == nullptr || h.front() == '*') continue;
       for (uint32_t a : *addrs) {
         if (!rule_dst_match(r, a)) continue;
-        for (const auto& proto : acl_protos(r)) add(local, false, proto, Prefix{a, 32}, lo, hi);
+        for (const auto& proto : entry_protos(r)) add(local, false, proto, Prefix{a, 32}, lo, hi);
       }
     }
   }
-  if (acl_rules.empty()) return out;
+  if (entries.empty()) return out;
+  std::string why;
   if (backend != Backend::Acl) {
-    std::string why;
     if (out->table.build(match, kMaxSegmentCells, &why)) return out;
     if (backend == Backend::Segments) {
       *error = "group '" + g.name + "': " + why;
       return nullptr;
     }
-    if (rte_lcore_count() == 0) {  // Auto falls back to rte_acl, which needs the EAL
-      *error = "group '" + g.name + "': " + why + "; rte_acl would need DPDK's EAL";
-      return nullptr;
-    }
   }
-
-  const std::string name = unique_name("eipgate_pol_");
-  rte_acl_param param{};
-  param.name = name.c_str();
-  param.socket_id = SOCKET_ID_ANY;
-  param.rule_size = RTE_ACL_RULE_SZ(kNumFields);
-  param.max_rule_num = static_cast<uint32_t>(acl_rules.size());
-  out->acl.reset(rte_acl_create(&param));
-  if (!out->acl) {
-    *error = "group '" + g.name + "': rte_acl_create: " + rte_strerror(rte_errno);
+  std::string unusable;
+  const ClassifierBackend* alt = usable_backend(&unusable);
+  if (alt == nullptr) {  // Auto falls back to rte_acl, which needs DPDK's EAL
+    *error = "group '" + g.name + "': " + (why.empty() ? "" : why + "; ") + unusable;
     return nullptr;
   }
-  int rc =
-      rte_acl_add_rules(out->acl.get(), reinterpret_cast<const rte_acl_rule*>(acl_rules.data()),
-                        static_cast<uint32_t>(acl_rules.size()));
-  if (rc == 0) {
-    rte_acl_config cfg{};
-    cfg.num_categories = 1;
-    cfg.num_fields = kNumFields;
-    std::memcpy(cfg.defs, kFieldDefs.data(), sizeof(kFieldDefs));
-    rc = rte_acl_build(out->acl.get(), &cfg);
-  }
-  if (rc != 0) {
-    *error = "group '" + g.name + "': building the ACL (" + std::to_string(acl_rules.size()) +
-             " entries): " + rte_strerror(-rc);
+  out->fallback = alt->build(entries, &why);
+  if (!out->fallback) {
+    *error = "group '" + g.name + "': " + why;
     return nullptr;
   }
-  rte_acl_reset_rules(out->acl.get());  // the trie stays; the rule copies are not needed
-  // Single lookups on the flow-create path: the scalar walk has the least set-up per key.
-  rte_acl_set_ctx_classify(out->acl.get(), RTE_ACL_CLASSIFY_SCALAR);
   return out;
 }
 
@@ -343,10 +285,7 @@ std::unique_ptr<CompiledPolicy> CompiledPolicy::compile(const PolicyConfig& conf
     *error = "too many source groups (" + std::to_string(config.groups.size()) + ")";
     return nullptr;
   }
-  if (backend == Backend::Acl && rte_lcore_count() == 0) {
-    *error = "the rte_acl backend needs DPDK's EAL initialised";
-    return nullptr;
-  }
+  if (backend == Backend::Acl && usable_backend(error) == nullptr) return nullptr;
   p->backend_ = backend;
   // Sources -> group: longest prefix first, so the first match is the most specific.
   std::vector<MatchEntry> sources;
@@ -448,12 +387,8 @@ Decision CompiledPolicy::classify(uint32_t src, uint32_t dst, uint8_t ip_proto,
   const uint32_t gid = sources_->lookup(src, 0xff, 0);
   if (gid == SegmentTable::kNone) return unmatched();
   const Group& g = *groups_[gid];
-  if (g.acl) {
-    Decision d;
-    classify_bulk(&src, &dst, &ip_proto, &dst_port, &d, 1);
-    return d;
-  }
-  const uint32_t code = g.table.lookup(dst, proto_class(ip_proto), dst_port);
+  const uint32_t code = g.fallback ? g.fallback->lookup(dst, ip_proto, dst_port)
+                                   : g.table.lookup(dst, proto_class(ip_proto), dst_port);
   if (code == SegmentTable::kNone) return group_default(static_cast<uint16_t>(gid));
   Decision d = rule_decision(g, code >> 1);
   d.group_id = static_cast<uint16_t>(gid);
@@ -471,20 +406,9 @@ void CompiledPolicy::classify_bulk(const uint32_t* src, const uint32_t* dst,
       continue;
     }
     const Group& g = *groups_[gid];
-    uint32_t code = SegmentTable::kNone;
-    if (g.acl) {
-      AclKey key{};
-      key.proto = ip_proto[i];
-      key.dst_be = rte_cpu_to_be_32(dst[i]);
-      // ICMP carries no port: its entries accept any, so what the caller passes does not matter.
-      key.dport_be = rte_cpu_to_be_16(dst_port[i]);
-      const uint8_t* data = reinterpret_cast<const uint8_t*>(&key);
-      uint32_t result = 0;
-      rte_acl_classify(g.acl.get(), &data, &result, 1, 1);
-      if (result != 0) code = g.entries[result - 1];
-    } else {
-      code = g.table.lookup(dst[i], proto_class(ip_proto[i]), dst_port[i]);
-    }
+    const uint32_t code = g.fallback
+                              ? g.fallback->lookup(dst[i], ip_proto[i], dst_port[i])
+                              : g.table.lookup(dst[i], proto_class(ip_proto[i]), dst_port[i]);
     if (code == SegmentTable::kNone) {
       out[i] = group_default(static_cast<uint16_t>(gid));
       continue;

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "dataplane/policy/name_parsers.h"
-#include "dataplane/policy/policy_config.h"
+#include "dataplane/policy/policy_model.h"
 
 namespace eipgate::policy {
 
@@ -76,9 +76,38 @@ class NameCache {
 class SegmentTable;
 
 // Per-group classifier. Auto: the segment table (no EAL needed, faster: README.md), falling back
-// to rte_acl for a group whose prefixes overlap pathologically. Acl: DPDK's rte_acl (needs the
-// EAL initialised), kept for comparison in the benchmark and tests.
+// to the registered backend (rte_acl) for a group whose prefixes overlap pathologically. Acl: the
+// registered backend always, kept for comparison in the benchmark and tests.
 enum class Backend : uint8_t { Auto, Segments, Acl };
+
+// An alternative per-group first-match classifier. This library is standard-library only; DPDK's
+// rte_acl lives in eipgate_policy_acl (acl_classifier.h), which the dataplane registers at
+// start-up. Without one, Auto fails for a group the segment table cannot hold.
+struct ClassifierEntry {
+  uint8_t proto = 0;  // IP protocol; proto_mask 0 = any protocol
+  uint8_t proto_mask = 0;
+  Prefix dst;
+  uint16_t port_lo = 0;  // destination port range (TCP/UDP; ignored for other protocols)
+  uint16_t port_hi = 0xffff;
+  uint32_t rank = 0;  // among matching entries the lowest rank wins
+  uint32_t code = 0;  // what lookup() returns for it
+};
+class GroupClassifier {
+ public:
+  static constexpr uint32_t kNoMatch = 0xffffffff;
+  virtual ~GroupClassifier() = default;
+  // Host order. The code of the winning entry, or kNoMatch. Read-only, no allocation.
+  [[nodiscard]] virtual uint32_t lookup(uint32_t dst, uint8_t ip_proto,
+                                        uint16_t dst_port) const = 0;
+};
+struct ClassifierBackend {
+  const char* name;
+  bool (*ready)(std::string* why);  // can build now (rte_acl: the EAL is initialised)
+  std::unique_ptr<GroupClassifier> (*build)(const std::vector<ClassifierEntry>& entries,
+                                            std::string* error);
+};
+// Registers the alternative backend for every later compile (nullptr: none). Static lifetime.
+void register_classifier_backend(const ClassifierBackend* backend);
 
 class CompiledPolicy {
  public:

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/policy/acl_classifier.h"
+
 namespace eipgate::policy {
 
 bool init_eal_for_test() {
@@ -31,6 +33,7 @@ bool init_eal_for_test() {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     ok = rte_eal_init(static_cast<int>(argv.size()), argv.data()) >= 0;
+    if (ok) register_acl_backend();
   });
   return ok;
 }

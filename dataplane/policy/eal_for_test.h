@@ -5,7 +5,8 @@
 
 namespace eipgate::policy {
 
-// Initialises the EAL once per process (later calls return the first result); true on success.
+// Initialises the EAL once per process and registers the rte_acl backend (later calls return the
+// first result); true on success.
 bool init_eal_for_test();
 
 }  // namespace eipgate::policy

@@ -1,85 +1,18 @@
-// Egress policy data model (source groups, rules) and its parser from the `policy:` node of the
-// dataplane's YAML config. Schema and semantics: dataplane/policy/README.md.
+// The egress policy's parser from the `policy:` node of the dataplane's YAML config into the data
+// model (policy_model.h). Schema and semantics: dataplane/policy/README.md.
 #pragma once
 
-#include <cstdint>
 #include <optional>
-#include <string>
 #include <string_view>
 #include <vector>
+
+#include "dataplane/policy/policy_model.h"
 
 namespace YAML {
 class Node;
 }
 
 namespace eipgate::policy {
-
-struct Prefix {
-  uint32_t addr = 0;  // host order, masked
-  uint8_t len = 0;
-  [[nodiscard]] static uint32_t mask(uint8_t len) {
-    return len == 0 ? 0 : ~uint32_t{0} << (32 - len);
-  }
-  [[nodiscard]] bool contains(uint32_t ip) const { return (ip & mask(len)) == addr; }
-  [[nodiscard]] bool covers(const Prefix& o) const { return o.len >= len && contains(o.addr); }
-  [[nodiscard]] bool overlaps(const Prefix& o) const { return covers(o) || o.covers(*this); }
-  [[nodiscard]] std::string to_string() const;
-  friend bool operator==(const Prefix&, const Prefix&) = default;
-};
-
-// "10.0.0.0/8", "1.2.3.4" (= /32). Rejects host bits set ("10.0.0.1/8"): a typo more often than
-// an intent. nullopt with the reason in *why.
-std::optional<Prefix> parse_prefix(std::string_view text, std::string* why);
-
-enum class Proto : uint8_t { Any, Tcp, Udp, Icmp };
-enum class DenyAction : uint8_t { Drop, Reject };  // Reject: TCP RST / ICMP admin prohibited
-
-std::string_view proto_name(Proto p);
-std::string_view deny_action_name(DenyAction a);
-
-struct Rule {
-  std::string name;          // given, or "<group>#<index in group>"
-  std::vector<Prefix> dst;   // never empty after parsing: no `dst` = 0.0.0.0/0
-  Proto proto = Proto::Any;  // Any with ports = TCP and UDP only
-  uint16_t port_lo = 0;
-  uint16_t port_hi = 65535;
-  bool has_ports = false;          // ports given (then the rule never matches ICMP)
-  std::vector<std::string> hosts;  // name patterns, lower-case, no trailing dot; empty = any name
-  bool allow = true;
-  DenyAction deny_action = DenyAction::Reject;  // when !allow
-  int line = 0;
-};
-
-struct SourceGroup {
-  std::string name;
-  std::vector<Prefix> sources;
-  std::vector<Rule> rules;  // in priority order: the first rule that matches decides
-  DenyAction default_deny = DenyAction::Reject;
-  bool name_must_match_address = false;  // SNI/Host must resolve to the connection's address
-  int line = 0;
-};
-
-struct PolicyConfig {
-  std::vector<SourceGroup> groups;
-  std::vector<uint16_t> tls_ports{443};  // TCP ports whose first bytes are read for SNI
-  std::vector<uint16_t> http_ports{80};  // TCP ports whose first bytes are read for Host
-  uint32_t name_max_bytes = 4096;        // pending flow reset when no name within these...
-  uint32_t name_max_packets = 4;         // ...or these many data packets from the client
-  uint32_t name_timeout_ms = 5000;       // ...or this long after the handshake
-  bool recheck_on_reload = false;        // re-evaluate existing flows against a new policy
-  // Sources in no group when groups exist. Allow keeps plain NAT for subnets nobody wrote a
-  // policy for (the issue's "allow when no policy exists"); Drop/Reject make the policy closed.
-  bool unmatched_allow = true;
-  DenyAction unmatched_deny = DenyAction::Reject;
-  [[nodiscard]] bool empty() const { return groups.empty(); }
-};
-
-struct Issue {
-  std::string file;
-  int line = 0;  // 1-based; 0 when not tied to a line
-  std::string reason;
-  [[nodiscard]] std::string to_string() const;  // "file:line: reason"
-};
 
 struct ParseResult {
   std::optional<PolicyConfig> config;  // set only when errors is empty
@@ -92,9 +25,5 @@ struct ParseResult {
 ParseResult parse_policy(const YAML::Node& policy_node, std::string_view file);
 // Convenience for tests and tools: the text of a whole config file holding a `policy:` key.
 ParseResult parse_policy_text(std::string_view yaml_text, std::string_view file);
-
-// Overlap analysis used by parse_policy (exposed for tests): warnings for rules that can never
-// match (an earlier rule covers them) and for overlapping rules with different actions.
-std::vector<Issue> overlap_warnings(const PolicyConfig& config, std::string_view file);
 
 }  // namespace eipgate::policy

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/policy/policy_config.h"
+#include "dataplane/policy/policy_model.h"
 
 namespace eipgate::policy {
 

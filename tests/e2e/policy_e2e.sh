@@ -42,6 +42,11 @@ POLICY='policy:
       proto: udp
       ports: 7000'
 e2e_config "${WORK}/dp.yaml" "${POLICY}"
+# --check (and the start-up log) say how many inside prefixes no group governs: a copy of the
+# config whose group covers half of the inside prefix.
+sed 's|sources: \[10.0.1.0/24\]|sources: [10.0.1.0/25]|' "${WORK}/dp.yaml" >"${WORK}/half.yaml"
+check "--check says how many inside prefixes no group governs" bash -c \
+  "'${DP}' -c '${WORK}/half.yaml' --check | tee /dev/stderr | grep -q '1 of 1 inside prefixes (10.0.1.0/24) hold 128 addresses in no group'"
 
 # Servers: TLS on 198.51.100.7:443 (any name: the NAT decides), HTTP on :80, iperf3, and a
 # second host 198.51.100.8 that no rule allows.
@@ -104,6 +109,41 @@ check "wildcard name over HTTP Host passes (www.allowed.example:80)" bash -c \
   "[[ \$(ip netns exec ${CLI} curl -s --max-time 5 -H 'Host: www.allowed.example' http://198.51.100.7/) == 203.0.113.1 ]]"
 rc=$(curl_rc -H 'Host: www.denied.example' http://198.51.100.7/)
 check "HTTP Host not allowed is reset (curl exit ${rc})" test "${rc}" -ne 0 -a "${rc}" -ne 28
+# A ClientHello split over two segments: while the name is pending nothing passes, so the first
+# segment is dropped and the kernel retransmits it once the second has allowed the connection (the
+# cost: one retransmission timeout, printed). A refused name split the same way is reset.
+cat >"${WORK}/split_hello.py" <<'PY'
+import socket, ssl, sys, time
+name = sys.argv[1]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(inc, out, server_hostname=name)
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = out.read()
+s = socket.create_connection(("198.51.100.7", 443), timeout=5)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+start = time.monotonic()
+s.send(hello[:40])
+time.sleep(0.02)
+s.send(hello[40:])
+try:
+    first = s.recv(1)
+except OSError as e:
+    print("split hello %s: %s" % (name, type(e).__name__))
+    sys.exit(2)
+print("split hello %s: server answered after %.0f ms" % (name, (time.monotonic() - start) * 1000))
+sys.exit(0 if first == b"\x16" else 1)
+PY
+split_out=$(in_ns "${CLI}" /usr/bin/python3 "${WORK}/split_hello.py" api.allowed.example 2>&1) &&
+  rc=0 || rc=$?
+check "a split ClientHello with an allowed name gets its answer (${split_out})" test "${rc}" -eq 0
+check "a split ClientHello with a refused name is reset" bash -c \
+  "ip netns exec ${CLI} /usr/bin/python3 ${WORK}/split_hello.py evil.example.net; test \$? -eq 2"
 start=$(date +%s%N)
 rc=$(curl_rc http://198.51.100.8:8080/)
 ms=$(( ($(date +%s%N) - start) / 1000000 ))

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "dataplane/policy/compiled_policy.h"
+#include "dataplane/policy/policy_config.h"
 #include "tests/unit/engine/engine_fixture.h"
 #include "tests/unit/policy/client_hello.h"
 

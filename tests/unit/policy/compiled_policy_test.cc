@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dataplane/policy/eal_for_test.h"
+#include "dataplane/policy/policy_config.h"
 
 namespace eipgate::policy {
 namespace {
