@@ -18,6 +18,10 @@ install(FILES ${PROJECT_BINARY_DIR}/bpf/xdp_steer.bpf.o
         DESTINATION lib/eipgate PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ COMPONENT eipgate)
 install(PROGRAMS ${_ami}/scripts/eipgate-setup ${_ami}/scripts/eipgate-render-config
         DESTINATION lib/eipgate COMPONENT eipgate)
+# eipgate-render-config's package (private modules beside the script that imports them).
+file(GLOB _render_modules ${_ami}/scripts/eipgate_render/*.py)
+install(FILES ${_render_modules} DESTINATION lib/eipgate/eipgate_render
+        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ COMPONENT eipgate)
 install(FILES ${_ami}/systemd/eipgate-setup.service ${_ami}/systemd/eipgate-dataplane.service
               ${_ami}/systemd/eipgate-control.service
         DESTINATION /lib/systemd/system COMPONENT eipgate)
@@ -105,7 +109,7 @@ set(_pmd_deps
     "librte-net-ena23, librte-net-virtio23, librte-net-af-xdp23, librte-net-af-packet23, \
 librte-net-tap23, librte-mempool-ring23, librte-bus-pci23, librte-bus-vdev23")
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "${_pmd_deps}, python3, kmod, iproute2, systemd")
+    "${_pmd_deps}, python3, python3-yaml, kmod, iproute2, systemd")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3-botocore, ethtool")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${_ami}/debian/conffiles ${_ami}/debian/postinst ${_ami}/debian/prerm ${_ami}/debian/postrm)

@@ -21,6 +21,10 @@ arch=$(dpkg-deb -f "${DEB}" Architecture)
 dpkg-deb -c "${DEB}" >"${OUT}/contents"
 for f in ./usr/sbin/eipgate-dataplane ./usr/sbin/eipgate-control ./usr/sbin/eipgatectl \
          ./usr/lib/eipgate/xdp_steer.bpf.o ./usr/lib/eipgate/eipgate-setup ./usr/lib/eipgate/eipgate-render-config \
+         ./usr/lib/eipgate/eipgate_render/__init__.py ./usr/lib/eipgate/eipgate_render/cli.py \
+         ./usr/lib/eipgate/eipgate_render/grammar.py ./usr/lib/eipgate/eipgate_render/imds.py \
+         ./usr/lib/eipgate/eipgate_render/rendering.py ./usr/lib/eipgate/eipgate_render/secret_files.py \
+         ./usr/lib/eipgate/eipgate_render/spec.py ./usr/lib/eipgate/eipgate_render/validation.py \
          ./lib/systemd/system/eipgate-dataplane.service ./lib/systemd/system/eipgate-control.service \
          ./lib/systemd/system/eipgate-setup.service ./etc/default/eipgate ./usr/lib/sysctl.d/60-eipgate.conf \
          ./usr/lib/tmpfiles.d/eipgate.conf ./usr/share/doc/eipgate/copyright ./usr/share/man/man8/eipgatectl.8.gz; do
@@ -28,6 +32,7 @@ for f in ./usr/sbin/eipgate-dataplane ./usr/sbin/eipgate-control ./usr/sbin/eipg
 done
 grep -E " ./usr/sbin/eipgate-dataplane$" "${OUT}/contents" | grep -q '^-rwxr-xr-x root/root' || fail "eipgate-dataplane mode/owner"
 dpkg-deb -f "${DEB}" Depends | grep -q librte-net-ena23 || fail "Depends lacks the ENA PMD"
+dpkg-deb -f "${DEB}" Depends | grep -q python3-yaml || fail "Depends lacks python3-yaml (eipgate-render-config)"
 # eipgate-control's /metrics (prometheus-cpp): found by dpkg-shlibdeps (CPACK_DEBIAN_PACKAGE_SHLIBDEPS).
 dpkg-deb -f "${DEB}" Depends | grep -q libprometheus-cpp-pull1.0 || fail "Depends lacks prometheus-cpp"
 dpkg-deb -e "${DEB}" "${OUT}/ctrl"

@@ -65,6 +65,10 @@ bool parse_daemon_config(const std::string& text, const std::string& file, Daemo
       return finish();
     }
     const YAML::Node& root = *doc;
+    if (root.IsNull()) {  // nothing but comments: no line to point at (as the dataplane says it)
+      all.push_back(SchemaError{file, 0, "the configuration is empty"});
+      return finish();
+    }
     if (!root.IsMap()) {
       all.push_back(SchemaError{file, 1, "expected a mapping with aws: and ha: sections"});
       return finish();

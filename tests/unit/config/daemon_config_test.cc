@@ -114,7 +114,10 @@ TEST(DaemonConfig, NotAMappingOrNotYaml) {
   EXPECT_NE(r.errors.find("c.yaml:2: YAML syntax error"), std::string::npos) << r.errors;
   r = parse("");
   EXPECT_FALSE(r.ok);
-  EXPECT_EQ(r.errors.rfind("c.yaml:1: ", 0), 0U) << r.errors;
+  EXPECT_EQ(r.errors, "c.yaml: the configuration is empty");
+  r = parse("# nothing\n");
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.errors, "c.yaml: the configuration is empty");
 }
 
 }  // namespace
