@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idle CPU and first-packet latency of eipgate-dataplane's adaptive polling (issue 3): an idle NAT
+# Idle CPU and first-packet latency of eipgate-dataplane's adaptive polling: an idle NAT
 # instance must use about 0% CPU (burstable t4g instances earn CPU credits only below their
 # baseline), and the first packet after a quiet spell must not wait long for a sleeping worker.
 #

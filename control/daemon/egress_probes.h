@@ -1,4 +1,4 @@
-// Egress probes for eipgate-control (issue 5: "egress probes through the NAT"): which target to
+// Egress probes for eipgate-control: which target to
 // probe next, how to read the dataplane's `probe` answer, and when an instance that left the
 // active role because of failing probes may count as healthy again. Pure logic over an injected
 // time; the daemon does the I/O (admin socket, on its admin worker) and feeds the FSM.

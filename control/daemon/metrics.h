@@ -1,4 +1,4 @@
-// eipgate-control's Prometheus endpoint (issue 5): the dataplane's counters under NAT Gateway's
+// eipgate-control's Prometheus endpoint: the dataplane's counters under NAT Gateway's
 // CloudWatch names, and the daemon's HA figures, served by prometheus-cpp's Exposer.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Cross-AZ fallback (issue 5) as pure logic: when both instances of another AZ's pair are down,
+// Cross-AZ fallback as pure logic: when both instances of another AZ's pair are down,
 // the active of *this* pair points that AZ's private route tables at our data ENI or at a NAT
 // Gateway. The daemon feeds EC2 observations in and carries out the ReplaceRoutes it is told to.
 #pragma once

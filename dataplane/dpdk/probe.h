@@ -1,4 +1,4 @@
-// Egress probes through the NAT (issue 5, "egress probes through the NAT"): the dataplane
+// Egress probes through the NAT: the dataplane
 // originates a TCP SYN from a probe source address inside the private prefixes, so the packet
 // takes exactly the path a Lambda's would (engine, policy, outside port, VPC router, EIP); the
 // answer is caught before it would be sent to the inside and closed with an RST. Pure code: no

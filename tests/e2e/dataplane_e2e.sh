@@ -258,7 +258,7 @@ check "eipgatectl stats (table) shows NAT Gateway counters" bash -c \
 check "eipgatectl flows lists the client's flows with the outside address" bash -c \
   "'${CTL}' --socket '${WORK}/dp.sock' --json flows --inside 10.0.1.10 | /usr/bin/python3 -c \
    'import json,sys; r=json.load(sys.stdin); f=r[\"flows\"]; assert f and all(x[\"outside_ip\"]==\"203.0.113.1\" for x in f), r'"
-# Port xstats (issue 7: on AWS the ENA allowance counters; here af_packet/af_xdp). Every port
+# Port xstats (on AWS the ENA allowance counters; here af_packet/af_xdp). Every port
 # answers with ethdev's generic counters, which the main lcore read after this run's traffic, and
 # has no ENA allowance counters, so stats carries no "allowance" for it.
 cat >"${WORK}/xstats_check.py" <<'PY'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end egress allowlists (issue 4) through eipgate-dataplane in namespaces:
+# End-to-end egress allowlists through eipgate-dataplane in namespaces:
 #  - a host name allowed by SNI passes (TLS, openssl s_server); a name not allowed on the SAME
 #    address is reset; HTTP Host decides on port 80;
 #  - a destination no rule allows gets the configured deny action (reject: RST at once);

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Replayed heartbeat-link traffic against two real eipgate-control daemons (issue 18), on
+"""Replayed heartbeat-link traffic against two real eipgate-control daemons, on
 loopback with the harness of control_integration.py (fake EC2/IMDS, fake dataplanes):
 
   ha_replay_integration.py EIPGATE_CONTROL EIPGATECTL

@@ -1,4 +1,4 @@
-// Replayed heartbeat-link traffic after a restart (issue 18): two instances, each a FailoverFsm +
+// Replayed heartbeat-link traffic after a restart: two instances, each a FailoverFsm +
 // Codec + UdpTransport on loopback with one injected clock, wired as the daemon wires them.
 #include <gtest/gtest.h>
 

@@ -305,7 +305,7 @@ TEST_F(SyncTest, UnstartedReceiverAsksForFullResync) {
   EXPECT_EQ(r->mode, ResyncMode::Full);
 }
 
-// Issue 5: "a standby that receives a stream of 1M flow events holds exactly the active's
+// The requirement: "a standby that receives a stream of 1M flow events holds exactly the active's
 // table". The active's table is a model mutated by 1M random creates, refreshes and deletes over
 // 50k keys; every event goes through the real codec (HMAC, replay window) and the receiver.
 // `loss_one_in` > 0 drops datagrams (live and snapshot alike) at that rate, so gaps, tail loss,

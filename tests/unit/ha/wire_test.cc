@@ -344,7 +344,7 @@ TEST_F(WireTest, ReplaysAndReflectionsAreDropped) {
   EXPECT_EQ(rx.counters().accepted, 2U);
 }
 
-// Issue 18: a peer whose clock stepped back restarts with a "smaller" run id; run ids are random
+// A peer whose clock stepped back restarts with a "smaller" run id; run ids are random
 // and unordered, so it is accepted after the exchange, and its previous run is refused from then.
 TEST_F(WireTest, RestartedPeerWithSmallerRunIdIsAcceptedAndItsOldRunRefused) {
   ManualClock clock;
@@ -429,7 +429,7 @@ TEST_F(WireTest, StateChangingMessagesExpire) {
   EXPECT_EQ(b.peer_run(), 0xaaaaU);
 }
 
-// Issue 18: a restarted receiver accepts nothing captured before its restart, whatever the type
+// A restarted receiver accepts nothing captured before its restart, whatever the type
 // and however much later it arrives; the live peer is accepted after the exchange.
 TEST_F(WireTest, RestartedReceiverRefusesEverythingCapturedBefore) {
   ManualClock clock;
