@@ -34,6 +34,15 @@ int main(int argc, char** argv) {
   eipgate::log::init("eipgate-dataplane", cfg.logging.level, cfg.logging.json);
   if (check_only) {
     for (const auto& w : cfg.warnings) std::printf("warning: %s\n", w.c_str());
+    for (const auto& p : cfg.ports) {
+      if (p.device.starts_with("net_af_packet")) {
+        std::printf(
+            "%s: note: port '%s' uses af_packet: DPDK 22.11's PMD has the kernel reassemble IP "
+            "fragments (PACKET_FANOUT_FLAG_DEFRAG), so a fragmented datagram larger than one "
+            "frame is dropped; use af_xdp or a PCI device for fragmented traffic\n",
+            config_path.c_str(), p.name.c_str());
+      }
+    }
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }

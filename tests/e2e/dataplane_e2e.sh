@@ -127,6 +127,8 @@ if [[ ${MODE} == af_xdp* ]]; then
   check "fragmented UDP both ways" in_ns "${CLI}" /usr/bin/python3 "${WORK}/udpclient.py" 198.51.100.7 7007
 else
   echo "NOTE fragmented UDP: not run on af_packet (the PMD reassembles via PACKET_FANOUT_FLAG_DEFRAG)"
+  check "--check names the af_packet fragment limit" bash -c \
+    "'${DP}' --config '${WORK}/dp.yaml' --check | grep -q 'uses af_packet: .*fragments'"
 fi
 # Path MTU Discovery: an upload toward the 1280-MTU link only completes if the router's
 # "fragmentation needed" reaches the client, translated back to its own address and port.
