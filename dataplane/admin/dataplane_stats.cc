@@ -82,6 +82,11 @@ nlohmann::json dataplane_stats_to_json(const DataplaneStats& s) {
                    {"denials_not_logged", s.policy->denials_not_logged}};
   }
   const SyncReport& y = s.sync;
+  nlohmann::json refused_by_reason = nlohmann::json::object();
+  for (size_t r = 1; r < engine::kSyncRefusalCount; ++r) {
+    refused_by_reason[std::string(engine::sync_refusal_name(static_cast<engine::SyncRefusal>(r)))] =
+        y.refused_by_reason[r];
+  }
   j["sync"] = {{"role", y.role},
                {"epoch", y.epoch},
                {"control_connected", y.control_connected},
@@ -91,6 +96,7 @@ nlohmann::json dataplane_stats_to_json(const DataplaneStats& s) {
                {"records_received", y.records_received},
                {"records_applied", y.records_applied},
                {"records_refused", y.records_refused},
+               {"records_refused_by_reason", refused_by_reason},
                {"malformed", y.malformed},
                {"snapshots", y.snapshots}};
   return j;

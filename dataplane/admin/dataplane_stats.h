@@ -102,6 +102,8 @@ struct SyncReport {
   uint64_t records_received = 0;
   uint64_t records_applied = 0;
   uint64_t records_refused = 0;
+  // records_refused by reason, indexed by engine::SyncRefusal (index 0, none, is unused).
+  std::array<uint64_t, engine::kSyncRefusalCount> refused_by_reason{};
   uint64_t malformed = 0;
   uint64_t snapshots = 0;
 };

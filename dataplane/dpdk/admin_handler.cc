@@ -56,7 +56,10 @@ class DataplaneAdminHandler final : public admin::AdminHandler {
     for (const auto& w : st) {
       out_dropped += w.sync_out_dropped;
       s.sync.records_applied += w.sync_applied;
-      s.sync.records_refused += w.sync_refused;
+      for (size_t r = 1; r < engine::kSyncRefusalCount; ++r) {
+        s.sync.records_refused += w.sync_refused[r];
+        s.sync.refused_by_reason[r] += w.sync_refused[r];
+      }
       s.sync.engine_overflows += w.sync_overflows;
     }
     const auto running_cfg = m_.running_config();

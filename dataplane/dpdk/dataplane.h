@@ -2,6 +2,7 @@
 // rings between workers, ARP, and the main lcore's housekeeping (ARP, host path, stats).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -26,7 +27,8 @@ struct WorkerStatus {
   uint64_t rx_interrupt_waits = 0;  // idle waits on an Rx interrupt (drivers that have them)
   uint64_t sync_out_dropped = 0;    // HA sync records lost on the way to the main lcore
   uint64_t sync_applied = 0;        // peer records installed (standby)
-  uint64_t sync_refused = 0;        // peer records refused by the engine
+  // Peer records refused by the engine, by engine::SyncRefusal (index 0, none, stays 0).
+  std::array<uint64_t, engine::kSyncRefusalCount> sync_refused{};
   uint64_t sync_overflows = 0;      // records the engine could not buffer
   std::vector<uint64_t> rule_hits;  // egress policy hits by rule id (this worker's engine)
   admin::GlueDrops drops{};         // what this worker lost in the glue, by reason

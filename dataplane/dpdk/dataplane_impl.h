@@ -182,7 +182,7 @@ struct alignas(64) WorkerContext {
   uint32_t snap_cursor = 0;
   uint64_t sync_out_dropped = 0;
   uint64_t sync_applied = 0;
-  uint64_t sync_refused = 0;
+  std::array<uint64_t, engine::kSyncRefusalCount> sync_refused{};  // by engine::SyncRefusal
   rte_ring* denials = nullptr;  // engine::DenyRecord elements -> main lcore (audit log)
   std::atomic<uint64_t> cfg_acked{0};
   std::string cfg_error;  // written before cfg_acked is released

@@ -208,10 +208,11 @@ uint32_t Dataplane::Impl::sync_step(WorkerContext& w) {
   }
   const unsigned k = rte_ring_sc_dequeue_burst_elem(w.sync_in, recs, sizeof recs[0], 64, nullptr);
   for (unsigned i = 0; i < k; ++i) {
-    if (w.eng->apply_sync(recs[i], now_ns()).empty()) {
+    const engine::SyncRefusal why = w.eng->apply_sync(recs[i], now_ns());
+    if (why == engine::SyncRefusal::none) {
       ++w.sync_applied;
     } else {
-      ++w.sync_refused;
+      ++w.sync_refused[static_cast<size_t>(why)];
     }
   }
   return did + k;

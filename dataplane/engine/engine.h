@@ -19,6 +19,29 @@
 
 namespace eipgate::engine {
 
+// Why a standby's engine refuses a peer's sync record: one list gives the enum and the names.
+#define EIPGATE_SYNC_REFUSALS(X)                                                   \
+  X(protocol_not_translated, "the protocol is not translated")                     \
+  X(endpoint_independent, "endpoint-independent UDP mappings are not synced")      \
+  X(outside_address_not_ours, "the outside address is not ours")                   \
+  X(outside_port_out_of_range, "the outside port is outside the configured range") \
+  X(outside_tuple_in_use, "the outside tuple is in use by another flow")           \
+  X(flow_table_full, "the flow table is full")                                     \
+  X(flow_index_full, "the flow index is full")
+
+enum class SyncRefusal : uint8_t {
+  none,
+#define EIPGATE_SYNC_REFUSAL_ENUM(name, text) name,
+  EIPGATE_SYNC_REFUSALS(EIPGATE_SYNC_REFUSAL_ENUM)
+#undef EIPGATE_SYNC_REFUSAL_ENUM
+      count
+};
+inline constexpr size_t kSyncRefusalCount = static_cast<size_t>(SyncRefusal::count);
+// "none", "protocol_not_translated", ...: the counter names.
+[[nodiscard]] std::string_view sync_refusal_name(SyncRefusal r);
+// The sentence for a log line.
+[[nodiscard]] std::string_view sync_refusal_text(SyncRefusal r);
+
 enum class TcpState : uint8_t { None, SynSent, SynReceived, Established, FinWait, TimeWait, Reset };
 
 // A read-only copy of one flow, for dumps, sync and tests. Addresses/ports in host order.
@@ -136,9 +159,8 @@ class Engine {
   [[nodiscard]] uint64_t sync_overflows() const;
   // Standby: applies a peer's record. Create/Refresh install the flow with the peer's outside
   // address and port (or refresh it: TCP state, remaining lifetime); Delete removes it. Returns
-  // "" or why the record was refused (not our outside address, port outside the range, the
-  // outside tuple taken by another flow, table full, endpoint-independent mapping).
-  std::string apply_sync(const SyncRecord& rec, uint64_t now_ns);
+  // SyncRefusal::none or why the record was refused (no allocation: the worker counts it).
+  SyncRefusal apply_sync(const SyncRecord& rec, uint64_t now_ns);
   // A full snapshot in slices (bulk resync): Create records for live flows from *cursor on, at
   // most max of them and at most scan_budget slots examined; advances *cursor, which reaches
   // snapshot_end() when the table has been walked.

@@ -454,7 +454,7 @@ struct Engine::Impl {
   }
 
   // Standby side of the sync: install or refresh a peer's flow with its outside tuple.
-  std::string apply_sync(const SyncRecord& r);
+  SyncRefusal apply_sync(const SyncRecord& r);
 
   // --- translation ----------------------------------------------------------------------------
 

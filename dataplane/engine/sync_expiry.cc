@@ -61,9 +61,9 @@ uint32_t Engine::Impl::expire_flows(uint32_t budget) {
 }
 
 // Standby side of the sync: install or refresh a peer's flow with its outside tuple.
-std::string Engine::Impl::apply_sync(const SyncRecord& r) {
+SyncRefusal Engine::Impl::apply_sync(const SyncRecord& r) {
   if (r.proto != kProtoTcp && r.proto != kProtoUdp && r.proto != kProtoIcmp) {
-    return "protocol " + std::to_string(r.proto) + " is not translated";
+    return SyncRefusal::protocol_not_translated;
   }
   const FlowKey in_key{to_net(r.inside_ip),
                        to_net(r.remote_ip),
@@ -75,10 +75,10 @@ std::string Engine::Impl::apply_sync(const SyncRecord& r) {
   uint32_t i = find(in_key);
   if (r.kind == SyncKind::Delete) {
     if (i != kNone) delete_flow(i);
-    return {};
+    return SyncRefusal::none;
   }
   if (r.endpoint_independent || eim_udp(r.proto)) {
-    return "endpoint-independent UDP mappings are not synced";
+    return SyncRefusal::endpoint_independent;
   }
   const uint8_t cls = r.proto == kProtoTcp    ? tcp_class(r.tcp_bits)
                       : r.proto == kProtoIcmp ? uint8_t{kClassIcmp}
@@ -91,9 +91,9 @@ std::string Engine::Impl::apply_sync(const SyncRecord& r) {
     i = kNone;
   }
   if (i == kNone) {
-    if (!is_outside(to_net(r.outside_ip))) return "outside address is not ours";
+    if (!is_outside(to_net(r.outside_ip))) return SyncRefusal::outside_address_not_ours;
     if (r.proto != kProtoIcmp && (r.outside_port < cfg.port_min || r.outside_port > cfg.port_max)) {
-      return "outside port outside the configured range";
+      return SyncRefusal::outside_port_out_of_range;
     }
     const FlowKey out_key{to_net(r.remote_ip),
                           to_net(r.outside_ip),
@@ -102,8 +102,8 @@ std::string Engine::Impl::apply_sync(const SyncRecord& r) {
                           r.proto,
                           kKeyOutside,
                           0};
-    if (find(out_key) != kNone) return "outside tuple in use by another flow";
-    if (pool.used() >= pool.capacity() && !evict_one()) return "flow table full";
+    if (find(out_key) != kNone) return SyncRefusal::outside_tuple_in_use;
+    if (pool.used() >= pool.capacity() && !evict_one()) return SyncRefusal::flow_table_full;
     i = pool.alloc();
     Flow& f = pool[i];
     f.inside_ip = in_key.src;
@@ -117,24 +117,24 @@ std::string Engine::Impl::apply_sync(const SyncRecord& r) {
     fill_deltas(f);
     if (!index.insert(hash_key(f.inside_key()), (i << 2) | kKeyInside)) {
       pool.free(i);
-      return "flow index full";
+      return SyncRefusal::flow_index_full;
     }
     if (!index.insert(hash_key(f.outside_key()), (i << 2) | kKeyOutside)) {
       index.erase(hash_key(f.inside_key()), (i << 2) | kKeyInside);
       pool.free(i);
-      return "flow index full";
+      return SyncRefusal::flow_index_full;
     }
     f.tcp = r.tcp_bits;
     f.last_seen = now - (tmo - remaining);
     pool.lru_push(i, cls, now);
     counters.add(Event::FlowsSynced);
-    return {};
+    return SyncRefusal::none;
   }
   Flow& f = pool[i];
   f.tcp = r.tcp_bits;
   f.last_seen = now - (tmo - remaining);
   pool.lru_requeue(i, cls, now);
-  return {};
+  return SyncRefusal::none;
 }
 
 bool Engine::sync_enabled() const { return impl_->sync_on; }
@@ -167,9 +167,39 @@ uint32_t Engine::snapshot_sync(uint32_t* cursor, SyncRecord* out, uint32_t max,
 
 uint32_t Engine::snapshot_end() const { return impl_->pool.capacity(); }
 
-std::string Engine::apply_sync(const SyncRecord& rec, uint64_t now_ns) {
+SyncRefusal Engine::apply_sync(const SyncRecord& rec, uint64_t now_ns) {
   impl_->now = static_cast<uint32_t>(now_ns / 1000000);
   return impl_->apply_sync(rec);
+}
+
+std::string_view sync_refusal_name(SyncRefusal r) {
+  switch (r) {
+    case SyncRefusal::none:
+      return "none";
+#define EIPGATE_SYNC_REFUSAL_NAME(name, text) \
+  case SyncRefusal::name:                     \
+    return #name;
+      EIPGATE_SYNC_REFUSALS(EIPGATE_SYNC_REFUSAL_NAME)
+#undef EIPGATE_SYNC_REFUSAL_NAME
+    case SyncRefusal::count:
+      break;
+  }
+  return "unknown";
+}
+
+std::string_view sync_refusal_text(SyncRefusal r) {
+  switch (r) {
+    case SyncRefusal::none:
+      return "applied";
+#define EIPGATE_SYNC_REFUSAL_TEXT(name, text) \
+  case SyncRefusal::name:                     \
+    return text;
+      EIPGATE_SYNC_REFUSALS(EIPGATE_SYNC_REFUSAL_TEXT)
+#undef EIPGATE_SYNC_REFUSAL_TEXT
+    case SyncRefusal::count:
+      break;
+  }
+  return "unknown";
 }
 
 }  // namespace eipgate::engine

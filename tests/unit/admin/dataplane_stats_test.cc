@@ -50,12 +50,19 @@ TEST(DataplaneStats, SectionsKeepTheirKeys) {
   auto s = two_workers();
   s.sync.role = "standby";
   s.sync.records_refused = 3;
+  s.sync.refused_by_reason[static_cast<size_t>(engine::SyncRefusal::outside_tuple_in_use)] = 2;
+  s.sync.refused_by_reason[static_cast<size_t>(engine::SyncRefusal::flow_table_full)] = 1;
   s.policy = PolicyReport{{{"api", 9}}, 1, 2};
   s.steer.push_back({"outside", "", {{"pass_host_addr", 4}}});
   s.ports.push_back({"data", 0, "net_af_packet0", true, {{"rx_good_packets", 5}}, ""});
   const auto j = dataplane_stats_to_json(s);
   EXPECT_EQ(j["sync"]["role"], "standby");
   EXPECT_EQ(j["sync"]["records_refused"], 3u);
+  // Every reason is present (a zero shows that the reason exists), named as the engine names it.
+  EXPECT_EQ(j["sync"]["records_refused_by_reason"].size(), engine::kSyncRefusalCount - 1);
+  EXPECT_EQ(j["sync"]["records_refused_by_reason"]["outside_tuple_in_use"], 2u);
+  EXPECT_EQ(j["sync"]["records_refused_by_reason"]["flow_table_full"], 1u);
+  EXPECT_EQ(j["sync"]["records_refused_by_reason"]["outside_address_not_ours"], 0u);
   EXPECT_EQ(j["policy"]["rules"][0]["rule"], "api");
   EXPECT_EQ(j["policy"]["rules"][0]["hits"], 9u);
   EXPECT_EQ(j["xdp_steer"]["outside"]["pass_host_addr"], 4u);

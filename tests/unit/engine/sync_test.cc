@@ -7,8 +7,10 @@
 namespace eipgate::testing {
 namespace {
 
+using engine::sync_refusal_name;
 using engine::SyncKind;
 using engine::SyncRecord;
+using engine::SyncRefusal;
 using engine::Verdict;
 
 std::vector<SyncRecord> drain(engine::Engine& e) {
@@ -75,7 +77,7 @@ TEST(EngineSync, StandbyTakesOverAnEstablishedConnection) {
   standby_cfg.random_seed = 999;  // a different instance: its own random port choices
   EngineHarness standby(standby_cfg);
   for (const auto& r : drain(active.engine())) {
-    EXPECT_EQ(standby.engine().apply_sync(r, standby.now_ns()), "");
+    EXPECT_EQ(standby.engine().apply_sync(r, standby.now_ns()), SyncRefusal::none);
   }
   EXPECT_EQ(standby.engine().active_flows(), 1u);
   EXPECT_EQ(standby.events(engine::Event::FlowsSynced), 1u);
@@ -106,33 +108,46 @@ TEST(EngineSync, DeleteRemovesAndBadRecordsAreRefused) {
   r.outside_port = 2000;
   r.proto = 17;
   r.remaining_ms = 100'000;
-  ASSERT_EQ(standby.engine().apply_sync(r, standby.now_ns()), "");
+  ASSERT_EQ(standby.engine().apply_sync(r, standby.now_ns()), SyncRefusal::none);
   EXPECT_EQ(standby.engine().active_flows(), 1u);
   // Refresh of the same flow: still one.
   r.kind = SyncKind::Refresh;
-  EXPECT_EQ(standby.engine().apply_sync(r, standby.now_ns()), "");
+  EXPECT_EQ(standby.engine().apply_sync(r, standby.now_ns()), SyncRefusal::none);
   EXPECT_EQ(standby.engine().active_flows(), 1u);
   // Another inside flow claiming the same outside tuple: refused.
   SyncRecord clash = r;
   clash.kind = SyncKind::Create;
   clash.inside_port = 5001;
-  EXPECT_NE(standby.engine().apply_sync(clash, standby.now_ns()).find("in use"), std::string::npos);
+  EXPECT_EQ(standby.engine().apply_sync(clash, standby.now_ns()),
+            SyncRefusal::outside_tuple_in_use);
   SyncRecord foreign = r;
   foreign.inside_port = 5002;
   foreign.outside_ip = ip("203.0.113.99");
-  EXPECT_NE(standby.engine().apply_sync(foreign, standby.now_ns()).find("not ours"),
-            std::string::npos);
+  EXPECT_EQ(standby.engine().apply_sync(foreign, standby.now_ns()),
+            SyncRefusal::outside_address_not_ours);
   SyncRecord range = r;
   range.inside_port = 5003;
   range.outside_port = 80;
-  EXPECT_NE(standby.engine().apply_sync(range, standby.now_ns()).find("range"), std::string::npos);
+  EXPECT_EQ(standby.engine().apply_sync(range, standby.now_ns()),
+            SyncRefusal::outside_port_out_of_range);
+  EXPECT_EQ(sync_refusal_name(SyncRefusal::outside_port_out_of_range), "outside_port_out_of_range");
+  SyncRecord eim = r;
+  eim.inside_port = 5004;
+  eim.proto = 17;
+  eim.endpoint_independent = true;
+  EXPECT_EQ(standby.engine().apply_sync(eim, standby.now_ns()), SyncRefusal::endpoint_independent);
+  SyncRecord gre = r;
+  gre.inside_port = 5005;
+  gre.proto = 47;
+  EXPECT_EQ(standby.engine().apply_sync(gre, standby.now_ns()),
+            SyncRefusal::protocol_not_translated);
   r.kind = SyncKind::Delete;
-  EXPECT_EQ(standby.engine().apply_sync(r, standby.now_ns()), "");
+  EXPECT_EQ(standby.engine().apply_sync(r, standby.now_ns()), SyncRefusal::none);
   EXPECT_EQ(standby.engine().active_flows(), 0u);
   // The remaining lifetime is honoured: a record with 5 s left expires after 5 s of silence.
   r.kind = SyncKind::Create;
   r.remaining_ms = 5000;
-  ASSERT_EQ(standby.engine().apply_sync(r, standby.now_ns()), "");
+  ASSERT_EQ(standby.engine().apply_sync(r, standby.now_ns()), SyncRefusal::none);
   standby.advance_s(6);
   standby.engine().expire(standby.now_ns(), 1024);
   EXPECT_EQ(standby.engine().active_flows(), 0u);
