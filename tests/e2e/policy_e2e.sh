@@ -147,8 +147,10 @@ check "a split ClientHello with a refused name is reset" bash -c \
 start=$(date +%s%N)
 rc=$(curl_rc http://198.51.100.8:8080/)
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
-check "a destination no rule allows is rejected at once (curl exit ${rc} after ${ms} ms)" \
-  test "${rc}" -eq 7 -a "${ms}" -lt 2000
+# Exit 7 (connection refused) is the RST; a silent drop would end in a timeout (28). The time is
+# printed, and bounded only against a hang.
+check "a destination no rule allows is rejected with a RST (curl exit ${rc} after ${ms} ms)" \
+  test "${rc}" -eq 7 -a "${ms}" -lt 20000
 
 if [[ ${MODE} == af_xdp_steer ]]; then
   for _ in $(seq 50); do grep -q 'resolver: policy updated' "${WORK}/dp.log" && break; sleep 0.2; done
