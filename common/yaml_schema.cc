@@ -290,6 +290,19 @@ int stray_top_level_comma(std::string_view s) {
 }  // namespace
 
 std::optional<YAML::Node> load_document(const std::string& text, Issue* error) {
+  // YAML allows no C0 control byte but tab, LF and CR, nor DEL; yaml-cpp 0.7 can loop forever on
+  // some ("\0,,"), so they are refused here, with their line.
+  int at = 1;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') ++at;
+    if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      *error = Issue{at, std::string("YAML syntax error: control byte 0x") + kHex[u >> 4] +
+                             kHex[u & 15] + " is not allowed in a YAML file"};
+      return std::nullopt;
+    }
+  }
   if (const int line = stray_top_level_comma(text); line > 0) {
     *error = Issue{line, "YAML syntax error: ',' outside a flow collection ([...] or {...})"};
     return std::nullopt;

@@ -196,6 +196,13 @@ TEST(ConfigSchema, StrayTopLevelCommaIsRefusedBeforeYamlCpp) {
     EXPECT_EQ(e.line, line);
     EXPECT_EQ(e.reason, "YAML syntax error: ',' outside a flow collection ([...] or {...})");
   }
+  // Control bytes YAML does not allow (yaml-cpp 0.7 loops on "\0,,").
+  ys::Issue c;
+  EXPECT_FALSE(ys::load_document(std::string("a: 1\n\0,,", 8), &c));
+  EXPECT_EQ(c.line, 2);
+  EXPECT_EQ(c.reason, "YAML syntax error: control byte 0x00 is not allowed in a YAML file");
+  EXPECT_FALSE(ys::load_document("a: \x7f\n", &c));
+  EXPECT_TRUE(ys::load_document("a: 1\r\nb: \t2\n", &c)) << c.reason;  // CR and tab are fine
   // Commas everywhere else are YAML's business (and fine here).
   ys::Issue e;
   EXPECT_TRUE(ys::load_document("a: x,y\nb: [1, 2]\nc: {d: 1, e: 2}\n", &e)) << e.reason;
