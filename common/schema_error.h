@@ -7,6 +7,7 @@
 namespace eipgate::yaml_schema {
 
 // "file:line: reason"; "file: reason" when the error belongs to no line (an unreadable file).
+// to_string() is always one line: control characters in the reason are escaped (\n, \x01).
 struct SchemaError {
   std::string file;
   int line = 0;  // 1-based; 0 when not tied to a line

@@ -22,8 +22,23 @@ void set_why(std::string* why, std::string text) {
 }  // namespace
 
 std::string SchemaError::to_string() const {
-  if (line > 0) return file + ":" + std::to_string(line) + ": " + reason;
-  return file + ": " + reason;
+  // One error, one line: control bytes from the file (a quoted "a\nb", a NUL in a syntax
+  // error) are written as escapes, so a reader or a log collector never sees a line split.
+  std::string text = line > 0 ? file + ":" + std::to_string(line) + ": " : file + ": ";
+  for (const char c : reason) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      text += "\\n";
+    } else if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      text += "\\x";
+      text += kHex[u >> 4];
+      text += kHex[u & 15];
+    } else {
+      text += c;
+    }
+  }
+  return text;
 }
 
 std::optional<uint64_t> parse_duration_ms(std::string_view s, std::string* why) {
@@ -214,7 +229,84 @@ std::vector<Entry> map_entries(const YAML::Node& node, int line, std::string_vie
   return out;
 }
 
+namespace {
+
+// yaml-cpp 0.7 never returns (it allocates until killed) on a ',' at the top level of a
+// document: as its first token ("," or "# c\n  ,x"), after the first node's anchor or tag
+// ("&a ,", "!t,") or right after a top-level flow collection ("{a: 1},"). Such a file is not valid
+// YAML, so it is refused before yaml-cpp sees it. Returns the 1-based line of that ',' or 0.
+int stray_top_level_comma(std::string_view s) {
+  size_t i = 0;
+  int line = 1;
+  auto skip_space_and_comments = [&] {
+    while (i < s.size()) {
+      if (s[i] == '\n') {
+        ++line;
+        ++i;
+      } else if (s[i] == ' ' || s[i] == '\t' || s[i] == '\r') {
+        ++i;
+      } else if (s[i] == '#') {
+        while (i < s.size() && s[i] != '\n') ++i;
+      } else {
+        break;
+      }
+    }
+  };
+  skip_space_and_comments();
+  // Node properties first (an anchor &a, a tag !t; an alias *a): their names end at a ','.
+  while (i < s.size() && (s[i] == '&' || s[i] == '!' || s[i] == '*')) {
+    while (i < s.size() && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != ',') ++i;
+    skip_space_and_comments();
+  }
+  if (i < s.size() && s[i] == ',') return line;
+  if (i >= s.size() || (s[i] != '{' && s[i] != '[')) return 0;
+  // A document that is one flow collection: find its end, then look at what follows.
+  int depth = 0;
+  while (i < s.size()) {
+    const char c = s[i];
+    if (c == '\n') {
+      ++line;
+    } else if (c == '"' || c == '\'') {
+      for (++i; i < s.size() && s[i] != c; ++i) {
+        if (s[i] == '\n') ++line;
+        if (c == '"' && s[i] == '\\' && i + 1 < s.size()) ++i;
+      }
+    } else if (c == '#' && i > 0 && (s[i - 1] == ' ' || s[i - 1] == '\t')) {
+      while (i + 1 < s.size() && s[i + 1] != '\n') ++i;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0) {
+        ++i;
+        skip_space_and_comments();
+        return i < s.size() && s[i] == ',' ? line : 0;
+      }
+    }
+    ++i;
+  }
+  return 0;
+}
+
+}  // namespace
+
 std::optional<YAML::Node> load_document(const std::string& text, Issue* error) {
+  // YAML allows no C0 control byte but tab, LF and CR, nor DEL; yaml-cpp 0.7 can loop forever on
+  // some ("\0,,"), so they are refused here, with their line.
+  int at = 1;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') ++at;
+    if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      *error = Issue{at, std::string("YAML syntax error: control byte 0x") + kHex[u >> 4] +
+                             kHex[u & 15] + " is not allowed in a YAML file"};
+      return std::nullopt;
+    }
+  }
+  if (const int line = stray_top_level_comma(text); line > 0) {
+    *error = Issue{line, "YAML syntax error: ',' outside a flow collection ([...] or {...})"};
+    return std::nullopt;
+  }
   try {
     const std::vector<YAML::Node> docs = YAML::LoadAll(text);
     if (docs.size() > 1) {

@@ -81,7 +81,8 @@ struct Entry {  // NOLINT(bugprone-exception-escape): yaml-cpp's Node copy is no
                                              std::vector<Issue>* issues);
 
 // The first YAML document of `text` as a node, or the syntax error as an issue ("YAML syntax
-// error: ..." at the parser's line). More than one document is an error too.
+// error: ..." at the parser's line). More than one document is an error too. A ',' at the top
+// level of the document is refused before yaml-cpp 0.7 sees it: that version never returns on it.
 [[nodiscard]] std::optional<YAML::Node> load_document(const std::string& text, Issue* error);
 
 }  // namespace eipgate::yaml_schema

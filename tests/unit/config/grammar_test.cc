@@ -162,6 +162,9 @@ TEST(ConfigSchema, MapEntriesOfScalarNullAndUndefined) {
 TEST(ConfigSchema, SchemaErrorFormat) {
   EXPECT_EQ((ys::SchemaError{"f.yaml", 7, "why"}).to_string(), "f.yaml:7: why");
   EXPECT_EQ((ys::SchemaError{"f.yaml", 0, "cannot open"}).to_string(), "f.yaml: cannot open");
+  // Always one line, whatever bytes the file quoted into the reason.
+  EXPECT_EQ((ys::SchemaError{"f.yaml", 2, std::string("'a\nb\0\x7f\t' bad", 12)}).to_string(),
+            "f.yaml:2: 'a\\nb\\x00\\x7f\\x09' bad");
 }
 
 TEST(ConfigSchema, LoadDocument) {
@@ -171,6 +174,40 @@ TEST(ConfigSchema, LoadDocument) {
   EXPECT_NE(e.reason.find("YAML syntax error"), std::string::npos);
   EXPECT_FALSE(ys::load_document("a: 1\n---\nb: 2\n", &e));
   EXPECT_EQ(e.reason, "expected one YAML document, found 2");
+}
+
+TEST(ConfigSchema, StrayTopLevelCommaIsRefusedBeforeYamlCpp) {
+  // yaml-cpp 0.7 allocates until killed on these (found by control_config_fuzz).
+  for (const auto& [text, line] :
+       std::vector<std::pair<std::string, int>>{{",", 1},
+                                                {",a: 1\n", 1},
+                                                {"# c\n  ,x\n", 2},
+                                                {"{}\n,\n", 2},
+                                                {"{a: 1},\n", 1},
+                                                {"{a: '}', b: \"]\\\"\"}\n\n ,\n", 3},
+                                                {"[1, [2]] # c\n,", 2},
+                                                {"&one####,##", 1},
+                                                {"&x ,\n", 1},
+                                                {"!t,\n", 1},
+                                                {"&a !t\n ,\n", 2}}) {
+    SCOPED_TRACE(text);
+    ys::Issue e;
+    EXPECT_FALSE(ys::load_document(text, &e));
+    EXPECT_EQ(e.line, line);
+    EXPECT_EQ(e.reason, "YAML syntax error: ',' outside a flow collection ([...] or {...})");
+  }
+  // Control bytes YAML does not allow (yaml-cpp 0.7 loops on "\0,,").
+  ys::Issue c;
+  EXPECT_FALSE(ys::load_document(std::string("a: 1\n\0,,", 8), &c));
+  EXPECT_EQ(c.line, 2);
+  EXPECT_EQ(c.reason, "YAML syntax error: control byte 0x00 is not allowed in a YAML file");
+  EXPECT_FALSE(ys::load_document("a: \x7f\n", &c));
+  EXPECT_TRUE(ys::load_document("a: 1\r\nb: \t2\n", &c)) << c.reason;  // CR and tab are fine
+  // Commas everywhere else are YAML's business (and fine here).
+  ys::Issue e;
+  EXPECT_TRUE(ys::load_document("a: x,y\nb: [1, 2]\nc: {d: 1, e: 2}\n", &e)) << e.reason;
+  EXPECT_TRUE(ys::load_document("{a: 1, b: [2, 3]}\n", &e)) << e.reason;
+  EXPECT_TRUE(ys::load_document("extra_args: \"--a,b\"\n", &e)) << e.reason;
 }
 
 }  // namespace
