@@ -6,9 +6,9 @@
 #include <random>
 #include <string>
 
+#include "bench/workload.h"
 #include "dataplane/policy/compiled_policy.h"
 #include "dataplane/policy/policy_config.h"
-#include "bench/workload.h"
 
 namespace eipgate::bench {
 namespace {

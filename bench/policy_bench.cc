@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/policy/client_hello.h"
 #include "dataplane/policy/compiled_policy.h"
 #include "dataplane/policy/eal_for_test.h"
 #include "dataplane/policy/name_parsers.h"
+#include "tests/unit/policy/client_hello.h"
 
 namespace {
 

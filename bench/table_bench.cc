@@ -132,7 +132,8 @@ void BM_RteHashLookup(benchmark::State& state) {
     uint64_t hits = 0;
     rte_hash_lookup_bulk_data(h, kp, 32, &hits, data);
     found += static_cast<uint64_t>(__builtin_popcountll(hits));
-    for (uint32_t j = 0; j < 32; ++j) __builtin_prefetch(&records[reinterpret_cast<uintptr_t>(data[j])]);
+    for (uint32_t j = 0; j < 32; ++j)
+      __builtin_prefetch(&records[reinterpret_cast<uintptr_t>(data[j])]);
     for (uint32_t j = 0; j < 32; ++j) {
       if (hits & (uint64_t{1} << j)) records[reinterpret_cast<uintptr_t>(data[j])].bytes += 64;
     }

@@ -328,12 +328,12 @@ std::string AttachedSteer::adopt(int ifindex) {
       continue;
     }
     const std::string_view name(mi.name);
-    int* slot = name == STEER_MAP_XSKS       ? &fds_.xsks
-                : name == STEER_MAP_INSIDE   ? &fds_.inside_prefixes
-                : name == STEER_MAP_LOCAL    ? &fds_.local_addrs
-                : name == STEER_MAP_CONFIG   ? &fds_.steer_config
-                : name == STEER_MAP_STATS    ? &fds_.steer_stats
-                                             : nullptr;
+    int* slot = name == STEER_MAP_XSKS     ? &fds_.xsks
+                : name == STEER_MAP_INSIDE ? &fds_.inside_prefixes
+                : name == STEER_MAP_LOCAL  ? &fds_.local_addrs
+                : name == STEER_MAP_CONFIG ? &fds_.steer_config
+                : name == STEER_MAP_STATS  ? &fds_.steer_stats
+                                           : nullptr;
     if (slot == nullptr || *slot >= 0) {
       ::close(fd);
       continue;

@@ -3,9 +3,9 @@
 
 #include <cstdlib>
 
+#include "common/log.h"
 #include "control/aws/error.h"
 #include "control/aws/imds.h"
-#include "common/log.h"
 
 namespace eipgate::aws {
 

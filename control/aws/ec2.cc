@@ -4,8 +4,8 @@
 #include <chrono>
 #include <pugixml.hpp>
 
-#include "control/aws/error.h"
 #include "common/log.h"
+#include "control/aws/error.h"
 
 namespace eipgate::aws {
 namespace {

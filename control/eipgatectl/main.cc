@@ -5,7 +5,6 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dataplane/admin/admin_client.h"
@@ -106,7 +106,8 @@ void print_extra_section(const std::string& name, const json& v, std::ostream& o
     }
     print_key_values(scalars, os);
     for (const auto& [k, x] : v.items()) {
-      if (x.is_array() && !x.empty() && x[0].is_object()) print_extra_section(name + "." + k, x, os);
+      if (x.is_array() && !x.empty() && x[0].is_object())
+        print_extra_section(name + "." + k, x, os);
     }
   } else if (v.is_array() && !v.empty() && v[0].is_object()) {
     std::vector<std::string> cols;
@@ -315,7 +316,8 @@ void print_ha_status(const json& r, std::ostream& os) {
   Table t({"", ""});
   t.add({"role", cell(r.value("role", json())) + " (epoch " + cell(r.value("epoch", json())) +
                      ", priority " + cell(r.value("priority", json())) + ")"});
-  t.add({"instance", cell(r.value("instance_id", json())) + " ENI " + cell(r.value("eni", json()))});
+  t.add(
+      {"instance", cell(r.value("instance_id", json())) + " ENI " + cell(r.value("eni", json()))});
   t.add({"routes", cell(r.value("route", json())) + ": " + cell(r.value("route_detail", json()))});
   t.add({"fenced", cell(r.value("fenced", json()))});
   t.add({"dataplane", std::string(dp.value("healthy", false) ? "healthy" : "unhealthy") + " (" +
@@ -328,8 +330,8 @@ void print_ha_status(const json& r, std::ostream& os) {
   t.add({"last takeover", cell(r.value("last_takeover", json()))});
   t.print(os, "", false);
   os << "sync:\n";
-  Table st({"sent", "received", "applied", "lag", "in_sync", "snapshots_sent",
-            "snapshots_received", "gaps"});
+  Table st({"sent", "received", "applied", "lag", "in_sync", "snapshots_sent", "snapshots_received",
+            "gaps"});
   st.add({cell(sync.value("sent", json())), cell(sync.value("received", json())),
           cell(sync.value("applied", json())), cell(sync.value("lag", json())),
           cell(sync.value("in_sync", json())), cell(sync.value("snapshots_sent", json())),
@@ -396,8 +398,9 @@ int run_control(const std::string& socket_path, bool failover, bool as_json, dou
       std::cout << result.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
     } else {
       std::cout << "handover " << cell(result.value("handover_id", json()))
-                << (done ? (wait_s <= 0 ? " requested" : ": the peer took over; this instance is now " +
-                                                            cell(result.value("role", json())))
+                << (done ? (wait_s <= 0 ? " requested"
+                                        : ": the peer took over; this instance is now " +
+                                              cell(result.value("role", json())))
                          : ": still active after the wait (see eipgatectl ha-status)")
                 << '\n';
     }
@@ -446,7 +449,8 @@ int run_probe(const std::string& socket_path, const std::string& address, uint16
   if (as_json) {
     // The probe, and the dataplane's probe counters (strays: answers that matched no probe).
     json out = last;
-    for (const char* k : {"sent", "answered", "strays"}) out[k] = resp["result"].value(k, uint64_t{0});
+    for (const char* k : {"sent", "answered", "strays"})
+      out[k] = resp["result"].value(k, uint64_t{0});
     std::cout << out.dump(2) << '\n';
   } else if (state == "pending") {
     std::cout << address << ':' << port << ": no answer within " << wait_s << " s (from "

@@ -93,8 +93,8 @@ json dispatch(AdminHandler& handler, const std::string& cmd, const json& args,
       }
       ProbeTarget t;
       const std::string& text = args["address"].get_ref<const std::string&>();
-      const auto pf = text.find('/') == std::string::npos ? parse_ipv4_prefix(text + "/32")
-                                                          : std::nullopt;
+      const auto pf =
+          text.find('/') == std::string::npos ? parse_ipv4_prefix(text + "/32") : std::nullopt;
       if (pf) t.address = pf->addr;
       if (!pf) {
         return error_response("probe: '" + args["address"].get<std::string>() +

@@ -26,9 +26,9 @@
 namespace {
 
 namespace pb = eipgate::testing;
+using eipgate::bpf::AttachedSteer;
 using eipgate::bpf::run_on_packet;
 using eipgate::bpf::SteerConfig;
-using eipgate::bpf::AttachedSteer;
 using eipgate::bpf::SteerProgram;
 using eipgate::bpf::SteerStats;
 using eipgate::bpf::XdpMode;
@@ -56,8 +56,8 @@ SteerConfig test_config() {
 
 // Loading needs root. The project's policy for root-only tests (tests/README.md): they run, they
 // never skip; without root they fail and say so.
-#define REQUIRE_ROOT()                                                                        \
-  do {                                                                                        \
+#define REQUIRE_ROOT()                                                                       \
+  do {                                                                                       \
     ASSERT_EQ(geteuid(), 0U) << "needs root to load BPF programs (run as root, as CI does)"; \
   } while (0)
 

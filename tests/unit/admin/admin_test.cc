@@ -586,7 +586,9 @@ TEST_F(AdminServerTest, AdminClientRoundTripAndConnectError) {
 
 TEST(AdminProtocol, HaCommandsValidateTheirArguments) {
   FakeHandler h;
-  auto run = [&](const json& req) { return json::parse(handle_request(h, req.dump(), "t").dump()); };
+  auto run = [&](const json& req) {
+    return json::parse(handle_request(h, req.dump(), "t").dump());
+  };
   json r = run({{"cmd", "announce"}});
   ASSERT_TRUE(r.value("ok", false)) << r;
   EXPECT_EQ(r["result"]["garps"], 3);

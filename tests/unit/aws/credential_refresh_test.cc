@@ -8,11 +8,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/log.h"
 #include "control/aws/credentials.h"
 #include "control/aws/ec2.h"
 #include "control/aws/error.h"
 #include "control/aws/imds.h"
-#include "common/log.h"
 #include "tests/unit/aws/fake_aws_fixture.h"
 #include "tests/unit/aws/scripted_transport.h"
 

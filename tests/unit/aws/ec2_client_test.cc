@@ -5,8 +5,8 @@
 
 #include <sstream>
 
-#include "control/aws/ec2.h"
 #include "common/log.h"
+#include "control/aws/ec2.h"
 #include "tests/unit/aws/scripted_transport.h"
 
 namespace eipgate::aws {

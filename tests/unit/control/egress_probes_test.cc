@@ -7,16 +7,16 @@
 namespace eipgate::control {
 namespace {
 
-using nlohmann::json;
 using ha::Millis;
+using nlohmann::json;
 
 EgressProber prober() {
   return EgressProber({{"203.0.113.9", 443}, {"api.example.com", 80}}, Millis{500});
 }
 
 json last(const std::string& state, uint64_t age_ms, uint64_t rtt_us = 0) {
-  json l = {{"id", 7}, {"address", "203.0.113.9"}, {"port", 443}, {"state", state},
-            {"age_ms", age_ms}};
+  json l = {
+      {"id", 7}, {"address", "203.0.113.9"}, {"port", 443}, {"state", state}, {"age_ms", age_ms}};
   if (state != "pending") l["rtt_us"] = rtt_us;
   return {{"last", l}};
 }
@@ -82,8 +82,7 @@ TEST(EgressProber, DemotedInstanceIsForgivenAfterABackoffThatDoubles) {
   // Five minutes of good probes as active bring the backoff back to the first step.
   p.record({true, "ok"}, Millis{200'000}, 3);
   p.record({true, "ok"}, Millis{200'000} + EgressProber::kGoodResetsBackoff, 3);
-  EXPECT_EQ(p.status(Millis{0})["backoff_ms"].get<int64_t>(),
-            EgressProber::kFirstBackoff.count());
+  EXPECT_EQ(p.status(Millis{0})["backoff_ms"].get<int64_t>(), EgressProber::kFirstBackoff.count());
 }
 
 TEST(EgressProber, BackoffIsCapped) {
