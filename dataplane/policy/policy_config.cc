@@ -14,6 +14,7 @@
 #include <set>
 #include <utility>
 
+#include "common/yaml_schema.h"
 #include "dataplane/policy/name_parsers.h"
 
 namespace eipgate::policy {
@@ -51,8 +52,9 @@ class Parser {
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         std::string list;
         for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-        error(line_of(kv.first),
-              std::string(where) + ": unknown key '" + key + "' (expected one of: " + list + ")");
+        error(line_of(kv.first), std::string(where) + ": unknown key '" + key + "'" +
+                                     yaml_schema::did_you_mean(key, allowed) +
+                                     " (expected one of: " + list + ")");
       } else if (!seen.insert(key).second) {
         error(line_of(kv.first), std::string(where) + ": duplicate key '" + key + "'");
       }
@@ -100,9 +102,9 @@ class Parser {
   std::optional<bool> boolean(const YAML::Node& n, std::string_view what) {
     auto s = scalar(n, what);
     if (!s) return std::nullopt;
-    if (*s == "true" || *s == "yes" || *s == "on") return true;
-    if (*s == "false" || *s == "no" || *s == "off") return false;
-    error(line_of(n), std::string(what) + ": '" + *s + "' is not true or false");
+    std::string why;  // the one boolean rule of every config file (common/yaml_schema.h)
+    if (const auto b = yaml_schema::parse_bool(*s, &why)) return b;
+    error(line_of(n), std::string(what) + ": " + why);
     return std::nullopt;
   }
 

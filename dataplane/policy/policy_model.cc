@@ -49,7 +49,9 @@ std::optional<Prefix> parse_prefix(std::string_view text, std::string* why) {
     text.remove_prefix(1);
     unsigned v = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc{} || end != text.data() + text.size() || text.empty() || v > 32) {
+    // No leading zero (`/08`): the prefix grammar of every config file (common/README.md).
+    if (ec != std::errc{} || end != text.data() + text.size() || text.empty() || v > 32 ||
+        (text.size() > 1 && text.front() == '0')) {
       return fail_quoted("': prefix length must be 0-32");
     }
     len = static_cast<uint8_t>(v);

@@ -145,7 +145,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"unknown key",
                 "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
                 "from: g\n      port: 80\n",
-                7, "unknown key 'port'"},
+                7, "unknown key 'port' (did you mean 'ports'?)"},
+        BadCase{"bad boolean", "policy:\n  recheck_on_reload: 1\n", 2, "'1' is not a boolean"},
+        BadCase{"leading zero in the length",
+                "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/08]\n", 4,
+                "prefix length"},
         BadCase{"bad proto",
                 "policy:\n  groups:\n    - name: g\n      sources: [10.0.0.0/8]\n  rules:\n    - "
                 "from: g\n      proto: sctp\n",
@@ -264,6 +268,7 @@ TEST(Prefix, ParseAndContain) {
   EXPECT_FALSE(parse_prefix("1.2.3", &why).has_value());
   EXPECT_FALSE(parse_prefix("1.2.3.4/", &why).has_value());
   EXPECT_FALSE(parse_prefix("1.2.3.4.5", &why).has_value());
+  EXPECT_FALSE(parse_prefix("10.0.0.0/08", &why).has_value());  // the grammar of every file
   EXPECT_TRUE((Prefix{0x0a000000, 8}).covers(Prefix{0x0a010000, 16}));
   EXPECT_FALSE((Prefix{0x0a010000, 16}).covers(Prefix{0x0a000000, 8}));
 }
