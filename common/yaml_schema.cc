@@ -2,6 +2,9 @@
 #include "common/yaml_schema.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include "common/ipv4_text.h"
 
@@ -319,6 +322,26 @@ std::optional<YAML::Node> load_document(const std::string& text, Issue* error) {
     *error = Issue{e.mark.is_null() ? 0 : e.mark.line + 1, "YAML syntax error: " + e.msg};
     return std::nullopt;
   }
+}
+
+std::optional<std::string> read_config_file(const std::string& path, SchemaError* error) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    *error = SchemaError{path, 0, std::string("cannot open: ") + std::strerror(errno)};
+    return std::nullopt;
+  }
+  std::string text;
+  char buf[65536];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  const int err = errno;
+  std::fclose(f);
+  if (failed) {
+    *error = SchemaError{path, 0, std::string("cannot read: ") + std::strerror(err)};
+    return std::nullopt;
+  }
+  return text;
 }
 
 }  // namespace eipgate::yaml_schema

@@ -85,4 +85,9 @@ struct Entry {  // NOLINT(bugprone-exception-escape): yaml-cpp's Node copy is no
 // level of the document is refused before yaml-cpp 0.7 sees it: that version never returns on it.
 [[nodiscard]] std::optional<YAML::Node> load_document(const std::string& text, Issue* error);
 
+// The whole of a config file, or why it could not be read ("file: cannot open: ..." /
+// "file: cannot read: ...", no line) in *error. Every loader reads its file through this.
+[[nodiscard]] std::optional<std::string> read_config_file(const std::string& path,
+                                                          SchemaError* error);
+
 }  // namespace eipgate::yaml_schema

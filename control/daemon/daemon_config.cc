@@ -4,9 +4,6 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <vector>
 
@@ -164,23 +161,13 @@ bool parse_daemon_config(const std::string& text, const std::string& file, Daemo
 }
 
 bool load_daemon_config(const std::string& file, DaemonConfig* out, std::string* errors) {
-  std::FILE* f = std::fopen(file.c_str(), "rb");
-  if (f == nullptr) {
-    *errors = SchemaError{file, 0, std::string("cannot open: ") + std::strerror(errno)}.to_string();
+  SchemaError error;
+  const std::optional<std::string> text = yaml_schema::read_config_file(file, &error);
+  if (!text) {
+    *errors = error.to_string();
     return false;
   }
-  std::string text;
-  char buf[65536];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed) {
-    *errors = SchemaError{file, 0, std::string("cannot read: ") + std::strerror(err)}.to_string();
-    return false;
-  }
-  return parse_daemon_config(text, file, out, errors);
+  return parse_daemon_config(*text, file, out, errors);
 }
 
 }  // namespace eipgate::control

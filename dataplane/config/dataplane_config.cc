@@ -8,10 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
-#include <cstdio>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -564,23 +561,13 @@ std::string restart_required(const DataplaneConfig& running, const DataplaneConf
 
 ConfigResult load_config(const std::string& path) {
   ConfigResult result;
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    result.error = ConfigError{path, 0, std::string("cannot open: ") + std::strerror(errno)};
+  ConfigError error;
+  const std::optional<std::string> text = yaml_schema::read_config_file(path, &error);
+  if (!text) {
+    result.error = std::move(error);
     return result;
   }
-  std::string text;
-  char buf[65536];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed) {
-    result.error = ConfigError{path, 0, std::string("cannot read: ") + std::strerror(err)};
-    return result;
-  }
-  return parse_config(text, path);
+  return parse_config(*text, path);
 }
 
 // "0000:00:06.0" or the domain-less "00:06.0".

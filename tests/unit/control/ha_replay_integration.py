@@ -148,23 +148,7 @@ def main():
     if len(sys.argv) != 3:
         print(__doc__)
         return 2
-    h = TappedHarness(sys.argv[1], sys.argv[2])
-    ok = False
-    t0 = time.monotonic()
-    try:
-        scenario(h)
-        h.stop_controls_cleanly()
-        ok = True
-        print(f"PASS ha_replay in {time.monotonic() - t0:.1f} s")
-    except ci.Fail as e:
-        print(f"FAIL ha_replay: {e}")
-        for name, path in h.logs.items():
-            if name.startswith("ctl_"):
-                print(f"--- {name} log (tail) ---")
-                print("".join(open(path, errors="replace").readlines()[-40:]))
-    finally:
-        h.teardown(keep=not ok and os.environ.get("KEEP_LOGS") == "1")
-    return 0 if ok else 1
+    return ci.run_scenario("ha_replay", scenario, TappedHarness(sys.argv[1], sys.argv[2]))
 
 
 if __name__ == "__main__":
