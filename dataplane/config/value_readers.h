@@ -63,7 +63,7 @@ class Section {
     // An empty section ("logging:" with nothing under it) means "all defaults".
     std::vector<yaml_schema::Issue> issues;
     for (auto& e : yaml_schema::map_entries(v.node, v.line, v.path, allowed, &issues)) {
-      entries_.push_back(Entry{std::move(e.key), e.line, std::move(e.value)});
+      entries_.push_back(Entry{std::move(e.key), e.line, e.value});
     }
     if (!issues.empty()) p.fail(issues.front().line, issues.front().reason);
   }
