@@ -21,8 +21,6 @@ Exit 0 when every file passes, 1 otherwise; one line per problem.
 
 import copy
 import glob
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
@@ -376,12 +374,13 @@ def check_role_matches_iam_docs(path, name, props):
 
 
 def load_renderer():
-    script = os.path.join(AMI, "scripts", "eipgate-render-config")
-    loader = importlib.machinery.SourceFileLoader("render", script)
-    spec = importlib.util.spec_from_loader("render", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+    """The eipgate_render package beside ami/scripts/eipgate-render-config (its entry point)."""
+    scripts = os.path.join(AMI, "scripts")
+    sys.dont_write_bytecode = True  # no __pycache__ beside the packaged modules
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    import eipgate_render  # noqa: E402 (path set just above)
+    return eipgate_render
 
 
 SAMPLES = {"PairName": "use1-az1-0", "PeerIp": "10.0.0.16", "ServiceIp": "10.0.0.100",

@@ -33,7 +33,7 @@ def _load(name, path):
 
 
 validate = _load("validate", os.path.join(CFN, "validate.py"))
-render = _load("render", os.path.join(HERE, "..", "scripts", "eipgate-render-config"))
+render = validate.load_renderer()
 
 
 def load_template(name):
