@@ -82,6 +82,10 @@ constexpr std::string_view drop_reason_name(DropReason r) {
   X(FlowsClosed, "flows_closed")                              \
   X(FlowsEvicted, "flows_evicted")                            \
   X(FlowsSynced, "flows_synced")                              \
+  X(FlowsOffloaded, "flows_offloaded")                        \
+  X(FlowsWithdrawn, "flows_withdrawn")                        \
+  X(OffloadFlushes, "offload_flushes")                        \
+  X(FastPathPackets, "fastpath_packets")                      \
   X(PolicyRejectsSent, "policy_rejects_sent")                 \
   X(PolicyNamesChecked, "policy_names_checked")               \
   X(PolicyFlowsRechecked, "policy_flows_closed_on_reload")    \

@@ -81,6 +81,8 @@ std::string Engine::reconfigure(const EngineConfig& next) {
   const std::shared_ptr<const policy::CompiledPolicy> previous = impl_->cfg.policy;
   impl_->cfg = next;
   impl_->apply_live_fields(previous.get());
+  // Every offloaded flow is judged again on its next packet, by the new config and policy.
+  if (impl_->offload_on) impl_->offload_flush();
   if (new_policy && impl_->active_policy != nullptr &&
       impl_->active_policy->config().recheck_on_reload) {
     impl_->recheck_flows();

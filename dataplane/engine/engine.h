@@ -78,6 +78,33 @@ struct DenyRecord {
 using SyncKind = proto::SyncKind;
 using SyncRecord = proto::SyncRecord;
 
+// The kernel fast path (bpf/, XDP): the engine decides which flows it carries and says so in
+// records the glue applies to the fast path's map, in order. Addresses and ports in host order;
+// ICMP echo: the ports are the identifiers, remote_port 0.
+enum class OffloadKind : uint8_t {
+  Offload,   // install both directions of the flow
+  Withdraw,  // remove both directions (closing, expired, evicted, policy)
+  Flush,     // remove every entry (reload, record ring overflow, offload turned off)
+};
+
+struct OffloadRecord {
+  OffloadKind kind = OffloadKind::Offload;
+  uint8_t proto = 0;
+  uint32_t inside_ip = 0, remote_ip = 0, outside_ip = 0;
+  uint16_t inside_port = 0, remote_port = 0, outside_port = 0;
+};
+
+// What the fast path carried for one offloaded flow since the last report, read by the glue from
+// the fast path's map. The flow is named by its inside tuple (host order).
+struct OffloadActivity {
+  uint8_t proto = 0;
+  uint32_t inside_ip = 0, remote_ip = 0;
+  uint16_t inside_port = 0, remote_port = 0;
+  uint64_t last_seen_ns = 0;  // the latest packet, either direction, on the engine's clock
+  uint64_t packets_out = 0, bytes_out = 0;  // inside -> outside since the last report (IP bytes)
+  uint64_t packets_in = 0, bytes_in = 0;    // outside -> inside
+};
+
 struct EngineStats {
   Counters counters;
   uint64_t active_flows = 0;  // ActiveConnectionCount
@@ -167,6 +194,24 @@ class Engine {
   uint32_t snapshot_sync(uint32_t* cursor, SyncRecord* out, uint32_t max, uint32_t scan_budget,
                          uint64_t now_ns) const;
   [[nodiscard]] uint32_t snapshot_end() const;
+
+  // --- kernel fast path ------------------------------------------------------------------------
+  // While on, the engine offloads a flow once it may be carried without judgement (TCP: both SYNs
+  // seen, no FIN or RST; UDP and ICMP echo: a reply seen; never while its policy is pending or
+  // denied) and withdraws it when it closes, expires or is evicted; any reconfigure() flushes all
+  // (each flow is judged again on its next packet). Turning it off flushes too. Off by default.
+  void set_offload(bool on);
+  [[nodiscard]] bool offload_enabled() const;
+  // Moves up to max records, oldest first, to out. After the record ring overflowed, the engine
+  // stops offloading until this call hands out a Flush (all flows back to the slow path).
+  uint32_t drain_offload(OffloadRecord* out, uint32_t max);
+  [[nodiscard]] uint64_t offload_overflows() const;
+  // Fast-path traffic of an offloaded flow: refreshes its idle time (and HA sync), adds to its
+  // and the engine's counters. Returns false when the engine holds no such offloaded flow (the
+  // glue then withdraws the stale entry).
+  bool offload_activity(const OffloadActivity& a, uint64_t now_ns);
+  // Flows currently offloaded.
+  [[nodiscard]] uint64_t offloaded_flows() const;
 
   // The worker that owns return traffic for a reply packet (remote -> outside) under the
   // configured RSS key and table; exposed for the glue and for tests.

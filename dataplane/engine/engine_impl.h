@@ -245,6 +245,57 @@ struct Engine::Impl {
     if (!sync_records.push(sync_record(f, kind))) ++sync_overflow_count;
   }
 
+  // Kernel fast path (set_offload): records for the glue, reserved at construction. After an
+  // overflow nothing more is offloaded until drain_offload hands out a Flush.
+  static constexpr uint32_t kOffloadRing = 1u << 14;
+  FixedRing<OffloadRecord> offload_records{kOffloadRing};
+  bool offload_on = false;
+  bool offload_stalled = false;  // ring overflowed: a Flush is owed
+  uint64_t offload_overflow_count = 0;
+  uint64_t offloaded_count = 0;
+
+  void offload_emit(const Flow& f, OffloadKind kind) {
+    OffloadRecord* r = offload_records.push_slot();
+    if (r == nullptr) {
+      ++offload_overflow_count;
+      offload_stalled = true;
+      return;
+    }
+    r->kind = kind;
+    r->proto = f.proto;
+    r->inside_ip = to_host(f.inside_ip);
+    r->remote_ip = to_host(f.remote_ip);
+    r->outside_ip = to_host(f.outside_ip);
+    r->inside_port = to_host16(f.inside_port);
+    r->remote_port = to_host16(f.remote_port);
+    r->outside_port = to_host16(f.outside_port);
+  }
+  // A flow the fast path may carry: nothing left to judge and no state change it would miss.
+  static bool offloadable(const Flow& f) {
+    if (f.flags & (kFlowPending | kFlowDenied | kFlowOffloaded)) return false;
+    if (f.proto == kProtoTcp) {
+      return (f.tcp & (kSynIn | kSynOut | kFinIn | kFinOut | kRstSeen)) == (kSynIn | kSynOut);
+    }
+    return (f.flags & kFlowReplySeen) != 0;
+  }
+  void maybe_offload(Flow& f) {
+    if (!offload_on || offload_stalled || !offloadable(f)) return;
+    offload_emit(f, OffloadKind::Offload);
+    if (offload_stalled) return;
+    f.flags |= kFlowOffloaded;
+    ++offloaded_count;
+    counters.add(Event::FlowsOffloaded);
+  }
+  void withdraw(Flow& f) {
+    if (!(f.flags & kFlowOffloaded)) return;
+    f.flags &= static_cast<uint8_t>(~kFlowOffloaded);
+    --offloaded_count;
+    counters.add(Event::FlowsWithdrawn);
+    offload_emit(f, OffloadKind::Withdraw);  // lost on overflow: the owed Flush covers it
+  }
+  // Every flow back to the slow path: the ring's records are superseded by one Flush.
+  void offload_flush();
+
   explicit Impl(const EngineConfig& c);
 
   // The fields reconfigure() may change on a running engine (config.h, restart_field): derived
@@ -446,6 +497,7 @@ struct Engine::Impl {
       f.flags |= kFlowReplySeen;
       counters.add(Event::ConnectionEstablishedCount);
     }
+    if (f.tcp & (kFinIn | kFinOut | kRstSeen)) withdraw(f);
     const uint8_t cls = tcp_class(f.tcp);
     if (cls != old_cls) {
       pool.lru_requeue(i, cls, now);
@@ -515,6 +567,7 @@ struct Engine::Impl {
         counters.add(Event::ConnectionEstablishedCount);
       }
     }
+    if (offload_on) maybe_offload(f);
   }
 
   // Fast path for a flow hit. Returns false when the packet needs the slow path.

@@ -71,6 +71,7 @@ enum FlowFlags : uint8_t {
   kFlowEim = 4,        // outside port belongs to an endpoint-independent mapping
   kFlowPending = 8,    // egress policy waits for the TLS SNI / HTTP Host (eim = pending context)
   kFlowDenied = 16,    // egress policy refused it: inside packets get RSTs until it expires
+  kFlowOffloaded = 32,  // an offload record went out: the kernel fast path may carry it
 };
 
 struct alignas(64) Flow {

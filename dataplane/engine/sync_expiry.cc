@@ -9,6 +9,7 @@ namespace eipgate::engine {
 void Engine::Impl::delete_flow(uint32_t i) {
   Flow& f = pool[i];
   if (sync_on) sync_emit(f, SyncKind::Delete);
+  withdraw(f);
   index.erase(hash_key(f.inside_key()), (i << 2) | kKeyInside);
   index.erase(hash_key(f.outside_key()), (i << 2) | kKeyOutside);
   pool.lru_remove(i);
@@ -128,12 +129,15 @@ SyncRefusal Engine::Impl::apply_sync(const SyncRecord& r) {
     f.last_seen = now - (tmo - remaining);
     pool.lru_push(i, cls, now);
     counters.add(Event::FlowsSynced);
+    maybe_offload(f);  // a standby's fast path carries the flow as soon as traffic moves here
     return SyncRefusal::none;
   }
   Flow& f = pool[i];
   f.tcp = r.tcp_bits;
   f.last_seen = now - (tmo - remaining);
   pool.lru_requeue(i, cls, now);
+  if (f.tcp & (kFinIn | kFinOut | kRstSeen)) withdraw(f);
+  maybe_offload(f);
   return SyncRefusal::none;
 }
 
