@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (what CI runs): a -Werror build + ctest, then an ASan+UBSan build with
-# clang (which also builds the libFuzzer targets; the fuzz smoke test is part of its ctest).
+# The project's test command (what CI runs): a -Werror build, the style checks (scripts/lint.sh),
+# ctest, then an ASan+UBSan build with clang (which also builds the libFuzzer targets; the fuzz
+# smoke test is part of its ctest).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +31,12 @@ step "${current_step}"
 # 31.8 s -> 22.0 s on the 2-vCPU VM), and CI keeps under 25 min.
 BUILD_DIR=build bash scripts/build.sh -DEIPGATE_WERROR=ON \
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -DNDEBUG"
+
+current_step="lint (clang-format, clang-tidy)"
+step "${current_step}"
+# Style over the tree and the bug-finding tidy checks over what changed since .ci/lint-base, with
+# the gcc build's compile database.
+BUILD_DIR=build bash scripts/lint.sh
 
 current_step="ctest build/"
 step "${current_step}"
