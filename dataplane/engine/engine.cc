@@ -98,6 +98,7 @@ void Engine::process_burst(PacketBuf* const* pkts, uint32_t n, uint64_t now_ns, 
     impl_->process(pkts + done, std::min<uint32_t>(kMaxBurst, n - done), out + done);
   }
   impl_->expire_flows(impl_->cfg.expire_per_burst);
+  impl_->offload_harvest(kHarvestPerBurst);
 }
 
 uint32_t Engine::pop_released(PacketBuf** pkts, Result* out, uint32_t max, uint64_t now_ns) {
@@ -125,6 +126,7 @@ uint32_t Engine::pop_released(PacketBuf** pkts, Result* out, uint32_t max, uint6
 
 uint32_t Engine::expire(uint64_t now_ns, uint32_t budget) {
   impl_->now = static_cast<uint32_t>(now_ns / 1000000);
+  impl_->offload_harvest(budget);
   return impl_->expire_flows(budget);
 }
 

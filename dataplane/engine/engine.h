@@ -92,18 +92,20 @@ struct OffloadRecord {
   uint8_t proto = 0;
   uint32_t inside_ip = 0, remote_ip = 0, outside_ip = 0;
   uint16_t inside_port = 0, remote_port = 0, outside_port = 0;
+  uint32_t slot = 0;  // Offload/Withdraw: the flow's OffloadCounters slot (set_offload)
 };
 
-// What the fast path carried for one offloaded flow since the last report, read by the glue from
-// the fast path's map. The flow is named by its inside tuple (host order).
-struct OffloadActivity {
-  uint8_t proto = 0;
-  uint32_t inside_ip = 0, remote_ip = 0;
-  uint16_t inside_port = 0, remote_port = 0;
-  uint64_t last_seen_ns = 0;  // the latest packet, either direction, on the engine's clock
-  uint64_t packets_out = 0, bytes_out = 0;  // inside -> outside since the last report (IP bytes)
-  uint64_t packets_in = 0, bytes_in = 0;    // outside -> inside
+// One offloaded flow's traffic in the fast path: the fast path adds to it (atomically) and stamps
+// the time, the engine takes the counts (atomic exchange with 0) in its expiry and harvest passes.
+// The glue points the engine at an array of them shared with the fast path (a memory-mapped BPF
+// array), indexed by OffloadRecord::slot. Times on the engine's clock (CLOCK_MONOTONIC, which is
+// also bpf_ktime_get_ns's).
+struct OffloadCounters {
+  uint64_t last_seen_ns;
+  uint64_t packets_out, bytes_out;  // inside -> outside (IP bytes)
+  uint64_t packets_in, bytes_in;    // outside -> inside
 };
+static_assert(sizeof(OffloadCounters) == 40);
 
 struct EngineStats {
   Counters counters;
@@ -199,19 +201,20 @@ class Engine {
   // While on, the engine offloads a flow once it may be carried without judgement (TCP: both SYNs
   // seen, no FIN or RST; UDP and ICMP echo: a reply seen; never while its policy is pending or
   // denied) and withdraws it when it closes, expires or is evicted; any reconfigure() flushes all
-  // (each flow is judged again on its next packet). Turning it off flushes too. Off by default.
-  void set_offload(bool on);
+  // (each flow is judged again on its next packet). Turning it on or off flushes. Off by default.
+  // counters: the array shared with the fast path (required when on); this engine uses slots
+  // slot_base .. slot_base + max_flows - 1 (one per flow record), so workers can share one array.
+  void set_offload(bool on, OffloadCounters* counters = nullptr, uint32_t slot_base = 0);
   [[nodiscard]] bool offload_enabled() const;
   // Moves up to max records, oldest first, to out. After the record ring overflowed, the engine
   // stops offloading until this call hands out a Flush (all flows back to the slow path).
   uint32_t drain_offload(OffloadRecord* out, uint32_t max);
   [[nodiscard]] uint64_t offload_overflows() const;
-  // Fast-path traffic of an offloaded flow: refreshes its idle time (and HA sync), adds to its
-  // and the engine's counters. Returns false when the engine holds no such offloaded flow (the
-  // glue then withdraws the stale entry).
-  bool offload_activity(const OffloadActivity& a, uint64_t now_ns);
   // Flows currently offloaded.
   [[nodiscard]] uint64_t offloaded_flows() const;
+  // Takes the fast path's counts of up to budget flow records (round robin; process_burst and
+  // expire() do some on every call): idle time (and HA refresh), per-flow and engine counters.
+  void offload_harvest(uint32_t budget);
 
   // The worker that owns return traffic for a reply packet (remote -> outside) under the
   // configured RSS key and table; exposed for the glue and for tests.

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -29,6 +30,8 @@ namespace eipgate::engine {
 inline constexpr uint32_t kRandomPortTries = 32;
 inline constexpr uint32_t kEimPortTries = 64;
 inline constexpr uint32_t kLruRequeueMs = 1000;
+// Flow records whose fast-path counts process_burst takes each call (offload_harvest).
+inline constexpr uint32_t kHarvestPerBurst = 64;
 
 inline uint32_t to_net(uint32_t host) { return __builtin_bswap32(host); }
 inline uint32_t to_host(uint32_t net) { return __builtin_bswap32(net); }
@@ -253,6 +256,9 @@ struct Engine::Impl {
   bool offload_stalled = false;  // ring overflowed: a Flush is owed
   uint64_t offload_overflow_count = 0;
   uint64_t offloaded_count = 0;
+  OffloadCounters* offload_ctr = nullptr;  // the shared array, already offset by the slot base
+  uint32_t offload_slot_base = 0;
+  uint32_t harvest_cursor = 0;
 
   void offload_emit(const Flow& f, OffloadKind kind) {
     OffloadRecord* r = offload_records.push_slot();
@@ -269,7 +275,9 @@ struct Engine::Impl {
     r->inside_port = to_host16(f.inside_port);
     r->remote_port = to_host16(f.remote_port);
     r->outside_port = to_host16(f.outside_port);
+    r->slot = offload_slot_base + slot_of(f);
   }
+  uint32_t slot_of(const Flow& f) const { return static_cast<uint32_t>(&f - &pool[0]); }
   // A flow the fast path may carry: nothing left to judge and no state change it would miss.
   static bool offloadable(const Flow& f) {
     if (f.flags & (kFlowPending | kFlowDenied | kFlowOffloaded)) return false;
@@ -280,14 +288,24 @@ struct Engine::Impl {
   }
   void maybe_offload(Flow& f) {
     if (!offload_on || offload_stalled || !offloadable(f)) return;
+    // The slot may hold a late count of the record's previous flow: start from zero.
+    OffloadCounters& c = offload_ctr[slot_of(f)];
+    std::atomic_ref<uint64_t>(c.packets_out).store(0, std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(c.bytes_out).store(0, std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(c.packets_in).store(0, std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(c.bytes_in).store(0, std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(c.last_seen_ns).store(0, std::memory_order_relaxed);
     offload_emit(f, OffloadKind::Offload);
     if (offload_stalled) return;
     f.flags |= kFlowOffloaded;
     ++offloaded_count;
     counters.add(Event::FlowsOffloaded);
   }
+  // Takes what the fast path carried for offloaded flow i: idle time, counters.
+  void offload_take(uint32_t i, Flow& f);
   void withdraw(Flow& f) {
     if (!(f.flags & kFlowOffloaded)) return;
+    offload_take(slot_of(f), f);  // the last counts before the entry goes
     f.flags &= static_cast<uint8_t>(~kFlowOffloaded);
     --offloaded_count;
     counters.add(Event::FlowsWithdrawn);
@@ -295,6 +313,7 @@ struct Engine::Impl {
   }
   // Every flow back to the slow path: the ring's records are superseded by one Flush.
   void offload_flush();
+  void offload_harvest(uint32_t budget);
 
   explicit Impl(const EngineConfig& c);
 

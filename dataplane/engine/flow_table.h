@@ -67,10 +67,10 @@ enum TcpBits : uint8_t {
 
 enum FlowFlags : uint8_t {
   kFlowLive = 1,
-  kFlowReplySeen = 2,  // a packet came back: counted as established (UDP/ICMP) once
-  kFlowEim = 4,        // outside port belongs to an endpoint-independent mapping
-  kFlowPending = 8,    // egress policy waits for the TLS SNI / HTTP Host (eim = pending context)
-  kFlowDenied = 16,    // egress policy refused it: inside packets get RSTs until it expires
+  kFlowReplySeen = 2,   // a packet came back: counted as established (UDP/ICMP) once
+  kFlowEim = 4,         // outside port belongs to an endpoint-independent mapping
+  kFlowPending = 8,     // egress policy waits for the TLS SNI / HTTP Host (eim = pending context)
+  kFlowDenied = 16,     // egress policy refused it: inside packets get RSTs until it expires
   kFlowOffloaded = 32,  // an offload record went out: the kernel fast path may carry it
 };
 

@@ -1,7 +1,9 @@
 // The kernel fast path seen from the engine: which flows it may carry (offload and withdraw
-// records, decided in engine_impl.h where the flow changes), flushes, and the activity the glue
-// reads back from the fast path's map so that idle expiry, counters and HA sync stay exact.
+// records, decided in engine_impl.h where the flow changes), flushes, and the counts the fast path
+// leaves in the shared OffloadCounters array, taken in the expiry and harvest passes so that idle
+// expiry, counters and HA sync stay exact.
 #include <algorithm>
+#include <atomic>
 
 #include "dataplane/engine/engine_impl.h"
 
@@ -22,11 +24,68 @@ void Engine::Impl::offload_flush() {
   counters.add(Event::OffloadFlushes);
 }
 
-void Engine::set_offload(bool on) {
+void Engine::Impl::offload_take(uint32_t i, Flow& f) {
+  OffloadCounters& c = offload_ctr[i];
+  const uint64_t packets_out =
+      std::atomic_ref<uint64_t>(c.packets_out).exchange(0, std::memory_order_relaxed);
+  const uint64_t bytes_out =
+      std::atomic_ref<uint64_t>(c.bytes_out).exchange(0, std::memory_order_relaxed);
+  const uint64_t packets_in =
+      std::atomic_ref<uint64_t>(c.packets_in).exchange(0, std::memory_order_relaxed);
+  const uint64_t bytes_in =
+      std::atomic_ref<uint64_t>(c.bytes_in).exchange(0, std::memory_order_relaxed);
+  const uint64_t seen_ns =
+      std::atomic_ref<uint64_t>(c.last_seen_ns).load(std::memory_order_relaxed);
+  if (packets_out | packets_in) {
+    f.bytes_out += bytes_out;
+    f.bytes_in += bytes_in;
+    counters.add(Event::PacketsInFromSource, packets_out);
+    counters.add(Event::BytesInFromSource, bytes_out);
+    counters.add(Event::PacketsOutToDestination, packets_out);
+    counters.add(Event::BytesOutToDestination, bytes_out);
+    counters.add(Event::PacketsInFromDestination, packets_in);
+    counters.add(Event::BytesInFromDestination, bytes_in);
+    counters.add(Event::PacketsOutToSource, packets_in);
+    counters.add(Event::BytesOutToSource, bytes_in);
+    counters.add(Event::FastPathPackets, packets_out + packets_in);
+  }
+  if (seen_ns == 0) return;
+  const auto seen = static_cast<uint32_t>(seen_ns / 1000000);
+  // Modulo 2^32 ms, as everywhere in the engine: later than the last packet the engine knows of,
+  // and not ahead of the engine's clock (a stamp from another CPU may be a little ahead; one far
+  // ahead is not trusted).
+  if (static_cast<int32_t>(seen - f.last_seen) <= 0) return;
+  if (static_cast<int32_t>(seen - now) > static_cast<int32_t>(kLruRequeueMs)) return;
+  f.last_seen = static_cast<int32_t>(seen - now) > 0 ? now : seen;
+  if (now - f.lru_time >= kLruRequeueMs) {
+    if (sync_on && f.lru_time / sync_refresh_ms != now / sync_refresh_ms) {
+      sync_emit(f, SyncKind::Refresh);
+    }
+    pool.lru_requeue(i, f.tclass, now);
+  }
+}
+
+void Engine::Impl::offload_harvest(uint32_t budget) {
+  if (offloaded_count == 0) return;
+  const uint32_t cap = pool.capacity();
+  for (uint32_t n = 0; n < budget && n < cap; ++n) {
+    const uint32_t i = harvest_cursor;
+    harvest_cursor = harvest_cursor + 1 == cap ? 0 : harvest_cursor + 1;
+    Flow& f = pool[i];
+    if ((f.flags & (kFlowLive | kFlowOffloaded)) == (kFlowLive | kFlowOffloaded)) {
+      offload_take(i, f);
+    }
+  }
+}
+
+void Engine::set_offload(bool on, OffloadCounters* counters, uint32_t slot_base) {
   Impl& m = *impl_;
-  if (m.offload_on == on) return;
+  if (on && counters == nullptr) return;  // nothing to read the fast path's activity from
+  if (m.offload_on == on && (!on || (m.offload_ctr == counters + slot_base))) return;
   m.offload_flush();  // on: a clean map to start from; off: nothing stays in the fast path
   m.offload_on = on;
+  m.offload_ctr = on ? counters + slot_base : nullptr;
+  m.offload_slot_base = on ? slot_base : 0;
 }
 
 bool Engine::offload_enabled() const { return impl_->offload_on; }
@@ -41,44 +100,6 @@ uint64_t Engine::offload_overflows() const { return impl_->offload_overflow_coun
 
 uint64_t Engine::offloaded_flows() const { return impl_->offloaded_count; }
 
-bool Engine::offload_activity(const OffloadActivity& a, uint64_t now_ns) {
-  Impl& m = *impl_;
-  m.now = static_cast<uint32_t>(now_ns / 1000000);
-  const FlowKey key{to_net(a.inside_ip),
-                    to_net(a.remote_ip),
-                    to_net16(a.inside_port),
-                    to_net16(a.remote_port),
-                    a.proto,
-                    kKeyInside,
-                    0};
-  const uint32_t i = m.find(key);
-  if (i == kNone || !(m.pool[i].flags & kFlowOffloaded)) return false;
-  Flow& f = m.pool[i];
-  const auto seen = static_cast<uint32_t>(a.last_seen_ns / 1000000);
-  // Modulo 2^32 ms, as everywhere in the engine: later than the last packet the engine knows of,
-  // and not in the future (a clock read before now on another CPU may not be ahead of it).
-  if (static_cast<int32_t>(seen - f.last_seen) > 0 && static_cast<int32_t>(m.now - seen) >= 0) {
-    f.last_seen = seen;
-    if (m.now - f.lru_time >= kLruRequeueMs) {
-      if (m.sync_on && f.lru_time / m.sync_refresh_ms != m.now / m.sync_refresh_ms) {
-        m.sync_emit(f, SyncKind::Refresh);
-      }
-      m.pool.lru_requeue(i, f.tclass, m.now);
-    }
-  }
-  f.bytes_out += a.bytes_out;
-  f.bytes_in += a.bytes_in;
-  Counters& c = m.counters;
-  c.add(Event::PacketsInFromSource, a.packets_out);
-  c.add(Event::BytesInFromSource, a.bytes_out);
-  c.add(Event::PacketsOutToDestination, a.packets_out);
-  c.add(Event::BytesOutToDestination, a.bytes_out);
-  c.add(Event::PacketsInFromDestination, a.packets_in);
-  c.add(Event::BytesInFromDestination, a.bytes_in);
-  c.add(Event::PacketsOutToSource, a.packets_in);
-  c.add(Event::BytesOutToSource, a.bytes_in);
-  c.add(Event::FastPathPackets, a.packets_out + a.packets_in);
-  return true;
-}
+void Engine::offload_harvest(uint32_t budget) { impl_->offload_harvest(budget); }
 
 }  // namespace eipgate::engine

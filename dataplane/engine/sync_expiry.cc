@@ -43,6 +43,10 @@ uint32_t Engine::Impl::expire_flows(uint32_t budget) {
       if (i == kNone) break;
       ++examined;
       Flow& f = pool[i];
+      if ((f.flags & kFlowOffloaded) && now - f.last_seen >= timeout_ms[c]) {
+        offload_take(i, f);                   // the fast path may have carried it since
+        if (pool.lru_head(c) != i) continue;  // it was active: requeued, look at the next
+      }
       if (now - f.last_seen >= timeout_ms[c]) {
         delete_flow(i);
         // IdleTimeoutCount (NAT Gateway) counts connections that went idle without closing;

@@ -10,7 +10,7 @@
 namespace eipgate::testing {
 namespace {
 
-using engine::OffloadActivity;
+using engine::OffloadCounters;
 using engine::OffloadKind;
 using engine::OffloadRecord;
 using engine::Verdict;
@@ -32,15 +32,11 @@ uint16_t handshake(EngineHarness& h, const char* inside, uint16_t sport, uint16_
 
 Bytes bytes_of(const std::vector<uint8_t>& v) { return Bytes(v.begin(), v.end()); }
 
-OffloadActivity activity_of(const char* inside, uint16_t sport, uint16_t dport, uint8_t proto) {
-  OffloadActivity a;
-  a.proto = proto;
-  a.inside_ip = ip(inside);
-  a.inside_port = sport;
-  a.remote_ip = ip(kServer);
-  a.remote_port = dport;
-  return a;
-}
+// The array the fast path shares with the engine (a memory-mapped BPF array in the dataplane).
+struct Shared {
+  std::vector<OffloadCounters> slots = std::vector<OffloadCounters>(1 << 16, OffloadCounters{});
+  void on(EngineHarness& h) { h.engine().set_offload(true, slots.data()); }
+};
 
 TEST(EngineOffload, OffByDefaultRecordsNothing) {
   EngineHarness h;
@@ -50,8 +46,9 @@ TEST(EngineOffload, OffByDefaultRecordsNothing) {
 }
 
 TEST(EngineOffload, TcpIsOffloadedOnceBothSynsAreSeen) {
+  Shared sh;
   EngineHarness h;
-  h.engine().set_offload(true);
+  sh.on(h);
   auto recs = drain(h.engine());
   ASSERT_EQ(recs.size(), 1u);  // turning it on starts from a clean map
   EXPECT_EQ(recs[0].kind, OffloadKind::Flush);
@@ -79,9 +76,10 @@ TEST(EngineOffload, TcpIsOffloadedOnceBothSynsAreSeen) {
 }
 
 TEST(EngineOffload, FinAndRstWithdrawAndTheFlowStaysInTheSlowPath) {
+  Shared sh;
   for (uint8_t flag : {kTcpFin, kTcpRst}) {
     EngineHarness h;
-    h.engine().set_offload(true);
+    sh.on(h);
     const uint16_t oport = handshake(h, kInsideHost, 40000);
     ASSERT_EQ(drain(h.engine()).size(), 2u);  // flush, offload
     h.send(Packet().ipv4(kServer, kOutside).tcp(443, oport, flag | kTcpAck).build());
@@ -97,8 +95,9 @@ TEST(EngineOffload, FinAndRstWithdrawAndTheFlowStaysInTheSlowPath) {
 }
 
 TEST(EngineOffload, UdpAndIcmpAreOffloadedOnceAReplyIsSeen) {
+  Shared sh;
   EngineHarness h;
-  h.engine().set_offload(true);
+  sh.on(h);
   drain(h.engine());
   Sent q = h.send(Packet().ipv4(kInsideHost, kServer).udp(5000, 53).build());
   const uint16_t oport = parse(q.out).sport;
@@ -146,10 +145,11 @@ std::shared_ptr<const policy::CompiledPolicy> sni_policy() {
 }
 
 TEST(EngineOffload, APendingHostNameKeepsTheFlowInTheEngineUntilAllowed) {
+  Shared sh;
   auto cfg = default_config();
   cfg.policy = sni_policy();
   EngineHarness h(cfg);
-  h.engine().set_offload(true);
+  sh.on(h);
   drain(h.engine());
   handshake(h, kInsideHost, 40001);
   EXPECT_TRUE(drain(h.engine()).empty()) << "SNI not seen: the policy is pending";
@@ -180,22 +180,28 @@ TEST(EngineOffload, APendingHostNameKeepsTheFlowInTheEngineUntilAllowed) {
 }
 
 TEST(EngineOffload, FastPathActivityKeepsTheFlowAliveAndCounts) {
+  Shared sh;
   EngineHarness h;
-  h.engine().set_offload(true);
+  sh.on(h);
   const uint16_t oport = handshake(h, kInsideHost, 40000);
-  drain(h.engine());
+  auto recs = drain(h.engine());
+  ASSERT_EQ(recs.size(), 2u);
+  ASSERT_EQ(recs[1].kind, OffloadKind::Offload);
+  OffloadCounters& c = sh.slots.at(recs[1].slot);
+  EXPECT_EQ(c.packets_out, 0u);
   const uint64_t out0 = h.events(engine::Event::PacketsOutToDestination);
   const uint64_t bytes0 = h.events(engine::Event::BytesOutToDestination);
-  // 20 minutes of traffic the engine never sees, reported every 10 s (established: 350 s idle).
-  for (int s = 0; s < 1200; s += 10) {
-    h.advance_s(10);
-    OffloadActivity a = activity_of(kInsideHost, 40000, 443, 6);
-    a.last_seen_ns = h.now_ns() - 2'000'000'000ull;  // read back a little late
-    a.packets_out = 10;
-    a.bytes_out = 1000;
-    a.packets_in = 20;
-    a.bytes_in = 30000;
-    ASSERT_TRUE(h.engine().offload_activity(a, h.now_ns()));
+  // 20 minutes of traffic the engine never sees (established: 350 s idle), as the fast path
+  // counts it; the engine runs its idle expiry pass every second.
+  for (int s = 0; s < 1200; ++s) {
+    h.advance_s(1);
+    if (s % 10 == 0) {
+      c.last_seen_ns = h.now_ns() - 500'000'000ull;
+      c.packets_out += 10;
+      c.bytes_out += 1000;
+      c.packets_in += 20;
+      c.bytes_in += 30000;
+    }
     h.engine().expire(h.now_ns(), 1024);
     ASSERT_EQ(h.engine().active_flows(), 1u) << "expired while the fast path carried it, t=" << s;
   }
@@ -203,49 +209,64 @@ TEST(EngineOffload, FastPathActivityKeepsTheFlowAliveAndCounts) {
   EXPECT_EQ(h.events(engine::Event::BytesOutToDestination) - bytes0, 120000u);
   EXPECT_EQ(h.events(engine::Event::PacketsOutToSource), 1u + 2400u);  // the SYN-ACK + fast path
   EXPECT_EQ(h.events(engine::Event::FastPathPackets), 3600u);
+  EXPECT_EQ(c.packets_out, 0u) << "taken, not copied";
   uint64_t bytes_in = 0;
   h.engine().for_each_flow([&](const engine::FlowView& v) { bytes_in = v.bytes_in; }, h.now_ns());
-  EXPECT_GE(bytes_in, 120u * 30000u);
+  EXPECT_EQ(bytes_in, 40u + 120u * 30000u);  // the SYN-ACK the engine forwarded, then the fast path
 
-  // Quiet: reports with an unchanged last-seen time keep nothing alive.
-  const uint64_t quiet_since = h.now_ns() - 2'000'000'000ull;
-  for (int s = 0; s < 340; s += 10) {
-    h.advance_s(10);
-    OffloadActivity a = activity_of(kInsideHost, 40000, 443, 6);
-    a.last_seen_ns = quiet_since;
-    ASSERT_TRUE(h.engine().offload_activity(a, h.now_ns()));
+  // Quiet from now on: expires 350 s after the last packet the fast path stamped.
+  const uint64_t last = c.last_seen_ns;
+  while (h.now_ns() < last + 349'000'000'000ull) {
+    h.advance_s(1);
     h.engine().expire(h.now_ns(), 1024);
+    ASSERT_EQ(h.engine().active_flows(), 1u) << "expired early";
   }
-  EXPECT_EQ(h.engine().active_flows(), 1u) << "340 s quiet < 350 s";
-  h.advance_s(20);
+  h.advance_s(2);
   h.engine().expire(h.now_ns(), 1024);
   EXPECT_EQ(h.engine().active_flows(), 0u) << "expires on time once quiet";
-  auto recs = drain(h.engine());
+  recs = drain(h.engine());
   ASSERT_EQ(recs.size(), 1u);
   EXPECT_EQ(recs[0].kind, OffloadKind::Withdraw);
   EXPECT_EQ(recs[0].outside_port, oport);
-  EXPECT_FALSE(h.engine().offload_activity(activity_of(kInsideHost, 40000, 443, 6), h.now_ns()))
-      << "a stale entry is reported as such, for the glue to withdraw";
 }
 
-TEST(EngineOffload, ActivityFromTheFutureOrForAnotherFlowIsIgnored) {
+TEST(EngineOffload, ABusyEngineHarvestsCountsWithoutAnExpiryPass) {
+  Shared sh;
   EngineHarness h;
-  h.engine().set_offload(true);
+  sh.on(h);
   handshake(h, kInsideHost, 40000);
-  OffloadActivity a = activity_of(kInsideHost, 40000, 443, 6);
-  a.last_seen_ns = h.now_ns() + 3600'000'000'000ull;
-  EXPECT_TRUE(h.engine().offload_activity(a, h.now_ns()));
+  auto recs = drain(h.engine());
+  ASSERT_EQ(recs.size(), 2u);
+  OffloadCounters& c = sh.slots.at(recs[1].slot);
+  c.packets_out = 7;
+  c.bytes_out = 700;
+  c.last_seen_ns = h.now_ns();
+  const uint64_t before = h.events(engine::Event::FastPathPackets);
+  // Other traffic: each burst takes the counts of a few flow records, round robin.
+  for (int k = 0; k < 4096 / 64 + 1; ++k) {
+    h.send(Packet().ipv4(kInsideHost2, kServer).udp(6000, 53).build());
+  }
+  EXPECT_EQ(h.events(engine::Event::FastPathPackets) - before, 7u);
+  EXPECT_EQ(c.packets_out, 0u);
+}
+
+TEST(EngineOffload, AStampFarAheadOfTheEnginesClockIsNotTrusted) {
+  Shared sh;
+  EngineHarness h;
+  sh.on(h);
+  handshake(h, kInsideHost, 40000);
+  auto recs = drain(h.engine());
+  ASSERT_EQ(recs.size(), 2u);
+  sh.slots.at(recs[1].slot).last_seen_ns = h.now_ns() + 3600'000'000'000ull;
   h.advance_s(351);
   h.engine().expire(h.now_ns(), 1024);
-  EXPECT_EQ(h.engine().active_flows(), 0u) << "a clock ahead of the engine's kept it alive";
-  // Not offloaded (UDP without a reply): the engine owns its idle time alone.
-  h.send(Packet().ipv4(kInsideHost, kServer).udp(5000, 53).build());
-  EXPECT_FALSE(h.engine().offload_activity(activity_of(kInsideHost, 5000, 53, 17), h.now_ns()));
+  EXPECT_EQ(h.engine().active_flows(), 0u) << "a clock far ahead of the engine's kept it alive";
 }
 
 TEST(EngineOffload, ReconfigureAndTurningItOffFlushEverything) {
+  Shared sh;
   EngineHarness h;
-  h.engine().set_offload(true);
+  sh.on(h);
   handshake(h, kInsideHost, 40000);
   handshake(h, kInsideHost2, 40001);
   ASSERT_EQ(drain(h.engine()).size(), 3u);
@@ -271,10 +292,11 @@ TEST(EngineOffload, ReconfigureAndTurningItOffFlushEverything) {
 }
 
 TEST(EngineOffload, ARingOverflowStopsOffloadingUntilAFlush) {
+  Shared sh;
   auto cfg = default_config();
   cfg.max_flows = 1 << 16;
   EngineHarness h(cfg);
-  h.engine().set_offload(true);
+  sh.on(h);
   drain(h.engine());
   constexpr int kFlows = (1 << 14) + 100;  // more than the record ring holds
   for (int k = 0; k < kFlows; ++k) {
@@ -296,6 +318,7 @@ TEST(EngineOffload, ARingOverflowStopsOffloadingUntilAFlush) {
 }
 
 TEST(EngineOffload, AStandbyOffloadsSyncedEstablishedFlows) {
+  Shared sh;
   EngineHarness active;
   active.engine().set_sync(true);
   const uint16_t oport = handshake(active, kInsideHost, 40000);
@@ -304,7 +327,7 @@ TEST(EngineOffload, AStandbyOffloadsSyncedEstablishedFlows) {
   auto cfg = default_config();
   cfg.random_seed = 999;
   EngineHarness standby(cfg);
-  standby.engine().set_offload(true);
+  sh.on(standby);
   drain(standby.engine());
   for (const auto& r : recs) {
     ASSERT_EQ(standby.engine().apply_sync(r, standby.now_ns()), engine::SyncRefusal::none);
