@@ -139,7 +139,7 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
   const Value root_value{root, root.Mark().line + 1, ""};
   const Section top(p, root_value,
                     {"mode", "ports", "interface", "next_hop", "nat", "timeouts", "workers", "eal",
-                     "exception_path", "admin", "logging", "polling", "probe",
+                     "exception_path", "admin", "logging", "polling", "probe", "fastpath",
                      // eipgate-control's sections of the same file (control/aws, control/ha):
                      // that process validates them; the dataplane leaves them alone.
                      "aws", "ha", "policy"});
@@ -458,6 +458,10 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
     }
     if (auto v = s.get("rx_interrupts")) cfg.polling.rx_interrupts = boolean(p, *v);
   }
+  if (auto fp = top.get_section("fastpath")) {
+    const Section s(p, *fp, {"enabled"});
+    if (auto v = s.get("enabled")) cfg.fastpath.enabled = boolean(p, *v);
+  }
 
   {
     const auto& prefixes = eng.inside_prefixes;
@@ -550,6 +554,7 @@ std::string restart_required(const DataplaneConfig& running, const DataplaneConf
   if (running.admin.socket_path != next.admin.socket_path) return "admin.socket";
   if (running.engine.max_flows != next.engine.max_flows) return "nat.max_flows";
   if (running.polling.rx_interrupts != next.polling.rx_interrupts) return "polling.rx_interrupts";
+  if (running.fastpath.enabled != next.fastpath.enabled) return "fastpath.enabled";
   // The engine's own list (engine/config.h), under the YAML names an operator edits.
   const std::string field = engine::restart_field(running.engine, next.engine);
   if (field == "outside_addrs") return "nat.outside_addresses";

@@ -69,6 +69,13 @@ struct PollingConfig {
   bool rx_interrupts = true;          // wait on Rx interrupts where the driver has them
 };
 
+// The kernel fast path (bpf/, XDP): established flows translated in the XDP program of af_xdp
+// ports that run it natively. On by default; where it cannot run (a port without XDP steering,
+// generic XDP only) the dataplane says so at start and runs as without it.
+struct FastPathConfig {
+  bool enabled = true;
+};
+
 struct DataplaneConfig {
   std::string source_file;  // for messages
   ArmMode mode = ArmMode::OneArmed;
@@ -87,6 +94,7 @@ struct DataplaneConfig {
   AdminConfig admin;
   LoggingConfig logging;
   PollingConfig polling;
+  FastPathConfig fastpath;
   // Egress probes (probe.source): the address probes are sent from, inside an inside prefix and
   // never a real host's. Default: the first inside prefix's network + 3, which AWS reserves in
   // every subnet ("for future use"), so no instance or Lambda can hold it.

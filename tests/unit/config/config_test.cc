@@ -244,6 +244,15 @@ TEST(ConfigDefaults, EmptySectionsMeanDefaults) {
   EXPECT_EQ(c.engine.timeouts.icmp_s, 60u);
 }
 
+TEST(ConfigDefaults, TheFastPathIsOnUnlessTurnedOff) {
+  EXPECT_TRUE(parse_ok(kMinimal).fastpath.enabled);
+  EXPECT_TRUE(parse_ok(append("fastpath:\n")).fastpath.enabled);
+  EXPECT_FALSE(parse_ok(append("fastpath:\n  enabled: false\n")).fastpath.enabled);
+  const DataplaneConfig running = parse_ok(kMinimal);
+  EXPECT_EQ(restart_required(running, parse_ok(append("fastpath:\n  enabled: false\n"))),
+            "fastpath.enabled");
+}
+
 TEST(ConfigDefaults, PciAddressWithoutDomainIsAccepted) {
   const DataplaneConfig c = parse_ok(replace_line(4, "    device: \"00:06.0\"\n"));
   EXPECT_EQ(c.ports[0].device, "00:06.0");
@@ -316,6 +325,10 @@ TEST_P(ConfigRejects, WithFileLineAndReason) {
 
 const std::vector<BadCase> kBadCases = {
     // YAML itself
+    {"fastpath_typo", append("fastpath:\n  enable: true\n"),
+     "bad.yaml:11: fastpath: unknown key 'enable' (did you mean 'enabled'?)"},
+    {"fastpath_not_boolean", append("fastpath:\n  enabled: sometimes\n"),
+     "bad.yaml:11: fastpath.enabled: 'sometimes' is not a boolean (true or false)"},
     {"syntax_unclosed_flow", replace_line(8, "  inside_prefixes: [10.0.128.0/20\n"),
      "bad.yaml:9: YAML syntax error: end of sequence flow not found"},
     {"syntax_bad_indent", replace_line(6, "  address: 10.0.0.5/24\n address2: x\n"),
