@@ -107,6 +107,16 @@ struct OffloadCounters {
 };
 static_assert(sizeof(OffloadCounters) == 40);
 
+// Where the fast path leaves its counts. In the two-armed layout each port runs its own XDP
+// program with its own array: the inside port's counts the outbound packets, the outside port's the
+// inbound ones; one-armed, both are the same array.
+struct OffloadShared {
+  OffloadCounters* outbound = nullptr;  // packets_out/bytes_out/last_seen_ns of slot i
+  OffloadCounters* inbound = nullptr;   // packets_in/bytes_in/last_seen_ns of slot i
+  uint32_t slot_base = 0;               // this engine's flow record i has slot slot_base + i
+  uint32_t slots = 0;  // flow records 0..slots-1 may be offloaded (the rest stay in the engine)
+};
+
 struct EngineStats {
   Counters counters;
   uint64_t active_flows = 0;  // ActiveConnectionCount
@@ -202,9 +212,8 @@ class Engine {
   // seen, no FIN or RST; UDP and ICMP echo: a reply seen; never while its policy is pending or
   // denied) and withdraws it when it closes, expires or is evicted; any reconfigure() flushes all
   // (each flow is judged again on its next packet). Turning it on or off flushes. Off by default.
-  // counters: the array shared with the fast path (required when on); this engine uses slots
-  // slot_base .. slot_base + max_flows - 1 (one per flow record), so workers can share one array.
-  void set_offload(bool on, OffloadCounters* counters = nullptr, uint32_t slot_base = 0);
+  // shared: the arrays the fast path counts into (both required when on).
+  void set_offload(bool on, const OffloadShared& shared = {});
   [[nodiscard]] bool offload_enabled() const;
   // Moves up to max records, oldest first, to out. After the record ring overflowed, the engine
   // stops offloading until this call hands out a Flush (all flows back to the slow path).

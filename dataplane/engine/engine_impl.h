@@ -256,8 +256,10 @@ struct Engine::Impl {
   bool offload_stalled = false;  // ring overflowed: a Flush is owed
   uint64_t offload_overflow_count = 0;
   uint64_t offloaded_count = 0;
-  OffloadCounters* offload_ctr = nullptr;  // the shared array, already offset by the slot base
+  OffloadCounters* offload_out = nullptr;  // the shared arrays, already offset by the slot base
+  OffloadCounters* offload_in = nullptr;
   uint32_t offload_slot_base = 0;
+  uint32_t offload_slots = 0;  // flow records below this index may be offloaded
   uint32_t harvest_cursor = 0;
 
   void offload_emit(const Flow& f, OffloadKind kind) {
@@ -288,13 +290,16 @@ struct Engine::Impl {
   }
   void maybe_offload(Flow& f) {
     if (!offload_on || offload_stalled || !offloadable(f)) return;
+    const uint32_t i = slot_of(f);
+    if (i >= offload_slots) return;
     // The slot may hold a late count of the record's previous flow: start from zero.
-    OffloadCounters& c = offload_ctr[slot_of(f)];
-    std::atomic_ref<uint64_t>(c.packets_out).store(0, std::memory_order_relaxed);
-    std::atomic_ref<uint64_t>(c.bytes_out).store(0, std::memory_order_relaxed);
-    std::atomic_ref<uint64_t>(c.packets_in).store(0, std::memory_order_relaxed);
-    std::atomic_ref<uint64_t>(c.bytes_in).store(0, std::memory_order_relaxed);
-    std::atomic_ref<uint64_t>(c.last_seen_ns).store(0, std::memory_order_relaxed);
+    for (OffloadCounters* c : {&offload_out[i], &offload_in[i]}) {
+      std::atomic_ref<uint64_t>(c->packets_out).store(0, std::memory_order_relaxed);
+      std::atomic_ref<uint64_t>(c->bytes_out).store(0, std::memory_order_relaxed);
+      std::atomic_ref<uint64_t>(c->packets_in).store(0, std::memory_order_relaxed);
+      std::atomic_ref<uint64_t>(c->bytes_in).store(0, std::memory_order_relaxed);
+      std::atomic_ref<uint64_t>(c->last_seen_ns).store(0, std::memory_order_relaxed);
+    }
     offload_emit(f, OffloadKind::Offload);
     if (offload_stalled) return;
     f.flags |= kFlowOffloaded;

@@ -25,17 +25,18 @@ void Engine::Impl::offload_flush() {
 }
 
 void Engine::Impl::offload_take(uint32_t i, Flow& f) {
-  OffloadCounters& c = offload_ctr[i];
-  const uint64_t packets_out =
-      std::atomic_ref<uint64_t>(c.packets_out).exchange(0, std::memory_order_relaxed);
-  const uint64_t bytes_out =
-      std::atomic_ref<uint64_t>(c.bytes_out).exchange(0, std::memory_order_relaxed);
-  const uint64_t packets_in =
-      std::atomic_ref<uint64_t>(c.packets_in).exchange(0, std::memory_order_relaxed);
-  const uint64_t bytes_in =
-      std::atomic_ref<uint64_t>(c.bytes_in).exchange(0, std::memory_order_relaxed);
+  OffloadCounters& o = offload_out[i];
+  OffloadCounters& n = offload_in[i];
+  const auto take = [](uint64_t& v) {
+    return std::atomic_ref<uint64_t>(v).exchange(0, std::memory_order_relaxed);
+  };
+  const uint64_t packets_out = take(o.packets_out);
+  const uint64_t bytes_out = take(o.bytes_out);
+  const uint64_t packets_in = take(n.packets_in);
+  const uint64_t bytes_in = take(n.bytes_in);
   const uint64_t seen_ns =
-      std::atomic_ref<uint64_t>(c.last_seen_ns).load(std::memory_order_relaxed);
+      std::max(std::atomic_ref<uint64_t>(o.last_seen_ns).load(std::memory_order_relaxed),
+               std::atomic_ref<uint64_t>(n.last_seen_ns).load(std::memory_order_relaxed));
   if (packets_out | packets_in) {
     f.bytes_out += bytes_out;
     f.bytes_in += bytes_in;
@@ -78,14 +79,18 @@ void Engine::Impl::offload_harvest(uint32_t budget) {
   }
 }
 
-void Engine::set_offload(bool on, OffloadCounters* counters, uint32_t slot_base) {
+void Engine::set_offload(bool on, const OffloadShared& shared) {
   Impl& m = *impl_;
-  if (on && counters == nullptr) return;  // nothing to read the fast path's activity from
-  if (m.offload_on == on && (!on || (m.offload_ctr == counters + slot_base))) return;
+  // Nothing to read the fast path's activity from: a flow it carried would look idle.
+  if (on && (shared.outbound == nullptr || shared.inbound == nullptr)) on = false;
   m.offload_flush();  // on: a clean map to start from; off: nothing stays in the fast path
   m.offload_on = on;
-  m.offload_ctr = on ? counters + slot_base : nullptr;
-  m.offload_slot_base = on ? slot_base : 0;
+  m.offload_out = on ? shared.outbound + shared.slot_base : nullptr;
+  m.offload_in = on ? shared.inbound + shared.slot_base : nullptr;
+  m.offload_slot_base = on ? shared.slot_base : 0;
+  m.offload_slots = !on                 ? 0
+                    : shared.slots == 0 ? m.pool.capacity()
+                                        : std::min(shared.slots, m.pool.capacity());
 }
 
 bool Engine::offload_enabled() const { return impl_->offload_on; }

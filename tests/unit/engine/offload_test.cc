@@ -35,7 +35,7 @@ Bytes bytes_of(const std::vector<uint8_t>& v) { return Bytes(v.begin(), v.end())
 // The array the fast path shares with the engine (a memory-mapped BPF array in the dataplane).
 struct Shared {
   std::vector<OffloadCounters> slots = std::vector<OffloadCounters>(1 << 16, OffloadCounters{});
-  void on(EngineHarness& h) { h.engine().set_offload(true, slots.data()); }
+  void on(EngineHarness& h) { h.engine().set_offload(true, {slots.data(), slots.data(), 0, 0}); }
 };
 
 TEST(EngineOffload, OffByDefaultRecordsNothing) {
@@ -248,6 +248,51 @@ TEST(EngineOffload, ABusyEngineHarvestsCountsWithoutAnExpiryPass) {
   }
   EXPECT_EQ(h.events(engine::Event::FastPathPackets) - before, 7u);
   EXPECT_EQ(c.packets_out, 0u);
+}
+
+TEST(EngineOffload, TwoArmedCountsComeFromEachDirectionsArray) {
+  std::vector<OffloadCounters> outbound(1 << 12, OffloadCounters{});
+  std::vector<OffloadCounters> inbound(1 << 12, OffloadCounters{});
+  EngineHarness h;
+  h.engine().set_offload(true, {outbound.data(), inbound.data(), 0, 0});
+  handshake(h, kInsideHost, 40000);
+  auto recs = drain(h.engine());
+  ASSERT_EQ(recs.size(), 2u);
+  const uint32_t slot = recs[1].slot;
+  outbound[slot].packets_out = 3;
+  outbound[slot].bytes_out = 300;
+  outbound[slot].packets_in = 99;  // not this array's direction: never read
+  inbound[slot].packets_in = 4;
+  inbound[slot].bytes_in = 400;
+  inbound[slot].last_seen_ns = h.now_ns() + 200'000'000ull;
+  const uint64_t to_dst = h.events(engine::Event::PacketsOutToDestination);
+  const uint64_t to_src = h.events(engine::Event::PacketsOutToSource);
+  h.advance_s(1);
+  h.engine().expire(h.now_ns(), 1 << 12);
+  EXPECT_EQ(h.events(engine::Event::PacketsOutToDestination) - to_dst, 3u);
+  EXPECT_EQ(h.events(engine::Event::PacketsOutToSource) - to_src, 4u);
+  EXPECT_EQ(outbound[slot].packets_in, 99u);
+  uint64_t idle_ms = ~0ull;
+  h.engine().for_each_flow([&](const engine::FlowView& v) { idle_ms = v.idle_ms; }, h.now_ns());
+  EXPECT_EQ(idle_ms, 800u) << "the later of the two arrays' stamps";
+}
+
+TEST(EngineOffload, FlowRecordsBeyondTheSharedSlotsStayInTheEngine) {
+  std::vector<OffloadCounters> slots(1, OffloadCounters{});
+  EngineHarness h;
+  h.engine().set_offload(true, {slots.data(), slots.data(), 0, 1});
+  handshake(h, kInsideHost, 40000);
+  handshake(h, kInsideHost, 40001);
+  handshake(h, kInsideHost, 40002);
+  size_t offloads = 0;
+  for (const auto& r : drain(h.engine())) {
+    if (r.kind == OffloadKind::Offload) {
+      ++offloads;
+      EXPECT_EQ(r.slot, 0u);
+    }
+  }
+  EXPECT_EQ(offloads, 1u);
+  EXPECT_EQ(h.engine().offloaded_flows(), 1u);
 }
 
 TEST(EngineOffload, AStampFarAheadOfTheEnginesClockIsNotTrusted) {
