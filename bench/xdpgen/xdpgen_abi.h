@@ -69,6 +69,10 @@ struct xdpgen_state {
 struct xdpsink_config {
   __u32 expect_src;  /* network order; 0: any source */
   __u32 sample_mask; /* checksums verified on packets with (count & mask) == 0 */
+  /* Test only: after the checks, overwrite what the generator promises to rewrite (the first
+   * XDPGEN_HDR_LEN + XDPGEN_STAMP_LEN bytes), so that a page the generator gets back carries
+   * junk. */
+  __u32 clobber_for_test;
 };
 
 /* Sink per-CPU counters (PERCPU_ARRAY, one slot). */

@@ -134,12 +134,43 @@ static __always_inline void record_port(__be16 port) {
   if (bits) *bits |= 1ull << (p & 63);
 }
 
+/* Ports, latency stamp and (sampled) L4 checksum of an unfragmented UDP or TCP datagram. */
+static __always_inline void inspect_l4(struct xdpsink_stats* st, const struct iphdr* ip,
+                                       const void* end, int sample) {
+  if (ip->frag_off & bpf_htons(0x3fff)) return; /* MF or an offset: no (whole) L4 header */
+  const __u32 hlen = (__u32)ip->ihl * 4;
+  const __u16 total = bpf_ntohs(ip->tot_len);
+  if (total < hlen) return;
+  const __u8* l4 = (const __u8*)ip + hlen;
+  const __u32 l4_len = total - hlen;
+
+  if (ip->protocol == IPPROTO_UDP) {
+    if ((const void*)(l4 + 8) > end) return;
+    record_port(*(const __be16*)l4);
+    record_latency(st, l4 + 8, end);
+    /* A zero UDP checksum means "not computed" (RFC 768). */
+    if (sample && *(const __u16*)(l4 + 6) != 0 && l4_csum_ok(ip, l4, l4_len, end) == 0) {
+      st->bad_l4_csum++;
+    }
+  } else if (ip->protocol == IPPROTO_TCP) {
+    if ((const void*)(l4 + 20) > end) return;
+    record_port(*(const __be16*)l4);
+    if (sample && l4_csum_ok(ip, l4, l4_len, end) == 0) st->bad_l4_csum++;
+  }
+}
+
+static __always_inline void clobber(__u8* data, const void* end) {
+  if ((const void*)(data + XDPGEN_HDR_LEN + XDPGEN_STAMP_LEN) > end) return;
+#pragma unroll
+  for (int i = 0; i < (XDPGEN_HDR_LEN + XDPGEN_STAMP_LEN) / 2; i++) ((__u16*)data)[i] = 0xa5a5;
+}
+
 SEC("xdp")
 int xdpsink(struct xdp_md* ctx) {
   const __u32 zero = 0;
   struct xdpsink_stats* st = bpf_map_lookup_elem(&xdpsink_stats, &zero);
   if (!st) return XDP_DROP;
-  const __u8* data = (const __u8*)(long)ctx->data;
+  __u8* data = (__u8*)(long)ctx->data;
   const void* end = (const void*)(long)ctx->data_end;
 
   const __u64 n = ++st->packets;
@@ -165,26 +196,7 @@ int xdpsink(struct xdp_md* ctx) {
     st->sampled++;
     if (!ip_csum_ok(ip, end)) st->bad_ip_csum++;
   }
-  /* Ports and L4 checksums of unfragmented datagrams only. */
-  if (ip->frag_off & bpf_htons(0x3fff)) return XDP_DROP; /* MF or an offset */
-  const __u32 hlen = (__u32)ip->ihl * 4;
-  const __u16 total = bpf_ntohs(ip->tot_len);
-  if (total < hlen) return XDP_DROP;
-  const __u8* l4 = (const __u8*)ip + hlen;
-  const __u32 l4_len = total - hlen;
-
-  if (ip->protocol == IPPROTO_UDP) {
-    if ((const void*)(l4 + 8) > end) return XDP_DROP;
-    record_port(*(const __be16*)l4);
-    record_latency(st, l4 + 8, end);
-    /* A zero UDP checksum means "not computed" (RFC 768). */
-    if (sample && *(const __u16*)(l4 + 6) != 0 && l4_csum_ok(ip, l4, l4_len, end) == 0) {
-      st->bad_l4_csum++;
-    }
-  } else if (ip->protocol == IPPROTO_TCP) {
-    if ((const void*)(l4 + 20) > end) return XDP_DROP;
-    record_port(*(const __be16*)l4);
-    if (sample && l4_csum_ok(ip, l4, l4_len, end) == 0) st->bad_l4_csum++;
-  }
+  inspect_l4(st, ip, end, sample);
+  if (cfg.clobber_for_test) clobber(data, end);
   return XDP_DROP;
 }

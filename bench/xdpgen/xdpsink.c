@@ -16,7 +16,7 @@
 #include "bench/xdpgen/xdpgen_cli.h"
 #include "xdpsink.skel.h"
 
-_Static_assert(sizeof(struct xdpsink_config) == 8, "xdpsink_config layout");
+_Static_assert(sizeof(struct xdpsink_config) == 12, "xdpsink_config layout");
 _Static_assert(sizeof(struct xdpsink_stats) == 88, "xdpsink_stats layout");
 
 struct options {
@@ -26,6 +26,7 @@ struct options {
   uint32_t expect_src;
   uint32_t sample;
   bool skb_mode;
+  bool clobber_for_test;
   bool json;
   bool verbose;
 };
@@ -42,20 +43,34 @@ static void usage(FILE* out) {
           "Usage: eipgate-xdpsink --dev IFNAME [options]\n"
           "Counts and drops every frame arriving on IFNAME at its XDP hook (driver mode). Needs\n"
           "root. Detaches on exit, whatever ends it (the attachment is a BPF link).\n"
-          "  --dev IFNAME     device to receive on (required)\n"
-          "  --duration S     stop after S seconds (default 0: at SIGINT or SIGTERM)\n"
-          "  --interval S     print the received rate every S seconds (default 0: never)\n"
-          "  --expect-src A   count IPv4 packets whose source is not A (the NAT's address)\n"
-          "  --sample N       verify checksums on 1 in N packets, a power of two (default 64)\n"
-          "  --skb            generic (skb) mode instead of driver mode\n"
-          "  --json           final report as one JSON line\n"
-          "  --verbose        libbpf's messages\n"
+          "  --dev IFNAME          device to receive on (required)\n"
+          "  --duration S          stop after S seconds (default 0: at SIGINT or SIGTERM)\n"
+          "  --interval S          print the received rate every S seconds (default 0: never)\n"
+          "  --expect-src A        count IPv4 packets whose source is not A (the NAT's address)\n"
+          "  --sample N            verify checksums on 1 in N packets, a power of two\n"
+          "                        (default 64)\n"
+          "  --skb                 generic (skb) mode instead of driver mode\n"
+          "  --clobber-for-test    overwrite every frame's headers after the checks (shows that\n"
+          "                        the generator rewrites the pages it gets back)\n"
+          "  --json                final report as one JSON line\n"
+          "  --verbose             libbpf's messages\n"
           "It prints \"attached\" on stderr once frames are counted.\n");
 }
 
 static struct options parse_options(int argc, char** argv) {
   struct options o = {.sample = 64};
-  enum { kDev = 256, kDuration, kInterval, kExpectSrc, kSample, kSkb, kJson, kVerbose, kHelp };
+  enum {
+    kDev = 256,
+    kDuration,
+    kInterval,
+    kExpectSrc,
+    kSample,
+    kSkb,
+    kClobber,
+    kJson,
+    kVerbose,
+    kHelp
+  };
   static const struct option longopts[] = {
       {"dev", required_argument, NULL, kDev},
       {"duration", required_argument, NULL, kDuration},
@@ -63,6 +78,7 @@ static struct options parse_options(int argc, char** argv) {
       {"expect-src", required_argument, NULL, kExpectSrc},
       {"sample", required_argument, NULL, kSample},
       {"skb", no_argument, NULL, kSkb},
+      {"clobber-for-test", no_argument, NULL, kClobber},
       {"json", no_argument, NULL, kJson},
       {"verbose", no_argument, NULL, kVerbose},
       {"help", no_argument, NULL, kHelp},
@@ -89,6 +105,9 @@ static struct options parse_options(int argc, char** argv) {
         break;
       case kSkb:
         o.skb_mode = true;
+        break;
+      case kClobber:
+        o.clobber_for_test = true;
         break;
       case kJson:
         o.json = true;
@@ -209,7 +228,9 @@ int main(int argc, char** argv) {
 
   struct xdpsink* skel = xdpsink__open();
   if (skel == NULL) die("opening the xdpsink skeleton: %s", strerror(errno));
-  struct xdpsink_config cfg = {.expect_src = o.expect_src, .sample_mask = o.sample - 1};
+  struct xdpsink_config cfg = {.expect_src = o.expect_src,
+                               .sample_mask = o.sample - 1,
+                               .clobber_for_test = o.clobber_for_test};
   memcpy((void*)&skel->rodata->cfg, &cfg, sizeof cfg);
   if (xdpsink__load(skel) != 0) die("loading xdpsink (needs root): %s", strerror(errno));
   const int ncpus = libbpf_num_possible_cpus();
