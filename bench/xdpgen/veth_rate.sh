@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The generator's own ceiling: eipgate-xdpgen into a veth pair whose other end only runs
-# eipgate-xdpsink, nothing in between. Prints the generator's and the sink's JSON lines.
-# Usage (root): bench/xdpgen/veth_rate.sh [eipgate-xdpgen options...], e.g. --keep 10 --flows 1M
-# is not a thing: --flows 1000000. Environment: BUILD_DIR (default build), GEN_CPU (0),
-# SINK_CPU (empty: the sink runs where veth runs it, in the softirq of the generator's CPU after
-# each batch; a CPU number: the sink veth's NAPI is made threaded and its kthread pinned there).
+# eipgate-xdpsink, nothing in between. Prints the generator's JSON line, the generator veth's
+# XDP transmit counters on stderr (xdp_xmit_errors: frames the peer's full ring dropped), then
+# the sink's JSON line.
+# Usage (root): bench/xdpgen/veth_rate.sh [eipgate-xdpgen options], e.g. --keep 10 --duration 2.
+# Environment: BUILD_DIR (default build), GEN_CPU (0), SINK_CPU (empty: the sink runs where veth
+# runs it, in the softirq of the generator's CPU after each batch; a CPU number: the sink veth's
+# NAPI is made threaded and its kthread pinned there).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD_DIR=${BUILD_DIR:-build}

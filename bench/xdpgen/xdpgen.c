@@ -5,13 +5,16 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <getopt.h>
+#include <linux/ethtool.h>
 #include <linux/if_ether.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "bench/xdpgen/xdpgen_abi.h"
@@ -75,7 +78,7 @@ static void usage(FILE* out) {
           "                      program: the rate control (default 1: as fast as it goes)\n"
           "  --stamp M           latency stamp in 1 in M sent frames (default 0: none), read by\n"
           "                      eipgate-xdpsink\n"
-          "  --duration S        seconds to send (default 1; SIGINT stops early)\n"
+          "  --duration S        seconds to send (default 1; 0: until SIGINT or SIGTERM)\n"
           "  --batch N           live-frames batch size (default 128; 64 starves the page pool)\n"
           "  --cpu N             pin the sending thread (and so the program) to CPU N\n"
           "  --json              print one JSON line instead of text\n"
@@ -300,6 +303,61 @@ static void self_check(int prog_fd, const uint8_t* frame, uint32_t size) {
   }
 }
 
+// veth's counters of redirected frames, summed over its queues: handed to the peer's ring
+// (tx_queue_N_xdp_xmit) and refused by it, full (tx_queue_N_xdp_xmit_errors). A peer without
+// NAPI (no XDP program, GRO off) refuses frames before either counter moves.
+struct xmit_counters {
+  bool known;  // false: not a veth, or its counters could not be read
+  uint64_t xmit, errors;
+};
+
+static bool has_suffix(const char* s, size_t len, const char* suffix) {
+  const size_t n = strlen(suffix);
+  return len >= n && memcmp(s + len - n, suffix, n) == 0;
+}
+
+static struct xmit_counters veth_xmit_counters(const char* dev) {
+  struct xmit_counters c = {.known = false};
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return c;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", dev);
+  struct ethtool_drvinfo info = {.cmd = ETHTOOL_GDRVINFO};
+  ifr.ifr_data = (char*)&info;
+  if (ioctl(fd, SIOCETHTOOL, &ifr) != 0 || strcmp(info.driver, "veth") != 0 || info.n_stats == 0) {
+    close(fd);
+    return c;
+  }
+  const size_t n = info.n_stats;
+  struct ethtool_gstrings* names = calloc(1, sizeof *names + n * ETH_GSTRING_LEN);
+  struct ethtool_stats* stats = calloc(1, sizeof *stats + n * sizeof(uint64_t));
+  if (names != NULL && stats != NULL) {
+    names->cmd = ETHTOOL_GSTRINGS;
+    names->string_set = ETH_SS_STATS;
+    names->len = (uint32_t)n;
+    stats->cmd = ETHTOOL_GSTATS;
+    stats->n_stats = (uint32_t)n;
+    ifr.ifr_data = (char*)names;
+    const bool ok_names = ioctl(fd, SIOCETHTOOL, &ifr) == 0;
+    ifr.ifr_data = (char*)stats;
+    if (ok_names && ioctl(fd, SIOCETHTOOL, &ifr) == 0) {
+      c.known = true;
+      for (size_t i = 0; i < n; i++) {
+        const char* name = (const char*)names->data + i * ETH_GSTRING_LEN;
+        const size_t len = strnlen(name, ETH_GSTRING_LEN);
+        if (len < 9 || memcmp(name, "tx_queue_", 9) != 0) continue;
+        if (has_suffix(name, len, "_xdp_xmit")) c.xmit += stats->data[i];
+        if (has_suffix(name, len, "_xdp_xmit_errors")) c.errors += stats->data[i];
+      }
+    }
+  }
+  free(names);
+  free(stats);
+  close(fd);
+  return c;
+}
+
 struct totals {
   uint64_t kept, filtered, stamped, counted;
   uint64_t first_ns, last_ns;
@@ -384,18 +442,25 @@ int main(int argc, char** argv) {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGALRM, &sa, NULL);
 
+  const struct xmit_counters dev_before = veth_xmit_counters(o.dev);
+  // A test run ends early with EINTR when a signal is pending: SIGALRM at the deadline cuts the
+  // last run short, so --duration holds however the runs were sized.
+  if (o.duration > 0) {
+    struct itimerval deadline = {.it_value = {.tv_sec = (time_t)o.duration}};
+    deadline.it_value.tv_usec = (suseconds_t)((o.duration - (double)(time_t)o.duration) * 1e6);
+    if (deadline.it_value.tv_sec == 0 && deadline.it_value.tv_usec == 0) {
+      deadline.it_value.tv_usec = 1;
+    }
+    setitimer(ITIMER_REAL, &deadline, NULL);
+  }
   // A first guess of ~5 M program runs per second; later runs are sized from the measured rate.
   double runs_per_s = 5e6;
-  uint64_t program_runs = 0;
   unsigned int test_runs = 0;
   const double start = mono_seconds();
-  const double deadline = start + o.duration;
   while (!g_stop) {
-    const double now = mono_seconds();
-    const double left = deadline - now;
-    if (left <= 0 && test_runs > 0) break;
-    double want = (left < RUN_TARGET_S ? left : RUN_TARGET_S) * runs_per_s;
+    double want = RUN_TARGET_S * runs_per_s;
     if (want < o.batch) want = o.batch;
     if (want > 4e9) want = 4e9;
     struct bpf_test_run_opts opts;
@@ -406,37 +471,56 @@ int main(int argc, char** argv) {
     opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
     opts.repeat = (uint32_t)want;
     opts.batch_size = o.batch;
+    const double now = mono_seconds();
     const int err = bpf_prog_test_run_opts(prog_fd, &opts);
     const double took = mono_seconds() - now;
+    test_runs++;
     if (err != 0) {
       if (errno == EINTR && g_stop) break;
       die("BPF_PROG_TEST_RUN (live frames): %s%s", strerror(errno),
           errno == EINVAL ? " (live frames need Linux >= 5.18)" : "");
     }
-    test_runs++;
-    program_runs += opts.repeat;
     if (took > 0.01) runs_per_s = (double)opts.repeat / took;
   }
   const double wall = mono_seconds() - start;
+  struct xmit_counters dev = veth_xmit_counters(o.dev);
+  dev.known = dev.known && dev_before.known;
+  dev.xmit -= dev_before.xmit;
+  dev.errors -= dev_before.errors;
 
   const struct totals t = read_totals(state_fd, ncpus);
   const double seconds = (double)(t.last_ns - t.first_ns) * 1e-9;
   const double pps = seconds > 0 ? (double)t.counted / seconds : 0.0;
+  if (dev.known && t.kept > 0 && dev.xmit == 0 && dev.errors == 0) {
+    fprintf(stderr,
+            "eipgate-xdpgen: warning: %s transmitted none of the frames: a veth peer receives "
+            "redirected frames only with an XDP program attached (or GRO on)\n",
+            o.dev);
+  }
   if (o.json) {
+    char dev_json[96] = "\"dev_xdp_xmit\":null,\"dev_xdp_xmit_errors\":null";
+    if (dev.known) {
+      snprintf(dev_json, sizeof dev_json, "\"dev_xdp_xmit\":%llu,\"dev_xdp_xmit_errors\":%llu",
+               (unsigned long long)dev.xmit, (unsigned long long)dev.errors);
+    }
     printf(
         "{\"offered_pps\":%.0f,\"sent\":%llu,\"seconds\":%.6f,\"flows\":%u,\"keep\":%u,"
         "\"size\":%u,\"batch\":%u,\"filtered\":%llu,\"stamped\":%llu,\"test_runs\":%u,"
-        "\"wall_seconds\":%.6f}\n",
+        "\"wall_seconds\":%.6f,%s}\n",
         pps, (unsigned long long)t.kept, seconds, o.flows, o.keep, o.size, o.batch,
-        (unsigned long long)t.filtered, (unsigned long long)t.stamped, test_runs, wall);
+        (unsigned long long)t.filtered, (unsigned long long)t.stamped, test_runs, wall, dev_json);
   } else {
     printf("sent %llu frames of %u bytes on %s, %u flows, keep 1 in %u, batch %u\n",
            (unsigned long long)t.kept, o.size, o.dev, o.flows, o.keep, o.batch);
     printf(
         "offered %.0f pps over %.3f s (in-program clock; %u test runs, %.3f s wall, %llu "
         "program runs)\n",
-        pps, seconds, test_runs, wall, (unsigned long long)program_runs);
+        pps, seconds, test_runs, wall, (unsigned long long)(t.kept + t.filtered));
     if (o.stamp_every) printf("latency stamps: %llu\n", (unsigned long long)t.stamped);
+    if (dev.known) {
+      printf("%s (veth) handed %llu to its peer; the peer's full ring refused %llu\n", o.dev,
+             (unsigned long long)dev.xmit, (unsigned long long)dev.errors);
+    }
   }
   xdpgen__destroy(skel);
   return 0;
