@@ -1,7 +1,6 @@
 // eipgate-xdpgen: a UDP traffic generator for forwarding benchmarks that is not their bottleneck.
 // BPF_PROG_TEST_RUN in live-frames mode sends one template frame many times; the XDP program
 // (xdpgen.bpf.c) rewrites each frame for the next flow and redirects it out of --dev.
-#define _GNU_SOURCE
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <getopt.h>
@@ -463,14 +462,14 @@ int main(int argc, char** argv) {
   while (!g_stop) {
     double want = RUN_TARGET_S * runs_per_s;
     if (want < o.batch) want = o.batch;
-    if (want > 4e9) want = 4e9;
+    if (want > 2e9) want = 2e9;  // repeat is an int
     struct bpf_test_run_opts opts;
     memset(&opts, 0, sizeof opts);
     opts.sz = sizeof opts;
     opts.data_in = frame;
     opts.data_size_in = o.size;
     opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
-    opts.repeat = (uint32_t)want;
+    opts.repeat = (int)want;
     opts.batch_size = o.batch;
     const double now = mono_seconds();
     const int err = bpf_prog_test_run_opts(prog_fd, &opts);
@@ -516,7 +515,7 @@ int main(int argc, char** argv) {
     printf(
         "offered %.0f pps over %.3f s (in-program clock; %u test runs, %.3f s wall, %llu "
         "program runs)\n",
-        pps, seconds, test_runs, wall, (unsigned long long)(t.kept + t.filtered));
+        pps, seconds, test_runs, wall, (unsigned long long)t.kept + t.filtered);
     if (o.stamp_every) printf("latency stamps: %llu\n", (unsigned long long)t.stamped);
     if (dev.known) {
       printf("%s (veth) handed %llu to its peer; the peer's full ring refused %llu\n", o.dev,

@@ -1,7 +1,6 @@
 // eipgate-xdpsink: the receiving end of a forwarding benchmark. Attaches xdpsink.bpf.c in driver
 // mode, counts and drops everything, and reports rate, checksum and source-address errors and the
 // latency of eipgate-xdpgen's stamps.
-#define _GNU_SOURCE
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <getopt.h>
