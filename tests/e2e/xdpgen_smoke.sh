@@ -116,6 +116,8 @@ verify "full: 1000 flows = 1000 source ports" "sink['full']['src_ports_seen'] ==
 verify "tenth: 100000 flows use every port from 1024 up" "sink['tenth']['src_ports_seen'] == 64512"
 verify "full: latency stamps received" \
   "gen['full']['stamped'] > 0 and sink['full']['stamped'] == gen['full']['stamped'] and sink['full']['lat_p50_ns'] > 0"
+verify "keep 10 sends 1 in 10 of the program's runs" \
+  "abs(gen['tenth']['sent'] * 10 - (gen['tenth']['sent'] + gen['tenth']['filtered'])) <= 10"
 verify "keep 10 offers under half of keep 1" \
   "gen['tenth']['offered_pps'] < 0.5 * gen['full']['offered_pps']"
 verify "sink rate matches the offered rate (within 10%)" \
