@@ -38,6 +38,8 @@ int xdpgen(struct xdp_md* ctx) {
   const __u32 zero = 0;
   struct xdpgen_state* st = bpf_map_lookup_elem(&xdpgen_state, &zero);
   if (!st) return XDP_ABORTED;
+  /* --count reached: the loader stops at its next look; the rest of this test run is dropped. */
+  if (cfg.count && st->kept >= cfg.count) return XDP_DROP;
 
   if (cfg.keep > 1) {
     if (st->skip) {
@@ -53,14 +55,19 @@ int xdpgen(struct xdp_md* ctx) {
   if (data + XDPGEN_HDR_LEN + XDPGEN_STAMP_LEN > end) return XDP_ABORTED;
 
   const __u32 saddr = bpf_htonl(cfg.src_ip + st->addr_i);
+  const __u32 daddr = bpf_htonl(cfg.dst_ip + st->dst_i);
   const __u16 sport = bpf_htons((__u16)(cfg.sport_base + st->port_i));
   if (++st->flow >= cfg.flows) {
     st->flow = 0;
     st->port_i = 0;
     st->addr_i = 0;
-  } else if (++st->port_i >= cfg.ports_per_addr) {
-    st->port_i = 0;
-    st->addr_i++;
+    st->dst_i = 0;
+  } else {
+    if (++st->port_i >= cfg.ports_per_addr) {
+      st->port_i = 0;
+      st->addr_i++;
+    }
+    if (++st->dst_i >= cfg.dst_count) st->dst_i = 0;
   }
 
   const __u64 kept = ++st->kept;
@@ -77,10 +84,12 @@ int xdpgen(struct xdp_md* ctx) {
   for (int i = 0; i < 5; i++) ((__u64*)data)[i] = cfg.hdr.words[i];
   *(__u16*)(data + 40) = cfg.hdr.halves[20];
   *(__u32*)(data + XDPGEN_IP_OFF + 12) = saddr;
+  *(__u32*)(data + XDPGEN_IP_OFF + 16) = daddr;
   *(__u16*)(data + XDPGEN_UDP_OFF) = sport;
-  *(__u16*)(data + XDPGEN_IP_OFF + 10) = (__u16)~fold(cfg.ip_sum + words32(saddr));
+  const __u32 addr_sum = words32(saddr) + words32(daddr);
+  *(__u16*)(data + XDPGEN_IP_OFF + 10) = (__u16)~fold(cfg.ip_sum + addr_sum);
 
-  __u32 udp_sum = cfg.udp_sum + words32(saddr) + sport;
+  __u32 udp_sum = cfg.udp_sum + addr_sum + sport;
   __u32 magic = 0;
   __u64 stamp = 0;
   if (cfg.stamp_every && st->stamp_left-- == 0) {

@@ -20,7 +20,7 @@
 #include "bench/xdpgen/xdpgen_cli.h"
 #include "xdpgen.skel.h"
 
-_Static_assert(sizeof(struct xdpgen_config) == 88, "xdpgen_config layout");
+_Static_assert(sizeof(struct xdpgen_config) == 96, "xdpgen_config layout");
 _Static_assert(sizeof(struct xdpgen_state) == 72, "xdpgen_state layout");
 
 // A run's repeat count aims at this long: long enough that the 15-30 ms of setup per run is
@@ -36,6 +36,9 @@ struct options {
   uint32_t dst_ip;  // network order
   uint16_t dst_port;
   uint16_t sport_base;
+  uint32_t ports_per_addr;  // 0: every port from sport_base up
+  uint32_t dst_count;
+  uint32_t count;  // 0: no limit
   uint32_t flows;
   uint32_t size;
   uint32_t keep;
@@ -66,11 +69,16 @@ static void usage(FILE* out) {
           "                      receiver's address when a kernel forwards the frames)\n"
           "  --src-ip A          first inside source address (default 10.0.1.10)\n"
           "  --dst-ip A          destination address (default 198.51.100.7)\n"
+          "  --dst-count N       destinations: flow f goes to dst-ip + f %% N (default 1)\n"
           "  --dst-port P        UDP destination port (default 9)\n"
           "  --sport-base P      first UDP source port (default 1024)\n"
           "  --flows N           distinct (source address, source port) pairs, round robin\n"
           "                      (default 4096); ports sport-base..65535 per address, then\n"
           "                      the next address\n"
+          "  --ports-per-addr N  source ports per source address before the next address\n"
+          "                      (default: every port from sport-base up)\n"
+          "  --count N           stop after N frames sent (default 0: --duration decides);\n"
+          "                      --count FLOWS sends one frame per flow\n"
           "  --size B            frame bytes without the FCS, %d..%d (default %d: 64 on the\n"
           "                      wire)\n"
           "  --keep K            send 1 in K of the program's runs, drop the rest in the\n"
@@ -93,6 +101,7 @@ static struct options parse_options(int argc, char** argv) {
       .dst_ip = htonl(0xc6336407),  // 198.51.100.7
       .dst_port = 9,
       .sport_base = 1024,
+      .dst_count = 1,
       .flows = 4096,
       .size = XDPGEN_MIN_FRAME,
       .keep = 1,
@@ -108,6 +117,9 @@ static struct options parse_options(int argc, char** argv) {
     kDstIp,
     kDstPort,
     kSportBase,
+    kPortsPerAddr,
+    kDstCount,
+    kCount,
     kFlows,
     kSize,
     kKeep,
@@ -127,6 +139,9 @@ static struct options parse_options(int argc, char** argv) {
       {"dst-ip", required_argument, NULL, kDstIp},
       {"dst-port", required_argument, NULL, kDstPort},
       {"sport-base", required_argument, NULL, kSportBase},
+      {"ports-per-addr", required_argument, NULL, kPortsPerAddr},
+      {"dst-count", required_argument, NULL, kDstCount},
+      {"count", required_argument, NULL, kCount},
       {"flows", required_argument, NULL, kFlows},
       {"size", required_argument, NULL, kSize},
       {"keep", required_argument, NULL, kKeep},
@@ -163,6 +178,15 @@ static struct options parse_options(int argc, char** argv) {
         break;
       case kSportBase:
         o.sport_base = (uint16_t)parse_u64("sport-base", optarg, 1, 65535);
+        break;
+      case kPortsPerAddr:
+        o.ports_per_addr = (uint32_t)parse_u64("ports-per-addr", optarg, 1, 65535);
+        break;
+      case kDstCount:
+        o.dst_count = (uint32_t)parse_u64("dst-count", optarg, 1, 1u << 16);
+        break;
+      case kCount:
+        o.count = (uint32_t)parse_u64("count", optarg, 0, UINT32_MAX);
         break;
       case kFlows:
         o.flows = (uint32_t)parse_u64("flows", optarg, 1, 1u << 24);
@@ -257,8 +281,7 @@ static void build_frame(const struct options* o, uint8_t* frame, struct xdpgen_c
   ip[0] = 0x45;
   put16(ip + 2, (uint16_t)(o->size - XDPGEN_IP_OFF));
   ip[8] = 64;  // TTL
-  ip[9] = 17;  // UDP
-  memcpy(ip + 16, &o->dst_ip, 4);
+  ip[9] = 17;  // UDP; saddr and daddr are written per frame
   uint8_t* udp = frame + XDPGEN_UDP_OFF;
   const uint16_t udp_len = (uint16_t)(o->size - XDPGEN_UDP_OFF);
   put16(udp + 2, o->dst_port);
@@ -267,11 +290,10 @@ static void build_frame(const struct options* o, uint8_t* frame, struct xdpgen_c
   memset(cfg, 0, sizeof *cfg);
   memcpy(cfg->hdr.bytes, frame, XDPGEN_HDR_LEN);
   cfg->ip_sum = sum16(ip, 20);
-  uint8_t pseudo[8];  // daddr, zero, protocol, UDP length (saddr added per frame)
-  memcpy(pseudo, &o->dst_ip, 4);
-  pseudo[4] = 0;
-  pseudo[5] = 17;
-  put16(pseudo + 6, udp_len);
+  uint8_t pseudo[4];  // zero, protocol, UDP length (saddr and daddr added per frame)
+  pseudo[0] = 0;
+  pseudo[1] = 17;
+  put16(pseudo + 2, udp_len);
   cfg->udp_sum = sum16(pseudo, sizeof pseudo) + sum16(udp, udp_len);
 }
 
@@ -408,11 +430,19 @@ int main(int argc, char** argv) {
   uint8_t frame[XDPGEN_MAX_FRAME];
   struct xdpgen_config cfg;
   build_frame(&o, frame, &cfg);
-  const uint32_t ports = 65536u - o.sport_base;
+  uint32_t ports = 65536u - o.sport_base;
+  if (o.ports_per_addr > ports) {
+    die("--ports-per-addr %u: only %u ports from --sport-base %u", o.ports_per_addr, ports,
+        o.sport_base);
+  }
+  if (o.ports_per_addr > 0) ports = o.ports_per_addr;
   cfg.sport_base = o.sport_base;
   cfg.ifindex = ifindex;
   cfg.flows = o.flows;
   cfg.ports_per_addr = o.flows < ports ? o.flows : ports;
+  cfg.dst_ip = ntohl(o.dst_ip);
+  cfg.dst_count = o.dst_count;
+  cfg.count = o.count;
   cfg.src_ip = ntohl(o.src_ip);
   cfg.keep = o.keep;
   cfg.stamp_every = o.stamp_every;
@@ -463,6 +493,12 @@ int main(int argc, char** argv) {
     double want = RUN_TARGET_S * runs_per_s;
     if (want < o.batch) want = o.batch;
     if (want > 2e9) want = 2e9;  // repeat is an int
+    if (o.count > 0) {           // no more program runs than the frames still to send need
+      const uint64_t kept = read_totals(state_fd, ncpus).kept;
+      if (kept >= o.count) break;
+      const double left = (double)(o.count - kept) * o.keep + o.batch;
+      if (want > left) want = left;
+    }
     struct bpf_test_run_opts opts;
     memset(&opts, 0, sizeof opts);
     opts.sz = sizeof opts;
@@ -504,10 +540,10 @@ int main(int argc, char** argv) {
                (unsigned long long)dev.xmit, (unsigned long long)dev.errors);
     }
     printf(
-        "{\"offered_pps\":%.0f,\"sent\":%llu,\"seconds\":%.6f,\"flows\":%u,\"keep\":%u,"
-        "\"size\":%u,\"batch\":%u,\"filtered\":%llu,\"stamped\":%llu,\"test_runs\":%u,"
-        "\"wall_seconds\":%.6f,%s}\n",
-        pps, (unsigned long long)t.kept, seconds, o.flows, o.keep, o.size, o.batch,
+        "{\"offered_pps\":%.0f,\"sent\":%llu,\"seconds\":%.6f,\"flows\":%u,\"dst_count\":%u,"
+        "\"keep\":%u,\"size\":%u,\"batch\":%u,\"filtered\":%llu,\"stamped\":%llu,"
+        "\"test_runs\":%u,\"wall_seconds\":%.6f,%s}\n",
+        pps, (unsigned long long)t.kept, seconds, o.flows, o.dst_count, o.keep, o.size, o.batch,
         (unsigned long long)t.filtered, (unsigned long long)t.stamped, test_runs, wall, dev_json);
   } else {
     printf("sent %llu frames of %u bytes on %s, %u flows, keep 1 in %u, batch %u\n",

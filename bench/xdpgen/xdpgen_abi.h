@@ -42,11 +42,15 @@ struct xdpgen_config {
   __u32 keep;           /* keep 1 in keep frames (XDP_REDIRECT), drop the rest */
   __u32 stamp_every;    /* latency stamp on 1 in stamp_every kept frames; 0: never */
   /* One's complement sums (not folded, not inverted) of everything that does not change per
-   * frame: the IPv4 header with saddr and checksum zero; the UDP pseudo header, header and
-   * payload with saddr, sport, checksum and stamp zero. */
+   * frame: the IPv4 header with saddr, daddr and checksum zero; the UDP pseudo header, header
+   * and payload with saddr, daddr, sport, checksum and stamp zero. */
   __u32 ip_sum;
   __u32 udp_sum;
-  __u32 pad1;
+  /* Destinations: flow f goes to dst_ip + f % dst_count (a NAT's ports are per destination, so
+   * more flows than one destination's 64k ports need several). */
+  __u32 dst_count;
+  __u32 dst_ip; /* first destination address, host order */
+  __u32 count;  /* stop after this many kept frames (XDP_DROP after); 0: no limit */
 };
 
 /* Generator per-CPU state (PERCPU_ARRAY, one slot). The program's own cursor and counters. */
@@ -62,7 +66,7 @@ struct xdpgen_state {
   __u32 port_i;       /* flow % ports_per_addr */
   __u32 addr_i;       /* flow / ports_per_addr */
   __u32 stamp_left;   /* kept frames until the next stamp */
-  __u32 pad;
+  __u32 dst_i;        /* flow % dst_count */
 };
 
 /* Sink configuration, .rodata. */
@@ -73,6 +77,24 @@ struct xdpsink_config {
    * XDPGEN_HDR_LEN + XDPGEN_STAMP_LEN bytes), so that a page the generator gets back carries
    * junk. */
   __u32 clobber_for_test;
+  /* After the checks, send unfragmented UDP/TCP back out of the device it came in on, with MACs,
+   * addresses and ports swapped: the reply that makes a NAT's flow established. Other frames
+   * are dropped. */
+  __u32 reflect;
+  /* ARP frames go to the kernel (XDP_PASS), so that the sink's device still answers ARP. */
+  __u32 pass_arp;
+  /* Count distinct UDP/TCP 5-tuples in the xdpsink_flows hash (its size set by the loader). */
+  __u32 count_flows;
+};
+
+/* xdpsink_flows key: a UDP/TCP 5-tuple as it arrived (network order). */
+struct xdpsink_flow_key {
+  __u32 saddr;
+  __u32 daddr;
+  __u16 sport;
+  __u16 dport;
+  __u8 proto;
+  __u8 pad[3];
 };
 
 /* Sink per-CPU counters (PERCPU_ARRAY, one slot). */
@@ -88,6 +110,9 @@ struct xdpsink_stats {
   __u64 first_ns;    /* clock at the first packet */
   __u64 last_ns;     /* clock at the latest packet with packets % XDPGEN_CLOCK_EVERY == 0 */
   __u64 packets_at_last;
+  __u64 reflected;  /* sent back out (reflect mode) */
+  __u64 flows_seen; /* distinct 5-tuples (count_flows) */
+  __u64 flows_full; /* 5-tuples not counted: xdpsink_flows was full */
 };
 
 /* Latency histogram (ns), log-linear: exact below 32; above, 16 linear sub-buckets per power of

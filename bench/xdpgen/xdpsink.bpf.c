@@ -1,5 +1,6 @@
-/* Benchmark sink: counts and drops every frame at the driver hook; verifies checksums on a
- * sample, the source address on every IPv4 packet, and collects the generator's latency stamps. */
+/* Benchmark sink: counts and drops every frame at the driver hook (or, in reflect mode, sends
+ * UDP/TCP back out of the same device, swapped); verifies checksums on a sample, the source address
+ * on every IPv4 packet, and collects the generator's latency stamps. */
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /* libbpf's BPF headers need the kernel types first; keep this order. */
 // clang-format off
@@ -37,6 +38,15 @@ struct {
   __type(key, __u32);
   __type(value, __u64);
 } xdpsink_ports SEC(".maps");
+
+/* Distinct flows (count_flows): the loader sets max_entries; entries are allocated as they come. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct xdpsink_flow_key);
+  __type(value, __u8);
+} xdpsink_flows SEC(".maps");
 
 /* The longest L4 segment checksummed: a 1500-byte MTU less the smallest IPv4 header. Longer
  * segments (jumbo frames) are not checked and not counted bad. */
@@ -134,6 +144,21 @@ static __always_inline void record_port(__be16 port) {
   if (bits) *bits |= 1ull << (p & 63);
 }
 
+static __always_inline void record_flow(struct xdpsink_stats* st, const struct iphdr* ip,
+                                        const __u8* l4) {
+  struct xdpsink_flow_key k = {.saddr = ip->saddr,
+                               .daddr = ip->daddr,
+                               .sport = *(const __u16*)l4,
+                               .dport = *(const __u16*)(l4 + 2),
+                               .proto = ip->protocol};
+  const __u8 one = 1;
+  const long err = bpf_map_update_elem(&xdpsink_flows, &k, &one, BPF_NOEXIST);
+  if (err == 0)
+    st->flows_seen++;
+  else if (err != -17) /* EEXIST: seen before */
+    st->flows_full++;
+}
+
 /* Ports, latency stamp and (sampled) L4 checksum of an unfragmented UDP or TCP datagram. */
 static __always_inline void inspect_l4(struct xdpsink_stats* st, const struct iphdr* ip,
                                        const void* end, int sample) {
@@ -147,6 +172,7 @@ static __always_inline void inspect_l4(struct xdpsink_stats* st, const struct ip
   if (ip->protocol == IPPROTO_UDP) {
     if ((const void*)(l4 + 8) > end) return;
     record_port(*(const __be16*)l4);
+    if (cfg.count_flows) record_flow(st, ip, l4);
     record_latency(st, l4 + 8, end);
     /* A zero UDP checksum means "not computed" (RFC 768). */
     if (sample && *(const __u16*)(l4 + 6) != 0 && l4_csum_ok(ip, l4, l4_len, end) == 0) {
@@ -155,8 +181,33 @@ static __always_inline void inspect_l4(struct xdpsink_stats* st, const struct ip
   } else if (ip->protocol == IPPROTO_TCP) {
     if ((const void*)(l4 + 20) > end) return;
     record_port(*(const __be16*)l4);
+    if (cfg.count_flows) record_flow(st, ip, l4);
     if (sample && l4_csum_ok(ip, l4, l4_len, end) == 0) st->bad_l4_csum++;
   }
+}
+
+/* Turns a UDP/TCP datagram around: MACs, addresses and ports swapped. Both checksums stay valid
+ * as they are: a one's complement sum does not depend on the order of the words it adds. The TTL
+ * is left alone (the reply's own first hop). Returns 0 when the frame is not one to reflect. */
+static __always_inline int reflect(__u8* data, const void* end) {
+  struct ethhdr* eth = (struct ethhdr*)data;
+  struct iphdr* ip = (struct iphdr*)(eth + 1);
+  if ((const void*)(ip + 1) > end) return 0;
+  if (ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_TCP) return 0;
+  if (ip->frag_off & bpf_htons(0x3fff)) return 0;
+  __u16* ports = (__u16*)((__u8*)ip + (__u32)ip->ihl * 4);
+  if ((const void*)(ports + 2) > end) return 0;
+  __u8 mac[ETH_ALEN];
+  __builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+  __builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+  __builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+  const __u32 addr = ip->saddr;
+  ip->saddr = ip->daddr;
+  ip->daddr = addr;
+  const __u16 port = ports[0];
+  ports[0] = ports[1];
+  ports[1] = port;
+  return 1;
 }
 
 static __always_inline void clobber(__u8* data, const void* end) {
@@ -187,6 +238,8 @@ int xdpsink(struct xdp_md* ctx) {
   if ((const void*)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4 ||
       ip->ihl < 5) {
     st->not_ipv4++;
+    if (cfg.pass_arp && (const void*)(eth + 1) <= end && eth->h_proto == bpf_htons(ETH_P_ARP))
+      return XDP_PASS;
     return XDP_DROP;
   }
   if (cfg.expect_src && ip->saddr != cfg.expect_src) st->wrong_src++;
@@ -198,5 +251,12 @@ int xdpsink(struct xdp_md* ctx) {
   }
   inspect_l4(st, ip, end, sample);
   if (cfg.clobber_for_test) clobber(data, end);
+  if (cfg.reflect && reflect(data, end)) {
+    st->reflected++;
+    /* A redirect to the device itself rather than XDP_TX: veth flushes XDP_TX to its peer only
+     * when the peer runs an XDP program, so a peer with only GRO (a kernel NAT's veth) would
+     * hold the frames in its ring, unpolled (6.18). A redirect flushes in every case. */
+    return bpf_redirect(ctx->ingress_ifindex, 0);
+  }
   return XDP_DROP;
 }

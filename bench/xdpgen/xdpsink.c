@@ -15,8 +15,9 @@
 #include "bench/xdpgen/xdpgen_cli.h"
 #include "xdpsink.skel.h"
 
-_Static_assert(sizeof(struct xdpsink_config) == 12, "xdpsink_config layout");
-_Static_assert(sizeof(struct xdpsink_stats) == 88, "xdpsink_stats layout");
+_Static_assert(sizeof(struct xdpsink_config) == 24, "xdpsink_config layout");
+_Static_assert(sizeof(struct xdpsink_flow_key) == 16, "xdpsink_flow_key layout");
+_Static_assert(sizeof(struct xdpsink_stats) == 112, "xdpsink_stats layout");
 
 struct options {
   const char* dev;
@@ -26,6 +27,9 @@ struct options {
   uint32_t sample;
   bool skb_mode;
   bool clobber_for_test;
+  bool reflect;
+  bool pass_arp;
+  uint32_t count_flows;  // 0: off
   bool json;
   bool verbose;
 };
@@ -49,6 +53,12 @@ static void usage(FILE* out) {
           "  --sample N            verify checksums on 1 in N packets, a power of two\n"
           "                        (default 64)\n"
           "  --skb                 generic (skb) mode instead of driver mode\n"
+          "  --reflect             send UDP/TCP back out of IFNAME (a redirect) with MACs,\n"
+          "                        addresses and ports swapped, after the checks: the reply\n"
+          "                        that makes a NAT's flow established; the rest is dropped\n"
+          "  --pass-arp            let ARP through to the kernel (the device answers ARP)\n"
+          "  --count-flows N       count distinct UDP/TCP 5-tuples, up to N (flows_seen; also\n"
+          "                        on --interval lines)\n"
           "  --clobber-for-test    overwrite every frame's headers after the checks (shows that\n"
           "                        the generator rewrites the pages it gets back)\n"
           "  --json                final report as one JSON line\n"
@@ -65,6 +75,9 @@ static struct options parse_options(int argc, char** argv) {
     kExpectSrc,
     kSample,
     kSkb,
+    kReflect,
+    kPassArp,
+    kCountFlows,
     kClobber,
     kJson,
     kVerbose,
@@ -77,6 +90,9 @@ static struct options parse_options(int argc, char** argv) {
       {"expect-src", required_argument, NULL, kExpectSrc},
       {"sample", required_argument, NULL, kSample},
       {"skb", no_argument, NULL, kSkb},
+      {"reflect", no_argument, NULL, kReflect},
+      {"pass-arp", no_argument, NULL, kPassArp},
+      {"count-flows", required_argument, NULL, kCountFlows},
       {"clobber-for-test", no_argument, NULL, kClobber},
       {"json", no_argument, NULL, kJson},
       {"verbose", no_argument, NULL, kVerbose},
@@ -104,6 +120,15 @@ static struct options parse_options(int argc, char** argv) {
         break;
       case kSkb:
         o.skb_mode = true;
+        break;
+      case kReflect:
+        o.reflect = true;
+        break;
+      case kPassArp:
+        o.pass_arp = true;
+        break;
+      case kCountFlows:
+        o.count_flows = (uint32_t)parse_u64("count-flows", optarg, 1, 1u << 26);
         break;
       case kClobber:
         o.clobber_for_test = true;
@@ -162,6 +187,9 @@ static struct xdpsink_stats read_stats(int fd, int ncpus, uint64_t* counted) {
     t.bad_ip_csum += s->bad_ip_csum;
     t.bad_l4_csum += s->bad_l4_csum;
     t.stamped += s->stamped;
+    t.reflected += s->reflected;
+    t.flows_seen += s->flows_seen;
+    t.flows_full += s->flows_full;
     *counted += s->packets_at_last - 1;
     if (s->first_ns < t.first_ns) t.first_ns = s->first_ns;
     if (s->last_ns > t.last_ns) t.last_ns = s->last_ns;
@@ -229,8 +257,14 @@ int main(int argc, char** argv) {
   if (skel == NULL) die("opening the xdpsink skeleton: %s", strerror(errno));
   struct xdpsink_config cfg = {.expect_src = o.expect_src,
                                .sample_mask = o.sample - 1,
-                               .clobber_for_test = o.clobber_for_test};
+                               .clobber_for_test = o.clobber_for_test,
+                               .reflect = o.reflect,
+                               .pass_arp = o.pass_arp,
+                               .count_flows = o.count_flows > 0};
   memcpy((void*)&skel->rodata->cfg, &cfg, sizeof cfg);
+  if (o.count_flows > 0 && bpf_map__set_max_entries(skel->maps.xdpsink_flows, o.count_flows) != 0) {
+    die("sizing the flow map: %s", strerror(errno));
+  }
   if (xdpsink__load(skel) != 0) die("loading xdpsink (needs root): %s", strerror(errno));
   const int ncpus = libbpf_num_possible_cpus();
   if (ncpus <= 0) die("counting possible CPUs: %s", strerror(-ncpus));
@@ -270,8 +304,12 @@ int main(int argc, char** argv) {
       uint64_t counted;
       const struct xdpsink_stats s = read_stats(stats_fd, ncpus, &counted);
       const double t = mono_seconds();
-      fprintf(o.json ? stderr : stdout, "%8.3f s  received %llu  %.0f pps\n", t - start,
-              (unsigned long long)s.packets, (double)(s.packets - last_packets) / (t - last_print));
+      FILE* out = o.json ? stderr : stdout;
+      fprintf(out, "%8.3f s  received %llu  %.0f pps", t - start, (unsigned long long)s.packets,
+              (double)(s.packets - last_packets) / (t - last_print));
+      if (o.count_flows > 0) fprintf(out, "  flows %llu", (unsigned long long)s.flows_seen);
+      fputc('\n', out);
+      fflush(out);
       last_packets = s.packets;
       last_print = t;
     }
@@ -289,12 +327,18 @@ int main(int argc, char** argv) {
     printf(
         "{\"received\":%llu,\"bytes\":%llu,\"pps\":%.0f,\"seconds\":%.6f,\"not_ipv4\":%llu,"
         "\"sampled\":%llu,\"bad_ip_csum\":%llu,\"bad_l4_csum\":%llu,\"wrong_src\":%llu,"
-        "\"src_ports_seen\":%llu,\"stamped\":%llu,",
+        "\"src_ports_seen\":%llu,\"stamped\":%llu,\"reflected\":%llu,",
         (unsigned long long)r.s.packets, (unsigned long long)r.s.bytes, pps, seconds,
         (unsigned long long)r.s.not_ipv4, (unsigned long long)r.s.sampled,
         (unsigned long long)r.s.bad_ip_csum, (unsigned long long)r.s.bad_l4_csum,
         (unsigned long long)r.s.wrong_src, (unsigned long long)r.ports_seen,
-        (unsigned long long)r.s.stamped);
+        (unsigned long long)r.s.stamped, (unsigned long long)r.s.reflected);
+    if (o.count_flows > 0) {
+      printf("\"flows_seen\":%llu,\"flows_full\":%llu,", (unsigned long long)r.s.flows_seen,
+             (unsigned long long)r.s.flows_full);
+    } else {
+      printf("\"flows_seen\":null,\"flows_full\":null,");
+    }
     if (r.s.stamped > 0) {
       printf("\"lat_p50_ns\":%llu,\"lat_p99_ns\":%llu}\n", (unsigned long long)r.lat_p50_ns,
              (unsigned long long)r.lat_p99_ns);
@@ -310,6 +354,11 @@ int main(int argc, char** argv) {
         (unsigned long long)r.s.not_ipv4, (unsigned long long)r.s.wrong_src,
         (unsigned long long)r.s.sampled, (unsigned long long)r.s.bad_ip_csum,
         (unsigned long long)r.s.bad_l4_csum, (unsigned long long)r.ports_seen);
+    if (o.reflect) printf("reflected %llu\n", (unsigned long long)r.s.reflected);
+    if (o.count_flows > 0) {
+      printf("distinct flows %llu (not counted, table full: %llu)\n",
+             (unsigned long long)r.s.flows_seen, (unsigned long long)r.s.flows_full);
+    }
     if (r.s.stamped > 0) {
       printf("latency of %llu stamped packets: p50 %llu ns, p99 %llu ns\n",
              (unsigned long long)r.s.stamped, (unsigned long long)r.lat_p50_ns,

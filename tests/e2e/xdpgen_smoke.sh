@@ -19,9 +19,10 @@ if ((kmaj < 5 || (kmaj == 5 && kmin < 18))); then
   exit 77
 fi
 
-SINK_PID=""
+SINK_PID="" BACK_PID=""
 e2e_on_exit() {
   if [[ -n ${SINK_PID} ]]; then kill -INT "${SINK_PID}" 2>/dev/null && wait "${SINK_PID}" || true; fi
+  if [[ -n ${BACK_PID} ]]; then kill -INT "${BACK_PID}" 2>/dev/null && wait "${BACK_PID}" || true; fi
 }
 e2e_show_logs() {
   local f
@@ -41,13 +42,18 @@ sink_start() {  # name, sink options...
   ip netns exec "${S}" "${SINK}" --dev s0 --json "$@" >"${WORK}/${name}.sink.json" \
     2>"${WORK}/${name}.sink.err" &
   SINK_PID=$!
+  wait_attached "${WORK}/${name}.sink.err" "${SINK_PID}"
+}
+
+wait_attached() {  # stderr file, pid
+  local _
   for _ in $(seq 100); do
-    grep -q attached "${WORK}/${name}.sink.err" && return 0
-    kill -0 "${SINK_PID}" 2>/dev/null || break
+    grep -q attached "$1" && return 0
+    kill -0 "$2" 2>/dev/null || break
     sleep 0.1
   done
   echo "FAIL sink did not attach"
-  cat "${WORK}/${name}.sink.err"
+  cat "$1"
   fail=$((fail + 1))
   exit 1
 }
@@ -96,12 +102,31 @@ run tenth -- --keep 10 --flows 100000
 run clobber --clobber-for-test --sample 1 --expect-src 10.0.1.10 -- --flows 1000 --stamp 64 \
   --duration 0.5
 
-for r in full tenth clobber; do
+# Several destinations and few ports per source address (the NAT benchmark's flows): every frame's
+# checksums verified, the 5-tuples counted.
+run spread --sample 1 --count-flows 100000 -- --flows 5000 --ports-per-addr 100 --dst-count 7 \
+  --keep 2 --duration 0.5
+# --count: exactly that many frames, then the generator stops by itself.
+run counted -- --count 12345 --keep 3 --duration 20
+# Reflect: s0 sends every frame back out (addresses and ports swapped); a second sink on g0
+# receives them and counts the distinct 5-tuples. g0 needs NAPI for the reflected frames: GRO.
+in_ns "${S}" ethtool -K g0 gro on >/dev/null
+ip netns exec "${S}" "${SINK}" --dev g0 --json --sample 1 --count-flows 10000 \
+  --expect-src 198.51.100.7 >"${WORK}/back.sink.json" 2>"${WORK}/back.sink.err" &
+BACK_PID=$!
+wait_attached "${WORK}/back.sink.err" "${BACK_PID}"
+run reflect --reflect -- --flows 3000 --count 3000 --keep 8 --duration 20
+kill -INT "${BACK_PID}"
+wait "${BACK_PID}"
+BACK_PID=""
+
+for r in full tenth clobber spread counted reflect back; do
   verify "${r}: sink received packets" "sink['${r}']['received'] > 0"
   verify "${r}: no bad IPv4 checksum" \
     "sink['${r}']['sampled'] > 0 and sink['${r}']['bad_ip_csum'] == 0"
   verify "${r}: no bad UDP checksum" "sink['${r}']['bad_l4_csum'] == 0"
   verify "${r}: only IPv4 from the generator" "sink['${r}']['not_ipv4'] == 0"
+  [[ ${r} != back ]] || continue
   # veth drops what does not fit its peer's 256-frame ring (counted as dev_xdp_xmit_errors); the
   # sink runs after each 128-frame batch on the same CPU, so nothing should be lost here.
   verify "${r}: received within 3% of sent" \
@@ -113,6 +138,12 @@ verify "full: source address as configured" "sink['full']['wrong_src'] == 0"
 verify "clobber: every frame checked, all rewritten" \
   "sink['clobber']['sampled'] == sink['clobber']['received'] and sink['clobber']['wrong_src'] == 0 and sink['clobber']['src_ports_seen'] == 1000 and sink['clobber']['stamped'] == gen['clobber']['stamped']"
 verify "full: 1000 flows = 1000 source ports" "sink['full']['src_ports_seen'] == 1000"
+verify "spread: every frame checked, 5000 distinct 5-tuples, 100 source ports" \
+  "sink['spread']['sampled'] == sink['spread']['received'] and sink['spread']['flows_seen'] == 5000 and sink['spread']['src_ports_seen'] == 100"
+verify "counted: exactly --count frames sent and received" \
+  "gen['counted']['sent'] == 12345 and sink['counted']['received'] == 12345"
+verify "reflect: every frame sent back, each 5-tuple arrived once at the generator's side, checksums valid" \
+  "sink['reflect']['reflected'] == 3000 and sink['back']['received'] == 3000 and sink['back']['flows_seen'] == 3000 and sink['back']['wrong_src'] == 0 and sink['back']['sampled'] == 3000 and sink['back']['bad_ip_csum'] == 0 and sink['back']['bad_l4_csum'] == 0"
 verify "tenth: 100000 flows use every port from 1024 up" "sink['tenth']['src_ports_seen'] == 64512"
 verify "full: latency stamps received" \
   "gen['full']['stamped'] > 0 and sink['full']['stamped'] == gen['full']['stamped'] and sink['full']['lat_p50_ns'] > 0"
@@ -123,7 +154,7 @@ verify "keep 10 offers under half of keep 1" \
 verify "sink rate matches the offered rate (within 10%)" \
   "abs(sink['full']['pps'] - gen['full']['offered_pps']) <= 0.1 * gen['full']['offered_pps']"
 
-for r in full tenth clobber; do
+for r in full tenth clobber spread counted reflect; do
   echo "${r}: $(cat "${WORK}/${r}.gen.json")"
   echo "${r}: $(cat "${WORK}/${r}.sink.json")"
 done
