@@ -120,6 +120,8 @@ class FastPathTable {
   std::string clear_tx_port(uint32_t slot);
 
   [[nodiscard]] const FastPathTableStats& stats() const { return stats_; }
+  // False once the kernel refused a batch operation (Linux < 5.6): one syscall per element since.
+  [[nodiscard]] bool uses_batch_ops() const { return batch_; }
 
   // Test hook: one syscall per element, as on a kernel without batch operations.
   void use_per_element_ops_for_test() { batch_ = false; }

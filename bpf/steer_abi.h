@@ -89,7 +89,7 @@ struct fp_flow_key {
 };
 
 /* fp_flow_value.flags */
-#define FP_F_TX_SAME_PORT 0x1u /* XDP_TX (one-armed, the AWS layout); else fp_tx_ports[tx_slot] */
+#define FP_F_TX_SAME_PORT 0x1u      /* XDP_TX (one-armed, AWS); else fp_tx_ports[tx_slot] */
 #define FP_F_ICMP_ECHO_REQUEST 0x2u /* ICMP: the entry matches echo requests (type 8) */
 #define FP_F_ICMP_ECHO_REPLY 0x4u   /* ICMP: the entry matches echo replies (type 0) */
 
