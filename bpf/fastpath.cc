@@ -5,10 +5,13 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace eipgate::bpf {
 namespace {
@@ -117,6 +120,8 @@ std::string make_fastpath_entry(const FastPathSpec& spec, FastPathEntry& out) {
   if (o.proto == kProtoIcmp) {
     v.flags |= spec.icmp_type == kFpIcmpEchoRequest ? FP_F_ICMP_ECHO_REQUEST : FP_F_ICMP_ECHO_REPLY;
   }
+  if (spec.inbound) v.flags |= FP_F_INBOUND;
+  v.counter_slot = spec.counter_slot;
   out = e;
   return {};
 }
@@ -229,9 +234,15 @@ std::string FastPathTable::read_activity(std::span<const fp_flow_key> keys,
     a = FastPathActivity{};
     if (bpf_map_lookup_elem(flows_fd_, &keys[i], &v) == 0) {
       a.present = true;
-      a.last_seen_ns = v.last_seen_ns;
-      a.packets = v.packets;
-      a.bytes = v.bytes;
+      fp_flow_counters c{};
+      if (counters_fd_ < 0) return "no " STEER_MAP_FP_COUNTERS " map";
+      if (bpf_map_lookup_elem(counters_fd_, &v.counter_slot, &c) != 0) {
+        return errno_text("reading " STEER_MAP_FP_COUNTERS, errno);
+      }
+      const bool in = (v.flags & FP_F_INBOUND) != 0;
+      a.last_seen_ns = c.last_seen_ns;
+      a.packets = in ? c.packets_in : c.packets_out;
+      a.bytes = in ? c.bytes_in : c.bytes_out;
     } else if (errno != ENOENT) {
       return errno_text("reading " STEER_MAP_FP_FLOWS, errno);
     }
@@ -321,6 +332,48 @@ std::string FastPathTable::clear_tx_port(uint32_t slot) {
   if (bpf_map_delete_elem(tx_ports_fd_, &slot) != 0 && errno != ENOENT) {
     return errno_text("clearing a tx slot", errno);
   }
+  return {};
+}
+
+MappedCounters::~MappedCounters() {
+  if (slots_ != nullptr) ::munmap(slots_, len_);
+}
+
+MappedCounters::MappedCounters(MappedCounters&& o) noexcept
+    : slots_(std::exchange(o.slots_, nullptr)),
+      size_(std::exchange(o.size_, 0)),
+      len_(std::exchange(o.len_, 0)) {}
+
+MappedCounters& MappedCounters::operator=(MappedCounters&& o) noexcept {
+  if (this != &o) {
+    if (slots_ != nullptr) ::munmap(slots_, len_);
+    slots_ = std::exchange(o.slots_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+    len_ = std::exchange(o.len_, 0);
+  }
+  return *this;
+}
+
+std::string MappedCounters::map(int fd) {
+  if (fd < 0) return "no " STEER_MAP_FP_COUNTERS " map";
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+    return errno_text("reading " STEER_MAP_FP_COUNTERS "'s info", errno);
+  }
+  if (info.value_size != sizeof(fp_flow_counters) || (info.map_flags & BPF_F_MMAPABLE) == 0) {
+    return STEER_MAP_FP_COUNTERS " is not a memory-mappable array of fp_flow_counters";
+  }
+  const size_t bytes = size_t{info.max_entries} * sizeof(fp_flow_counters);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  const size_t mapped = (bytes + static_cast<size_t>(page) - 1) / static_cast<size_t>(page) *
+                        static_cast<size_t>(page);
+  void* mem = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (mem == MAP_FAILED) return errno_text("mapping " STEER_MAP_FP_COUNTERS, errno);
+  if (slots_ != nullptr) ::munmap(slots_, len_);
+  slots_ = static_cast<fp_flow_counters*>(mem);
+  size_ = info.max_entries;
+  len_ = mapped;
   return {};
 }
 

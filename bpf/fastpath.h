@@ -41,6 +41,8 @@ struct FastPathSpec {
   bool same_port = true;          // XDP_TX (one-armed, AWS); false: redirect via tx_slot
   uint32_t tx_slot = 0;           // fp_tx_ports slot (< FP_MAX_TX_PORTS) when !same_port
   uint8_t icmp_type = kFpIcmpEchoRequest;  // ICMP: the echo type this direction carries
+  uint32_t counter_slot = 0;  // fp_counters slot of the flow (the engine's OffloadRecord::slot)
+  bool inbound = false;       // outside -> inside: counts in the slot's _in half
 };
 
 struct FastPathEntry {
@@ -49,18 +51,40 @@ struct FastPathEntry {
 };
 
 // Builds the entry for one direction: key from `original`, rewrite to `translated` with the
-// checksum addends precomputed (RFC 1624), activity fields zero. Pure: no BPF, no syscalls.
+// checksum addends precomputed (RFC 1624) and the counter slot. Pure: no BPF, no syscalls.
 // Returns "" and fills `out`, or why the spec cannot be offloaded (out untouched).
 std::string make_fastpath_entry(const FastPathSpec& spec, FastPathEntry& out);
 
 // The key the program builds from a packet carrying `t` (e.g. to withdraw or read a direction).
 fp_flow_key fastpath_key(const FpTuple& t);
 
+// One direction's activity as its counter slot holds it (tests, diagnostics: the engine reads the
+// memory-mapped array itself).
 struct FastPathActivity {
   bool present = false;       // the key is in fp_flows
-  uint64_t last_seen_ns = 0;  // CLOCK_MONOTONIC ns of the last forwarded packet; 0: none yet
-  uint64_t packets = 0;       // forwarded since the entry was (last) written
+  uint64_t last_seen_ns = 0;  // CLOCK_MONOTONIC ns of the slot's last forwarded packet; 0: none
+  uint64_t packets = 0;       // this direction's, since the slot was last zeroed
   uint64_t bytes = 0;         // their IPv4 Total Lengths
+};
+
+// fp_counters mapped into this process (munmap on destruction): what the engine reads in place.
+class MappedCounters {
+ public:
+  MappedCounters() = default;
+  ~MappedCounters();
+  MappedCounters(const MappedCounters&) = delete;
+  MappedCounters& operator=(const MappedCounters&) = delete;
+  MappedCounters(MappedCounters&& o) noexcept;
+  MappedCounters& operator=(MappedCounters&& o) noexcept;
+  // Maps the whole array behind fd (an fp_counters map); "" or why not.
+  std::string map(int fd);
+  [[nodiscard]] fp_flow_counters* slots() const { return slots_; }
+  [[nodiscard]] uint32_t size() const { return size_; }
+
+ private:
+  fp_flow_counters* slots_ = nullptr;
+  uint32_t size_ = 0;
+  size_t len_ = 0;
 };
 
 struct OffloadResult {
@@ -92,7 +116,7 @@ class FastPathTable {
  public:
   FastPathTable() = default;
   explicit FastPathTable(const SteerMapFds& fds)
-      : flows_fd_(fds.fp_flows), tx_ports_fd_(fds.fp_tx_ports) {}
+      : flows_fd_(fds.fp_flows), tx_ports_fd_(fds.fp_tx_ports), counters_fd_(fds.fp_counters) {}
 
   [[nodiscard]] bool usable() const { return flows_fd_ >= 0 && tx_ports_fd_ >= 0; }
 
@@ -129,6 +153,7 @@ class FastPathTable {
  private:
   int flows_fd_ = -1;
   int tx_ports_fd_ = -1;
+  int counters_fd_ = -1;
   bool batch_ = true;  // cleared for good once the kernel refuses a batch operation
   FastPathTableStats stats_;
   std::vector<fp_flow_key> keys_;  // scratch: batch calls take keys and values as two arrays

@@ -14,9 +14,12 @@
 #define STEER_MAX_INSIDE_PREFIXES 1024
 #define STEER_MAX_LOCAL_ADDRS 256 /* outside (service) plus host addresses */
 #define STEER_MAX_VLAN_TAGS 2     /* as the engine's parser: 802.1Q and QinQ (802.1ad) */
-/* fp_flows entries (one per direction of a flow) when the loader does not set another number
- * before load (SteerLoadOptions::fastpath_max_entries); DPDK loading the .o itself gets this. */
-#define FP_DEFAULT_MAX_ENTRIES 262144
+/* fp_flows entries (one per direction of a flow: 1M flows) when the loader does not set another
+ * number before load (SteerLoadOptions); DPDK loading the .o itself gets this. The hash is not
+ * preallocated: memory is taken per entry as the engine offloads (bpf/README.md). */
+#define FP_DEFAULT_MAX_ENTRIES (1u << 21)
+/* fp_counters slots (one per engine flow record, all workers together), preallocated: 40 B each. */
+#define FP_COUNTER_SLOTS (1u << 20)
 #define FP_MAX_TX_PORTS 64 /* fp_tx_ports slots: egress ports of the two-armed layout */
 
 /* Map names as libbpf sees them (<= 15 characters). The XSKMAP is called "xsks_map" because that
@@ -28,6 +31,7 @@
 #define STEER_MAP_STATS "steer_stats"
 #define STEER_MAP_FP_FLOWS "fp_flows"
 #define STEER_MAP_FP_TX_PORTS "fp_tx_ports"
+#define STEER_MAP_FP_COUNTERS "fp_counters"
 
 /* inside_prefixes (LPM_TRIE) key. The trie compares addr bytes from the first, so addr is in
  * network byte order; lookups use prefixlen 32. */
@@ -92,6 +96,7 @@ struct fp_flow_key {
 #define FP_F_TX_SAME_PORT 0x1u      /* XDP_TX (one-armed, AWS); else fp_tx_ports[tx_slot] */
 #define FP_F_ICMP_ECHO_REQUEST 0x2u /* ICMP: the entry matches echo requests (type 8) */
 #define FP_F_ICMP_ECHO_REPLY 0x4u   /* ICMP: the entry matches echo replies (type 0) */
+#define FP_F_INBOUND 0x8u           /* outside -> inside: counts in the slot's _in half */
 
 struct fp_flow_value {
   /* The rewrite, written by the loader. Addresses and ports in network order; for ICMP echo
@@ -111,10 +116,21 @@ struct fp_flow_value {
   __u16 mtu;    /* host order: largest IPv4 Total Length the egress link takes; above: punt */
   __u8 tx_slot; /* fp_tx_ports slot when FP_F_TX_SAME_PORT is clear */
   __u8 flags;   /* FP_F_* */
-  /* The activity, written by the program on every forwarded packet (the loader writes zeros). */
-  __u64 last_seen_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC); 0: none since written */
-  __u64 packets;
-  __u64 bytes; /* IPv4 Total Length: L3 bytes, as conntrack counts */
+  /* Where the program counts this direction's packets: fp_counters[counter_slot] (the engine's
+   * slot of the flow, OffloadRecord::slot); FP_F_INBOUND says which half of it. */
+  __u32 counter_slot;
+};
+
+/* fp_counters (ARRAY, BPF_F_MMAPABLE) value: one offloaded flow's activity, both directions. The
+ * dataplane maps the array into its memory and its engine takes the counts with atomic exchanges
+ * (dataplane/engine/engine.h, OffloadCounters: the same layout). One slot per engine flow record:
+ * the slot is written by no one but the program between the engine's offload and withdrawal. */
+struct fp_flow_counters {
+  __u64 last_seen_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last forwarded packet */
+  __u64 packets_out;  /* inside -> outside (entries without FP_F_INBOUND) */
+  __u64 bytes_out;    /* IPv4 Total Length: L3 bytes, as conntrack counts */
+  __u64 packets_in;   /* outside -> inside (FP_F_INBOUND) */
+  __u64 bytes_in;
 };
 
 /* steer_stats (PERCPU_ARRAY) slots: one list gives the enum here and the names in C++.
@@ -190,12 +206,15 @@ static_assert(sizeof(steer_config) == 8 && offsetof(steer_config, port_max) == 2
               offsetof(steer_config, flags) == 4);
 static_assert(sizeof(fp_flow_key) == 16 && offsetof(fp_flow_key, sport) == 8 &&
               offsetof(fp_flow_key, proto) == 12 && offsetof(fp_flow_key, pad) == 13);
-static_assert(sizeof(fp_flow_value) == 56 && offsetof(fp_flow_value, new_sport) == 8 &&
+static_assert(sizeof(fp_flow_value) == 36 && offsetof(fp_flow_value, new_sport) == 8 &&
               offsetof(fp_flow_value, l3_csum_delta) == 12 && offsetof(fp_flow_value, dmac) == 16 &&
               offsetof(fp_flow_value, smac) == 22 && offsetof(fp_flow_value, mtu) == 28 &&
               offsetof(fp_flow_value, tx_slot) == 30 && offsetof(fp_flow_value, flags) == 31 &&
-              offsetof(fp_flow_value, last_seen_ns) == 32 &&
-              offsetof(fp_flow_value, packets) == 40 && offsetof(fp_flow_value, bytes) == 48);
+              offsetof(fp_flow_value, counter_slot) == 32);
+static_assert(sizeof(fp_flow_counters) == 40 && offsetof(fp_flow_counters, packets_out) == 8 &&
+              offsetof(fp_flow_counters, bytes_out) == 16 &&
+              offsetof(fp_flow_counters, packets_in) == 24 &&
+              offsetof(fp_flow_counters, bytes_in) == 32);
 static_assert(FP_MAX_TX_PORTS <= 256, "tx_slot is a __u8");
 static_assert(STEER_STAT_COUNT == 21);
 #endif

@@ -109,10 +109,17 @@ std::string SteerProgram::load(const SteerLoadOptions& options) {
   if (options.fastpath_max_entries == 0) return "fastpath_max_entries is 0 (the least is 1)";
   xdp_steer* skel = xdp_steer__open();
   if (skel == nullptr) return errno_text("opening the xdp_steer skeleton", errno);
+  if (options.fastpath_counter_slots == 0) return "fastpath_counter_slots is 0 (the least is 1)";
   if (const int err = bpf_map__set_max_entries(skel->maps.fp_flows, options.fastpath_max_entries);
       err != 0) {
     xdp_steer__destroy(skel);
     return errno_text("sizing " STEER_MAP_FP_FLOWS, err);
+  }
+  if (const int err =
+          bpf_map__set_max_entries(skel->maps.fp_counters, options.fastpath_counter_slots);
+      err != 0) {
+    xdp_steer__destroy(skel);
+    return errno_text("sizing " STEER_MAP_FP_COUNTERS, err);
   }
   if (const int err = xdp_steer__load(skel); err != 0) {
     xdp_steer__destroy(skel);
@@ -137,6 +144,7 @@ SteerMapFds SteerProgram::map_fds() const {
   f.steer_stats = bpf_map__fd(skel_->maps.steer_stats);
   f.fp_flows = bpf_map__fd(skel_->maps.fp_flows);
   f.fp_tx_ports = bpf_map__fd(skel_->maps.fp_tx_ports);
+  f.fp_counters = bpf_map__fd(skel_->maps.fp_counters);
   return f;
 }
 
@@ -298,7 +306,7 @@ AttachedSteer& AttachedSteer::operator=(AttachedSteer&& o) noexcept {
 
 void AttachedSteer::close_all() {
   for (int* fd : {&fds_.xsks, &fds_.inside_prefixes, &fds_.local_addrs, &fds_.steer_config,
-                  &fds_.steer_stats, &fds_.fp_flows, &fds_.fp_tx_ports}) {
+                  &fds_.steer_stats, &fds_.fp_flows, &fds_.fp_tx_ports, &fds_.fp_counters}) {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
   }
@@ -347,6 +355,7 @@ std::string AttachedSteer::adopt(int ifindex) {
                 : name == STEER_MAP_STATS       ? &fds_.steer_stats
                 : name == STEER_MAP_FP_FLOWS    ? &fds_.fp_flows
                 : name == STEER_MAP_FP_TX_PORTS ? &fds_.fp_tx_ports
+                : name == STEER_MAP_FP_COUNTERS ? &fds_.fp_counters
                                                 : nullptr;
     if (slot == nullptr || *slot >= 0) {
       ::close(fd);

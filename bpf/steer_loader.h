@@ -58,14 +58,16 @@ struct SteerMapFds {
   int steer_stats = -1;
   int fp_flows = -1;  // absent (-1) in an adopted object that predates the fast path
   int fp_tx_ports = -1;
+  int fp_counters = -1;  // BPF_F_MMAPABLE: the dataplane maps it (fastpath.h, map_counters)
 };
 
 // Set before the program is loaded.
 struct SteerLoadOptions {
-  // fp_flows entries, one per direction of a flow (so half as many flows), preallocated at load:
-  // bpf/README.md gives the bytes per entry. 1 (the least the kernel takes) when the fast path
-  // stays off.
+  // fp_flows entries, one per direction of a flow (so half as many flows); not preallocated:
+  // memory is taken per entry offloaded (bpf/README.md gives the bytes).
   uint32_t fastpath_max_entries = FP_DEFAULT_MAX_ENTRIES;
+  // fp_counters slots (one per engine flow record), 40 B each, preallocated at load.
+  uint32_t fastpath_counter_slots = FP_COUNTER_SLOTS;
 };
 
 // Replaces the contents of the maps with cfg (the ordering rules of SteerProgram::configure).

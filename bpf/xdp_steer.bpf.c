@@ -55,14 +55,24 @@ struct {
   __type(value, __u64);
 } steer_stats SEC(".maps");
 
-/* Preallocated (no BPF_F_NO_PREALLOC): offloading never allocates, the memory is reserved at load
- * (bpf/README.md gives the bytes per entry), and a full table refuses with E2BIG. */
+/* Not preallocated: only the dataplane inserts (a syscall, where allocating is fine), and a
+ * large table costs memory only for the flows offloaded. A full table refuses with E2BIG. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, FP_DEFAULT_MAX_ENTRIES); /* SteerLoadOptions::fastpath_max_entries */
+  __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, struct fp_flow_key);
   __type(value, struct fp_flow_value);
 } fp_flows SEC(".maps");
+
+/* The flows' activity, memory-mapped by the dataplane (its engine reads it in place). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, FP_COUNTER_SLOTS); /* SteerLoadOptions::fastpath_counter_slots */
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, struct fp_flow_counters);
+} fp_counters SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_DEVMAP);
@@ -200,12 +210,22 @@ static __always_inline void fp_rewrite_l2_l3(struct ethhdr* eth, struct iphdr* i
   ip->ttl -= 1;
 }
 
-/* The engine reads these for timeouts and accounting. A plain store for the time (any CPU's
- * recent value will do), atomic adds for the counts (a flow's packets may arrive on several). */
-static __always_inline int fp_forwarded(struct fp_flow_value* v, __u16 total, int verdict) {
-  v->last_seen_ns = bpf_ktime_get_ns();
-  __sync_fetch_and_add(&v->packets, 1);
-  __sync_fetch_and_add(&v->bytes, total);
+/* The engine reads these for timeouts and accounting, in place (fp_counters is memory-mapped).
+ * A plain store for the time (any CPU's recent value will do), atomic adds for the counts (a
+ * flow's packets may arrive on several CPUs, and the engine takes them with atomic exchanges). */
+static __always_inline int fp_forwarded(const struct fp_flow_value* v, __u16 total, int verdict) {
+  const __u32 slot = v->counter_slot;
+  struct fp_flow_counters* c = bpf_map_lookup_elem(&fp_counters, &slot);
+  if (c) {
+    c->last_seen_ns = bpf_ktime_get_ns();
+    if (v->flags & FP_F_INBOUND) {
+      __sync_fetch_and_add(&c->packets_in, 1);
+      __sync_fetch_and_add(&c->bytes_in, total);
+    } else {
+      __sync_fetch_and_add(&c->packets_out, 1);
+      __sync_fetch_and_add(&c->bytes_out, total);
+    }
+  }
   count(verdict == XDP_TX ? STEER_STAT_FP_FWD_TX : STEER_STAT_FP_FWD_REDIRECT);
   return verdict;
 }

@@ -87,7 +87,15 @@ TEST(FastPathEntry, KeyValueAndFlagsInNetworkOrder) {
   EXPECT_EQ(e.value.flags, FP_F_TX_SAME_PORT);
   EXPECT_EQ(Mac(std::to_array(e.value.dmac)), kGatewayMac);
   EXPECT_EQ(Mac(std::to_array(e.value.smac)), kEniMac);
-  EXPECT_EQ(e.value.last_seen_ns | e.value.packets | e.value.bytes, 0u);
+  EXPECT_EQ(e.value.counter_slot, 0u);
+
+  s.counter_slot = 77;
+  s.inbound = true;
+  ASSERT_EQ(make_fastpath_entry(s, e), "");
+  EXPECT_EQ(e.value.counter_slot, 77u);
+  EXPECT_EQ(e.value.flags, FP_F_TX_SAME_PORT | FP_F_INBOUND);
+  s.counter_slot = 0;
+  s.inbound = false;
 
   s.same_port = false;
   s.tx_slot = 5;
@@ -168,7 +176,14 @@ TEST(FastPathSkeleton, MapsMatchTheAbi) {
   EXPECT_EQ(bpf_map__key_size(flows), sizeof(fp_flow_key));
   EXPECT_EQ(bpf_map__value_size(flows), sizeof(fp_flow_value));
   EXPECT_EQ(bpf_map__max_entries(flows), FP_DEFAULT_MAX_ENTRIES);
-  EXPECT_EQ(bpf_map__map_flags(flows) & BPF_F_NO_PREALLOC, 0u) << "must be preallocated";
+  EXPECT_NE(bpf_map__map_flags(flows) & BPF_F_NO_PREALLOC, 0u)
+      << "only the dataplane inserts: memory per entry offloaded, not per entry possible";
+  const bpf_map* counters = bpf_object__find_map_by_name(skel->obj, STEER_MAP_FP_COUNTERS);
+  ASSERT_NE(counters, nullptr);
+  EXPECT_EQ(bpf_map__type(counters), BPF_MAP_TYPE_ARRAY);
+  EXPECT_EQ(bpf_map__value_size(counters), sizeof(fp_flow_counters));
+  EXPECT_EQ(bpf_map__max_entries(counters), FP_COUNTER_SLOTS);
+  EXPECT_NE(bpf_map__map_flags(counters) & BPF_F_MMAPABLE, 0u) << "the engine reads it in place";
   const bpf_map* ports = bpf_object__find_map_by_name(skel->obj, STEER_MAP_FP_TX_PORTS);
   ASSERT_NE(ports, nullptr);
   EXPECT_EQ(bpf_map__type(ports), BPF_MAP_TYPE_DEVMAP);

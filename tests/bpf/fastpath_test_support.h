@@ -102,20 +102,30 @@ inline FastPathEntry entry_of(const FpTuple& original, const FpTuple& translated
   return e;
 }
 
-// Both directions of every table flow.
+// The entry counting into fp_counters[slot]: its outbound half, or with inbound its _in half.
+inline FastPathEntry counted(FastPathEntry e, uint32_t slot, bool inbound) {
+  e.value.counter_slot = slot;
+  if (inbound) e.value.flags |= FP_F_INBOUND;
+  return e;
+}
+
+// Both directions of every table flow; each flow has a counter slot of its own (its index + 1).
 inline std::vector<FastPathEntry> table_entries() {
   using eipgate::bpf::reversed;
   return {
-      entry_of(kTcpIn, kTcpOut, kGatewayMac, kEniMac),
-      entry_of(reversed(kTcpOut), reversed(kTcpIn), kInsideHopMac, kEniMac),
-      entry_of(kUdpIn, kUdpOut, kGatewayMac, kEniMac),
-      entry_of(reversed(kUdpOut), reversed(kUdpIn), kInsideHopMac, kEniMac),
-      entry_of(kIcmpIn, kIcmpOut, kGatewayMac, kEniMac, 1500, kFpIcmpEchoRequest),
-      entry_of(reversed(kIcmpOut), reversed(kIcmpIn), kInsideHopMac, kEniMac, 1500,
-               kFpIcmpEchoReply),
-      entry_of(kSmallIn, kSmallOut, kGatewayMac, kEniMac, kSmallMtu),
-      entry_of(kTwoArmedIn, kTwoArmedOut, kGatewayMac, kEniMac, 1500, kFpIcmpEchoRequest,
-               kTwoArmedSlot),
+      counted(entry_of(kTcpIn, kTcpOut, kGatewayMac, kEniMac), 1, false),
+      counted(entry_of(reversed(kTcpOut), reversed(kTcpIn), kInsideHopMac, kEniMac), 1, true),
+      counted(entry_of(kUdpIn, kUdpOut, kGatewayMac, kEniMac), 2, false),
+      counted(entry_of(reversed(kUdpOut), reversed(kUdpIn), kInsideHopMac, kEniMac), 2, true),
+      counted(entry_of(kIcmpIn, kIcmpOut, kGatewayMac, kEniMac, 1500, kFpIcmpEchoRequest), 3,
+              false),
+      counted(entry_of(reversed(kIcmpOut), reversed(kIcmpIn), kInsideHopMac, kEniMac, 1500,
+                       kFpIcmpEchoReply),
+              3, true),
+      counted(entry_of(kSmallIn, kSmallOut, kGatewayMac, kEniMac, kSmallMtu), 4, false),
+      counted(entry_of(kTwoArmedIn, kTwoArmedOut, kGatewayMac, kEniMac, 1500, kFpIcmpEchoRequest,
+                       kTwoArmedSlot),
+              5, false),
   };
 }
 
@@ -174,6 +184,7 @@ class FastPathProgram : public ::testing::Test {
   void load(uint32_t max_entries = 4096, bool fastpath = true) {
     SteerLoadOptions opts;
     opts.fastpath_max_entries = max_entries;
+    opts.fastpath_counter_slots = 4096;  // the default's 40 MiB is not needed here
     ASSERT_EQ(prog_.load(opts), "");
     ASSERT_EQ(prog_.configure(test_config(fastpath)), "");
     fp_ = FastPathTable(prog_.map_fds());
