@@ -15,16 +15,6 @@
 
 namespace eipgate::dataplane {
 
-// What a worker's glue did with its engine's offload records (the kernel fast path).
-struct FastPathGlueStats {
-  uint64_t entries_written = 0;  // fp_flows entries inserted or replaced (one per direction)
-  uint64_t entries_removed = 0;
-  uint64_t map_full = 0;      // entries the full map refused: those directions stay slow
-  uint64_t no_neighbour = 0;  // directions left slow: their next hop had no MAC yet
-  uint64_t flushes = 0;
-  uint64_t errors = 0;  // map operations that failed otherwise
-};
-
 // Per-worker figures published by the worker for the main lcore (stats, health).
 struct WorkerStatus {
   engine::EngineStats stats;
@@ -42,7 +32,7 @@ struct WorkerStatus {
   uint64_t sync_overflows = 0;      // records the engine could not buffer
   std::vector<uint64_t> rule_hits;  // egress policy hits by rule id (this worker's engine)
   admin::GlueDrops drops{};         // what this worker lost in the glue, by reason
-  FastPathGlueStats fastpath;
+  admin::FastPathCounters fastpath;  // what its glue did with the engine's offload records
 };
 
 class Dataplane {

@@ -201,9 +201,9 @@ struct alignas(64) WorkerContext {
 
 // The fast path as the process runs it (fastpath_glue.cc).
 struct FastPathState {
-  bool on = false;
-  bool held = false;       // role unconfirmed: the programs' fast-path flag is off meanwhile
-  std::string off_reason;  // why it is off
+  bool on = false;                // set at start, before the admin thread runs
+  std::atomic<bool> held{false};  // role unconfirmed: the programs' fast-path flag is off
+  std::string off_reason;         // why it is off (set at start)
   struct PortMaps {
     bpf::SteerMapFds fds;
     bpf::MappedCounters counters;  // the program's fp_counters, mapped into this process

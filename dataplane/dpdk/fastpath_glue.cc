@@ -234,8 +234,8 @@ uint32_t Dataplane::Impl::fastpath_step(WorkerContext& w, const NeighSnapshot* n
 // While the role is unconfirmed (after a freeze) nothing translated may leave: the programs stop
 // translating (their flag) until eipgate-control confirms the role; the entries stay.
 void Dataplane::Impl::fastpath_hold(bool hold) {
-  if (!fastpath.on || fastpath.held == hold) return;
-  fastpath.held = hold;
+  if (!fastpath.on || fastpath.held.load(std::memory_order_relaxed) == hold) return;
+  fastpath.held.store(hold, std::memory_order_relaxed);
   for (PortState& p : ports) {
     if (std::string err = p.steer->configure(steer_config()); !err.empty()) {
       log->error("port {}: XDP steering maps not updated: {}", p.role, err);

@@ -152,7 +152,7 @@ bpf::SteerConfig Dataplane::Impl::steer_config() const {
   sc.host_addrs = cfg.engine.host_addrs;
   sc.port_min = cfg.engine.port_min;
   sc.port_max = cfg.engine.port_max;
-  sc.fastpath = fastpath.on && !fastpath.held;
+  sc.fastpath = fastpath.on && !fastpath.held.load(std::memory_order_relaxed);
   return sc;
 }
 

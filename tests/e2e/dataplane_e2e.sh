@@ -220,6 +220,8 @@ if [[ ${FASTPATH} == on ]]; then
   # offloaded the established flows and XDP translated their packets both ways (redirected to
   # the other port: two-armed); the engine counted them as its own.
   check "the dataplane says the fast path is on" grep -q "fast path on" "${WORK}/dp.log"
+  check "stats: fastpath.on, entries written by the glue" bash -c \
+    "${CTL} --socket ${WORK}/dp.sock --json stats | /usr/bin/python3 -c 'import json,sys; f=json.load(sys.stdin)[\"fastpath\"]; sys.exit(not (f[\"on\"] and f[\"entries_written\"] > 10 and f[\"errors\"] == 0))'"
   check "flows offloaded ($(total_of flows_offloaded)) and withdrawn ($(total_of flows_withdrawn))" \
     test "$(total_of flows_offloaded)" -gt 10 -a "$(total_of flows_withdrawn)" -gt 0
   check "XDP translated packets both ways (inside fp_fwd_redirect $(steer_stat inside fp_fwd_redirect), outside $(steer_stat outside fp_fwd_redirect))" \
@@ -227,7 +229,9 @@ if [[ ${FASTPATH} == on ]]; then
   check "the engine counts the fast path's packets (fastpath_packets $(total_of fastpath_packets))" \
     test "$(total_of fastpath_packets)" -gt 0
 else
-  check "the dataplane says the fast path is off" grep -q "fast path off" "${WORK}/dp.log"
+  check "the dataplane says the fast path is off" grep -q "fast path off: fastpath.enabled is false" "${WORK}/dp.log"
+  check "stats: fastpath off, with the reason" bash -c \
+    "${CTL} --socket ${WORK}/dp.sock --json stats | /usr/bin/python3 -c 'import json,sys; f=json.load(sys.stdin)[\"fastpath\"]; sys.exit(not (not f[\"on\"] and \"enabled\" in f[\"off_reason\"]))'"
   check "nothing offloaded" test "$(total_of flows_offloaded)" -eq 0
 fi
 
