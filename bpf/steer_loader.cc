@@ -104,10 +104,23 @@ int SteerProgram::prog_fd() const {
   return skel_ != nullptr ? bpf_program__fd(skel_->progs.xdp_steer) : -1;
 }
 
-std::string SteerProgram::load() {
+std::string SteerProgram::load(const SteerLoadOptions& options) {
   if (skel_ != nullptr) return "already loaded";
+  if (options.fastpath_max_entries == 0) return "fastpath_max_entries is 0 (the least is 1)";
   xdp_steer* skel = xdp_steer__open();
   if (skel == nullptr) return errno_text("opening the xdp_steer skeleton", errno);
+  if (options.fastpath_counter_slots == 0) return "fastpath_counter_slots is 0 (the least is 1)";
+  if (const int err = bpf_map__set_max_entries(skel->maps.fp_flows, options.fastpath_max_entries);
+      err != 0) {
+    xdp_steer__destroy(skel);
+    return errno_text("sizing " STEER_MAP_FP_FLOWS, err);
+  }
+  if (const int err =
+          bpf_map__set_max_entries(skel->maps.fp_counters, options.fastpath_counter_slots);
+      err != 0) {
+    xdp_steer__destroy(skel);
+    return errno_text("sizing " STEER_MAP_FP_COUNTERS, err);
+  }
   if (const int err = xdp_steer__load(skel); err != 0) {
     xdp_steer__destroy(skel);
     return errno_text("loading xdp_steer (needs root, or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN)", err);
@@ -129,6 +142,9 @@ SteerMapFds SteerProgram::map_fds() const {
   f.local_addrs = bpf_map__fd(skel_->maps.local_addrs);
   f.steer_config = bpf_map__fd(skel_->maps.steer_config);
   f.steer_stats = bpf_map__fd(skel_->maps.steer_stats);
+  f.fp_flows = bpf_map__fd(skel_->maps.fp_flows);
+  f.fp_tx_ports = bpf_map__fd(skel_->maps.fp_tx_ports);
+  f.fp_counters = bpf_map__fd(skel_->maps.fp_counters);
   return f;
 }
 
@@ -182,6 +198,9 @@ std::string SteerProgram::unregister_socket(uint32_t queue) {
 
 std::string configure_maps(const SteerMapFds& fds, const SteerConfig& cfg) {
   if (std::string err = validate(cfg); !err.empty()) return err;
+  if (cfg.fastpath && fds.fp_flows < 0) {
+    return "the fast path is asked for, but this xdp_steer object has no " STEER_MAP_FP_FLOWS;
+  }
 
   std::set<steer_lpm_key, LpmKeyLess> prefixes;
   for (const SteerPrefix& p : cfg.inside_prefixes) {
@@ -223,7 +242,8 @@ std::string configure_maps(const SteerMapFds& fds, const SteerConfig& cfg) {
   steer_config c{};
   c.port_min = cfg.port_min;
   c.port_max = cfg.port_max;
-  c.flags = STEER_F_ENABLED | (cfg.echo_request_to_host ? STEER_F_ECHO_REQUEST_TO_HOST : 0u);
+  c.flags = STEER_F_ENABLED | (cfg.echo_request_to_host ? STEER_F_ECHO_REQUEST_TO_HOST : 0u) |
+            (cfg.fastpath ? STEER_F_FASTPATH : 0u);
   const uint32_t zero = 0;
   if (bpf_map_update_elem(config_fd, &zero, &c, BPF_ANY) != 0) {
     return errno_text("writing " STEER_MAP_CONFIG, errno);
@@ -286,7 +306,7 @@ AttachedSteer& AttachedSteer::operator=(AttachedSteer&& o) noexcept {
 
 void AttachedSteer::close_all() {
   for (int* fd : {&fds_.xsks, &fds_.inside_prefixes, &fds_.local_addrs, &fds_.steer_config,
-                  &fds_.steer_stats}) {
+                  &fds_.steer_stats, &fds_.fp_flows, &fds_.fp_tx_ports, &fds_.fp_counters}) {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
   }
@@ -328,12 +348,15 @@ std::string AttachedSteer::adopt(int ifindex) {
       continue;
     }
     const std::string_view name(mi.name);
-    int* slot = name == STEER_MAP_XSKS     ? &fds_.xsks
-                : name == STEER_MAP_INSIDE ? &fds_.inside_prefixes
-                : name == STEER_MAP_LOCAL  ? &fds_.local_addrs
-                : name == STEER_MAP_CONFIG ? &fds_.steer_config
-                : name == STEER_MAP_STATS  ? &fds_.steer_stats
-                                           : nullptr;
+    int* slot = name == STEER_MAP_XSKS          ? &fds_.xsks
+                : name == STEER_MAP_INSIDE      ? &fds_.inside_prefixes
+                : name == STEER_MAP_LOCAL       ? &fds_.local_addrs
+                : name == STEER_MAP_CONFIG      ? &fds_.steer_config
+                : name == STEER_MAP_STATS       ? &fds_.steer_stats
+                : name == STEER_MAP_FP_FLOWS    ? &fds_.fp_flows
+                : name == STEER_MAP_FP_TX_PORTS ? &fds_.fp_tx_ports
+                : name == STEER_MAP_FP_COUNTERS ? &fds_.fp_counters
+                                                : nullptr;
     if (slot == nullptr || *slot >= 0) {
       ::close(fd);
       continue;

@@ -29,6 +29,9 @@ struct SteerConfig {
   uint16_t port_min = 1024;
   uint16_t port_max = 65535;
   bool echo_request_to_host = true;  // pings to an outside address answered by the kernel
+  // STEER_F_FASTPATH: translate the packets of flows offloaded to fp_flows in XDP (fastpath.h).
+  // Off, the program steers as it does without a fast path, whatever fp_flows holds.
+  bool fastpath = false;
 };
 
 // Returns an empty string when the program can take the config, else the reason.
@@ -53,6 +56,18 @@ struct SteerMapFds {
   int local_addrs = -1;
   int steer_config = -1;
   int steer_stats = -1;
+  int fp_flows = -1;  // absent (-1) in an adopted object that predates the fast path
+  int fp_tx_ports = -1;
+  int fp_counters = -1;  // BPF_F_MMAPABLE: the dataplane maps it (fastpath.h, map_counters)
+};
+
+// Set before the program is loaded.
+struct SteerLoadOptions {
+  // fp_flows entries, one per direction of a flow (so half as many flows); not preallocated:
+  // memory is taken per entry offloaded (bpf/README.md gives the bytes).
+  uint32_t fastpath_max_entries = FP_DEFAULT_MAX_ENTRIES;
+  // fp_counters slots (one per engine flow record), 40 B each, preallocated at load.
+  uint32_t fastpath_counter_slots = FP_COUNTER_SLOTS;
 };
 
 // Replaces the contents of the maps with cfg (the ordering rules of SteerProgram::configure).
@@ -74,13 +89,14 @@ class SteerProgram {
   // Opens the embedded object and loads it into the kernel (needs root, or CAP_BPF, CAP_NET_ADMIN
   // and CAP_PERFMON: the verifier allows IHL-variable packet offsets only with the last one).
   // The loaded program passes everything to the kernel until configure() succeeds.
-  std::string load();
+  std::string load(const SteerLoadOptions& options = {});
   [[nodiscard]] bool loaded() const { return skel_ != nullptr; }
 
-  // Replaces the map contents with cfg. Not atomic across maps, so ordered to be safe: new
-  // entries are added before stale ones are removed, so a packet sees the old config, the new one
-  // or their union; the union only sends extra traffic to the dataplane, whose engine applies
-  // its own atomic snapshot. A config that fails validate() changes nothing.
+  // Replaces the map contents with cfg (fp_flows aside: FastPathTable fills it). Not atomic across
+  // maps, so ordered to be safe: new entries are added before stale ones are removed, so a packet
+  // sees the old config, the new one or their union; the union only sends extra traffic to the
+  // dataplane, whose engine applies its own atomic snapshot. A config that fails validate() changes
+  // nothing.
   std::string configure(const SteerConfig& cfg);
 
   // Attaches to a device; one attachment per instance. detach() is also done by the destructor.

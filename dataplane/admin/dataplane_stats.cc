@@ -99,6 +99,16 @@ nlohmann::json dataplane_stats_to_json(const DataplaneStats& s) {
                {"records_refused_by_reason", refused_by_reason},
                {"malformed", y.malformed},
                {"snapshots", y.snapshots}};
+  const FastPathReport& f = s.fastpath;
+  j["fastpath"] = {{"on", f.on},
+                   {"held", f.held},
+                   {"entries_written", f.glue.entries_written},
+                   {"entries_removed", f.glue.entries_removed},
+                   {"map_full", f.glue.map_full},
+                   {"no_neighbour", f.glue.no_neighbour},
+                   {"flushes", f.glue.flushes},
+                   {"errors", f.glue.errors}};
+  if (!f.on) j["fastpath"]["off_reason"] = f.off_reason;
   return j;
 }
 

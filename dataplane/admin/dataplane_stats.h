@@ -108,6 +108,33 @@ struct SyncReport {
   uint64_t snapshots = 0;
 };
 
+// The kernel fast path as the process runs it: whether, why not, and what the workers' glue did
+// with their engines' offload records (summed over workers).
+struct FastPathCounters {
+  uint64_t entries_written = 0;  // fp_flows entries inserted or replaced (one per direction)
+  uint64_t entries_removed = 0;
+  uint64_t map_full = 0;      // entries the full map refused: those directions stay slow
+  uint64_t no_neighbour = 0;  // directions left slow: their next hop had no MAC yet
+  uint64_t flushes = 0;
+  uint64_t errors = 0;  // map operations that failed otherwise
+  FastPathCounters& operator+=(const FastPathCounters& o) {
+    entries_written += o.entries_written;
+    entries_removed += o.entries_removed;
+    map_full += o.map_full;
+    no_neighbour += o.no_neighbour;
+    flushes += o.flushes;
+    errors += o.errors;
+    return *this;
+  }
+};
+
+struct FastPathReport {
+  bool on = false;
+  bool held = false;       // off for now: the HA role is unconfirmed
+  std::string off_reason;  // when off
+  FastPathCounters glue;
+};
+
 struct DataplaneStats {
   std::vector<engine::EngineStats> engines;  // index = worker id
   std::vector<WorkerIo> io;                  // index = worker id
@@ -116,6 +143,7 @@ struct DataplaneStats {
   std::vector<PortReport> ports;
   std::optional<PolicyReport> policy;  // absent without a policy
   SyncReport sync;
+  FastPathReport fastpath;
 };
 
 // The "stats" result: stats_to_json(engines) plus "io", "main", "glue_drops" (every reason, the

@@ -61,7 +61,11 @@ class DataplaneAdminHandler final : public admin::AdminHandler {
         s.sync.refused_by_reason[r] += w.sync_refused[r];
       }
       s.sync.engine_overflows += w.sync_overflows;
+      s.fastpath.glue += w.fastpath;
     }
+    s.fastpath.on = m_.fastpath.on;
+    s.fastpath.held = m_.fastpath.held.load(std::memory_order_relaxed);
+    s.fastpath.off_reason = m_.fastpath.off_reason;
     const auto running_cfg = m_.running_config();
     if (const auto& pol = running_cfg->engine.policy; pol && !pol->empty()) {
       admin::PolicyReport pr;

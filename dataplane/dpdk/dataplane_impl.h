@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "bpf/fastpath.h"
 #include "bpf/steer_loader.h"
 #include "common/unix_socket_server.h"
 #include "dataplane/admin/admin_server.h"
@@ -36,6 +37,8 @@
 namespace eipgate::dataplane {
 
 inline constexpr uint16_t kBurst = 32;
+// Offload records a worker turns into fast-path map operations per loop.
+inline constexpr uint32_t kOffloadBatch = 256;
 inline constexpr uint32_t kRingSize = 4096;
 inline constexpr uint16_t kRxDesc = 1024;
 inline constexpr uint16_t kTxDesc = 1024;
@@ -137,6 +140,7 @@ struct PortState {
   // configures the XDP program's maps and listens to the interface's ARP with a packet socket.
   std::shared_ptr<bpf::AttachedSteer> steer;
   int arp_fd = -1;
+  int ifindex = 0;       // steered ports: the kernel interface the XDP program runs on
   bool rx_intr = false;  // configured with Rx queue interrupts (the driver may still refuse)
   uint16_t mtu = 1500;   // the MTU the PMD took (ports[].mtu unless it refused it)
 };
@@ -186,6 +190,25 @@ struct alignas(64) WorkerContext {
   rte_ring* denials = nullptr;  // engine::DenyRecord elements -> main lcore (audit log)
   std::atomic<uint64_t> cfg_acked{0};
   std::string cfg_error;  // written before cfg_acked is released
+  // The kernel fast path (fastpath_glue.cc): this worker's view of the inside and outside ports'
+  // fp_flows maps (the same map one-armed), its engine's records and the batches built from them.
+  std::unique_ptr<bpf::FastPathTable> fp_inside;
+  std::unique_ptr<bpf::FastPathTable> fp_outside;
+  std::array<engine::OffloadRecord, kOffloadBatch> fp_recs{};
+  std::vector<bpf::FastPathEntry> fp_add_in, fp_add_out;
+  std::vector<fp_flow_key> fp_del_in, fp_del_out;
+};
+
+// The fast path as the process runs it (fastpath_glue.cc).
+struct FastPathState {
+  bool on = false;                // set at start, before the admin thread runs
+  std::atomic<bool> held{false};  // role unconfirmed: the programs' fast-path flag is off
+  std::string off_reason;         // why it is off (set at start)
+  struct PortMaps {
+    bpf::SteerMapFds fds;
+    bpf::MappedCounters counters;  // the program's fp_counters, mapped into this process
+  };
+  std::vector<PortMaps> ports;  // by index into Impl::ports, while on
 };
 
 struct Dataplane::Impl {
@@ -317,6 +340,14 @@ struct Dataplane::Impl {
   // The policy the resolver follows (as loaded, before resolved names): guarded by admin_mu.
   std::shared_ptr<const policy::CompiledPolicy> resolver_base;
   std::unique_ptr<Resolver> resolver;
+
+  // fastpath_glue.cc: the kernel fast path (on where the ports run XDP natively).
+  FastPathState fastpath;
+  void setup_fastpath();
+  void teardown_fastpath();
+  uint32_t fastpath_step(WorkerContext& w, const NeighSnapshot* nb);
+  void fastpath_apply(WorkerContext& w);
+  void fastpath_hold(bool hold);
 
   // ports.cc: port and XDP steering setup, the ports' xstats.
   std::string setup_port(PortState& ps, const PortConfig& pc, uint16_t nworkers);

@@ -46,6 +46,7 @@ Dataplane::~Dataplane() {
   for (auto& w : m.workers) {
     if (w->wake_fd >= 0) ::close(w->wake_fd);
   }
+  m.teardown_fastpath();  // the counter arrays' mappings go before the programs' maps
   for (auto& p : m.ports) {
     if (p.arp_fd >= 0) ::close(p.arp_fd);
     p.steer.reset();
@@ -253,6 +254,7 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
     if (!wk->denials) return std::string("deny ring: ") + rte_strerror(rte_errno);
     m.workers.push_back(std::move(wk));
   }
+  m.setup_fastpath();
   if (std::string err = m.open_sync_socket(); !err.empty()) return err;
   m.log->info("dataplane ready: {} port(s), {} worker(s), {} flows per worker", m.ports.size(),
               nworkers, cfg.engine.max_flows);

@@ -183,6 +183,8 @@ void Dataplane::Impl::main_loop() {
     } else {
       frozen_logged = false;
     }
+    // The XDP fast path does not stop with the process: hold it while the role is stale.
+    fastpath_hold(role_unconfirmed.load(std::memory_order_relaxed));
     const uint64_t now_ms = now_ns() / 1000000;
     bool changed = false;
     if (cfg_gen.load(std::memory_order_acquire) != main_cfg_gen) {

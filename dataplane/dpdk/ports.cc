@@ -127,6 +127,7 @@ std::string Dataplane::Impl::setup_steering(PortState& ps, const PortConfig& pc)
     return "port '" + pc.name + "': XDP steering maps: " + err;
   }
   ps.steer = std::move(steer);
+  ps.ifindex = static_cast<int>(ifindex);
   ps.arp_fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ARP));
   if (ps.arp_fd < 0) {
     return "port '" + pc.name + "': ARP packet socket: " + std::strerror(errno);
@@ -151,6 +152,7 @@ bpf::SteerConfig Dataplane::Impl::steer_config() const {
   sc.host_addrs = cfg.engine.host_addrs;
   sc.port_min = cfg.engine.port_min;
   sc.port_max = cfg.engine.port_max;
+  sc.fastpath = fastpath.on && !fastpath.held.load(std::memory_order_relaxed);
   return sc;
 }
 

@@ -331,6 +331,7 @@ void Dataplane::Impl::worker_loop(WorkerContext& w) {
       work += n;
       lend_spares(w);
     }
+    work += fastpath_step(w, nb);
     if (const auto n = static_cast<uint16_t>(rte_ring_sc_dequeue_burst(
             w.inject, reinterpret_cast<void**>(mbufs), kBurst, nullptr))) {
       for (uint16_t i = 0; i < n; ++i) {

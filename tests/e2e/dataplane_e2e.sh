@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end: client namespace (private subnet) -> eipgate-dataplane on veth via af_packet ->
 # "internet" namespace with servers on documentation addresses. Real traffic from real tools.
-# Usage: dataplane_e2e.sh <path to eipgate-dataplane> [af_packet|af_xdp|af_xdp_steer] [eipgatectl].
+# Usage: dataplane_e2e.sh <path to eipgate-dataplane> [af_packet|af_xdp|af_xdp_steer] [eipgatectl]
+#        [on|off: af_xdp_steer's kernel fast path, on by default].
 # Needs root. Tears everything down on exit.
 #   af_packet     af_packet PMD; the instance's own traffic reaches the kernel through TAPs
 #   af_xdp        af_xdp PMD with DPDK's default XDP program (every frame to the dataplane), TAPs
@@ -12,6 +13,7 @@ set -euo pipefail
 DP=${1:?path to eipgate-dataplane}
 MODE=${2:-af_packet}
 CTL=${3:-$(dirname "${DP}")/../control/eipgatectl}
+FASTPATH=${4:-on}  # af_xdp_steer: on (the default config) or off (fastpath.enabled: false)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 e2e_init eg
 SRV=${S}s
@@ -64,6 +66,7 @@ admin:
 logging:
   level: info
 YAML
+[[ ${FASTPATH} == off ]] && printf 'fastpath:\n  enabled: false\n' >>"${WORK}/dp.yaml"
 
 # wait_for CMD...: polls CMD every 0.1 s until it succeeds (30 s at most: only a hang fails it).
 wait_for() {
@@ -209,6 +212,28 @@ check "NAT traffic redirected both ways (inside nat_inside_out $(steer_stat insi
   test "$(steer_stat inside nat_inside_out)" -gt 20 -a "$(steer_stat outside nat_outside_in)" -gt 20
 check "the dataplane resolved its gateway through the kernel's ARP traffic" \
   test "$(steer_stat outside pass_not_ipv4)" -gt 0
+total_of() {  # engine counter over all workers
+  ctl --json stats | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['totals']['counters']['$1'])"
+}
+if [[ ${FASTPATH} == on ]]; then
+  # The kernel fast path (bpf/, on by default where XDP runs natively, as on veth): the engine
+  # offloaded the established flows and XDP translated their packets both ways (redirected to
+  # the other port: two-armed); the engine counted them as its own.
+  check "the dataplane says the fast path is on" grep -q "fast path on" "${WORK}/dp.log"
+  check "stats: fastpath.on, entries written by the glue" bash -c \
+    "${CTL} --socket ${WORK}/dp.sock --json stats | /usr/bin/python3 -c 'import json,sys; f=json.load(sys.stdin)[\"fastpath\"]; sys.exit(not (f[\"on\"] and f[\"entries_written\"] > 10 and f[\"errors\"] == 0))'"
+  check "flows offloaded ($(total_of flows_offloaded)) and withdrawn ($(total_of flows_withdrawn))" \
+    test "$(total_of flows_offloaded)" -gt 10 -a "$(total_of flows_withdrawn)" -gt 0
+  check "XDP translated packets both ways (inside fp_fwd_redirect $(steer_stat inside fp_fwd_redirect), outside $(steer_stat outside fp_fwd_redirect))" \
+    test "$(steer_stat inside fp_fwd_redirect)" -gt 100 -a "$(steer_stat outside fp_fwd_redirect)" -gt 100
+  check "the engine counts the fast path's packets (fastpath_packets $(total_of fastpath_packets))" \
+    test "$(total_of fastpath_packets)" -gt 0
+else
+  check "the dataplane says the fast path is off" grep -q "fast path off: fastpath.enabled is false" "${WORK}/dp.log"
+  check "stats: fastpath off, with the reason" bash -c \
+    "${CTL} --socket ${WORK}/dp.sock --json stats | /usr/bin/python3 -c 'import json,sys; f=json.load(sys.stdin)[\"fastpath\"]; sys.exit(not (not f[\"on\"] and \"enabled\" in f[\"off_reason\"]))'"
+  check "nothing offloaded" test "$(total_of flows_offloaded)" -eq 0
+fi
 
 else
 # --- host exception path: the instance's own traffic reaches the NAT namespace's kernel through

@@ -118,6 +118,11 @@ e2e_topology() {  # mode
       in_ns "${NAT}" ip addr add 10.0.1.1/24 dev nin
       in_ns "${NAT}" ip addr add 203.0.113.2/24 dev nout
       in_ns "${NAT}" ip addr add 203.0.113.1/32 dev nout
+      # The XDP fast path sends translated frames with XDP_TX / XDP_REDIRECT; a veth hands such
+      # frames to its peer only when the peer runs NAPI (an XDP program, or GRO on). The far ends
+      # are hosts, whose own receive GRO does not change what the NAT sees.
+      in_ns "${CLI}" ethtool -K c0 gro on >/dev/null
+      in_ns "${NET}" ethtool -K i0 gro on >/dev/null
       ;;
     af_packet)
       # af_packet only copies frames: the NAT namespace's kernel would also receive everything on
