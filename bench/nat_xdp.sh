@@ -508,26 +508,44 @@ warm_up() {  # mode flows
 # The fast path carries a flow once the dataplane has offloaded it: wait for flows_offloaded.
 OFFLOADED=""
 wait_offload() {  # flows
-  local want=$1 t0 n=0
+  local want=$1 t0 n=0 on
   t0=$(date +%s)
   step "eipgate-fastpath: waiting up to ${OFFLOAD_WAIT} s for flows_offloaded >= $1"
+  on=$(dp_json | "${PY}" -c 'import json, sys; f = json.load(sys.stdin).get("fastpath"); print("absent" if f is None else ("on" if f.get("on") else "off: " + str(f.get("off_reason"))))')
+  if [[ ${on} != on ]]; then
+    OFFLOADED="fast path ${on}"
+    echo "  ${OFFLOADED}"
+    return 0
+  fi
   while :; do
-    n=$(dp_stat flows_offloaded || echo 0)
+    n=$(dp_stat totals.counters.flows_offloaded || echo 0)
     ((n >= want)) && break
     (($(date +%s) - t0 >= OFFLOAD_WAIT)) && break
     sleep 0.5
   done
-  OFFLOADED=${n}
-  echo "  flows_offloaded ${n} of ${want}"
+  OFFLOADED="flows_offloaded ${n} of ${want}"
+  echo "  ${OFFLOADED}"
+}
+# Packets the XDP fast path translated itself (steering counters fp_fwd_tx + fp_fwd_redirect,
+# both ports); empty without a dataplane or without those counters.
+fp_packets() {
+  [[ -n ${DP_PID} ]] || return 0
+  dp_json | "${PY}" -c '
+import json, sys
+st = json.load(sys.stdin).get("xdp_steer", {})
+vals = [c.get(k) for c in st.values() if isinstance(c, dict) for k in ("fp_fwd_tx", "fp_fwd_redirect")]
+vals = [v for v in vals if isinstance(v, int)]
+print(sum(vals) if vals else "")'
 }
 
 # --- results -------------------------------------------------------------------------------------
-CSV_HEADER="round,flows,mode,step,keep,offered_pps,sent,gen_seconds,nat_ring_refused,received,forwarded_pps,sink_pps,nat_busy_pct,gen_busy_pct,sink_side_drops,wrong_src,bad_ip_csum,bad_l4_csum,not_ipv4,lat_p50_ns,lat_p99_ns,note,nat_threads_pct"
-csv_row() {  # mode flows step keep gen.json sink.json nat_busy gen_busy sink_side_drops note [nat_threads]
+CSV_HEADER="round,flows,mode,step,keep,offered_pps,sent,gen_seconds,nat_ring_refused,received,forwarded_pps,sink_pps,nat_busy_pct,gen_busy_pct,sink_side_drops,wrong_src,bad_ip_csum,bad_l4_csum,not_ipv4,lat_p50_ns,lat_p99_ns,note,nat_threads_pct,fastpath_packets"
+csv_row() {  # mode flows step keep gen.json sink.json nat_busy gen_busy sink_side_drops note [nat_threads fastpath_packets]
   "${PY}" - "${ROUND}" "$@" >>"${WORK}/results.csv" <<'PY'
 import csv, json, sys
 rnd, mode, flows, step, keep, gj, sj, nb, gb, sd, note = sys.argv[1:12]
 nt = sys.argv[12] if len(sys.argv) > 12 else ""
+fp = sys.argv[13] if len(sys.argv) > 13 else ""
 g = json.load(open(gj)) if gj != "-" else {}
 s = json.load(open(sj)) if sj != "-" else {}
 secs = g.get("seconds") or 0
@@ -538,18 +556,19 @@ row = [rnd, flows, mode, step, keep, g.get("offered_pps", ""), g.get("sent", "")
        g.get("dev_xdp_xmit_errors", ""), s.get("received", ""), "%.0f" % fwd if g else "",
        s.get("pps", ""), nb, gb, sd, s.get("wrong_src", ""), s.get("bad_ip_csum", ""),
        s.get("bad_l4_csum", ""), s.get("not_ipv4", ""), s.get("lat_p50_ns") or "",
-       s.get("lat_p99_ns") or "", note, nt]
+       s.get("lat_p99_ns") or "", note, nt, fp]
 csv.writer(sys.stdout, lineterminator="\n").writerow(row)
 PY
 }
 
 # One load step: a fresh counting sink, the generator for DURATION, the NAT core's busy time.
 load_step() {  # mode flows step keep [generator options]
-  local mode=$1 flows=$2 kind=$3 keep=$4 n0 n1 g0 g1 d0 d1 tids t0 t1 c0 c1
+  local mode=$1 flows=$2 kind=$3 keep=$4 n0 n1 g0 g1 d0 d1 tids t0 t1 c0 c1 fp0 fp1
   shift 4
   pin_napi
   sink_start SINK_PID "${NET}" "${I0}" sink --pass-arp --expect-src "$(expected_src "${mode}")"
   mapfile -t tids < <(nat_tids)
+  fp0=$(fp_packets)
   d0=$(sink_side_drops); n0=$(cpu_ticks "${NAT_CPU}"); g0=$(cpu_ticks "${GEN_CPU}")
   c0=$(nat_cpu_ns "${tids[@]}"); t0=$(date +%s%N)
   gen_run gen --keep "${keep}" --duration "${DURATION}" "$@"
@@ -558,11 +577,13 @@ load_step() {  # mode flows step keep [generator options]
   sleep 0.2  # the NAT's queues drain into the sink
   d1=$(sink_side_drops)
   sink_stop SINK_PID
+  fp1=$(fp_packets)
   [[ -z ${DP_PID} ]] || kill -0 "${DP_PID}" 2>/dev/null || die "dataplane died"
   csv_row "${mode}" "${flows}" "${kind}" "${keep}" "${WORK}/gen.json" "${WORK}/sink.json" \
     "$(busy_pct "${n0}" "${n1}")" "$(busy_pct "${g0}" "${g1}")" $((d1 - d0)) "${NOTE:-}" \
-    "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", (t > 0 ? 100 * c / t : 0) }')"
-  tail -1 "${WORK}/results.csv" | awk -F, '{ printf "  keep %-3s offered %9.0f pps  forwarded %9.0f pps  NAT core %3s%% (its threads %3s%%)  refused at NAT ring %s  lost at sink %s  wrong src %s%s\n", $5, $6, $11, $13, $23, $9, $15, $16, ($20 != "" ? "  latency p50 " $20 " ns p99 " $21 " ns" : "") }'
+    "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.0f", (t > 0 ? 100 * c / t : 0) }')" \
+    "$([[ -n ${fp0} && -n ${fp1} ]] && echo $((fp1 - fp0)))"
+  tail -1 "${WORK}/results.csv" | awk -F, '{ printf "  keep %-3s offered %9.0f pps  forwarded %9.0f pps  NAT core %3s%% (its threads %3s%%)  refused at NAT ring %s  lost at sink %s  wrong src %s%s%s\n", $5, $6, $11, $13, $23, $9, $15, $16, ($24 != "" ? "  by the fast path " $24 : ""), ($20 != "" ? "  latency p50 " $20 " ns p99 " $21 " ns" : "") }'
   if (($(awk -F, 'END { print $16 + 0 }' "${WORK}/results.csv") > 0)); then
     die "${mode}: the sink saw packets from a source other than $(expected_src "${mode}")"
   fi
@@ -616,7 +637,7 @@ measure() {  # mode flows
   [[ ${mode} != eipgate-fastpath ]] || wait_offload "${flows}"
   local keep
   NOTE=""
-  [[ -z ${OFFLOADED} ]] || NOTE="flows_offloaded ${OFFLOADED}"
+  [[ -z ${OFFLOADED} ]] || NOTE=${OFFLOADED}
   for keep in ${KEEPS}; do
     step "${mode} ${flows} flows (round ${ROUND}): load step keep ${keep}"
     load_step "${mode}" "${flows}" sweep "${keep}"
@@ -627,7 +648,7 @@ measure() {  # mode flows
     if ((base > 0)); then
       k=$(keep_for_rate "${mode}" "${flows}" $((base / 2)))
       step "${mode} ${flows} flows (round ${ROUND}): latency at half of iptables' peak ($((base / 2)) pps: keep ${k})"
-      NOTE="target $((base / 2)) pps${OFFLOADED:+; flows_offloaded ${OFFLOADED}}"
+      NOTE="target $((base / 2)) pps${OFFLOADED:+; ${OFFLOADED}}"
       load_step "${mode}" "${flows}" latency "${k}" --stamp "${LAT_STAMP}"
     fi
   fi

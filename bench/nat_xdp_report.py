@@ -73,7 +73,9 @@ def summarize(rows):
                 "sink_loss": max(num(r["sink_side_drops"]) / max(1.0, num(r["received"])) for r in sweep),
                 "wrong_src": sum(num(r["wrong_src"]) for r in sweep),
                 "bad_csum": sum(num(r["bad_ip_csum"]) + num(r["bad_l4_csum"]) for r in sweep),
-                "offloaded": next((r["note"] for r in sweep if "flows_offloaded" in r["note"]), ""),
+                "offloaded": next((r["note"] for r in sweep if "fast path" in r["note"] or "flows_offloaded" in r["note"]), ""),
+                "peak_fp_share": (num(peak.get("fastpath_packets")) / num(peak["received"])
+                                  if peak.get("fastpath_packets") and num(peak["received"]) else None),
             })
         if not per_round:
             continue
@@ -98,6 +100,7 @@ def summarize(rows):
             "wrong_src": sum(p["wrong_src"] for p in per_round),
             "bad_csum": sum(p["bad_csum"] for p in per_round),
             "offloaded": per_round[-1]["offloaded"],
+            "peak_fp_share": median([p["peak_fp_share"] for p in per_round if p["peak_fp_share"] is not None]),
         }
     return out
 
@@ -180,7 +183,9 @@ def markdown(rows, meta):
             busy = f"{v['peak_busy']:.0f}% / {v['peak_threads']:.0f}%" if v["peak_threads"] is not None else "–"
             extra = ""
             if mode == "eipgate-fastpath":
-                extra = f" ({v['offloaded'] or 'flows_offloaded not read'})"
+                fp = v.get("peak_fp_share")
+                extra = f" ({v['offloaded'] or 'flows_offloaded not read'}" + (
+                    f"; {100 * fp:.0f}% of the peak's packets translated in XDP)" if fp is not None else ")")
             lines.append(
                 f"| {name}{extra} | **{kpps(v['peak'])}** ({kpps(v['peak_min'])}–{kpps(v['peak_max'])}) | "
                 f"{kpps(v['peak_offered'])} (keep {v['peak_keep']:g}) | {busy} | {kpps(v['top'])} "

@@ -1,8 +1,8 @@
 """Turns the outputs of bench/report.sh into report.md with gnuplot PNGs (bench/README.md, "Report").
 
 Usage: /usr/bin/python3 bench/report.py REPORT_DIR
-Reads REPORT_DIR/{machine.json, engine.json, nat_compare.md, idle_latency.md, failover.md,
-cost-grid.json, cost-2az.tsv, cost-3az.tsv} (any may be missing: its section says why) and writes
+Reads REPORT_DIR/{machine.json, engine.json, nat_xdp.{md,csv,json} (or an older report's
+nat_compare.md), idle_latency.md, failover.md, cost-grid.json, cost-2az.tsv, cost-3az.tsv} (any may be missing: its section says why) and writes
 REPORT_DIR/report.md and the plots next to it. Standard library + gnuplot only.
 """
 import json
@@ -13,7 +13,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools", "cost"))
+sys.path.insert(0, HERE)
 import eipgate_cost  # noqa: E402
+import nat_xdp_report  # noqa: E402
 
 D = sys.argv[1] if len(sys.argv) > 1 else "."
 MACHINE = json.load(open(os.path.join(D, "machine.json"), encoding="utf-8"))
@@ -177,6 +179,58 @@ plot "{path('nat_compare.dat')}" using 1:2:xtic(3) with boxes lc rgb "#4472c4", 
             summary.append((f"forwarding vs iptables, {m} (veth)", f"{peaks[m] / base:.2f}×", "≥ 5×"))
 
 
+def nat_xdp_section(out, summary):
+    out.append("## Forwarding versus iptables / nftables (`nat_xdp.sh`, XDP generator and sink, same run)\n")
+    if not (read("nat_xdp.csv") and read("nat_xdp.json")):
+        out.append("Not run (see `report.log`: needs root, iptables, nftables and the xdpgen tools).\n")
+        return
+    rows = nat_xdp_report.load(path("nat_xdp.csv"))
+    meta = json.loads(read("nat_xdp.json"))
+    s = nat_xdp_report.summarize(rows)
+    order = [m for m in nat_xdp_report.MODE_ORDER if any(k[1] == m and "peak" in v for k, v in s.items())]
+    flows = sorted({k[0] for k, v in s.items() if "peak" in v})
+    ok = False
+    if order and flows:
+        with open(path("nat_xdp.dat"), "w", encoding="utf-8") as f:
+            for i, m in enumerate(order):
+                cells = [f"{s[(fl, m)]['peak'] / 1e3:.1f}" if "peak" in s.get((fl, m), {}) else "0" for fl in flows]
+                f.write(f'{i} "{nat_xdp_report.MODE_TEXT.get(m, m)}" ' + " ".join(cells) + "\n")
+        top = max(v["peak"] for v in s.values() if "peak" in v)
+        cols = ", \\\n     ".join(
+            f'"{path("nat_xdp.dat")}" using {j + 3}:xtic(2) title "{fl:,} flows"' for j, fl in enumerate(flows))
+        ok = gnuplot("nat_xdp.png", machine_title(
+            "Forwarding over veth, NAT on one core, established flows: peak forwarded packets/s") + f"""
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.7 border -1
+set ylabel "kpps (64-byte frames)"
+set yrange [0:{1.25 * top / 1e3:.0f}]
+set xtics rotate by -20
+set bmargin 6
+set grid ytics
+set key top right
+plot {cols}
+""", height=560)
+    text = nat_xdp_report.markdown(rows, meta)
+    body = text.split("## Every step")[0].splitlines()[2:]  # its summary, without its title
+    out.extend("#" + l if l.startswith("## ") else l for l in body)
+    if ok:
+        out.append("![eipgate vs iptables/nftables](nat_xdp.png)\n")
+    out.append("Every step with offered and forwarded rates: [nat_xdp.md](nat_xdp.md); raw: `nat_xdp.csv`, "
+               "`nat_xdp.json`. What the modes are and how to read the figures: bench/README.md, "
+               "\"Forwarding benchmark\".\n")
+    base_flows = min(flows, key=lambda fl: abs(fl - eipgate_cost.NAT_XDP_FLOWS)) if flows else None
+    for m in ("eipgate-fastpath", "eipgate-af_xdp", "eipgate-af_packet"):
+        v, b = s.get((base_flows, m), {}), s.get((base_flows, "iptables"), {})
+        if "peak" in v and b.get("peak"):
+            summary.append((f"forwarding vs iptables, {m}, {base_flows:,} flows (veth)",
+                            f"{v['peak'] / b['peak']:.2f}× (peak {v['peak'] / 1e3:.0f} k at "
+                            f"{v['peak_offered'] / 1e3:.0f} k offered)", "≥ 5×"))
+        if "peak" in v:
+            summary.append((f"no collapse under overload, {m}, {base_flows:,} flows",
+                            f"{100 * v['top_share']:.0f}% of the peak at the maximum offered load", "≥ 90%"))
+
+
 # --- failover ------------------------------------------------------------------------------------
 
 def failover_section(out, summary):
@@ -272,8 +326,10 @@ def cost_section(out, summary):
     data = json.loads(g)
     meta = data["meta"]
     src_machine = MACHINE_LINE
-    src = meta["measured_from"]
+    src = meta["measured_from"].split(" (")[0]  # nat_xdp sources end in " (<flows> flows)"
     src_path = src if os.path.isabs(src) else os.path.join(os.path.dirname(HERE), src)
+    if src_path.endswith(".csv"):
+        src_path = src_path[:-4] + ".md"  # nat_xdp.sh's Markdown beside its CSV names the machine
     try:
         with open(src_path, encoding="utf-8") as f:
             for line in f:
@@ -291,7 +347,7 @@ def cost_section(out, summary):
                f"{meta['connections_per_az']:g} concurrent connections per AZ in memory, and "
                f"on per-core packet rates ({meta['eipgate_pps_per_core'] or 0:.0f} pps eipgate, "
                f"{meta['kernel_pps_per_core'] or 0:.0f} pps iptables, {meta['packet_bytes']:g}-byte packets) "
-               f"from `{meta['measured_from']}` (the newest full `nat_compare` run, on {src_machine}; a "
+               f"from `{meta['measured_from']}` (the newest full forwarding run, on {src_machine}; a "
                f"QUICK run's one short round is not used for sizing). Data transfer out to the internet is paid the same with every "
                f"option and is not in the totals. Model: [tools/cost/README.md](../../../tools/cost/README.md).\n")
     plots = []
@@ -347,7 +403,9 @@ set xrange [0.01:1000]
 def main():
     summary = []
     sections = []
-    for fn in (engine_section, nat_compare_section, failover_section, idle_section, cost_section):
+    # An older report directory has nat_compare.md (trafgen, generator-bound) instead of nat_xdp.*.
+    nat = nat_compare_section if read("nat_compare.md") and not read("nat_xdp.csv") else nat_xdp_section
+    for fn in (engine_section, nat, failover_section, idle_section, cost_section):
         part = []
         fn(part, summary)
         sections.append("\n".join(part))
@@ -364,7 +422,7 @@ def main():
     head.append("")
     with open(path("report.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(head) + "\n" + "\n".join(sections) + "\n## Files\n\n"
-                "Raw outputs next to this file: `engine.json` (Google Benchmark), `nat_compare.md`, "
+                "Raw outputs next to this file: `engine.json` (Google Benchmark), `nat_xdp.md` / `.csv` / `.json`, "
                 "`idle_latency.md`, `failover.md` (when run), `cost-grid.json`, `cost-*az.tsv`, `report.log`.\n")
 
 

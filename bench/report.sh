@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One command for every benchmark: builds what it needs, runs the engine benchmark, the forwarding
-# comparison with iptables/nftables, idle CPU, the failover comparison (when bench/failover.sh
-# exists) and the cost model, and writes bench/results/report-<date>/report.md with gnuplot PNGs.
+# benchmark against iptables/nftables (bench/nat_xdp.sh), idle CPU, the failover comparison (when
+# bench/failover.sh exists) and the cost model, and writes bench/results/report-<date>/report.md
+# with gnuplot PNGs.
 #
 # Usage (root): bash bench/report.sh
 # Environment: QUICK (1: shortened runs, < 10 min on a 2-vCPU guest once built), OUT_DIR (default
 # bench/results/report-<date>), BUILD_DIR (build-bench), SKIP_BUILD (1: use BUILD_DIR as it is),
-# SKIP (space-separated: engine nat_compare idle failover cost), JOBS (build jobs, 2),
+# SKIP (space-separated: engine nat_xdp idle failover cost), JOBS (build jobs, 2),
 # FAILOVER_RUNS (runs of each setup in bench/failover.sh: 10, QUICK 1).
 # A step that fails is recorded in report.log and its section says "not run"; the others go on.
 set -uo pipefail
@@ -36,7 +37,7 @@ step() {
   if "$@" >>"${LOG}" 2>&1; then log "${name}: done"; else log "${name}: FAILED (exit $?)"; return 1; fi
 }
 
-((EUID == 0)) || log "WARNING: not root: nat_compare, idle_latency and failover need root and will not run"
+((EUID == 0)) || log "WARNING: not root: nat_xdp, idle_latency and failover need root and will not run"
 command -v gnuplot >/dev/null || { echo "report: gnuplot not found (bash scripts/setup.sh installs gnuplot-nox)" >&2; exit 1; }
 
 # --- the machine, named in every figure ----------------------------------------------------------
@@ -71,7 +72,7 @@ log "machine: ${long}; load ${load_before}; QUICK=${QUICK}; output ${OUT_DIR}"
 # --- build ---------------------------------------------------------------------------------------
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   step build env BUILD_DIR="${BUILD_DIR}" BUILD_TYPE=Release JOBS="${JOBS:-2}" \
-    TARGETS="engine_bench eipgate-dataplane eipgatectl eipgate-control" bash scripts/build.sh
+    TARGETS="engine_bench eipgate-dataplane eipgatectl eipgate-control eipgate-xdpgen eipgate-xdpsink" bash scripts/build.sh
 fi
 DP=${BUILD_DIR}/dataplane/eipgate-dataplane
 
@@ -85,13 +86,14 @@ if ! skipped engine; then
     --benchmark_out="${OUT_DIR}/engine.json" --benchmark_out_format=json
 fi
 
-# --- eipgate vs iptables / nftables, same harness, same run ---------------------------------------
-if ! skipped nat_compare && ((EUID == 0)); then
+# --- eipgate vs iptables / nftables, same harness, same run (nat_xdp.md, .csv, .json) --------------
+if ! skipped nat_xdp && ! skipped nat_compare && ((EUID == 0)); then
   if ((QUICK)); then
-    step nat_compare env OUT="${OUT_DIR}/nat_compare.md" ROUNDS=1 RATES="200000 max" DURATION=3 WARMUP=1 \
-      bash bench/nat_compare.sh "${DP}"
+    step nat_xdp env OUT="${OUT_DIR}/nat_xdp.md" BUILD_DIR="${BUILD_DIR}" ROUNDS=1 DURATION=2 FLOWS=4096 \
+      KEEPS="32 8 2 1" LABEL="QUICK report run: one short round" bash bench/nat_xdp.sh "${DP}"
   else
-    step nat_compare env OUT="${OUT_DIR}/nat_compare.md" bash bench/nat_compare.sh "${DP}"
+    step nat_xdp env OUT="${OUT_DIR}/nat_xdp.md" BUILD_DIR="${BUILD_DIR}" ROUNDS=3 \
+      LABEL="report run, 3 rounds" bash bench/nat_xdp.sh "${DP}"
   fi
 fi
 
@@ -127,11 +129,11 @@ if ! skipped failover; then
   fi
 fi
 
-# --- cost model: per-core rates from this run's nat_compare; a QUICK run's single short round is
-# too noisy to size instances on, so QUICK leaves eipgate-cost to take the newest full result -------
+# --- cost model: per-core rates from this run's nat_xdp; a QUICK run's single short round is too
+# noisy to size instances on, so QUICK leaves eipgate-cost to take the newest full result ----------
 if ! skipped cost; then
   nc_args=()
-  ((!QUICK)) && [[ -f ${OUT_DIR}/nat_compare.md ]] && nc_args=(--nat-compare "${OUT_DIR}/nat_compare.md")
+  ((!QUICK)) && [[ -f ${OUT_DIR}/nat_xdp.csv ]] && nc_args=(--nat-compare "${OUT_DIR}/nat_xdp.csv")
   cost_table() { tools/cost/eipgate-cost --table --json "${nc_args[@]}" >"${OUT_DIR}/cost-grid.json"; }
   cost_series() { tools/cost/eipgate-cost --series --azs "$1" "${nc_args[@]}" >"${OUT_DIR}/cost-$1az.tsv"; }
   step cost-table cost_table

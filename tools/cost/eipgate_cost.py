@@ -77,17 +77,36 @@ def parse_nat_compare(path: str) -> dict[str, float]:
     return {mode: statistics.median(v) for mode, v in by_mode.items()}
 
 
+# bench/nat_xdp.sh's workload whose peaks size instances: the one nearest the model's default
+# connections per AZ.
+NAT_XDP_FLOWS = 100_000
+
+
+def parse_nat_xdp(path: str) -> dict[tuple[int, str], float]:
+    """{(flows, mode): median over rounds of the peak forwarded pps} from nat_xdp.sh's CSV, read by
+    bench/nat_xdp_report.py (the one reader of that file)."""
+    sys.path.insert(0, os.path.join(REPO_ROOT, "bench"))
+    try:
+        import nat_xdp_report  # noqa: E402 (bench/, standard library only)
+    finally:
+        sys.path.pop(0)
+    return nat_xdp_report.peaks(path)
+
+
 def latest_nat_compare(root: str = REPO_ROOT) -> str | None:
-    """The newest nat_compare result under bench/results (by the date in its path), leaving out
-    those of QUICK reports."""
+    """The newest forwarding result under bench/results (by the date in its path): nat_xdp.sh's
+    CSV, or an older nat_compare.sh Markdown file; nat_xdp wins on the same date. Those of QUICK
+    reports are left out."""
     paths = glob.glob(os.path.join(root, "bench/results/nat_compare-*.md"))
     paths += glob.glob(os.path.join(root, "bench/results/report-*/nat_compare.md"))
+    paths += glob.glob(os.path.join(root, "bench/results/nat_xdp-*.csv"))
+    paths += glob.glob(os.path.join(root, "bench/results/report-*/nat_xdp.csv"))
     dated = []
     for p in paths:
         m = re.search(r"(\d{4}-\d{2}-\d{2})", p)
         if m and not _quick_report(p):
-            dated.append((m.group(1), "report-" in p, p))
-    return max(dated)[2] if dated else None
+            dated.append((m.group(1), p.endswith(".csv"), "report-" in p, p))
+    return max(dated)[3] if dated else None
 
 
 def _quick_report(path: str) -> bool:
@@ -100,10 +119,22 @@ def _quick_report(path: str) -> bool:
 
 
 def measured_from_nat_compare(path: str) -> Measured:
-    modes = parse_nat_compare(path)
-    eip = modes.get("eipgate-af_xdp") or modes.get("eipgate-af_packet")
+    """Per-core rates from a forwarding result: nat_xdp.sh's CSV (the workload nearest
+    NAT_XDP_FLOWS; eipgate's fast path, else af_xdp, else af_packet; iptables, else nftables) or
+    an older nat_compare.sh file."""
+    source = os.path.relpath(path, REPO_ROOT) if path.startswith(REPO_ROOT) else path
+    if path.endswith(".csv"):
+        peaks = parse_nat_xdp(path)
+        if not peaks:
+            return Measured(source=source)
+        flows = min({f for f, _ in peaks}, key=lambda f: (abs(f - NAT_XDP_FLOWS), f))
+        modes = {m: v for (f, m), v in peaks.items() if f == flows}
+        source = f"{source} ({flows} flows)"
+    else:
+        modes = parse_nat_compare(path)
+    eip = modes.get("eipgate-fastpath") or modes.get("eipgate-af_xdp") or modes.get("eipgate-af_packet")
     kern = modes.get("iptables") or modes.get("nftables")
-    return Measured(eip, kern, os.path.relpath(path, REPO_ROOT) if path.startswith(REPO_ROOT) else path)
+    return Measured(eip, kern, source)
 
 
 # --- model ---------------------------------------------------------------------------------------
@@ -409,8 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pps-per-core", type=float, help="eipgate packets/s per worker core")
     ap.add_argument("--kernel-pps-per-core", type=float,
                     help="iptables packets/s per core (fck-nat, alterNAT)")
-    ap.add_argument("--nat-compare", help="nat_compare.sh result to take per-core rates from "
-                    "(default: the newest under bench/results)")
+    ap.add_argument("--nat-compare", help="forwarding result to take per-core rates from: "
+                    "bench/nat_xdp.sh's .csv or an old nat_compare.sh .md (default: the newest "
+                    "under bench/results)")
     ap.add_argument("--json", action="store_true", help="JSON output")
     ap.add_argument("--table", action="store_true",
                     help="the grid: 0.1/1/10/100 TB/month x 2/3 AZs, every profile")

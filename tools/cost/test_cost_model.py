@@ -139,6 +139,27 @@ class Inputs(unittest.TestCase):
         finally:
             os.unlink(f.name)
 
+    def test_nat_xdp_csv_takes_median_of_round_peaks_nearest_100k_flows(self):
+        head = ("round,flows,mode,step,keep,offered_pps,sent,gen_seconds,nat_ring_refused,received,"
+                "forwarded_pps,sink_pps,nat_busy_pct,gen_busy_pct,sink_side_drops,wrong_src,bad_ip_csum,"
+                "bad_l4_csum,not_ipv4,lat_p50_ns,lat_p99_ns,note,nat_threads_pct,fastpath_packets\n")
+        def row(rnd, flows, mode, keep, fwd, step="sweep"):
+            return f"{rnd},{flows},{mode},{step},{keep},{2 * fwd},1,2,0,{2 * fwd},{fwd},{fwd},90,50,0,0,0,0,0,,,,80,\n"
+        text = head + "".join([
+            row(1, 4096, "iptables", 8, 999), row(1, 100000, "iptables", 8, 300),
+            row(1, 100000, "iptables", 1, 250), row(2, 100000, "iptables", 8, 200),
+            row(3, 100000, "iptables", 1, 260), row(1, 100000, "eipgate-af_xdp", 1, 500),
+            row(1, 100000, "eipgate-af_xdp", 1, 9999, step="warmup"),
+            "1,100000,nft-flowtable,unavailable,,,,,,,,,,,,,,,,,,not available here,,\n"])
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+            f.write(text)
+        try:
+            meas = m.measured_from_nat_compare(f.name)
+            self.assertEqual((meas.eipgate_pps_per_core, meas.kernel_pps_per_core), (500, 260))
+            self.assertIn("100000 flows", meas.source)
+        finally:
+            os.unlink(f.name)
+
     def test_break_even(self):
         p = m.load_prices(FIXED)
         # fck-nat (~40/month for 2 AZ) is cheaper than NAT Gateway (120 + 40/TB) at every volume.
