@@ -167,11 +167,16 @@ if [[ " ${MODES} " == *" nft-flowtable "* ]]; then
   ip netns add "${P}ft"
   ip -n "${P}ft" link add "${P}d" type veth peer name "${P}e"  # (no dummy driver in every kernel)
   if ! why=$(ip netns exec "${P}ft" nft -f - 2>&1 <<NFT
-table inet probe { flowtable ft { hook ingress priority 0; devices = { ${P}d }; } }
+table inet probe {
+  flowtable ft { hook ingress priority 0; devices = { ${P}d }; }
+}
 NFT
   ); then
+    # A kernel without CONFIG_NF_FLOW_TABLE answers ENOENT ("No such file or directory"); anything
+    # else (a syntax error: nft too old for this ruleset) is the harness's problem, not the kernel's.
+    grep -q "No such file or directory\|Operation not supported" <<<"${why}" || die "flowtable probe: ${why}"
     FLOWTABLE_OK=0
-    FLOWTABLE_WHY="not available here: this kernel has no flowtable support (CONFIG_NF_FLOW_TABLE); nft said: $(head -1 <<<"${why}")"
+    FLOWTABLE_WHY="not available here: this kernel has no nftables flowtable (CONFIG_NF_FLOW_TABLE); creating one fails with '$(grep -o 'Error: .*' <<<"${why}" | head -1)'"
     echo "  ${FLOWTABLE_WHY}"
   fi
   ip netns del "${P}ft"
@@ -597,7 +602,7 @@ import csv, sys
 path, rnd, mode, flows, target = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
 pts = sorted((int(r["keep"]), float(r["offered_pps"])) for r in csv.DictReader(open(path))
              if r["round"] == rnd and r["mode"] == mode and r["flows"] == flows and r["step"] == "sweep")
-if not pts or target >= pts[0][1]:
+if len(pts) < 2 or target >= pts[0][1]:
     print(pts[0][0] if pts else 1); sys.exit()
 for (k0, r0), (k1, r1) in zip(pts, pts[1:]):
     if r1 <= target <= r0 or (k1, r1) == pts[-1]:
@@ -652,17 +657,13 @@ measure() {  # mode flows
       load_step "${mode}" "${flows}" latency "${k}" --stamp "${LAT_STAMP}"
     fi
   fi
-  if [[ -n ${DP_PID} ]]; then
-    dp_json >"${WORK}/dp-stats-${mode}-${flows}-r${ROUND}.json" 2>/dev/null || true
-    cp "${WORK}/dp-stats-${mode}-${flows}-r${ROUND}.json" "${STATS_DIR}/" 2>/dev/null || true
-  fi
+  # The dataplane's counters after the mode (kept with KEEP_WORK=1).
+  [[ -z ${DP_PID} ]] || dp_json >"${WORK}/dp-stats-${mode}-${flows}-r${ROUND}.json" 2>/dev/null || true
   step "${mode} ${flows} flows (round ${ROUND}): teardown"
   teardown
 }
 
 # --- run -----------------------------------------------------------------------------------------
-STATS_DIR=${WORK}/dp-stats
-mkdir -p "${STATS_DIR}"
 echo "${CSV_HEADER}" >"${WORK}/results.csv"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 t_start=$(date +%s)
@@ -677,19 +678,28 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 step "writing the results"
 mkdir -p "$(dirname "${OUT}")"
 cp "${WORK}/results.csv" "${CSV}"
-model=$(lscpu | awk -F: '/^Model name/ { gsub(/^ +/, "", $2); print $2; exit }')
-hyp=$(lscpu | awk -F: '/^Hypervisor vendor/ { gsub(/^ +/, "", $2); print $2; exit }')
-"${PY}" - "${META}" <<PY
-import json, sys
+# The run's settings and machine, passed through the environment (no quoting to get wrong).
+M_DATE=$(date -u +%Y-%m-%dT%H:%MZ) M_COMMIT=$(git -C "${ROOT}" describe --always --dirty 2>/dev/null || echo unknown) \
+M_MODEL=$(lscpu | awk -F: '/^Model name/ { gsub(/^ +/, "", $2); print $2; exit }') \
+M_HYP=$(lscpu | awk -F: '/^Hypervisor vendor/ { gsub(/^ +/, "", $2); print $2; exit }') \
+M_VIRT=$(grep -qw hypervisor /proc/cpuinfo && echo "virtual machine (hypervisor CPU flag)" || echo "bare metal") \
+M_VCPUS=$(nproc) M_KERNEL=$(uname -r) M_MEM=$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo) \
+M_LOAD0=${load_before} M_LOAD1=${load_after} M_SECONDS=$(($(date +%s) - t_start)) M_MODES=${MODES} M_FLOWS=${FLOWS} \
+M_KEEPS=${KEEPS} M_DURATION=${DURATION} M_ROUNDS=${ROUNDS} M_NAT_CPU=${NAT_CPU} M_GEN_CPU=${GEN_CPU} M_NICE=${NICE} \
+M_WARM_KEEP=${WARM_KEEP} M_LAT_STAMP=${LAT_STAMP} M_FPD=${FLOWS_PER_DST} M_PPS=${PORTS_PER_SRC} \
+M_FLOWTABLE=${FLOWTABLE_WHY:-available} M_LABEL=${LABEL:-} "${PY}" - "${META}" <<'PY'
+import json, os, sys
+e = os.environ
 json.dump({
-  "date": "$(date -u +%Y-%m-%dT%H:%MZ)", "commit": "$(git -C "${ROOT}" rev-parse --short HEAD 2>/dev/null || echo unknown)",
-  "cpu_model": "${model:-unknown}", "hypervisor": "${hyp}", "vcpus": $(nproc), "kernel": "$(uname -r)",
-  "mem_gib": $(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo),
-  "load_before": "${load_before}", "load_after": "${load_after}", "seconds": $(($(date +%s) - t_start)),
-  "modes": "${MODES}".split(), "flows": [int(x) for x in "${FLOWS}".split()], "keeps": [int(x) for x in "${KEEPS}".split()],
-  "duration_s": float("${DURATION}"), "rounds": ${ROUNDS}, "nat_cpu": ${NAT_CPU}, "gen_cpu": ${GEN_CPU}, "nice": ${NICE},
-  "warm_keep": ${WARM_KEEP}, "lat_stamp": ${LAT_STAMP}, "flows_per_dst": ${FLOWS_PER_DST}, "ports_per_src": ${PORTS_PER_SRC},
-  "flowtable": "${FLOWTABLE_WHY:-available}", "label": "${LABEL:-}",
+    "date": e["M_DATE"], "commit": e["M_COMMIT"], "cpu_model": e["M_MODEL"] or "unknown",
+    "hypervisor": e["M_HYP"], "virt": e["M_VIRT"], "vcpus": int(e["M_VCPUS"]), "kernel": e["M_KERNEL"], "mem_gib": int(e["M_MEM"]),
+    "load_before": e["M_LOAD0"], "load_after": e["M_LOAD1"], "seconds": int(e["M_SECONDS"]),
+    "modes": e["M_MODES"].split(), "flows": [int(x) for x in e["M_FLOWS"].split()],
+    "keeps": [int(x) for x in e["M_KEEPS"].split()], "duration_s": float(e["M_DURATION"]),
+    "rounds": int(e["M_ROUNDS"]), "nat_cpu": int(e["M_NAT_CPU"]), "gen_cpu": int(e["M_GEN_CPU"]),
+    "nice": int(e["M_NICE"]), "warm_keep": int(e["M_WARM_KEEP"]), "lat_stamp": int(e["M_LAT_STAMP"]),
+    "flows_per_dst": int(e["M_FPD"]), "ports_per_src": int(e["M_PPS"]), "flowtable": e["M_FLOWTABLE"],
+    "label": e["M_LABEL"],
 }, open(sys.argv[1], "w"), indent=2)
 PY
 "${PY}" "${HERE}/nat_xdp_report.py" "${CSV}" "${META}" >"${OUT}"

@@ -117,7 +117,8 @@ def machine_line(meta):
     except (ValueError, IndexError):
         busy = True
     state = "shared VM" if busy else "quiet"
-    hyp = f" ({meta['hypervisor']} guest)" if meta.get("hypervisor") else ""
+    hyp = f" ({meta['hypervisor']} guest)" if meta.get("hypervisor") else (
+        f" ({meta['virt']})" if meta.get("virt") else "")
     return (f"{meta.get('cpu_model', 'unknown CPU')}{hyp}, {meta.get('vcpus')} vCPUs, "
             f"{meta.get('mem_gib')} GiB, kernel {meta.get('kernel')}; **{state}**: load average "
             f"{load} before, {meta.get('load_after', '')} after")
