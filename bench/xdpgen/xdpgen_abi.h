@@ -17,8 +17,8 @@
 #define XDPGEN_STAMP_OFF XDPGEN_HDR_LEN
 #define XDPGEN_STAMP_LEN 12
 #define XDPGEN_STAMP_MAGIC 0x53544745u /* "EGTS" in memory on little-endian hosts */
-/* 60 bytes (64 on the wire with the FCS): the smallest Ethernet frame, as trafgen sends in
- * bench/nat_xdp.sh. 1514: a 1500-byte MTU. */
+/* 60 bytes (64 on the wire with the FCS): the smallest Ethernet frame, what bench/nat_xdp.sh
+ * sends. 1514: a 1500-byte MTU. */
 #define XDPGEN_MIN_FRAME 60
 #define XDPGEN_MAX_FRAME 1514
 /* kept-frame clock: bpf_ktime_get_ns() is read on the first kept frame and then every this many
