@@ -177,6 +177,44 @@ std::string SteerProgram::detach() {
   return {};
 }
 
+std::string remove_stale_steer(int ifindex, uint32_t* removed_id) {
+  *removed_id = 0;
+  uint32_t prog_id = 0;
+  if (const int err = bpf_xdp_query_id(ifindex, 0, &prog_id); err != 0) {
+    return errno_text(("querying the XDP program of ifindex " + std::to_string(ifindex)).c_str(),
+                      err);
+  }
+  if (prog_id == 0) return {};
+  const int prog_fd = bpf_prog_get_fd_by_id(prog_id);
+  if (prog_fd < 0) return errno_text("opening the attached XDP program", errno);
+  bpf_prog_info info{};
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) {
+    const int e = errno;
+    ::close(prog_fd);
+    return errno_text("reading the attached XDP program's info", e);
+  }
+  if (std::string_view(info.name) != "xdp_steer") {
+    ::close(prog_fd);
+    return "ifindex " + std::to_string(ifindex) + " has another XDP program attached ('" +
+           info.name + "', id " + std::to_string(prog_id) + "); not removing it";
+  }
+  // REPLACE with old_prog_fd: removes it only if it is still that program.
+  bpf_xdp_attach_opts opts{};
+  opts.sz = sizeof opts;
+  opts.old_prog_fd = prog_fd;
+  int err = bpf_xdp_attach(ifindex, -1, XDP_FLAGS_REPLACE, &opts);
+  if (err != 0) err = bpf_xdp_attach(ifindex, -1, XDP_FLAGS_REPLACE | XDP_FLAGS_DRV_MODE, &opts);
+  if (err != 0) err = bpf_xdp_attach(ifindex, -1, XDP_FLAGS_REPLACE | XDP_FLAGS_SKB_MODE, &opts);
+  ::close(prog_fd);
+  if (err != 0) {
+    return errno_text(
+        ("removing the stale xdp_steer from ifindex " + std::to_string(ifindex)).c_str(), err);
+  }
+  *removed_id = prog_id;
+  return {};
+}
+
 std::string SteerProgram::register_socket(uint32_t queue, int xsk_fd) {
   if (skel_ == nullptr) return "not loaded";
   if (queue >= STEER_MAX_QUEUES) return "queue " + std::to_string(queue) + " out of range";

@@ -148,6 +148,13 @@ class AttachedSteer {
   int ifindex_ = 0;
 };
 
+// A dataplane killed without a clean stop (kill -9, a crash) leaves the xdp_steer program DPDK
+// attached to its interface — still steering to sockets that are gone, and still translating the
+// flows in its fast-path map — and the next start cannot attach its own. Removes an xdp_steer
+// program attached to ifindex (only ours: anything else is left, and the error says what it is).
+// Returns "" when the interface has no XDP program left; *removed_id is the id removed, or 0.
+std::string remove_stale_steer(int ifindex, uint32_t* removed_id);
+
 // ---- test support -----------------------------------------------------------------------------
 
 struct XdpRunResult {

@@ -1,5 +1,6 @@
 // EAL set-up from the configuration (arguments, hugepages, mbuf pool), ports and workers with
 // their rings, and the teardown that gives it all back.
+#include <net/if.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
@@ -82,6 +83,25 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
   args.insert(args.end(),
               {"-l", lcores, "--main-lcore", std::to_string(cfg.main_lcore), "--file-prefix",
                "eipgate" + std::to_string(::getpid()), "--no-telemetry"});
+  // An af_xdp port's program a killed predecessor left attached (still steering to sockets that
+  // are gone, still translating its fast-path flows) would make the PMD's attach fail: remove it.
+  for (const auto& p : cfg.ports) {
+    if (!p.device.starts_with("net_af_xdp")) continue;
+    const std::string iface = vdev_iface(p.device);
+    const unsigned ifindex = iface.empty() ? 0 : if_nametoindex(iface.c_str());
+    if (ifindex == 0) continue;  // the PMD says what is wrong with the interface
+    uint32_t removed = 0;
+    if (std::string err = bpf::remove_stale_steer(static_cast<int>(ifindex), &removed);
+        !err.empty()) {
+      return "port '" + p.name + "': " + err;
+    }
+    if (removed != 0) {
+      m.log->warn(
+          "port {}: removed the xdp_steer program (id {}) a previous dataplane left "
+          "attached to {}",
+          p.name, removed, iface);
+    }
+  }
   bool any_pci = false;
   for (const auto& p : cfg.ports) {
     if (is_pci_address(p.device)) {

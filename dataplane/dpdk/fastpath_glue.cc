@@ -209,6 +209,9 @@ uint32_t Dataplane::Impl::fastpath_step(WorkerContext& w, const NeighSnapshot* n
         break;
       }
       case engine::OffloadKind::Offload: {
+        // An egress probe's flow stays in the engine, where probe_catch() sees its answers and
+        // counts late ones as strays.
+        if (r.inside_ip == probe_src.load(std::memory_order_relaxed)) break;
         if (dels) {
           fastpath_apply(w);
           dels = false;

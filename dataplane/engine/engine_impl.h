@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -262,60 +261,16 @@ struct Engine::Impl {
   uint32_t offload_slots = 0;  // flow records below this index may be offloaded
   uint32_t harvest_cursor = 0;
 
-  void offload_emit(const Flow& f, OffloadKind kind) {
-    OffloadRecord* r = offload_records.push_slot();
-    if (r == nullptr) {
-      ++offload_overflow_count;
-      offload_stalled = true;
-      return;
-    }
-    r->kind = kind;
-    r->proto = f.proto;
-    r->inside_ip = to_host(f.inside_ip);
-    r->remote_ip = to_host(f.remote_ip);
-    r->outside_ip = to_host(f.outside_ip);
-    r->inside_port = to_host16(f.inside_port);
-    r->remote_port = to_host16(f.remote_port);
-    r->outside_port = to_host16(f.outside_port);
-    r->slot = offload_slot_base + slot_of(f);
-  }
   uint32_t slot_of(const Flow& f) const { return static_cast<uint32_t>(&f - &pool[0]); }
+  void offload_emit(const Flow& f, OffloadKind kind);
   // A flow the fast path may carry: nothing left to judge and no state change it would miss.
-  static bool offloadable(const Flow& f) {
-    if (f.flags & (kFlowPending | kFlowDenied | kFlowOffloaded)) return false;
-    if (f.proto == kProtoTcp) {
-      return (f.tcp & (kSynIn | kSynOut | kFinIn | kFinOut | kRstSeen)) == (kSynIn | kSynOut);
-    }
-    return (f.flags & kFlowReplySeen) != 0;
-  }
-  void maybe_offload(Flow& f) {
-    if (!offload_on || offload_stalled || !offloadable(f)) return;
-    const uint32_t i = slot_of(f);
-    if (i >= offload_slots) return;
-    // The slot may hold a late count of the record's previous flow: start from zero.
-    for (OffloadCounters* c : {&offload_out[i], &offload_in[i]}) {
-      std::atomic_ref<uint64_t>(c->packets_out).store(0, std::memory_order_relaxed);
-      std::atomic_ref<uint64_t>(c->bytes_out).store(0, std::memory_order_relaxed);
-      std::atomic_ref<uint64_t>(c->packets_in).store(0, std::memory_order_relaxed);
-      std::atomic_ref<uint64_t>(c->bytes_in).store(0, std::memory_order_relaxed);
-      std::atomic_ref<uint64_t>(c->last_seen_ns).store(0, std::memory_order_relaxed);
-    }
-    offload_emit(f, OffloadKind::Offload);
-    if (offload_stalled) return;
-    f.flags |= kFlowOffloaded;
-    ++offloaded_count;
-    counters.add(Event::FlowsOffloaded);
-  }
+  static bool offloadable(const Flow& f);
+  // Offloads f if it may be (flow state and policy, ring space, a counter slot).
+  void maybe_offload(Flow& f);
   // Takes what the fast path carried for offloaded flow i: idle time, counters.
   void offload_take(uint32_t i, Flow& f);
-  void withdraw(Flow& f) {
-    if (!(f.flags & kFlowOffloaded)) return;
-    offload_take(slot_of(f), f);  // the last counts before the entry goes
-    f.flags &= static_cast<uint8_t>(~kFlowOffloaded);
-    --offloaded_count;
-    counters.add(Event::FlowsWithdrawn);
-    offload_emit(f, OffloadKind::Withdraw);  // lost on overflow: the owed Flush covers it
-  }
+  // Withdraws f from the fast path if it is there (its last counts taken first).
+  void withdraw(Flow& f);
   // Every flow back to the slow path: the ring's records are superseded by one Flush.
   void offload_flush();
   void offload_harvest(uint32_t budget);

@@ -9,6 +9,60 @@
 
 namespace eipgate::engine {
 
+void Engine::Impl::offload_emit(const Flow& f, OffloadKind kind) {
+  OffloadRecord* r = offload_records.push_slot();
+  if (r == nullptr) {
+    ++offload_overflow_count;
+    offload_stalled = true;
+    return;
+  }
+  r->kind = kind;
+  r->proto = f.proto;
+  r->inside_ip = to_host(f.inside_ip);
+  r->remote_ip = to_host(f.remote_ip);
+  r->outside_ip = to_host(f.outside_ip);
+  r->inside_port = to_host16(f.inside_port);
+  r->remote_port = to_host16(f.remote_port);
+  r->outside_port = to_host16(f.outside_port);
+  r->slot = offload_slot_base + slot_of(f);
+}
+
+bool Engine::Impl::offloadable(const Flow& f) {
+  if (f.flags & (kFlowPending | kFlowDenied | kFlowOffloaded)) return false;
+  if (f.proto == kProtoTcp) {
+    return (f.tcp & (kSynIn | kSynOut | kFinIn | kFinOut | kRstSeen)) == (kSynIn | kSynOut);
+  }
+  return (f.flags & kFlowReplySeen) != 0;
+}
+
+void Engine::Impl::maybe_offload(Flow& f) {
+  if (!offload_on || offload_stalled || !offloadable(f)) return;
+  const uint32_t i = slot_of(f);
+  if (i >= offload_slots) return;
+  // The slot may hold a late count of the record's previous flow: start from zero.
+  for (OffloadCounters* c : {&offload_out[i], &offload_in[i]}) {
+    std::atomic_ref<uint64_t>(c->packets_out).store(0, std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(c->bytes_out).store(0, std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(c->packets_in).store(0, std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(c->bytes_in).store(0, std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(c->last_seen_ns).store(0, std::memory_order_relaxed);
+  }
+  offload_emit(f, OffloadKind::Offload);
+  if (offload_stalled) return;
+  f.flags |= kFlowOffloaded;
+  ++offloaded_count;
+  counters.add(Event::FlowsOffloaded);
+}
+
+void Engine::Impl::withdraw(Flow& f) {
+  if (!(f.flags & kFlowOffloaded)) return;
+  offload_take(slot_of(f), f);  // the last counts before the entry goes
+  f.flags &= static_cast<uint8_t>(~kFlowOffloaded);
+  --offloaded_count;
+  counters.add(Event::FlowsWithdrawn);
+  offload_emit(f, OffloadKind::Withdraw);  // lost on overflow: the owed Flush covers it
+}
+
 void Engine::Impl::offload_flush() {
   for (uint32_t i = 0; i < pool.capacity(); ++i) {
     Flow& f = pool[i];

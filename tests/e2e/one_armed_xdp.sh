@@ -154,6 +154,18 @@ check "about 4 s after its last datagram it has expired" gone
 check "and its fast-path entries were withdrawn (flows_withdrawn ${withdrawn0} -> $(counter flows_withdrawn))" \
   test "$(counter flows_withdrawn)" -gt "${withdrawn0}"
 
+# kill -9 leaves the program attached (the kernel's, not the process's); the next start removes
+# it, attaches its own (empty fast-path map) and forwards again.
+kill -KILL "${DP_PID}"
+wait "${DP_PID}" 2>/dev/null || true
+check "after kill -9 the old program is still attached" bash -c \
+  "ip -n ${NAT} link show dev eth1 | grep -q 'prog/xdp'"
+E2E_START_TIMEOUT_S=60 e2e_start_dataplane "${DP}" "${WORK}/dp.yaml" "${WORK}/dp2.log"
+check "the restarted dataplane removed its predecessor's program" \
+  grep -q "removed the xdp_steer program" "${WORK}/dp2.log"
+check "and translates again (curl sees the outside address)" bash -c \
+  "for i in 1 2 3; do [[ \$(ip netns exec ${CLI} curl -s --max-time 5 http://198.51.100.7:8080/) == 10.0.0.100 ]] && exit 0; sleep 0.5; done; exit 1"
+
 kill -TERM "${DP_PID}"
 check "clean shutdown on SIGTERM" bash -c "for i in \$(seq 300); do kill -0 ${DP_PID} 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
 wait "${DP_PID}" 2>/dev/null && rc=0 || rc=$?

@@ -6,7 +6,9 @@
 #   vpc.sh up | down | status
 # Environment: VPC_DIR (run directory, default /tmp/eipgate-vpc), VPC_PREFIX (namespace prefix,
 # default a fresh "v<pid>"), BUILD_DIR (default build-sim) or DP_BIN/CONTROL_BIN/CTL_BIN,
-# VPC_HEARTBEAT (default 150ms), VPC_MISS (default 4), VPC_VERBOSE=1 for progress lines.
+# VPC_HEARTBEAT (default 150ms), VPC_MISS (default 4), VPC_VERBOSE=1 for progress lines,
+# VPC_DATA_PATH (af_xdp: the XDP steering program and the kernel fast path, the default; or
+# af_packet), VPC_XDP_OBJ (the XDP object for the routers' ends in af_xdp, default the build's).
 # Idempotent: `up` on a running VPC only checks it; `down` removes everything `up` made (all
 # namespaces with the prefix and every process in them) and is safe to repeat. A failed `up`
 # tears down what it made. Layout and addresses: vpc_lib.sh, tests/sim/README.md. Needs root.
@@ -169,7 +171,7 @@ write_instance_config() {  # inst
 mode: one-armed
 ports:
   - name: data
-    device: net_af_packet0,iface=eth1
+    device: $(data_device)
 interface:
   address: $(data_ip "$i")/24
 next_hop:
@@ -341,9 +343,16 @@ vpc_up() {
       [[ $(az_of "$i") == "${z}" ]] || continue
       veth "r${z}" "e${i:1:1}" "$i" eth1 "$(router_mac "${z}")" "$(data_mac "$i")"
       in_ns "r${z}" ip addr add "10.${n}.0.1/32" dev "e${i:1:1}"
-      # af_packet only copies frames: keep the instance's kernel off the data ENI (no RSTs)
-      in_ns "$i" nft add table netdev dataeni
-      in_ns "$i" nft add chain netdev dataeni in "{ type filter hook ingress device eth1 priority 0; policy drop; }"
+      if [[ ${VPC_DATA_PATH} == af_packet ]]; then
+        # af_packet only copies frames: keep the instance's kernel off the data ENI (no RSTs)
+        in_ns "$i" nft add table netdev dataeni
+        in_ns "$i" nft add chain netdev dataeni in "{ type filter hook ingress device eth1 priority 0; policy drop; }"
+      else
+        # af_xdp: the fast path sends established flows back out of eth1 with XDP_TX, which a veth
+        # delivers only to a peer running an XDP program (an ENA does it itself): the router's end
+        # gets xdp_steer unconfigured, which passes every frame to the kernel.
+        in_ns "r${z}" ip link set dev "e${i:1:1}" xdpdrv obj "${VPC_XDP_OBJ}" sec xdp
+      fi
     done
   done
   # the VPC fabric between the AZs: ra xb 10.254.12.1 <-> rb xa 10.254.12.2 (cross-AZ fallback;

@@ -23,6 +23,16 @@ BUILD_DIR=${BUILD_DIR:-build-sim}
 DP_BIN=${DP_BIN:-${BUILD_DIR}/dataplane/eipgate-dataplane}
 CONTROL_BIN=${CONTROL_BIN:-${BUILD_DIR}/control/daemon/eipgate-control}
 CTL_BIN=${CTL_BIN:-${BUILD_DIR}/control/eipgatectl}
+VPC_DATA_PATH=${VPC_DATA_PATH:-af_xdp}
+VPC_XDP_OBJ=${VPC_XDP_OBJ:-$(dirname "${DP_BIN}")/../bpf/xdp_steer.bpf.o}
+# The data ENI as the dataplane opens it.
+data_device() {
+  case ${VPC_DATA_PATH} in
+    af_xdp) echo "net_af_xdp0,iface=eth1,start_queue=0,queue_count=1" ;;
+    af_packet) echo "net_af_packet0,iface=eth1" ;;
+    *) echo "VPC_DATA_PATH must be af_xdp or af_packet, not ${VPC_DATA_PATH}" >&2; return 1 ;;
+  esac
+}
 
 INSTANCES=(a1 a2 b1 b2)
 AWS_ADDR=10.255.0.1
