@@ -5,6 +5,7 @@ Also imported by bench/report.py and tools/cost/eipgate_cost.py (peaks()). Stand
 """
 import csv
 import json
+import math
 import statistics
 import sys
 
@@ -19,6 +20,7 @@ MODE_TEXT = {
     "eipgate-af_packet": "eipgate, af_packet",
 }
 NO_COLLAPSE_TARGET = 0.90  # forwarded at the generator's maximum / peak, every eipgate mode
+# (shown rounded down, so that a share just under the target never reads as 90%)
 
 
 def load(path):
@@ -190,7 +192,7 @@ def markdown(rows, meta):
             lines.append(
                 f"| {name}{extra} | **{kpps(v['peak'])}** ({kpps(v['peak_min'])}–{kpps(v['peak_max'])}) | "
                 f"{kpps(v['peak_offered'])} (keep {v['peak_keep']:g}) | {busy} | {kpps(v['top'])} "
-                f"({kpps(v['top_offered'])}) | {100 * share:.0f}%{mark} | {ratio} | {lat} |")
+                f"({kpps(v['top_offered'])}) | {math.floor(100 * share)}%{mark} | {ratio} | {lat} |")
         lines.append("")
         notes = []
         for (f, mode), v in s.items():
