@@ -6,6 +6,7 @@ nat_compare.md), idle_latency.md, failover.md, cost-grid.json, cost-2az.tsv, cos
 REPORT_DIR/report.md and the plots next to it. Standard library + gnuplot only.
 """
 import json
+import math
 import os
 import re
 import subprocess
@@ -228,7 +229,7 @@ plot {cols}
                             f"{v['peak_offered'] / 1e3:.0f} k offered)", "≥ 5×"))
         if "peak" in v:
             summary.append((f"no collapse under overload, {m}, {base_flows:,} flows",
-                            f"{100 * v['top_share']:.0f}% of the peak at the maximum offered load", "≥ 90%"))
+                            f"{math.floor(100 * v['top_share'])}% of the peak at the maximum offered load", "≥ 90%"))
 
 
 # --- failover ------------------------------------------------------------------------------------
