@@ -480,14 +480,14 @@ jget() { "${PY}" -c 'import json,sys; v = json.load(open(sys.argv[1])).get(sys.a
 # --- warm-up: one frame per flow, reflected by the sink, until every flow has had its reply --------
 # The client-side sink counts distinct reply 5-tuples over all passes (a flow's reply is unique to
 # it), so a pass that loses frames is made up by the next one, and "every flow established" is
-# checked, not assumed. Sets WARM_N (passes) and WARM_SEEN (flows answered).
+# checked, not assumed. Sets WARM_SEEN (flows answered).
 warm_flows_seen() {  # from the client sink's latest --interval line
   awk '/ flows / { n = $NF } END { print n + 0 }' "${WORK}/warm-cli.err"
 }
 warm_up() {  # mode flows
   local mode=$1 flows=$2 pass want _
   want=$(awk -v f="${flows}" -v m="${WARM_MIN}" 'BEGIN { w = f * m; printf "%d", (w == int(w)) ? w : int(w) + 1 }')
-  WARM_N=0 WARM_SEEN=0
+  WARM_SEEN=0
   sink_start CSINK_PID "${CLI}" "${C0}" warm-cli --pass-arp --count-flows $((flows + 4096)) --interval 0.2
   for pass in $(seq "${WARM_PASSES}"); do
     step "${mode} ${flows} flows: warm-up pass ${pass} (1 frame per flow, keep 1 in ${WARM_KEEP}, sink reflects)"
@@ -495,7 +495,7 @@ warm_up() {  # mode flows
     gen_run warm-gen --keep "${WARM_KEEP}" --count "${flows}" --duration 300
     sleep 0.5  # replies in flight, and a fresh line from the client sink
     sink_stop SINK_PID
-    WARM_N=${pass} WARM_SEEN=$(warm_flows_seen)
+    WARM_SEEN=$(warm_flows_seen)
     printf '  sent %s at %s pps; reflected %s (wrong source %s); flows answered so far %s of %s\n' \
       "$(jget "${WORK}/warm-gen.json" sent)" "$(jget "${WORK}/warm-gen.json" offered_pps)" \
       "$(jget "${WORK}/warm-refl.json" reflected)" "$(jget "${WORK}/warm-refl.json" wrong_src)" \
