@@ -111,7 +111,7 @@ teardown() {  # one measurement: processes, then namespaces (their veths, rules,
     DP_PID=""
   fi
   local ns
-  for ns in "${CLI}" "${NAT}" "${NET}"; do
+  for ns in "${CLI}" "${NAT}" "${NET}" "${P}ft"; do  # (${P}ft: the flowtable probe's, if it failed)
     ip netns pids "${ns}" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "${ns}" 2>/dev/null || true
   done
