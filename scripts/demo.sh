@@ -35,8 +35,8 @@ bold "Bringing up the simulated VPC (2 AZs x HA pair, Lambdas, VPC routers, IGW,
 t0=$(date +%s)
 bash tests/sim/vpc.sh up
 bash tests/sim/vpc.sh status | sed 's/^/  /'
-echo "  (up in $(($(date +%s) - t0)) s; every instance: eipgate-dataplane on its data ENI (af_packet)"
-echo "   + eipgate-control on its management ENI, heartbeats + EC2/IMDS at fake AWS ${AWS_ADDR})"
+echo "  (up in $(($(date +%s) - t0)) s; every instance: eipgate-dataplane on its data ENI (${VPC_DATA_PATH}"
+echo "   with the kernel fast path) + eipgate-control on its management ENI, heartbeats + EC2/IMDS at fake AWS ${AWS_ADDR})"
 
 bold "1. Each Lambda leaves through its AZ's Elastic IP (what-is-my-IP server ${WHOAMI})"
 for z in a b; do row "Lambda $(lambda_ip "${z}") in AZ ${z} is seen as" "$(lambda_get "${z}" "http://${WHOAMI}:8080/")   (EIP ${EIP[${z}]})"; done

@@ -58,9 +58,10 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Under the sanitizers everything runs except what exercises no code of ours beyond the first
 # pass (the AWS CLI against the fake, the package lint) and the slowest end-to-end runs whose
 # dataplane paths the remaining ones cover (the simulated VPC with its timing-sensitive HA
-# checks, RFC 5780 discovery, af_xdp with DPDK's default program): keeps CI well under 25 min.
+# checks, RFC 5780 discovery, af_xdp with DPDK's default program, af_xdp with the fast path
+# turned off): keeps CI well under 25 min.
 ctest --test-dir build-asan "${CTEST_ARGS[@]}" \
-  -E '^(aws_fake_awscli_fidelity|ami_deb_lintian|sim_ha_e2e|nat_discovery_af_packet|nat_discovery_af_xdp|dataplane_e2e_af_xdp)$'
+  -E '^(aws_fake_awscli_fidelity|ami_deb_lintian|sim_ha_e2e|nat_discovery_af_packet|nat_discovery_af_xdp|dataplane_e2e_af_xdp|dataplane_e2e_af_xdp_steer_nofastpath)$'
 
 current_step="done"
 step "all tests passed"

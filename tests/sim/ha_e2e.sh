@@ -5,7 +5,8 @@
 #   basic            1. Lambdas leave with their AZ's EIP; the EIP-only API accepts them
 #   deny             2. a destination not on the allowlist is refused, logged and counted
 #   kill_dataplane   3. kill -9 of AZ a's active dataplane during a long transfer + new connections:
-#                       gap <= 2 s, transfer intact, same EIP
+#                       gap <= 2 s, transfer intact, same EIP; af_xdp (VPC_DATA_PATH, the default):
+#                       the new active's kernel fast path carries the synced transfer
 #   rejoin           8. the old active comes back: standby, full table received
 #   planned          5. eipgatectl failover: zero loss
 #   instance_failure 4. the active instance cut off entirely (links down, every process killed)
@@ -78,6 +79,12 @@ s_basic() {
     check "1. Lambda in AZ ${z} leaves with EIP ${EIP[${z}]}" eq "$(lambda_get "${z}" "http://${WHOAMI}:8080/")" "${EIP[${z}]}"
     check "1. the EIP-only API accepts the Lambda in AZ ${z}" eq "$(lambda_get "${z}" "http://${EIPAPI}:8080/")" "accepted ${EIP[${z}]}"
   done
+  if [[ ${VPC_DATA_PATH} == af_xdp ]]; then
+    local i
+    for i in "${INSTANCES[@]}"; do
+      check "1. ${i}'s dataplane runs the kernel fast path" grep -q "fast path on" "${VPC_DIR}/${i}/dp.log"
+    done
+  fi
   check "1. the EIP-only API refuses any other source (403)" eq \
     "$(in_ns inet "${PY}" "${SIM_DIR}/traffic.py" get "http://${EIPAPI}:8080/" || true)" 403
 }
@@ -112,6 +119,13 @@ s_kill_dataplane() {
   check "3. the long-lived transfer survived with every byte intact" summary_ok "${RUN}/kill/summary.json" 's["transfer_intact"]'
   check "3. the same EIP before and after" summary_ok "${RUN}/kill/summary.json" 's["same_ip"] and s["egress_ips"] == ["'"${EIP[a]}"'"]'
   check "3. ${standby} is active and the route target" eq "$(wait_az_active a 10)" "${standby}"
+  if [[ ${VPC_DATA_PATH} == af_xdp ]]; then
+    # The standby offloaded the flows the sync installed: after the takeover its kernel fast path
+    # carried the surviving transfer (XDP_TX back out of the data ENI).
+    local tx
+    tx=$(dpctl "${standby}" --json stats | "${PY}" -c 'import json,sys; print(json.load(sys.stdin)["xdp_steer"]["data"]["fp_fwd_tx"])')
+    check "3. ${standby}'s fast path carried the transfer after the takeover (fp_fwd_tx ${tx})" test "${tx}" -gt 100
+  fi
 }
 
 s_rejoin() {
