@@ -20,6 +20,7 @@
 #   NAT_CPU [1]  GEN_CPU [0]  NICE [-20; 0 leaves priorities alone]
 #   BUILD_DIR [build-bench]  DP CTL GEN SINK (binaries)  OUT (.md; the .csv and .json go beside it)
 #   DP_EXTRA_YAML (appended to the dataplane's config)  KEEP_WORK=1 (keep logs in /tmp)
+#   DP_MAX_FLOWS [2M]  DP_EAL_ARGS ["--no-huge -m 512"] (the small-instance memory check sets both)
 # Needs iproute2, ethtool, iptables, nftables, taskset, python3 and the four binaries.
 set -Eeuo pipefail
 export LC_ALL=C
@@ -316,12 +317,12 @@ next_hop:
 nat:
   inside_prefixes: [10.0.0.0/16]
   outside_addresses: [203.0.113.1]
-  max_flows: 2M
+  max_flows: ${DP_MAX_FLOWS:-2M}
 workers:
   lcores: [${NAT_CPU}]
   main_lcore: ${GEN_CPU}
 eal:
-  extra_args: "--no-huge -m 512"
+  extra_args: "${DP_EAL_ARGS:---no-huge -m 512}"
 exception_path:
   enabled: false
 fastpath:
