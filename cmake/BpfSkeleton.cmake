@@ -2,8 +2,8 @@
 # <name>.bpf.o -> bpftool gen skeleton -> <name>.skel.h in the current binary directory, made by
 # the custom target <name>_skel. Programs include the source root (-I), so "bench/..." and
 # "bpf/..." headers resolve as in C++. Link PkgConfig::LIBBPF next to the skeleton.
-# The discovery is the same as bpf/CMakeLists.txt's (the cached EIPGATE_BPF_CLANG/EIPGATE_BPFTOOL
-# are shared), which does not use this helper yet.
+# Used by bpf/ (the steering program) and bench/xdpgen/ (generator and sink). When cross-compiling,
+# CMAKE_SYSROOT holds the target's UAPI headers (cmake/toolchain-aarch64-linux-gnu.cmake).
 include_guard(DIRECTORY)
 
 find_program(EIPGATE_BPF_CLANG NAMES clang clang-16 clang-15 clang-14)
