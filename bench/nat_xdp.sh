@@ -305,8 +305,10 @@ mode: two-armed
 ports:
   - name: inside
     device: ${in_dev}
+    $([[ ${in_dev} == net_af_packet* ]] && echo "af_packet_fragments: drop")
   - name: outside
     device: ${out_dev}
+    $([[ ${out_dev} == net_af_packet* ]] && echo "af_packet_fragments: drop")
 interface:
   address: 203.0.113.2/24
   inside_address: 10.0.255.1/24

@@ -357,6 +357,18 @@ void Ec2Client::replace_route_to_nat_gateway(const std::string& route_table_id,
                     "ReplaceRoute");
 }
 
+void Ec2Client::create_tags(const std::vector<std::string>& resource_ids, const Tags& tags) {
+  Params params;
+  add_list(params, "ResourceId", resource_ids);
+  size_t n = 0;
+  for (const auto& [key, value] : tags) {
+    ++n;
+    params.emplace_back("Tag." + std::to_string(n) + ".Key", key);
+    params.emplace_back("Tag." + std::to_string(n) + ".Value", value);
+  }
+  parse_return_true(call("CreateTags", params), "CreateTags");
+}
+
 std::vector<RouteTable> Ec2Client::describe_route_tables(const std::vector<std::string>& ids,
                                                          const std::vector<Filter>& filters) {
   Params params;

@@ -119,6 +119,8 @@ class Ec2Client {
                                     const std::string& nat_gateway_id);
   [[nodiscard]] std::vector<RouteTable> describe_route_tables(
       const std::vector<std::string>& ids, const std::vector<Filter>& filters = {});
+  // Adds or overwrites tags on EC2 resources (route tables, ENIs, ...), all in one call.
+  void create_tags(const std::vector<std::string>& resource_ids, const Tags& tags);
 
   // Returns the new association id. With a private IP the EIP lands on that address of the ENI.
   std::string associate_address(const std::string& allocation_id,

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "control/aws/error.h"
+#include "control/ha/fallback.h"
 
 namespace eipgate::control {
 
@@ -53,6 +54,7 @@ Identity AwsOps::bootstrap(const std::string& data_mac, const std::string& peer_
   aws::Ec2Options takeover = eo;
   takeover.retry = aws::takeover_retry_policy(eo.retry);
   takeover_ec2_ = std::make_unique<aws::Ec2Client>(http_, *credentials_, takeover, takeover_env_);
+  lease_ec2_ = std::make_unique<aws::Ec2Client>(http_, *credentials_, takeover, takeover_env_);
 
   id.peer_eni = peer_eni;
   if (id.peer_eni.empty() && !peer_address.empty()) {
@@ -78,6 +80,31 @@ std::vector<aws::RouteTable> AwsOps::tables(aws::Ec2Client& ec2) {
   return all;
 }
 
+void AwsOps::remember_tables(const std::vector<aws::RouteTable>& all) {
+  std::vector<std::string> ids;
+  ids.reserve(all.size());
+  for (const auto& t : all) ids.push_back(t.id);
+  const std::lock_guard lock(table_ids_mutex_);
+  table_ids_ = std::move(ids);
+}
+
+size_t AwsOps::renew_lease(const std::string& value) {
+  if (!lease_ec2_) throw std::runtime_error("no EC2 client yet");
+  std::vector<std::string> ids;
+  {
+    const std::lock_guard lock(table_ids_mutex_);
+    ids = table_ids_;
+  }
+  if (ids.empty()) {
+    remember_tables(tables(*lease_ec2_));
+    const std::lock_guard lock(table_ids_mutex_);
+    ids = table_ids_;
+  }
+  if (ids.empty()) throw std::runtime_error("no route table matches aws.route_tables");
+  lease_ec2_->create_tags(ids, {{std::string(ha::kLeaseTag), value}});
+  return ids.size();
+}
+
 std::string AwsOps::move_service_address() {
   const auto& sa = config_.service_address;
   if (sa.mode == aws::ServiceAddressMode::SecondaryIp) {
@@ -98,6 +125,7 @@ std::string AwsOps::take_over() {
   try {
     const auto all = tables(*takeover_ec2_);
     if (all.empty()) throw std::runtime_error("no route table matches aws.route_tables");
+    remember_tables(all);
     std::vector<std::future<void>> calls;
     for (const auto& t : all) {
       const auto* r = t.route_to(config_.route_tables.destination);
@@ -132,6 +160,7 @@ RouteReport AwsOps::check_routes() {
       rep.detail = "no route table matches aws.route_tables";
       return rep;
     }
+    remember_tables(all);
     bool me = true;
     bool peer = true;
     for (const auto& t : all) {
@@ -154,7 +183,9 @@ RouteReport AwsOps::check_routes() {
 }
 
 uint64_t AwsOps::retries() const {
-  return ec2_ ? ec2_->retrier().retries() + takeover_ec2_->retrier().retries() : 0;
+  return ec2_ ? ec2_->retrier().retries() + takeover_ec2_->retrier().retries() +
+                    lease_ec2_->retrier().retries()
+              : 0;
 }
 
 std::map<std::string, uint64_t> AwsOps::errors() const {
@@ -162,13 +193,15 @@ std::map<std::string, uint64_t> AwsOps::errors() const {
   for (size_t i = 0; i < aws::kErrorKindCount; ++i) {
     const auto kind = static_cast<aws::ErrorKind>(i);
     out[std::string(aws::to_string(kind))] =
-        ec2_ ? ec2_->errors(kind) + takeover_ec2_->errors(kind) : 0;
+        ec2_ ? ec2_->errors(kind) + takeover_ec2_->errors(kind) + lease_ec2_->errors(kind) : 0;
   }
   return out;
 }
 
 uint64_t AwsOps::credential_refreshes() const {
-  return ec2_ ? ec2_->credential_refreshes() + takeover_ec2_->credential_refreshes() : 0;
+  return ec2_ ? ec2_->credential_refreshes() + takeover_ec2_->credential_refreshes() +
+                    lease_ec2_->credential_refreshes()
+              : 0;
 }
 
 }  // namespace eipgate::control

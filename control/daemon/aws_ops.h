@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,12 @@ class AwsOps {
   std::string take_over();
   // Where the configured route tables' default route points. Never throws (Unknown on error).
   RouteReport check_routes();
+  // Writes the liveness lease (ha/fallback.h, kLeaseTag = value) on our route tables in one
+  // CreateTags, through its own client with the takeover's short retry schedule; the tables are
+  // those the last route check or takeover found (looked up once if none yet). Returns how many
+  // tables were tagged; throws on failure. Any thread (it shares nothing with the AWS worker but
+  // the table list, under a lock).
+  size_t renew_lease(const std::string& value);
 
   [[nodiscard]] uint64_t retries() const;
   // EC2 calls that failed for good, by error kind ("throttling", "auth", ...), every kind listed.
@@ -71,6 +78,10 @@ class AwsOps {
   std::unique_ptr<aws::Ec2Client> ec2_;
   aws::RetryEnv takeover_env_;
   std::unique_ptr<aws::Ec2Client> takeover_ec2_;  // the same calls, takeover_retry_policy
+  std::unique_ptr<aws::Ec2Client> lease_ec2_;     // renew_lease() only, takeover_retry_policy
+  std::mutex table_ids_mutex_;
+  std::vector<std::string> table_ids_;  // our tables as last resolved (renew_lease)
+  void remember_tables(const std::vector<aws::RouteTable>& all);
   Identity identity_;
   std::vector<std::string> excluded_;
 };

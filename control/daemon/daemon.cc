@@ -22,6 +22,7 @@ Daemon::Daemon(const DaemonConfig& config, ha::Secret secret)
       link_(config.sync_socket),
       receiver_(clock_, this, config.ha.resync_retry),
       control_([this](const std::string& cmd, const json& args) { return command(cmd, args); }),
+      progress_(proto::progress_path_for(config.dataplane_admin_socket)),
       prober_(config.ha.probe_targets, config.ha.probe_timeout) {
   peer_ = ha::Endpoint{config.ha.peers.at(0).address, config.ha.peers.at(0).port};
 }
@@ -118,6 +119,10 @@ void Daemon::periodic(Millis now) {
     }
     push_to_dataplane();
   }
+  if (config_.ha.dataplane_stall.count() > 0 && now >= next_progress_) {
+    next_progress_ = now + 50ms;
+    check_progress(now);
+  }
   if (now >= next_health_) {
     next_health_ = now + 200ms;
     start_health_check();
@@ -143,6 +148,7 @@ void Daemon::periodic(Millis now) {
     start_probe(now);
   }
   if (fallback_) fallback_->periodic(now);
+  maybe_renew_lease(now);
   if (!link_.connected() && now >= next_connect_) {
     next_connect_ = now + 500ms;
     std::string err;
@@ -225,6 +231,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
   admin_ = std::make_unique<admin::AdminClient>(config_.dataplane_admin_socket, 1000);
   aws_worker_ = std::make_unique<Worker>();
   admin_worker_ = std::make_unique<Worker>();
+  lease_worker_ = std::make_unique<Worker>();
   fsm_ = std::make_unique<ha::FailoverFsm>(ha::to_fsm_config(config_.ha, boot_id_), clock_);
   if (!config_.ha.fallback_for.empty()) fallback_ = make_fallback();
   logger->info("eipgate-control up: priority {}, peer {}, HA port {}, control socket {}",
@@ -283,6 +290,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
                fsm_->epoch());
   aws_worker_.reset();
   admin_worker_.reset();
+  lease_worker_.reset();
   control_.stop();
   return 0;
 }

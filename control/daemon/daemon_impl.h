@@ -29,6 +29,7 @@
 #include "control/ha/udp_transport.h"
 #include "control/ha/wire.h"
 #include "dataplane/admin/admin_client.h"
+#include "proto/progress.h"
 
 namespace eipgate::control::detail {
 
@@ -76,7 +77,8 @@ class Daemon final : public ha::SyncSink {
   void start_takeover(uint64_t epoch);
   void start_route_check();
   void start_health_check();
-  void start_probe(Millis now);  // egress_probes.h
+  void check_progress(Millis now);  // takeover.cc: the shared progress counters
+  void start_probe(Millis now);     // egress_probes.h
   void set_dataplane_role();
   void send_heartbeat();
   void send_message(const ha::Message& m);
@@ -88,6 +90,8 @@ class Daemon final : public ha::SyncSink {
   void maybe_accept_handover();
   void periodic(Millis now);
   std::unique_ptr<CrossAzFallback> make_fallback();
+  void maybe_renew_lease(Millis now);  // lease.cc
+  [[nodiscard]] json lease_status() const;
   json command(const std::string& cmd, const json& args);
   json status() const;
 
@@ -112,6 +116,16 @@ class Daemon final : public ha::SyncSink {
   std::unique_ptr<Worker> admin_worker_;
   std::unique_ptr<admin::AdminClient> admin_;  // used on admin_worker_ only
   std::unique_ptr<CrossAzFallback> fallback_;  // ha.fallback_for (fallback_ops.h)
+  std::unique_ptr<Worker> lease_worker_;       // lease.cc: CreateTags of the liveness lease
+  struct Lease {
+    bool in_flight = false;
+    uint64_t renewals = 0;
+    uint64_t failures = 0;
+    size_t tables = 0;
+    std::optional<Millis> last_ok;
+    std::string last_error;
+  } lease_;
+  Millis next_lease_{0};
 
   // Peer, as last heard.
   std::optional<ha::Heartbeat> peer_hb_;
@@ -131,6 +145,10 @@ class Daemon final : public ha::SyncSink {
   // or briefly descheduled worker on a small instance is not a dead one).
   static constexpr uint32_t kHealthMissesToFail = 3;
   uint32_t health_misses_ = 0;
+  proto::ProgressReader progress_;
+  Millis next_progress_{0};
+  bool progress_stalled_ = false;  // a worker's counter stood still for ha.dataplane_stall
+  uint64_t progress_stalls_ = 0;
   bool route_check_in_flight_ = false;
   bool route_check_again_ = false;
   std::optional<uint64_t> last_loops_sum_;

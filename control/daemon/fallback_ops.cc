@@ -28,6 +28,9 @@ ha::FallbackObservation observe_fallback(aws::Ec2Client& ec2, const ha::Fallback
       const auto t = std::find_if(tables.begin(), tables.end(),
                                   [&](const aws::RouteTable& rt) { return rt.id == id; });
       if (t != tables.end()) {
+        if (const auto tag = t->tags.find(std::string(ha::kLeaseTag)); tag != t->tags.end()) {
+          w.lease = tag->second;
+        }
         if (const aws::Route* r = t->route_to(destination)) {
           w.found = true;
           w.state = r->state.empty() ? "active" : r->state;
@@ -130,15 +133,19 @@ nlohmann::json CrossAzFallback::status() const {
   for (const auto& e : watches_) {
     const auto& w = e->watch;
     const auto since = w.down_since();
-    out.push_back({{"route_tables", w.rule().route_tables},
-                   {"instances", w.rule().instances},
-                   {"target", w.rule().target},
-                   {"after_ms", w.rule().after.count()},
-                   {"phase", std::string(ha::to_string(w.phase()))},
-                   {"reason", w.reason()},
-                   {"down_for_ms", since ? nlohmann::json((now - *since).count()) : nullptr},
-                   {"replacements", w.replacements()},
-                   {"last_target", e->last_target}});
+    out.push_back(
+        {{"route_tables", w.rule().route_tables},
+         {"instances", w.rule().instances},
+         {"target", w.rule().target},
+         {"after_ms", w.rule().after.count()},
+         {"phase", std::string(ha::to_string(w.phase()))},
+         {"reason", w.reason()},
+         {"down_for_ms", since ? nlohmann::json((now - *since).count()) : nullptr},
+         {"replacements", w.replacements()},
+         {"lease_age_ms",
+          w.lease_changed_at() ? nlohmann::json((now - *w.lease_changed_at()).count()) : nullptr},
+         {"lease_ttl_ms", w.lease_ttl().count()},
+         {"last_target", e->last_target}});
   }
   return out;
 }

@@ -60,6 +60,8 @@ json Daemon::status() const {
       {"dataplane",
        {{"healthy", dataplane_good_},
         {"detail", dataplane_detail_},
+        {"progress_stalled", progress_stalled_},
+        {"progress_stalls", progress_stalls_},
         {"sync_connected", link_.connected()}}},
       {"peer", peer},
       {"egress_probes", prober_.status(now)},
@@ -90,6 +92,7 @@ json Daemon::status() const {
         {"credential_refreshes", ops_.credential_refreshes()}}},
       {"decisions", decisions},
       {"fallback", fallback_ ? fallback_->status() : json::array()},
+      {"lease", lease_status()},
   };
 }
 

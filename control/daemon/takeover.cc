@@ -61,6 +61,7 @@ void Daemon::start_takeover(uint64_t epoch) {
                            " in " + std::to_string(ms) + " ms";
         log::get()->info("takeover done: {}", takeover_detail_);
         handle(ha::event::TakeoverDone{});
+        next_lease_ = Millis{0};  // vouch for the pair at once (lease.cc)
       });
     });
   });
@@ -129,6 +130,8 @@ void Daemon::start_health_check() {
       // a cached reply only if loops stand still).
       if (ok && have_loops && last_loops_sum_ && loops == *last_loops_sum_) ok = false;
       if (have_loops) last_loops_sum_ = loops;
+      // The shared counters outrank an answer: one given just before a freeze is stale.
+      if (progress_stalled_) ok = false;
       health_misses_ = ok ? 0 : health_misses_ + 1;
       if (!ok && reachable && health_misses_ < kHealthMissesToFail) ok = true;  // not yet
       const std::string d = ok ? "ok" : (good ? "worker loops did not move" : detail);
@@ -140,6 +143,28 @@ void Daemon::start_health_check() {
       handle(ha::event::LocalHealth{ok});
     });
   });
+}
+
+void Daemon::check_progress(Millis now) {
+  const auto s = progress_.sample(static_cast<uint64_t>(now.count()));
+  const bool stalled =
+      s.present && s.stalled_ms >= static_cast<uint64_t>(config_.ha.dataplane_stall.count());
+  if (stalled == progress_stalled_) return;
+  progress_stalled_ = stalled;
+  if (!stalled) {
+    // Moving again (resumed, or a new process): the admin-socket health check decides.
+    log::get()->info("dataplane progress: worker loop counters move again (pid {})", s.pid);
+    return;
+  }
+  ++progress_stalls_;
+  const std::string d = "worker " + std::to_string(s.stalled_worker) +
+                        "'s loop counter stood still " + std::to_string(s.stalled_ms) +
+                        " ms (pid " + std::to_string(s.pid) + "): frozen, hung or dead";
+  log::get()->warn("dataplane progress: {}", d);
+  dataplane_good_ = false;
+  dataplane_detail_ = d;
+  health_misses_ = kHealthMissesToFail;
+  handle(ha::event::LocalHealth{false});
 }
 
 void Daemon::start_probe(Millis now) {

@@ -214,6 +214,8 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
                             "takeover_timeout",
                             "handover_timeout",
                             "route_check_interval",
+                            "lease_interval",
+                            "dataplane_stall",
                             "sync",
                             "probes",
                             "control_socket",
@@ -307,6 +309,20 @@ HaConfig parse(const Parser& p, const YAML::Node& ha) {
   }
   if (const auto* n = find(top, "route_check_interval")) {
     c.route_check_interval = duration(p, *n, "route_check_interval", Millis{500}, 10 * kMinute);
+  }
+  if (const auto* n = find(top, "dataplane_stall")) {
+    c.dataplane_stall = duration(p, *n, "dataplane_stall", Millis{0}, kMinute);
+    if (c.dataplane_stall.count() > 0 && c.dataplane_stall < Millis{100}) {
+      p.fail(*n, "dataplane_stall",
+             "must be 0 (off) or at least 100ms (workers publish every 10 ms, and a loaded "
+             "machine delays them)");
+    }
+  }
+  if (const auto* n = find(top, "lease_interval")) {
+    c.lease_interval = duration(p, *n, "lease_interval", Millis{0}, kMinute);
+    if (c.lease_interval.count() > 0 && c.lease_interval < Millis{500}) {
+      p.fail(*n, "lease_interval", "must be 0 (no lease) or at least 500ms (one EC2 call each)");
+    }
   }
 
   if (const auto* n = find(top, "control_socket")) {

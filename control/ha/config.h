@@ -52,6 +52,14 @@ struct HaConfig {
   Millis takeover_timeout{30'000};
   Millis handover_timeout{10'000};
   Millis route_check_interval{5'000};
+  // The active renews a liveness lease (tag eipgate:lease) on its route tables this often while
+  // its dataplane is healthy, so another AZ's fallback sees a pair whose processes died although
+  // EC2 still reports the instances running (ha/fallback.h). 0 = no lease.
+  Millis lease_interval{2'000};
+  // eipgate-control fails the dataplane at once when a worker's loop counter in the shared
+  // progress file (proto/progress.h) stands still this long (frozen, hung or dead process),
+  // without waiting for an admin-socket timeout. 0 = only the admin-socket health check.
+  Millis dataplane_stall{400};
   Millis sync_flush_interval{10};
   Millis resync_retry{2'000};
   // eipgate-control only: its own admin socket, which ENI of the instance is the data ENI (by

@@ -2,6 +2,7 @@
 #include "control/ha/fallback.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "common/log.h"
 
@@ -32,6 +33,21 @@ std::string route_target_text(const WatchedRoute& r) {
 }
 
 }  // namespace
+
+std::string lease_value(std::string_view instance_id, int64_t unix_ms, Millis interval) {
+  return std::string(instance_id) + " " + std::to_string(unix_ms) + " " +
+         std::to_string(interval.count());
+}
+
+std::optional<Millis> lease_interval_of(std::string_view value) {
+  const auto last = value.rfind(' ');
+  if (last == std::string_view::npos || last + 1 >= value.size()) return std::nullopt;
+  int64_t ms = 0;
+  const auto* end = value.data() + value.size();
+  const auto [ptr, ec] = std::from_chars(value.data() + last + 1, end, ms);
+  if (ec != std::errc() || ptr != end || ms <= 0 || ms > 3'600'000) return std::nullopt;
+  return Millis{ms};
+}
 
 std::string_view to_string(FallbackPhase p) {
   switch (p) {
@@ -95,7 +111,42 @@ FallbackDecision FallbackWatch::observe(const FallbackObservation& obs,
   for (const auto& r : obs.routes) all_blackhole &= r.found && r.state == "blackhole";
   // Terminated instances vanish from DescribeInstanceStatus (InvalidInstanceID.NotFound): then
   // only blackhole routes everywhere count as the pair being gone.
-  const bool down = healthy.empty() && (!obs.instances_not_found || all_blackhole);
+  const bool instances_down = healthy.empty() && (!obs.instances_not_found || all_blackhole);
+
+  // The lease: running instances are not enough, the pair's active must keep renewing it.
+  std::string lease;
+  Millis ttl{0};
+  for (const auto& r : obs.routes) {
+    if (r.lease.empty()) continue;
+    lease += r.lease + ";";
+    if (const auto iv = lease_interval_of(r.lease)) ttl = std::max(ttl, *iv * kLeaseMisses);
+  }
+  // A route that just moved to one of the watched instances is a sign of life too: a pair that
+  // comes back takes its tables a moment before its first renewal is visible.
+  std::string routes;
+  bool at_watched = false;
+  for (const auto& r : obs.routes) {
+    routes += r.table + ">" + r.eni + "/" + r.instance_id + "/" + r.state + ";";
+    at_watched |= r.found && r.state != "blackhole" && !r.instance_id.empty() &&
+                  std::find(rule_.instances.begin(), rule_.instances.end(), r.instance_id) !=
+                      rule_.instances.end();
+  }
+  const bool moved_to_watched = routes != routes_seen_ && !routes_seen_.empty() && at_watched;
+  routes_seen_ = routes;
+  if (lease.empty()) {
+    lease_seen_.clear();
+    lease_changed_at_.reset();
+  } else if (lease != lease_seen_ || !lease_changed_at_ || moved_to_watched) {
+    lease_seen_ = lease;
+    lease_changed_at_ = now;
+  }
+  lease_ttl_ = ttl;
+  const bool lease_stale = lease_changed_at_ && ttl.count() > 0 && now - *lease_changed_at_ >= ttl;
+  const bool down = instances_down || lease_stale;
+  if (!instances_down && lease_stale) {
+    detail += "; lease not renewed for " + ms(now - *lease_changed_at_) + " (limit " + ms(ttl) +
+              "): no active with a working dataplane";
+  }
 
   auto at_our_target = [&](const WatchedRoute& r) {
     if (!r.found || r.state == "blackhole") return false;
@@ -105,9 +156,10 @@ FallbackDecision FallbackWatch::observe(const FallbackObservation& obs,
 
   if (!down) {
     down_since_.reset();
-    const std::string why =
+    std::string why =
         healthy.empty() ? "instances not found but not every route is a blackhole (" + detail + ")"
                         : healthy + " is running and healthy (" + detail + ")";
+    if (lease_changed_at_) why += ", lease renewed " + ms(now - *lease_changed_at_) + " ago";
     if (phase_ == FallbackPhase::Rescuing ||
         (phase_ == FallbackPhase::OwnersBack &&
          std::any_of(obs.routes.begin(), obs.routes.end(), at_our_target))) {
@@ -117,7 +169,8 @@ FallbackDecision FallbackWatch::observe(const FallbackObservation& obs,
     return decide(FallbackPhase::Watching, why);
   }
 
-  if (!down_since_) down_since_ = now;
+  // A stale lease dates the failure from the last renewal seen, not from when we noticed.
+  if (!down_since_) down_since_ = instances_down ? now : *lease_changed_at_;
   const Millis down_for = now - *down_since_;
   const std::string why = "watched pair down for " + ms(down_for) + " (" + detail +
                           (all_blackhole ? "; routes blackhole" : "") + ")";

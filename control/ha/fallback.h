@@ -3,6 +3,7 @@
 // Gateway. The daemon feeds EC2 observations in and carries out the ReplaceRoutes it is told to.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,7 +43,20 @@ struct WatchedRoute {
   std::string instance_id;
   std::string nat_gateway_id;
   std::string gateway_id;
+  std::string lease;  // the table's eipgate:lease tag (kLeaseTag), empty when it has none
 };
+
+// The liveness lease: the active of a pair, while its dataplane is healthy, rewrites this tag on
+// its route tables every ha.lease_interval with "<instance-id> <unix ms> <interval ms>". A watcher
+// needs no clock agreement: it only sees whether the value changes. A lease that has not changed
+// for kLeaseMisses intervals means no active with a working dataplane, whatever EC2 says about the
+// instances (dead processes, a hung kernel, an instance cut off from the network and the API).
+inline constexpr std::string_view kLeaseTag = "eipgate:lease";
+inline constexpr int kLeaseMisses = 3;
+[[nodiscard]] std::string lease_value(std::string_view instance_id, int64_t unix_ms,
+                                      Millis interval);
+// The renewal interval a lease value names; nullopt when the value is not one of ours.
+[[nodiscard]] std::optional<Millis> lease_interval_of(std::string_view value);
 
 struct FallbackObservation {
   std::optional<std::string> error;  // the EC2 calls failed: no evidence either way
@@ -98,6 +112,10 @@ class FallbackWatch {
   [[nodiscard]] std::optional<Millis> down_since() const { return down_since_; }
   [[nodiscard]] bool in_flight() const { return in_flight_; }
   [[nodiscard]] uint64_t replacements() const { return replacements_; }
+  // The watched pair's lease: when its value last changed (our clock) and how long it may stay
+  // unchanged; nullopt while no table carries one.
+  [[nodiscard]] std::optional<Millis> lease_changed_at() const { return lease_changed_at_; }
+  [[nodiscard]] Millis lease_ttl() const { return lease_ttl_; }
 
  private:
   FallbackDecision decide(FallbackPhase to, std::string reason,
@@ -110,6 +128,10 @@ class FallbackWatch {
   std::optional<Millis> down_since_;
   bool in_flight_ = false;
   uint64_t replacements_ = 0;  // rounds of ReplaceRoute that succeeded
+  std::string lease_seen_;     // the watched tables' lease values, concatenated
+  std::string routes_seen_;    // the watched tables' routes as last seen
+  std::optional<Millis> lease_changed_at_;
+  Millis lease_ttl_{0};
 };
 
 // Logs through the process logger: phase changes and actions at info, the rest at debug.

@@ -41,9 +41,9 @@ std::vector<PortConfig> parse_ports(const Parser& p, const Value& ports_value, A
   std::vector<PortConfig> ports;
   std::vector<std::string> vdev_names;  // DPDK needs each vdev name once
   for (const Value& item : items) {
-    const Section s(
-        p, item,
-        {"name", "device", "rx_queues", "tx_queues", "mtu", "mac", "xdp_steering", "xdp_program"});
+    const Section s(p, item,
+                    {"name", "device", "rx_queues", "tx_queues", "mtu", "mac", "xdp_steering",
+                     "xdp_program", "af_packet_fragments"});
     PortConfig port;
     const Value name = s.require("name");
     port.name = scalar(p, name);
@@ -102,6 +102,23 @@ std::vector<PortConfig> parse_ports(const Parser& p, const Value& ports_value, A
     if (auto v = s.get("xdp_program")) {
       port.xdp_program = scalar(p, *v);
       if (!port.xdp_steering) p.fail(*v, "xdp_program is only used with xdp_steering");
+    }
+    // DPDK 22.11's af_packet PMD joins its PACKET_FANOUT group with FLAG_DEFRAG: the kernel
+    // reassembles IP fragments first, and a datagram larger than one frame is then dropped. Such
+    // a port only runs when its config says it accepts that (dataplane/README.md).
+    const bool af_packet = vdev_name.starts_with("net_af_packet");
+    if (auto v = s.get("af_packet_fragments")) {
+      if (!af_packet) p.fail(*v, "af_packet_fragments is only for af_packet devices");
+      if (scalar(p, *v) != "drop") {
+        p.fail(*v, "the only value is 'drop': af_packet cannot pass IP fragments (use af_xdp)");
+      }
+      port.af_packet_fragments_acknowledged = true;
+    } else if (af_packet) {
+      p.fail(device, "port " + quoted(port.name) +
+                         " uses af_packet, which cannot pass IP fragments: DPDK 22.11's PMD has "
+                         "the kernel reassemble them (PACKET_FANOUT_FLAG_DEFRAG) and a datagram "
+                         "larger than one frame is dropped. Add 'af_packet_fragments: drop' to "
+                         "this port to run with that limit, or use af_xdp");
     }
     ports.push_back(std::move(port));
   }

@@ -34,6 +34,9 @@ struct PortConfig {
   // NAT traffic reaches the socket and the kernel keeps everything else (SSH, ARP, heartbeats).
   bool xdp_steering = false;
   std::string xdp_program;  // the xdp_steer.bpf.o to load; empty = the built-in default path
+  // af_packet only, and required there: `af_packet_fragments: drop` says the operator accepts
+  // that fragmented datagrams larger than one frame are dropped (the PMD's kernel defrag).
+  bool af_packet_fragments_acknowledged = false;
 };
 
 enum class ArmMode : uint8_t { OneArmed, TwoArmed };

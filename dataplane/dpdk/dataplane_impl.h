@@ -32,6 +32,7 @@
 #include "dataplane/dpdk/exception_path.h"
 #include "dataplane/dpdk/resolver.h"
 #include "dataplane/policy/compiled_policy.h"
+#include "proto/progress.h"
 #include "proto/sync.h"
 
 namespace eipgate::dataplane {
@@ -284,6 +285,9 @@ struct Dataplane::Impl {
   std::atomic<uint64_t> probes_sent{0}, probes_answered{0}, probe_strays{0};
   std::string sync_path;
   UnixSocketServer sync_listener;
+  // The workers' loop counters for eipgate-control, which reads them without asking us
+  // (proto/progress.h): how it tells a frozen or dead dataplane quickly.
+  proto::ProgressWriter progress;
   int sync_client_fd = -1;
   std::atomic<bool> sync_connected{false};  // for the admin thread's stats
   bool snapshot_open = false;               // begin sent, end not yet

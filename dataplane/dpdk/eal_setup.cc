@@ -276,6 +276,11 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
   }
   m.setup_fastpath();
   if (std::string err = m.open_sync_socket(); !err.empty()) return err;
+  if (std::string err = m.progress.create(proto::progress_path_for(cfg.admin.socket_path),
+                                          static_cast<uint32_t>(m.workers.size()));
+      !err.empty()) {
+    return err;
+  }
   m.log->info("dataplane ready: {} port(s), {} worker(s), {} flows per worker", m.ports.size(),
               nworkers, cfg.engine.max_flows);
   return {};

@@ -41,6 +41,7 @@ void Dataplane::Impl::publish(WorkerContext& w) {
   w.local.sync_refused = w.sync_refused;
   w.local.sync_overflows = w.eng->sync_overflows();
   w.local.rule_hits = w.eng->rule_hits();
+  progress.store(w.index, w.local.loops);
   std::lock_guard lock(w.pub_mu);
   w.published = w.local;
 }

@@ -34,6 +34,7 @@ in_ns "${NET}" sysctl -qw net.ipv4.ip_forward=1
 
 STEER_KEY=""
 [[ ${MODE} == af_xdp ]] && STEER_KEY="xdp_steering: false"
+[[ ${MODE} == af_packet ]] && STEER_KEY="af_packet_fragments: drop"  # the limit, acknowledged
 cat >"${WORK}/dp.yaml" <<YAML
 mode: two-armed
 ports:
@@ -129,9 +130,36 @@ wait_for listening "${NET}" udp 198.51.100.7:7007
 if [[ ${MODE} == af_xdp* ]]; then
   check "fragmented UDP both ways" in_ns "${CLI}" /usr/bin/python3 "${WORK}/udpclient.py" 198.51.100.7 7007
 else
-  echo "NOTE fragmented UDP: not run on af_packet (the PMD reassembles via PACKET_FANOUT_FLAG_DEFRAG)"
+  # af_packet runs only with `af_packet_fragments: drop` (the config says it accepts the limit):
+  # what fits one frame passes, a fragmented datagram is dropped and counted, nothing is mangled.
+  cat >"${WORK}/udpfrag_drop.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
+def echo(size, tries):
+    msg = bytes((i * 7) % 251 for i in range(size))
+    for _ in range(tries):
+        s.sendto(msg, (sys.argv[1], int(sys.argv[2])))
+        try:
+            data, _ = s.recvfrom(65535)
+            return data == msg
+        except socket.timeout:
+            pass
+    return False
+assert echo(1400, 3), "an unfragmented 1400-byte datagram did not come back"
+assert not echo(4000, 2), "a fragmented 4000-byte datagram came back through af_packet"
+print("ok")
+PY
+  bad_len() { ctl --json stats | /usr/bin/python3 -c "import json,sys; t=json.load(sys.stdin)['totals']; print(t.get('drops', {}).get('ip_bad_total_length', t['counters'].get('ip_bad_total_length', 0)))"; }
+  bad_before=$(bad_len)
+  check "af_packet (fragments acknowledged as dropped): 1400-byte UDP passes, a fragmented datagram does not" \
+    in_ns "${CLI}" /usr/bin/python3 "${WORK}/udpfrag_drop.py" 198.51.100.7 7007
+  check "the fragmented datagrams were counted as drops (ip_bad_total_length $(bad_len) > ${bad_before})" \
+    test "$(bad_len)" -gt "${bad_before}"
   check "--check names the af_packet fragment limit" bash -c \
     "'${DP}' --config '${WORK}/dp.yaml' --check | grep -q 'uses af_packet: .*fragments'"
+  sed '/af_packet_fragments: drop/d' "${WORK}/dp.yaml" >"${WORK}/dp-noack.yaml"
+  check "without af_packet_fragments: drop, af_packet is refused with file:line and why" bash -c \
+    "out=\$('${DP}' --config '${WORK}/dp-noack.yaml' --check 2>&1); rc=\$?; echo \"\$out\"; [[ \$rc -ne 0 ]] && grep -q 'dp-noack.yaml:[0-9]*: .*cannot pass IP fragments' <<<\"\$out\""
 fi
 # Path MTU Discovery: an upload toward the 1280-MTU link only completes if the router's
 # "fragmentation needed" reaches the client, translated back to its own address and port.

@@ -28,6 +28,7 @@ mode: one-armed
 ports:
   - name: data
     device: net_af_packet0,iface=v0
+    af_packet_fragments: drop
 interface:
   address: 203.0.113.2/24
 next_hop:

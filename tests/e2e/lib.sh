@@ -153,8 +153,10 @@ mode: two-armed
 ports:
   - name: inside
     device: ${IN_DEV}
+    $([[ ${IN_DEV} == net_af_packet* ]] && echo "af_packet_fragments: drop")
   - name: outside
     device: ${OUT_DEV}
+    $([[ ${OUT_DEV} == net_af_packet* ]] && echo "af_packet_fragments: drop")
 interface:
   address: 203.0.113.2/24
   inside_address: 10.0.1.1/24

@@ -280,6 +280,7 @@ class Ec2Api:
             "UnassignPrivateIpAddresses": self.unassign_private_ip_addresses,
             "DescribeNetworkInterfaces": self.describe_network_interfaces,
             "DescribeInstanceStatus": self.describe_instance_status,
+            "CreateTags": self.create_tags,
         }
 
     def handle(self, params):
@@ -304,6 +305,40 @@ class Ec2Api:
             return 200, response(action, request_id, body), None
         except Ec2Error as e:
             return e.status, error_response(e.code, e.message, request_id), e.code
+
+    # --- tags
+    def create_tags(self, params, _changes):
+        # Route tables, ENIs and EIPs carry tags here. Not a change for the namespaces: the
+        # liveness lease rewrites a tag every few seconds and must not reprogram the VPC.
+        ids = collect_list(params, "ResourceId")
+        if not ids:
+            raise Ec2Error("MissingParameter", "The request must contain the parameter resourceIdSet")
+        tags = {}
+        n = 1
+        while f"Tag.{n}.Key" in params:
+            key = params[f"Tag.{n}.Key"]
+            if not key or len(key) > 128 or key.startswith("aws:"):
+                raise Ec2Error("InvalidParameterValue", f"Tag key '{key}' is invalid")
+            value = params.get(f"Tag.{n}.Value", "")
+            if len(value) > 256:
+                raise Ec2Error("InvalidParameterValue", "Tag value exceeds 256 characters")
+            tags[key] = value
+            n += 1
+        if not tags:
+            raise Ec2Error("MissingParameter", "The request must contain the parameter tagSet")
+        targets = []
+        for i in ids:
+            if i.startswith("rtb-") and i in self.state.route_tables:
+                targets.append(self.state.route_tables[i]["tags"])
+            elif i.startswith("eni-") and i in self.state.enis:
+                targets.append(self.state.enis[i]["tags"])
+            elif i.startswith("eipalloc-") and i in self.state.addresses:
+                targets.append(self.state.addresses[i]["tags"])
+            else:
+                raise Ec2Error("InvalidID", f"The ID '{i}' is not valid")
+        for t in targets:  # all or nothing, as EC2 validates every id first
+            t.update(tags)
+        return "<return>true</return>"
 
     # --- route tables
     def _route_xml(self, r):
@@ -1226,6 +1261,18 @@ class _Handler(BaseHTTPRequestHandler):
                           "old": old, "new": new}
                 for hook in fake.ec2.on_change:
                     hook(change)
+            return self._send(200, "application/json", answer)
+        if what == "tags" and method == "POST":
+            # {"resource": "rtb-...", "tags": {"k": "v"}}: as CreateTags by someone else (another
+            # AZ's pair renewing its lease in a test that has no such pair running).
+            with fake.state.lock:
+                rid = spec.get("resource", "")
+                target = (fake.state.route_tables.get(rid) or fake.state.enis.get(rid)
+                          or fake.state.addresses.get(rid))
+                if target is None:
+                    return self._send(404, "text/plain", "no such resource")
+                target["tags"].update(spec.get("tags", {}))
+                answer = json.dumps(target["tags"])
             return self._send(200, "application/json", answer)
         self._send(404, "text/plain", "unknown control path")
 

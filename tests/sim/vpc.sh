@@ -172,6 +172,7 @@ mode: one-armed
 ports:
   - name: data
     device: $(data_device)
+    $([[ ${VPC_DATA_PATH} == af_packet ]] && echo "af_packet_fragments: drop  # no fragments on af_packet")
 interface:
   address: $(data_ip "$i")/24
 next_hop:
@@ -241,6 +242,7 @@ ha:
   miss_count: ${VPC_MISS:-4}
   hold_down: 2s
   route_check_interval: 1s
+  lease_interval: ${VPC_LEASE:-1s}
   takeover_timeout: 10s
   handover_timeout: 3s
   sync: {flush_interval: 5ms, resync_retry: 500ms}

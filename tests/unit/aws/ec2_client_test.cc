@@ -84,6 +84,19 @@ TEST(Ec2Client, FiltersAndIdsAreNumberedFromOne) {
       "&Filter.2.Value.1=vpc-1&Filter.2.Value.2=vpc-2");
 }
 
+TEST(Ec2Client, CreateTagsNumbersResourcesAndTags) {
+  ScriptedTransport http;
+  StaticCredentialsProvider cp(creds());
+  Ec2Client ec2(http, cp, options());
+  http.push(200, R"(<CreateTagsResponse><return>true</return></CreateTagsResponse>)");
+  ec2.create_tags({"rtb-1", "rtb-2"}, {{"eipgate:lease", "i-1 1733400000123 2000"}});
+  EXPECT_EQ(http.requests[0].body,
+            "Action=CreateTags&Version=2016-11-15&ResourceId.1=rtb-1&ResourceId.2=rtb-2"
+            "&Tag.1.Key=eipgate%3Alease&Tag.1.Value=i-1%201733400000123%202000");
+  http.push(200, R"(<CreateTagsResponse><return>false</return></CreateTagsResponse>)");
+  EXPECT_THROW(ec2.create_tags({"rtb-1"}, {{"k", "v"}}), AwsError);
+}
+
 TEST(Ec2Client, FollowsNextToken) {
   ScriptedTransport http;
   StaticCredentialsProvider cp(creds());

@@ -62,14 +62,16 @@ constexpr const char* kTwoArmed =
     "ports:\n"                                     // 2
     "  - name: outside\n"                          // 3
     "    device: net_af_packet1,iface=veth-out\n"  // 4
-    "  - name: inside\n"                           // 5
-    "    device: net_af_packet0,iface=veth-in\n"   // 6
-    "interface:\n"                                 // 7
-    "  address: 198.51.100.2/24\n"                 // 8
-    "  inside_address: 10.1.0.1/24\n"              // 9
-    "nat:\n"                                       // 10
-    "  inside_prefixes: [10.1.0.0/16]\n"           // 11
-    "  outside_addresses: [203.0.113.10]\n";       // 12
+    "    af_packet_fragments: drop\n"              // 5
+    "  - name: inside\n"                           // 6
+    "    device: net_af_packet0,iface=veth-in\n"   // 7
+    "    af_packet_fragments: drop\n"              // 8
+    "interface:\n"                                 // 9
+    "  address: 198.51.100.2/24\n"                 // 10
+    "  inside_address: 10.1.0.1/24\n"              // 11
+    "nat:\n"                                       // 12
+    "  inside_prefixes: [10.1.0.0/16]\n"           // 13
+    "  outside_addresses: [203.0.113.10]\n";       // 14
 
 std::string two_armed_replace(int line, const std::string& text) {
   return edit(kTwoArmed, line, line, text);
@@ -412,7 +414,7 @@ const std::vector<BadCase> kBadCases = {
      "bad.yaml:11: next_hop.gateway: 10.0.0.5 is the interface's own address"},
     {"inside_gateway_off_subnet",
      kTwoArmed + std::string("next_hop:\n  inside_gateway: 10.2.0.1\n"),
-     "bad.yaml:14: next_hop.inside_gateway: 10.2.0.1 is not in the inside subnet 10.1.0.0/24"},
+     "bad.yaml:16: next_hop.inside_gateway: 10.2.0.1 is not in the inside subnet 10.1.0.0/24"},
     {"bad_next_hop_mac", append("next_hop:\n  mac: 02:00:00:00:00\n"),
      "bad.yaml:11: next_hop.mac: '02:00:00:00:00' is not a MAC address (aa:bb:cc:dd:ee:ff)"},
     {"multicast_mac", replace_line(4, "    device: 0000:00:06.0\n    mac: 01:00:5e:00:00:01\n"),
@@ -438,18 +440,18 @@ const std::vector<BadCase> kBadCases = {
      "bad.yaml:5: ports[1].name: duplicate port name 'data'"},
     {"one_armed_no_ports", edit(kMinimal, 2, 4, "ports: []\n"),
      "bad.yaml:2: ports: mode one-armed needs a port named 'data'"},
-    {"two_armed_duplicate_name", two_armed_replace(5, "  - name: outside\n"),
-     "bad.yaml:5: ports[1].name: duplicate port name 'outside'"},
-    {"two_armed_missing_outside", edit(kTwoArmed, 3, 4, ""),
+    {"two_armed_duplicate_name", two_armed_replace(6, "  - name: outside\n"),
+     "bad.yaml:6: ports[1].name: duplicate port name 'outside'"},
+    {"two_armed_missing_outside", edit(kTwoArmed, 3, 5, ""),
      "bad.yaml:2: ports: mode two-armed needs a port named 'outside'"},
     {"two_armed_named_data", two_armed_replace(3, "  - name: data\n"),
      "bad.yaml:3: ports[0].name: 'data' is not a port of mode two-armed (expected 'inside' or "
      "'outside')"},
-    {"two_armed_missing_inside_address", two_armed_replace(9, ""),
-     "bad.yaml:7: interface: missing required key 'inside_address' (mode two-armed)"},
+    {"two_armed_missing_inside_address", two_armed_replace(11, ""),
+     "bad.yaml:9: interface: missing required key 'inside_address' (mode two-armed)"},
     {"two_armed_inside_overlaps_outside",
-     two_armed_replace(9, "  inside_address: 198.51.100.9/24\n"),
-     "bad.yaml:9: interface.inside_address: 198.51.100.9/24 overlaps the outside subnet "
+     two_armed_replace(11, "  inside_address: 198.51.100.9/24\n"),
+     "bad.yaml:11: interface.inside_address: 198.51.100.9/24 overlaps the outside subnet "
      "198.51.100.0/24"},
     {"bad_device", replace_line(4, "    device: eth1\n"),
      "bad.yaml:4: ports[0].device: 'eth1' is neither a PCI address (0000:00:06.0) nor a vdev "
@@ -458,7 +460,18 @@ const std::vector<BadCase> kBadCases = {
      "bad.yaml:4: ports[0].device: 'net_af_xdp0,iface' is neither a PCI address (0000:00:06.0) "
      "nor a vdev (net_af_packet0,iface=eth1)"},
     {"same_vdev_twice", two_armed_replace(4, "    device: net_af_packet0,iface=veth-out\n"),
-     "bad.yaml:6: ports[1].device: 'net_af_packet0' is used twice"},
+     "bad.yaml:7: ports[1].device: 'net_af_packet0' is used twice"},
+    {"af_packet_without_the_fragment_acknowledgement", two_armed_replace(8, ""),
+     "bad.yaml:7: ports[1].device: port 'inside' uses af_packet, which cannot pass IP fragments: "
+     "DPDK 22.11's PMD has the kernel reassemble them (PACKET_FANOUT_FLAG_DEFRAG) and a datagram "
+     "larger than one frame is dropped. Add 'af_packet_fragments: drop' to this port to run with "
+     "that limit, or use af_xdp"},
+    {"af_packet_fragments_other_value", two_armed_replace(8, "    af_packet_fragments: pass\n"),
+     "bad.yaml:8: ports[1].af_packet_fragments: the only value is 'drop': af_packet cannot pass IP "
+     "fragments (use af_xdp)"},
+    {"af_packet_fragments_on_a_pci_port",
+     replace_line(4, "    device: 0000:00:06.0\n    af_packet_fragments: drop\n"),
+     "bad.yaml:5: ports[0].af_packet_fragments: af_packet_fragments is only for af_packet devices"},
     {"fewer_rx_queues_than_workers",
      replace_line(4, "    device: 0000:00:06.0\n    rx_queues: 1\n") +
          "workers:\n  lcores: [1, 2]\n",

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -679,6 +680,73 @@ def scenario_fallback_nat(h):
     wait_for(lambda: h.status("a")["fallback"][0]["phase"] == "rescuing", 5, "A rescuing")
     time.sleep(1.5)
     check(len(other_replaces(h)) == 1, "one ReplaceRoute, not repeated")
+
+
+def our_lease(h):
+    for rt in h.aws_state()["route_tables"]:
+        if rt["id"] != OTHER_TABLE and rt["tags"].get("eipgate:lease"):
+            return rt["tags"]["eipgate:lease"]
+    return None
+
+
+def scenario_fallback_lease(h):
+    """The other AZ's processes die while EC2 still reports its instances running: only its
+    lease stops. A renewing pair is never taken; a silent one is, within a few intervals."""
+    rule = (f"  lease_interval: 500ms\n"
+            f"  fallback_for:\n    - route_tables: [{OTHER_TABLE}]\n"
+            f"      instances: [{OTHER[0]}, {OTHER[1]}]\n      target: self\n"
+            f"      after: 1s\n      check_interval: 500ms\n")
+    h.pair_up(flows=0, state=fallback_state(h), extra_ha=rule)
+    # Our own active renews the lease on our tables; the standby never does.
+    first = None
+    wait_for(lambda: our_lease(h) is not None, 5, "A's lease on our tables")
+    first = our_lease(h)
+    check(first.startswith(INSTANCES["a"]["id"] + " ") and first.endswith(" 500"), f"lease {first}")
+    wait_for(lambda: our_lease(h) != first, 3, "A's lease renewed")
+    check(h.status("a")["lease"]["renewals"] >= 2, f"A lease {h.status('a')['lease']}")
+    check(h.status("b")["lease"]["renewals"] == 0, f"B lease {h.status('b')['lease']}")
+
+    stop = threading.Event()
+
+    def renew():  # the other pair's active, alive
+        n = 0
+        while not stop.is_set():
+            n += 1
+            h.aws_post("/_fake/tags", {"resource": OTHER_TABLE,
+                                       "tags": {"eipgate:lease": f"{OTHER[0]} {n} 500"}})
+            stop.wait(0.4)
+
+    t = threading.Thread(target=renew, daemon=True)
+    t.start()
+    time.sleep(4.0)  # 8 lease intervals, 16 checks: a live pair is left alone
+    check(not other_replaces(h), "no ReplaceRoute while the other pair renews its lease")
+    fb = h.status("a")["fallback"][0]
+    check(fb["phase"] == "watching" and fb["lease_ttl_ms"] == 1500, f"A: {fb}")
+    # Its processes die: no more renewals; EC2 still says both instances run.
+    stop.set()
+    t.join()
+    t0 = time.monotonic()
+    wait_for(lambda: other_route(h).get("network_interface_id") == INSTANCES["a"]["eni"], 10,
+             "the other AZ's table at A's ENI after its lease ran out")
+    print(f"FALLBACK lease stopped (instances running) -> table at A's ENI: "
+          f"{(time.monotonic() - t0) * 1000:.0f} ms (lease 500 ms x 3, after 1 s, checks every 500 ms)")
+    check(time.monotonic() - t0 >= 1.0, "not before the lease ran out")
+    wait_for(lambda: h.status("a")["fallback"][0]["phase"] == "rescuing", 5, "A rescuing")
+    states = {i["id"]: i["state"] for i in h.aws_state()["instances"]}
+    check(all(states[i] == "running" for i in OTHER), f"EC2 still reports them running: {states}")
+    check(h.status("b")["fallback"][0]["replacements"] == 0, "standby B replaced nothing")
+    # The processes come back and renew: owners back, hands off.
+    n = len(other_replaces(h))
+    stop.clear()
+    t = threading.Thread(target=renew, daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: h.status("a")["fallback"][0]["phase"] == "owners_back", 5, "A sees the owners back")
+        time.sleep(2.0)
+        check(len(other_replaces(h)) == n, "no ReplaceRoute once the owners renew again")
+    finally:
+        stop.set()
+        t.join()
 
 
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items()

@@ -39,6 +39,7 @@ ha:
   takeover_timeout: 20s
   handover_timeout: 5s
   route_check_interval: 2s
+  lease_interval: 3s
   sync:
     flush_interval: 5ms
     resync_retry: 3s
@@ -67,6 +68,7 @@ TEST(HaConfigTest, FullExample) {
   EXPECT_TRUE(c.preempt);
   EXPECT_EQ(c.preempt_delay, 60s);
   EXPECT_EQ(c.hold_down, 15s);
+  EXPECT_EQ(c.lease_interval, 3s);
   EXPECT_EQ(c.sync_flush_interval, 5ms);
   EXPECT_EQ(c.resync_retry, 3s);
   EXPECT_EQ(c.probe_fail_threshold, 4U);
@@ -165,6 +167,9 @@ TEST(HaConfigTest, RejectionsNameFileLineAndReason) {
       {(head + "  probes:\n    interval: 1s\n    timeout: 2s\n"), 6, "shorter than"},
       {(head + "  sync:\n    flush_interval: 1s\n"), 6, "out of range"},
       {"ha:\n  priority: 1\n  bind_address: 10.0.0.6\n  peers: [10.0.0.6]\n", 4, "own bind"},
+      {(head + "  lease_interval: 100ms\n"), 5, "0 (no lease) or at least 500ms"},
+      {(head + "  lease_interval: 2h\n"), 5, "out of range"},
+      {(head + "  lease_intervall: 2s\n"), 5, "did you mean 'lease_interval'"},
       {(head + "  metrics_listen: 9410\n"), 5, "not ADDRESS:PORT"},
       {(head + "  metrics_listen: localhost:9410\n"), 5, "not an IPv4 address"},
       {(head + "  metrics_listen: 127.0.0.1:70000\n"), 5, "port must be 1..65535"},

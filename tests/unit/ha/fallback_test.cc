@@ -97,7 +97,7 @@ TEST_F(FallbackTest, NatGatewayTarget) {
   EXPECT_EQ(w.target(kActive), kNat);
   w.replaced(std::nullopt);
   FallbackObservation at_nat = pair_stopped();
-  for (auto& r : at_nat.routes) r = WatchedRoute{r.table, true, "active", "", "", kNat, ""};
+  for (auto& r : at_nat.routes) r = WatchedRoute{r.table, true, "active", "", "", kNat, "", ""};
   clock_.advance(1s);
   EXPECT_TRUE(w.observe(at_nat, kActive).replace.empty());
   EXPECT_EQ(w.phase(), FallbackPhase::Rescuing);
@@ -221,6 +221,168 @@ TEST_F(FallbackTest, TakesRoutesOurPairSetButNotOnesSomeoneElseHolds) {
   EXPECT_EQ(d.replace, (std::vector<std::string>{kRtb1}));
   EXPECT_NE(d.reason.find("rtb-0aa00000000000002 held by eni-0ccccccccccccd01"), std::string::npos)
       << d.reason;
+}
+
+// --- the liveness lease
+// ---------------------------------------------------------------------------
+
+// AZ a's instances run and its tables point at a1, with a1's lease (renewed every 2 s) on them.
+FallbackObservation running_with_lease(const std::string& lease) {
+  FallbackObservation o;
+  o.instances = {up(kA1), up(kA2)};
+  o.routes = {at_eni(kRtb1, kEniA1, kA1), at_eni(kRtb2, kEniA1, kA1)};
+  for (auto& r : o.routes) r.lease = lease;
+  return o;
+}
+
+TEST_F(FallbackTest, LeaseValueNamesItsInterval) {
+  const std::string v = lease_value(kA1, 1733400000123, 2s);
+  EXPECT_EQ(v, std::string(kA1) + " 1733400000123 2000");
+  EXPECT_EQ(lease_interval_of(v), Millis{2000});
+  EXPECT_FALSE(lease_interval_of(""));
+  EXPECT_FALSE(lease_interval_of("i-1 2 x"));
+  EXPECT_FALSE(lease_interval_of("i-1 2 0"));
+  EXPECT_FALSE(lease_interval_of("i-1 2 -5"));
+  EXPECT_FALSE(lease_interval_of("i-1 2 "));
+  EXPECT_FALSE(lease_interval_of("noseparator"));
+}
+
+// The processes of both instances died: EC2 still says running, but nobody renews the lease.
+// After kLeaseMisses intervals without a change the pair is down, dated from the last renewal.
+TEST_F(FallbackTest, StaleLeaseWithRunningInstancesIsAPairDown) {
+  FallbackWatch w(rule(), clock_);
+  const Millis t0 = clock_.now();
+  const auto o = running_with_lease(lease_value(kA1, 1000, 2s));
+  auto d = w.observe(o, kActive);
+  EXPECT_EQ(d.to, FallbackPhase::Watching) << d.reason;
+  EXPECT_EQ(w.lease_ttl(), Millis{6000});
+  for (int i = 0; i < 5; ++i) {
+    clock_.advance(1s);
+    d = w.observe(o, kActive);
+    EXPECT_TRUE(d.replace.empty()) << d.reason;
+    EXPECT_EQ(d.to, FallbackPhase::Watching) << d.reason;
+  }
+  clock_.advance(1s);  // 6 s without a change: stale, and already `after` (3 s) since the last one
+  d = w.observe(o, kActive);
+  EXPECT_EQ(d.replace, (std::vector<std::string>{kRtb1, kRtb2})) << d.reason;
+  EXPECT_NE(d.reason.find("lease not renewed for 6000 ms"), std::string::npos) << d.reason;
+  EXPECT_EQ(w.down_since(), t0);  // the last renewal seen
+  // The standby of the rescuing pair would not have acted.
+  FallbackWatch s(rule(), clock_);
+  s.observe(o, kStandby);
+  clock_.advance(7s);
+  EXPECT_TRUE(s.observe(o, kStandby).replace.empty());
+}
+
+// A pair that keeps renewing is never taken, whatever else we cannot see (a partition between
+// the AZs does not stop the lease: it travels through the EC2 API).
+TEST_F(FallbackTest, RenewedLeaseKeepsHandsOff) {
+  FallbackWatch w(rule(), clock_);
+  for (int i = 0; i < 30; ++i) {
+    const auto d =
+        w.observe(running_with_lease(lease_value(kA1, 1000 + 2000 * (i / 2), 2s)), kActive);
+    EXPECT_TRUE(d.replace.empty()) << d.reason;
+    EXPECT_EQ(d.to, FallbackPhase::Watching) << d.reason;
+    clock_.advance(1s);
+  }
+  EXPECT_NE(w.reason().find("lease renewed"), std::string::npos) << w.reason();
+  // A new active of the same pair (a2 after a failover inside AZ a) renews it too.
+  EXPECT_TRUE(w.observe(running_with_lease(lease_value(kA2, 99, 2s)), kActive).replace.empty());
+}
+
+// A larger `after` than the lease's limit still applies.
+TEST_F(FallbackTest, StaleLeaseStillWaitsForAfter) {
+  FallbackRule r = rule();
+  r.after = 10s;
+  FallbackWatch w(r, clock_);
+  const auto o = running_with_lease(lease_value(kA1, 1000, 2s));
+  w.observe(o, kActive);
+  clock_.advance(6s);
+  auto d = w.observe(o, kActive);
+  EXPECT_TRUE(d.replace.empty());
+  EXPECT_EQ(d.to, FallbackPhase::PairDown) << d.reason;
+  clock_.advance(3999ms);
+  EXPECT_TRUE(w.observe(o, kActive).replace.empty());
+  clock_.advance(1ms);
+  EXPECT_EQ(w.observe(o, kActive).replace.size(), 2u);
+}
+
+// After a rescue the tables point at us; AZ a's processes come back, its active takes the tables
+// and renews the lease: owners back, hands off.
+TEST_F(FallbackTest, RenewedLeaseAfterARescueIsOwnersBack) {
+  FallbackWatch w(rule(), clock_);
+  auto o = running_with_lease(lease_value(kA1, 1000, 2s));
+  w.observe(o, kActive);
+  clock_.advance(6s);
+  ASSERT_EQ(w.observe(o, kActive).replace.size(), 2u);
+  w.replaced(std::nullopt);
+  for (auto& r : o.routes) {
+    r.eni = kEniB1;
+    r.instance_id = "i-0b1";
+  }
+  clock_.advance(1s);
+  EXPECT_EQ(w.observe(o, kActive).to, FallbackPhase::Rescuing);
+  // a2 is the new active of AZ a and renews; the tables are still ours for a moment.
+  for (auto& r : o.routes) r.lease = lease_value(kA2, 50'000, 2s);
+  clock_.advance(1s);
+  auto d = w.observe(o, kActive);
+  EXPECT_TRUE(d.replace.empty());
+  EXPECT_EQ(d.to, FallbackPhase::OwnersBack) << d.reason;
+  // The lease keeps changing while a2 holds its tables again.
+  for (auto& r : o.routes) {
+    r.eni = kEniA1;
+    r.instance_id = kA2;
+    r.lease = lease_value(kA2, 52'000, 2s);
+  }
+  clock_.advance(1s);
+  d = w.observe(o, kActive);
+  EXPECT_TRUE(d.replace.empty());
+  EXPECT_EQ(d.to, FallbackPhase::Watching) << d.reason;
+  EXPECT_EQ(w.replacements(), 1u);
+}
+
+// The owners come back and take their tables a moment before their first renewal shows: the route
+// moving to a watched instance counts as a sign of life, so the stale lease does not make us take
+// the tables back from them.
+TEST_F(FallbackTest, RouteMovingBackToTheWatchedPairIsASignOfLife) {
+  FallbackWatch w(rule(), clock_);
+  auto o = running_with_lease(lease_value(kA1, 1000, 2s));
+  w.observe(o, kActive);
+  clock_.advance(6s);
+  ASSERT_EQ(w.observe(o, kActive).replace.size(), 2u);
+  w.replaced(std::nullopt);
+  for (auto& r : o.routes) {
+    r.eni = kEniB1;
+    r.instance_id = "i-0b1";
+  }
+  clock_.advance(10s);  // rescuing; the lease is long stale
+  EXPECT_EQ(w.observe(o, kActive).to, FallbackPhase::Rescuing);
+  for (auto& r : o.routes) {  // a1's control is back and took its tables; same old lease
+    r.eni = kEniA1;
+    r.instance_id = kA1;
+  }
+  clock_.advance(1s);
+  auto d = w.observe(o, kActive);
+  EXPECT_TRUE(d.replace.empty()) << d.reason;
+  EXPECT_EQ(d.to, FallbackPhase::OwnersBack) << d.reason;
+  // ...but if it never renews, it is taken again once the lease runs out from that moment.
+  clock_.advance(5999ms);
+  EXPECT_TRUE(w.observe(o, kActive).replace.empty());
+  clock_.advance(1ms);
+  EXPECT_EQ(w.observe(o, kActive).replace.size(), 2u);
+}
+
+// Without any lease (a pair with ha.lease_interval 0, or an older version) only EC2's view of the
+// instances counts, as before.
+TEST_F(FallbackTest, NoLeaseMeansInstanceStateOnly) {
+  FallbackWatch w(rule(), clock_);
+  const auto o = running_with_lease("");
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_TRUE(w.observe(o, kActive).replace.empty());
+    clock_.advance(1s);
+  }
+  EXPECT_FALSE(w.lease_changed_at());
+  EXPECT_EQ(w.phase(), FallbackPhase::Watching);
 }
 
 }  // namespace
