@@ -418,8 +418,8 @@ def profile_cost(prices: dict, profile: str, w: Workload, measured: Measured,
         gb = p.get("endpoint_gb_per_az_month", 0) * w.azs
         add("vpc_endpoints_data", gb, "GB", gb * ep["per_gb"])
 
-    if pairs:
-        n = p.get("secrets_per_pair", 0) * pairs
+    n = p.get("secrets_per_pair", 0) * pairs
+    if n:
         add("secrets_manager", n, "secrets", n * prices["secrets_manager"]["secret_month"])
 
     cw = prices.get("cloudwatch", {})
@@ -447,7 +447,8 @@ def profile_cost(prices: dict, profile: str, w: Workload, measured: Measured,
         # Every byte the fallback carries crosses once (client -> rescuer, or back), billed on
         # both sides of the AZ boundary.
         gb = d.cross_az_share * w.tb_per_month * GB_PER_TB
-        add("cross_az", gb, "GB", gb * 2 * prices["cross_az"]["per_gb_each_direction"])
+        if gb:
+            add("cross_az", gb, "GB", gb * 2 * prices["cross_az"]["per_gb_each_direction"])
 
     lam = p.get("lambda")
     if lam:
