@@ -139,6 +139,32 @@ def measured_from_nat_compare(path: str) -> Measured:
 
 # --- model ---------------------------------------------------------------------------------------
 
+MANAGEMENT_ACCESS = ("PublicIp", "VpcEndpoints", "Ipv6")
+CLOUDWATCH_SETS = ("none", "default", "full")
+
+# Every billed line, in the order the itemised tables print them: (key, label).
+LINES = (
+    ("nat_gateway_hours", "NAT Gateway hours"),
+    ("nat_gateway_processing", "NAT Gateway data processing"),
+    ("public_ipv4_nat", "public IPv4: NAT / service addresses"),
+    ("public_ipv4_management", "public IPv4: management ENIs"),
+    ("instances", "instances (on demand)"),
+    ("ebs_root", "EBS root volumes (gp3)"),
+    ("vpc_endpoints_hours", "interface VPC endpoints (per AZ-hour)"),
+    ("vpc_endpoints_data", "interface VPC endpoints (per GB)"),
+    ("secrets_manager", "Secrets Manager (HA key)"),
+    ("detailed_monitoring", "EC2 detailed monitoring"),
+    ("recovery_alarms", "EC2 auto-recovery alarms"),
+    ("cloudwatch_metrics", "CloudWatch custom metrics"),
+    ("cloudwatch_requests", "CloudWatch PutMetricData requests"),
+    ("cloudwatch_alarms", "CloudWatch alarms"),
+    ("cloudwatch_logs", "CloudWatch Logs (translation logs)"),
+    ("cross_az", "cross-AZ data (fallback)"),
+    ("lambda", "Lambda (connectivity tester)"),
+)
+LINE_LABELS = dict(LINES)
+
+
 @dataclass
 class Workload:
     tb_per_month: float            # bytes processed by the NAT, both directions, all AZs
@@ -157,6 +183,24 @@ class Workload:
 
 
 @dataclass
+class Deployment:
+    """How eipgate is deployed (the other options are costed as their templates deploy them)."""
+    management_access: str = "PublicIp"   # ami/cloudformation/eipgate-pair.yaml ManagementAccess
+    service_eips: int | None = None       # per pair; None: the profile's (1 today)
+    cloudwatch: str = "none"              # none | default | full custom metric set (+ alarms)
+    logs_gb_per_month: float = 0.0        # translation logs shipped to CloudWatch Logs, all AZs
+    cross_az_share: float = 0.0           # share of the processed bytes carried across AZs
+    ssm_endpoints: bool = False           # VpcEndpoints: also ssm, ssmmessages, ec2messages
+    detailed_monitoring: bool | None = None  # None: as the template (on)
+
+    def label(self) -> str:
+        s = self.management_access + (" (planned)" if self.management_access == "Ipv6" else "")
+        if self.cloudwatch != "none":
+            s += f" + {self.cloudwatch} CloudWatch metrics"
+        return s
+
+
+@dataclass
 class Sizing:
     instance: str
     fits: bool
@@ -169,12 +213,22 @@ class Sizing:
 
 
 @dataclass
+class Line:
+    key: str
+    quantity: float
+    unit: str
+    usd: float
+
+
+@dataclass
 class Cost:
     profile: str
     monthly: float                 # per month, all AZs, data transfer out excluded
     per_az: float
-    items: dict = field(default_factory=dict)   # component -> monthly USD, all AZs
+    items: dict = field(default_factory=dict)   # line key -> monthly USD, all AZs
     sizing: Sizing | None = None
+    lines: list = field(default_factory=list)   # Line, in LINES order
+    deployment: str = ""
 
 
 def worker_cores(inst: dict) -> int:
@@ -192,8 +246,18 @@ def memory_need_mib(memory: dict | None, inst: dict, connections: float) -> floa
             + connections * memory.get("per_connection_bytes", 0) / 2**20)
 
 
+def internet_gbps(inst: dict, rate_gbps: float, egress: dict | None) -> float:
+    """What the instance may send to an internet gateway: 50% of its bandwidth from 32 vCPUs,
+    else up to 5 Gbps (never more than its own bandwidth)."""
+    if not egress:
+        return rate_gbps
+    if inst["vcpus"] >= 32:
+        return rate_gbps * egress["share_from_32_vcpus"]
+    return min(rate_gbps, egress["gbps_below_32_vcpus"])
+
+
 def instance_fits(inst: dict, w: Workload, pps_per_core: float | None,
-                  memory: dict | None = None) -> tuple[bool, str]:
+                  memory: dict | None = None, egress: dict | None = None) -> tuple[bool, str]:
     peak_bps, avg_bps = w.peak_bps_per_az(), w.avg_bps_per_az()
     if memory_need_mib(memory, inst, w.connections_per_az) > inst["memory_gib"] * 1024:
         return False, "memory"
@@ -202,8 +266,13 @@ def instance_fits(inst: dict, w: Workload, pps_per_core: float | None,
             return False, "baseline bandwidth (average)"
         if peak_bps > inst["burst_gbps"] * 1e9:
             return False, "burst bandwidth (peak)"
-    elif peak_bps > inst["baseline_gbps"] * 1e9:
-        return False, "baseline bandwidth (peak)"
+        if w.out_share * peak_bps > internet_gbps(inst, inst["burst_gbps"], egress) * 1e9:
+            return False, "internet gateway bandwidth (peak)"
+    else:
+        if peak_bps > inst["baseline_gbps"] * 1e9:
+            return False, "baseline bandwidth (peak)"
+        if w.out_share * peak_bps > internet_gbps(inst, inst["baseline_gbps"], egress) * 1e9:
+            return False, "internet gateway bandwidth (peak)"
     if pps_per_core:
         peak_pps = peak_bps / 8 / w.packet_bytes
         avg_pps = avg_bps / 8 / w.packet_bytes
@@ -217,19 +286,20 @@ def instance_fits(inst: dict, w: Workload, pps_per_core: float | None,
 
 def size_instance(prices: dict, w: Workload, pps_per_core: float | None,
                   forced: str | None = None, memory: dict | None = None) -> Sizing:
-    """The cheapest instance that carries the AZ's peak (bandwidth and packets/s)."""
+    """The cheapest instance that carries the AZ's peak (bandwidth, packets/s, memory)."""
     insts = prices["instances"]
+    egress = prices.get("internet_egress")
     peak_bps, avg_bps = w.peak_bps_per_az(), w.avg_bps_per_az()
     peak_pps, avg_pps = peak_bps / 8 / w.packet_bytes, avg_bps / 8 / w.packet_bytes
     cores = peak_pps / pps_per_core if pps_per_core else None
     if forced:
         if forced not in insts:
             raise ValueError(f"unknown instance type {forced} (not in the prices file)")
-        ok, why = instance_fits(insts[forced], w, pps_per_core, memory)
+        ok, why = instance_fits(insts[forced], w, pps_per_core, memory, egress)
         return Sizing(forced, ok, why, peak_bps, avg_bps, peak_pps, avg_pps, cores)
     binding = ""
     for name in sorted(insts, key=lambda n: (insts[n]["hourly"], n)):
-        ok, why = instance_fits(insts[name], w, pps_per_core, memory)
+        ok, why = instance_fits(insts[name], w, pps_per_core, memory, egress)
         if ok:
             return Sizing(name, True, binding or "none", peak_bps, avg_bps, peak_pps, avg_pps, cores)
         binding = why
@@ -250,36 +320,185 @@ def data_transfer_out(prices: dict, tb_out: float) -> float:
     return cost
 
 
+def cloudwatch_metric_names(p: dict, which: str) -> list[str]:
+    """The custom metrics an eipgate pair publishes with this set (one per name per pair)."""
+    cw = p.get("cloudwatch", {})
+    if which == "none":
+        return []
+    if which == "default":
+        return list(cw.get("default_metrics", []))
+    if which == "full":
+        names = list(cw.get("nat_gateway_metrics", []))
+        return names + [n for n in cw.get("ha_metrics", []) if n not in names]
+    raise ValueError(f"unknown CloudWatch metric set {which!r} (none, default, full)")
+
+
+def management_endpoints(p: dict, d: Deployment) -> list[str]:
+    """The interface VPC endpoints eipgate needs in each AZ with this deployment."""
+    m = management_option(p, d.management_access)
+    eps = list(m.get("endpoints", []))
+    if eps:
+        if d.cloudwatch != "none":
+            eps += m.get("endpoints_with_metrics", [])
+        if d.logs_gb_per_month > 0:
+            eps += m.get("endpoints_with_logs", [])
+        if d.ssm_endpoints:
+            eps += m.get("endpoints_with_ssm", [])
+    return eps
+
+
+def management_option(p: dict, access: str) -> dict:
+    opts = p.get("management", {})
+    if access not in opts:
+        raise ValueError(f"unknown ManagementAccess {access!r} (one of {', '.join(opts) or 'none'})")
+    return opts[access]
+
+
 def profile_cost(prices: dict, profile: str, w: Workload, measured: Measured,
-                 instance: str | None = None) -> Cost:
+                 instance: str | None = None, deployment: Deployment | None = None) -> Cost:
+    """Every billed line of one option per month (formulas: tools/cost/README.md)."""
+    d = deployment or Deployment()
     h = prices["hours_per_month"]
     p = prices["profiles"][profile]
-    items: dict[str, float] = {}
-    n_gw = p.get("nat_gateways_per_az", 0)
-    if n_gw:
-        items["nat_gateway_hours"] = n_gw * prices["nat_gateway"]["hourly"] * h * w.azs
-        if not p.get("nat_gateway_idle", False):
-            items["nat_gateway_processing"] = (w.tb_per_month * GB_PER_TB
-                                               * prices["nat_gateway"]["per_gb_processed"])
-    items["public_ipv4"] = p["public_ipv4_per_az"] * prices["public_ipv4"]["hourly"] * h * w.azs
+    ipv4_month = prices["public_ipv4"]["hourly"] * h
+    lines: list[Line] = []
+
+    def add(key: str, quantity: float, unit: str, usd: float) -> None:
+        if quantity:
+            lines.append(Line(key, quantity, unit, usd))
+
+    n_gw = p.get("nat_gateways_per_az", 0) * w.azs
+    add("nat_gateway_hours", n_gw, "gateways", n_gw * prices["nat_gateway"]["hourly"] * h)
+    if not p.get("nat_gateway_idle", False):
+        gb = w.tb_per_month * GB_PER_TB
+        add("nat_gateway_processing", gb if n_gw else 0, "GB",
+            gb * prices["nat_gateway"]["per_gb_processed"])
+
+    eipgate = profile == "eipgate" or "pairs_per_az" in p
+    if eipgate:
+        pairs = p.get("pairs_per_az", 1) * w.azs
+        n_inst = pairs * p.get("instances_per_pair", 2)
+        svc = d.service_eips if d.service_eips is not None else p.get("service_eips_per_pair", 1)
+        if svc < 1:
+            raise ValueError("a pair needs at least one service EIP")
+        add("public_ipv4_nat", svc * pairs, "addresses", svc * pairs * ipv4_month)
+        m = management_option(p, d.management_access) if "management" in p else {}
+        mgmt = m.get("public_ipv4_per_instance", 0) * n_inst
+        add("public_ipv4_management", mgmt, "addresses", mgmt * ipv4_month)
+    else:
+        pairs = 0
+        n_inst = p.get("instances_per_az", 0) * w.azs
+        n_ip = p.get("public_ipv4_nat_per_az", p.get("public_ipv4_per_az", 0)) * w.azs
+        add("public_ipv4_nat", n_ip, "addresses", n_ip * ipv4_month)
+
     sizing = None
-    n_inst = p.get("instances_per_az", 0)
     if n_inst:
         pps = (measured.eipgate_pps_per_core if p.get("nat_engine") == "eipgate"
                else measured.kernel_pps_per_core)
         sizing = size_instance(prices, w, pps, instance, p.get("memory"))
         inst = prices["instances"][sizing.instance]
-        items["instances"] = n_inst * w.azs * inst["hourly"] * h
-        items["ebs_root"] = (n_inst * w.azs * prices["ebs_root"]["gb_per_instance"]
-                             * prices["ebs_root"]["per_gb_month"])
+        add("instances", n_inst, sizing.instance, n_inst * inst["hourly"] * h)
+        ebs_gb = p.get("ebs_root_gb", prices["ebs_root"]["gb_per_instance"])
+        add("ebs_root", n_inst * ebs_gb, "GB", n_inst * ebs_gb * prices["ebs_root"]["per_gb_month"])
+
+    ep = prices.get("vpc_interface_endpoint")
+    if eipgate and "management" in p:
+        eps = management_endpoints(p, d)
+        if eps:
+            n_ep = len(eps) * w.azs
+            add("vpc_endpoints_hours", n_ep, "endpoint-AZs (" + ", ".join(eps) + ")",
+                n_ep * ep["hourly_per_az"] * h)
+            gb = n_inst * p.get("management_gb_per_instance_month", 0) + d.logs_gb_per_month
+            add("vpc_endpoints_data", gb, "GB", gb * ep["per_gb"])
+    elif p.get("endpoints_per_az"):
+        eps = p["endpoints_per_az"]
+        n_ep = len(eps) * w.azs
+        add("vpc_endpoints_hours", n_ep, "endpoint-AZs (" + ", ".join(eps) + ")",
+            n_ep * ep["hourly_per_az"] * h)
+        gb = p.get("endpoint_gb_per_az_month", 0) * w.azs
+        add("vpc_endpoints_data", gb, "GB", gb * ep["per_gb"])
+
+    n = p.get("secrets_per_pair", 0) * pairs
+    if n:
+        add("secrets_manager", n, "secrets", n * prices["secrets_manager"]["secret_month"])
+
+    cw = prices.get("cloudwatch", {})
+    dm = p.get("detailed_monitoring", False)
+    if eipgate and d.detailed_monitoring is not None:
+        dm = d.detailed_monitoring
+    if dm and n_inst:
+        n = n_inst * cw["detailed_monitoring_metrics_per_instance"]
+        add("detailed_monitoring", n, "metrics", n * cw["custom_metric_month"])
+    if pairs:
+        n = p.get("recovery_alarms_per_pair", 0) * pairs
+        add("recovery_alarms", n, "alarms", n * cw.get("alarm_standard_month", 0))
+        names = cloudwatch_metric_names(p, d.cloudwatch)
+        if names:
+            c = p["cloudwatch"]
+            n = len(names) * pairs
+            add("cloudwatch_metrics", n, "metrics", n * cw["custom_metric_month"])
+            req = c["publishers_per_pair"] * pairs * h * 60 * c["put_metric_data_per_publisher_minute"]
+            add("cloudwatch_requests", req, "requests", req / 1000 * cw["put_metric_data_per_1000"])
+            n = c["alarms_per_pair"] * pairs
+            add("cloudwatch_alarms", n, "alarms", n * cw["alarm_standard_month"])
+        gb = d.logs_gb_per_month
+        add("cloudwatch_logs", gb, "GB",
+            gb * (cw.get("logs_ingest_per_gb", 0) + cw.get("logs_store_per_gb_month", 0)))
+        # Every byte the fallback carries crosses once (client -> rescuer, or back), billed on
+        # both sides of the AZ boundary.
+        gb = d.cross_az_share * w.tb_per_month * GB_PER_TB
+        if gb:
+            add("cross_az", gb, "GB", gb * 2 * prices["cross_az"]["per_gb_each_direction"])
+
+    lam = p.get("lambda")
+    if lam:
+        inv = lam["invocations_per_az_month"] * w.azs
+        usd = (inv / 1e6 * prices["lambda"]["per_million_requests"]
+               + inv * lam["memory_gb"] * lam["seconds"] * prices["lambda"]["per_gb_second"])
+        add("lambda", inv, "invocations", usd)
+
+    order = {k: i for i, (k, _) in enumerate(LINES)}
+    lines.sort(key=lambda ln: order[ln.key])
+    items = {ln.key: ln.usd for ln in lines}
     total = sum(items.values())
-    return Cost(profile, total, total / w.azs, items, sizing)
+    return Cost(profile, total, total / w.azs, items, sizing, lines,
+                d.label() if eipgate else "")
 
 
 def all_costs(prices: dict, w: Workload, measured: Measured, profiles=PROFILES,
-              instance: str | None = None) -> dict[str, Cost]:
-    return {p: profile_cost(prices, p, w, measured, instance if p != "nat-gateway" else None)
+              instance: str | None = None, deployment: Deployment | None = None) -> dict[str, Cost]:
+    return {p: profile_cost(prices, p, w, measured, instance if p != "nat-gateway" else None,
+                            deployment)
             for p in profiles}
+
+
+# The columns of the itemised tables: every ManagementAccess option of eipgate, without and with
+# the default CloudWatch metric set, beside the other three options.
+VARIANTS = (
+    ("nat-gateway", "NAT Gateway", "nat-gateway", None, None),
+    ("eipgate", "eipgate PublicIp (template default)", "eipgate", "PublicIp", "none"),
+    ("eipgate+cw", "eipgate PublicIp + CW", "eipgate", "PublicIp", "default"),
+    ("eipgate-vpce", "eipgate VpcEndpoints", "eipgate", "VpcEndpoints", "none"),
+    ("eipgate-vpce+cw", "eipgate VpcEndpoints + CW", "eipgate", "VpcEndpoints", "default"),
+    ("eipgate-ipv6", "eipgate Ipv6 (planned)", "eipgate", "Ipv6", "none"),
+    ("eipgate-ipv6+cw", "eipgate Ipv6 (planned) + CW", "eipgate", "Ipv6", "default"),
+    ("fck-nat", "fck-nat", "fck-nat", None, None),
+    ("alternat", "alterNAT", "alternat", None, None),
+)
+
+
+def variant_costs(prices: dict, w: Workload, measured: Measured,
+                  base: Deployment | None = None) -> dict[str, Cost]:
+    """Every column of VARIANTS; `base` carries the options shared by the eipgate columns."""
+    base = base or Deployment()
+    out = {}
+    for key, _, profile, access, cw in VARIANTS:
+        d = base
+        if access:
+            d = Deployment(access, base.service_eips, cw, base.logs_gb_per_month,
+                           base.cross_az_share, base.ssm_endpoints, base.detailed_monitoring)
+        out[key] = profile_cost(prices, profile, w, measured, None, d)
+    return out
 
 
 def break_even_tb(prices: dict, azs: int, a: str, b: str, measured: Measured,
@@ -331,9 +550,17 @@ def money(v: float) -> str:
     return f"${v:,.0f}" if v >= 100 else f"${v:,.2f}"
 
 
+def fmt_qty(q: float) -> str:
+    return f"{q:,.0f}" if q >= 10 or q == int(q) else f"{q:.3g}"
+
+
 def cost_json(c: Cost) -> dict:
     d = {"profile": c.profile, "monthly_usd": round(c.monthly, 2), "per_az_usd": round(c.per_az, 2),
-         "items_usd": {k: round(v, 2) for k, v in c.items.items()}}
+         "items_usd": {k: round(v, 2) for k, v in c.items.items()},
+         "lines": [{"item": ln.key, "label": LINE_LABELS[ln.key], "quantity": round(ln.quantity, 4),
+                    "unit": ln.unit, "usd": round(ln.usd, 4)} for ln in c.lines]}
+    if c.deployment:
+        d["deployment"] = c.deployment
     if c.sizing:
         s = c.sizing
         d["instance"] = {"type": s.instance, "fits": s.fits, "binding_constraint": s.binding,
@@ -345,45 +572,173 @@ def cost_json(c: Cost) -> dict:
     return d
 
 
-def grid(prices: dict, measured: Measured, tbs=GRID_TB, azss=GRID_AZS, **wkw) -> list[dict]:
+def grid(prices: dict, measured: Measured, tbs=GRID_TB, azss=GRID_AZS,
+         deployment: Deployment | None = None, **wkw) -> list[dict]:
+    """Every (TB, AZs) case: `costs` per option (eipgate as `deployment`), `variants` per column
+    of the itemised tables."""
     rows = []
     for azs in azss:
         for tb in tbs:
             w = Workload(tb, azs, **wkw)
-            costs = all_costs(prices, w, measured)
+            costs = all_costs(prices, w, measured, deployment=deployment)
+            variants = variant_costs(prices, w, measured, deployment)
             rows.append({"tb_per_month": tb, "azs": azs,
                          "costs": {p: cost_json(c) for p, c in costs.items()},
+                         "variants": {k: cost_json(c) for k, c in variants.items()},
                          "data_transfer_out_usd": round(data_transfer_out(prices, tb * w.out_share), 2)})
     return rows
 
 
 def grid_markdown(rows: list[dict]) -> str:
-    out = ["| TB/month | AZs | NAT Gateway | eipgate (HA pair/AZ) | fck-nat (1/AZ, no HA) "
-           "| alterNAT (1/AZ + idle NAT GW) | eipgate vs NAT Gateway | data transfer out (all options) |",
-           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    """Totals per (TB, AZs): every option, and eipgate with each ManagementAccess option when the
+    rows have them."""
+    with_variants = all("variants" in r for r in rows)
+    cols = ([("nat-gateway", "NAT Gateway"), ("eipgate", "eipgate PublicIp (default)"),
+             ("eipgate-vpce", "eipgate VpcEndpoints"), ("eipgate-ipv6", "eipgate Ipv6 (planned)"),
+             ("fck-nat", "fck-nat (1/AZ, no HA)"), ("alternat", "alterNAT (1/AZ + idle NAT GW)")]
+            if with_variants else
+            [("nat-gateway", "NAT Gateway"), ("eipgate", "eipgate (HA pair/AZ)"),
+             ("fck-nat", "fck-nat (1/AZ, no HA)"), ("alternat", "alterNAT (1/AZ + idle NAT GW)")])
+    out = ["| TB/month | AZs | " + " | ".join(t for _, t in cols)
+           + (" | NAT Gateway ÷ eipgate (PublicIp / VpcEndpoints / Ipv6) |" if with_variants
+              else " | NAT Gateway ÷ eipgate |") + " data transfer out (all options) |",
+           "|---:|---:|" + "---:|" * len(cols) + "---:|---:|"]
     for r in rows:
-        c = r["costs"]
-        cell = {}
-        for p in PROFILES:
-            v = money(c[p]["monthly_usd"])
-            if "instance" in c[p]:
-                inst = c[p]["instance"]
+        src = r["variants"] if with_variants else r["costs"]
+        cells = []
+        for k, _ in cols:
+            c = src[k]
+            v = money(c["monthly_usd"])
+            if "instance" in c:
+                inst = c["instance"]
                 v += f" ({inst['type']}{'' if inst['fits'] else ', TOO SMALL'})"
-            cell[p] = v
-        ratio = c["nat-gateway"]["monthly_usd"] / c["eipgate"]["monthly_usd"]
-        out.append(f"| {r['tb_per_month']:g} | {r['azs']} | {cell['nat-gateway']} | {cell['eipgate']} "
-                   f"| {cell['fck-nat']} | {cell['alternat']} | {ratio:.1f}× cheaper "
-                   f"| {money(r['data_transfer_out_usd'])} |")
+            cells.append(v)
+        ngw = src["nat-gateway"]["monthly_usd"]
+        ratios = [k for k, _ in cols if k.startswith("eipgate")]
+        ratio = " / ".join(f"{ngw / src[k]['monthly_usd']:.1f}×" for k in ratios)
+        out.append(f"| {r['tb_per_month']:g} | {r['azs']} | " + " | ".join(cells)
+                   + f" | {ratio} | {money(r['data_transfer_out_usd'])} |")
     return "\n".join(out)
 
 
+def itemised_markdown(costs: dict[str, Cost], columns=VARIANTS) -> str:
+    """One column per option, one row per billed line (quantity in brackets), total last."""
+    cols = [(k, t) for k, t, *_ in columns if k in costs]
+    out = ["| line | " + " | ".join(t for _, t in cols) + " |",
+           "|---|" + "---:|" * len(cols)]
+    for key, label in LINES:
+        if not any(key in costs[k].items for k, _ in cols):
+            continue
+        cells = []
+        for k, _ in cols:
+            ln = next((x for x in costs[k].lines if x.key == key), None)
+            if ln is None:
+                cells.append("—")
+            elif key == "instances":
+                cells.append(f"{money(ln.usd)} ({fmt_qty(ln.quantity)} {ln.unit}"
+                             f"{'' if costs[k].sizing.fits else ', TOO SMALL'})")
+            else:
+                cells.append(f"{money(ln.usd)} ({fmt_qty(ln.quantity)})")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    out.append("| **total per month** | " + " | ".join(f"**{money(costs[k].monthly)}**" for k, _ in cols) + " |")
+    ngw = costs.get("nat-gateway")
+    if ngw:
+        out.append("| NAT Gateway ÷ this | " + " | ".join(
+            f"{ngw.monthly / costs[k].monthly:.1f}×" for k, _ in cols) + " |")
+    return "\n".join(out)
+
+
+def prices_note(prices: dict) -> str:
+    return (f"{prices['region']} list prices recorded {prices['recorded']}"
+            f"{'' if prices.get('verified_online') else ' and **not verified online**'}")
+
+
+README_BEGIN = "<!-- eipgate-cost --markdown: begin (generated; do not edit by hand) -->"
+README_END = "<!-- eipgate-cost --markdown: end -->"
+README_ITEMISED = ((1.0, 2), (10.0, 2))
+
+
+def readme_markdown(prices: dict, measured: Measured, deployment: Deployment | None = None,
+                    **wkw) -> str:
+    """The top-level README's cost tables (`eipgate-cost --markdown`; a test keeps them equal)."""
+    w0 = Workload(1, 2, **wkw)
+    rows = grid(prices, measured, deployment=deployment, **wkw)
+    out = [README_BEGIN, "",
+           f"Monthly USD, {prices_note(prices)} (check "
+           f"[`tools/cost/prices-us-east-1.json`](tools/cost/prices-us-east-1.json)). TB/month "
+           f"processed by the NAT in all AZs, both directions; peak {w0.peak_to_average:g}× the average, "
+           f"{w0.packet_bytes:g}-byte packets, {w0.connections_per_az:,.0f} connections per AZ; per-core "
+           f"rates eipgate {fmt_pps(measured.eipgate_pps_per_core)}, iptables "
+           f"{fmt_pps(measured.kernel_pps_per_core)} from `{measured.source}`. Data transfer out to "
+           f"the internet is paid the same with every option and is not in the totals. eipgate: an HA "
+           f"pair per AZ, one service EIP a pair; `PublicIp` and `VpcEndpoints` are the CloudFormation "
+           f"`ManagementAccess` options, `Ipv6` is planned (not built); \"+ CW\" adds the default "
+           f"CloudWatch metric set and its 5 alarms a pair (not built yet either).", "",
+           grid_markdown(rows), ""]
+    for tb, azs in README_ITEMISED:
+        w = Workload(tb, azs, **wkw)
+        out += [f"Every billed line at {tb:g} TB/month over {azs} AZs (quantity in brackets):", "",
+                itemised_markdown(variant_costs(prices, w, measured, deployment)), ""]
+    out += targets_markdown(prices, measured, deployment, **wkw) + ["", README_END]
+    return "\n".join(out)
+
+
+def targets_markdown(prices: dict, measured: Measured, deployment: Deployment | None = None,
+                     **wkw) -> list[str]:
+    """Issue 15's targets against the model: <= $25/month at 1 TB over 2 AZs, >= 10x cheaper than
+    NAT Gateway at 10 TB; also without the template's EC2 detailed monitoring."""
+    base = deployment or Deployment()
+    out = ["Targets (issue 15): the whole bill at 1 TB/month over 2 AZs ≤ $25, and ≥ 10× cheaper "
+           "than NAT Gateway at 10 TB/month over 2 AZs. What the model gives:", ""]
+    for dm in (None, False):
+        d = Deployment(base.management_access, base.service_eips, base.cloudwatch,
+                       base.logs_gb_per_month, base.cross_az_share, base.ssm_endpoints, dm)
+        c1 = variant_costs(prices, Workload(1, 2, **wkw), measured, d)
+        c10 = variant_costs(prices, Workload(10, 2, **wkw), measured, d)
+        parts = []
+        for k, t, profile, access, _ in VARIANTS:
+            if profile != "eipgate":
+                continue
+            a, b = c1[k].monthly, c10["nat-gateway"].monthly / c10[k].monthly
+            parts.append(f"{t.replace('eipgate ', '')}: {money(a)} {'✓' if a <= 25 else '✗'}, "
+                         f"{b:.1f}× {'✓' if b >= 10 else '✗'}")
+        head = ("- as the template deploys it (EC2 detailed monitoring on)" if dm is None else
+                "- with EC2 detailed monitoring off (the recovery alarms read status checks, "
+                "which are 1-minute without it)")
+        out.append(head + ": " + "; ".join(parts) + ".")
+    return out
+
+
+def update_readme(path: str, block: str) -> bool:
+    """Replaces the block between README_BEGIN and README_END; True when the file changed."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        a = text.index(README_BEGIN)
+        b = text.index(README_END, a) + len(README_END)
+    except ValueError:
+        raise ValueError(f"{path}: no '{README_BEGIN}' ... '{README_END}' block") from None
+    new = text[:a] + block + text[b:]
+    if new != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+    return new != text
+
+
+def readme_block(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    a = text.index(README_BEGIN)
+    return text[a:text.index(README_END, a) + len(README_END)]
+
+
 def series_tsv(prices: dict, measured: Measured, azs: int, lo=0.01, hi=1000.0, points=121,
-               **wkw) -> str:
+               deployment: Deployment | None = None, **wkw) -> str:
     lines = ["# tb_per_month\t" + "\t".join(PROFILES) + "\tdata_transfer_out"]
     for i in range(points):
         tb = lo * (hi / lo) ** (i / (points - 1))
         w = Workload(tb, azs, **wkw)
-        costs = all_costs(prices, w, measured)
+        costs = all_costs(prices, w, measured, deployment=deployment)
         lines.append(f"{tb:.6g}\t" + "\t".join(f"{costs[p].monthly:.2f}" for p in PROFILES)
                      + f"\t{data_transfer_out(prices, tb * w.out_share):.2f}")
     return "\n".join(lines)
@@ -401,6 +756,8 @@ def describe(prices: dict, w: Workload, costs: dict[str, Cost], measured: Measur
            f"kernel NAT {fmt_pps(measured.kernel_pps_per_core)} (from {measured.source})", ""]
     for p, c in costs.items():
         line = f"{PROFILE_TITLES[p]:12s} {money(c.monthly):>10s}/month ({money(c.per_az)}/AZ)"
+        if c.deployment:
+            line += f"  [{c.deployment}]"
         if c.sizing:
             s = c.sizing
             if s.fits:
@@ -409,7 +766,9 @@ def describe(prices: dict, w: Workload, costs: dict[str, Cost], measured: Measur
             else:
                 line += f"  instance {s.instance} TOO SMALL ({s.binding})"
         out.append(line)
-        out.append("    " + ", ".join(f"{k} {money(v)}" for k, v in c.items.items()))
+        for ln in c.lines:
+            out.append(f"    {LINE_LABELS[ln.key]:42s} {fmt_qty(ln.quantity):>9s} {ln.unit:28s} "
+                       f"{money(ln.usd):>9s}")
     out.append(f"data transfer out to the internet ({w.out_share:g} of the bytes), the same for every "
                f"option: {money(data_transfer_out(prices, w.tb_per_month * w.out_share))}/month")
     return "\n".join(out)
@@ -443,15 +802,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nat-compare", help="forwarding result to take per-core rates from: "
                     "bench/nat_xdp.sh's .csv or an old nat_compare.sh .md (default: the newest "
                     "under bench/results)")
+    g = ap.add_argument_group("eipgate deployment")
+    g.add_argument("--management-access", default="PublicIp", choices=MANAGEMENT_ACCESS,
+                   help="how the instances reach the AWS APIs: PublicIp (template default: an EIP per "
+                   "instance), VpcEndpoints (interface endpoints per AZ), Ipv6 (planned: egress-only "
+                   "internet gateway)")
+    g.add_argument("--service-eips", type=int, default=None,
+                   help="service EIPs per pair (default: the prices file's, 1)")
+    g.add_argument("--cloudwatch", default="none", choices=CLOUDWATCH_SETS,
+                   help="custom metrics published per pair: none, default (5 + 5 alarms), full "
+                   "(NAT Gateway's names + HA, + 5 alarms)")
+    g.add_argument("--logs-gb", type=float, default=0.0,
+                   help="translation logs shipped to CloudWatch Logs, GB/month, all AZs (0)")
+    g.add_argument("--cross-az-share", type=float, default=0.0,
+                   help="share of the processed bytes the cross-AZ fallback carries (0)")
+    g.add_argument("--ssm-endpoints", action="store_true",
+                   help="VpcEndpoints: also the ssm, ssmmessages and ec2messages endpoints")
+    g.add_argument("--detailed-monitoring", choices=("on", "off"), default=None,
+                   help="EC2 detailed monitoring (default: on, as the template's launch template)")
     ap.add_argument("--json", action="store_true", help="JSON output")
     ap.add_argument("--table", action="store_true",
-                    help="the grid: 0.1/1/10/100 TB/month x 2/3 AZs, every profile")
+                    help="the grid: 0.1/1/10/100 TB/month x 2/3 AZs, every option, each itemised")
+    ap.add_argument("--markdown", action="store_true",
+                    help="the top-level README's cost tables (what --update-readme writes)")
+    ap.add_argument("--update-readme", metavar="FILE",
+                    help="replace the generated block in FILE (README.md) with --markdown's output")
     ap.add_argument("--series", action="store_true",
                     help="TSV of monthly cost per profile from 0.01 to 1000 TB/month (for plots)")
     a = ap.parse_args(argv)
 
     if a.azs < 1 or a.tb_per_month < 0 or a.peak_to_average < 1 or a.packet_bytes < 64:
         ap.error("need --azs >= 1, --tb-per-month >= 0, --peak-to-average >= 1, --packet-bytes >= 64")
+    if a.service_eips is not None and a.service_eips < 1:
+        ap.error("need --service-eips >= 1")
+    if a.logs_gb < 0 or not 0 <= a.cross_az_share <= 1:
+        ap.error("need --logs-gb >= 0 and 0 <= --cross-az-share <= 1")
     try:
         prices = load_prices(a.prices or default_prices_path(a.region))
     except (OSError, ValueError) as e:
@@ -467,32 +852,48 @@ def main(argv: list[str] | None = None) -> int:
         measured.source = "flags" if measured.source == "none" else measured.source + " + flags"
     wkw = dict(peak_to_average=a.peak_to_average, packet_bytes=a.packet_bytes,
                out_share=a.out_share, allow_burst=a.allow_burst, connections_per_az=a.connections)
+    dep = Deployment(a.management_access, a.service_eips, a.cloudwatch, a.logs_gb, a.cross_az_share,
+                     a.ssm_endpoints,
+                     None if a.detailed_monitoring is None else a.detailed_monitoring == "on")
     meta = {"region": prices["region"], "prices_recorded": prices["recorded"],
             "prices_verified_online": prices.get("verified_online", False),
             "eipgate_pps_per_core": measured.eipgate_pps_per_core,
-            "kernel_pps_per_core": measured.kernel_pps_per_core, "measured_from": measured.source, **wkw}
+            "kernel_pps_per_core": measured.kernel_pps_per_core, "measured_from": measured.source,
+            "eipgate_deployment": dep.label(), **wkw}
 
-    if a.series:
-        print(series_tsv(prices, measured, a.azs, **wkw))
-        return 0
-    if a.table:
-        rows = grid(prices, measured, **wkw)
-        if a.json:
-            print(json.dumps({"meta": meta, "grid": rows}, indent=2))
-        else:
+    try:
+        if a.markdown or a.update_readme:
+            block = readme_markdown(prices, measured, dep, **wkw)
+            if a.update_readme:
+                changed = update_readme(a.update_readme, block)
+                print(f"{a.update_readme}: {'updated' if changed else 'already up to date'}",
+                      file=sys.stderr)
+            else:
+                print(block)
+            return 0
+        if a.series:
+            print(series_tsv(prices, measured, a.azs, deployment=dep, **wkw))
+            return 0
+        if a.table:
+            rows = grid(prices, measured, deployment=dep, **wkw)
+            if a.json:
+                print(json.dumps({"meta": meta, "grid": rows}, indent=2))
+                return 0
             print(grid_markdown(rows))
-            print(f"\nMonthly USD, {prices['region']} list prices recorded {prices['recorded']}"
-                  f"{'' if meta['prices_verified_online'] else ' (not verified online)'}; "
-                  f"peak {a.peak_to_average:g}x average, {a.packet_bytes:g} B packets, "
-                  f"{a.connections:g} connections per AZ; per-core rates "
+            print(f"\nMonthly USD, {prices_note(prices)}; peak {a.peak_to_average:g}x average, "
+                  f"{a.packet_bytes:g} B packets, {a.connections:g} connections per AZ; per-core rates "
                   f"eipgate {fmt_pps(measured.eipgate_pps_per_core)}, kernel "
                   f"{fmt_pps(measured.kernel_pps_per_core)} from {measured.source}. "
                   f"Data transfer out ({a.out_share:g} of the bytes) is paid the same with every option.")
-        return 0
-    profiles = PROFILES if a.profile == "all" else (a.profile,)
-    w = Workload(a.tb_per_month, a.azs, **wkw)
-    try:
-        costs = all_costs(prices, w, measured, profiles, a.instance_type)
+            for r in rows:
+                w = Workload(r["tb_per_month"], r["azs"], **wkw)
+                print(f"\n{r['tb_per_month']:g} TB/month over {r['azs']} AZs, every billed line "
+                      f"(quantity in brackets):\n")
+                print(itemised_markdown(variant_costs(prices, w, measured, dep)))
+            return 0
+        profiles = PROFILES if a.profile == "all" else (a.profile,)
+        w = Workload(a.tb_per_month, a.azs, **wkw)
+        costs = all_costs(prices, w, measured, profiles, a.instance_type, dep)
     except ValueError as e:
         print(f"eipgate-cost: {e}", file=sys.stderr)
         return 2
