@@ -184,7 +184,8 @@ data "aws_iam_policy_document" "control" {
 }
 
 resource "aws_iam_role" "this" {
-  name_prefix        = "eipgate-${var.pair_name}-"
+  # IAM allows name prefixes of up to 38 characters (pair_name has up to 31).
+  name_prefix        = substr("eipgate-${var.pair_name}-", 0, 38)
   assume_role_policy = data.aws_iam_policy_document.assume.json
   tags               = { "eipgate:pair" = var.pair_name }
 }
@@ -202,7 +203,7 @@ resource "aws_iam_role_policy_attachment" "ssm" {
 }
 
 resource "aws_iam_instance_profile" "this" {
-  name_prefix = "eipgate-${var.pair_name}-"
+  name_prefix = substr("eipgate-${var.pair_name}-", 0, 38)
   role        = aws_iam_role.this.name
 }
 

@@ -541,6 +541,16 @@ describe("alarms", () => {
   });
 });
 
+test("IAM name prefixes fit IAM's 38 characters with the longest pair name", () => {
+  const longest = "a".repeat(31); // PairName's AllowedPattern: up to 31 characters
+  expect(cfn.Parameters.PairName.AllowedPattern).toBe("[a-z0-9][a-z0-9-]{0,30}");
+  for (const addr of ["aws_iam_role.this", "aws_iam_instance_profile.this"]) {
+    const m = res(addr).name_prefix.match(/^\$\{substr\("(.*)", 0, (\d+)\)\}$/);
+    expect(m).not.toBeNull();
+    expect(Math.min(m[1].replace("${var.pair_name}", longest).length, Number(m[2]))).toBeLessThanOrEqual(38);
+  }
+});
+
 test("outputs: the template's, in snake_case", () => {
   expect(Object.keys(tf.output).sort()).toEqual(Object.keys(cfn.Outputs).map(snake).sort());
 });
