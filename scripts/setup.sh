@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages eipgate builds and tests with, and reserves 2 MiB hugepages for DPDK.
-# Idempotent: a second run only queries dpkg and sysfs (no apt) when everything is already in place.
+# Installs the Debian 12 packages eipgate builds and tests with, the npm packages of iac/ (npm ci),
+# and reserves 2 MiB hugepages for DPDK. Idempotent: a second run only queries dpkg, a stamp file
+# and sysfs (no apt, no npm) when everything is already in place.
 set -euo pipefail
 
 readonly PACKAGES=(
@@ -14,6 +15,8 @@ readonly PACKAGES=(
   python3-botocore python3-yaml lintian awscli
   iproute2 ethtool iputils-ping curl python3 iperf3 traceroute coturn dnsmasq nftables iptables netsniff-ng tcpdump gnuplot-nox
 )
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT
 readonly MIN_HUGEPAGES=256
 readonly HUGEPAGES_SYSFS=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 readonly HUGEPAGES_MOUNT=/dev/hugepages
@@ -47,6 +50,26 @@ else
   export DEBIAN_FRONTEND=noninteractive
   "${SUDO[@]}" apt-get update -q
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+# --- Node.js and the iac/ tests' npm packages (pinned in iac/package-lock.json) -------------------
+# Debian 12's nodejs 18 and npm 9 suffice (aws-cdk-lib is pinned to its last release supporting
+# Node 18); a node and npm already on PATH are used as they are. npm ci runs only when
+# node_modules was not installed from this very lockfile with this node (a stamp file records it).
+readonly IAC_DIR=${ROOT}/iac
+readonly NPM_STAMP=${IAC_DIR}/node_modules/.eipgate-npm-ci
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  log "installing nodejs and npm (Debian) for the iac/ tests"
+  "${SUDO[@]}" apt-get update -q
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+fi
+npm_want="$(sha256sum "${IAC_DIR}/package-lock.json" | cut -d' ' -f1) node $(node --version)"
+if [[ -f ${NPM_STAMP} && $(<"${NPM_STAMP}") == "${npm_want}" ]]; then
+  log "iac/node_modules already installed from package-lock.json"
+else
+  log "npm ci in iac/ (package-lock.json changed or node_modules missing)"
+  (cd "${IAC_DIR}" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "${npm_want}" >"${NPM_STAMP}"
 fi
 
 # --- hugepages (DPDK) -----------------------------------------------------------------------------

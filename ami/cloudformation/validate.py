@@ -10,7 +10,12 @@ exists; Fn::If has three arguments, Fn::And/Fn::Or two to ten; every parameter a
 used; Rules use only rule functions and Ref parameters; the instances' user data and eipgate:*
 tags, with sample values substituted (each Fn::If of the tags both ways), are what
 eipgate-render-config accepts; an inline IAM statement with the Sid of one in ami/iam/*.json has
-its actions and condition keys; the IAM policy documents are well formed. What it cannot check:
+its actions and condition keys; the IAM policy documents are well formed; the alarms on
+eipgate-control's CloudWatch metrics (namespace eipgate) use a metric of the default set, the
+dimensions PairName and AvailabilityZone, a condition on CloudWatchMetrics, an explicit
+TreatMissingData, and actions only under Fn::If (an empty topic parameter is no ARN);
+cloudwatch:PutMetricData (no resource-level permissions) only with a cloudwatch:namespace
+condition. What it cannot check:
 anything AWS decides at deploy time (quotas, whether an instance type exists in the AZ, IAM
 condition key support per action, how Fn::ForEach treats an empty list: give such loops a
 Condition).
@@ -101,8 +106,18 @@ LIST_SAMPLES = {
     "FallbackForInstanceIds": ["i-0ccccccccccccccc1", "i-0ccccccccccccccc2"],
     "FallbackForInsidePrefixes": ["10.1.128.0/20", "10.1.144.0/20"],
 }
-STRING_SAMPLES = {"PairName": "use1-az1-0", "FallbackTarget": "self", "FallbackAfter": "3s",
+STRING_SAMPLES = {"PairName": "use1-az1-0", "CloudWatchMetrics": "default", "FallbackTarget": "self", "FallbackAfter": "3s",
                   "DataPath": "vfio"}
+# eipgate-control's CloudWatch contract (namespace eipgate, dimensions PairName and
+# AvailabilityZone). The default set is what the alarms may use; the full set is opt-in
+# (CloudWatchMetrics=full), so an alarm on it would be in ALARM or INSUFFICIENT_DATA by default.
+CW_NAMESPACE = "eipgate"
+CW_DIMENSIONS = ["PairName", "AvailabilityZone"]
+CW_DEFAULT_METRICS = {"ErrorPortAllocation", "PacketsDropCount", "HaActive", "HaStandby", "FailoverCount"}
+ALARM_STATISTICS = {"SampleCount", "Average", "Sum", "Minimum", "Maximum"}
+ALARM_OPERATORS = {"GreaterThanOrEqualToThreshold", "GreaterThanThreshold", "LessThanThreshold",
+                   "LessThanOrEqualToThreshold"}
+ALARM_MISSING = {"breaching", "notBreaching", "ignore", "missing"}
 RULE_FUNCTIONS = {"Fn::And", "Fn::Contains", "Fn::EachMemberEquals", "Fn::EachMemberIn",
                   "Fn::Equals", "Fn::Not", "Fn::Or", "Fn::RefAll", "Fn::ValueOf", "Fn::ValueOfAll",
                   "Ref"}
@@ -279,6 +294,9 @@ def check_template(path):
             errors.extend(check_user_data(path, name, props.get("UserData"), props.get("Tags", [])))
         if typ == "AWS::IAM::Role":
             errors.extend(check_role_matches_iam_docs(path, name, props))
+            errors.extend(check_put_metric_data(path, name, props))
+        if typ == "AWS::CloudWatch::Alarm" and props.get("Namespace") == CW_NAMESPACE:
+            errors.extend(check_alarm(path, name, r, params, conditions))
     for name, o in outputs.items():
         if "Condition" in o:
             used.add(o["Condition"])
@@ -370,6 +388,109 @@ def check_role_matches_iam_docs(path, name, props):
             if keys != want:
                 errors.append("%s: %s statement %s: condition keys %s differ from ami/iam/%s (%s)"
                               % (path, name, st["Sid"], sorted(keys), fname, sorted(want)))
+    return errors
+
+
+def _contains_param_ref_outside_if(node, params):
+    """A Ref to a parameter reached without passing an Fn::If."""
+    if isinstance(node, dict):
+        if "Fn::If" in node:
+            return False
+        if node.get("Ref") in params:
+            return True
+        return any(_contains_param_ref_outside_if(v, params) for v in node.values())
+    if isinstance(node, list):
+        return any(_contains_param_ref_outside_if(v, params) for v in node)
+    return False
+
+
+def check_alarm(path, name, res, params, conditions):
+    """An alarm on eipgate-control's metrics (see CW_* above)."""
+    where = "%s: alarm %s" % (path, name)
+    props = res.get("Properties", {})
+    errors = []
+    metric = props.get("MetricName")
+    if metric not in CW_DEFAULT_METRICS:
+        errors.append("%s: metric %s is not in the default set %s (the full set is opt-in)"
+                      % (where, metric, sorted(CW_DEFAULT_METRICS)))
+    dims = props.get("Dimensions") or []
+    names = [d.get("Name") for d in dims if isinstance(d, dict)]
+    if names != CW_DIMENSIONS:
+        errors.append("%s: dimensions %s, eipgate-control publishes %s" % (where, names, CW_DIMENSIONS))
+    for d in dims:
+        if isinstance(d, dict) and d.get("Name") == "PairName" and d.get("Value") != {"Ref": "PairName"}:
+            errors.append("%s: dimension PairName must be Ref PairName" % where)
+    cond = res.get("Condition")
+    if cond is None or "CloudWatchMetrics" not in json.dumps(_resolve_condition(cond, conditions)):
+        errors.append("%s: needs a Condition on CloudWatchMetrics (no alarm when the metrics are off)"
+                      % where)
+    if props.get("Statistic") not in ALARM_STATISTICS:
+        errors.append("%s: Statistic %r" % (where, props.get("Statistic")))
+    if props.get("ComparisonOperator") not in ALARM_OPERATORS:
+        errors.append("%s: ComparisonOperator %r" % (where, props.get("ComparisonOperator")))
+    if props.get("TreatMissingData") not in ALARM_MISSING:
+        errors.append("%s: TreatMissingData must be set (one of %s)" % (where, sorted(ALARM_MISSING)))
+    period = props.get("Period")
+    if not (isinstance(period, int) and (period in (10, 30) or (period > 0 and period % 60 == 0))):
+        errors.append("%s: Period %r (10, 30 or a multiple of 60; eipgate publishes each minute)"
+                      % (where, period))
+    ev, dp = props.get("EvaluationPeriods"), props.get("DatapointsToAlarm", props.get("EvaluationPeriods"))
+    if not (isinstance(ev, int) and isinstance(dp, int) and 1 <= dp <= ev):
+        errors.append("%s: DatapointsToAlarm %r / EvaluationPeriods %r" % (where, dp, ev))
+    for key in ("AlarmActions", "OKActions", "InsufficientDataActions"):
+        if _contains_param_ref_outside_if(props.get(key), params):
+            errors.append("%s: %s refers to a parameter outside Fn::If (an empty one is no ARN)"
+                          % (where, key))
+    return errors
+
+
+def _resolve_condition(cond, conditions, depth=0):
+    """A condition with the conditions it names inlined (to see which parameters it reads)."""
+    node = conditions.get(cond)
+    if depth > 10 or node is None:
+        return node
+
+    def inline(n):
+        if isinstance(n, dict):
+            if set(n) == {"Condition"} and isinstance(n["Condition"], str):
+                return _resolve_condition(n["Condition"], conditions, depth + 1)
+            return {k: inline(v) for k, v in n.items()}
+        if isinstance(n, list):
+            return [inline(x) for x in n]
+        return n
+    return inline(node)
+
+
+def _statement_errors_put_metric_data(where, st):
+    actions = st.get("Action")
+    actions = [actions] if isinstance(actions, str) else (actions or [])
+    if "cloudwatch:PutMetricData" not in actions:
+        return []
+    ns = (st.get("Condition") or {}).get("StringEquals", {}).get("cloudwatch:namespace")
+    if ns != CW_NAMESPACE:
+        return ["%s: cloudwatch:PutMetricData without Condition StringEquals cloudwatch:namespace=%s"
+                % (where, CW_NAMESPACE)]
+    return []
+
+
+def check_put_metric_data(path, name, props):
+    """cloudwatch:PutMetricData in an inline policy is limited to the eipgate namespace."""
+    errors = []
+
+    def statements(node):
+        if isinstance(node, dict):
+            if "Fn::If" in node and isinstance(node["Fn::If"], list):
+                for branch in node["Fn::If"][1:]:
+                    yield from statements(branch)
+            elif "Effect" in node:
+                yield node
+        elif isinstance(node, list):
+            for x in node:
+                yield from statements(x)
+    for pol in props.get("Policies", []):
+        for st in statements(pol.get("PolicyDocument", {}).get("Statement", [])):
+            errors.extend(_statement_errors_put_metric_data(
+                "%s: %s statement %s" % (path, name, st.get("Sid")), st))
     return errors
 
 
@@ -493,7 +614,10 @@ def check_policy(path):
         res = st.get("Resource")
         if res is None:
             errors.append("%s: no Resource" % where)
-        mutating = [a for a in ([actions] if isinstance(actions, str) else actions) if ":Describe" not in a]
+        # PutMetricData has no resource-level permissions: Resource * with a namespace condition.
+        mutating = [a for a in ([actions] if isinstance(actions, str) else actions)
+                    if ":Describe" not in a and a != "cloudwatch:PutMetricData"]
+        errors.extend(_statement_errors_put_metric_data(where, st))
         if res == "*" and mutating:
             errors.append("%s: %s on Resource * (least privilege)" % (where, mutating))
         for k in set(st) - {"Sid", "Effect", "Action", "Resource", "Condition"}:

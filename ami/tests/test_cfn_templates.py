@@ -206,7 +206,7 @@ class PairTemplateTest(unittest.TestCase):
         s = self.stack()
         self.assertFalse(s.cond("HasFallback"))
         self.assertEqual(s.failed_rules(), [])
-        self.assertEqual(self.tags(s, "InstanceA"), {"Name": "eipgate-use1-az1-0-a"})
+        self.assertEqual(self.tags(s, "InstanceA"), {"Name": "eipgate-use1-az1-0-a", "eipgate:cloudwatch": "default"})
         self.assertNotIn("ReplaceRoutesOfTablesThisPairRescues", [st["Sid"] for st in self.statements(s)])
 
     def test_on_tags_iam_and_render(self):
@@ -223,6 +223,76 @@ class PairTemplateTest(unittest.TestCase):
                 "inside_prefixes": ["10.0.160.0/20"], "target": "self", "after": "3s"}])
         st = [x for x in self.statements(s) if x["Sid"] == "ReplaceRoutesOfTablesThisPairRescues"]
         self.assertEqual(st[0]["Condition"], {"StringEquals": {"ec2:ResourceTag/eipgate:fallback-by": "use1-az1-0"}})
+
+    # name -> (metric, statistic, period, evaluation periods, operator, threshold, missing data)
+    ALARMS = {
+        "PortAllocationErrorsAlarm": ("ErrorPortAllocation", "Sum", 60, 1, "GreaterThanThreshold", "0", "notBreaching"),
+        "DropsAlarm": ("PacketsDropCount", "Sum", 300, 1, "GreaterThanThreshold", "1000", "notBreaching"),
+        "NoActiveAlarm": ("HaActive", "Maximum", 60, 2, "LessThanThreshold", "1", "breaching"),
+        "NoStandbyAlarm": ("HaStandby", "Maximum", 60, 5, "LessThanThreshold", "1", "breaching"),
+        "FailoverAlarm": ("FailoverCount", "Sum", 60, 1, "GreaterThanOrEqualToThreshold", "1", "notBreaching"),
+    }
+
+    def alarms(self, s):
+        """The eipgate-namespace alarms the stack creates, evaluated."""
+        return {n: s.ev(r["Properties"]) for n, r in s.t["Resources"].items()
+                if isinstance(r, dict) and r["Type"] == "AWS::CloudWatch::Alarm"
+                and r["Properties"].get("Namespace") == "eipgate"
+                and s.cond(r["Condition"])}
+
+    def test_cloudwatch_default(self):
+        s = self.stack()
+        alarms = self.alarms(s)
+        self.assertEqual(set(alarms), set(self.ALARMS))
+        for name, (metric, stat, period, evals, op, thr, missing) in self.ALARMS.items():
+            a = alarms[name]
+            self.assertEqual((a["MetricName"], a["Statistic"], a["Period"], a["EvaluationPeriods"],
+                              a["DatapointsToAlarm"], a["ComparisonOperator"], str(a["Threshold"]),
+                              a["TreatMissingData"]), (metric, stat, period, evals, evals, op, thr, missing), name)
+            self.assertEqual(a["Dimensions"], [{"Name": "PairName", "Value": "use1-az1-0"},
+                                               {"Name": "AvailabilityZone", "Value": "<InstanceA.AvailabilityZone>"}])
+            self.assertNotIn("AlarmActions", a)   # no topic: alarms without actions
+        st = [x for x in self.statements(s) if x["Sid"] == "PutMetricDataEipgateNamespace"]
+        self.assertEqual(st, [{"Sid": "PutMetricDataEipgateNamespace", "Effect": "Allow",
+                               "Action": "cloudwatch:PutMetricData", "Resource": "*",
+                               "Condition": {"StringEquals": {"cloudwatch:namespace": "eipgate"}}}])
+        for instance in ("InstanceA", "InstanceB"):
+            tags = self.tags(s, instance)
+            self.assertEqual(tags["eipgate:cloudwatch"], "default")
+            self.assertEqual(render.spec_from_tags(tags)["cloudwatch"], "default")
+
+    def test_cloudwatch_topic_threshold_and_full(self):
+        topic = "arn:aws:sns:us-east-1:123456789012:ops"
+        s = self.stack(AlarmTopicArn=topic, DropAlarmThreshold="50", CloudWatchMetrics="full")
+        alarms = self.alarms(s)
+        self.assertEqual(len(alarms), 5)
+        for a in alarms.values():
+            self.assertEqual(a["AlarmActions"], [topic])
+        self.assertEqual(alarms["DropsAlarm"]["Threshold"], "50")
+        self.assertEqual(self.tags(s, "InstanceB")["eipgate:cloudwatch"], "full")
+        pattern = s.t["Parameters"]["AlarmTopicArn"]["AllowedPattern"]
+        self.assertTrue(re.fullmatch(pattern, topic))
+        self.assertTrue(re.fullmatch(pattern, ""))
+        self.assertFalse(re.fullmatch(pattern, "arn:aws:sqs:us-east-1:123456789012:q"))
+
+    def test_cloudwatch_off(self):
+        s = self.stack(CloudWatchMetrics="off", AlarmTopicArn="arn:aws:sns:us-east-1:123456789012:ops")
+        self.assertEqual(self.alarms(s), {})
+        self.assertNotIn("PutMetricDataEipgateNamespace", [st["Sid"] for st in self.statements(s)])
+        self.assertEqual(self.tags(s, "InstanceA")["eipgate:cloudwatch"], "off")
+        with self.assertRaises(render.ConfigError):
+            render.validate(dict(render.spec_from_tags({"eipgate:cloudwatch": "verbose"}),
+                                 inside_prefixes=["10.0.128.0/20"], service_ips=["10.0.0.100"],
+                                 peer_address="10.0.0.16"))
+
+    def test_vpc_passes_cloudwatch_parameters(self):
+        vals = dict(vpc_values([1, 2]), CloudWatchMetrics="full", AlarmTopicArn="arn:aws:sns:us-east-1:123456789012:ops",
+                    DropAlarmThreshold="7")
+        vpc = Stack(load_template("eipgate-vpc.yaml"), vals)
+        for name in ("Pair1", "Pair2"):
+            p = vpc.ev(vpc.t["Resources"][name]["Properties"]["Parameters"])
+            self.assertEqual((p["CloudWatchMetrics"], p["AlarmTopicArn"], p["DropAlarmThreshold"]),
+                             ("full", "arn:aws:sns:us-east-1:123456789012:ops", "7"))
 
     def test_incomplete_fallback_refused(self):
         for missing in self.FALLBACK:
@@ -279,6 +349,41 @@ class ValidateChecksTest(unittest.TestCase):
             '{Key: "eipgate:fallback-for-instances", Value: !Join [",", !Ref FallbackForInstanceIds]}',
             '{Key: "eipgate:fallback-for-instances", Value: !Join [",", !Ref FallbackForRouteTableIds]}', 1))
         self.assertIn("fallback_for[0].instances: 'rtb-0fedcba9876543210' is not an i-<hex> id", text)
+
+
+    def test_alarm_checks(self):
+        first = "      MetricName: ErrorPortAllocation\n"
+        text = self.problems(lambda t: t.replace(first, "      MetricName: ActiveConnectionCount\n", 1))
+        self.assertIn("alarm PortAllocationErrorsAlarm: metric ActiveConnectionCount is not in the default set", text)
+        text = self.problems(lambda t: t.replace(
+            "        - {Name: AvailabilityZone, Value: !GetAtt InstanceA.AvailabilityZone}\n", "", 1))
+        self.assertIn("alarm PortAllocationErrorsAlarm: dimensions ['PairName'], eipgate-control publishes", text)
+        text = self.problems(lambda t: t.replace(
+            "    Type: AWS::CloudWatch::Alarm\n    Condition: Metrics\n", "    Type: AWS::CloudWatch::Alarm\n", 1))
+        self.assertIn("alarm PortAllocationErrorsAlarm: needs a Condition on CloudWatchMetrics", text)
+        text = self.problems(lambda t: t.replace(
+            "AlarmActions: !If [AlarmsNotify, [!Ref AlarmTopicArn], !Ref AWS::NoValue]",
+            "AlarmActions: [!Ref AlarmTopicArn]", 1))
+        self.assertIn("alarm PortAllocationErrorsAlarm: AlarmActions refers to a parameter outside Fn::If", text)
+        text = self.problems(lambda t: t.replace("      TreatMissingData: breaching\n", "", 1))
+        self.assertIn("alarm NoActiveAlarm: TreatMissingData must be set", text)
+
+    def test_put_metric_data_needs_namespace(self):
+        text = self.problems(lambda t: t.replace('StringEquals: {"cloudwatch:namespace": eipgate}',
+                                                 'StringEquals: {"cloudwatch:namespace": other}'))
+        self.assertIn("statement PutMetricDataEipgateNamespace: cloudwatch:PutMetricData without Condition", text)
+        d = tempfile.mkdtemp(prefix="cfn-test-")
+        self.addCleanup(shutil.rmtree, d)
+        pol = os.path.join(d, "p.json")
+        with open(pol, "w") as f:
+            f.write('{"Version": "2012-10-17", "Statement": [{"Sid": "M", "Effect": "Allow", '
+                    '"Action": "cloudwatch:PutMetricData", "Resource": "*"}]}')
+        self.assertEqual(len(validate.check_policy(pol)), 1)
+        with open(pol, "w") as f:
+            f.write('{"Version": "2012-10-17", "Statement": [{"Sid": "M", "Effect": "Allow", '
+                    '"Action": "cloudwatch:PutMetricData", "Resource": "*", '
+                    '"Condition": {"StringEquals": {"cloudwatch:namespace": "eipgate"}}}]}')
+        self.assertEqual(validate.check_policy(pol), [])
 
 
 if __name__ == "__main__":

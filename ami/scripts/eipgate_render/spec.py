@@ -28,6 +28,9 @@ TAGS = {
     "eipgate:max-flows": ("max_flows", str),
     "eipgate:ha-secret-ssm": ("ha_secret_ssm", str),
     "eipgate:ha-secret-arn": ("ha_secret_arn", str),
+    # CloudWatch metric set published by eipgate-control: off | default | full (the templates'
+    # CloudWatchMetrics parameter; an instance tag so that changing it replaces no instance).
+    "eipgate:cloudwatch": ("cloudwatch", str),
 }
 
 # Tags of the cross-AZ fallback: together they give ONE rule of `fallback_for` (user data can give
@@ -49,7 +52,7 @@ KEYS = {
     "data_mac", "workers", "max_flows", "hugepages", "mtu", "tcp_mss_clamp", "log_level",
     "log_json", "ha_secret_ssm", "ha_secret_arn", "ha_secret_file", "ha_secret", "preempt",
     "heartbeat_interval", "miss_count", "hold_down", "probe_targets", "policy", "endpoints",
-    "overrides", "az", "fallback_for",
+    "overrides", "az", "fallback_for", "cloudwatch",
 }
 # One fallback_for rule: what control/ha/config.cc reads, plus inside_prefixes (the rescued AZ's
 # private subnets, added to nat.inside_prefixes here; not part of the ha: rule).

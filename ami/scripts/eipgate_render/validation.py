@@ -108,6 +108,8 @@ def validate(spec):
     for k in sorted(spec):
         if k not in KEYS:
             errors.append("unknown key '%s'%s" % (k, grammar.did_you_mean(k, sorted(KEYS))))
+    if spec.get("cloudwatch", "default") not in ("off", "default", "full"):
+        errors.append("cloudwatch: %r is not one of off, default, full" % (spec.get("cloudwatch"),))
     if spec.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
         errors.append("version: %r is not supported (this renderer reads %d)" % (spec.get("version"), SCHEMA_VERSION))
     prefixes = spec.get("inside_prefixes")

@@ -1,0 +1,116 @@
+// The construct on its own: what it synthesizes (assertions + a snapshot), cdk-nag's AwsSolutions
+// pack with every suppression justified, and props validation.
+import { App, Aspects, Stack } from "aws-cdk-lib";
+import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
+import * as sns from "aws-cdk-lib/aws-sns";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { CloudWatchMetrics, EipgatePair, EipgatePairProps } from "../lib";
+
+const PROPS: EipgatePairProps = {
+  pairName: "use1-az1-0", vpcId: "vpc-0123456789abcdef0", publicSubnetId: "subnet-0123456789abcdef0",
+  privateRouteTableIds: ["rtb-0a000000000000001"], insidePrefixes: ["10.0.128.0/20"], imageId: "ami-0123456789abcdef0",
+};
+
+function synth(extra: Partial<EipgatePairProps> = {}, withTopic = false): { stack: Stack; pair: EipgatePair; t: Template } {
+  const stack = new Stack(new App(), "Test", { env: { account: "123456789012", region: "us-east-1" } });
+  const alarmTopic = withTopic ? new sns.Topic(stack, "Ops", { enforceSSL: true }) : undefined;
+  const pair = new EipgatePair(stack, "Pair", { ...PROPS, alarmTopic, ...extra });
+  return { stack, pair, t: Template.fromStack(stack) };
+}
+
+test("snapshot (defaults)", () => {
+  expect(synth().t.toJSON()).toMatchSnapshot();
+});
+
+test("an HA pair: two instances, four ENIs, one service EIP + two management EIPs, one route per table", () => {
+  const { t } = synth({ privateRouteTableIds: ["rtb-0a000000000000001", "rtb-0a000000000000002"] });
+  t.resourceCountIs("AWS::EC2::Instance", 2);
+  t.resourceCountIs("AWS::EC2::NetworkInterface", 4);
+  t.resourceCountIs("AWS::EC2::EIP", 3);
+  t.resourceCountIs("AWS::EC2::Route", 2);
+  t.hasResourceProperties("AWS::EC2::NetworkInterface", { SourceDestCheck: false, SecondaryPrivateIpAddressCount: 1 });
+  t.hasResourceProperties("AWS::EC2::LaunchTemplate", {
+    LaunchTemplateData: Match.objectLike({ MetadataOptions: Match.objectLike({ HttpTokens: "required", InstanceMetadataTags: "enabled" }) }),
+  });
+  t.hasResource("AWS::EC2::Route", { DependsOn: [Match.stringLikeRegexp("^PairInstanceA")] });
+});
+
+test("IAM: least privilege scoped by tags, PutMetricData only in namespace eipgate", () => {
+  const { t } = synth();
+  t.hasResourceProperties("AWS::IAM::Role", {
+    Policies: [{
+      PolicyName: "eipgate-control",
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Sid: "ReplaceRoutesOfThisPair", Condition: { StringEquals: { "ec2:ResourceTag/eipgate:pair": "use1-az1-0" } } }),
+          { Sid: "PutMetricDataEipgateNamespace", Effect: "Allow", Action: "cloudwatch:PutMetricData", Resource: "*",
+            Condition: { StringEquals: { "cloudwatch:namespace": "eipgate" } } },
+        ]),
+      },
+    }],
+  });
+  const off = synth({ cloudWatchMetrics: CloudWatchMetrics.OFF }).t;
+  const roles = Object.values(off.findResources("AWS::IAM::Role"));
+  expect(JSON.stringify(roles.map((r) => r.Properties.Policies))).not.toContain("cloudwatch:PutMetricData");
+});
+
+test("alarms: five on the pair's metrics, actions only with a topic, none when metrics are off", () => {
+  const { t } = synth({}, true);
+  const alarms = t.findResources("AWS::CloudWatch::Alarm", { Properties: { Namespace: "eipgate" } });
+  expect(Object.values(alarms).map((a) => a.Properties.MetricName).sort()).toEqual(
+    ["ErrorPortAllocation", "FailoverCount", "HaActive", "HaStandby", "PacketsDropCount"]);
+  for (const a of Object.values(alarms)) {
+    expect(a.Properties.Dimensions.map((d: { Name: string }) => d.Name)).toEqual(["PairName", "AvailabilityZone"]);
+    expect(a.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^Ops/) }]);
+  }
+  t.hasResourceProperties("AWS::CloudWatch::Alarm", {
+    MetricName: "HaActive", Statistic: "Maximum", ComparisonOperator: "LessThanThreshold", Threshold: 1,
+    EvaluationPeriods: 2, TreatMissingData: "breaching",
+  });
+  t.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "FailoverCount", TreatMissingData: "notBreaching", Threshold: 1 });
+  const noTopic = synth().t.findResources("AWS::CloudWatch::Alarm", { Properties: { Namespace: "eipgate" } });
+  expect(Object.values(noTopic).every((a) => a.Properties.AlarmActions === undefined)).toBe(true);
+  synth({ cloudWatchMetrics: CloudWatchMetrics.OFF }).t.resourceCountIs("AWS::CloudWatch::Alarm", 2); // the EC2 recovery ones
+  synth({ dropAlarmThreshold: 7 }).t.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "PacketsDropCount", Threshold: 7 });
+});
+
+test("props are validated (the template's AllowedPattern and Rules)", () => {
+  expect(() => synth({ pairName: "Bad_Name" })).toThrow(/pairName/);
+  expect(() => synth({ insidePrefixes: [] })).toThrow(/insidePrefixes/);
+  expect(() => synth({ fallback: { routeTableIds: ["rtb-0b000000000000001"], instanceIds: [], insidePrefixes: ["10.0.160.0/20"] } }))
+    .toThrow(/fallback.instanceIds/);
+  expect(() => synth({ fallback: { routeTableIds: ["rtb-0b000000000000001"], instanceIds: ["i-0b000000000000001"], insidePrefixes: ["10.0.160.0/20"], target: "igw-1" } }))
+    .toThrow(/fallback.target/);
+  expect(() => synth({ dropAlarmThreshold: -1 })).toThrow(/dropAlarmThreshold/);
+});
+
+describe("cdk-nag AwsSolutions", () => {
+  const variants: [string, Partial<EipgatePairProps>][] = [
+    ["defaults", {}],
+    ["untracked data path, SSH, fallback", {
+      untrackedDataPath: true, adminCidr: "198.51.100.0/24", keyName: "ops",
+      fallback: { routeTableIds: ["rtb-0b000000000000001"], instanceIds: ["i-0b000000000000001"], insidePrefixes: ["10.0.160.0/20"] },
+    }],
+  ];
+  test.each(variants)("no unsuppressed findings (%s)", (_name, extra) => {
+    const { stack } = synth(extra, true);
+    Aspects.of(stack).add(new AwsSolutionsChecks({ verbose: true }));
+    const errors = Annotations.fromStack(stack).findError("*", Match.stringLikeRegexp("AwsSolutions-.*"));
+    const warnings = Annotations.fromStack(stack).findWarning("*", Match.stringLikeRegexp("AwsSolutions-.*"));
+    expect([...errors, ...warnings].map((e) => `${e.id}: ${e.entry.data}`)).toEqual([]);
+  });
+
+  test("the suppressions are needed: without them cdk-nag reports the wildcard IAM and the rest", () => {
+    const stack = new Stack(new App(), "Test", { env: { account: "123456789012", region: "us-east-1" } });
+    // Same resources, suppressions stripped afterwards.
+    const pair = new EipgatePair(stack, "Pair", PROPS);
+    for (const c of pair.node.findAll()) {
+      const cfn = c as unknown as { cfnOptions?: { metadata?: Record<string, unknown> } };
+      if (cfn.cfnOptions?.metadata) delete cfn.cfnOptions.metadata.cdk_nag;
+    }
+    Aspects.of(stack).add(new AwsSolutionsChecks());
+    const ids = Annotations.fromStack(stack).findError("*", Match.stringLikeRegexp("AwsSolutions-.*"))
+      .map((e) => String(e.entry.data).split(/[:[]/)[0]);
+    expect(new Set(ids)).toEqual(new Set(["AwsSolutions-IAM4", "AwsSolutions-IAM5", "AwsSolutions-SMG4", "AwsSolutions-EC28", "AwsSolutions-EC29", "AwsSolutions-EC26"]));
+  });
+});

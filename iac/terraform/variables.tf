@@ -1,0 +1,162 @@
+# The inputs of ami/cloudformation/eipgate-pair.yaml, one variable per template parameter (the
+# parameter name in snake_case; "true"/"false" strings are bools, comma-delimited lists are lists).
+# terraform/test/terraform.test.ts checks the names, defaults and allowed values against the template.
+
+variable "pair_name" {
+  description = "Unique name of this pair, e.g. use1-az1-0 (AZ id + shard). Tag the route tables eipgate:pair=<pair_name>."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,30}$", var.pair_name))
+    error_message = "pair_name must match [a-z0-9][a-z0-9-]{0,30}."
+  }
+}
+
+variable "vpc_id" {
+  type = string
+}
+
+variable "public_subnet_id" {
+  description = "The AZ's public subnet (route 0.0.0.0/0 to the internet gateway); both ENIs of both instances."
+  type        = string
+}
+
+variable "private_route_table_ids" {
+  description = "The private route tables this pair serves. Their 0.0.0.0/0 route is created here, at instance A; remove a NAT Gateway route first."
+  type        = list(string)
+  validation {
+    condition     = length(var.private_route_table_ids) > 0
+    error_message = "private_route_table_ids: at least one route table."
+  }
+}
+
+variable "inside_prefixes" {
+  description = "CIDRs of the private subnets behind those route tables (not the VPC CIDR)."
+  type        = list(string)
+  validation {
+    condition     = length(var.inside_prefixes) > 0
+    error_message = "inside_prefixes: at least one CIDR."
+  }
+}
+
+variable "image_id" {
+  description = "The eipgate AMI (ami/packer), of the instance type's architecture."
+  type        = string
+}
+
+variable "instance_type" {
+  description = "See ami/OPERATOR.md, \"Choosing an instance type\"."
+  type        = string
+  default     = "c6in.large"
+}
+
+variable "data_path" {
+  description = "auto = vfio where the kernel can, else AF_XDP on the data ENI."
+  type        = string
+  default     = "auto"
+  validation {
+    condition     = contains(["auto", "vfio", "af_xdp"], var.data_path)
+    error_message = "data_path: one of auto, vfio, af_xdp."
+  }
+}
+
+variable "management_access" {
+  description = "How the instances reach the EC2 and Secrets Manager APIs: an Elastic IP on each management ENI, or interface VPC endpoints you already have."
+  type        = string
+  default     = "PublicIp"
+  validation {
+    condition     = contains(["PublicIp", "VpcEndpoints"], var.management_access)
+    error_message = "management_access: PublicIp or VpcEndpoints."
+  }
+}
+
+variable "untracked_data_path" {
+  description = "Allow all traffic in and out of the data ENIs so security groups track no connection. The dataplane still drops unsolicited inbound traffic."
+  type        = bool
+  default     = false
+}
+
+variable "enable_ssm" {
+  description = "Attach AmazonSSMManagedInstanceCore (Session Manager instead of SSH)."
+  type        = bool
+  default     = true
+}
+
+variable "key_name" {
+  description = "EC2 key pair for SSH (empty = none)."
+  type        = string
+  default     = ""
+}
+
+variable "admin_cidr" {
+  description = "CIDR allowed to SSH to the management ENIs (empty = none)."
+  type        = string
+  default     = ""
+}
+
+variable "fallback_for_route_table_ids" {
+  description = "Cross-AZ fallback (optional): another AZ's private route tables this pair rescues when their pair is down. Tag each eipgate:fallback-by=<pair_name> (output fallback_tag_command). Empty = off."
+  type        = list(string)
+  default     = []
+}
+
+variable "fallback_for_instance_ids" {
+  description = "With fallback_for_route_table_ids: the instance ids of the pair that owns those tables (its output instance_ids)."
+  type        = list(string)
+  default     = []
+}
+
+variable "fallback_for_inside_prefixes" {
+  description = "With fallback_for_route_table_ids: the CIDRs of the private subnets behind those tables."
+  type        = list(string)
+  default     = []
+}
+
+variable "fallback_target" {
+  description = "Where the rescued tables' default route goes: self (this pair's active data ENI) or a NAT Gateway id (nat-...)."
+  type        = string
+  default     = "self"
+  validation {
+    condition     = can(regex("^(self|nat-[0-9a-f]{8,17})$", var.fallback_target))
+    error_message = "fallback_target: self or nat-<hex>."
+  }
+}
+
+variable "fallback_after" {
+  description = "How long the other pair must look down before this pair takes its tables (0s..60m)."
+  type        = string
+  default     = "3s"
+  validation {
+    condition     = can(regex("^[0-9]+(ms|s|m)$", var.fallback_after))
+    error_message = "fallback_after: a duration such as 3s."
+  }
+}
+
+variable "cloudwatch_metrics" {
+  description = "Metrics eipgate-control publishes to CloudWatch (namespace eipgate): off, default (the 5 the alarms use) or full (also NAT Gateway's byte, packet and connection metrics). The alarms exist unless off."
+  type        = string
+  default     = "default"
+  validation {
+    condition     = contains(["off", "default", "full"], var.cloudwatch_metrics)
+    error_message = "cloudwatch_metrics: one of off, default, full."
+  }
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic the alarms notify (empty = alarms without actions)."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256})?$", var.alarm_topic_arn))
+    error_message = "alarm_topic_arn: an SNS topic ARN or empty."
+  }
+}
+
+variable "drop_alarm_threshold" {
+  description = "The drops alarm fires when more packets than this are dropped (PacketsDropCount) in 5 minutes."
+  type        = number
+  default     = 1000
+  validation {
+    condition     = var.drop_alarm_threshold >= 0
+    error_message = "drop_alarm_threshold: >= 0."
+  }
+}
