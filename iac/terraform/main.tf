@@ -129,6 +129,23 @@ data "aws_iam_policy_document" "control" {
       values   = [var.pair_name]
     }
   }
+  # The liveness lease: the active rewrites eipgate:lease on its own tables.
+  statement {
+    sid       = "LeaseOnTablesOfThisPair"
+    effect    = "Allow"
+    actions   = ["ec2:CreateTags"]
+    resources = ["${local.arn_prefix}:route-table/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:ResourceTag/eipgate:pair"
+      values   = [var.pair_name]
+    }
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = ["eipgate:lease"]
+    }
+  }
   statement {
     sid       = "MoveServiceIpWithinThisPair"
     effect    = "Allow"

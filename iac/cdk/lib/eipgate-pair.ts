@@ -198,6 +198,17 @@ export class EipgatePair extends Construct {
         Condition: { StringEquals: { "ec2:ResourceTag/eipgate:pair": name } },
       },
       {
+        // The liveness lease: the active rewrites eipgate:lease on its own tables.
+        Sid: "LeaseOnTablesOfThisPair",
+        Effect: "Allow",
+        Action: "ec2:CreateTags",
+        Resource: Fn.sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:route-table/*"),
+        Condition: {
+          StringEquals: { "ec2:ResourceTag/eipgate:pair": name },
+          "ForAllValues:StringEquals": { "aws:TagKeys": ["eipgate:lease"] },
+        },
+      },
+      {
         Sid: "MoveServiceIpWithinThisPair",
         Effect: "Allow",
         Action: "ec2:AssignPrivateIpAddresses",

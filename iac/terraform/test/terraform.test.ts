@@ -303,7 +303,7 @@ describe("IAM", () => {
     const want = cfnStatements().map(({ st, cond }) => ({
       sid: st.Sid, effect: st.Effect, actions: list(st.Action).sort(), resources: list(canon(st.Resource)),
       conditions: Object.entries(st.Condition ?? {}).flatMap(([test, kv]) => Object.entries(kv as Json).map(([variable, value]) =>
-        ({ test, variable, values: [canon(value)] }))).sort((a, b) => a.variable.localeCompare(b.variable)),
+        ({ test, variable, values: [canon(value)].flat() }))).sort((a, b) => a.variable.localeCompare(b.variable)),
       when: [...cond].sort(),
     }));
     const got = tfStatements().map(({ st, cond }) => ({
