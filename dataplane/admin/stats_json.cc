@@ -25,6 +25,7 @@ json stats_block(const engine::EngineStats& s) {
     }
   }
   return {{"active_flows", s.active_flows},
+          {"active_tcp_flows", s.active_tcp_flows},
           {"max_flows", s.max_flows},
           {"memory_bytes", s.memory_bytes},
           {"counters", std::move(counters)},
@@ -48,7 +49,10 @@ json stats_to_json(const std::vector<engine::EngineStats>& per_worker) {
     workers.push_back(std::move(w));
   }
   json nat_gateway = json::object();
-  nat_gateway["ActiveConnectionCount"] = total.active_flows;
+  // NAT Gateway's ActiveConnectionCount counts TCP connections only; the UDP and ICMP flows
+  // (which hold ports too) get a name of their own beside it.
+  nat_gateway["ActiveConnectionCount"] = total.active_tcp_flows;
+  nat_gateway["ActiveNonTcpFlowCount"] = total.active_flows - total.active_tcp_flows;
   for (std::size_t i = 0; i < engine::kEventCount; ++i) {
     if (is_nat_gateway_metric(static_cast<engine::Event>(i))) {
       nat_gateway[std::string(engine::kEventNames[i])] = total.counters.events[i];

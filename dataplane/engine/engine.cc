@@ -136,6 +136,7 @@ EngineStats Engine::stats() const {
   EngineStats s;
   s.counters = impl_->counters;
   s.active_flows = impl_->pool.used();
+  s.active_tcp_flows = impl_->tcp_flows;
   s.max_flows = impl_->pool.capacity();
   s.memory_bytes = memory_bytes();
   return s;
@@ -153,7 +154,7 @@ std::vector<std::pair<std::string_view, uint64_t>> named_counters(const EngineSt
   }();
   std::vector<std::pair<std::string_view, uint64_t>> out;
   out.reserve(1 + kEventCount + kDropReasonCount);
-  out.emplace_back("ActiveConnectionCount", s.active_flows);
+  out.emplace_back("ActiveConnectionCount", s.active_tcp_flows);
   for (std::size_t i = 0; i < kEventCount; ++i)
     out.emplace_back(kEventNames[i], s.counters.events[i]);
   for (std::size_t i = 0; i < kDropReasonCount; ++i)

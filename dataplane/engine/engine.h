@@ -119,13 +119,15 @@ struct OffloadShared {
 
 struct EngineStats {
   Counters counters;
-  uint64_t active_flows = 0;  // ActiveConnectionCount
+  uint64_t active_flows = 0;      // every flow record in use (TCP, UDP, ICMP)
+  uint64_t active_tcp_flows = 0;  // ActiveConnectionCount: TCP only, as NAT Gateway counts
   uint64_t max_flows = 0;
   uint64_t memory_bytes = 0;  // reserved at construction
 
   EngineStats& operator+=(const EngineStats& o) {  // aggregate over workers
     counters += o.counters;
     active_flows += o.active_flows;
+    active_tcp_flows += o.active_tcp_flows;
     max_flows += o.max_flows;
     memory_bytes += o.memory_bytes;
     return *this;

@@ -160,6 +160,7 @@ struct Engine::Impl {
   uint32_t icmp_src_net = 0;
   uint32_t timeout_ms[kClassCount]{};
   FlowPool pool;
+  uint32_t tcp_flows = 0;  // of pool.used(): ActiveConnectionCount counts TCP only, as AWS does
   FlowIndex index;
   std::vector<EimMap> eim;
   uint32_t eim_free_head = kNone;

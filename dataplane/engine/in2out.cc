@@ -59,6 +59,7 @@ uint32_t Engine::Impl::create_flow(const Parsed& p, DropReason& reason) {
     cls = kClassIcmp;
   }
   pool.lru_push(i, cls, now);
+  if (p.proto == kProtoTcp) ++tcp_flows;
   counters.add(Event::FlowsCreated);
   counters.add(Event::ConnectionAttemptCount);
   if (sync_on) sync_emit(f, SyncKind::Create);

@@ -13,6 +13,7 @@ void Engine::Impl::delete_flow(uint32_t i) {
   index.erase(hash_key(f.inside_key()), (i << 2) | kKeyInside);
   index.erase(hash_key(f.outside_key()), (i << 2) | kKeyOutside);
   pool.lru_remove(i);
+  if (f.proto == kProtoTcp) --tcp_flows;
   if (f.flags & kFlowPending) {
     pending_release(f.eim);
   } else if (f.eim != kNone) {
@@ -132,6 +133,7 @@ SyncRefusal Engine::Impl::apply_sync(const SyncRecord& r) {
     f.tcp = r.tcp_bits;
     f.last_seen = now - (tmo - remaining);
     pool.lru_push(i, cls, now);
+    if (f.proto == kProtoTcp) ++tcp_flows;
     counters.add(Event::FlowsSynced);
     maybe_offload(f);  // a standby's fast path carries the flow as soon as traffic moves here
     return SyncRefusal::none;

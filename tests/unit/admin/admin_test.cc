@@ -40,12 +40,14 @@ constexpr uint32_t ip(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
 std::vector<engine::EngineStats> fake_stats() {
   std::vector<engine::EngineStats> w(2);
   w[0].active_flows = 3;
+  w[0].active_tcp_flows = 2;
   w[0].max_flows = 1000;
   w[0].counters.add(engine::Event::ConnectionAttemptCount, 120);
   w[0].counters.add(engine::Event::FlowsCreated, 7);
   w[0].counters.add(engine::Event::PacketsInFromSource, 5000);
   w[0].counters.drops[static_cast<std::size_t>(engine::DropReason::NoFlowOutside)] = 11;
   w[1].active_flows = 4;
+  w[1].active_tcp_flows = 3;
   w[1].max_flows = 1000;
   w[1].counters.add(engine::Event::ConnectionAttemptCount, 80);
   w[1].counters.add(engine::Event::ErrorPortAllocation, 2);
@@ -293,7 +295,8 @@ TEST_F(AdminServerTest, StatsRoundTripCarriesWorkersTotalsNatGatewayAndDrops) {
   EXPECT_EQ(s["workers"][1]["drops"]["port_allocation"], 2);
   EXPECT_EQ(s["totals"]["active_flows"], 7);
   EXPECT_EQ(s["totals"]["max_flows"], 2000);
-  EXPECT_EQ(s["nat_gateway"]["ActiveConnectionCount"], 7);
+  EXPECT_EQ(s["nat_gateway"]["ActiveConnectionCount"], 5);  // TCP only
+  EXPECT_EQ(s["nat_gateway"]["ActiveNonTcpFlowCount"], 2);
   EXPECT_EQ(s["nat_gateway"]["ConnectionAttemptCount"], 200);
   EXPECT_EQ(s["nat_gateway"]["ErrorPortAllocation"], 2);
   EXPECT_EQ(s["drops"]["no_flow_outside"], 42);
@@ -572,7 +575,7 @@ TEST_F(AdminServerTest, AdminClientRoundTripAndConnectError) {
   ASSERT_TRUE(client.call("health", json::object(), &resp, &err)) << err.message;
   EXPECT_TRUE(resp["ok"].get<bool>());
   ASSERT_TRUE(client.call("stats", json::object(), &resp, &err)) << err.message;  // reused
-  EXPECT_EQ(resp["result"]["nat_gateway"]["ActiveConnectionCount"], 7);
+  EXPECT_EQ(resp["result"]["nat_gateway"]["ActiveConnectionCount"], 5);
 
   AdminClient missing(dir_ + "/nothing.sock");
   EXPECT_FALSE(missing.call("health", json::object(), &resp, &err));
@@ -645,12 +648,12 @@ TEST(AdminProtocol, StatsJsonHasEveryCounterOnce) {
   json s = stats_to_json(fake_stats());
   EXPECT_EQ(s["drops"].size(), engine::kDropReasonCount);
   EXPECT_EQ(s["totals"]["counters"].size(), engine::kEventCount);
-  // ActiveConnectionCount plus the CloudWatch block of counters.h.
+  // ActiveConnectionCount, ActiveNonTcpFlowCount and the CloudWatch block of counters.h.
   std::size_t cloudwatch = 0;
   for (std::size_t i = 0; i < engine::kEventCount; ++i) {
     if (is_nat_gateway_metric(static_cast<engine::Event>(i))) ++cloudwatch;
   }
-  EXPECT_EQ(s["nat_gateway"].size(), cloudwatch + 1);
+  EXPECT_EQ(s["nat_gateway"].size(), cloudwatch + 2);
   EXPECT_TRUE(s["nat_gateway"].contains("PacketsDropCount"));
   EXPECT_TRUE(s["nat_gateway"].contains("BytesOutToSource"));
   EXPECT_FALSE(s["nat_gateway"].contains("flows_created"));

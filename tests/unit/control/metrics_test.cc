@@ -32,6 +32,7 @@ json fake_stats() {
                    uint64_t port_alloc) {
     engine::EngineStats s;
     s.active_flows = active;
+    s.active_tcp_flows = active;  // all TCP here: ActiveConnectionCount counts TCP only
     s.max_flows = 1000;
     s.memory_bytes = 65536;
     s.counters.add(Event::ConnectionAttemptCount, attempts);

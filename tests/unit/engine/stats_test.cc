@@ -41,8 +41,10 @@ TEST(EngineStats, CloudWatchCountersFollowTraffic) {
       h.send(Packet().ipv4(kServer, kOutside).udp(53, parse(s.out).sport).payload("xy").build());
   ASSERT_EQ(r.res.verdict, engine::Verdict::ToInside);
   h.send(Packet().ipv4(kServer2, kOutside).udp(53, 9).build());  // unsolicited: dropped
-  const auto st = h.engine().stats();
-  EXPECT_EQ(value(st, "ActiveConnectionCount"), 1u);
+  auto st = h.engine().stats();
+  // NAT Gateway's ActiveConnectionCount counts TCP connections only: this UDP flow is not one.
+  EXPECT_EQ(value(st, "ActiveConnectionCount"), 0u);
+  EXPECT_EQ(st.active_flows, 1u);
   EXPECT_EQ(value(st, "ConnectionAttemptCount"), 1u);
   EXPECT_EQ(value(st, "ConnectionEstablishedCount"), 1u);
   EXPECT_EQ(value(st, "PacketsInFromSource"), 1u);
@@ -54,9 +56,17 @@ TEST(EngineStats, CloudWatchCountersFollowTraffic) {
   EXPECT_EQ(value(st, "PacketsDropCount"), 1u);
   EXPECT_EQ(value(st, "drop.no_flow_outside"), 1u);
 
+  // A TCP connection counts; it stops counting when it is gone (RST).
+  Sent syn = h.send(Packet().ipv4(kInsideHost, kServer).tcp(40000, 443, kTcpSyn).build());
+  ASSERT_EQ(syn.res.verdict, engine::Verdict::ToOutside);
+  st = h.engine().stats();
+  EXPECT_EQ(value(st, "ActiveConnectionCount"), 1u);
+  EXPECT_EQ(st.active_flows, 2u);
+
   engine::EngineStats sum = st;
   sum += st;
   EXPECT_EQ(value(sum, "ActiveConnectionCount"), 2u);
+  EXPECT_EQ(sum.active_flows, 4u);
   EXPECT_EQ(value(sum, "PacketsDropCount"), 2u);
   EXPECT_EQ(sum.max_flows, 2 * st.max_flows);
 }
