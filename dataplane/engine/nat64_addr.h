@@ -57,7 +57,12 @@ MapError embed(const Prefix& p, uint32_t v4, uint8_t out[16]);
 // (what embed() writes), so a reply maps back to exactly the address the host used.
 MapError extract(const Prefix& p, const uint8_t in[16], uint32_t& v4);
 
+inline MapError extract(const Prefix& p, const Addr6& in, uint32_t& v4) {
+  return extract(p, in.data(), v4);
+}
+
 // True when the first len bits of a equal the prefix (a quick membership test).
 bool in_prefix(const Prefix& p, const uint8_t a[16]);
+inline bool in_prefix(const Prefix& p, const Addr6& a) { return in_prefix(p, a.data()); }
 
 }  // namespace eipgate::engine::nat64
