@@ -480,6 +480,74 @@ TEST(Nat64Xlate, IcmpV6ErrorIsCutTo1280) {
   expect_bytes(r.out, want);
 }
 
+// Errors quoting a first fragment: IPv4 options in the quoted header are dropped, MF/id become a
+// quoted Fragment header (and back); extension headers in a quoted IPv6 packet are skipped; the
+// MTU of a Packet Too Big about a fragment loses the Fragment header's 8 bytes too.
+TEST(Nat64Xlate, ErrorsQuotingFragments) {
+  Bytes data(1000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13);
+  {  // IPv4 Time Exceeded about the host's translated first fragment
+    Bytes dg4 = udp(61000, 53, data);
+    fix_l4_v4(dg4, 17, kOutside4, kRemote4);
+    Bytes dg6 = udp(5353, 53, data);
+    fix_l4_v6(dg6, 17, kHost6, kRemote6);
+    Ip4 f{kOutside4, kRemote4, 17, 1, 0, 0x7788};
+    f.mf = true;
+    f.options = {7, 3, 4, 0};  // record route, empty
+    const Bytes frag4 = ip4(f, Bytes(dg4.begin(), dg4.begin() + 512));
+    Bytes icmp4 = icmp(11, 0, 0, Bytes(frag4.begin(), frag4.begin() + 24 + 8));
+    fix_l4_v4(icmp4, 1, 0, 0);
+    const Bytes in = ip4({kRouter4, kOutside4, 1, 64}, icmp4);
+    Ip6 q{kHost6, kRemote6, 44, 1};
+    q.plen_override = 8 + 512;
+    const Bytes quoted6 =
+        ip6(q, cat(frag6(17, 0, true, 0x7788), Bytes(dg6.begin(), dg6.begin() + 8)));
+    Bytes icmp6 = icmp(3, 0, 0, quoted6);
+    fix_l4_v6(icmp6, 58, kRouter6, kHost6);
+    const Bytes want = ip6({kRouter6, kHost6, 58, 63}, icmp6);
+    n64::To6 to;
+    to.src = kRouter6;
+    to.dst = kHost6;
+    to.inner = {kHost6, kRemote6, net16(5353), net16(53), 17};
+    const Ran r = run4to6(in, to);
+    ASSERT_EQ(r.drop, Drop::None) << n64::drop_name(r.drop);
+    expect_bytes(r.out, want);
+  }
+  struct Sub {
+    uint8_t type6, code6;
+    uint32_t rest6;
+    uint8_t type4, code4;
+    uint32_t rest4;
+  };
+  for (const Sub& s : {Sub{1, 4, 0, 3, 3, 0}, Sub{2, 0, 1400, 3, 4, 1372}}) {
+    SCOPED_TRACE(std::to_string(s.type6));
+    // The host's error about the remote's (translated) first fragment, Destination Options
+    // before the Fragment header.
+    Bytes dg6 = udp(53, 5353, data);
+    fix_l4_v6(dg6, 17, kRemote6, kHost6);
+    Bytes dg4 = udp(53, 61000, data);
+    fix_l4_v4(dg4, 17, kRemote4, kOutside4);
+    Ip6 q{kRemote6, kHost6, 60, 50};
+    q.plen_override = 8 + 8 + 512;
+    const Bytes quoted6 = ip6(q, cat(cat(ext8(44, 60), frag6(17, 0, true, 0x1234)),
+                                     Bytes(dg6.begin(), dg6.begin() + 40)));
+    Bytes icmp6 = icmp(s.type6, s.code6, s.rest6, quoted6);
+    fix_l4_v6(icmp6, 58, kHost6, kRemote6);
+    const Bytes in = ip6({kHost6, kRemote6, 58, 64}, icmp6);
+    Ip4 q4{kRemote4, kOutside4, 17, 50, 0, 0x1234};
+    q4.mf = true;
+    q4.total_len_override = 20 + 512;
+    Bytes icmp4 = icmp(s.type4, s.code4, s.rest4, ip4(q4, Bytes(dg4.begin(), dg4.begin() + 40)));
+    fix_l4_v4(icmp4, 1, 0, 0);
+    const Bytes want = ip4({kOutside4, kRemote4, 1, 63, 0, 0x0bad}, icmp4);
+    n64::To4 to = to4(0, 0, 0x0bad);
+    to.inner = {kRemote4, kOutside4, net16(53), net16(61000), 17};
+    const Ran r = run6to4(in, to);
+    ASSERT_EQ(r.drop, Drop::None) << n64::drop_name(r.drop);
+    expect_bytes(r.out, want);
+  }
+}
+
 // ---- Tables ----
 
 TEST(Nat64Xlate, IcmpV4ToV6ErrorTable) {
