@@ -585,6 +585,8 @@ Drop xlate_6to4(uint8_t* l3, uint32_t len, const Info6& in, const To4& to, const
                to.src, to.dst);
     out.l3 = h;
     out.len = total;
+    out.exceeds_mtu = total > cfg.ipv4_mtu;
+    out.may_fragment = false;
     return Drop::None;
   }
   // ICMPv6 error -> ICMPv4 error: read everything first, then write back to front, anchored at
@@ -630,6 +632,8 @@ Drop xlate_6to4(uint8_t* l3, uint32_t len, const Info6& in, const To4& to, const
              static_cast<uint8_t>(in.hop_limit - 1), kIcmp4, to.src, to.dst);
   out.l3 = il4 - 48;
   out.len = total;
+  out.exceeds_mtu = total > cfg.ipv4_mtu;
+  out.may_fragment = false;
   return Drop::None;
 }
 
@@ -661,6 +665,8 @@ Drop xlate_4to6(uint8_t* l3, uint32_t len, uint32_t headroom, const Info4& in, c
     if (frag) write_frag6(h + 40, proto6, in.frag_offset, in.mf, in.frag_id);
     out.l3 = h;
     out.len = hdr + l4len;
+    out.exceeds_mtu = out.len > cfg.ipv6_mtu;
+    out.may_fragment = !in.df;
     return Drop::None;
   }
   // ICMPv4 error -> ICMPv6 error, anchored at the quoted transport header.
@@ -707,7 +713,49 @@ Drop xlate_4to6(uint8_t* l3, uint32_t len, uint32_t headroom, const Info4& in, c
              static_cast<uint8_t>(in.ttl - 1), to.src.data(), to.dst.data());
   out.l3 = start;
   out.len = 40 + plen;
+  out.exceeds_mtu = out.len > cfg.ipv6_mtu;
+  out.may_fragment = false;
   return Drop::None;
+}
+
+uint32_t fragment6(const uint8_t* pkt, uint32_t len, uint32_t mtu, uint16_t ipv4_id,
+                   uint8_t* const* bufs, uint32_t cap, uint32_t nbufs, uint32_t* lens) {
+  if (len < 40 || (pkt[0] >> 4) != 6 || 40u + be::get16(pkt + 4) != len) return 0;
+  uint8_t upper = pkt[6];
+  uint16_t base = 0;  // offset of the first byte, 8-byte units
+  bool last_m = false;
+  uint8_t id[4] = {0, 0, 0, 0};
+  std::memcpy(id + 2, &ipv4_id, 2);
+  uint32_t hdr = 40;
+  if (upper == kFragment) {
+    if (len < 48) return 0;
+    upper = pkt[40];
+    const uint16_t fo = be::get16(pkt + 42);
+    base = static_cast<uint16_t>(fo >> 3);
+    last_m = (fo & 1) != 0;
+    std::memcpy(id, pkt + 44, 4);
+    hdr = 48;
+  }
+  const uint32_t chunk = ((std::max(mtu, kIpv6MinMtu) - 48) / 8) * 8;
+  const uint32_t data = len - hdr;
+  const uint32_t n = data == 0 ? 1 : (data + chunk - 1) / chunk;
+  if (n > nbufs || cap < 48 + std::min(chunk, data)) return 0;
+  for (uint32_t k = 0; k < n; ++k) {
+    const uint32_t at = k * chunk;
+    const uint32_t piece = std::min(chunk, data - at);
+    uint8_t* b = bufs[k];
+    std::memcpy(b, pkt, 40);
+    be::put16(b + 4, static_cast<uint16_t>(8 + piece));
+    b[6] = kFragment;
+    b[40] = upper;
+    b[41] = 0;
+    be::put16(b + 42,
+              static_cast<uint16_t>(((base + at / 8) << 3) | ((k + 1 < n || last_m) ? 1 : 0)));
+    std::memcpy(b + 44, id, 4);
+    std::memcpy(b + 48, pkt + hdr + at, piece);
+    lens[k] = 48 + piece;
+  }
+  return n;
 }
 
 }  // namespace eipgate::engine::nat64

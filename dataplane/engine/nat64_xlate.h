@@ -166,6 +166,11 @@ struct Output {
   uint8_t* l3 = nullptr;  // start of the translated packet (inside the caller's buffer)
   uint32_t len = 0;       // its length
   bool udp_checksum_computed = false;  // an IPv4 UDP zero checksum was filled in (count these)
+  // The packet is larger than the next hop's MTU (Config). IPv4 -> IPv6 with DF clear
+  // (may_fragment): split it with fragment6(). Otherwise the caller answers with Packet Too Big /
+  // Fragmentation Needed (the translator is a router, RFC 7915 section 1.3) and drops it.
+  bool exceeds_mtu = false;
+  bool may_fragment = false;
 };
 
 // Parses an IPv6 packet of len bytes (header, extension headers, upper layer; for an ICMPv6 error,
@@ -189,6 +194,17 @@ Drop xlate_6to4(uint8_t* l3, uint32_t len, const Info6& in, const To4& to, const
 // are cut to 1280 bytes (the IPv6 minimum MTU).
 Drop xlate_4to6(uint8_t* l3, uint32_t len, uint32_t headroom, const Info4& in, const To6& to,
                 const Config& cfg, Output& out);
+
+// Splits an IPv6 packet that xlate_4to6() produced (whole, or already a fragment) into fragments
+// of at most mtu bytes (raised to 1280 if lower), for an IPv4 packet with DF clear that is too big
+// for the IPv6 next hop (RFC 7915 section 4.1). Fragment i is written to bufs[i] (cap bytes each)
+// and its length to lens[i]. A whole packet gets the IPv4 identification (ipv4_id, network order)
+// zero-extended; a fragment keeps its Fragment header's id and offsets, and its M flag stays on
+// the last piece. The transport checksum is already final (computed over the whole datagram).
+// Returns the number of fragments, or 0 when nbufs or cap are too small or the input is not a
+// translated packet.
+uint32_t fragment6(const uint8_t* pkt, uint32_t len, uint32_t mtu, uint16_t ipv4_id,
+                   uint8_t* const* bufs, uint32_t cap, uint32_t nbufs, uint32_t* lens);
 
 // The pieces of the mapping, exposed for tests and for the engine's own errors.
 struct IcmpMap {

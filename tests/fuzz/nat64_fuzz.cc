@@ -52,6 +52,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (n64::xlate_4to6(l3, len, headroom, info, to, cfg, o) != n64::Drop::None) return 0;
     if (o.l3 < buf.data() || o.len < 40 || o.l3 + o.len > buf.data() + buf.size()) std::abort();
     if ((o.l3[0] >> 4) != 6) std::abort();
+    if (o.may_fragment) {  // split at the IPv6 minimum MTU: every piece must fit it
+      static uint8_t store[64][1280];
+      uint8_t* bufs[64];
+      for (int i = 0; i < 64; ++i) bufs[i] = store[i];
+      uint32_t lens[64];
+      const uint32_t n = n64::fragment6(o.l3, o.len, 1280, info.frag_id, bufs, 1280, 64, lens);
+      if (n == 0) std::abort();
+      for (uint32_t i = 0; i < n; ++i) {
+        if (lens[i] > 1280 || lens[i] < 48) std::abort();
+      }
+    }
   }
   return 0;
 }

@@ -34,6 +34,7 @@ struct Ran {
   Drop drop = Drop::None;
   Bytes out;
   bool udp_computed = false;
+  bool exceeds_mtu = false;
 };
 
 Ran run6to4(const Bytes& in, const n64::To4& to, const n64::Config& cfg = {}) {
@@ -50,6 +51,7 @@ Ran run6to4(const Bytes& in, const n64::To4& to, const n64::Config& cfg = {}) {
   EXPECT_GE(o.l3, l3);
   EXPECT_LE(o.l3 + o.len, l3 + in.size());
   r.out.assign(o.l3, o.l3 + o.len);
+  r.exceeds_mtu = o.exceeds_mtu;
   return r;
 }
 
@@ -68,6 +70,7 @@ Ran run4to6(const Bytes& in, const n64::To6& to, const n64::Config& cfg = {},
   EXPECT_GE(o.l3, l3 - headroom);
   r.out.assign(o.l3, o.l3 + o.len);
   r.udp_computed = o.udp_checksum_computed;
+  r.exceeds_mtu = o.exceeds_mtu;
   return r;
 }
 
@@ -233,6 +236,7 @@ struct Case46 {
   n64::To6 to;
   Bytes want;
   bool udp_computed = false;
+  bool exceeds_mtu = false;
 };
 
 n64::To6 to6(uint16_t sport, uint16_t dport) {
@@ -317,6 +321,7 @@ TEST(Nat64Xlate, FourToSixByteForByte) {
     ASSERT_EQ(r.drop, Drop::None) << n64::drop_name(r.drop);
     expect_bytes(r.out, c.want);
     EXPECT_EQ(r.udp_computed, c.udp_computed);
+    EXPECT_FALSE(r.exceeds_mtu);
   }
 }
 
@@ -545,6 +550,101 @@ TEST(Nat64Xlate, ErrorsQuotingFragments) {
     const Ran r = run6to4(in, to);
     ASSERT_EQ(r.drop, Drop::None) << n64::drop_name(r.drop);
     expect_bytes(r.out, want);
+  }
+}
+
+// An IPv4 packet with DF clear that is too big for the IPv6 next hop: flagged, then split by
+// fragment6() into Fragment-header fragments of at most the MTU (RFC 7915 4.1). A packet that was
+// already a fragment keeps its id, offsets and M flag; one with DF set is only flagged.
+TEST(Nat64Xlate, TooBigWithDfClearIsFragmented) {
+  n64::Config cfg;
+  cfg.ipv6_mtu = 1280;
+  Bytes data(3000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 31);
+  Bytes dg4 = udp(53, 1024, data);
+  fix_l4_v4(dg4, 17, kRemote4, kOutside4);
+  Bytes dg6 = udp(53, 5353, data);
+  fix_l4_v6(dg6, 17, kRemote6, kHost6);
+  std::vector<Bytes> store(4, Bytes(1280));
+  uint8_t* bufs[4] = {store[0].data(), store[1].data(), store[2].data(), store[3].data()};
+  uint32_t lens[4] = {};
+  {
+    const Bytes in = ip4({kRemote4, kOutside4, 17, 64, 0, 0x6502}, dg4);
+    Bytes buf(kHeadroom + in.size());
+    std::copy(in.begin(), in.end(), buf.begin() + kHeadroom);
+    n64::Info4 info;
+    ASSERT_EQ(n64::parse4(buf.data() + kHeadroom, static_cast<uint32_t>(in.size()), info),
+              Drop::None);
+    n64::Output o;
+    ASSERT_EQ(n64::xlate_4to6(buf.data() + kHeadroom, static_cast<uint32_t>(in.size()), kHeadroom,
+                              info, to6(53, 5353), cfg, o),
+              Drop::None);
+    EXPECT_TRUE(o.exceeds_mtu);
+    EXPECT_TRUE(o.may_fragment);
+    ASSERT_EQ(n64::fragment6(o.l3, o.len, cfg.ipv6_mtu, info.frag_id, bufs, 1280, 4, lens), 3u);
+    // 1232 bytes of payload per full fragment (1280 - 40 - 8, a multiple of 8).
+    const size_t cuts[] = {0, 1232, 2464, dg6.size()};
+    for (int k = 0; k < 3; ++k) {
+      SCOPED_TRACE(k);
+      const Bytes piece(dg6.begin() + static_cast<long>(cuts[k]),
+                        dg6.begin() + static_cast<long>(cuts[k + 1]));
+      const Bytes want =
+          ip6({kRemote6, kHost6, 44, 63},
+              cat(frag6(17, static_cast<uint16_t>(cuts[k] / 8), k < 2, 0x6502), piece));
+      expect_bytes(Bytes(bufs[k], bufs[k] + lens[k]), want);
+    }
+    EXPECT_EQ(n64::fragment6(o.l3, o.len, cfg.ipv6_mtu, info.frag_id, bufs, 1280, 2, lens), 0u)
+        << "not enough buffers";
+  }
+  {  // an IPv4 first fragment (MF) of 2000 bytes: re-fragmented, M stays set on the last piece
+    Ip4 f{kRemote4, kOutside4, 17, 64, 0, 0x0abc};
+    f.mf = true;
+    const Bytes in = ip4(f, Bytes(dg4.begin(), dg4.begin() + 2000));
+    const Ran r = run4to6(in, to6(53, 5353), cfg);
+    ASSERT_EQ(r.drop, Drop::None);
+    ASSERT_EQ(n64::fragment6(r.out.data(), static_cast<uint32_t>(r.out.size()), 1280, 0, bufs, 1280,
+                             4, lens),
+              2u);
+    const Bytes p0(dg6.begin(), dg6.begin() + 1232), p1(dg6.begin() + 1232, dg6.begin() + 2000);
+    expect_bytes(Bytes(bufs[0], bufs[0] + lens[0]),
+                 ip6({kRemote6, kHost6, 44, 63}, cat(frag6(17, 0, true, 0x0abc), p0)));
+    expect_bytes(Bytes(bufs[1], bufs[1] + lens[1]),
+                 ip6({kRemote6, kHost6, 44, 63}, cat(frag6(17, 154, true, 0x0abc), p1)));
+  }
+  {  // DF set: flagged, not to be fragmented (the caller sends Fragmentation Needed)
+    Ip4 h{kRemote4, kOutside4, 17, 64};
+    h.df = true;
+    Bytes buf(kHeadroom + 1500);
+    const Bytes in = ip4(h, dg4);
+    buf.resize(kHeadroom + in.size());
+    std::copy(in.begin(), in.end(), buf.begin() + kHeadroom);
+    n64::Info4 info;
+    ASSERT_EQ(n64::parse4(buf.data() + kHeadroom, static_cast<uint32_t>(in.size()), info),
+              Drop::None);
+    n64::Output o;
+    ASSERT_EQ(n64::xlate_4to6(buf.data() + kHeadroom, static_cast<uint32_t>(in.size()), kHeadroom,
+                              info, to6(53, 5353), cfg, o),
+              Drop::None);
+    EXPECT_TRUE(o.exceeds_mtu);
+    EXPECT_FALSE(o.may_fragment);
+  }
+  {  // a small packet is not flagged; IPv6 -> IPv4 over the IPv4 MTU is
+    const Ran small =
+        run4to6(ip4({kRemote4, kOutside4, 17, 64}, udp(53, 1024, text("x"))), to6(53, 5353), cfg);
+    ASSERT_EQ(small.drop, Drop::None);
+    EXPECT_FALSE(small.exceeds_mtu);
+    Bytes big6 = udp(5353, 53, Bytes(1600, 1));
+    fix_l4_v6(big6, 17, kHost6, kRemote6);
+    const Bytes in = ip6({kHost6, kRemote6, 17, 64}, big6);
+    Bytes buf(in);
+    n64::Info6 info;
+    ASSERT_EQ(n64::parse6(buf.data(), static_cast<uint32_t>(buf.size()), info), Drop::None);
+    n64::Output o;
+    ASSERT_EQ(n64::xlate_6to4(buf.data(), static_cast<uint32_t>(buf.size()), info, to4(1024, 53, 1),
+                              n64::Config{}, o),
+              Drop::None);
+    EXPECT_TRUE(o.exceeds_mtu);
+    EXPECT_FALSE(o.may_fragment);
   }
 }
 
