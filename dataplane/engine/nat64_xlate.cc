@@ -586,7 +586,7 @@ Drop xlate_6to4(uint8_t* l3, uint32_t len, const Info6& in, const To4& to, const
     out.l3 = h;
     out.len = total;
     out.exceeds_mtu = total > cfg.ipv4_mtu;
-    out.may_fragment = false;
+    out.fragment_needed = false;
     return Drop::None;
   }
   // ICMPv6 error -> ICMPv4 error: read everything first, then write back to front, anchored at
@@ -633,7 +633,7 @@ Drop xlate_6to4(uint8_t* l3, uint32_t len, const Info6& in, const To4& to, const
   out.l3 = il4 - 48;
   out.len = total;
   out.exceeds_mtu = total > cfg.ipv4_mtu;
-  out.may_fragment = false;
+  out.fragment_needed = false;
   return Drop::None;
 }
 
@@ -665,8 +665,8 @@ Drop xlate_4to6(uint8_t* l3, uint32_t len, uint32_t headroom, const Info4& in, c
     if (frag) write_frag6(h + 40, proto6, in.frag_offset, in.mf, in.frag_id);
     out.l3 = h;
     out.len = hdr + l4len;
-    out.exceeds_mtu = out.len > cfg.ipv6_mtu;
-    out.may_fragment = !in.df;
+    out.fragment_needed = !in.df && out.len > kIpv6MinMtu;
+    out.exceeds_mtu = !out.fragment_needed && out.len > cfg.ipv6_mtu;
     return Drop::None;
   }
   // ICMPv4 error -> ICMPv6 error, anchored at the quoted transport header.
@@ -714,7 +714,7 @@ Drop xlate_4to6(uint8_t* l3, uint32_t len, uint32_t headroom, const Info4& in, c
   out.l3 = start;
   out.len = 40 + plen;
   out.exceeds_mtu = out.len > cfg.ipv6_mtu;
-  out.may_fragment = false;
+  out.fragment_needed = false;
   return Drop::None;
 }
 

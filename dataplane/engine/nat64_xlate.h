@@ -166,11 +166,12 @@ struct Output {
   uint8_t* l3 = nullptr;  // start of the translated packet (inside the caller's buffer)
   uint32_t len = 0;       // its length
   bool udp_checksum_computed = false;  // an IPv4 UDP zero checksum was filled in (count these)
-  // The packet is larger than the next hop's MTU (Config). IPv4 -> IPv6 with DF clear
-  // (may_fragment): split it with fragment6(). Otherwise the caller answers with Packet Too Big /
-  // Fragmentation Needed (the translator is a router, RFC 7915 section 1.3) and drops it.
+  // IPv4 -> IPv6 of a packet with DF clear (or an IPv4 fragment) that came out over 1280 bytes:
+  // RFC 7915 4.1 has the translator fragment it to 1280: send fragment6(..., 1280, ...) instead.
+  bool fragment_needed = false;
+  // Otherwise, larger than the next hop's MTU (Config): the caller answers with Packet Too Big /
+  // Fragmentation Needed (the translator is a router) and drops it.
   bool exceeds_mtu = false;
-  bool may_fragment = false;
 };
 
 // Parses an IPv6 packet of len bytes (header, extension headers, upper layer; for an ICMPv6 error,

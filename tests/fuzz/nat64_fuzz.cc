@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (n64::xlate_4to6(l3, len, headroom, info, to, cfg, o) != n64::Drop::None) return 0;
     if (o.l3 < buf.data() || o.len < 40 || o.l3 + o.len > buf.data() + buf.size()) std::abort();
     if ((o.l3[0] >> 4) != 6) std::abort();
-    if (o.may_fragment) {  // split at the IPv6 minimum MTU: every piece must fit it
+    if (o.fragment_needed) {  // split at the IPv6 minimum MTU: every piece must fit it
       static uint8_t store[64][1280];
       uint8_t* bufs[64];
       for (int i = 0; i < 64; ++i) bufs[i] = store[i];

@@ -35,6 +35,7 @@ struct Ran {
   Bytes out;
   bool udp_computed = false;
   bool exceeds_mtu = false;
+  bool fragment_needed = false;
 };
 
 Ran run6to4(const Bytes& in, const n64::To4& to, const n64::Config& cfg = {}) {
@@ -71,6 +72,7 @@ Ran run4to6(const Bytes& in, const n64::To6& to, const n64::Config& cfg = {},
   r.out.assign(o.l3, o.l3 + o.len);
   r.udp_computed = o.udp_checksum_computed;
   r.exceeds_mtu = o.exceeds_mtu;
+  r.fragment_needed = o.fragment_needed;
   return r;
 }
 
@@ -322,6 +324,7 @@ TEST(Nat64Xlate, FourToSixByteForByte) {
     expect_bytes(r.out, c.want);
     EXPECT_EQ(r.udp_computed, c.udp_computed);
     EXPECT_FALSE(r.exceeds_mtu);
+    EXPECT_FALSE(r.fragment_needed);
   }
 }
 
@@ -553,9 +556,10 @@ TEST(Nat64Xlate, ErrorsQuotingFragments) {
   }
 }
 
-// An IPv4 packet with DF clear that is too big for the IPv6 next hop: flagged, then split by
-// fragment6() into Fragment-header fragments of at most the MTU (RFC 7915 4.1). A packet that was
-// already a fragment keeps its id, offsets and M flag; one with DF set is only flagged.
+// An IPv4 packet with DF clear whose translation exceeds 1280 bytes: flagged, then split by
+// fragment6() into Fragment-header fragments of at most 1280 bytes (RFC 7915 4.1). A packet that
+// was already a fragment keeps its id, offsets and M flag; one with DF set over the next hop's MTU
+// is only flagged as too big.
 TEST(Nat64Xlate, TooBigWithDfClearIsFragmented) {
   n64::Config cfg;
   cfg.ipv6_mtu = 1280;
@@ -579,8 +583,8 @@ TEST(Nat64Xlate, TooBigWithDfClearIsFragmented) {
     ASSERT_EQ(n64::xlate_4to6(buf.data() + kHeadroom, static_cast<uint32_t>(in.size()), kHeadroom,
                               info, to6(53, 5353), cfg, o),
               Drop::None);
-    EXPECT_TRUE(o.exceeds_mtu);
-    EXPECT_TRUE(o.may_fragment);
+    EXPECT_TRUE(o.fragment_needed);
+    EXPECT_FALSE(o.exceeds_mtu);
     ASSERT_EQ(n64::fragment6(o.l3, o.len, cfg.ipv6_mtu, info.frag_id, bufs, 1280, 4, lens), 3u);
     // 1232 bytes of payload per full fragment (1280 - 40 - 8, a multiple of 8).
     const size_t cuts[] = {0, 1232, 2464, dg6.size()};
@@ -626,13 +630,25 @@ TEST(Nat64Xlate, TooBigWithDfClearIsFragmented) {
                               info, to6(53, 5353), cfg, o),
               Drop::None);
     EXPECT_TRUE(o.exceeds_mtu);
-    EXPECT_FALSE(o.may_fragment);
+    EXPECT_FALSE(o.fragment_needed);
   }
   {  // a small packet is not flagged; IPv6 -> IPv4 over the IPv4 MTU is
     const Ran small =
         run4to6(ip4({kRemote4, kOutside4, 17, 64}, udp(53, 1024, text("x"))), to6(53, 5353), cfg);
     ASSERT_EQ(small.drop, Drop::None);
     EXPECT_FALSE(small.exceeds_mtu);
+    EXPECT_FALSE(small.fragment_needed);
+    // DF clear, 1281 bytes as IPv6, next hop 1500: still split to 1280 (RFC 7915 4.1).
+    const Ran over = run4to6(ip4({kRemote4, kOutside4, 17, 64}, udp(53, 1024, Bytes(1281 - 48, 2))),
+                             to6(53, 5353), n64::Config{});
+    ASSERT_EQ(over.drop, Drop::None);
+    ASSERT_EQ(over.out.size(), 1281u);
+    EXPECT_TRUE(over.fragment_needed);
+    EXPECT_FALSE(over.exceeds_mtu);
+    const Ran at = run4to6(ip4({kRemote4, kOutside4, 17, 64}, udp(53, 1024, Bytes(1280 - 48, 2))),
+                           to6(53, 5353), n64::Config{});
+    ASSERT_EQ(at.out.size(), 1280u);
+    EXPECT_FALSE(at.fragment_needed);
     Bytes big6 = udp(5353, 53, Bytes(1600, 1));
     fix_l4_v6(big6, 17, kHost6, kRemote6);
     const Bytes in = ip6({kHost6, kRemote6, 17, 64}, big6);
@@ -644,7 +660,7 @@ TEST(Nat64Xlate, TooBigWithDfClearIsFragmented) {
                               n64::Config{}, o),
               Drop::None);
     EXPECT_TRUE(o.exceeds_mtu);
-    EXPECT_FALSE(o.may_fragment);
+    EXPECT_FALSE(o.fragment_needed);
   }
 }
 
