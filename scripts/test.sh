@@ -61,7 +61,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # checks, RFC 5780 discovery, af_xdp with DPDK's default program, af_xdp with the fast path
 # turned off): keeps CI well under 25 min.
 ctest --test-dir build-asan "${CTEST_ARGS[@]}" \
-  -E '^(aws_fake_awscli_fidelity|ami_deb_lintian|iac_cdk_terraform|sim_ha_e2e|nat_discovery_af_packet|nat_discovery_af_xdp|dataplane_e2e_af_xdp|dataplane_e2e_af_xdp_steer_nofastpath)$'
+  -E '^(aws_fake_awscli_fidelity|ami_deb_lintian|iac_cdk_terraform|sim_ha_e2e|sim_ha_e2e_mgmt_ipv6|nat_discovery_af_packet|nat_discovery_af_xdp|dataplane_e2e_af_xdp|dataplane_e2e_af_xdp_steer_nofastpath|dataplane_e2e_af_packet|dataplane_e2e_one_armed_xdp|policy_e2e_af_packet)$'
 
 current_step="done"
 step "all tests passed"
