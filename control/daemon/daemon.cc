@@ -143,6 +143,7 @@ void Daemon::periodic(Millis now) {
     start_probe(now);
   }
   if (fallback_) fallback_->periodic(now);
+  if (cw_collector_) cloudwatch_periodic(now);
   if (!link_.connected() && now >= next_connect_) {
     next_connect_ = now + 500ms;
     std::string err;
@@ -227,6 +228,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
   admin_worker_ = std::make_unique<Worker>();
   fsm_ = std::make_unique<ha::FailoverFsm>(ha::to_fsm_config(config_.ha, boot_id_), clock_);
   if (!config_.ha.fallback_for.empty()) fallback_ = make_fallback();
+  if (config_.cloudwatch.enabled) start_cloudwatch();
   logger->info("eipgate-control up: priority {}, peer {}, HA port {}, control socket {}",
                config_.ha.priority, ha::to_string(peer_), udp_->local().port,
                config_.ha.control_socket);
@@ -283,6 +285,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
                fsm_->epoch());
   aws_worker_.reset();
   admin_worker_.reset();
+  cw_publisher_.reset();  // an interval still queued is not sent: we are stopping
   control_.stop();
   return 0;
 }

@@ -90,6 +90,7 @@ json Daemon::status() const {
         {"credential_refreshes", ops_.credential_refreshes()}}},
       {"decisions", decisions},
       {"fallback", fallback_ ? fallback_->status() : json::array()},
+      {"cloudwatch", cloudwatch_status()},
   };
 }
 
