@@ -135,8 +135,8 @@ AwsError parse_cloudwatch_error(std::string_view xml, long http_status) {
     if (std::string_view(root.name()) == "ErrorResponse" && error) {
       std::string code = error.child("Code").text().as_string();
       const ErrorKind kind = classify_error(code, http_status);
-      return AwsError(kind, std::move(code), error.child("Message").text().as_string(),
-                      http_status, root.child("RequestId").text().as_string());
+      return AwsError(kind, std::move(code), error.child("Message").text().as_string(), http_status,
+                      root.child("RequestId").text().as_string());
     }
   }
   ErrorKind kind = classify_error("", http_status);
@@ -175,15 +175,15 @@ void CloudWatchClient::call_once(const std::string& body, Credentials* used) {
   req.sigv4 = SigV4Signing{options_.region, "monitoring", creds.access_key_id,
                            creds.secret_access_key, creds.session_token};
   HttpResponse resp = http_.perform(req);
-  eipgate::log::get()->debug("cloudwatch PutMetricData ({} bytes) -> HTTP {} (key {})",
-                             body.size(), resp.status, creds.redacted_key_id());
+  eipgate::log::get()->debug("cloudwatch PutMetricData ({} bytes) -> HTTP {} (key {})", body.size(),
+                             resp.status, creds.redacted_key_id());
   if (resp.status >= 200 && resp.status < 300) {
     pugi::xml_document doc;
     if (!doc.load_buffer(resp.body.data(), resp.body.size()) ||
         std::string_view(doc.document_element().name()) != "PutMetricDataResponse") {
-      throw AwsError(ErrorKind::Protocol, "UnexpectedXml",
-                     "PutMetricData: expected <PutMetricDataResponse>, got '" +
-                         excerpt(resp.body) + "'");
+      throw AwsError(
+          ErrorKind::Protocol, "UnexpectedXml",
+          "PutMetricData: expected <PutMetricDataResponse>, got '" + excerpt(resp.body) + "'");
     }
     return;
   }
@@ -218,8 +218,7 @@ void CloudWatchClient::call(const std::string& body) {
   }
 }
 
-void CloudWatchClient::put_metric_data(std::string_view name_space,
-                                       std::vector<MetricDatum> data) {
+void CloudWatchClient::put_metric_data(std::string_view name_space, std::vector<MetricDatum> data) {
   if (data.empty()) return;
   const auto batches = batch_metric_data(name_space, std::move(data));
   std::optional<AwsError> first;

@@ -72,8 +72,8 @@ struct CloudWatchOptions {
 
 class CloudWatchClient {
  public:
-  CloudWatchClient(HttpTransport& http, CredentialsProvider& credentials,
-                   CloudWatchOptions options, RetryEnv env = RetryEnv::real());
+  CloudWatchClient(HttpTransport& http, CredentialsProvider& credentials, CloudWatchOptions options,
+                   RetryEnv env = RetryEnv::real());
 
   // Sends data in as many PutMetricData calls as the limits need; each call retried per the
   // policy. Every call is attempted even when one fails; then the first error is thrown (the

@@ -52,9 +52,9 @@ void Daemon::cloudwatch_periodic(Millis now) {
     }
     mailbox_.post([this, stats = std::move(stats)] {
       cw_stats_in_flight_ = false;
-      const ha::HaState state = fsm_->state();
-      cw_collector_->observe(state == ha::HaState::Active,
-                             state == ha::HaState::Standby && receiver_.in_sync());
+      const ha::HaState role = fsm_->state();
+      cw_collector_->observe(role == ha::HaState::Active,
+                             role == ha::HaState::Standby && receiver_.in_sync());
       if (!stats) log::get()->warn("cloudwatch: the dataplane did not answer stats");
       const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
                                 std::chrono::system_clock::now().time_since_epoch())

@@ -48,11 +48,10 @@ void parse_cloudwatch_config(const YAML::Node& node, int line, const std::string
     return;
   }
   std::vector<yaml_schema::Issue> issues;
-  const auto entries = yaml_schema::map_entries(
-      node, line, "cloudwatch",
-      {"enabled", "metrics", "namespace", "pair_name", "availability_zone", "interval",
-       "max_queued"},
-      &issues);
+  const auto entries = yaml_schema::map_entries(node, line, "cloudwatch",
+                                                {"enabled", "metrics", "namespace", "pair_name",
+                                                 "availability_zone", "interval", "max_queued"},
+                                                &issues);
   for (auto& i : issues) errors->push_back(SchemaError{file, i.line, std::move(i.reason)});
   CloudWatchConfig c;
   int enabled_line = line;
@@ -173,8 +172,9 @@ aws::MetricDatum CloudWatchCollector::datum(std::string_view name, double value,
   return d;
 }
 
-std::vector<aws::MetricDatum> CloudWatchCollector::finish_interval(
-    const std::optional<json>& stats, uint64_t takeovers, int64_t now_s) {
+std::vector<aws::MetricDatum> CloudWatchCollector::finish_interval(const std::optional<json>& stats,
+                                                                   uint64_t takeovers,
+                                                                   int64_t now_s) {
   std::map<std::string, double> traffic;
   bool have_traffic = false;
   if (stats && stats->is_object() && stats->contains("nat_gateway")) {

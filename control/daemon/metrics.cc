@@ -331,9 +331,8 @@ std::vector<MetricFamily> ha_families(const json& status) {
     const std::string intervals_help =
         "metric intervals handed to the CloudWatch publisher, by outcome";
     for (const char* r : {"queued", "sent", "failed", "dropped"}) {
-      b.add_field(cw, (std::string("intervals_") + r).c_str(),
-                  "eipgate_cloudwatch_intervals_total", intervals_help, MetricType::Counter,
-                  {{"result", r}});
+      b.add_field(cw, (std::string("intervals_") + r).c_str(), "eipgate_cloudwatch_intervals_total",
+                  intervals_help, MetricType::Counter, {{"result", r}});
     }
     b.add_field(cw, "retries", "eipgate_cloudwatch_retries_total",
                 "PutMetricData calls repeated after throttling, 5xx or transport errors",

@@ -28,6 +28,7 @@ TAGS = {
     "eipgate:max-flows": ("max_flows", str),
     "eipgate:ha-secret-ssm": ("ha_secret_ssm", str),
     "eipgate:ha-secret-arn": ("ha_secret_arn", str),
+    "eipgate:cloudwatch": ("cloudwatch", str),
 }
 
 # Tags of the cross-AZ fallback: together they give ONE rule of `fallback_for` (user data can give
@@ -49,7 +50,7 @@ KEYS = {
     "data_mac", "workers", "max_flows", "hugepages", "mtu", "tcp_mss_clamp", "log_level",
     "log_json", "ha_secret_ssm", "ha_secret_arn", "ha_secret_file", "ha_secret", "preempt",
     "heartbeat_interval", "miss_count", "hold_down", "probe_targets", "policy", "endpoints",
-    "overrides", "az", "fallback_for",
+    "overrides", "az", "fallback_for", "cloudwatch",
 }
 # One fallback_for rule: what control/ha/config.cc reads, plus inside_prefixes (the rescued AZ's
 # private subnets, added to nat.inside_prefixes here; not part of the ha: rule).
@@ -58,6 +59,9 @@ FALLBACK_KEYS = ("route_tables", "instances", "target", "after", "check_interval
 ID_RE = {k: re.compile(k + r"-[0-9a-f]{8,17}") for k in ("rtb", "i", "nat", "eipalloc")}
 DATA_PATHS = ("auto", "vfio", "af_xdp")
 MODES = ("secondary-ip", "eip")
+# CloudWatch metrics (control/daemon/README.md): off, the alarm-oriented default set, or the full
+# NAT Gateway set.
+CLOUDWATCH = ("off", "default", "full")
 
 
 class ConfigError(Exception):
