@@ -14,7 +14,8 @@ namespace eipgate::aws {
 namespace {
 
 constexpr std::string_view kApiVersion = "2010-08-01";
-constexpr size_t kMaxNameLength = 255;
+constexpr size_t kMaxNameLength = 255;             // namespace, metric and dimension names
+constexpr size_t kMaxDimensionValueLength = 1024;  // dimension values
 
 std::string excerpt(std::string_view body) {
   std::string out(body.substr(0, 200));
@@ -31,11 +32,11 @@ std::string number_text(double v) {
   return std::string(buf, r.ptr);
 }
 
-void check_name(std::string_view what, std::string_view name) {
-  if (name.empty() || name.size() > kMaxNameLength) {
+void check_name(std::string_view what, std::string_view name, size_t max_length = kMaxNameLength) {
+  if (name.empty() || name.size() > max_length) {
     throw AwsError(ErrorKind::InvalidParameter, "InvalidParameterValue",
-                   std::string(what) + " must be 1 to 255 characters, got '" +
-                       std::string(name.substr(0, 40)) + "'");
+                   std::string(what) + " must be 1 to " + std::to_string(max_length) +
+                       " characters, got '" + std::string(name.substr(0, 40)) + "'");
   }
 }
 
@@ -62,7 +63,7 @@ void encode_datum(std::string& body, size_t n, const MetricDatum& d) {
   for (size_t i = 0; i < d.dimensions.size(); ++i) {
     const auto& dim = d.dimensions[i];
     check_name("Dimension name", dim.name);
-    check_name("Dimension value", dim.value);
+    check_name("Dimension value", dim.value, kMaxDimensionValueLength);
     const std::string q = p + "Dimensions.member." + std::to_string(i + 1) + ".";
     append(body, q + "Name", dim.name);
     append(body, q + "Value", dim.value);

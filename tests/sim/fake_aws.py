@@ -871,10 +871,11 @@ def cw_error_response(code, message, request_id, status):
             f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
 
 
-def cw_name(value, what):
-    if not value or len(value) > 255 or any(not 0x20 <= ord(c) <= 0x7e for c in value):
-        raise Ec2Error("InvalidParameterValue",
-                       f"{what} must be 1 to 255 printable ASCII characters, got {value!r}")
+def cw_name(value, what, max_length=255):
+    """Names (namespace, metric, dimension): 1..255 characters; dimension values 1..1024."""
+    if not value or len(value) > max_length or any(not 0x20 <= ord(c) <= 0x7e for c in value):
+        raise Ec2Error("InvalidParameterValue", f"{what} must be 1 to {max_length} printable "
+                       f"ASCII characters, got {value[:40]!r}")
     return value
 
 
@@ -973,7 +974,8 @@ def parse_put_metric_data(params, now=None):
             name = cw_name(d["Name"], f"{where}.Dimensions.member.{i}.Name")
             if name in datum["dimensions"]:
                 raise Ec2Error("InvalidParameterValue", f"{where}: dimension {name} twice")
-            datum["dimensions"][name] = cw_name(d["Value"], f"{where}.Dimensions.member.{i}.Value")
+            datum["dimensions"][name] = cw_name(d["Value"], f"{where}.Dimensions.member.{i}.Value",
+                                                1024)
         datum.setdefault("unit", "None")
         out.append(datum)
     return namespace, out

@@ -200,6 +200,7 @@ TEST(CloudWatchCollector, FullSetAddsEveryNatGatewayName) {
   CloudWatchCollector c(config(CloudWatchMetricSet::Full), "us-east-1a");
   c.observe(true, false);
   (void)c.finish_interval(stats_with(nat(1, 10, 0, 0, 10)), 0, 1000);
+  c.observe(true, false);
   const auto got = by_name(c.finish_interval(stats_with(nat(4, 30, 2, 7, 500)), 0, 1060));
   ASSERT_EQ(got.size(), 8u);
   EXPECT_EQ(got.at("ActiveConnectionCount").value, 4);
