@@ -1121,12 +1121,15 @@ class Imds:
 
 
 class Faults:
-    """Injected by the control endpoint: latency for every EC2 call, then the next N calls
-    throttled (RequestLimitExceeded, 503) or failed (5xx), optionally only for some actions."""
+    """Injected by the control endpoint: latency for every EC2 call (and per action:
+    action_latency_ms {"PutMetricData": 2000}), then the next N calls throttled
+    (RequestLimitExceeded, 503; CloudWatch's Throttling, 400) or failed (5xx), optionally only
+    for some actions."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.latency = 0.0
+        self.action_latency = {}  # action -> seconds, on top of latency
         self.throttle_next = 0
         self.fail_next = 0
         self.fail_status = 503
@@ -1137,6 +1140,9 @@ class Faults:
         with self.lock:
             if "latency_ms" in spec:
                 self.latency = float(spec["latency_ms"]) / 1000.0
+            if "action_latency_ms" in spec:
+                self.action_latency = {k: float(v) / 1000.0
+                                       for k, v in (spec["action_latency_ms"] or {}).items()}
             if "throttle_next" in spec:
                 self.throttle_next = int(spec["throttle_next"])
             if "fail_next" in spec:
@@ -1149,21 +1155,23 @@ class Faults:
     def take(self, action):
         """(latency, Ec2Error or None) for one call."""
         with self.lock:
+            latency = self.latency + self.action_latency.get(action, 0.0)
             if self.actions is not None and action not in self.actions:
-                return self.latency, None
+                return latency, None
             if self.throttle_next > 0:
                 self.throttle_next -= 1
-                return self.latency, Ec2Error("RequestLimitExceeded", "Request limit exceeded.",
-                                              503)
+                return latency, Ec2Error("RequestLimitExceeded", "Request limit exceeded.", 503)
             if self.fail_next > 0:
                 self.fail_next -= 1
-                return self.latency, Ec2Error(self.fail_code, "We encountered an internal error."
-                                              " Please try again.", self.fail_status)
-            return self.latency, None
+                return latency, Ec2Error(self.fail_code, "We encountered an internal error."
+                                         " Please try again.", self.fail_status)
+            return latency, None
 
     def to_json(self):
         with self.lock:
-            return {"latency_ms": self.latency * 1000, "throttle_next": self.throttle_next,
+            return {"latency_ms": self.latency * 1000,
+                    "action_latency_ms": {k: v * 1000 for k, v in self.action_latency.items()},
+                    "throttle_next": self.throttle_next,
                     "fail_next": self.fail_next, "fail_status": self.fail_status,
                     "fail_code": self.fail_code,
                     "actions": sorted(self.actions) if self.actions else None}
@@ -1210,9 +1218,13 @@ class FakeAws:
 
     def add_metrics(self, data, access_key_id):
         at = time.time()
+        with self.imds.lock:  # whose instance role signed it (None: static keys)
+            instance = next((i for i, c in self.imds.role_credentials.items()
+                             if c["access_key_id"] == access_key_id), None)
         with self.calls_lock:
             for d in data:
-                self.metrics.append(dict(d, received_at=at, access_key_id=access_key_id))
+                self.metrics.append(dict(d, received_at=at, access_key_id=access_key_id,
+                                         instance_id=instance))
             del self.metrics[:-100000]
 
     def instance_for(self, path_instance, headers, client_ip):
@@ -1393,7 +1405,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, "application/json", json.dumps(calls))
         if what == "metrics":
             # GET: every datum PutMetricData accepted, oldest first: {namespace, metric_name,
-            # dimensions {name: value}, value, unit, timestamp, received_at, access_key_id};
+            # dimensions {name: value}, value, unit, timestamp, received_at, access_key_id,
+            # instance_id (the instance whose role credentials signed it, else null)};
             # POST {"clear": true} empties the list (and answers what it held).
             with fake.calls_lock:
                 metrics = list(fake.metrics)
