@@ -467,6 +467,9 @@ def check_user_data(path, name, ud, tags=()):
     return errors
 
 
+NO_RESOURCE_TYPE = {"cloudwatch:PutMetricData"}
+
+
 def check_policy(path):
     errors = []
     try:
@@ -493,7 +496,10 @@ def check_policy(path):
         res = st.get("Resource")
         if res is None:
             errors.append("%s: no Resource" % where)
-        mutating = [a for a in ([actions] if isinstance(actions, str) else actions) if ":Describe" not in a]
+        # Actions that have no resource type in IAM (cloudwatch:PutMetricData) take Resource *
+        # only; a Condition (cloudwatch:namespace) narrows them instead.
+        mutating = [a for a in ([actions] if isinstance(actions, str) else actions)
+                    if ":Describe" not in a and not (a in NO_RESOURCE_TYPE and st.get("Condition"))]
         if res == "*" and mutating:
             errors.append("%s: %s on Resource * (least privilege)" % (where, mutating))
         for k in set(st) - {"Sid", "Effect", "Action", "Resource", "Condition"}:
