@@ -9,6 +9,7 @@
 #include <string>
 
 #include "control/daemon/cloudwatch_publisher.h"
+#include "control/daemon/metrics.h"
 #include "dataplane/admin/stats_json.h"
 #include "dataplane/engine/counters.h"
 #include "dataplane/engine/engine.h"
@@ -80,6 +81,41 @@ TEST(CloudWatchOnDataplaneStats, FullSetIsSeventeenMetricsWithTheIntervalsDeltas
   for (const auto& x : d.finish_interval(stats(25, 8), 1, 160)) small.insert(x.name);
   EXPECT_EQ(small, (std::set<std::string>{"HaActive", "HaStandby", "FailoverCount",
                                           "ErrorPortAllocation", "PacketsDropCount"}));
+}
+
+// status.cloudwatch → eipgate_cloudwatch_* on /metrics; nothing when CloudWatch is off.
+TEST(CloudWatchOnMetrics, PublisherCountersBecomeFamilies) {
+  const nlohmann::json on = {{"cloudwatch",
+                              {{"enabled", true},
+                               {"requests_ok", 12},
+                               {"requests_failed", 1},
+                               {"datapoints_sent", 170},
+                               {"datapoints_failed", 17},
+                               {"datapoints_dropped", 34},
+                               {"intervals_queued", 13},
+                               {"intervals_sent", 10},
+                               {"intervals_failed", 1},
+                               {"intervals_dropped", 2},
+                               {"retries", 3},
+                               {"queued", 0}}}};
+  std::map<std::string, double> got;
+  for (const auto& f : ha_families(on)) {
+    for (const auto& m : f.metric) {
+      std::string key = f.name;
+      for (const auto& l : m.label) key += "{" + l.name + "=" + l.value + "}";
+      got[key] = f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+    }
+  }
+  EXPECT_EQ(got["eipgate_cloudwatch_requests_total{result=ok}"], 12);
+  EXPECT_EQ(got["eipgate_cloudwatch_requests_total{result=failed}"], 1);
+  EXPECT_EQ(got["eipgate_cloudwatch_datapoints_total{result=sent}"], 170);
+  EXPECT_EQ(got["eipgate_cloudwatch_datapoints_total{result=dropped}"], 34);
+  EXPECT_EQ(got["eipgate_cloudwatch_intervals_total{result=dropped}"], 2);
+  EXPECT_EQ(got["eipgate_cloudwatch_retries_total"], 3);
+  EXPECT_EQ(got.count("eipgate_cloudwatch_queue_intervals"), 1u);
+  for (const auto& f : ha_families({{"cloudwatch", {{"enabled", false}}}})) {
+    EXPECT_NE(f.name.rfind("eipgate_cloudwatch", 0), 0u) << f.name;
+  }
 }
 
 }  // namespace
