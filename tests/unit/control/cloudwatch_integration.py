@@ -8,8 +8,8 @@ and aws.endpoints.cloudwatch at the fake, which keeps every datum PutMetricData 
 (/_fake/metrics, with the instance whose role credentials signed it). Checks:
   - names, dimensions, units: the default set from both instances, the full NAT Gateway set from
     the active only;
-  - values: the sum of A's datapoints of each counter equals what its dataplane's `stats`
-    counted over the same time (from the daemon's baseline to the last sample), and
+  - values: the sum of A's datapoints of each counter equals what `eipgatectl stats` of its
+    dataplane counted over the same time (from the daemon's baseline to the last sample), and
     ActiveConnectionCount is the level;
   - HA: A HaActive 1 / B HaActive 0, HaStandby 1 on B; a kill -9 of A makes B's FailoverCount 1
     and its HaActive flip to 1, while PutMetricData is slowed to 2 s a call (the takeover does
@@ -22,6 +22,7 @@ and aws.endpoints.cloudwatch at the fake, which keeps every datum PutMetricData 
 
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.request
@@ -62,7 +63,11 @@ class CloudWatchHarness(ci.Harness):
 
 
 def nat(h, k):
-    return h.dp(k, "stats")["nat_gateway"]
+    """`eipgatectl --json stats` of instance k's dataplane: its NAT Gateway counters."""
+    out = subprocess.run([h.ctl_bin, "--socket", os.path.join(h.dir, k, "dataplane.sock"),
+                          "--json", "stats"], capture_output=True, text=True, timeout=10)
+    check(out.returncode == 0, f"eipgatectl stats: {out.stdout}{out.stderr}")
+    return json.loads(out.stdout)["nat_gateway"]
 
 
 def by_name(points):
