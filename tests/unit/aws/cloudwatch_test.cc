@@ -4,11 +4,14 @@
 #include "control/aws/cloudwatch.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "common/log.h"
 #include "tests/unit/aws/fake_aws_fixture.h"
 #include "tests/unit/aws/scripted_transport.h"
 
@@ -232,6 +235,42 @@ TEST(CloudWatchClient, NonRetryableErrorsAreNotRepeated) {
   EXPECT_THROW(cw.put_metric_data("eipgate", {datum("X", 1)}), AwsError);
   EXPECT_EQ(http.requests.size(), 1u);
   EXPECT_EQ(cw.errors(ErrorKind::InvalidParameter), 1u);
+}
+
+TEST(CloudWatchClient, LogsRetriesButNeverSecrets) {
+  std::ostringstream captured;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  auto logger = eipgate::log::get();
+  const auto old_level = logger->level();
+  logger->sinks().push_back(sink);
+  logger->set_level(spdlog::level::trace);
+
+  ScriptedTransport http;
+  Credentials c = creds();
+  c.access_key_id = "ASIAEXAMPLEKEYID1234";
+  c.session_token = "T0KEN-session-token";
+  StaticCredentialsProvider cp(c);
+  FakeTime t;
+  CloudWatchClient cw(http, cp, options(), t.env());
+  http.push(400, kThrottled);
+  http.push(
+      403,
+      R"(<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>The security token included in the request is expired</Message></Error><RequestId>e1</RequestId></ErrorResponse>)");
+  EXPECT_THROW(cw.put_metric_data("eipgate", {datum("X", 1)}), AwsError);
+  // The token went as a signed header, never into the body.
+  ASSERT_EQ(http.requests.size(), 2u);
+  EXPECT_EQ(http.requests[0].sigv4->session_token, "T0KEN-session-token");
+  EXPECT_EQ(http.requests[0].body.find("T0KEN"), std::string::npos);
+
+  logger->sinks().pop_back();
+  logger->set_level(old_level);
+  const std::string text = captured.str();
+  EXPECT_NE(text.find("cloudwatch:PutMetricData: attempt 1/4 failed"), std::string::npos) << text;
+  EXPECT_NE(text.find("ASIA...1234"), std::string::npos) << text;  // redacted key id
+  EXPECT_EQ(text.find("ASIAEXAMPLEKEYID1234"), std::string::npos) << text;
+  EXPECT_EQ(text.find("wJalrXUtnFEMI"), std::string::npos) << text;
+  EXPECT_EQ(text.find("T0KEN"), std::string::npos) << text;
+  EXPECT_EQ(cw.errors(ErrorKind::Auth), 1u);
 }
 
 TEST(CloudWatchClient, AgainstTheFakeCloudWatch) {
