@@ -27,7 +27,14 @@ void Daemon::start_cloudwatch() {
       [client](const std::string& ns, std::vector<aws::MetricDatum> data) {
         client->put_metric_data(ns, std::move(data));
       });
-  next_cloudwatch_ = clock_.now();  // the first sample is the baseline
+  // Samples fall in the middle of wall-clock periods of `interval` (60 s: at hh:mm:30), so each
+  // CloudWatch minute gets exactly one datapoint from each instance even when the loop is a few
+  // seconds late. The first sample is the baseline.
+  next_cloudwatch_ = clock_.now() + Millis(cloudwatch_phase_delay(
+                                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count(),
+                                        cw.interval.count()));
   log::get()->info(
       "cloudwatch: {} metrics every {} ms to {} namespace {} (PairName={}, AvailabilityZone={})",
       to_string(cw.metrics), cw.interval.count(), cw_client_->endpoint(), cw.name_space,

@@ -33,6 +33,12 @@ bool printable_ascii(std::string_view s) {
 
 }  // namespace
 
+int64_t cloudwatch_phase_delay(int64_t now_ms, int64_t interval_ms) {
+  if (interval_ms <= 0) return 0;
+  const int64_t phase = interval_ms / 2;
+  return ((phase - now_ms % interval_ms) % interval_ms + interval_ms) % interval_ms;
+}
+
 std::string_view to_string(CloudWatchMetricSet set) {
   return set == CloudWatchMetricSet::Full ? "full" : "default";
 }

@@ -47,6 +47,10 @@ void parse_cloudwatch_config(const YAML::Node& node, int line, const std::string
 
 [[nodiscard]] std::string_view to_string(CloudWatchMetricSet set);
 
+// Milliseconds from now_ms (epoch) to the next middle of a period of interval_ms counted from the
+// epoch (interval 60 s: the next hh:mm:30.000). In [0, interval_ms).
+[[nodiscard]] int64_t cloudwatch_phase_delay(int64_t now_ms, int64_t interval_ms);
+
 // The metrics of the default set (alarm-oriented); the full set adds every nat_gateway.* name.
 inline constexpr std::string_view kHaActive = "HaActive";
 inline constexpr std::string_view kHaStandby = "HaStandby";

@@ -46,6 +46,13 @@ TEST(CloudWatchConfig, OffByDefault) {
   EXPECT_EQ(c.aws.endpoints.cloudwatch, "http://127.0.0.1:8080");
 }
 
+TEST(CloudWatchConfig, TheDataplanesSectionsStayTheDataplanes) {
+  DaemonConfig c;
+  std::string errors;
+  // fastpath: is the dataplane's (dataplane/config/README.md): not an unknown key here.
+  EXPECT_TRUE(parse("fastpath: {enabled: false}\n", &c, &errors)) << errors;
+}
+
 TEST(CloudWatchConfig, EveryKey) {
   DaemonConfig c;
   std::string errors;
@@ -112,6 +119,17 @@ TEST(CloudWatchConfig, ErrorsNameFileLineAndReason) {
   EXPECT_NE(errors.find(f + "12: cloudwatch.pair_name: expected a value, got a list"),
             std::string::npos)
       << errors;
+}
+
+TEST(CloudWatchSchedule, SamplesInTheMiddleOfEachPeriod) {
+  constexpr int64_t kMinute = 60000;
+  const int64_t t0 = 1796472000000;                               // 2026-12-05T12:00:00Z
+  EXPECT_EQ(cloudwatch_phase_delay(t0, kMinute), 30000);          // -> 12:00:30
+  EXPECT_EQ(cloudwatch_phase_delay(t0 + 29999, kMinute), 1);      // -> 12:00:30
+  EXPECT_EQ(cloudwatch_phase_delay(t0 + 30000, kMinute), 0);      // now
+  EXPECT_EQ(cloudwatch_phase_delay(t0 + 30001, kMinute), 59999);  // -> 12:01:30
+  EXPECT_EQ(cloudwatch_phase_delay(t0 + 59999, kMinute), 30001);  // -> 12:01:30
+  EXPECT_EQ(cloudwatch_phase_delay(t0 + 123, 1000), 377);         // 1 s: at .500
 }
 
 json nat(double active, double attempts, double errors, double drops, double bytes_out) {
