@@ -19,7 +19,9 @@ void Daemon::start_cloudwatch() {
   o.timeout = config_.aws.timeouts.request;
   o.retry = config_.aws.retry;
   cw_http_ = std::make_unique<aws::CurlTransport>();
-  cw_client_ = std::make_unique<aws::CloudWatchClient>(*cw_http_, *ops_.credentials(), o);
+  aws::RetryEnv env = aws::RetryEnv::real();
+  env.sleep = [this](std::chrono::milliseconds d) { cw_sleep_.sleep(d); };
+  cw_client_ = std::make_unique<aws::CloudWatchClient>(*cw_http_, *ops_.credentials(), o, env);
   cw_collector_ = std::make_unique<CloudWatchCollector>(cw, az);
   aws::CloudWatchClient* client = cw_client_.get();
   cw_publisher_ = std::make_unique<CloudWatchPublisher>(
@@ -27,14 +29,12 @@ void Daemon::start_cloudwatch() {
       [client](const std::string& ns, std::vector<aws::MetricDatum> data) {
         client->put_metric_data(ns, std::move(data));
       });
-  // Samples fall in the middle of wall-clock periods of `interval` (60 s: at hh:mm:30), so each
-  // CloudWatch minute gets exactly one datapoint from each instance even when the loop is a few
-  // seconds late. The first sample is the baseline.
-  next_cloudwatch_ = clock_.now() + Millis(cloudwatch_phase_delay(
-                                        std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            std::chrono::system_clock::now().time_since_epoch())
-                                            .count(),
-                                        cw.interval.count()));
+  // The first sample, the baseline, is taken at once (so nothing that happens after start is
+  // missed); the next ones fall in the middle of wall-clock periods of `interval` (60 s: at
+  // hh:mm:30), so each CloudWatch minute gets exactly one datapoint from each instance even
+  // when the loop is a few seconds late.
+  next_cloudwatch_ = clock_.now();
+  cw_baseline_taken_ = false;
   log::get()->info(
       "cloudwatch: {} metrics every {} ms to {} namespace {} (PairName={}, AvailabilityZone={})",
       to_string(cw.metrics), cw.interval.count(), cw_client_->endpoint(), cw.name_space,
@@ -46,8 +46,17 @@ void Daemon::cloudwatch_periodic(Millis now) {
   cw_collector_->observe(state == ha::HaState::Active,
                          state == ha::HaState::Standby && receiver_.in_sync());
   if (now < next_cloudwatch_ || cw_stats_in_flight_) return;
-  next_cloudwatch_ += config_.cloudwatch.interval;
-  if (next_cloudwatch_ <= now) next_cloudwatch_ = now + config_.cloudwatch.interval;
+  if (!cw_baseline_taken_) {  // the first interval runs to the middle of the next period
+    cw_baseline_taken_ = true;
+    next_cloudwatch_ =
+        now + Millis(cloudwatch_phase_delay(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count(),
+                                            config_.cloudwatch.interval.count()));
+  } else {
+    next_cloudwatch_ += config_.cloudwatch.interval;
+    if (next_cloudwatch_ <= now) next_cloudwatch_ = now + config_.cloudwatch.interval;
+  }
   cw_stats_in_flight_ = true;
   admin_worker_->post([this] {
     json resp;

@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <exception>
+#include <stdexcept>
 #include <utility>
 
 #include "common/log.h"
@@ -206,6 +207,21 @@ std::vector<aws::MetricDatum> CloudWatchCollector::finish_interval(const std::op
     out.push_back(datum(name, value, name.starts_with("Bytes") ? "Bytes" : "Count", now_s));
   }
   return out;
+}
+
+void StoppableSleep::sleep(std::chrono::milliseconds d) {
+  std::unique_lock lock(mutex_);
+  if (cv_.wait_for(lock, d, [this] { return stopped_; })) {
+    throw std::runtime_error("eipgate-control is stopping: retry abandoned");
+  }
+}
+
+void StoppableSleep::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopped_ = true;
+  }
+  cv_.notify_all();
 }
 
 CloudWatchPublisher::CloudWatchPublisher(std::string name_space, size_t max_queued, Sender send)

@@ -106,6 +106,20 @@ class CloudWatchCollector {
   bool standby_ = false;
 };
 
+// The publisher's retry sleep (aws::RetryEnv::sleep): ends at once, by throwing, when the daemon
+// stops, so a stop never waits out a CloudWatch backoff (only a request already in flight, at
+// most aws.timeouts.request).
+class StoppableSleep {
+ public:
+  void sleep(std::chrono::milliseconds d);  // throws std::runtime_error once stop() was called
+  void stop();
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool stopped_ = false;
+};
+
 // The sending thread and its bounded queue of intervals.
 class CloudWatchPublisher {
  public:

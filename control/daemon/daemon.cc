@@ -285,6 +285,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
                fsm_->epoch());
   aws_worker_.reset();
   admin_worker_.reset();
+  cw_sleep_.stop();       // a PutMetricData backoff in progress ends now
   cw_publisher_.reset();  // an interval still queued is not sent: we are stopping
   control_.stop();
   return 0;

@@ -177,10 +177,12 @@ class Daemon final : public ha::SyncSink {
   // CloudWatch metrics (cloudwatch.enabled): the collector on the loop, the client and the
   // publisher's thread off it. Declared last: destroyed first, before ops_ (credentials).
   std::unique_ptr<aws::CurlTransport> cw_http_;
+  StoppableSleep cw_sleep_;  // the publisher's backoff, cut short on stop
   std::unique_ptr<aws::CloudWatchClient> cw_client_;
   std::unique_ptr<CloudWatchCollector> cw_collector_;
   std::unique_ptr<CloudWatchPublisher> cw_publisher_;
   Millis next_cloudwatch_{0};
+  bool cw_baseline_taken_ = false;
   bool cw_stats_in_flight_ = false;
 };
 

@@ -15,13 +15,16 @@ and aws.endpoints.cloudwatch at the fake, which keeps every datum PutMetricData 
     and its HaActive flip to 1, while PutMetricData is slowed to 2 s a call (the takeover does
     not wait for CloudWatch);
   - throttling of PutMetricData is retried (no interval lost), and the counts are in status and
-    on /metrics.
+    on /metrics;
+  - with every PutMetricData throttled and slow, SIGTERM still stops the daemon within the
+    request timeout (the retry backoff is cut short).
 
   cloudwatch_integration.py EIPGATE_CONTROL EIPGATECTL
 """
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -113,7 +116,8 @@ def run(h):
         got = sum(d["value"] for d in a[name])
         check(got == value - base.get(name, 0),
               f"{name}: A's datapoints sum to {got}, its dataplane counted "
-              f"{value - base.get(name, 0)} ({base.get(name, 0)} -> {value})")
+              f"{value - base.get(name, 0)} ({base.get(name, 0)} -> {value}); datapoints "
+              f"{[(d['timestamp'], d['value']) for d in a[name]]}")
     check(a["ActiveConnectionCount"][-1]["value"] == end["ActiveConnectionCount"] == 500,
           f"ActiveConnectionCount {a['ActiveConnectionCount'][-1]['value']}")
     check(sum(d["value"] for d in a["ErrorPortAllocation"]) == 7, "ErrorPortAllocation 7")
@@ -166,9 +170,22 @@ def run(h):
     check('eipgate_cloudwatch_intervals_total{result="dropped"}' in m,
           "/metrics: eipgate_cloudwatch_intervals_total")
     sb = h.status("b")["cloudwatch"]
+    # CloudWatch failing slowly (1 s a call, every call throttled): B keeps retrying with backoff;
+    # SIGTERM still stops it at once (a backoff is cut short; a request in flight ends within
+    # aws.timeouts.request, 3 s here).
+    h.aws_post("/_fake/faults", {"throttle_next": 1000, "actions": ["PutMetricData"],
+                                 "action_latency_ms": {"PutMetricData": 1000}})
+    wait_for(lambda: h.status("b")["cloudwatch"]["retries"] > sb["retries"], 10,
+             "B retrying a throttled PutMetricData")
+    t_stop = time.monotonic()
+    p = h.kill("ctl_b", signal.SIGTERM)
+    stopped = time.monotonic() - t_stop
+    check(p.returncode == 0, f"B exited {p.returncode} on SIGTERM")
+    check(stopped < 4.0, f"B took {stopped:.1f} s to stop while CloudWatch was failing")
     print(f"CLOUDWATCH: A sent {len(a_points)} datapoints ({len(intervals(a_points))} intervals),"
           f" B {sb['datapoints_sent']} datapoints in {sb['requests_ok']} calls; takeover with "
-          f"PutMetricData at 2 s/call: {took * 1000:.0f} ms; B FailoverCount 1, HaActive {flips}")
+          f"PutMetricData at 2 s/call: {took * 1000:.0f} ms; B FailoverCount 1, HaActive {flips};"
+          f" SIGTERM during throttled retries: stopped in {stopped * 1000:.0f} ms")
 
 
 def main():

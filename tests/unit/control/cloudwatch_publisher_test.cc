@@ -367,6 +367,26 @@ TEST(CloudWatchPublisher, FailuresAreCountedWithTheError) {
   EXPECT_NE(s.last_error.find("Throttling"), std::string::npos) << s.last_error;
 }
 
+TEST(StoppableSleep, StopEndsASleepAtOnce) {
+  StoppableSleep s;
+  s.sleep(std::chrono::milliseconds(1));  // an ordinary short sleep
+  std::atomic<bool> threw{false};
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread t([&] {
+    try {
+      s.sleep(std::chrono::seconds(60));
+    } catch (const std::runtime_error&) {
+      threw = true;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  s.stop();
+  t.join();
+  EXPECT_TRUE(threw.load());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));  // not the 60 s
+  EXPECT_THROW(s.sleep(std::chrono::seconds(60)), std::runtime_error);         // stays stopped
+}
+
 TEST(CloudWatchPublisher, StopsWhileASendIsQueued) {
   std::atomic<int> sent{0};
   {
