@@ -32,7 +32,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import control_integration as ci  # noqa: E402
-from control_integration import Fail, check, wait_for  # noqa: E402
+from control_integration import check, wait_for  # noqa: E402
 
 PAIR = "use1-az1-0"
 AZ = "us-east-1a"  # example_state.json's placement of both instances
