@@ -588,6 +588,9 @@ def check_user_data(path, name, ud, tags=()):
     return errors
 
 
+NO_RESOURCE_TYPE = {"cloudwatch:PutMetricData"}
+
+
 def check_policy(path):
     errors = []
     try:

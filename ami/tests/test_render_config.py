@@ -367,6 +367,65 @@ class MainTest(unittest.TestCase):
             c = subprocess.run([path, "--config", cfg_path, "--check"], capture_output=True, text=True)
             self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (path, c.stdout, c.stderr, text))
 
+    def test_cloudwatch_from_user_data_and_tags(self):
+        """"cloudwatch": off | default | full (user data) or tag eipgate:cloudwatch: the
+        cloudwatch: section of control/daemon/README.md, pair and AZ filled in."""
+        cfg, _ = render.render(dict(SPEC), FACTS)
+        self.assertNotIn("cloudwatch", cfg)  # off unless asked (custom metrics cost money)
+        cfg, _ = render.render(dict(SPEC, cloudwatch="off"), FACTS)
+        self.assertNotIn("cloudwatch", cfg)
+        cfg, _ = render.render(dict(SPEC, cloudwatch="default"), FACTS)
+        self.assertEqual(cfg["cloudwatch"], {"enabled": True, "metrics": "default",
+                                             "pair_name": "use1-az1-0",
+                                             "availability_zone": "us-east-1a"})
+        no_az = {k: v for k, v in FACTS.items() if k != "az"}
+        cfg, _ = render.render(dict(SPEC, cloudwatch="full"), no_az)
+        self.assertEqual(cfg["cloudwatch"], {"enabled": True, "metrics": "full",
+                                             "pair_name": "use1-az1-0"})  # control asks IMDS
+        # overrides reach the section like any other (e.g. another namespace)
+        cfg, _ = render.render(dict(SPEC, cloudwatch="default",
+                                    overrides={"cloudwatch": {"namespace": "corp/nat"}}), FACTS)
+        self.assertEqual(cfg["cloudwatch"]["namespace"], "corp/nat")
+        self.assertEqual(cfg["cloudwatch"]["metrics"], "default")
+        # the tag, and user data winning over it (the renderer's order: tags, then user data)
+        spec = render.spec_from_tags({"eipgate:cloudwatch": "full", "eipgate:pair": "p1"})
+        self.assertEqual(spec, {"cloudwatch": "full", "pair": "p1"})
+        spec.update(render.spec_from_user_data(json.dumps({"eipgate": {"cloudwatch": "off"}}), "ud"))
+        self.assertEqual(spec["cloudwatch"], "off")
+
+    def test_cloudwatch_bad_values(self):
+        with self.assertRaises(render.ConfigError) as cm:
+            render.render(dict(SPEC, cloudwatch="ful"), FACTS)
+        self.assertEqual(cm.exception.errors,
+                         ["cloudwatch: 'ful': one of off, default, full (did you mean 'full'?)"])
+        spec = dict(SPEC, cloudwatch="default", route_table_ids=["rtb-0123456789abcdef0"])
+        del spec["pair"]
+        with self.assertRaises(render.ConfigError) as cm:
+            render.render(spec, FACTS)
+        self.assertIn("cloudwatch: default needs pair", cm.exception.errors[0])
+        d, p = self.run_main(dict(SPEC, cloudwatch=True))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("cloudwatch: True: one of off, default, full", p.stderr)
+
+    def test_cloudwatch_passes_both_checks(self):
+        """The rendered cloudwatch: section is read by eipgate-control (control/daemon) and left
+        alone by the dataplane, which shares the file."""
+        spec = dict(SPEC, cloudwatch="full")
+        del spec["ha_secret_ssm"]
+        spec["ha_secret"] = "0123456789abcdef0123456789abcdef"
+        d, p = self.run_main(spec)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        cfg_path = os.path.join(d, "eipgate.yaml")
+        with open(cfg_path) as f:
+            text = f.read()
+        self.assertEqual(yaml.safe_load(text)["cloudwatch"]["metrics"], "full")
+        for env in ("EIPGATE_DATAPLANE", "EIPGATE_CONTROL"):
+            path = binary(env)
+            if env == "EIPGATE_CONTROL":
+                can_check_control(self)
+            c = subprocess.run([path, "--config", cfg_path, "--check"], capture_output=True, text=True)
+            self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (path, c.stdout, c.stderr, text))
+
     def test_fallback_bad_id_exit_2(self):
         _, p = self.run_main(dict(SPEC, fallback_for=[dict(RESCUED, instances=["i-xyz"])]))
         self.assertEqual(p.returncode, 2)

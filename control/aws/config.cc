@@ -206,14 +206,16 @@ AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view
       have_service = true;
       parse_service_address(p, e.value, e.line, cfg);
     } else if (e.key == "endpoints") {
-      for (const auto& s : p.mapping(e.value, e.line, path, {"ec2", "imds"})) {
+      for (const auto& s : p.mapping(e.value, e.line, path, {"ec2", "imds", "cloudwatch"})) {
         auto v = p.scalar(s, path + "." + s.key);
         if (!v) continue;
         if (!std::regex_match(*v, kUrl)) {
           p.error(s.line, path + "." + s.key + ": '" + *v + "' is not an http(s) URL");
           continue;
         }
-        (s.key == "ec2" ? cfg.endpoints.ec2 : cfg.endpoints.imds) = *v;
+        (s.key == "ec2"    ? cfg.endpoints.ec2
+         : s.key == "imds" ? cfg.endpoints.imds
+                           : cfg.endpoints.cloudwatch) = *v;
       }
     } else if (e.key == "retry") {
       for (const auto& s : p.mapping(e.value, e.line, path,

@@ -37,8 +37,9 @@ struct ServiceAddress {
 };
 
 struct Endpoints {
-  std::string ec2;   // empty = https://ec2.<region>.amazonaws.com
-  std::string imds;  // empty = http://169.254.169.254
+  std::string ec2;         // empty = https://ec2.<region>.amazonaws.com
+  std::string imds;        // empty = http://169.254.169.254
+  std::string cloudwatch;  // empty = https://monitoring.<region>.amazonaws.com
 };
 
 struct AwsTimeouts {

@@ -62,6 +62,10 @@ class AwsOps {
   [[nodiscard]] uint64_t credential_refreshes() const;
   // The client bootstrap() made (null before); AWS worker thread only.
   [[nodiscard]] aws::Ec2Client* ec2() { return ec2_.get(); }
+  // The credentials bootstrap() set up (null before); shared with the CloudWatch client.
+  [[nodiscard]] std::shared_ptr<aws::CredentialsProvider> credentials() const {
+    return credentials_;
+  }
   // Tables another AZ's pair owns (ha.fallback_for): never ours for takeover or fencing, even
   // when aws.route_tables' tags would match them.
   void exclude_tables(std::vector<std::string> ids) { excluded_ = std::move(ids); }

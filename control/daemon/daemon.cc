@@ -149,6 +149,7 @@ void Daemon::periodic(Millis now) {
   }
   if (fallback_) fallback_->periodic(now);
   maybe_renew_lease(now);
+  if (cw_collector_) cloudwatch_periodic(now);
   if (!link_.connected() && now >= next_connect_) {
     next_connect_ = now + 500ms;
     std::string err;
@@ -234,6 +235,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
   lease_worker_ = std::make_unique<Worker>();
   fsm_ = std::make_unique<ha::FailoverFsm>(ha::to_fsm_config(config_.ha, boot_id_), clock_);
   if (!config_.ha.fallback_for.empty()) fallback_ = make_fallback();
+  if (config_.cloudwatch.enabled) start_cloudwatch();
   logger->info("eipgate-control up: priority {}, peer {}, HA port {}, control socket {}",
                config_.ha.priority, ha::to_string(peer_), udp_->local().port,
                config_.ha.control_socket);
@@ -291,6 +293,8 @@ int Daemon::run(const std::atomic<bool>& stop) {
   aws_worker_.reset();
   admin_worker_.reset();
   lease_worker_.reset();
+  cw_sleep_.stop();       // a PutMetricData backoff in progress ends now
+  cw_publisher_.reset();  // an interval still queued is not sent: we are stopping
   control_.stop();
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "control/aws/config.h"
+#include "control/daemon/cloudwatch_publisher.h"
 #include "control/ha/config.h"
 
 namespace eipgate::control {
@@ -15,6 +16,7 @@ struct DaemonConfig {
   std::string file;
   ha::HaConfig ha;
   aws::AwsConfig aws;
+  CloudWatchConfig cloudwatch;  // the cloudwatch: section (off by default)
   std::string dataplane_admin_socket = "/run/eipgate/dataplane.sock";
   std::string sync_socket;  // <dirname of admin.socket>/sync.sock
 };

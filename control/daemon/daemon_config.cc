@@ -73,16 +73,19 @@ bool parse_daemon_config(const std::string& text, const std::string& file, Daemo
     // Every top-level key of the shared file: ours (aws, ha, admin) and the dataplane's, which
     // it validates itself. A misspelt section name must not leave a default in place silently.
     std::vector<yaml_schema::Issue> issues;
-    const auto top = yaml_schema::map_entries(
-        root, 1, "",
-        {"mode", "ports", "interface", "next_hop", "nat", "timeouts", "workers", "eal",
-         "exception_path", "admin", "logging", "polling", "probe", "policy", "aws", "ha"},
-        &issues);
+    const auto top =
+        yaml_schema::map_entries(root, 1, "",
+                                 {"mode", "ports", "interface", "next_hop", "nat", "timeouts",
+                                  "workers", "eal", "exception_path", "admin", "logging", "polling",
+                                  "probe", "fastpath", "policy", "aws", "ha", "cloudwatch"},
+                                 &issues);
     for (auto& i : issues) all.push_back(SchemaError{file, i.line, std::move(i.reason)});
     const yaml_schema::Entry* ha_entry = nullptr;
     const yaml_schema::Entry* aws_entry = nullptr;
     const yaml_schema::Entry* admin_entry = nullptr;
+    const yaml_schema::Entry* cloudwatch_entry = nullptr;
     for (const auto& e : top) {
+      if (e.key == "cloudwatch") cloudwatch_entry = &e;
       if (e.key == "ha") ha_entry = &e;
       if (e.key == "aws") aws_entry = &e;
       if (e.key == "admin") admin_entry = &e;
@@ -115,6 +118,10 @@ bool parse_daemon_config(const std::string& text, const std::string& file, Daemo
       if (aws.config) c.aws = *aws.config;
     }
     if (admin_entry != nullptr) parse_admin(*admin_entry, file, &c, &all);
+    if (cloudwatch_entry != nullptr) {
+      parse_cloudwatch_config(cloudwatch_entry->value, cloudwatch_entry->line, file, &c.cloudwatch,
+                              &all);
+    }
     // Our own tables decide fencing; a rescued AZ's tables must not be among them.
     for (const auto& rule : c.ha.fallback_for) {
       for (const auto& t : rule.route_tables) {

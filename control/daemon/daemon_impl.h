@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "control/daemon/aws_ops.h"
+#include "control/daemon/cloudwatch_publisher.h"
 #include "control/daemon/control_socket.h"
 #include "control/daemon/daemon.h"
 #include "control/daemon/egress_probes.h"
@@ -92,6 +93,10 @@ class Daemon final : public ha::SyncSink {
   std::unique_ptr<CrossAzFallback> make_fallback();
   void maybe_renew_lease(Millis now);  // lease.cc
   [[nodiscard]] json lease_status() const;
+  // CloudWatch metrics (cloudwatch_ops.cc): set up after bootstrap, an interval's end on the loop.
+  void start_cloudwatch();
+  void cloudwatch_periodic(Millis now);
+  json cloudwatch_status() const;
   json command(const std::string& cmd, const json& args);
   json status() const;
 
@@ -187,6 +192,16 @@ class Daemon final : public ha::SyncSink {
   Millis next_probe_{0};
   bool probe_in_flight_ = false;
   uint64_t probe_expected_ = 0;  // id of the probe we started last; 0 = judge nothing
+  // CloudWatch metrics (cloudwatch.enabled): the collector on the loop, the client and the
+  // publisher's thread off it. Declared last: destroyed first, before ops_ (credentials).
+  std::unique_ptr<aws::CurlTransport> cw_http_;
+  StoppableSleep cw_sleep_;  // the publisher's backoff, cut short on stop
+  std::unique_ptr<aws::CloudWatchClient> cw_client_;
+  std::unique_ptr<CloudWatchCollector> cw_collector_;
+  std::unique_ptr<CloudWatchPublisher> cw_publisher_;
+  Millis next_cloudwatch_{0};
+  bool cw_baseline_taken_ = false;
+  bool cw_stats_in_flight_ = false;
 };
 
 }  // namespace eipgate::control::detail

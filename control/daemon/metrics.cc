@@ -311,6 +311,35 @@ std::vector<MetricFamily> ha_families(const json& status) {
   b.add_field(aws, "credential_refreshes", "eipgate_aws_credential_refreshes_total",
               "instance-role credentials fetched again after EC2 rejected them as expired",
               MetricType::Counter);
+
+  // CloudWatch publishing (cloudwatch.enabled): absent when it is off.
+  const json& cw = field(status, "cloudwatch");
+  if (cw.is_object() && cw.contains("datapoints_sent")) {
+    const std::string requests_help =
+        "PutMetricData calls to CloudWatch, by result (failed = given up after retries)";
+    b.add_field(cw, "requests_ok", "eipgate_cloudwatch_requests_total", requests_help,
+                MetricType::Counter, {{"result", "ok"}});
+    b.add_field(cw, "requests_failed", "eipgate_cloudwatch_requests_total", requests_help,
+                MetricType::Counter, {{"result", "failed"}});
+    const std::string points_help =
+        "CloudWatch datapoints sent, failed (after retries) or dropped (queue full)";
+    for (const char* r : {"sent", "failed", "dropped"}) {
+      b.add_field(cw, (std::string("datapoints_") + r).c_str(),
+                  "eipgate_cloudwatch_datapoints_total", points_help, MetricType::Counter,
+                  {{"result", r}});
+    }
+    const std::string intervals_help =
+        "metric intervals handed to the CloudWatch publisher, by outcome";
+    for (const char* r : {"queued", "sent", "failed", "dropped"}) {
+      b.add_field(cw, (std::string("intervals_") + r).c_str(), "eipgate_cloudwatch_intervals_total",
+                  intervals_help, MetricType::Counter, {{"result", r}});
+    }
+    b.add_field(cw, "retries", "eipgate_cloudwatch_retries_total",
+                "PutMetricData calls repeated after throttling, 5xx or transport errors",
+                MetricType::Counter);
+    b.add_field(cw, "queued", "eipgate_cloudwatch_queue_intervals",
+                "intervals waiting to be sent to CloudWatch", MetricType::Gauge);
+  }
   return b.take();
 }
 

@@ -93,6 +93,7 @@ json Daemon::status() const {
       {"decisions", decisions},
       {"fallback", fallback_ ? fallback_->status() : json::array()},
       {"lease", lease_status()},
+      {"cloudwatch", cloudwatch_status()},
   };
 }
 

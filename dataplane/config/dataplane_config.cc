@@ -157,9 +157,9 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
   const Section top(p, root_value,
                     {"mode", "ports", "interface", "next_hop", "nat", "timeouts", "workers", "eal",
                      "exception_path", "admin", "logging", "polling", "probe", "fastpath",
-                     // eipgate-control's sections of the same file (control/aws, control/ha):
-                     // that process validates them; the dataplane leaves them alone.
-                     "aws", "ha", "policy"});
+                     // eipgate-control's sections of the same file (control/aws, control/ha,
+                     // control/daemon): that process validates them; the dataplane leaves them.
+                     "aws", "ha", "policy", "cloudwatch"});
   DataplaneConfig cfg;
   cfg.source_file = p.file();
   engine::EngineConfig& eng = cfg.engine;

@@ -2,10 +2,13 @@
 """Fake EC2 Query API + IMDSv2 on loopback, for eipgate's tests and (later) the VPC simulator.
 
 Standard library + botocore only (run with /usr/bin/python3). One HTTP port serves:
-  POST /                      the EC2 Query API subset eipgate uses (SigV4 checked with botocore)
+  POST /                      the EC2 Query API subset eipgate uses (SigV4 checked with botocore),
+                              and CloudWatch's PutMetricData (Version 2010-08-01, SigV4 service
+                              "monitoring"): validated, answered in CloudWatch's XML, kept
   PUT|GET /latest/...         IMDSv2 for the default instance (see instance selection below)
   PUT|GET /<i-id>/latest/...  IMDSv2 for instance <i-id>
-  /_fake/...                  control endpoint: faults, state, recorded calls (unsigned, tests only)
+  /_fake/...                  control endpoint: faults, state, recorded calls, received metrics
+                              (unsigned, tests only)
 The model (VPCs, subnets, instances, ENIs with private IPs, route tables, Elastic IPs) is loaded
 from a JSON (or YAML) state file; every mutation is reported to on_change hooks so a simulator can
 apply it to network namespaces. Usage and state format: tests/sim/README.md.
@@ -820,8 +823,9 @@ def botocore_authorization(method, url, headers, body, access_key_id, secret, to
     return f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders={signed}, Signature={signature}"
 
 
-def verify_sigv4(state, method, url, headers, body, now=None):
-    """Raises Ec2Error(AuthFailure, 401) unless the request is signed by a known key."""
+def verify_sigv4(state, method, url, headers, body, now=None, service="ec2"):
+    """Raises Ec2Error(AuthFailure, 401) unless the request is signed by a known key for the
+    service ("ec2", or "monitoring" for CloudWatch). Returns the access key id."""
     auth = headers.get("authorization")
     if not auth:
         raise Ec2Error("AuthFailure", "AWS was not able to validate the provided access "
@@ -836,9 +840,9 @@ def verify_sigv4(state, method, url, headers, body, now=None):
     if cred is None:
         raise Ec2Error("AuthFailure", "AWS was not able to validate the provided access "
                        "credentials", 401)
-    if m["region"] != state.region or m["service"] != "ec2":
+    if m["region"] != state.region or m["service"] != service:
         raise Ec2Error("AuthFailure", f"Credential should be scoped to a valid region "
-                       f"({state.region}) and service (ec2)", 401)
+                       f"({state.region}) and service ({service})", 401)
     amz_date = headers.get("x-amz-date", "")
     try:
         when = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(
@@ -868,6 +872,148 @@ def verify_sigv4(state, method, url, headers, body, now=None):
     if expected.split("Signature=")[1] != m["sig"]:
         raise Ec2Error("AuthFailure", "The request signature we calculated does not match the "
                        "signature you provided", 401)
+    return m["akid"]
+
+
+# ---------------------------------------------------------------------------------------------
+# CloudWatch PutMetricData (awsQuery protocol, Version 2010-08-01)
+
+CW_NS = "http://monitoring.amazonaws.com/doc/2010-08-01/"
+CW_VERSION = "2010-08-01"
+CW_MAX_DATUMS = 1000
+CW_MAX_BODY = 1_000_000  # bytes of request body
+CW_MAX_DIMENSIONS = 30
+CW_UNITS = {
+    "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
+    "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count",
+    "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second",
+    "Terabytes/Second", "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second",
+    "Terabits/Second", "Count/Second", "None"}
+CW_DATUM_RE = re.compile(r"^MetricData\.member\.(\d+)\.(.+)$")
+CW_DIM_RE = re.compile(r"^Dimensions\.member\.(\d+)\.(Name|Value)$")
+
+
+def cw_response(request_id):
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<PutMetricDataResponse xmlns="{CW_NS}">'
+            f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>"
+            f"</PutMetricDataResponse>")
+
+
+def cw_error_response(code, message, request_id, status):
+    kind = "Receiver" if status >= 500 else "Sender"
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="{CW_NS}"><Error>'
+            f"<Type>{kind}</Type><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+            f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+
+
+def cw_name(value, what, max_length=255):
+    """Names (namespace, metric, dimension): 1..255 characters; dimension values 1..1024."""
+    if not value or len(value) > max_length or any(not 0x20 <= ord(c) <= 0x7e for c in value):
+        raise Ec2Error("InvalidParameterValue", f"{what} must be 1 to {max_length} printable "
+                       f"ASCII characters, got {value[:40]!r}")
+    return value
+
+
+def cw_timestamp(text, now):
+    """ISO 8601 as the Query API takes it (2026-12-05T12:03:00Z, optional fraction/offset)."""
+    try:
+        t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise Ec2Error("InvalidParameterValue", f"Timestamp {text!r} is not ISO 8601")
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.timezone.utc)
+    if t < now - datetime.timedelta(days=14) or t > now + datetime.timedelta(hours=2):
+        raise Ec2Error("InvalidParameterValue", f"Timestamp {text} is more than two weeks in "
+                       "the past or two hours in the future")
+    return t
+
+
+def parse_put_metric_data(params, now=None):
+    """Validates a PutMetricData request as CloudWatch does (the subset of fields eipgate and the
+    AWS CLI send: MetricName, Dimensions, Value, Unit, Timestamp, StorageResolution) and returns
+    (namespace, [datum dict]). Raises Ec2Error(InvalidParameterValue/MissingParameter, 400)."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    namespace = params.get("Namespace")
+    if not namespace:
+        raise Ec2Error("MissingParameter", "The parameter Namespace is required.")
+    cw_name(namespace, "Namespace")
+    if namespace.startswith("AWS/"):
+        raise Ec2Error("InvalidParameterValue", "The value AWS/ for parameter Namespace is "
+                       "invalid: the AWS/ prefix is reserved")
+    members = {}
+    for key, value in params.items():
+        if key in ("Action", "Version", "Namespace"):
+            continue
+        m = CW_DATUM_RE.match(key)
+        if not m:
+            raise Ec2Error("InvalidParameterValue", f"unknown parameter {key}")
+        members.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    if not members:
+        raise Ec2Error("MissingParameter", "The parameter MetricData is required.")
+    if sorted(members) != list(range(1, len(members) + 1)):
+        raise Ec2Error("InvalidParameterValue", "MetricData members must be numbered 1..N")
+    if len(members) > CW_MAX_DATUMS:
+        raise Ec2Error("InvalidParameterValue", f"The collection MetricData must not have more "
+                       f"than {CW_MAX_DATUMS} records")
+    out = []
+    for n in range(1, len(members) + 1):
+        fields = members[n]
+        where = f"MetricData.member.{n}"
+        datum = {"namespace": namespace, "dimensions": {}}
+        dims = {}
+        for k, v in fields.items():
+            dm = CW_DIM_RE.match(k)
+            if dm:
+                dims.setdefault(int(dm.group(1)), {})[dm.group(2)] = v
+            elif k == "MetricName":
+                datum["metric_name"] = cw_name(v, f"{where}.MetricName")
+            elif k == "Value":
+                try:
+                    value = float(v)
+                except ValueError:
+                    raise Ec2Error("InvalidParameterValue", f"{where}.Value {v!r} is not a number")
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise Ec2Error("InvalidParameterValue", f"{where}.Value must be finite")
+                if value != 0 and not 8.515920e-109 <= abs(value) <= 1.174271e+108:
+                    raise Ec2Error("InvalidParameterValue", f"{where}.Value {v} is out of range")
+                datum["value"] = value
+            elif k == "Unit":
+                if v not in CW_UNITS:
+                    raise Ec2Error("InvalidParameterValue", f"{where}.Unit {v!r} is not a "
+                                   "StandardUnit")
+                datum["unit"] = v
+            elif k == "Timestamp":
+                datum["timestamp"] = cw_timestamp(v, now).strftime("%Y-%m-%dT%H:%M:%SZ")
+            elif k == "StorageResolution":
+                if v not in ("1", "60"):
+                    raise Ec2Error("InvalidParameterValue", f"{where}.StorageResolution must be "
+                                   "1 or 60")
+                datum["storage_resolution"] = int(v)
+            else:
+                raise Ec2Error("InvalidParameterValue", f"{where}: unsupported field {k}")
+        if "metric_name" not in datum:
+            raise Ec2Error("MissingParameter", f"The parameter {where}.MetricName is required.")
+        if "value" not in datum:
+            raise Ec2Error("MissingParameter", f"The parameter {where}.Value is required.")
+        if len(dims) > CW_MAX_DIMENSIONS:
+            raise Ec2Error("InvalidParameterValue", f"{where}: more than {CW_MAX_DIMENSIONS} "
+                           "dimensions")
+        if sorted(dims) != list(range(1, len(dims) + 1)):
+            raise Ec2Error("InvalidParameterValue", f"{where}.Dimensions members must be "
+                           "numbered 1..N")
+        for i in range(1, len(dims) + 1):
+            d = dims[i]
+            if "Name" not in d or "Value" not in d:
+                raise Ec2Error("MissingParameter", f"{where}.Dimensions.member.{i} needs Name "
+                               "and Value")
+            name = cw_name(d["Name"], f"{where}.Dimensions.member.{i}.Name")
+            if name in datum["dimensions"]:
+                raise Ec2Error("InvalidParameterValue", f"{where}: dimension {name} twice")
+            datum["dimensions"][name] = cw_name(d["Value"], f"{where}.Dimensions.member.{i}.Value",
+                                                1024)
+        datum.setdefault("unit", "None")
+        out.append(datum)
+    return namespace, out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1010,12 +1156,15 @@ class Imds:
 
 
 class Faults:
-    """Injected by the control endpoint: latency for every EC2 call, then the next N calls
-    throttled (RequestLimitExceeded, 503) or failed (5xx), optionally only for some actions."""
+    """Injected by the control endpoint: latency for every EC2 call (and per action:
+    action_latency_ms {"PutMetricData": 2000}), then the next N calls throttled
+    (RequestLimitExceeded, 503; CloudWatch's Throttling, 400) or failed (5xx), optionally only
+    for some actions."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.latency = 0.0
+        self.action_latency = {}  # action -> seconds, on top of latency
         self.throttle_next = 0
         self.fail_next = 0
         self.fail_status = 503
@@ -1026,6 +1175,9 @@ class Faults:
         with self.lock:
             if "latency_ms" in spec:
                 self.latency = float(spec["latency_ms"]) / 1000.0
+            if "action_latency_ms" in spec:
+                self.action_latency = {k: float(v) / 1000.0
+                                       for k, v in (spec["action_latency_ms"] or {}).items()}
             if "throttle_next" in spec:
                 self.throttle_next = int(spec["throttle_next"])
             if "fail_next" in spec:
@@ -1038,21 +1190,23 @@ class Faults:
     def take(self, action):
         """(latency, Ec2Error or None) for one call."""
         with self.lock:
+            latency = self.latency + self.action_latency.get(action, 0.0)
             if self.actions is not None and action not in self.actions:
-                return self.latency, None
+                return latency, None
             if self.throttle_next > 0:
                 self.throttle_next -= 1
-                return self.latency, Ec2Error("RequestLimitExceeded", "Request limit exceeded.",
-                                              503)
+                return latency, Ec2Error("RequestLimitExceeded", "Request limit exceeded.", 503)
             if self.fail_next > 0:
                 self.fail_next -= 1
-                return self.latency, Ec2Error(self.fail_code, "We encountered an internal error."
-                                              " Please try again.", self.fail_status)
-            return self.latency, None
+                return latency, Ec2Error(self.fail_code, "We encountered an internal error."
+                                         " Please try again.", self.fail_status)
+            return latency, None
 
     def to_json(self):
         with self.lock:
-            return {"latency_ms": self.latency * 1000, "throttle_next": self.throttle_next,
+            return {"latency_ms": self.latency * 1000,
+                    "action_latency_ms": {k: v * 1000 for k, v in self.action_latency.items()},
+                    "throttle_next": self.throttle_next,
                     "fail_next": self.fail_next, "fail_status": self.fail_status,
                     "fail_code": self.fail_code,
                     "actions": sorted(self.actions) if self.actions else None}
@@ -1071,6 +1225,7 @@ class FakeAws:
         self.imds = Imds(state)
         self.faults = Faults()
         self.calls = []  # every EC2 request: action, params, status, code, raw request
+        self.metrics = []  # every datum CloudWatch accepted (parse_put_metric_data + received_at)
         self.calls_lock = threading.Lock()
         self.quiet = quiet
         handler = type("Handler", (_Handler,), {"fake": self})
@@ -1095,6 +1250,17 @@ class FakeAws:
         with self.calls_lock:
             self.calls.append(entry)
             del self.calls[:-1000]
+
+    def add_metrics(self, data, access_key_id):
+        at = time.time()
+        with self.imds.lock:  # whose instance role signed it (None: static keys)
+            instance = next((i for i, c in self.imds.role_credentials.items()
+                             if c["access_key_id"] == access_key_id), None)
+        with self.calls_lock:
+            for d in data:
+                self.metrics.append(dict(d, received_at=at, access_key_id=access_key_id,
+                                         instance_id=instance))
+            del self.metrics[:-100000]
 
     def instance_for(self, path_instance, headers, client_ip):
         """IMDS instance selection: path prefix /<i-id>/, then X-Fake-Instance-Id, then the
@@ -1162,6 +1328,8 @@ class _Handler(BaseHTTPRequestHandler):
             if m:
                 return self._imds(method, m.group(1), m.group(2), headers)
             if path == "/" and method in ("POST", "GET"):
+                if self._is_cloudwatch(method, body, headers):
+                    return self._cloudwatch(method, body, headers)
                 return self._ec2(method, body, headers)
             self._send(404, "text/plain", "not found")
         except (BrokenPipeError, ConnectionResetError):
@@ -1204,6 +1372,55 @@ class _Handler(BaseHTTPRequestHandler):
                           "request": raw})
         self._send(status, "text/xml;charset=UTF-8", xml)
 
+    def _is_cloudwatch(self, method, body, headers):
+        """CloudWatch and EC2 share this endpoint: the credential scope's service says which
+        (as the host name would in AWS), else the API version."""
+        m = AUTH_RE.match((headers.get("authorization") or "").strip())
+        if m:
+            return m["service"] == "monitoring"
+        form = body.decode("utf-8", "replace") if method == "POST" else \
+            urllib.parse.urlsplit(self.path).query
+        return dict(urllib.parse.parse_qsl(form)).get("Version") == CW_VERSION
+
+    def _cloudwatch(self, method, body, headers):
+        query = urllib.parse.urlsplit(self.path).query
+        form = body.decode("utf-8", "replace") if method == "POST" else query
+        params = dict(urllib.parse.parse_qsl(form, keep_blank_values=True))
+        action = params.get("Action", "")
+        raw = {"method": method, "path": self.path, "headers": headers,
+               "body": body.decode("utf-8", "replace")}
+        url = f"http://{headers.get('host', '127.0.0.1')}{self.path}"
+        latency, fault = self.fake.faults.take(action)
+        if latency:
+            time.sleep(latency)
+        request_id = str(uuid.uuid4())
+        status, code = 200, None
+        try:
+            akid = verify_sigv4(self.fake.state, method, url, headers, body, service="monitoring")
+            if fault is not None:
+                if fault.code == "RequestLimitExceeded":  # CloudWatch's spelling of it
+                    fault = Ec2Error("Throttling", "Rate exceeded", 400)
+                raise fault
+            if method != "POST":
+                raise Ec2Error("InvalidAction", "PutMetricData takes POST", 400)
+            if len(body) > CW_MAX_BODY:
+                raise Ec2Error("RequestEntityTooLarge", f"Request size {len(body)} exceeded "
+                               f"{CW_MAX_BODY} bytes", 413)
+            if params.get("Version") != CW_VERSION:
+                raise Ec2Error("InvalidAction", f"Version must be {CW_VERSION}", 400)
+            if action != "PutMetricData":
+                raise Ec2Error("InvalidAction", f"The action {action} is not valid for this "
+                               "web service (this fake serves PutMetricData only)", 400)
+            _, data = parse_put_metric_data(params)
+            self.fake.add_metrics(data, akid)
+            xml = cw_response(request_id)
+        except Ec2Error as e:
+            status, code = e.status, e.code
+            xml = cw_error_response(e.code, e.message, request_id, e.status)
+        self.fake.record({"action": action, "service": "monitoring", "params": params,
+                          "status": status, "code": code, "request": raw})
+        self._send(status, "text/xml", xml)
+
     def _control(self, method, what, body):
         fake = self.fake
         spec = json.loads(body or b"{}") if method in ("POST", "PUT") else {}
@@ -1221,6 +1438,16 @@ class _Handler(BaseHTTPRequestHandler):
                 if method == "POST" and spec.get("clear"):
                     fake.calls.clear()
             return self._send(200, "application/json", json.dumps(calls))
+        if what == "metrics":
+            # GET: every datum PutMetricData accepted, oldest first: {namespace, metric_name,
+            # dimensions {name: value}, value, unit, timestamp, received_at, access_key_id,
+            # instance_id (the instance whose role credentials signed it, else null)};
+            # POST {"clear": true} empties the list (and answers what it held).
+            with fake.calls_lock:
+                metrics = list(fake.metrics)
+                if method == "POST" and spec.get("clear"):
+                    fake.metrics.clear()
+            return self._send(200, "application/json", json.dumps(metrics))
         if what == "imds" and method == "GET":
             with fake.imds.lock:
                 out = {"credential_fetches": fake.imds.credential_fetches}

@@ -7,6 +7,8 @@
 # Environment: VPC_DIR (run directory, default /tmp/eipgate-vpc), VPC_PREFIX (namespace prefix,
 # default a fresh "v<pid>"), BUILD_DIR (default build-sim) or DP_BIN/CONTROL_BIN/CTL_BIN,
 # VPC_HEARTBEAT (default 150ms), VPC_MISS (default 4), VPC_VERBOSE=1 for progress lines,
+# VPC_CLOUDWATCH (full, default or off: eipgate-control's CloudWatch metrics to the fake),
+# VPC_CLOUDWATCH_INTERVAL (default 10s),
 # VPC_DATA_PATH (af_xdp: the XDP steering program and the kernel fast path, the default; or
 # af_packet), VPC_XDP_OBJ (the XDP object for the routers' ends in af_xdp, default the build's).
 # Idempotent: `up` on a running VPC only checks it; `down` removes everything `up` made (all
@@ -228,6 +230,7 @@ aws:
   endpoints:
     ec2: http://${AWS_ADDR}:${AWS_PORT}
     imds: http://${AWS_ADDR}:${AWS_PORT}/$(inst_id "$i")
+    cloudwatch: http://${AWS_ADDR}:${AWS_PORT}
   retry: {max_attempts: 10, base_delay: 50ms, max_delay: 400ms}
   timeouts: {connect: 1s, request: 3s}
 ha:
@@ -251,6 +254,11 @@ ha:
   data_mac: "$(data_mac "$i")"
   peer_eni: $(data_eni "${peer}")
 ${fallback}
+cloudwatch:  # PutMetricData to fake_aws.py (GET /_fake/metrics); VPC_CLOUDWATCH=off disables it
+  enabled: $([[ ${VPC_CLOUDWATCH:-full} == off ]] && echo false || echo true)
+  metrics: $([[ ${VPC_CLOUDWATCH:-full} == default ]] && echo default || echo full)
+  pair_name: pair-${az}
+  interval: ${VPC_CLOUDWATCH_INTERVAL:-10s}
 YAML
 }
 

@@ -142,6 +142,12 @@ def render(spec, facts, secret_path="/etc/eipgate/ha.key"):
                                for k in ("route_tables", "instances", "target", "after", "check_interval")
                                if k in r} for r in rules]
     cfg["ha"] = ha
+    cloudwatch = spec.get("cloudwatch", "off")
+    if cloudwatch != "off":  # control/daemon/README.md, "CloudWatch metrics"
+        cw = {"enabled": True, "metrics": cloudwatch, "pair_name": spec["pair"]}
+        if facts.get("az"):
+            cw["availability_zone"] = facts["az"]
+        cfg["cloudwatch"] = cw
     _merge(cfg, spec.get("overrides", {}))
 
     env = {"EIPGATE_DATA_PATH": data_path,

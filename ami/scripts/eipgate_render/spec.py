@@ -61,6 +61,9 @@ FALLBACK_KEYS = ("route_tables", "instances", "target", "after", "check_interval
 ID_RE = {k: re.compile(k + r"-[0-9a-f]{8,17}") for k in ("rtb", "i", "nat", "eipalloc")}
 DATA_PATHS = ("auto", "vfio", "af_xdp")
 MODES = ("secondary-ip", "eip")
+# CloudWatch metrics (control/daemon/README.md): off, the alarm-oriented default set, or the full
+# NAT Gateway set.
+CLOUDWATCH = ("off", "default", "full")
 
 
 class ConfigError(Exception):

@@ -4,7 +4,8 @@ booleans, addresses and prefixes follow the one grammar of every config file (gr
 import re
 
 from . import grammar
-from .spec import (DATA_PATHS, FALLBACK_KEYS, ID_RE, KEYS, MODES, SCHEMA_VERSION, ConfigError)
+from .spec import (CLOUDWATCH, DATA_PATHS, FALLBACK_KEYS, ID_RE, KEYS, MODES, SCHEMA_VERSION,
+                   ConfigError)
 
 
 def _is_ipv4(s):
@@ -190,5 +191,11 @@ def validate(spec):
         if k in spec and not isinstance(spec[k], dict):
             errors.append("%s: must be an object" % k)
     errors.extend(validate_fallback(spec))
+    cw = spec.get("cloudwatch", "off")
+    if cw not in CLOUDWATCH:
+        errors.append("cloudwatch: %r: one of %s%s" % (cw, ", ".join(CLOUDWATCH),
+                                                      grammar.did_you_mean(str(cw), CLOUDWATCH)))
+    elif cw != "off" and not spec.get("pair"):
+        errors.append("cloudwatch: %s needs pair (the PairName dimension of every metric)" % cw)
     if errors:
         raise ConfigError(errors)

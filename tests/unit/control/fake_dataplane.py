@@ -41,6 +41,7 @@ class Dataplane:
         self.bad_packets = 0
         self.snapshot_requests = 0
         self.egress_ok = True  # test_egress: whether probes get answered
+        self.counter_extra = {}  # test_counters: added to the NAT Gateway counters of stats
         self.probe_last = None  # (id, address, port, started monotonic, answered)
         self.probe_id = 0
 
@@ -152,6 +153,7 @@ class Dataplane:
         ENA port's allowance counters (ports[i].allowance) and a non-ENA port without them."""
         with self.lock:
             n = len(self.flows)
+            extra = dict(self.counter_extra)
         counters = {"ConnectionAttemptCount": n + 3, "ConnectionEstablishedCount": n,
                     "ErrorPortAllocation": 0, "IdleTimeoutCount": 1, "PacketsDropCount": 5,
                     "BytesOutToDestination": 1000 * n, "BytesInFromDestination": 4000 * n,
@@ -159,6 +161,8 @@ class Dataplane:
         drops = {"no_flow_outside": 4, "ttl_expired": 1, "port_allocation": 0}
         block = {"active_flows": n, "max_flows": 100000, "memory_bytes": 12800000,
                  "counters": counters, "drops": drops}
+        for k, v in extra.items():
+            counters[k] = counters.get(k, 0) + v
         nat_gateway = {"ActiveConnectionCount": n}
         nat_gateway.update({k: v for k, v in counters.items() if k[0].isupper()})
         return {"workers": [dict(block, worker=0)], "totals": block, "nat_gateway": nat_gateway,
@@ -225,6 +229,12 @@ class Dataplane:
                 out["started"] = {"id": self.probe_id, "address": args["address"],
                                   "port": int(args["port"]), "source": "10.0.128.3"}
             return out
+        if cmd == "test_counters":
+            # {"add": {"ErrorPortAllocation": 3, ...}}: the counters of stats move by that much
+            with self.lock:
+                for k, v in (args.get("add") or {}).items():
+                    self.counter_extra[k] = self.counter_extra.get(k, 0) + int(v)
+                return dict(self.counter_extra)
         if cmd == "test_egress":
             self.egress_ok = bool(args.get("ok", True))
             return {"ok": self.egress_ok}
