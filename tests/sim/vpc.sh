@@ -227,7 +227,7 @@ aws:
     mode: secondary-ip
     private_ip: ${SERVICE_IP[${az}]}
     allocation_id: $(eipalloc_of "${az}")
-$([[ ${VPC_MGMT} == ipv6 ]] && echo "  ip_family: ipv6" || true)
+$(if [[ ${VPC_MGMT} == ipv6 ]]; then echo "  ip_family: ipv6"; fi)
   endpoints:
     ec2: $(aws_url)
     imds: $(aws_url)/$(inst_id "$i")
