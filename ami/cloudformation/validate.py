@@ -55,6 +55,8 @@ TYPES = {
     "AWS::EC2::SecurityGroupIngress": ({"IpProtocol", "GroupId"}, {"Id"}),
     "AWS::EC2::SecurityGroupEgress": ({"IpProtocol", "GroupId"}, {"Id"}),
     "AWS::EC2::Route": ({"RouteTableId"}, set()),
+    "AWS::EC2::EgressOnlyInternetGateway": ({"VpcId"}, {"Id"}),
+    "AWS::EC2::VPCBlockPublicAccessExclusion": ({"InternetGatewayExclusionMode"}, {"ExclusionId"}),
     "AWS::IAM::Role": ({"AssumeRolePolicyDocument"}, {"Arn", "RoleId"}),
     "AWS::IAM::InstanceProfile": ({"Roles"}, {"Arn"}),
     "AWS::SecretsManager::Secret": (set(), {"Id"}),
@@ -107,6 +109,7 @@ LIST_SAMPLES = {
     "FallbackForInsidePrefixes": ["10.1.128.0/20", "10.1.144.0/20"],
 }
 STRING_SAMPLES = {"PairName": "use1-az1-0", "CloudWatchMetrics": "default", "FallbackTarget": "self", "FallbackAfter": "3s",
+                  "ManagementAccess": "Ipv6",
                   "DataPath": "vfio"}
 # eipgate-control's CloudWatch contract (namespace eipgate, dimensions PairName and
 # AvailabilityZone). The default set is what the alarms may use; the full set is opt-in

@@ -137,7 +137,7 @@ class VpcRingTest(unittest.TestCase):
         self.assertEqual(vpc.failed_rules(), [])
         out = {}
         for name, r in vpc.t["Resources"].items():
-            if vpc.cond(r["Condition"]):
+            if r["Type"] == "AWS::CloudFormation::Stack" and vpc.cond(r["Condition"]):
                 out[int(name[-1])] = vpc.ev(r["Properties"]["Parameters"])
         return out
 
@@ -206,7 +206,8 @@ class PairTemplateTest(unittest.TestCase):
         s = self.stack()
         self.assertFalse(s.cond("HasFallback"))
         self.assertEqual(s.failed_rules(), [])
-        self.assertEqual(self.tags(s, "InstanceA"), {"Name": "eipgate-use1-az1-0-a", "eipgate:cloudwatch": "default"})
+        self.assertEqual(self.tags(s, "InstanceA"), {"Name": "eipgate-use1-az1-0-a", "eipgate:cloudwatch": "default",
+                                                     "eipgate:management": "Ipv6"})
         self.assertNotIn("ReplaceRoutesOfTablesThisPairRescues", [st["Sid"] for st in self.statements(s)])
 
     def test_on_tags_iam_and_render(self):
@@ -293,6 +294,65 @@ class PairTemplateTest(unittest.TestCase):
             p = vpc.ev(vpc.t["Resources"][name]["Properties"]["Parameters"])
             self.assertEqual((p["CloudWatchMetrics"], p["AlarmTopicArn"], p["DropAlarmThreshold"]),
                              ("full", "arn:aws:sns:us-east-1:123456789012:ops", "7"))
+
+    def resources(self, s):
+        """Logical name -> evaluated properties of the resources the stack creates."""
+        return {n: s.ev(r.get("Properties", {})) for n, r in s.t["Resources"].items()
+                if isinstance(r, dict) and ("Condition" not in r or s.cond(r["Condition"]))}
+
+    def test_ipv6_management_by_default(self):
+        s = self.stack()
+        r = self.resources(s)
+        self.assertFalse([n for n in r if n.startswith("MgmtEip")])   # no public IPv4 but the service EIP
+        self.assertEqual([n for n, p in r.items() if s.t["Resources"][n]["Type"] == "AWS::EC2::EIP"], ["ServiceEip"])
+        for eni in ("MgmtEniA", "MgmtEniB"):
+            self.assertEqual(r[eni]["Ipv6AddressCount"], 1)
+        for eni in ("DataEniA", "DataEniB"):
+            self.assertNotIn("Ipv6AddressCount", r[eni])
+        v6 = [e for e in r["MgmtSg"]["SecurityGroupEgress"] if "CidrIpv6" in e]
+        self.assertEqual(sorted((e["FromPort"], e["CidrIpv6"]) for e in v6), [(80, "::/0"), (443, "::/0")])
+        self.assertNotIn("BpaExclusionPublicSubnet", r)
+        for instance in ("InstanceA", "InstanceB"):
+            spec = render.spec_from_tags(self.tags(s, instance))
+            self.assertEqual(spec["management"], "Ipv6")
+
+    def test_public_ip_and_vpc_endpoints_management(self):
+        s = self.stack(ManagementAccess="PublicIp")
+        r = self.resources(s)
+        self.assertIn("MgmtEipA", r)
+        self.assertIn("MgmtEipBAssociation", r)
+        self.assertNotIn("Ipv6AddressCount", r["MgmtEniA"])
+        self.assertFalse([e for e in r["MgmtSg"]["SecurityGroupEgress"] if "CidrIpv6" in e])
+        self.assertEqual(self.tags(s, "InstanceA")["eipgate:management"], "PublicIp")
+        s = self.stack(ManagementAccess="VpcEndpoints")
+        r = self.resources(s)
+        self.assertFalse([n for n in r if n.startswith("MgmtEip")])
+        self.assertNotIn("Ipv6AddressCount", r["MgmtEniB"])
+
+    def test_block_public_access_exclusion(self):
+        for mode in ("allow-egress", "allow-bidirectional"):
+            r = self.resources(self.stack(BlockPublicAccessExclusion=mode))
+            self.assertEqual(r["BpaExclusionPublicSubnet"]["SubnetId"], "subnet-01")
+            self.assertEqual(r["BpaExclusionPublicSubnet"]["InternetGatewayExclusionMode"], mode)
+
+    def test_vpc_ipv6_route_and_one_exclusion_per_subnet(self):
+        vpc_t = load_template("eipgate-vpc.yaml")
+        vals = dict(vpc_values([1, 2, 3]), Ipv6RouteTableId="rtb-0f000000000000001",
+                    BlockPublicAccessExclusion="allow-egress", Pair3PublicSubnet="subnet-01")
+        vpc = Stack(vpc_t, vals)
+        self.assertTrue(vpc.cond("CreateIpv6Route"))
+        route = vpc.ev(vpc.t["Resources"]["Ipv6DefaultRoute"]["Properties"])
+        self.assertEqual(route, {"RouteTableId": "rtb-0f000000000000001", "DestinationIpv6CidrBlock": "::/0",
+                                 "EgressOnlyInternetGatewayId": "<EgressOnlyIgw>"})
+        p = {n: vpc.ev(vpc.t["Resources"]["Pair%d" % n]["Properties"]["Parameters"]) for n in (1, 2, 3)}
+        self.assertEqual([p[n]["ManagementAccess"] for n in (1, 2, 3)], ["Ipv6"] * 3)
+        # slot 3 shares slot 1's subnet: only slot 1 creates the subnet's exclusion
+        self.assertEqual([p[n]["BlockPublicAccessExclusion"] for n in (1, 2, 3)],
+                         ["allow-egress", "allow-egress", "none"])
+        for n in (1, 2, 3):
+            self.assertEqual(Stack(load_template("eipgate-pair.yaml"), p[n]).failed_rules(), [])
+        self.assertFalse(Stack(vpc_t, vpc_values([1, 2])).cond("CreateIpv6Route"))
+        self.assertFalse(Stack(vpc_t, dict(vals, ManagementAccess="PublicIp")).cond("CreateIpv6Route"))
 
     def test_incomplete_fallback_refused(self):
         for missing in self.FALLBACK:

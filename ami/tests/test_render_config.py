@@ -197,6 +197,63 @@ RESCUED = {"route_tables": ["rtb-0aa00000000000001", "rtb-0aa00000000000002"],
            "instances": ["i-0bbbbbbbbbbbbbbb1", "i-0bbbbbbbbbbbbbbb2"]}
 
 
+class ManagementTest(unittest.TestCase):
+    """management (tag eipgate:management, the templates' ManagementAccess)."""
+
+    def test_ipv6_renders_the_dual_stack_endpoint(self):
+        cfg, _ = render.render(dict(SPEC, **render.spec_from_tags({"eipgate:management": "Ipv6"})), FACTS)
+        self.assertEqual(cfg["aws"]["ip_family"], "ipv6")
+        self.assertEqual(cfg["aws"]["endpoints"], {"dual_stack": True})
+
+    def test_ipv6_keeps_explicit_endpoints(self):
+        spec = dict(SPEC, management="Ipv6", endpoints={"ec2": "https://ec2.us-east-1.api.aws"})
+        cfg, _ = render.render(spec, FACTS)
+        self.assertEqual(cfg["aws"]["endpoints"], {"ec2": "https://ec2.us-east-1.api.aws", "dual_stack": True})
+        self.assertEqual(spec["endpoints"], {"ec2": "https://ec2.us-east-1.api.aws"})  # not mutated
+
+    def test_public_ip_and_vpc_endpoints_change_nothing(self):
+        base, _ = render.render(dict(SPEC), FACTS)
+        for m in ("PublicIp", "VpcEndpoints"):
+            cfg, _ = render.render(dict(SPEC, management=m), FACTS)
+            self.assertEqual(cfg, base, m)
+        self.assertNotIn("ip_family", base["aws"])
+
+    def test_ipv6_fetches_the_secret_from_the_dual_stack_endpoint(self):
+        import botocore.session
+        made = []
+
+        class Client:
+            def __init__(self, service, region_name, config):
+                self.endpoint = botocore.session.Session().create_client(
+                    service, region_name=region_name, config=config, aws_access_key_id="AKIDEXAMPLE",
+                    aws_secret_access_key="secret").meta.endpoint_url
+                made.append(self)
+
+            def get_secret_value(self, SecretId):
+                return {"SecretString": "k3y\n"}
+
+        class Session:
+            def create_client(self, service, region_name=None, config=None):
+                return Client(service, region_name, config)
+
+        real = botocore.session.get_session
+        botocore.session.get_session = Session
+        try:
+            arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:eipgate/k-AbCdEf"
+            self.assertEqual(render.fetch_secret({"ha_secret_arn": arn, "management": "Ipv6"}, "eu-west-1"), b"k3y")
+            render.fetch_secret({"ha_secret_arn": arn, "management": "PublicIp"}, "eu-west-1")
+        finally:
+            botocore.session.get_session = real
+        self.assertEqual([c.endpoint for c in made], ["https://secretsmanager.eu-west-1.api.aws",
+                                                      "https://secretsmanager.eu-west-1.amazonaws.com"])
+
+    def test_unknown_value_rejected(self):
+        with self.assertRaises(render.ConfigError) as cm:
+            render.render(dict(SPEC, management="ipv6"), FACTS)
+        self.assertIn("management: 'ipv6' is not one of Ipv6, PublicIp, VpcEndpoints",
+                      "\n".join(cm.exception.errors))
+
+
 class FallbackTest(unittest.TestCase):
     """fallback_for (cross-AZ fallback, control/ha/README.md) from user data and tags."""
 
@@ -406,6 +463,24 @@ class MainTest(unittest.TestCase):
         d, p = self.run_main(dict(SPEC, cloudwatch=True))
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("cloudwatch: True: one of off, default, full", p.stderr)
+
+    def test_ipv6_management_passes_control_check(self):
+        """management: Ipv6 (the templates' default) renders aws.ip_family: ipv6 and the
+        dual-stack endpoint, which eipgate-control's aws: schema accepts."""
+        spec = dict(SPEC, management="Ipv6")
+        del spec["ha_secret_ssm"]
+        spec["ha_secret"] = "0123456789abcdef0123456789abcdef"
+        d, p = self.run_main(spec)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        cfg_path = os.path.join(d, "eipgate.yaml")
+        with open(cfg_path) as f:
+            aws = yaml.safe_load(f)["aws"]
+        self.assertEqual(aws["ip_family"], "ipv6")
+        self.assertEqual(aws["endpoints"], {"dual_stack": True})
+        can_check_control(self)
+        c = subprocess.run([binary("EIPGATE_CONTROL"), "--config", cfg_path, "--check"],
+                           capture_output=True, text=True)
+        self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
 
     def test_cloudwatch_passes_both_checks(self):
         """The rendered cloudwatch: section is read by eipgate-control (control/daemon) and left

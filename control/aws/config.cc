@@ -183,13 +183,14 @@ AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view
   Parser p(file);
   AwsConfig cfg;
   bool have_route_tables = false, have_service = false;
+  int ip_family_line = line;
   if (!node || node.IsNull()) {
     p.error(line, "aws: the section is empty (needs route_tables and service_address)");
     return AwsConfigResult{std::nullopt, p.take_errors()};
   }
   for (const auto& e : p.mapping(node, line, "aws",
-                                 {"region", "route_tables", "service_address", "endpoints", "retry",
-                                  "timeouts", "credentials"})) {
+                                 {"region", "route_tables", "service_address", "endpoints",
+                                  "ip_family", "retry", "timeouts", "credentials"})) {
     const std::string path = "aws." + e.key;
     if (e.key == "region") {
       if (auto v = p.scalar(e, path)) {
@@ -205,10 +206,33 @@ AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view
     } else if (e.key == "service_address") {
       have_service = true;
       parse_service_address(p, e.value, e.line, cfg);
+    } else if (e.key == "ip_family") {
+      ip_family_line = e.line;
+      if (auto v = p.scalar(e, path)) {
+        if (*v == "any") {
+          cfg.ip_family = IpFamily::Any;
+        } else if (*v == "ipv4") {
+          cfg.ip_family = IpFamily::V4;
+        } else if (*v == "ipv6") {
+          cfg.ip_family = IpFamily::V6;
+        } else {
+          p.error(e.line, path + ": '" + *v + "' is not 'any', 'ipv4' or 'ipv6'");
+        }
+      }
     } else if (e.key == "endpoints") {
-      for (const auto& s : p.mapping(e.value, e.line, path, {"ec2", "imds", "cloudwatch"})) {
+      for (const auto& s :
+           p.mapping(e.value, e.line, path, {"ec2", "imds", "cloudwatch", "dual_stack"})) {
         auto v = p.scalar(s, path + "." + s.key);
         if (!v) continue;
+        if (s.key == "dual_stack") {
+          std::string why;
+          if (auto b = yaml_schema::parse_bool(*v, &why)) {
+            cfg.endpoints.dual_stack = *b;
+          } else {
+            p.error(s.line, path + ".dual_stack: " + why);
+          }
+          continue;
+        }
         if (!std::regex_match(*v, kUrl)) {
           p.error(s.line, path + "." + s.key + ": '" + *v + "' is not an http(s) URL");
           continue;
@@ -259,6 +283,11 @@ AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view
         }
       }
     }
+  }
+  if (cfg.ip_family == IpFamily::V6 && !cfg.endpoints.dual_stack && cfg.endpoints.ec2.empty()) {
+    p.error(ip_family_line,
+            "aws.ip_family: ipv6 needs endpoints.dual_stack: true (ec2.<region>.amazonaws.com is "
+            "IPv4 only) or an explicit endpoints.ec2");
   }
   if (node.IsMap()) {
     if (!have_route_tables)

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/schema_error.h"
+#include "control/aws/http.h"
 #include "control/aws/retry.h"
 
 namespace YAML {
@@ -37,9 +38,10 @@ struct ServiceAddress {
 };
 
 struct Endpoints {
-  std::string ec2;         // empty = https://ec2.<region>.amazonaws.com
-  std::string imds;        // empty = http://169.254.169.254
-  std::string cloudwatch;  // empty = https://monitoring.<region>.amazonaws.com
+  std::string ec2;          // empty = https://ec2.<region>.amazonaws.com (or .api.aws below)
+  std::string imds;         // empty = http://169.254.169.254 (IPv6: http://[fd00:ec2::254])
+  std::string cloudwatch;   // empty = https://monitoring.<region>.amazonaws.com
+  bool dual_stack = false;  // default EC2 endpoint https://ec2.<region>.api.aws (IPv4 + IPv6)
 };
 
 struct AwsTimeouts {
@@ -52,6 +54,7 @@ struct AwsConfig {
   RouteTableSelection route_tables;
   ServiceAddress service_address;
   Endpoints endpoints;
+  IpFamily ip_family = IpFamily::Any;  // EC2 calls: CURLOPT_IPRESOLVE (ipv6: no public IPv4)
   RetryPolicy retry;
   AwsTimeouts timeouts;
   std::chrono::seconds credentials_refresh_before{300};

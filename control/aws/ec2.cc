@@ -256,8 +256,14 @@ Ec2Client::Ec2Client(HttpTransport& http, CredentialsProvider& credentials, Ec2O
   if (options_.region.empty()) {
     throw AwsError(ErrorKind::InvalidParameter, "NoRegion", "Ec2Client needs a region");
   }
-  endpoint_ = options_.endpoint.empty() ? "https://ec2." + options_.region + ".amazonaws.com/"
-                                        : options_.endpoint;
+  if (options_.endpoint.empty() && !options_.dual_stack && options_.ip_family == IpFamily::V6) {
+    throw AwsError(ErrorKind::InvalidParameter, "NoIpv6Endpoint",
+                   "ec2." + options_.region +
+                       ".amazonaws.com is IPv4 only: IPv6 needs the dual-stack endpoint");
+  }
+  endpoint_ = !options_.endpoint.empty() ? options_.endpoint
+              : options_.dual_stack      ? "https://ec2." + options_.region + ".api.aws/"
+                                         : "https://ec2." + options_.region + ".amazonaws.com/";
   // SigV4 signs the path: the Query API lives at "/".
   if (endpoint_.find('/', endpoint_.find("://") + 3) == std::string::npos) endpoint_ += '/';
 }
@@ -273,6 +279,7 @@ std::string Ec2Client::call_once(std::string_view action, const std::string& bod
   req.body = body;
   req.connect_timeout = options_.connect_timeout;
   req.timeout = options_.timeout;
+  req.ip_family = options_.ip_family;
   req.sigv4 = SigV4Signing{options_.region, "ec2", creds.access_key_id, creds.secret_access_key,
                            creds.session_token};
   const auto start = std::chrono::steady_clock::now();

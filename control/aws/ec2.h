@@ -23,7 +23,12 @@ namespace eipgate::aws {
 
 struct Ec2Options {
   std::string region;    // required: signs requests and picks the default endpoint
-  std::string endpoint;  // empty = https://ec2.<region>.amazonaws.com
+  std::string endpoint;  // empty = https://ec2.<region>.amazonaws.com (dual_stack: .api.aws)
+  // The dual-stack endpoint https://ec2.<region>.api.aws/ (IPv4 and IPv6); the IPv4-only
+  // ec2.<region>.amazonaws.com is the default, as in the SDKs.
+  bool dual_stack = false;
+  // How calls resolve and connect; V6 with the IPv4-only default endpoint is refused.
+  IpFamily ip_family = IpFamily::Any;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds timeout{10000};
   RetryPolicy retry;

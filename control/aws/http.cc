@@ -93,6 +93,10 @@ HttpResponse CurlTransport::perform(const HttpRequest& request) {
         "connect timeout");
   check(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count())),
         "timeout");
+  const long resolve = request.ip_family == IpFamily::V6   ? CURL_IPRESOLVE_V6
+                       : request.ip_family == IpFamily::V4 ? CURL_IPRESOLVE_V4
+                                                           : CURL_IPRESOLVE_WHATEVER;
+  check(curl_easy_setopt(h, CURLOPT_IPRESOLVE, resolve), "ip resolve");
   check(curl_easy_setopt(h, CURLOPT_USERAGENT, "eipgate-control"), "user agent");
   check(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body), "write function");
   check(curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body), "write data");
@@ -142,6 +146,18 @@ HttpResponse CurlTransport::perform(const HttpRequest& request) {
   }
   check(curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status), "status");
   return response;
+}
+
+std::string_view to_string(IpFamily family) {
+  switch (family) {
+    case IpFamily::V4:
+      return "ipv4";
+    case IpFamily::V6:
+      return "ipv6";
+    case IpFamily::Any:
+      break;
+  }
+  return "any";
 }
 
 std::string url_encode(std::string_view value) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,15 @@ struct SigV4Signing {
   std::string session_token;  // sent as X-Amz-Security-Token (signed) when not empty
 };
 
+// Which address family a request may resolve to and connect over (CURLOPT_IPRESOLVE).
+enum class IpFamily {
+  Any,  // whatever the resolver returns (libcurl: happy eyeballs)
+  V4,   // IPv4 only
+  V6,   // IPv6 only: management over an egress-only internet gateway, no public IPv4
+};
+
+[[nodiscard]] std::string_view to_string(IpFamily family);
+
 struct HttpRequest {
   std::string method = "GET";  // GET, PUT, POST
   std::string url;
@@ -30,6 +40,7 @@ struct HttpRequest {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds timeout{10000};  // whole request
   std::optional<SigV4Signing> sigv4;
+  IpFamily ip_family = IpFamily::Any;
 };
 
 struct HttpResponse {

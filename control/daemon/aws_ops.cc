@@ -47,6 +47,8 @@ Identity AwsOps::bootstrap(const std::string& data_mac, const std::string& peer_
   aws::Ec2Options eo;
   eo.region = id.region;
   eo.endpoint = config_.endpoints.ec2;
+  eo.dual_stack = config_.endpoints.dual_stack;
+  eo.ip_family = config_.ip_family;
   eo.connect_timeout = config_.timeouts.connect;
   eo.timeout = config_.timeouts.request;
   eo.retry = config_.retry;

@@ -15,6 +15,8 @@ data "aws_caller_identity" "current" {}
 
 locals {
   public_mgmt  = var.management_access == "PublicIp"
+  ipv6_mgmt    = var.management_access == "Ipv6"
+  bpa_excluded = var.block_public_access_exclusion != "none"
   has_key      = var.key_name != ""
   has_admin    = var.admin_cidr != ""
   has_fallback = length(var.fallback_for_route_table_ids) > 0
@@ -67,8 +69,8 @@ locals {
   # Instance tags: eipgate:cloudwatch and the cross-AZ fallback (read by eipgate-render-config
   # from IMDS). Tags, not user data or the launch template: changing them replaces no instance.
   instance_tags = {
-    a = { Name = "eipgate-${var.pair_name}-a", "eipgate:cloudwatch" = var.cloudwatch_metrics }
-    b = { Name = "eipgate-${var.pair_name}-b", "eipgate:cloudwatch" = var.cloudwatch_metrics }
+    a = { Name = "eipgate-${var.pair_name}-a", "eipgate:cloudwatch" = var.cloudwatch_metrics, "eipgate:management" = var.management_access }
+    b = { Name = "eipgate-${var.pair_name}-b", "eipgate:cloudwatch" = var.cloudwatch_metrics, "eipgate:management" = var.management_access }
   }
   fallback_tag_values = {
     "eipgate:fallback-for-route-tables"    = join(",", var.fallback_for_route_table_ids)
@@ -301,6 +303,28 @@ resource "aws_vpc_security_group_egress_rule" "mgmt_ntp" {
   description       = "Amazon Time Sync"
 }
 
+# management_access = "Ipv6": the dual-stack endpoints and the Debian mirrors over the egress-only
+# internet gateway
+resource "aws_vpc_security_group_egress_rule" "mgmt_https6" {
+  count             = local.ipv6_mgmt ? 1 : 0
+  security_group_id = aws_security_group.mgmt.id
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv6         = "::/0"
+  description       = "EC2 / Secrets Manager dual-stack APIs over IPv6"
+}
+
+resource "aws_vpc_security_group_egress_rule" "mgmt_http6" {
+  count             = local.ipv6_mgmt ? 1 : 0
+  security_group_id = aws_security_group.mgmt.id
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
+  cidr_ipv6         = "::/0"
+  description       = "Debian security updates over IPv6"
+}
+
 resource "aws_vpc_security_group_ingress_rule" "mgmt_heartbeat_in" {
   security_group_id            = aws_security_group.mgmt.id
   ip_protocol                  = "udp"
@@ -330,17 +354,19 @@ resource "aws_vpc_security_group_ingress_rule" "mgmt_ssh" {
 
 # --- ENIs and addresses --------------------------------------------------------------------------
 resource "aws_network_interface" "mgmt_a" {
-  subnet_id       = var.public_subnet_id
-  security_groups = [aws_security_group.mgmt.id]
-  description     = "eipgate ${var.pair_name} A management"
-  tags            = { "eipgate:pair" = var.pair_name, "eipgate:role" = "mgmt" }
+  subnet_id          = var.public_subnet_id
+  security_groups    = [aws_security_group.mgmt.id]
+  ipv6_address_count = local.ipv6_mgmt ? 1 : null # the API traffic's source address
+  description        = "eipgate ${var.pair_name} A management"
+  tags               = { "eipgate:pair" = var.pair_name, "eipgate:role" = "mgmt" }
 }
 
 resource "aws_network_interface" "mgmt_b" {
-  subnet_id       = var.public_subnet_id
-  security_groups = [aws_security_group.mgmt.id]
-  description     = "eipgate ${var.pair_name} B management"
-  tags            = { "eipgate:pair" = var.pair_name, "eipgate:role" = "mgmt" }
+  subnet_id          = var.public_subnet_id
+  security_groups    = [aws_security_group.mgmt.id]
+  ipv6_address_count = local.ipv6_mgmt ? 1 : null
+  description        = "eipgate ${var.pair_name} B management"
+  tags               = { "eipgate:pair" = var.pair_name, "eipgate:role" = "mgmt" }
 }
 
 resource "aws_network_interface" "data_a" {
@@ -380,6 +406,15 @@ resource "aws_eip_association" "service" {
   lifecycle {
     ignore_changes = [network_interface_id]
   }
+}
+
+# VPC Block Public Access blocks the service EIP's internet gateway traffic (it exempts only NAT
+# gateways and egress-only gateways); Ipv6 management leaves by an egress-only gateway.
+resource "aws_vpc_block_public_access_exclusion" "public_subnet" {
+  count                           = local.bpa_excluded ? 1 : 0
+  subnet_id                       = var.public_subnet_id
+  internet_gateway_exclusion_mode = var.block_public_access_exclusion
+  tags                            = { Name = "eipgate-${var.pair_name}", "eipgate:pair" = var.pair_name }
 }
 
 resource "aws_eip" "mgmt_a" {
@@ -443,8 +478,8 @@ resource "aws_instance" "a" {
     device_index         = 1
     network_interface_id = aws_network_interface.data_a.id
   }
-  user_data = jsonencode(local.user_data["a"])
-  tags      = merge(local.instance_tags["a"], local.fallback_tags)
+  user_data  = jsonencode(local.user_data["a"])
+  tags       = merge(local.instance_tags["a"], local.fallback_tags)
   depends_on = [aws_eip_association.service]
   lifecycle {
     precondition {

@@ -60,12 +60,22 @@ variable "data_path" {
 }
 
 variable "management_access" {
-  description = "How the instances reach the EC2 and Secrets Manager APIs: an Elastic IP on each management ENI, or interface VPC endpoints you already have."
+  description = "How the instances reach the EC2 and Secrets Manager APIs: Ipv6 (an IPv6 address on each management ENI, the dual-stack endpoints over the subnet's egress-only internet gateway; no public IPv4), an Elastic IP on each management ENI, or interface VPC endpoints you already have."
   type        = string
-  default     = "PublicIp"
+  default     = "Ipv6"
   validation {
-    condition     = contains(["PublicIp", "VpcEndpoints"], var.management_access)
-    error_message = "management_access: PublicIp or VpcEndpoints."
+    condition     = contains(["Ipv6", "PublicIp", "VpcEndpoints"], var.management_access)
+    error_message = "management_access: Ipv6, PublicIp or VpcEndpoints."
+  }
+}
+
+variable "block_public_access_exclusion" {
+  description = "VPC Block Public Access: exclude public_subnet_id (allow-egress under block-bidirectional, allow-bidirectional under block-ingress; one exclusion per subnet). none = no exclusion."
+  type        = string
+  default     = "none"
+  validation {
+    condition     = contains(["none", "allow-egress", "allow-bidirectional"], var.block_public_access_exclusion)
+    error_message = "block_public_access_exclusion: none, allow-egress or allow-bidirectional."
   }
 }
 

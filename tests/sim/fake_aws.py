@@ -22,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -1233,6 +1234,18 @@ class FakeAws:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = None
+        self.extra_httpds = []
+
+    def listen_also(self, host, port=None):
+        """Serve the same model on another address too (an IPv6 one: the dual-stack endpoint)."""
+        cls = ThreadingHTTPServer
+        if ":" in host:
+            cls = type("Http6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+        httpd = cls((host, self.port if port is None else port), self.httpd.RequestHandlerClass)
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        self.extra_httpds.append(httpd)
+        return httpd
 
     def add_on_change(self, hook):
         self.ec2.on_change.append(hook)
@@ -1243,8 +1256,9 @@ class FakeAws:
         return self
 
     def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        for httpd in [self.httpd, *self.extra_httpds]:
+            httpd.shutdown()
+            httpd.server_close()
 
     def record(self, entry):
         with self.calls_lock:
@@ -1369,7 +1383,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Ec2Error as e:
             status, xml, code = e.status, error_response(e.code, e.message, request_id), e.code
         self.fake.record({"action": action, "params": params, "status": status, "code": code,
-                          "request": raw})
+                          "request": raw, "client": self.client_address[0]})
         self._send(status, "text/xml;charset=UTF-8", xml)
 
     def _is_cloudwatch(self, method, body, headers):

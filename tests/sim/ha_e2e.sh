@@ -21,8 +21,9 @@
 #                       AZ a's lease runs out and AZ b rescues it; while the AZs are cut apart
 #                       (the cross-AZ link down) a live AZ a is left alone
 # Usage: ha_e2e.sh [scenario...] (default: all). Environment: BUILD_DIR or DP_BIN/CONTROL_BIN/
-# CTL_BIN (vpc_lib.sh). Needs root. Tears everything down, also on failure. Timings are printed as
-# METRIC lines; the only timing asserted is the <= 2 s gap (the design's requirement).
+# CTL_BIN (vpc_lib.sh), VPC_MGMT=ipv6 (management over IPv6 only, checked at the end). Needs
+# root. Tears everything down, also on failure. Timings are printed as METRIC lines; the only
+# timing asserted is the <= 2 s gap (the design's requirement).
 set -euo pipefail
 
 VPC_DIR=$(mktemp -d /tmp/eipgate-ha-e2e.XXXXXX)
@@ -452,5 +453,10 @@ for s in "${SCENARIOS[@]}"; do
   "s_${s}"
   echo "  (${s}: $(($(date +%s) - t0)) s)"
 done
+if [[ ${VPC_MGMT:-ipv4} == ipv6 ]]; then
+  check "management over IPv6 only: no IPv4 to the fake EC2, every EC2 call from an IPv6 address" \
+    bash "${SIM_DIR}/vpc.sh" mgmt-check
+  sed 's/^/    /' "${VPC_DIR}/out"
+fi
 echo "${pass} passed, ${fail} failed ($(($(date +%s) - start)) s)"
 ((fail == 0))

@@ -3,14 +3,16 @@
 # instance), Lambdas, VPC routers that follow the private route tables, an internet gateway that
 # maps EIPs 1:1, internet hosts, and fake EC2/IMDS (vpc_aws.py) reprogramming the namespaces.
 #
-#   vpc.sh up | down | status
+#   vpc.sh up | down | status | mgmt-check
 # Environment: VPC_DIR (run directory, default /tmp/eipgate-vpc), VPC_PREFIX (namespace prefix,
 # default a fresh "v<pid>"), BUILD_DIR (default build-sim) or DP_BIN/CONTROL_BIN/CTL_BIN,
 # VPC_HEARTBEAT (default 150ms), VPC_MISS (default 4), VPC_VERBOSE=1 for progress lines,
 # VPC_CLOUDWATCH (full, default or off: eipgate-control's CloudWatch metrics to the fake),
 # VPC_CLOUDWATCH_INTERVAL (default 10s),
 # VPC_DATA_PATH (af_xdp: the XDP steering program and the kernel fast path, the default; or
-# af_packet), VPC_XDP_OBJ (the XDP object for the routers' ends in af_xdp, default the build's).
+# af_packet), VPC_XDP_OBJ (the XDP object for the routers' ends in af_xdp, default the build's),
+# VPC_MGMT (ipv4, the default; or ipv6: the instances reach the fake EC2/IMDS only over IPv6,
+# eipgate-control runs with aws.ip_family: ipv6; `vpc.sh mgmt-check` proves it).
 # Idempotent: `up` on a running VPC only checks it; `down` removes everything `up` made (all
 # namespaces with the prefix and every process in them) and is safe to repeat. A failed `up`
 # tears down what it made. Layout and addresses: vpc_lib.sh, tests/sim/README.md. Needs root.
@@ -227,10 +229,11 @@ aws:
     mode: secondary-ip
     private_ip: ${SERVICE_IP[${az}]}
     allocation_id: $(eipalloc_of "${az}")
+$(if [[ ${VPC_MGMT} == ipv6 ]]; then echo "  ip_family: ipv6"; fi)
   endpoints:
-    ec2: http://${AWS_ADDR}:${AWS_PORT}
-    imds: http://${AWS_ADDR}:${AWS_PORT}/$(inst_id "$i")
-    cloudwatch: http://${AWS_ADDR}:${AWS_PORT}
+    ec2: $(aws_url)
+    imds: $(aws_url)/$(inst_id "$i")
+    cloudwatch: $(aws_url)
   retry: {max_attempts: 10, base_delay: 50ms, max_delay: 400ms}
   timeouts: {connect: 1s, request: 3s}
 ha:
@@ -320,6 +323,7 @@ vpc_up() {
     in_ns svc ip link set "m$i" master br0
     in_ns "$i" ip addr add "$(mgmt_ip "$i")/24" dev eth0
   done
+  if [[ ${VPC_MGMT} == ipv6 ]]; then mgmt_ipv6_up; fi
   # internet: igw <-> inet, servers on inet's lo
   veth igw i0 inet g0
   in_ns igw ip addr add 192.0.2.1/24 dev i0
@@ -384,6 +388,7 @@ vpc_up() {
   ip netns exec "${p}-svc" setsid "${PY}" "${SIM_DIR}/vpc_aws.py" --state "${VPC_DIR}/state.json" \
     --topology "${VPC_DIR}/topology.json" --host "${AWS_ADDR}" --port "${AWS_PORT}" \
     --port-file "${VPC_DIR}/aws.port" --changes-log "${VPC_DIR}/changes.jsonl" \
+    ${AWS_HOST6:+--host6 "${AWS_HOST6}"} \
     >>"${VPC_DIR}/aws.log" 2>&1 </dev/null &
   echo $! >"${VPC_DIR}/aws.pid"
   # internet servers
@@ -419,9 +424,60 @@ vpc_up() {
   say "up"
 }
 
+# VPC_MGMT=ipv6: an IPv6 address on the management bridge for the fake (the dual-stack endpoint),
+# one per instance, and IPv4 to the fake dropped in every instance (heartbeats between the pair
+# stay on the private IPv4 management addresses: no public IPv4 is involved in them).
+AWS_HOST6=""
+mgmt_ipv6_up() {
+  local i
+  AWS_HOST6=${AWS_ADDR6}
+  in_ns svc sysctl -qw net.ipv6.conf.br0.disable_ipv6=0
+  in_ns svc ip addr add "${AWS_ADDR6}/64" dev br0 nodad
+  for i in "${INSTANCES[@]}"; do
+    # veth() turned IPv6 off on every veth; the management ENI gets it back (no SLAAC, no DAD).
+    # keep_addr_on_down: the address survives a scenario taking eth0 down and up (partition).
+    in_ns "$i" sysctl -qw net.ipv6.conf.eth0.accept_ra=0 net.ipv6.conf.eth0.autoconf=0 \
+      net.ipv6.conf.eth0.keep_addr_on_down=1 net.ipv6.conf.eth0.disable_ipv6=0
+    in_ns "$i" ip addr add "$(mgmt_ip6 "$i")/64" dev eth0 nodad
+    in_ns "$i" nft add table ip mgmt6
+    in_ns "$i" nft add chain ip mgmt6 out "{ type filter hook output priority 0; policy accept; }"
+    in_ns "$i" nft add rule ip mgmt6 out ip daddr "${AWS_ADDR}" counter drop
+  done
+}
+
+# Proof for VPC_MGMT=ipv6: from every instance the fake answers over IPv6 and not over IPv4, and
+# every EC2 call the fake recorded came from an instance's IPv6 address.
+vpc_mgmt_check() {
+  [[ ${VPC_MGMT} == ipv6 ]] || { echo "VPC_MGMT is not ipv6"; return 1; }
+  local i bad=0
+  for i in "${INSTANCES[@]}"; do
+    if ! in_ns "$i" curl -sf -6 --max-time 2 "$(aws_url)/_fake/health" >/dev/null; then
+      echo "$i: no answer from the fake over IPv6"; bad=1
+    fi
+    if in_ns "$i" curl -sf --max-time 1 "http://${AWS_ADDR}:${AWS_PORT}/_fake/health" >/dev/null; then
+      echo "$i: the fake answered over IPv4"; bad=1
+    fi
+  done
+  in_ns svc curl -sf --max-time 5 "http://${AWS_ADDR}:${AWS_PORT}/_fake/calls" |
+    "${PY}" -c '
+import ipaddress, json, sys
+calls = json.load(sys.stdin)
+net = ipaddress.ip_network("fd00:255::/64")
+v6 = [c for c in calls if ipaddress.ip_address(c["client"]) in net]
+other = sorted({c["client"] for c in calls} - {c["client"] for c in v6})
+acts = sorted({c["action"] for c in v6})
+print(f"{len(calls)} EC2 calls recorded, {len(v6)} from instance IPv6 addresses: {acts}; others: {other}")
+sys.exit(0 if calls and not other else 1)' || bad=1
+  for i in "${INSTANCES[@]}"; do
+    echo "$i: IPv4 packets to ${AWS_ADDR} dropped: $(in_ns "$i" nft list chain ip mgmt6 out | grep -o 'packets [0-9]*' || echo none)"
+  done
+  return "${bad}"
+}
+
 case ${1:-} in
   up) vpc_up ;;
+  mgmt-check) vpc_mgmt_check ;;
   down) vpc_down ;;
   status) vpc_status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|mgmt-check" >&2; exit 2 ;;
 esac

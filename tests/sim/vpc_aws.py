@@ -127,6 +127,7 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--changes-log")
+    ap.add_argument("--host6", help="also serve EC2/IMDS on this IPv6 address (VPC_MGMT=ipv6)")
     args = ap.parse_args()
 
     with open(args.topology, encoding="utf-8") as f:
@@ -135,11 +136,14 @@ def main():
     fake = fake_aws.FakeAws(state, args.host, args.port)
     fake.add_on_change(lambda change: net.apply(state, change))
     net.apply(state)  # the initial network follows the initial model
+    if args.host6:
+        fake.listen_also(args.host6)
     tmp = args.port_file + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(f"{fake.port}\n")
     os.replace(tmp, args.port_file)
-    print(f"vpc_aws listening on {args.host}:{fake.port}", flush=True)
+    print(f"vpc_aws listening on {args.host}:{fake.port}"
+          + (f" and [{args.host6}]:{fake.port}" if args.host6 else ""), flush=True)
     fake.httpd.serve_forever()
 
 

@@ -37,6 +37,10 @@ data_device() {
 INSTANCES=(a1 a2 b1 b2)
 AWS_ADDR=10.255.0.1
 AWS_PORT=8080
+# VPC_MGMT=ipv6: the instances reach the fake EC2/IMDS only over IPv6 (the dual-stack endpoint
+# through an egress-only gateway on AWS); IPv4 to AWS_ADDR is dropped in their namespaces.
+VPC_MGMT=${VPC_MGMT:-ipv4}
+AWS_ADDR6=fd00:255::1
 WHOAMI=198.51.100.7 EIPAPI=198.51.100.8 DENIED=198.51.100.9
 declare -A EIP=([a]=203.0.113.10 [b]=203.0.113.20 [x]=203.0.113.31)  # x: the baseline (VPC_BASELINE)
 declare -A SERVICE_IP=([a]=10.1.0.100 [b]=10.2.0.100)
@@ -57,6 +61,9 @@ mgmt_mac() { printf '0e:00:00:0%s:01:%d%d' "${1:0:1}" "${AZNUM[${1:0:1}]}" "${1:
 router_mac() { printf '0e:00:00:0%s:00:01' "$1"; }
 data_ip() { echo "10.${AZNUM[${1:0:1}]}.0.1${1:1:1}"; }         # a1 -> 10.1.0.11
 mgmt_ip() { echo "10.255.0.${AZNUM[${1:0:1}]}${1:1:1}"; }       # a1 -> 10.255.0.11, b2 -> .22
+mgmt_ip6() { echo "fd00:255::${AZNUM[${1:0:1}]}${1:1:1}"; }      # a1 -> fd00:255::11 (ULA)
+# the fake AWS as an instance sees it: the IPv4 address, or the IPv6 one under VPC_MGMT=ipv6
+aws_url() { if [[ ${VPC_MGMT} == ipv6 ]]; then echo "http://[${AWS_ADDR6}]:${AWS_PORT}"; else echo "http://${AWS_ADDR}:${AWS_PORT}"; fi; }
 lambda_ip() { echo "10.${AZNUM[$1]}.1.10"; }
 
 # eipgatectl against an instance's dataplane / control daemon.

@@ -185,7 +185,7 @@ class Workload:
 @dataclass
 class Deployment:
     """How eipgate is deployed (the other options are costed as their templates deploy them)."""
-    management_access: str = "PublicIp"   # ami/cloudformation/eipgate-pair.yaml ManagementAccess
+    management_access: str = "Ipv6"       # ami/cloudformation/eipgate-pair.yaml ManagementAccess
     service_eips: int | None = None       # per pair; None: the profile's (1 today)
     cloudwatch: str = "none"              # none | default | full custom metric set (+ alarms)
     logs_gb_per_month: float = 0.0        # translation logs shipped to CloudWatch Logs, all AZs
@@ -194,7 +194,7 @@ class Deployment:
     detailed_monitoring: bool | None = None  # None: as the template (on)
 
     def label(self) -> str:
-        s = self.management_access + (" (planned)" if self.management_access == "Ipv6" else "")
+        s = self.management_access
         if self.cloudwatch != "none":
             s += f" + {self.cloudwatch} CloudWatch metrics"
         return s
@@ -476,12 +476,12 @@ def all_costs(prices: dict, w: Workload, measured: Measured, profiles=PROFILES,
 # the default CloudWatch metric set, beside the other three options.
 VARIANTS = (
     ("nat-gateway", "NAT Gateway", "nat-gateway", None, None),
-    ("eipgate", "eipgate PublicIp (template default)", "eipgate", "PublicIp", "none"),
+    ("eipgate", "eipgate PublicIp", "eipgate", "PublicIp", "none"),
     ("eipgate+cw", "eipgate PublicIp + CW", "eipgate", "PublicIp", "default"),
     ("eipgate-vpce", "eipgate VpcEndpoints", "eipgate", "VpcEndpoints", "none"),
     ("eipgate-vpce+cw", "eipgate VpcEndpoints + CW", "eipgate", "VpcEndpoints", "default"),
-    ("eipgate-ipv6", "eipgate Ipv6 (planned)", "eipgate", "Ipv6", "none"),
-    ("eipgate-ipv6+cw", "eipgate Ipv6 (planned) + CW", "eipgate", "Ipv6", "default"),
+    ("eipgate-ipv6", "eipgate Ipv6 (template default)", "eipgate", "Ipv6", "none"),
+    ("eipgate-ipv6+cw", "eipgate Ipv6 + CW", "eipgate", "Ipv6", "default"),
     ("fck-nat", "fck-nat", "fck-nat", None, None),
     ("alternat", "alterNAT", "alternat", None, None),
 )
@@ -593,8 +593,8 @@ def grid_markdown(rows: list[dict]) -> str:
     """Totals per (TB, AZs): every option, and eipgate with each ManagementAccess option when the
     rows have them."""
     with_variants = all("variants" in r for r in rows)
-    cols = ([("nat-gateway", "NAT Gateway"), ("eipgate", "eipgate PublicIp (default)"),
-             ("eipgate-vpce", "eipgate VpcEndpoints"), ("eipgate-ipv6", "eipgate Ipv6 (planned)"),
+    cols = ([("nat-gateway", "NAT Gateway"), ("eipgate", "eipgate PublicIp"),
+             ("eipgate-vpce", "eipgate VpcEndpoints"), ("eipgate-ipv6", "eipgate Ipv6 (default)"),
              ("fck-nat", "fck-nat (1/AZ, no HA)"), ("alternat", "alterNAT (1/AZ + idle NAT GW)")]
             if with_variants else
             [("nat-gateway", "NAT Gateway"), ("eipgate", "eipgate (HA pair/AZ)"),
@@ -671,8 +671,8 @@ def readme_markdown(prices: dict, measured: Measured, deployment: Deployment | N
            f"rates eipgate {fmt_pps(measured.eipgate_pps_per_core)}, iptables "
            f"{fmt_pps(measured.kernel_pps_per_core)} from `{measured.source}`. Data transfer out to "
            f"the internet is paid the same with every option and is not in the totals. eipgate: an HA "
-           f"pair per AZ, one service EIP a pair; `PublicIp` and `VpcEndpoints` are the CloudFormation "
-           f"`ManagementAccess` options, `Ipv6` is planned (not built); \"+ CW\" adds the default "
+           f"pair per AZ, one service EIP a pair; `Ipv6` (the default: no management public IPv4), `PublicIp` "
+           f"and `VpcEndpoints` are the CloudFormation `ManagementAccess` options; \"+ CW\" adds the default "
            f"CloudWatch metric set and its 5 alarms a pair (not built yet either).", "",
            grid_markdown(rows), ""]
     for tb, azs in README_ITEMISED:
@@ -803,10 +803,10 @@ def main(argv: list[str] | None = None) -> int:
                     "bench/nat_xdp.sh's .csv or an old nat_compare.sh .md (default: the newest "
                     "under bench/results)")
     g = ap.add_argument_group("eipgate deployment")
-    g.add_argument("--management-access", default="PublicIp", choices=MANAGEMENT_ACCESS,
-                   help="how the instances reach the AWS APIs: PublicIp (template default: an EIP per "
-                   "instance), VpcEndpoints (interface endpoints per AZ), Ipv6 (planned: egress-only "
-                   "internet gateway)")
+    g.add_argument("--management-access", default="Ipv6", choices=MANAGEMENT_ACCESS,
+                   help="how the instances reach the AWS APIs: Ipv6 (template default: dual-stack "
+                   "endpoints over an egress-only internet gateway), PublicIp (an EIP per instance), "
+                   "VpcEndpoints (interface endpoints per AZ)")
     g.add_argument("--service-eips", type=int, default=None,
                    help="service EIPs per pair (default: the prices file's, 1)")
     g.add_argument("--cloudwatch", default="none", choices=CLOUDWATCH_SETS,

@@ -36,7 +36,7 @@ class Prices(unittest.TestCase):
         self.assertAlmostEqual(c.per_az, 260.0)
 
     def test_eipgate_public_ip_counts_every_line(self):
-        c = self.cost("eipgate", 0.1, 3)
+        c = self.cost("eipgate", 0.1, 3, management_access="PublicIp")
         self.assertEqual(c.sizing.instance, "small")
         want = {"public_ipv4_nat": 3 * 1 * 0.01 * 1000,           # one service EIP a pair
                 "public_ipv4_management": 6 * 0.01 * 1000,        # an EIP per instance
@@ -72,10 +72,12 @@ class Prices(unittest.TestCase):
 
     def test_ipv6_management_adds_nothing(self):
         ipv6 = self.cost("eipgate", 1, 2, management_access="Ipv6")
-        pub = self.cost("eipgate", 1, 2)
+        pub = self.cost("eipgate", 1, 2, management_access="PublicIp")
         self.assertAlmostEqual(pub.monthly - ipv6.monthly, 4 * 0.01 * 1000)
         self.assertFalse({"public_ipv4_management", "vpc_endpoints_hours"} & set(ipv6.items))
-        self.assertIn("planned", ipv6.deployment)
+        self.assertNotIn("planned", ipv6.deployment)   # built: the templates' default
+        self.assertEqual(m.Deployment().management_access, "Ipv6")
+        self.assertEqual(self.cost("eipgate", 1, 2).monthly, ipv6.monthly)
         with self.assertRaises(ValueError):
             self.cost("eipgate", 1, 2, management_access="Carrier")
 
@@ -244,11 +246,17 @@ class ByHand(unittest.TestCase):
                    + pairs * r["secrets_manager"]["secret_month"]
                    + instances * 7 * r["cloudwatch"]["custom_metric_month"]
                    + pairs * 2 * r["cloudwatch"]["alarm_standard_month"])
-        c = m.profile_cost(m.load_prices(REAL), "eipgate", m.Workload(1, 2), m.Measured(1.2e6, 4e5))
+        c = m.profile_cost(m.load_prices(REAL), "eipgate", m.Workload(1, 2), m.Measured(1.2e6, 4e5),
+                           deployment=m.Deployment("PublicIp"))
         self.assertEqual(c.sizing.instance, "t4g.nano")
         self.assertAlmostEqual(c.monthly, by_hand, places=6)
         row = self.readme_row(1, 2)
         self.assertEqual(row[1], f"${by_hand:,.2f} (t4g.nano)")
+        # Ipv6 (the default): the same without the management EIPs
+        ipv6 = by_hand - instances * 1 * r["public_ipv4"]["hourly"] * hours
+        c = m.profile_cost(m.load_prices(REAL), "eipgate", m.Workload(1, 2), m.Measured(1.2e6, 4e5))
+        self.assertAlmostEqual(c.monthly, ipv6, places=6)
+        self.assertEqual(row[3], f"${ipv6:,.2f} (t4g.nano)")
 
     def test_nat_gateway_10tb_2azs(self):
         r = self.raw

@@ -120,7 +120,12 @@ def render(spec, facts, secret_path="/etc/eipgate/ha.key"):
     if spec.get("allocation_id"):
         aws["service_address"]["allocation_id"] = spec["allocation_id"]
     if spec.get("endpoints"):
-        aws["endpoints"] = spec["endpoints"]
+        aws["endpoints"] = dict(spec["endpoints"])
+    if spec.get("management") == "Ipv6":
+        # No public IPv4 on the instance: EC2 over IPv6 to ec2.<region>.api.aws (the egress-only
+        # internet gateway); IMDS stays at its IPv4 link-local address (no gateway involved).
+        aws["ip_family"] = "ipv6"
+        aws.setdefault("endpoints", {})["dual_stack"] = True
     cfg["aws"] = aws
 
     # HA runs over the primary (management) ENI: it stays with the kernel whatever the data path.

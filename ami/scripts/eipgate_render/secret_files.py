@@ -14,11 +14,16 @@ def fetch_secret(spec, region):
         except ImportError:
             raise RuntimeError("the HA secret is in AWS but python3-botocore is not installed")
         session = botocore.session.get_session()
+        config = None
+        if spec.get("management") == "Ipv6":
+            # no public IPv4: the dual-stack endpoint (<service>.<region>.api.aws) over IPv6
+            from botocore.config import Config
+            config = Config(use_dualstack_endpoint=True)
         if "ha_secret_ssm" in spec:
-            c = session.create_client("ssm", region_name=region)
+            c = session.create_client("ssm", region_name=region, config=config)
             r = c.get_parameter(Name=spec["ha_secret_ssm"], WithDecryption=True)
             return r["Parameter"]["Value"].strip().encode()
-        c = session.create_client("secretsmanager", region_name=region)
+        c = session.create_client("secretsmanager", region_name=region, config=config)
         r = c.get_secret_value(SecretId=spec["ha_secret_arn"])
         return r["SecretString"].strip().encode()
     return None

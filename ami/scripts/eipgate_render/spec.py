@@ -31,6 +31,9 @@ TAGS = {
     # CloudWatch metric set published by eipgate-control: off | default | full (the templates'
     # CloudWatchMetrics parameter; an instance tag so that changing it replaces no instance).
     "eipgate:cloudwatch": ("cloudwatch", str),
+    # How the instance reaches the AWS APIs (the templates' ManagementAccess): Ipv6 | PublicIp |
+    # VpcEndpoints. Ipv6 renders aws.ip_family: ipv6 and aws.endpoints.dual_stack: true.
+    "eipgate:management": ("management", str),
 }
 
 # Tags of the cross-AZ fallback: together they give ONE rule of `fallback_for` (user data can give
@@ -52,8 +55,9 @@ KEYS = {
     "data_mac", "workers", "max_flows", "hugepages", "mtu", "tcp_mss_clamp", "log_level",
     "log_json", "ha_secret_ssm", "ha_secret_arn", "ha_secret_file", "ha_secret", "preempt",
     "heartbeat_interval", "miss_count", "hold_down", "probe_targets", "policy", "endpoints",
-    "overrides", "az", "fallback_for", "cloudwatch",
+    "overrides", "az", "fallback_for", "cloudwatch", "management",
 }
+MANAGEMENT = ("Ipv6", "PublicIp", "VpcEndpoints")
 # One fallback_for rule: what control/ha/config.cc reads, plus inside_prefixes (the rescued AZ's
 # private subnets, added to nat.inside_prefixes here; not part of the ha: rule).
 FALLBACK_KEYS = ("route_tables", "instances", "target", "after", "check_interval", "inside_prefixes")

@@ -4,8 +4,8 @@ booleans, addresses and prefixes follow the one grammar of every config file (gr
 import re
 
 from . import grammar
-from .spec import (CLOUDWATCH, DATA_PATHS, FALLBACK_KEYS, ID_RE, KEYS, MODES, SCHEMA_VERSION,
-                   ConfigError)
+from .spec import (CLOUDWATCH, DATA_PATHS, FALLBACK_KEYS, ID_RE, KEYS, MANAGEMENT, MODES,
+                   SCHEMA_VERSION, ConfigError)
 
 
 def _is_ipv4(s):
@@ -111,6 +111,8 @@ def validate(spec):
             errors.append("unknown key '%s'%s" % (k, grammar.did_you_mean(k, sorted(KEYS))))
     if spec.get("cloudwatch", "default") not in ("off", "default", "full"):
         errors.append("cloudwatch: %r is not one of off, default, full" % (spec.get("cloudwatch"),))
+    if spec.get("management", "PublicIp") not in MANAGEMENT:
+        errors.append("management: %r is not one of %s" % (spec.get("management"), ", ".join(MANAGEMENT)))
     if spec.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:
         errors.append("version: %r is not supported (this renderer reads %d)" % (spec.get("version"), SCHEMA_VERSION))
     prefixes = spec.get("inside_prefixes")

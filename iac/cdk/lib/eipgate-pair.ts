@@ -22,10 +22,25 @@ export enum DataPath {
 
 /** How the instances reach the EC2 and Secrets Manager APIs without their own NAT. */
 export enum ManagementAccess {
+  /**
+   * An IPv6 address on each management ENI: the dual-stack endpoints over the subnet's egress-only
+   * internet gateway, no public IPv4 (the subnet must be dual-stack, ::/0 to an egress-only gateway).
+   */
+  IPV6 = "Ipv6",
   /** An Elastic IP on each management ENI. */
   PUBLIC_IP = "PublicIp",
   /** Interface VPC endpoints you already have. */
   VPC_ENDPOINTS = "VpcEndpoints",
+}
+
+/** VPC Block Public Access: the exclusion of the public subnet (ami/OPERATOR.md). */
+export enum BlockPublicAccessExclusion {
+  /** No exclusion (BPA off, or excluded elsewhere). */
+  NONE = "none",
+  /** Outbound-initiated traffic through the internet gateway (under block-bidirectional). */
+  ALLOW_EGRESS = "allow-egress",
+  /** All internet gateway traffic (under block-ingress). */
+  ALLOW_BIDIRECTIONAL = "allow-bidirectional",
 }
 
 /** The metric set eipgate-control publishes to CloudWatch (namespace `eipgate`). */
@@ -68,8 +83,10 @@ export interface EipgatePairProps {
   readonly instanceType?: string;
   /** @default DataPath.AUTO */
   readonly dataPath?: DataPath;
-  /** @default ManagementAccess.PUBLIC_IP */
+  /** @default ManagementAccess.IPV6 */
   readonly managementAccess?: ManagementAccess;
+  /** Exclude the public subnet from VPC Block Public Access (one exclusion per subnet). @default NONE */
+  readonly blockPublicAccessExclusion?: BlockPublicAccessExclusion;
   /** Admit everything on the data ENIs so security groups track no connection. @default false */
   readonly untrackedDataPath?: boolean;
   /** Attach AmazonSSMManagedInstanceCore. @default true */
@@ -272,6 +289,7 @@ export class EipgatePair extends Construct {
         groupId: dataSg.ref, ipProtocol: "-1", cidrIp: "0.0.0.0/0", description: "all (untracked connections)",
       });
     }
+    const ipv6Mgmt = p.managementAccess === ManagementAccess.IPV6;
     const mgmtSg = new ec2.CfnSecurityGroup(this, "MgmtSg", {
       groupDescription: `eipgate ${name} management ENIs (HA heartbeats, AWS APIs)`,
       vpcId: p.vpcId,
@@ -279,6 +297,10 @@ export class EipgatePair extends Construct {
         { ipProtocol: "tcp", fromPort: 443, toPort: 443, cidrIp: "0.0.0.0/0", description: "EC2 / Secrets Manager / SSM APIs" },
         { ipProtocol: "tcp", fromPort: 80, toPort: 80, cidrIp: "0.0.0.0/0", description: "Debian security updates" },
         { ipProtocol: "udp", fromPort: 123, toPort: 123, cidrIp: "169.254.169.123/32", description: "Amazon Time Sync" },
+        ...(ipv6Mgmt ? [
+          { ipProtocol: "tcp", fromPort: 443, toPort: 443, cidrIpv6: "::/0", description: "EC2 / Secrets Manager dual-stack APIs over IPv6" },
+          { ipProtocol: "tcp", fromPort: 80, toPort: 80, cidrIpv6: "::/0", description: "Debian security updates over IPv6" },
+        ] : []),
       ],
       tags: [{ key: "Name", value: `eipgate-${name}-mgmt` }],
     });
@@ -303,6 +325,7 @@ export class EipgatePair extends Construct {
         groupSet: [sg.ref],
         sourceDestCheck: data ? false : undefined,
         secondaryPrivateIpAddressCount: service ? 1 : undefined,
+        ipv6AddressCount: !data && ipv6Mgmt ? 1 : undefined, // the API traffic's source address
         description,
         tags: [pairTag, { key: "eipgate:role", value: role }],
       });
@@ -323,6 +346,15 @@ export class EipgatePair extends Construct {
       networkInterfaceId: dataEniA.ref,
       privateIpAddress: this.servicePrivateIp,
     });
+    // VPC Block Public Access blocks the service EIP's internet gateway traffic (it exempts only
+    // NAT gateways and egress-only gateways); Ipv6 management leaves by an egress-only gateway.
+    if (p.blockPublicAccessExclusion !== BlockPublicAccessExclusion.NONE) {
+      new ec2.CfnVPCBlockPublicAccessExclusion(this, "BpaExclusionPublicSubnet", {
+        subnetId: p.publicSubnetId,
+        internetGatewayExclusionMode: p.blockPublicAccessExclusion,
+        tags: [{ key: "Name", value: `eipgate-${name}` }, pairTag],
+      });
+    }
     if (p.managementAccess === ManagementAccess.PUBLIC_IP) {
       for (const [ab, mgmtEni] of [["A", mgmtEniA], ["B", mgmtEniB]] as const) {
         const eip = new ec2.CfnEIP(this, `MgmtEip${ab}`, {
@@ -358,6 +390,8 @@ export class EipgatePair extends Construct {
       const tags = [
         { key: "Name", value: `eipgate-${name}-${ab}` },
         { key: "eipgate:cloudwatch", value: p.cloudWatchMetrics },
+        // Ipv6: eipgate-render-config configures the dual-stack endpoint over IPv6
+        { key: "eipgate:management", value: p.managementAccess },
       ];
       const fb = p.fallback;
       if (fb) {
@@ -466,7 +500,8 @@ export class EipgatePair extends Construct {
       ...props,
       instanceType: props.instanceType ?? "c6in.large",
       dataPath: props.dataPath ?? DataPath.AUTO,
-      managementAccess: props.managementAccess ?? ManagementAccess.PUBLIC_IP,
+      managementAccess: props.managementAccess ?? ManagementAccess.IPV6,
+      blockPublicAccessExclusion: props.blockPublicAccessExclusion ?? BlockPublicAccessExclusion.NONE,
       untrackedDataPath: props.untrackedDataPath ?? false,
       enableSsm: props.enableSsm ?? true,
       cloudWatchMetrics: props.cloudWatchMetrics ?? CloudWatchMetrics.DEFAULT,

@@ -4,7 +4,9 @@
 import { App, Stack } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import * as sns from "aws-cdk-lib/aws-sns";
-import { CloudWatchMetrics, DataPath, EipgatePair, EipgatePairProps, ManagementAccess } from "../lib";
+import {
+  BlockPublicAccessExclusion, CloudWatchMetrics, DataPath, EipgatePair, EipgatePairProps, ManagementAccess,
+} from "../lib";
 import { evaluateCfn, loadCfnTemplate, normalizeCdk } from "./cfn";
 
 const TOPIC = "arn:aws:sns:us-east-1:123456789012:ops";
@@ -35,7 +37,7 @@ const CASES: Case[] = [
       AdminCidr: "198.51.100.0/24", FallbackForRouteTableIds: "rtb-0b000000000000001,rtb-0b000000000000002",
       FallbackForInstanceIds: "i-0b000000000000001,i-0b000000000000002", FallbackForInsidePrefixes: "10.0.160.0/20",
       FallbackTarget: "nat-0123456789abcdef0", FallbackAfter: "10s", CloudWatchMetrics: "full", AlarmTopicArn: TOPIC,
-      DropAlarmThreshold: "50",
+      DropAlarmThreshold: "50", ManagementAccess: "PublicIp", BlockPublicAccessExclusion: "allow-egress",
     },
     cdk: (stack) => ({
       ...BASE_CDK, instanceType: "c7gn.medium", dataPath: DataPath.AF_XDP, untrackedDataPath: true, keyName: "ops",
@@ -46,7 +48,8 @@ const CASES: Case[] = [
         target: "nat-0123456789abcdef0", after: "10s",
       },
       cloudWatchMetrics: CloudWatchMetrics.FULL, alarmTopic: sns.Topic.fromTopicArn(stack, "Topic", TOPIC),
-      dropAlarmThreshold: 50,
+      dropAlarmThreshold: 50, managementAccess: ManagementAccess.PUBLIC_IP,
+      blockPublicAccessExclusion: BlockPublicAccessExclusion.ALLOW_EGRESS,
     }),
   },
   {

@@ -4,7 +4,7 @@ import { App, Aspects, Stack } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import * as sns from "aws-cdk-lib/aws-sns";
 import { AwsSolutionsChecks } from "cdk-nag";
-import { CloudWatchMetrics, EipgatePair, EipgatePairProps } from "../lib";
+import { BlockPublicAccessExclusion, CloudWatchMetrics, EipgatePair, EipgatePairProps, ManagementAccess } from "../lib";
 
 const PROPS: EipgatePairProps = {
   pairName: "use1-az1-0", vpcId: "vpc-0123456789abcdef0", publicSubnetId: "subnet-0123456789abcdef0",
@@ -22,17 +22,36 @@ test("snapshot (defaults)", () => {
   expect(synth().t.toJSON()).toMatchSnapshot();
 });
 
-test("an HA pair: two instances, four ENIs, one service EIP + two management EIPs, one route per table", () => {
+test("an HA pair: two instances, four ENIs, one service EIP (management over IPv6), one route per table", () => {
   const { t } = synth({ privateRouteTableIds: ["rtb-0a000000000000001", "rtb-0a000000000000002"] });
   t.resourceCountIs("AWS::EC2::Instance", 2);
   t.resourceCountIs("AWS::EC2::NetworkInterface", 4);
-  t.resourceCountIs("AWS::EC2::EIP", 3);
+  t.resourceCountIs("AWS::EC2::EIP", 1);
+  t.resourceCountIs("AWS::EC2::VPCBlockPublicAccessExclusion", 0);
+  expect(Object.values(t.findResources("AWS::EC2::NetworkInterface", { Properties: { Ipv6AddressCount: 1 } }))
+    .map((r) => r.Properties.Description).sort()).toEqual(["eipgate use1-az1-0 A management", "eipgate use1-az1-0 B management"]);
+  t.hasResourceProperties("AWS::EC2::Instance", {
+    Tags: Match.arrayWith([{ Key: "eipgate:management", Value: "Ipv6" }]),
+  });
+  t.hasResourceProperties("AWS::EC2::SecurityGroup", {
+    SecurityGroupEgress: Match.arrayWith([Match.objectLike({ CidrIpv6: "::/0", FromPort: 443 })]),
+  });
   t.resourceCountIs("AWS::EC2::Route", 2);
   t.hasResourceProperties("AWS::EC2::NetworkInterface", { SourceDestCheck: false, SecondaryPrivateIpAddressCount: 1 });
   t.hasResourceProperties("AWS::EC2::LaunchTemplate", {
     LaunchTemplateData: Match.objectLike({ MetadataOptions: Match.objectLike({ HttpTokens: "required", InstanceMetadataTags: "enabled" }) }),
   });
   t.hasResource("AWS::EC2::Route", { DependsOn: [Match.stringLikeRegexp("^PairInstanceA")] });
+});
+
+test("PublicIp management: two management EIPs, no IPv6; a BPA exclusion on request", () => {
+  const { t } = synth({ managementAccess: ManagementAccess.PUBLIC_IP,
+    blockPublicAccessExclusion: BlockPublicAccessExclusion.ALLOW_BIDIRECTIONAL });
+  t.resourceCountIs("AWS::EC2::EIP", 3);
+  expect(t.findResources("AWS::EC2::NetworkInterface", { Properties: { Ipv6AddressCount: 1 } })).toEqual({});
+  t.hasResourceProperties("AWS::EC2::VPCBlockPublicAccessExclusion", {
+    SubnetId: "subnet-0123456789abcdef0", InternetGatewayExclusionMode: "allow-bidirectional",
+  });
 });
 
 test("IAM: least privilege scoped by tags, PutMetricData only in namespace eipgate", () => {

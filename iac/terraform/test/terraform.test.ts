@@ -61,6 +61,7 @@ const RESOURCES: Record<string, { address: string; key?: string; counted?: boole
   DataEniB: { address: "aws_network_interface.data_b" },
   ServiceEip: { address: "aws_eip.service" },
   ServiceEipAssociation: { address: "aws_eip_association.service" },
+  BpaExclusionPublicSubnet: { address: "aws_vpc_block_public_access_exclusion.public_subnet", counted: true },
   MgmtEipA: { address: "aws_eip.mgmt_a", counted: true },
   MgmtEipAAssociation: { address: "aws_eip_association.mgmt_a" },
   MgmtEipB: { address: "aws_eip.mgmt_b", counted: true },
@@ -91,6 +92,7 @@ const TYPES: Record<string, string> = {
   "AWS::EC2::Instance": "aws_instance",
   "AWS::CloudWatch::Alarm": "aws_cloudwatch_metric_alarm",
   "AWS::EC2::Route": "aws_route",
+  "AWS::EC2::VPCBlockPublicAccessExclusion": "aws_vpc_block_public_access_exclusion",
 };
 /** Terraform-only resources: what CloudFormation does inside one resource. */
 const TF_EXTRAS = new Set([
@@ -98,6 +100,7 @@ const TF_EXTRAS = new Set([
   "aws_iam_role_policy.control", "aws_iam_role_policy_attachment.ssm", // Policies, ManagedPolicyArns
   "aws_vpc_security_group_egress_rule.data_all", "aws_vpc_security_group_egress_rule.mgmt_https",
   "aws_vpc_security_group_egress_rule.mgmt_http", "aws_vpc_security_group_egress_rule.mgmt_ntp", // SecurityGroupEgress
+  "aws_vpc_security_group_egress_rule.mgmt_https6", "aws_vpc_security_group_egress_rule.mgmt_http6", // its Fn::If rules
 ]);
 // What Ref and Fn::GetAtt of a CloudFormation resource are in Terraform.
 const REF_ATTR: Record<string, string> = {
@@ -172,8 +175,8 @@ function expandLocals(s: Json): Json {
 function varsOf(expr: Json, seen = new Set<string>()): Set<string> {
   const out = new Set<string>();
   const s = typeof expr === "string" ? expr : JSON.stringify(expr ?? "");
-  for (const m of s.matchAll(/\bvar\.([a-z_]+)/g)) out.add(m[1]);
-  for (const m of s.matchAll(/\blocal\.([a-z_]+)/g)) {
+  for (const m of s.matchAll(/\bvar\.([a-z0-9_]+)/g)) out.add(m[1]);
+  for (const m of s.matchAll(/\blocal\.([a-z0-9_]+)/g)) {
     const l = tf.locals[m[1]];
     if (seen.has(m[1]) || typeof l !== "string") continue; // object locals (alarms, tags) are data, not conditions
     seen.add(m[1]);
@@ -337,11 +340,17 @@ describe("security groups", () => {
 
   test("the same rules (protocol, ports, peer, description)", () => {
     const want: string[] = [];
+    const conditional: [string, number, string][] = [];
     for (const [id, raw] of Object.entries(cfn.Resources as Record<string, Json>)) {
       const [forEach, r] = Array.isArray(raw) ? [raw[0], Object.values(raw[2])[0] as Json] : [undefined, raw];
       const p = r.Properties;
       if (r.Type === "AWS::EC2::SecurityGroup") {
-        for (const e of p.SecurityGroupEgress) want.push(rule(SG[tfRef(id)], "egress", e.IpProtocol, e.FromPort, e.ToPort, canon(e.CidrIp), e.Description));
+        for (const item of p.SecurityGroupEgress) {
+          // an Fn::If rule (ManagementAccess=Ipv6): its rule, and the Terraform one is counted on the same inputs
+          const e = item["Fn::If"] ? item["Fn::If"][1] : item;
+          want.push(rule(SG[tfRef(id)], "egress", e.IpProtocol, e.FromPort, e.ToPort, canon(e.CidrIp ?? e.CidrIpv6), e.Description));
+          if (item["Fn::If"]) conditional.push([e.CidrIpv6, e.FromPort, item["Fn::If"][0]]);
+        }
       } else if (r.Type === "AWS::EC2::SecurityGroupIngress" || r.Type === "AWS::EC2::SecurityGroupEgress") {
         const peer = p.CidrIp !== undefined ? canon(p.CidrIp, forEach) : "sg:" + SG[canon(p.SourceSecurityGroupId ?? p.DestinationSecurityGroupId)];
         want.push(rule(SG[canon(p.GroupId)], r.Type.endsWith("Ingress") ? "ingress" : "egress", p.IpProtocol, p.FromPort, p.ToPort, peer, p.Description));
@@ -351,12 +360,18 @@ describe("security groups", () => {
     for (const dir of ["ingress", "egress"]) {
       for (const blocks of Object.values((tf.resource[`aws_vpc_security_group_${dir}_rule`] ?? {}) as Record<string, Json[]>)) {
         const r = blocks[0];
-        const peer = r.cidr_ipv4 !== undefined ? r.cidr_ipv4 : "sg:" + SG[r.referenced_security_group_id];
+        const peer = r.cidr_ipv4 ?? r.cidr_ipv6 ?? "sg:" + SG[r.referenced_security_group_id];
         got.push(rule(SG[r.security_group_id], dir, r.ip_protocol, r.from_port, r.to_port, peer, r.description));
       }
     }
     expect(got.sort()).toEqual(want.sort());
-    expect(want.length).toBe(10);
+    expect(want.length).toBe(12);
+    expect(conditional.length).toBe(2);
+    for (const [cidr, port, cond] of conditional) {
+      const r = Object.values(tf.resource.aws_vpc_security_group_egress_rule as Record<string, Json[]>)
+        .map((b) => b[0]).find((x) => x.cidr_ipv6 === cidr && Number(x.from_port) === port);
+      expect([...varsOf(r.count)].sort()).toEqual([...paramsOfCondition(cond)].sort());
+    }
   });
 
   test("groups: description, VPC, tags", () => {
@@ -379,9 +394,24 @@ describe("ENIs, addresses, instances, routes", () => {
       expect(r.security_groups).toEqual(canon(p.GroupSet));
       expect(r.source_dest_check).toEqual(p.SourceDestCheck);
       expect(r.private_ips_count).toEqual(p.SecondaryPrivateIpAddressCount);
+      if (p.Ipv6AddressCount) {
+        // Fn::If [Ipv6Mgmt, 1, NoValue] <-> local.ipv6_mgmt ? 1 : null
+        expect(p.Ipv6AddressCount["Fn::If"][1]).toBe(1);
+        expect([...varsOf(r.ipv6_address_count)]).toEqual([...paramsOfCondition(p.Ipv6AddressCount["Fn::If"][0])]);
+      } else {
+        expect(r.ipv6_address_count).toBeUndefined();
+      }
       expect(r.description).toBe(canon(p.Description));
       expect(r.tags).toEqual(tagsOf(p.Tags));
     }
+  });
+
+  test("VPC Block Public Access exclusion: the public subnet, the mode, tags", () => {
+    const p = cfn.Resources.BpaExclusionPublicSubnet.Properties;
+    const r = res("aws_vpc_block_public_access_exclusion.public_subnet");
+    expect(r.subnet_id).toBe(canon(p.SubnetId));
+    expect(r.internet_gateway_exclusion_mode).toBe(canon(p.InternetGatewayExclusionMode));
+    expect(r.tags).toEqual(tagsOf(p.Tags));
   });
 
   test("EIPs and their associations", () => {

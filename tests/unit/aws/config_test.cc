@@ -74,7 +74,46 @@ TEST(AwsConfig, MinimalEipModeTakesDefaults) {
   EXPECT_TRUE(r.config->region.empty());  // from IMDS
   EXPECT_EQ(r.config->service_address.mode, ServiceAddressMode::Eip);
   EXPECT_TRUE(r.config->endpoints.ec2.empty());
+  EXPECT_FALSE(r.config->endpoints.dual_stack);
+  EXPECT_EQ(r.config->ip_family, IpFamily::Any);
   EXPECT_EQ(r.config->retry.max_attempts, RetryPolicy{}.max_attempts);
+}
+
+TEST(AwsConfig, Ipv6ManagementUsesTheDualStackEndpoint) {
+  const auto r = parse_aws_config_text(R"(aws:
+  route_tables:
+    ids: [rtb-0aa00000000000001]
+  service_address:
+    mode: eip
+    allocation_id: eipalloc-0aa00000000000001
+  ip_family: ipv6
+  endpoints:
+    dual_stack: true
+    imds: "http://[fd00:ec2::254]"
+)",
+                                       "v6.yaml");
+  ASSERT_TRUE(r.config) << r.errors.front().to_string();
+  EXPECT_EQ(r.config->ip_family, IpFamily::V6);
+  EXPECT_TRUE(r.config->endpoints.dual_stack);
+  EXPECT_TRUE(r.config->endpoints.ec2.empty());
+  EXPECT_EQ(r.config->endpoints.imds, "http://[fd00:ec2::254]");
+}
+
+TEST(AwsConfig, Ipv6WithAnExplicitEndpointNeedsNoDualStackFlag) {
+  const auto r = parse_aws_config_text(R"(aws:
+  route_tables:
+    ids: [rtb-0aa00000000000001]
+  service_address:
+    mode: eip
+    allocation_id: eipalloc-0aa00000000000001
+  ip_family: ipv6
+  endpoints:
+    ec2: "http://[fd00:255::1]:8080"
+)",
+                                       "v6.yaml");
+  ASSERT_TRUE(r.config) << r.errors.front().to_string();
+  EXPECT_EQ(r.config->endpoints.ec2, "http://[fd00:255::1]:8080");
+  EXPECT_FALSE(r.config->endpoints.dual_stack);
 }
 
 TEST(AwsConfig, ParsesTheNodeDirectly) {
@@ -163,6 +202,18 @@ INSTANTIATE_TEST_SUITE_P(
                           "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
                           "  endpoints:\n    ec2: ftp://example\n",
                           8, "not an http(s) URL"},
+                      Bad{"bad ip family",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
+                          "  ip_family: inet6\n",
+                          7, "'inet6' is not 'any', 'ipv4' or 'ipv6'"},
+                      Bad{"ipv6 with the ipv4-only endpoint",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
+                          "  ip_family: ipv6\n  endpoints:\n    dual_stack: false\n",
+                          7, "ipv6 needs endpoints.dual_stack: true"},
+                      Bad{"dual stack not a boolean",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
+                          "  endpoints:\n    dual_stack: maybe\n",
+                          8, "'maybe' is not a boolean"},
                       Bad{"duration without unit",
                           "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
                           "  retry:\n    base_delay: 100\n",

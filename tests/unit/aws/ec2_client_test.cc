@@ -37,6 +37,62 @@ Ec2Options options() {
   return o;
 }
 
+TEST(Ec2Client, DualStackUsesTheApiAwsEndpointOverIpv6) {
+  ScriptedTransport http;
+  StaticCredentialsProvider cp(creds());
+  FakeTime t;
+  Ec2Options o = options();
+  o.dual_stack = true;
+  o.ip_family = IpFamily::V6;
+  Ec2Client ec2(http, cp, o, t.env());
+  http.push(200, kOk);
+  ec2.replace_route("rtb-0aa00000000000001", "0.0.0.0/0", "eni-0b");
+  ASSERT_EQ(http.requests.size(), 1u);
+  EXPECT_EQ(http.requests[0].url, "https://ec2.eu-west-1.api.aws/");
+  EXPECT_EQ(http.requests[0].ip_family, IpFamily::V6);
+  ASSERT_TRUE(http.requests[0].sigv4.has_value());
+  EXPECT_EQ(http.requests[0].sigv4->service, "ec2");  // same signing name on either endpoint
+}
+
+TEST(Ec2Client, DefaultEndpointLeavesTheAddressFamilyToTheResolver) {
+  ScriptedTransport http;
+  StaticCredentialsProvider cp(creds());
+  FakeTime t;
+  Ec2Client ec2(http, cp, options(), t.env());
+  http.push(200, kOk);
+  ec2.replace_route("rtb-0aa00000000000001", "0.0.0.0/0", "eni-0b");
+  ASSERT_EQ(http.requests.size(), 1u);
+  EXPECT_EQ(http.requests[0].ip_family, IpFamily::Any);
+}
+
+TEST(Ec2Client, ExplicitEndpointWinsOverDualStack) {
+  ScriptedTransport http;
+  StaticCredentialsProvider cp(creds());
+  FakeTime t;
+  Ec2Options o = options();
+  o.dual_stack = true;
+  o.ip_family = IpFamily::V6;
+  o.endpoint = "http://[fd00:255::1]:8080";
+  Ec2Client ec2(http, cp, o, t.env());
+  http.push(200, kOk);
+  ec2.replace_route("rtb-0aa00000000000001", "0.0.0.0/0", "eni-0b");
+  ASSERT_EQ(http.requests.size(), 1u);
+  EXPECT_EQ(http.requests[0].url, "http://[fd00:255::1]:8080/");
+}
+
+TEST(Ec2Client, RefusesIpv6WithTheIpv4OnlyEndpoint) {
+  ScriptedTransport http;
+  StaticCredentialsProvider cp(creds());
+  Ec2Options o = options();
+  o.ip_family = IpFamily::V6;
+  try {
+    Ec2Client ec2(http, cp, o);
+    FAIL() << "expected AwsError";
+  } catch (const AwsError& e) {
+    EXPECT_EQ(e.code(), "NoIpv6Endpoint");
+  }
+}
+
 TEST(Ec2Client, SendsSignedFormPostToTheRegionalEndpoint) {
   ScriptedTransport http;
   StaticCredentialsProvider cp(creds());
