@@ -200,32 +200,6 @@ void Engine::set_sync(bool on, uint32_t refresh_s) {
   if (!on) impl_->sync_records.clear();
 }
 
-void Engine::Impl::txlog_emit(uint32_t i, TxEvent ev, TxEnd end, bool synced) {
-  TxLogRecord* r = txlog.push_slot();
-  if (r == nullptr) {
-    ++txlog_lost;
-    return;
-  }
-  const Flow& f = pool[i];
-  r->time_ms = now;
-  r->inside_ip = to_host(f.inside_ip);
-  r->outside_ip = to_host(f.outside_ip);
-  r->remote_ip = to_host(f.remote_ip);
-  r->inside_port = to_host16(f.inside_port);
-  r->outside_port = to_host16(f.outside_port);
-  r->remote_port = to_host16(f.remote_port);
-  r->proto = f.proto;
-  r->event = ev;
-  r->end = end;
-  r->synced = synced;
-  r->rule_id = txmeta[i].rule;
-  if (ev == TxEvent::Close) {
-    r->bytes_out = f.bytes_out;
-    r->bytes_in = f.bytes_in;
-    r->duration_ms = now - txmeta[i].opened;
-  }
-}
-
 void Engine::set_translation_log(bool on) {
   Impl& m = *impl_;
   if (on && !m.txlog_on) {

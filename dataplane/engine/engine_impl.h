@@ -231,8 +231,33 @@ struct Engine::Impl {
   std::vector<TxMeta> txmeta;
   bool txlog_on = false;
   uint64_t txlog_lost = 0;
-  void txlog_emit(uint32_t i, TxEvent ev, TxEnd end, bool synced);
-  void txlog_open(uint32_t i, uint32_t rule, bool synced) {
+  // Every field set once (no zeroing first): this runs for every new connection.
+  void txlog_emit(uint32_t i, TxEvent ev, TxEnd end, bool synced) {
+    TxLogRecord* r = txlog.push_slot_uninit();
+    if (r == nullptr) {
+      ++txlog_lost;
+      return;
+    }
+    const Flow& f = pool[i];
+    const TxMeta& m = txmeta[i];
+    r->time_ms = now;
+    r->inside_ip = to_host(f.inside_ip);
+    r->outside_ip = to_host(f.outside_ip);
+    r->remote_ip = to_host(f.remote_ip);
+    r->inside_port = to_host16(f.inside_port);
+    r->outside_port = to_host16(f.outside_port);
+    r->remote_port = to_host16(f.remote_port);
+    r->proto = f.proto;
+    r->event = ev;
+    r->end = end;
+    r->synced = synced;
+    r->rule_id = m.rule;
+    const bool close = ev == TxEvent::Close;
+    r->bytes_out = close ? f.bytes_out : 0;
+    r->bytes_in = close ? f.bytes_in : 0;
+    r->duration_ms = close ? now - m.opened : 0;
+  }
+  [[gnu::noinline]] void txlog_open(uint32_t i, uint32_t rule, bool synced) {
     txmeta[i] = TxMeta{now, rule};
     txlog_emit(i, TxEvent::Open, TxEnd::None, synced);
   }
