@@ -420,6 +420,8 @@ struct Dataplane::Impl {
   void log_denials(uint64_t now_ms);
   // translation_log.cc: drains the workers' translation records to the file (main lcore).
   void write_translations();
+  // After the workers stopped: every record left in their engines and rings, written.
+  void flush_translations();
   [[nodiscard]] admin::TranslationLogReport translation_log_report() const;
   void retarget_resolver();
   std::shared_ptr<const DataplaneConfig> running_config();

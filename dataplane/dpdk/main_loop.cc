@@ -281,6 +281,7 @@ int Dataplane::run() {
   server.stop();
   if (m.resolver) m.resolver->stop();
   rte_eal_mp_wait_lcore();
+  m.flush_translations();  // the workers have stopped: what they had not handed over yet
   // Final statistics, so a stopped instance still tells what it did.
   for (const auto& w : m.workers) {
     std::string line;

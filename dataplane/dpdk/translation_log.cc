@@ -1,6 +1,7 @@
 // The translation log on the main lcore: the workers' rings of engine::TxLogRecord drained to
 // JSON lines in a size-rotated file (dataplane/admin/translation_log.h). File I/O happens here
 // only, never on a worker; a worker whose ring is full counts the records and moves on.
+#include <algorithm>
 #include <chrono>
 
 #include "common/log.h"
@@ -63,6 +64,24 @@ void Dataplane::Impl::write_translations() {
     }
   }
   txlog_rotations.fetch_add(txlog_file->rotations() - rotations, std::memory_order_relaxed);
+}
+
+void Dataplane::Impl::flush_translations() {
+  if (!cfg.translation_log.enabled) return;
+  engine::TxLogRecord t[64];
+  for (;;) {
+    bool more = false;
+    for (const auto& w : workers) {
+      if (w->txlog == nullptr) continue;
+      const unsigned room = std::min<unsigned>(64, rte_ring_free_count(w->txlog));
+      if (const uint32_t n = w->eng->drain_translations(t, room)) {
+        rte_ring_sp_enqueue_burst_elem(w->txlog, t, sizeof t[0], n, nullptr);
+      }
+      more |= rte_ring_count(w->txlog) != 0;
+    }
+    if (!more) return;
+    write_translations();
+  }
 }
 
 admin::TranslationLogReport Dataplane::Impl::translation_log_report() const {
