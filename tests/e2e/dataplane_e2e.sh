@@ -511,6 +511,12 @@ if read -r TX_OUT TX_T < <(txlog_closed 2>/dev/null); then
   check "eipgatectl who ${TX_OUT} --at ${TX_T} names 10.0.1.10:47001" bash -c \
     "'${CTL}' who '${TX_OUT}' --at '${TX_T}' --log '${TXLOG}' | tee /dev/stderr | grep -q '^10.0.1.10:47001 -> 198.51.100.7:8080'"
 fi
+# HA: the flow installed from the peer's sync above (standby) has its open record, marked synced,
+# so the node that takes over can answer for it.
+check "translation log: the synced flow's open record (synced: true)" bash -c \
+  "grep '\"in\":\"10.0.1.10:5555\"' '${TXLOG}' | grep '\"ev\":\"open\"' | grep '\"out\":\"203.0.113.1:1270\"' | grep -q '\"synced\":true'"
+check "eipgatectl who 203.0.113.1:1270 names the synced flow's inside host" bash -c \
+  "'${CTL}' who 203.0.113.1:1270 --at \$(date +%s) --log '${TXLOG}' | tee /dev/stderr | grep -q '^10.0.1.10:5555 -> 198.51.100.7:7100 .*(taken over)'"
 check "stats: translation_log records written, none dropped" bash -c \
   "'${CTL}' --socket '${WORK}/dp.sock' --json stats | /usr/bin/python3 -c 'import json,sys; t=json.load(sys.stdin)[\"translation_log\"]; print(t); sys.exit(not (t[\"enabled\"] and t[\"records_written\"] >= 2 and t[\"records_dropped\"] == 0))'"
 check "reload back to the original config" ctl reload "${WORK}/dp.yaml"
