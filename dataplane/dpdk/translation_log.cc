@@ -29,8 +29,9 @@ void Dataplane::Impl::write_translations() {
   // difference, its wall-clock time now minus that age.
   const auto mono = static_cast<uint32_t>(now_ns() / 1000000);
   const uint64_t wall = wall_ms();
-  const auto running = running_config();
-  const policy::CompiledPolicy* pol = running->engine.policy.get();
+  // The policy names the rules; looked up (under admin_mu) only when there is something to write.
+  std::shared_ptr<const DataplaneConfig> running;
+  const policy::CompiledPolicy* pol = nullptr;
   engine::TxLogRecord t[64];
   uint64_t lines = 0;
   txlog_buf.clear();
@@ -41,6 +42,10 @@ void Dataplane::Impl::write_translations() {
     for (int rounds = 0; rounds < 64 && (n = rte_ring_sc_dequeue_burst_elem(
                                              w->txlog, t, sizeof t[0], 64, nullptr)) > 0;
          ++rounds) {
+      if (!running) {
+        running = running_config();
+        pol = running->engine.policy.get();
+      }
       for (unsigned i = 0; i < n; ++i) {
         const auto& r = t[i];
         const uint32_t age = mono - static_cast<uint32_t>(r.time_ms);
