@@ -21,3 +21,4 @@ run() {  # name, count, args...
 run "established, 1k flows" 320000 1000 320000
 run "established, 1M flows" 320000 1048576 320000
 run "new TCP connections" 320000 new 320000
+run "new TCP connections, txlog on" 320000 new-log 320000

@@ -77,7 +77,8 @@ bool parse_daemon_config(const std::string& text, const std::string& file, Daemo
         yaml_schema::map_entries(root, 1, "",
                                  {"mode", "ports", "interface", "next_hop", "nat", "timeouts",
                                   "workers", "eal", "exception_path", "admin", "logging", "polling",
-                                  "probe", "fastpath", "policy", "aws", "ha", "cloudwatch"},
+                                  "probe", "fastpath", "translation_log", "policy", "aws", "ha",
+                                  "cloudwatch"},
                                  &issues);
     for (auto& i : issues) all.push_back(SchemaError{file, i.line, std::move(i.reason)});
     const yaml_schema::Entry* ha_entry = nullptr;

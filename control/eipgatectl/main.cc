@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "dataplane/admin/admin_client.h"
+#include "dataplane/admin/translation_log.h"
+#include "dataplane/config/dataplane_config.h"
 
 #ifndef EIPGATE_VERSION
 #define EIPGATE_VERSION "unknown"
@@ -32,6 +34,7 @@ constexpr int kExitUsage = 2;        // bad command line
 constexpr int kExitUnreachable = 3;  // no socket, I/O error, timeout, malformed answer
 constexpr int kExitUnhealthy = 4;    // health status is not "ok"
 constexpr int kExitNoAnswer = 5;     // probe: no answer in time, or ICMP unreachable
+constexpr int kExitNotFound = 6;     // who: no connection used that outside tuple then
 
 constexpr const char* kDefaultSocket = "/run/eipgate/dataplane.sock";
 constexpr const char* kDefaultControlSocket = "/run/eipgate/control.sock";
@@ -463,6 +466,67 @@ int run_probe(const std::string& socket_path, const std::string& address, uint16
   return state == "syn-ack" || state == "rst" ? kExitOk : kExitNoAnswer;
 }
 
+// `who`: which inside address:port used an outside address:port at a time, from the local
+// translation log (current file and rotated ones).
+int run_who(const std::string& tuple, const std::string& at, std::string log_path,
+            const std::string& config_path, bool as_json) {
+  uint64_t at_ms = 0;
+  if (!eipgate::txlog::parse_time(at, &at_ms)) {
+    std::cerr << "eipgatectl: --at '" << at
+              << "' is neither ISO 8601 (2026-12-05T12:34:56Z) nor unix seconds\n";
+    return kExitUsage;
+  }
+  if (tuple.find(':') == std::string::npos) {
+    std::cerr << "eipgatectl: '" << tuple << "' is not <outside-ip>:<port>\n";
+    return kExitUsage;
+  }
+  if (log_path.empty()) {
+    const auto loaded = eipgate::dataplane::load_config(config_path);
+    if (!loaded.config) {
+      std::cerr << "eipgatectl: " << loaded.error->to_string() << '\n';
+      return kExitUsage;
+    }
+    log_path = loaded.config->translation_log.path;
+  }
+  const std::vector<std::string> files = eipgate::txlog::log_files(log_path);
+  if (files.empty()) {
+    std::cerr << "eipgatectl: no translation log at " << log_path << " (nor rotated files)\n";
+    return kExitUnreachable;
+  }
+  uint64_t bad = 0;
+  const auto uses = eipgate::txlog::who(files, tuple, at_ms, &bad);
+  if (bad != 0) std::cerr << "eipgatectl: " << bad << " unreadable line(s) skipped\n";
+  if (as_json) {
+    json out = json::array();
+    for (const auto& u : uses) {
+      json j = {{"proto", u.proto},
+                {"inside", u.inside},
+                {"outside", u.outside},
+                {"remote", u.remote},
+                {"open", eipgate::txlog::iso8601_ms(u.open_ms)},
+                {"close", u.close_ms ? json(eipgate::txlog::iso8601_ms(*u.close_ms)) : json()},
+                {"end", u.end.empty() ? json() : json(u.end)},
+                {"rule", u.rule.empty() ? json() : json(u.rule)},
+                {"synced", u.synced}};
+      out.push_back(std::move(j));
+    }
+    std::cout << out.dump(2) << '\n';
+  } else if (uses.empty()) {
+    std::cout << "no connection used " << tuple << " at " << eipgate::txlog::iso8601_ms(at_ms)
+              << " (" << files.size() << " file(s) read)\n";
+  } else {
+    for (const auto& u : uses) {
+      std::cout << u.inside << " -> " << u.remote << " via " << u.outside << " " << u.proto
+                << " open " << eipgate::txlog::iso8601_ms(u.open_ms) << " close "
+                << (u.close_ms ? eipgate::txlog::iso8601_ms(*u.close_ms) : std::string("-"))
+                << (u.end.empty() ? "" : " end " + u.end)
+                << (u.rule.empty() ? "" : " rule " + u.rule) << (u.synced ? " (taken over)" : "")
+                << '\n';
+    }
+  }
+  return uses.empty() ? kExitNotFound : kExitOk;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{
       "eipgatectl: inspect and control a running eipgate-dataplane.\n"
@@ -527,6 +591,17 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(0.01, 60.0))
       ->capture_default_str();
 
+  auto* who = app.add_subcommand(
+      "who", "which inside address:port used an outside address:port at a time (exit 6: none)");
+  std::string who_tuple, who_at, who_log;
+  std::string who_config = "/etc/eipgate/eipgate.yaml";
+  who->add_option("TUPLE", who_tuple, "<outside-ip>:<port>")->required();
+  who->add_option("--at", who_at, "ISO 8601 time (2026-12-05T12:34:56Z) or unix seconds")
+      ->required();
+  who->add_option("--log", who_log, "translation log file (default: the config's path)");
+  who->add_option("--config", who_config, "dataplane config naming translation_log.path")
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -538,6 +613,7 @@ int run(int argc, char** argv) {
     std::cerr << app.help();
     return kExitUsage;
   }
+  if (who->parsed()) return run_who(who_tuple, who_at, who_log, who_config, as_json);
   if (probe->parsed()) {
     return run_probe(socket_path, probe_address, probe_port, probe_wait_s, as_json, timeout_s);
   }

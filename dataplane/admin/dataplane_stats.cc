@@ -81,6 +81,14 @@ nlohmann::json dataplane_stats_to_json(const DataplaneStats& s) {
                    {"denials_logged", s.policy->denials_logged},
                    {"denials_not_logged", s.policy->denials_not_logged}};
   }
+  const TranslationLogReport& tl = s.translation_log;
+  j["translation_log"] = {{"enabled", tl.enabled},
+                          {"path", tl.path},
+                          {"records_written", tl.records_written},
+                          {"records_dropped", tl.records_dropped},
+                          {"bytes_written", tl.bytes_written},
+                          {"rotations", tl.rotations},
+                          {"write_errors", tl.write_errors}};
   const SyncReport& y = s.sync;
   nlohmann::json refused_by_reason = nlohmann::json::object();
   for (size_t r = 1; r < engine::kSyncRefusalCount; ++r) {

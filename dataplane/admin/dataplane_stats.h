@@ -135,6 +135,18 @@ struct FastPathReport {
   FastPathCounters glue;
 };
 
+// The translation log (dataplane/README.md): records written to the file, records dropped (an
+// engine's ring full, the worker's ring to the main lcore full, or a failed write), files rotated.
+struct TranslationLogReport {
+  bool enabled = false;
+  std::string path;
+  uint64_t records_written = 0;
+  uint64_t records_dropped = 0;
+  uint64_t bytes_written = 0;
+  uint64_t rotations = 0;
+  uint64_t write_errors = 0;
+};
+
 struct DataplaneStats {
   std::vector<engine::EngineStats> engines;  // index = worker id
   std::vector<WorkerIo> io;                  // index = worker id
@@ -144,12 +156,13 @@ struct DataplaneStats {
   std::optional<PolicyReport> policy;  // absent without a policy
   SyncReport sync;
   FastPathReport fastpath;
+  TranslationLogReport translation_log;
 };
 
 // The "stats" result: stats_to_json(engines) plus "io", "main", "glue_drops" (every reason, the
 // workers' and the main lcore's together; each "io" entry has its worker's own), "xdp_steer" (when
-// any port is steered), "ports" (with "allowance" when the PMD has ENA's counters), "policy" and
-// "sync".
+// any port is steered), "ports" (with "allowance" when the PMD has ENA's counters), "policy",
+// "sync" and "translation_log".
 [[nodiscard]] nlohmann::json dataplane_stats_to_json(const DataplaneStats& s);
 
 // The "xstats" result: every port's xstats; age_ms null before the first reading.

@@ -154,12 +154,13 @@ void parse_timeouts(const Parser& p, const Value& v, engine::Timeouts* t) {
 DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
   if (root.IsNull()) p.fail(0, "the configuration is empty");
   const Value root_value{root, root.Mark().line + 1, ""};
-  const Section top(p, root_value,
-                    {"mode", "ports", "interface", "next_hop", "nat", "timeouts", "workers", "eal",
-                     "exception_path", "admin", "logging", "polling", "probe", "fastpath",
-                     // eipgate-control's sections of the same file (control/aws, control/ha,
-                     // control/daemon): that process validates them; the dataplane leaves them.
-                     "aws", "ha", "policy", "cloudwatch"});
+  const Section top(
+      p, root_value,
+      {"mode", "ports", "interface", "next_hop", "nat", "timeouts", "workers", "eal",
+       "exception_path", "admin", "logging", "polling", "probe", "fastpath", "translation_log",
+       // eipgate-control's sections of the same file (control/aws, control/ha,
+       // control/daemon): that process validates them; the dataplane leaves them alone.
+       "aws", "ha", "policy", "cloudwatch"});
   DataplaneConfig cfg;
   cfg.source_file = p.file();
   engine::EngineConfig& eng = cfg.engine;
@@ -475,6 +476,20 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
     }
     if (auto v = s.get("rx_interrupts")) cfg.polling.rx_interrupts = boolean(p, *v);
   }
+  if (auto tl = top.get_section("translation_log")) {
+    const Section s(p, *tl, {"enabled", "path", "max_bytes", "keep"});
+    TranslationLogConfig& t = cfg.translation_log;
+    if (auto v = s.get("enabled")) t.enabled = boolean(p, *v);
+    if (auto v = s.get("path")) {
+      t.path = scalar(p, *v);
+      if (t.path.empty() || t.path[0] != '/')
+        p.fail(*v, quoted(t.path) + " is not an absolute path");
+      if (t.path.back() == '/') p.fail(*v, quoted(t.path) + " names a directory, not a file");
+    }
+    // At least 4 KiB, so a file always holds some records; at most 1 TiB.
+    if (auto v = s.get("max_bytes")) t.max_bytes = count(p, *v, 4096, 1ull << 40);
+    if (auto v = s.get("keep")) t.keep = static_cast<uint32_t>(integer(p, *v, 0, 1000));
+  }
   if (auto fp = top.get_section("fastpath")) {
     const Section s(p, *fp, {"enabled"});
     if (auto v = s.get("enabled")) cfg.fastpath.enabled = boolean(p, *v);
@@ -572,6 +587,12 @@ std::string restart_required(const DataplaneConfig& running, const DataplaneConf
   if (running.engine.max_flows != next.engine.max_flows) return "nat.max_flows";
   if (running.polling.rx_interrupts != next.polling.rx_interrupts) return "polling.rx_interrupts";
   if (running.fastpath.enabled != next.fastpath.enabled) return "fastpath.enabled";
+  if (running.translation_log.enabled != next.translation_log.enabled ||
+      running.translation_log.path != next.translation_log.path ||
+      running.translation_log.max_bytes != next.translation_log.max_bytes ||
+      running.translation_log.keep != next.translation_log.keep) {
+    return "translation_log";
+  }
   // The engine's own list (engine/config.h), under the YAML names an operator edits.
   const std::string field = engine::restart_field(running.engine, next.engine);
   if (field == "outside_addrs") return "nat.outside_addresses";

@@ -79,6 +79,15 @@ struct FastPathConfig {
   bool enabled = true;
 };
 
+// Translation log (dataplane/README.md): a JSON line per connection opened and closed, written
+// by the main lcore to a local file rotated by size. Off by default.
+struct TranslationLogConfig {
+  bool enabled = false;
+  std::string path = "/var/log/eipgate/translations.jsonl";
+  uint64_t max_bytes = 100ull << 20;  // a file is rotated before it would grow past this
+  uint32_t keep = 10;                 // rotated files kept: path.1 (newest) .. path.<keep>
+};
+
 struct DataplaneConfig {
   std::string source_file;  // for messages
   ArmMode mode = ArmMode::OneArmed;
@@ -98,6 +107,7 @@ struct DataplaneConfig {
   LoggingConfig logging;
   PollingConfig polling;
   FastPathConfig fastpath;
+  TranslationLogConfig translation_log;
   // Egress probes (probe.source): the address probes are sent from, inside an inside prefix and
   // never a real host's. Default: the first inside prefix's network + 3, which AWS reserves in
   // every subnet ("for future use"), so no instance or Lambda can hold it.

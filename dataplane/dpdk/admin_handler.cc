@@ -89,6 +89,7 @@ class DataplaneAdminHandler final : public admin::AdminHandler {
     s.sync.records_received = m_.sync_received.load(std::memory_order_relaxed);
     s.sync.malformed = m_.sync_malformed.load(std::memory_order_relaxed);
     s.sync.snapshots = m_.sync_snapshots.load(std::memory_order_relaxed);
+    s.translation_log = m_.translation_log_report();
     return s;
   }
 

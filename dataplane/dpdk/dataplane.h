@@ -30,6 +30,7 @@ struct WorkerStatus {
   // Peer records refused by the engine, by engine::SyncRefusal (index 0, none, stays 0).
   std::array<uint64_t, engine::kSyncRefusalCount> sync_refused{};
   uint64_t sync_overflows = 0;       // records the engine could not buffer
+  uint64_t txlog_lost = 0;           // translation records the engine could not buffer
   std::vector<uint64_t> rule_hits;   // egress policy hits by rule id (this worker's engine)
   admin::GlueDrops drops{};          // what this worker lost in the glue, by reason
   admin::FastPathCounters fastpath;  // what its glue did with the engine's offload records

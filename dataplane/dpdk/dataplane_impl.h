@@ -26,7 +26,9 @@
 #include "bpf/steer_loader.h"
 #include "common/unix_socket_server.h"
 #include "dataplane/admin/admin_server.h"
+#include "dataplane/admin/dataplane_stats.h"
 #include "dataplane/admin/port_xstats.h"
+#include "dataplane/admin/translation_log.h"
 #include "dataplane/dpdk/arp.h"
 #include "dataplane/dpdk/dataplane.h"
 #include "dataplane/dpdk/exception_path.h"
@@ -189,6 +191,7 @@ struct alignas(64) WorkerContext {
   uint64_t sync_applied = 0;
   std::array<uint64_t, engine::kSyncRefusalCount> sync_refused{};  // by engine::SyncRefusal
   rte_ring* denials = nullptr;  // engine::DenyRecord elements -> main lcore (audit log)
+  rte_ring* txlog = nullptr;    // engine::TxLogRecord elements -> main lcore (translation log)
   std::atomic<uint64_t> cfg_acked{0};
   std::string cfg_error;  // written before cfg_acked is released
   // The kernel fast path (fastpath_glue.cc): this worker's view of the inside and outside ports'
@@ -251,6 +254,12 @@ struct Dataplane::Impl {
   uint64_t deny_tokens_ms = 0;
   uint64_t deny_suppressed_pending = 0;
   std::atomic<uint64_t> denials_logged{0}, denials_unlogged{0};
+  // Translation log (translation_log.cc): the workers' rings drained to a rotating file.
+  std::unique_ptr<txlog::RotatingFile> txlog_file;
+  std::string txlog_buf;
+  std::atomic<uint64_t> txlog_ring_dropped{0};  // a worker's ring to the main lcore was full
+  std::atomic<uint64_t> txlog_written{0}, txlog_write_dropped{0}, txlog_bytes{0},
+      txlog_rotations{0}, txlog_write_errors{0};
 
   // HA role (admin ha_role) and the sync socket eipgate-control connects to (control/ha).
   enum : int { kRoleNone = 0, kRoleActive = 1, kRoleStandby = 2 };
@@ -409,6 +418,11 @@ struct Dataplane::Impl {
 
   // main_loop.cc: configuration generations, the host path, the audit log, the main lcore.
   void log_denials(uint64_t now_ms);
+  // translation_log.cc: drains the workers' translation records to the file (main lcore).
+  void write_translations();
+  // After the workers stopped: every record left in their engines and rings, written.
+  void flush_translations();
+  [[nodiscard]] admin::TranslationLogReport translation_log_report() const;
   void retarget_resolver();
   std::shared_ptr<const DataplaneConfig> running_config();
   uint64_t publish_config(std::shared_ptr<const DataplaneConfig> next);

@@ -272,6 +272,13 @@ std::string Dataplane::init(const DataplaneConfig& cfg, const std::string& progr
     wk->denials = rte_ring_create_elem(dn.c_str(), sizeof(engine::DenyRecord), 1024, SOCKET_ID_ANY,
                                        RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (!wk->denials) return std::string("deny ring: ") + rte_strerror(rte_errno);
+    if (cfg.translation_log.enabled) {
+      const std::string tn = "eipgate_txl" + std::to_string(w);
+      wk->txlog = rte_ring_create_elem(tn.c_str(), sizeof(engine::TxLogRecord), 1u << 14,
+                                       SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+      if (!wk->txlog) return std::string("translation log ring: ") + rte_strerror(rte_errno);
+      wk->eng->set_translation_log(true);
+    }
     m.workers.push_back(std::move(wk));
   }
   m.setup_fastpath();

@@ -216,6 +216,7 @@ void Dataplane::Impl::main_loop() {
     changed |= poll_steered_arp(now_ms);
     if (sync_poll()) ++k;
     log_denials(now_ms);
+    write_translations();
     if (const uint64_t g = announce_gen.load(std::memory_order_acquire);
         g != announce_done.load(std::memory_order_relaxed)) {
       const uint64_t before = garps_sent;
@@ -280,6 +281,7 @@ int Dataplane::run() {
   server.stop();
   if (m.resolver) m.resolver->stop();
   rte_eal_mp_wait_lcore();
+  m.flush_translations();  // the workers have stopped: what they had not handed over yet
   // Final statistics, so a stopped instance still tells what it did.
   for (const auto& w : m.workers) {
     std::string line;

@@ -40,6 +40,7 @@ void Dataplane::Impl::publish(WorkerContext& w) {
   w.local.sync_applied = w.sync_applied;
   w.local.sync_refused = w.sync_refused;
   w.local.sync_overflows = w.eng->sync_overflows();
+  w.local.txlog_lost = w.eng->translations_lost();
   w.local.rule_hits = w.eng->rule_hits();
   progress.store(w.index, w.local.loops);
   std::lock_guard lock(w.pub_mu);
@@ -174,6 +175,17 @@ uint32_t Dataplane::Impl::sync_step(WorkerContext& w) {
     if (const uint32_t n = w.eng->drain_denials(d, 16)) {
       const unsigned q = rte_ring_sp_enqueue_burst_elem(w.denials, d, sizeof d[0], n, nullptr);
       denials_unlogged.fetch_add(n - q, std::memory_order_relaxed);
+      w.wake_main = true;
+    }
+  }
+  if (w.txlog != nullptr) {
+    engine::TxLogRecord t[32];
+    while (const uint32_t n = w.eng->drain_translations(t, 32)) {
+      const unsigned q = rte_ring_sp_enqueue_burst_elem(w.txlog, t, sizeof t[0], n, nullptr);
+      if (q < n) {
+        txlog_ring_dropped.fetch_add(n - q, std::memory_order_relaxed);
+        break;  // counted; the rest waits in the engine's ring
+      }
       w.wake_main = true;
     }
   }

@@ -200,6 +200,44 @@ void Engine::set_sync(bool on, uint32_t refresh_s) {
   if (!on) impl_->sync_records.clear();
 }
 
+void Engine::set_translation_log(bool on) {
+  Impl& m = *impl_;
+  if (on && !m.txlog_on) {
+    // Flows that exist already count from now, with no rule known.
+    m.txmeta.assign(m.pool.capacity(), Impl::TxMeta{m.now, kTxNoRule});
+  }
+  m.txlog_on = on;
+  if (!on) m.txlog.clear();
+}
+
+bool Engine::translation_log_enabled() const { return impl_->txlog_on; }
+
+uint32_t Engine::drain_translations(TxLogRecord* out, uint32_t max) {
+  return impl_->txlog.pop_into(out, max);
+}
+
+uint64_t Engine::translations_lost() const { return impl_->txlog_lost; }
+
+std::string_view tx_end_name(TxEnd e) {
+  switch (e) {
+    case TxEnd::None:
+      return "none";
+    case TxEnd::Fin:
+      return "fin";
+    case TxEnd::Rst:
+      return "rst";
+    case TxEnd::Idle:
+      return "idle";
+    case TxEnd::Evicted:
+      return "evicted";
+    case TxEnd::Sync:
+      return "sync";
+    case TxEnd::Policy:
+      return "policy";
+  }
+  return "unknown";
+}
+
 void Engine::for_each_flow(const std::function<void(const FlowView&)>& fn, uint64_t now_ns) const {
   const Impl& m = *impl_;
   const auto now = static_cast<uint32_t>(now_ns / 1000000);

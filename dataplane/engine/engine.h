@@ -73,6 +73,29 @@ struct DenyRecord {
   char name[64] = {};  // SNI / Host when the name decided, else empty
 };
 
+// Translation log (set_translation_log): one record when a flow is created and one when it is
+// deleted. Addresses and ports in host order; times on the engine clock (ms).
+enum class TxEvent : uint8_t { Open, Close };
+// Why a flow ended: TCP closed by FIN (time-wait over) or RST, idle timeout, evicted for a new
+// flow (table full), deleted by the HA peer's sync record, closed by the egress policy.
+enum class TxEnd : uint8_t { None, Fin, Rst, Idle, Evicted, Sync, Policy };
+[[nodiscard]] std::string_view tx_end_name(TxEnd e);  // "fin", "rst", "idle", ...
+inline constexpr uint32_t kTxNoRule = 0xffffffffu;    // no policy rule decided (yet)
+
+struct TxLogRecord {
+  uint64_t time_ms = 0;          // engine clock: the event's time
+  uint64_t bytes_out = 0;        // inside -> outside (Close)
+  uint64_t bytes_in = 0;         // outside -> inside (Close)
+  uint32_t duration_ms = 0;      // Close: since the Open on this engine
+  uint32_t rule_id = kTxNoRule;  // policy rule id (policy::CompiledPolicy::rule_name)
+  uint32_t inside_ip = 0, outside_ip = 0, remote_ip = 0;
+  uint16_t inside_port = 0, outside_port = 0, remote_port = 0;
+  uint8_t proto = 0;
+  TxEvent event = TxEvent::Open;
+  TxEnd end = TxEnd::None;
+  bool synced = false;  // the flow came from the HA peer's sync (this node took it over)
+};
+
 // A flow change for the HA peer (connection-table sync): the active instance's engines record
 // them, the standby's engines install them. The type and its wire format live in proto/.
 using SyncKind = proto::SyncKind;
@@ -187,6 +210,16 @@ class Engine {
   uint32_t take_spares(PacketBuf** out, uint32_t max);
   // Hits per policy rule id (policy::CompiledPolicy::rule_name), this engine's share.
   [[nodiscard]] const std::vector<uint64_t>& rule_hits() const;
+
+  // --- translation log -------------------------------------------------------------------------
+  // While on, every flow created (locally or by the peer's sync) and every flow deleted is
+  // recorded in a bounded buffer for drain_translations(); a full buffer drops the record and
+  // counts it in translations_lost(). Off by default. Turning it on the first time reserves 8
+  // bytes per flow record (control-plane work: call it between bursts).
+  void set_translation_log(bool on);
+  [[nodiscard]] bool translation_log_enabled() const;
+  uint32_t drain_translations(TxLogRecord* out, uint32_t max);
+  [[nodiscard]] uint64_t translations_lost() const;
 
   // --- connection-table sync (HA) ---------------------------------------------------------------
   // While on, every flow created, deleted (closed, expired, evicted) or refreshed (TCP state

@@ -220,6 +220,51 @@ struct Engine::Impl {
     return v;
   }();
 
+  // Translation log (set_translation_log): a ring of records, reserved at construction, and per
+  // flow record its open time and deciding rule (reserved when first turned on).
+  static constexpr uint32_t kTxLogRing = 4096;
+  struct TxMeta {
+    uint32_t opened = 0;  // ms
+    uint32_t rule = kTxNoRule;
+  };
+  FixedRing<TxLogRecord> txlog{kTxLogRing};
+  std::vector<TxMeta> txmeta;
+  bool txlog_on = false;
+  uint64_t txlog_lost = 0;
+  // Every field set once (no zeroing first): this runs for every new connection.
+  void txlog_emit(uint32_t i, TxEvent ev, TxEnd end, bool synced) {
+    TxLogRecord* r = txlog.push_slot_uninit();
+    if (r == nullptr) {
+      ++txlog_lost;
+      return;
+    }
+    const Flow& f = pool[i];
+    const TxMeta& m = txmeta[i];
+    r->time_ms = now;
+    r->inside_ip = to_host(f.inside_ip);
+    r->outside_ip = to_host(f.outside_ip);
+    r->remote_ip = to_host(f.remote_ip);
+    r->inside_port = to_host16(f.inside_port);
+    r->outside_port = to_host16(f.outside_port);
+    r->remote_port = to_host16(f.remote_port);
+    r->proto = f.proto;
+    r->event = ev;
+    r->end = end;
+    r->synced = synced;
+    r->rule_id = m.rule;
+    const bool close = ev == TxEvent::Close;
+    r->bytes_out = close ? f.bytes_out : 0;
+    r->bytes_in = close ? f.bytes_in : 0;
+    r->duration_ms = close ? now - m.opened : 0;
+  }
+  [[gnu::noinline]] void txlog_open(uint32_t i, uint32_t rule, bool synced) {
+    txmeta[i] = TxMeta{now, rule};
+    txlog_emit(i, TxEvent::Open, TxEnd::None, synced);
+  }
+  void txlog_rule(uint32_t i, uint32_t rule) {
+    if (txlog_on) txmeta[i].rule = rule;
+  }
+
   // Connection-table sync (set_sync): a ring of records, reserved at construction.
   static constexpr uint32_t kSyncRing = 1u << 15;
   FixedRing<SyncRecord> sync_records{kSyncRing};
@@ -413,7 +458,7 @@ struct Engine::Impl {
 
   // --- flow life cycle ------------------------------------------------------------------------
 
-  void delete_flow(uint32_t i);
+  void delete_flow(uint32_t i, TxEnd why = TxEnd::None);
 
   bool evict_one();
 
@@ -452,7 +497,7 @@ struct Engine::Impl {
   static uint16_t address_delta(const Flow& f) { return csum::delta32(f.inside_ip, f.outside_ip); }
 
   // Creates a flow for an inside -> outside packet. Returns kNone (reason set) on failure.
-  uint32_t create_flow(const Parsed& p, DropReason& reason);
+  uint32_t create_flow(const Parsed& p, DropReason& reason, uint32_t rule);
 
   // TCP state from flags (only called for segments carrying SYN, FIN or RST).
   void tcp_update(uint32_t i, uint8_t flags, bool from_inside) {

@@ -5,7 +5,7 @@
 namespace eipgate::engine {
 
 // Creates a flow for an inside -> outside packet. Returns kNone (reason set) on failure.
-uint32_t Engine::Impl::create_flow(const Parsed& p, DropReason& reason) {
+uint32_t Engine::Impl::create_flow(const Parsed& p, DropReason& reason, uint32_t rule) {
   if (pool.used() >= pool.capacity() && !evict_one()) {
     reason = DropReason::TableFull;
     return kNone;
@@ -63,6 +63,7 @@ uint32_t Engine::Impl::create_flow(const Parsed& p, DropReason& reason) {
   counters.add(Event::FlowsCreated);
   counters.add(Event::ConnectionAttemptCount);
   if (sync_on) sync_emit(f, SyncKind::Create);
+  if (txlog_on) txlog_open(i, rule, false);
   return i;
 }
 
@@ -131,7 +132,8 @@ Result Engine::Impl::slow_out(PacketBuf& pkt, Parsed& p, uint32_t i, bool looked
       }
     }
     DropReason reason = DropReason::Count;
-    i = create_flow(p, reason);
+    const bool decided = active_policy != nullptr && d.verdict == policy::Decision::Verdict::Allow;
+    i = create_flow(p, reason, decided ? d.rule_id : kTxNoRule);
     if (i == kNone) return drop(reason);
     if (d.verdict == policy::Decision::Verdict::NeedName) {
       const uint32_t c = pending_free;

@@ -90,6 +90,7 @@ void Engine::Impl::reclassify_pending() {
       continue;
     }
     hit(d.rule_id);
+    txlog_rule(i, d.rule_id);
     end_pending(i);
     if (d.verdict == policy::Decision::Verdict::Deny) deny_flow(i, d, {});
   }
@@ -148,7 +149,7 @@ void Engine::Impl::recheck_flows() {
     const policy::Decision d = active_policy->classify(to_host(f.inside_ip), to_host(f.remote_ip),
                                                        f.proto, to_host16(f.remote_port));
     if (d.verdict == policy::Decision::Verdict::Deny) {
-      delete_flow(i);
+      delete_flow(i, TxEnd::Policy);
       counters.add(Event::PolicyFlowsRechecked);
     }
   }
@@ -260,6 +261,7 @@ bool Engine::Impl::policy_gate(uint32_t i, PacketBuf& pkt, const Parsed& p, bool
                                                                 f.proto, to_host16(f.remote_port))
                                  : active_policy->no_name(c.group);
   hit(d.rule_id);
+  txlog_rule(i, d.rule_id);
   end_pending(i);
   if (d.verdict == policy::Decision::Verdict::Allow) return false;
   // Refused: the server gets a RST from our outside tuple (in a spare buffer, when the caller

@@ -31,6 +31,13 @@ class FixedRing {
     slot = T{};
     return &slot;
   }
+  // The next slot at the back, not initialised (the caller sets every field), or nullptr.
+  T* push_slot_uninit() {
+    if (full()) return nullptr;
+    T& slot = slots_[at(count_)];
+    ++count_;
+    return &slot;
+  }
   bool push(const T& v) {
     T* slot = push_slot();
     if (slot == nullptr) return false;
@@ -45,7 +52,10 @@ class FixedRing {
   // Moves up to max entries, oldest first, to out; returns the count.
   uint32_t pop_into(T* out, uint32_t max) {
     const uint32_t n = std::min(max, count_);
-    for (uint32_t k = 0; k < n; ++k) out[k] = slots_[at(k)];
+    // At most two contiguous runs: head to the end of the storage, then from its start.
+    const uint32_t first = std::min(n, capacity() - head_);
+    std::copy(slots_.begin() + head_, slots_.begin() + head_ + first, out);
+    std::copy(slots_.begin(), slots_.begin() + (n - first), out + first);
     head_ = at(n);
     count_ -= n;
     return n;

@@ -6,10 +6,11 @@
 
 namespace eipgate::engine {
 
-void Engine::Impl::delete_flow(uint32_t i) {
+void Engine::Impl::delete_flow(uint32_t i, TxEnd why) {
   Flow& f = pool[i];
   if (sync_on) sync_emit(f, SyncKind::Delete);
   withdraw(f);
+  if (txlog_on) txlog_emit(i, TxEvent::Close, why, false);
   index.erase(hash_key(f.inside_key()), (i << 2) | kKeyInside);
   index.erase(hash_key(f.outside_key()), (i << 2) | kKeyOutside);
   pool.lru_remove(i);
@@ -26,7 +27,7 @@ bool Engine::Impl::evict_one() {
   for (uint8_t c = 0; c < kClassCount; ++c) {
     const uint32_t i = pool.lru_head(c);
     if (i != kNone) {
-      delete_flow(i);
+      delete_flow(i, TxEnd::Evicted);
       counters.add(Event::FlowsEvicted);
       return true;
     }
@@ -49,7 +50,9 @@ uint32_t Engine::Impl::expire_flows(uint32_t budget) {
         if (pool.lru_head(c) != i) continue;  // it was active: requeued, look at the next
       }
       if (now - f.last_seen >= timeout_ms[c]) {
-        delete_flow(i);
+        delete_flow(i, c != kClassTcpClosing ? TxEnd::Idle
+                       : (f.tcp & kRstSeen)  ? TxEnd::Rst
+                                             : TxEnd::Fin);
         // IdleTimeoutCount (NAT Gateway) counts connections that went idle without closing;
         // a TCP flow that closed (both FINs or a RST) ends its time-wait as flows_closed.
         counters.add(c == kClassTcpClosing ? Event::FlowsClosed : Event::IdleTimeoutCount);
@@ -80,7 +83,7 @@ SyncRefusal Engine::Impl::apply_sync(const SyncRecord& r) {
                        0};
   uint32_t i = find(in_key);
   if (r.kind == SyncKind::Delete) {
-    if (i != kNone) delete_flow(i);
+    if (i != kNone) delete_flow(i, TxEnd::Sync);
     return SyncRefusal::none;
   }
   if (r.endpoint_independent || eim_udp(r.proto)) {
@@ -93,7 +96,7 @@ SyncRefusal Engine::Impl::apply_sync(const SyncRecord& r) {
   const uint32_t remaining = std::min(r.remaining_ms, tmo);
   if (i != kNone && (pool[i].outside_ip != to_net(r.outside_ip) ||
                      pool[i].outside_port != to_net16(r.outside_port))) {
-    delete_flow(i);  // the peer's mapping wins: it is the one the remote host knows
+    delete_flow(i, TxEnd::Sync);  // the peer's mapping wins: it is the one the remote host knows
     i = kNone;
   }
   if (i == kNone) {
@@ -135,6 +138,7 @@ SyncRefusal Engine::Impl::apply_sync(const SyncRecord& r) {
     pool.lru_push(i, cls, now);
     if (f.proto == kProtoTcp) ++tcp_flows;
     counters.add(Event::FlowsSynced);
+    if (txlog_on) txlog_open(i, kTxNoRule, true);
     maybe_offload(f);  // a standby's fast path carries the flow as soon as traffic moves here
     return SyncRefusal::none;
   }

@@ -66,6 +66,9 @@ admin:
   socket: ${WORK}/dp.sock
 logging:
   level: info
+translation_log:
+  enabled: true
+  path: ${WORK}/txlog/translations.jsonl
 YAML
 [[ ${FASTPATH} == off ]] && printf 'fastpath:\n  enabled: false\n' >>"${WORK}/dp.yaml"
 
@@ -475,6 +478,48 @@ if [[ ${MODE} == af_packet ]]; then
     "[[ \$(ip netns exec ${CLI} curl -s --max-time 5 http://198.51.100.7:8080/) == 203.0.113.1 ]]"
   check "health is ok again" ctl health
 fi
+
+# Translation log: one connection's open and close records carry its tuple, bytes and end, and
+# `eipgatectl who` names the inside host for the outside tuple at a time within it. A 1 s
+# time-wait (reloaded live) lets the closed flow go in time; the original config comes back after.
+TXLOG="${WORK}/txlog/translations.jsonl"
+printf 'timeouts:\n  tcp_time_wait: 1s\n' | cat "${WORK}/dp.yaml" - >"${WORK}/txlog_tw.yaml"
+check "reload with a 1 s time-wait" ctl reload "${WORK}/txlog_tw.yaml"
+check "curl from inside port 47001" bash -c \
+  "[[ \$(ip netns exec ${CLI} curl -s --max-time 5 --local-port 47001 http://198.51.100.7:8080/) == 203.0.113.1 ]]"
+cat >"${WORK}/txlog_check.py" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if '"10.0.1.10:47001"' in l]
+opens = [r for r in recs if r["ev"] == "open"]
+closes = [r for r in recs if r["ev"] == "close"]
+if len(opens) != 1 or len(closes) != 1:
+    sys.exit(f"want one open and one close, got {recs}")
+o, c = opens[0], closes[0]
+for r in (o, c):
+    assert r["proto"] == "tcp" and r["remote"] == "198.51.100.7:8080", r
+    assert r["out"].startswith("203.0.113.1:"), r
+assert o["out"] == c["out"], (o, c)
+assert c["end"] in ("fin", "rst"), c
+assert c["bytes_out"] > 0 and c["bytes_in"] > 0, c
+assert c["t"] >= o["t"], (o, c)
+print(o["out"], o["t"])
+PY
+txlog_closed() { /usr/bin/python3 "${WORK}/txlog_check.py" "${TXLOG}"; }
+wait_for txlog_closed || true
+check "translation log: open and close records with the connection's tuple" txlog_closed
+if read -r TX_OUT TX_T < <(txlog_closed 2>/dev/null); then
+  check "eipgatectl who ${TX_OUT} --at ${TX_T} names 10.0.1.10:47001" bash -c \
+    "'${CTL}' who '${TX_OUT}' --at '${TX_T}' --log '${TXLOG}' | tee /dev/stderr | grep -q '^10.0.1.10:47001 -> 198.51.100.7:8080'"
+fi
+# HA: the flow installed from the peer's sync above (standby) has its open record, marked synced,
+# so the node that takes over can answer for it.
+check "translation log: the synced flow's open record (synced: true)" bash -c \
+  "grep '\"in\":\"10.0.1.10:5555\"' '${TXLOG}' | grep '\"ev\":\"open\"' | grep '\"out\":\"203.0.113.1:1270\"' | grep -q '\"synced\":true'"
+check "eipgatectl who 203.0.113.1:1270 names the synced flow's inside host" bash -c \
+  "'${CTL}' who 203.0.113.1:1270 --at \$(date +%s) --log '${TXLOG}' | tee /dev/stderr | grep -q '^10.0.1.10:5555 -> 198.51.100.7:7100 .*(taken over)'"
+check "stats: translation_log records written, none dropped" bash -c \
+  "'${CTL}' --socket '${WORK}/dp.sock' --json stats | /usr/bin/python3 -c 'import json,sys; t=json.load(sys.stdin)[\"translation_log\"]; print(t); sys.exit(not (t[\"enabled\"] and t[\"records_written\"] >= 2 and t[\"records_dropped\"] == 0))'"
+check "reload back to the original config" ctl reload "${WORK}/dp.yaml"
 
 # Connection flood toward one destination until its 256 ports run out.
 cat >"${WORK}/flood.py" <<'PY'

@@ -255,6 +255,20 @@ TEST(ConfigDefaults, TheFastPathIsOnUnlessTurnedOff) {
             "fastpath.enabled");
 }
 
+TEST(ConfigDefaults, TheTranslationLogIsOffUnlessTurnedOn) {
+  const DataplaneConfig off = parse_ok(kMinimal);
+  EXPECT_FALSE(off.translation_log.enabled);
+  EXPECT_EQ(off.translation_log.path, "/var/log/eipgate/translations.jsonl");
+  const DataplaneConfig on = parse_ok(
+      append("translation_log:\n  enabled: true\n  path: /var/tmp/t.jsonl\n  max_bytes: 64M\n"
+             "  keep: 3\n"));
+  EXPECT_TRUE(on.translation_log.enabled);
+  EXPECT_EQ(on.translation_log.path, "/var/tmp/t.jsonl");
+  EXPECT_EQ(on.translation_log.max_bytes, 64u << 20);
+  EXPECT_EQ(on.translation_log.keep, 3u);
+  EXPECT_EQ(restart_required(off, on), "translation_log");
+}
+
 TEST(ConfigDefaults, PciAddressWithoutDomainIsAccepted) {
   const DataplaneConfig c = parse_ok(replace_line(4, "    device: \"00:06.0\"\n"));
   EXPECT_EQ(c.ports[0].device, "00:06.0");
@@ -331,6 +345,14 @@ const std::vector<BadCase> kBadCases = {
      "bad.yaml:11: fastpath: unknown key 'enable' (did you mean 'enabled'?)"},
     {"fastpath_not_boolean", append("fastpath:\n  enabled: sometimes\n"),
      "bad.yaml:11: fastpath.enabled: 'sometimes' is not a boolean (true or false)"},
+    {"translation_log_typo", append("translation_log:\n  enable: true\n"),
+     "bad.yaml:11: translation_log: unknown key 'enable' (did you mean 'enabled'?)"},
+    {"translation_log_relative_path", append("translation_log:\n  path: logs/t.jsonl\n"),
+     "bad.yaml:11: translation_log.path: 'logs/t.jsonl' is not an absolute path"},
+    {"translation_log_tiny_max_bytes", append("translation_log:\n  max_bytes: 100\n"),
+     "bad.yaml:11: translation_log.max_bytes: '100' is below the minimum 4096"},
+    {"translation_log_keep_negative", append("translation_log:\n  keep: -1\n"),
+     "bad.yaml:11: translation_log.keep: '-1' is not an integer in 0..1000"},
     {"syntax_unclosed_flow", replace_line(8, "  inside_prefixes: [10.0.128.0/20\n"),
      "bad.yaml:9: YAML syntax error: end of sequence flow not found"},
     {"syntax_bad_indent", replace_line(6, "  address: 10.0.0.5/24\n address2: x\n"),
