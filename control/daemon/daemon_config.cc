@@ -73,13 +73,12 @@ bool parse_daemon_config(const std::string& text, const std::string& file, Daemo
     // Every top-level key of the shared file: ours (aws, ha, admin) and the dataplane's, which
     // it validates itself. A misspelt section name must not leave a default in place silently.
     std::vector<yaml_schema::Issue> issues;
-    const auto top =
-        yaml_schema::map_entries(root, 1, "",
-                                 {"mode", "ports", "interface", "next_hop", "nat", "timeouts",
-                                  "workers", "eal", "exception_path", "admin", "logging", "polling",
-                                  "probe", "fastpath", "translation_log", "policy", "aws", "ha",
-                                  "cloudwatch"},
-                                 &issues);
+    const auto top = yaml_schema::map_entries(
+        root, 1, "",
+        {"mode", "ports", "interface", "next_hop", "nat", "timeouts", "workers", "eal",
+         "exception_path", "admin", "logging", "polling", "probe", "fastpath", "translation_log",
+         "policy", "aws", "ha", "cloudwatch"},
+        &issues);
     for (auto& i : issues) all.push_back(SchemaError{file, i.line, std::move(i.reason)});
     const yaml_schema::Entry* ha_entry = nullptr;
     const yaml_schema::Entry* aws_entry = nullptr;

@@ -24,12 +24,9 @@ json stats_block(const engine::EngineStats& s) {
       counters[std::string(name)] = value;
     }
   }
-  return {{"active_flows", s.active_flows},
-          {"active_tcp_flows", s.active_tcp_flows},
-          {"max_flows", s.max_flows},
-          {"memory_bytes", s.memory_bytes},
-          {"counters", std::move(counters)},
-          {"drops", std::move(drops)}};
+  return {{"active_flows", s.active_flows},  {"active_tcp_flows", s.active_tcp_flows},
+          {"max_flows", s.max_flows},        {"memory_bytes", s.memory_bytes},
+          {"counters", std::move(counters)}, {"drops", std::move(drops)}};
 }
 
 }  // namespace
