@@ -141,13 +141,13 @@ std::map<std::string, double> NatGatewayDeltas::update(const json& nat_gateway) 
   }
   bool reset = false;
   for (const auto& [k, v] : now) {
-    if (k == kActiveConnectionCount) continue;
+    if (nat_gateway_level(k)) continue;
     const auto it = previous_->find(k);
     if (it != previous_->end() && v < it->second) reset = true;
   }
   if (reset) ++resets_;
   for (const auto& [k, v] : now) {
-    if (k == kActiveConnectionCount) {
+    if (nat_gateway_level(k)) {
       out[k] = v;
       continue;
     }

@@ -58,11 +58,18 @@ inline constexpr std::string_view kFailoverCount = "FailoverCount";
 inline constexpr std::string_view kErrorPortAllocation = "ErrorPortAllocation";
 inline constexpr std::string_view kPacketsDropCount = "PacketsDropCount";
 inline constexpr std::string_view kActiveConnectionCount = "ActiveConnectionCount";
+// eipgate's own level beside it: the UDP and ICMP flows (ActiveConnectionCount is TCP only, as
+// AWS defines it).
+inline constexpr std::string_view kActiveNonTcpFlowCount = "ActiveNonTcpFlowCount";
+// The nat_gateway.* names that are levels (the value now), not counters since start.
+[[nodiscard]] constexpr bool nat_gateway_level(std::string_view name) {
+  return name == kActiveConnectionCount || name == kActiveNonTcpFlowCount;
+}
 
 // Per-interval values of the dataplane's cumulative nat_gateway counters. The first sample is
 // the baseline (no values). A counter that went down means the dataplane restarted: every
 // counter of that sample then counts from 0 (its value is the interval's delta). Levels
-// (ActiveConnectionCount) are passed through.
+// (nat_gateway_level: ActiveConnectionCount, ActiveNonTcpFlowCount) are passed through.
 class NatGatewayDeltas {
  public:
   // nat_gateway: the `nat_gateway` object of a `stats` answer. Returns name → value for the

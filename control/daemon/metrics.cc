@@ -12,6 +12,7 @@
 #include <iterator>
 #include <utility>
 
+#include "control/daemon/cloudwatch_publisher.h"
 #include "control/ha/wire.h"
 #include "dataplane/admin/admin_client.h"
 
@@ -45,6 +46,10 @@ constexpr std::array<NatGatewayMetric, 14> kNatGateway = {{
     {"PacketsInFromSource", "packets received from clients in the VPC"},
     {"PacketsOutToDestination", "packets sent to destinations"},
     {"PacketsOutToSource", "packets sent back to clients in the VPC"},
+}};
+// eipgate's own metrics in the same block (not in AWS/NATGateway).
+constexpr std::array<NatGatewayMetric, 1> kEipgateNatMetrics = {{
+    {"ActiveNonTcpFlowCount", "concurrent UDP and ICMP flows (ActiveConnectionCount is TCP only)"},
 }};
 
 // Metric names allow [a-zA-Z0-9_:]; anything else in a name taken from JSON becomes '_'.
@@ -134,8 +139,11 @@ std::vector<MetricFamily> dataplane_families(const json& stats) {
       for (const auto& m : kNatGateway) {
         if (m.name == key) help += ": " + std::string(m.help);
       }
-      // ActiveConnectionCount is a level; every other NAT Gateway metric counts since start.
-      const bool level = key == "ActiveConnectionCount";
+      for (const auto& m : kEipgateNatMetrics) {
+        if (m.name == key) help += ": " + std::string(m.help);
+      }
+      // The active flow counts are levels; every other NAT Gateway metric counts since start.
+      const bool level = nat_gateway_level(key);
       help += level ? " (current value)" : " (cumulative since the dataplane started)";
       b.add("eipgate_natgw_" + snake_case(key), help,
             level ? MetricType::Gauge : MetricType::Counter, number(value));

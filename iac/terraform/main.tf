@@ -457,7 +457,7 @@ resource "aws_launch_template" "this" {
     instance_metadata_tags      = "enabled" # eipgate:* tags readable by eipgate-render-config
   }
   monitoring {
-    enabled = true
+    enabled = false # basic: the recovery alarms read 1-minute status checks; detailed bills ~7 metrics/instance
   }
   tag_specifications {
     resource_type = "instance"

@@ -1432,7 +1432,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, code = e.status, e.code
             xml = cw_error_response(e.code, e.message, request_id, e.status)
         self.fake.record({"action": action, "service": "monitoring", "params": params,
-                          "status": status, "code": code, "request": raw})
+                          "status": status, "code": code, "request": raw,
+                          "client": self.client_address[0]})
         self._send(status, "text/xml", xml)
 
     def _control(self, method, what, body):

@@ -454,7 +454,7 @@ for s in "${SCENARIOS[@]}"; do
   echo "  (${s}: $(($(date +%s) - t0)) s)"
 done
 if [[ ${VPC_MGMT:-ipv4} == ipv6 ]]; then
-  check "management over IPv6 only: no IPv4 to the fake EC2, every EC2 call from an IPv6 address" \
+  check "management over IPv6 only: no IPv4 to the fake AWS, every EC2 and CloudWatch call from an IPv6 address" \
     bash "${SIM_DIR}/vpc.sh" mgmt-check
   sed 's/^/    /' "${VPC_DIR}/out"
 fi

@@ -466,7 +466,7 @@ net = ipaddress.ip_network("fd00:255::/64")
 v6 = [c for c in calls if ipaddress.ip_address(c["client"]) in net]
 other = sorted({c["client"] for c in calls} - {c["client"] for c in v6})
 acts = sorted({c["action"] for c in v6})
-print(f"{len(calls)} EC2 calls recorded, {len(v6)} from instance IPv6 addresses: {acts}; others: {other}")
+print(f"{len(calls)} AWS calls recorded (EC2, CloudWatch), {len(v6)} from instance IPv6 addresses: {acts}; others: {other}")
 sys.exit(0 if calls and not other else 1)' || bad=1
   for i in "${INSTANCES[@]}"; do
     echo "$i: IPv4 packets to ${AWS_ADDR} dropped: $(in_ns "$i" nft list chain ip mgmt6 out | grep -o 'packets [0-9]*' || echo none)"

@@ -244,7 +244,7 @@ class ByHand(unittest.TestCase):
                    + instances * nano["hourly"] * hours
                    + instances * 8 * r["ebs_root"]["per_gb_month"]
                    + pairs * r["secrets_manager"]["secret_month"]
-                   + instances * 7 * r["cloudwatch"]["custom_metric_month"]
+                   # no EC2 detailed monitoring: the launch template leaves it off
                    + pairs * 2 * r["cloudwatch"]["alarm_standard_month"])
         c = m.profile_cost(m.load_prices(REAL), "eipgate", m.Workload(1, 2), m.Measured(1.2e6, 4e5),
                            deployment=m.Deployment("PublicIp"))
@@ -293,8 +293,11 @@ class Readme(unittest.TestCase):
         self.assertEqual(len(names), 14)
         cw = m.load_prices(REAL)["profiles"]["eipgate"]["cloudwatch"]
         self.assertEqual(cw["nat_gateway_metrics"], names)
+        own = text[text.index("kEipgateNatMetrics = {{"):text.index("}};", text.index("kEipgateNatMetrics = {{"))]
+        own_names = re.findall(r'\{"([A-Za-z]+)",', own)
+        self.assertEqual(cw["eipgate_metrics"], own_names)  # ActiveNonTcpFlowCount
         self.assertEqual(len(m.cloudwatch_metric_names(m.load_prices(REAL)["profiles"]["eipgate"], "full")),
-                         len(names) + 3)
+                         len(names) + len(own_names) + 3)
         self.assertTrue(set(cw["default_metrics"]) <= set(names) | set(cw["ha_metrics"]))
 
 

@@ -109,8 +109,6 @@ def validate(spec):
     for k in sorted(spec):
         if k not in KEYS:
             errors.append("unknown key '%s'%s" % (k, grammar.did_you_mean(k, sorted(KEYS))))
-    if spec.get("cloudwatch", "default") not in ("off", "default", "full"):
-        errors.append("cloudwatch: %r is not one of off, default, full" % (spec.get("cloudwatch"),))
     if spec.get("management", "PublicIp") not in MANAGEMENT:
         errors.append("management: %r is not one of %s" % (spec.get("management"), ", ".join(MANAGEMENT)))
     if spec.get("version", SCHEMA_VERSION) != SCHEMA_VERSION:

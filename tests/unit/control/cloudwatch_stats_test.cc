@@ -21,8 +21,12 @@ using engine::Event;
 
 nlohmann::json stats(uint64_t scale, uint64_t active) {
   engine::EngineStats w0, w1;
-  w0.active_flows = active;
-  w1.active_flows = 1;
+  // ActiveConnectionCount counts TCP only (as NAT Gateway does); the UDP/ICMP flows beside them
+  // must not reach it.
+  w0.active_flows = active + 3;
+  w0.active_tcp_flows = active;
+  w1.active_flows = 2;
+  w1.active_tcp_flows = 1;
   // Every counter of the NAT Gateway block moves: worker 0 by scale, worker 1 by 2 x scale.
   for (size_t i = 0; i <= static_cast<size_t>(Event::PacketsOutToSource); ++i) {
     w0.counters.add(static_cast<Event>(i), scale);
@@ -32,7 +36,7 @@ nlohmann::json stats(uint64_t scale, uint64_t active) {
   return admin::stats_to_json({w0, w1});
 }
 
-TEST(CloudWatchOnDataplaneStats, FullSetIsSeventeenMetricsWithTheIntervalsDeltas) {
+TEST(CloudWatchOnDataplaneStats, FullSetIsEighteenMetricsWithTheIntervalsDeltas) {
   CloudWatchConfig cfg;
   cfg.enabled = true;
   cfg.metrics = CloudWatchMetricSet::Full;
@@ -48,6 +52,7 @@ TEST(CloudWatchOnDataplaneStats, FullSetIsSeventeenMetricsWithTheIntervalsDeltas
                                       "HaStandby",
                                       "FailoverCount",
                                       "ActiveConnectionCount",
+                                      "ActiveNonTcpFlowCount",
                                       "ConnectionAttemptCount",
                                       "ConnectionEstablishedCount",
                                       "ErrorPortAllocation",
@@ -64,8 +69,9 @@ TEST(CloudWatchOnDataplaneStats, FullSetIsSeventeenMetricsWithTheIntervalsDeltas
   std::set<std::string> names;
   for (const auto& [k, v] : got) names.insert(k);
   EXPECT_EQ(names, want);
-  EXPECT_EQ(data.size(), 17u);
-  EXPECT_EQ(got["ActiveConnectionCount"], 9);   // 8 + 1, the level
+  EXPECT_EQ(data.size(), 18u);
+  EXPECT_EQ(got["ActiveConnectionCount"], 9);   // 8 + 1 TCP flows, the level
+  EXPECT_EQ(got["ActiveNonTcpFlowCount"], 4);   // 3 + 1 UDP/ICMP flows, a level too
   EXPECT_EQ(got["BytesOutToDestination"], 45);  // (25 - 10) x 3 workers' worth
   EXPECT_EQ(got["ErrorPortAllocation"], 45);
   EXPECT_EQ(got["PacketsOutToSource"], 45);

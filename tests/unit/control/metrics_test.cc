@@ -42,6 +42,7 @@ json fake_stats() {
     return s;
   };
   engine::EngineStats w0 = worker(4, 100, 5, 11, 2);
+  w0.active_flows += 5;  // UDP/ICMP flows: ActiveNonTcpFlowCount, not ActiveConnectionCount
   w0.counters.add(Event::ErrorPortAllocation, 2);
   w0.counters.add(Event::BytesOutToDestination, 123456789012ULL);
   const engine::EngineStats w1 = worker(3, 100, 2, 31, 0);
@@ -113,6 +114,9 @@ TEST(MetricsTest, DataplaneCountersUnderNatGatewayNames) {
   const Scrape m = scrape(s);
   EXPECT_EQ(m.samples.at("eipgate_dataplane_up"), 1);
   EXPECT_EQ(m.samples.at("eipgate_natgw_active_connection_count"), 7);
+  EXPECT_EQ(m.samples.at("eipgate_natgw_active_non_tcp_flow_count"), 5);
+  EXPECT_NE(m.text.find("# TYPE eipgate_natgw_active_non_tcp_flow_count gauge"), std::string::npos)
+      << m.text;
   EXPECT_EQ(m.samples.at("eipgate_natgw_connection_attempt_count"), 200);
   EXPECT_EQ(m.samples.at("eipgate_natgw_bytes_out_to_destination"), 123456789012.0);
   EXPECT_EQ(m.samples.at("eipgate_natgw_error_port_allocation"), 2);
@@ -133,7 +137,7 @@ TEST(MetricsTest, DataplaneCountersUnderNatGatewayNames) {
   EXPECT_EQ(m.samples.at(R"(eipgate_dataplane_events_total{event="flows_created"})"), 7);
   EXPECT_EQ(m.samples.count(R"(eipgate_dataplane_events_total{event="ConnectionAttemptCount"})"),
             0u);
-  EXPECT_EQ(m.samples.at(R"(eipgate_dataplane_worker_active_flows{worker="0"})"), 4);
+  EXPECT_EQ(m.samples.at(R"(eipgate_dataplane_worker_active_flows{worker="0"})"), 9);  // 4 TCP + 5
   EXPECT_EQ(m.samples.at(R"(eipgate_dataplane_worker_active_flows{worker="1"})"), 3);
   EXPECT_EQ(m.samples.at(R"(eipgate_dataplane_worker_max_flows{worker="1"})"), 1000);
 
