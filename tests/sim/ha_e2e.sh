@@ -8,6 +8,10 @@
 #                       gap <= 2 s, transfer intact, same EIP; af_xdp (VPC_DATA_PATH, the default):
 #                       the new active's kernel fast path carries the synced transfer
 #   rejoin           8. the old active comes back: standby, full table received
+#   observe          9. CloudWatch and translation logs across a kill -9 failover: both pairs'
+#                       metrics reach the fake CloudWatch, the new active publishes
+#                       FailoverCount >= 1, and its translation log answers `eipgatectl who` for
+#                       a connection opened before the failover and closed after it
 #   freeze_dataplane 3b. SIGSTOP of AZ a's active dataplane: its control sees the workers' shared
 #                       progress counters stand still (ha.dataplane_stall) and fails at once:
 #                       gap <= 2 s; resumed, the old dataplane becomes a standby in sync
@@ -28,9 +32,11 @@ set -euo pipefail
 
 VPC_DIR=$(mktemp -d /tmp/eipgate-ha-e2e.XXXXXX)
 export VPC_DIR VPC_PREFIX=h$$
+# CloudWatch datapoints every 2 s (1 min on AWS) so scenario 9 sees the failover metric quickly.
+export VPC_CLOUDWATCH_INTERVAL=${VPC_CLOUDWATCH_INTERVAL:-2s}
 source "$(dirname "${BASH_SOURCE[0]}")/vpc_lib.sh"
 SCENARIOS=("$@")
-((${#SCENARIOS[@]})) || SCENARIOS=(basic deny kill_dataplane rejoin freeze_dataplane planned instance_failure partition cross_az cross_az_procs)
+((${#SCENARIOS[@]})) || SCENARIOS=(basic deny kill_dataplane rejoin observe freeze_dataplane planned instance_failure partition cross_az cross_az_procs)
 pass=0 fail=0
 RUN=${VPC_DIR}/runs
 
@@ -165,6 +171,91 @@ s_rejoin() {
   check "8. ${old} rejoins as standby and gets in sync" wait_standby_in_sync "${old}" 30
   check "8. ${old}'s table holds every flow of ${active}" same_tables "${active}" "${old}" 100
   check "8. ${active} stays the active and the route target" eq "$(wait_az_active a 5)" "${active}"
+}
+
+# Every datum the fake CloudWatch accepted (fake_aws.py GET /_fake/metrics).
+fake_metrics() { in_ns svc curl -sf --max-time 5 "http://${AWS_ADDR}:${AWS_PORT}/_fake/metrics"; }
+
+# A datum named NAME for pair-AZ, received after T (unix s), whose value satisfies EXPR (on v).
+wait_metric() {  # az name after_t expr timeout_s
+  local k
+  for ((k = 0; k < $5 * 2; k++)); do
+    fake_metrics | "${PY}" -c '
+import json, sys
+pair, name, after, expr = sys.argv[1:5]
+hits = [d for d in json.load(sys.stdin) if d["metric_name"] == name and d["received_at"] > float(after)
+        and d["dimensions"].get("PairName") == pair and d["dimensions"].get("AvailabilityZone")
+        and eval(expr, {"v": d["value"]})]
+if hits:
+    print(name, hits[-1]["dimensions"], hits[-1]["value"], "from", hits[-1]["instance_id"])
+sys.exit(0 if hits else 1)' "pair-$1" "$2" "$3" "$4" && return 0
+    sleep 0.5
+  done
+  echo "no ${2} datum for pair-${1} with ${4} after ${3} within ${5} s"
+  return 1
+}
+
+s_observe() {
+  local active standby lip t0 k port out t_mid kill_t
+  active=$(wait_az_active a 30) standby=$(peer_of "${active}")
+  wait_standby_in_sync "${standby}" 30
+  t0=$(date +%s.%N)
+  local z
+  for z in a b; do
+    check "9. pair-${z}'s metrics reach the fake CloudWatch (HaActive 1, PairName/AvailabilityZone)" \
+      wait_metric "${z}" HaActive "${t0}" "v == 1" 20
+  done
+  check "9. pair-a's traffic metrics too (BytesOutToDestination > 0 in an interval)" \
+    wait_metric a BytesOutToDestination 0 "v > 0" 20
+  # A connection opened now, through ${active}, that lasts past the failover: 240 kB at 40 kB/s.
+  lip=$(lambda_ip a)
+  rm -f "${RUN}/hold.port" "${RUN}/hold.json"
+  mkdir -p "${RUN}"
+  in_ns la "${PY}" -c '
+import json, socket, sys, time
+lip, srv, port_file, out = sys.argv[1:5]
+s = socket.socket()
+s.bind((lip, 0))
+s.connect((srv, 9000))
+with open(port_file + ".tmp", "w") as f:
+    f.write(str(s.getsockname()[1]))
+import os; os.replace(port_file + ".tmp", port_file)
+s.sendall(b"9 240000 40000\n")
+n = 0
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    n += len(d)
+s.close()
+json.dump({"bytes": n, "closed_at": time.time()}, open(out, "w"))' "${lip}" "${WHOAMI}" "${RUN}/hold.port" "${RUN}/hold.json" &
+  local holder=$!
+  for ((k = 0; k < 50; k++)); do [[ -s ${RUN}/hold.port ]] && break; sleep 0.1; done
+  port=$(cat "${RUN}/hold.port" 2>/dev/null || echo 0)
+  sleep 1.2
+  t_mid=$(date +%s)  # the connection is open at this second (opened more than 1 s before)
+  out=$(dpctl "${active}" --json flows --proto tcp --inside "${lip}" | "${PY}" -c '
+import json, sys
+f = [f for f in json.load(sys.stdin)["flows"] if f["inside_port"] == int(sys.argv[1])]
+print("%s:%s" % (f[0]["outside_ip"], f[0]["outside_port"]) if f else "")' "${port}")
+  check "9. ${active} translates the held connection ${lip}:${port} as ${out:-nothing}" test -n "${out}"
+  check "9. ${standby} holds it from the sync" bash -c "'${CTL_BIN}' --socket '${VPC_DIR}/${standby}/dataplane.sock' --json flows --proto tcp --inside '${lip}' | grep -q '\"inside_port\": *${port}\b'"
+  kill_t=$(date +%s.%N)
+  kill -9 "$(cat "${VPC_DIR}/${active}/dp.pid")"
+  check "9. ${standby} is active after kill -9 of ${active}'s dataplane" eq "$(wait_az_active a 10)" "${standby}"
+  wait "${holder}" || true
+  check "9. the held connection got all 240000 bytes and closed after the failover" "${PY}" -c '
+import json, sys
+r = json.load(open(sys.argv[1])); print(r, "kill at", sys.argv[2])
+sys.exit(0 if r["bytes"] == 240000 and r["closed_at"] > float(sys.argv[2]) else 1)' "${RUN}/hold.json" "${kill_t}"
+  check "9. ${standby}'s translation log: eipgatectl who ${out} --at ${t_mid} names ${lip}:${port}" bash -c \
+    "'${CTL_BIN}' who '${out}' --at '${t_mid}' --log '${VPC_DIR}/${standby}/translations.jsonl' | tee /dev/stderr | grep -q '^${lip}:${port} -> ${WHOAMI}:9000'"
+  check "9. the new active ${standby} publishes FailoverCount >= 1" \
+    wait_metric a FailoverCount "${kill_t}" "v >= 1" 20
+  # Back to one active and one standby in sync for the next scenario.
+  instance_start_dp "${active}"
+  instance_wait_dp "${active}"
+  check "9. ${active} rejoins as standby in sync" wait_standby_in_sync "${active}" 30
 }
 
 s_planned() {

@@ -195,6 +195,9 @@ exception_path:
   enabled: false   # management (heartbeats, EC2, IMDS) uses the instance's eth0, not the data ENI
 admin:
   socket: ${VPC_DIR}/${i}/dataplane.sock
+translation_log:  # a JSON line per connection opened/closed; eipgatectl who reads it
+  enabled: true
+  path: ${VPC_DIR}/${i}/translations.jsonl
 logging:
   level: info
 policy:
