@@ -99,8 +99,8 @@ AwsError parse_logs_error(std::string_view body, long http_status) {
     for (const char* key : {"message", "Message"}) {
       if (doc.contains(key) && doc[key].is_string()) message = doc[key].get<std::string>();
     }
-    return AwsError(classify_logs_error(code, http_status), std::move(code), std::move(message),
-                    http_status);
+    const ErrorKind kind = classify_logs_error(code, http_status);  // before code is moved
+    return AwsError(kind, std::move(code), std::move(message), http_status);
   }
   ErrorKind kind = classify_error("", http_status);
   if (kind == ErrorKind::Other) kind = ErrorKind::Protocol;
