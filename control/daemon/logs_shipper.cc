@@ -265,27 +265,37 @@ size_t LogTailer::drain(std::vector<std::string>* lines, size_t allowance) {
 
 std::vector<std::string> LogTailer::poll(size_t max_bytes) {
   std::vector<std::string> lines;
-  if (fd_ < 0 && !open_current(false)) return lines;  // not there yet: read it all when it is
+  caught_up_ = false;
+  if (fd_ < 0 && !open_current(false)) {  // not there yet: read it all when it is
+    caught_up_ = true;
+    return lines;
+  }
   size_t used = drain(&lines, max_bytes);
   if (used >= max_bytes) return lines;  // more to read: rotation is looked at once at the end
+  caught_up_ = true;
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) return lines;  // renamed, the new one not created yet
   if (st.st_dev != dev_ || st.st_ino != ino_) {
     // Rotated: the writer may have appended to the old file between our read and its rename,
     // never after (it writes to the new file from then on). Finish the old one, then switch.
     used += drain(&lines, max_bytes - used);
-    if (used >= max_bytes) return lines;
+    if (used >= max_bytes) {
+      caught_up_ = false;
+      return lines;
+    }
     if (!partial_.empty() && !skipping_) lines.push_back(std::move(partial_));
     ++rotations_;
     close_fd();
-    if (open_current(false)) drain(&lines, max_bytes - used);
+    if (open_current(false) && drain(&lines, max_bytes - used) >= max_bytes - used) {
+      caught_up_ = false;
+    }
   } else if (static_cast<uint64_t>(st.st_size) < offset_) {
     ++truncations_;  // truncated in place: start over
     ::lseek(fd_, 0, SEEK_SET);
     offset_ = 0;
     partial_.clear();
     skipping_ = false;
-    drain(&lines, max_bytes - used);
+    if (drain(&lines, max_bytes - used) >= max_bytes - used) caught_up_ = false;
   }
   return lines;
 }
@@ -358,31 +368,39 @@ void LogsShipper::loop() {
 
 void LogsShipper::round() {
   const uint64_t long_before = tailer_.long_lines();
-  std::vector<std::string> lines = tailer_.poll();
   uint64_t queued_bytes = 0;
   for (const auto& e : queue_) queued_bytes += aws::log_event_size(e);
-  uint64_t dropped_budget = 0, dropped_queue = 0, bytes_dropped = 0;
+  uint64_t read = 0, dropped_budget = 0, dropped_queue = 0, bytes_dropped = 0;
   const int64_t now_ms = epoch_ms_now();
-  for (auto& line : lines) {
-    const uint64_t size = line.size() + aws::kLogEventOverhead;
-    if (queued_bytes + size > options_.max_queued) {
-      ++dropped_queue;
-      bytes_dropped += size;
-      continue;
+  // The file is read to its end in chunks, each judged before the next is read: memory stays
+  // bounded by the chunk and the queue, and the shipper keeps up with the writer (lines over
+  // the budget cost a read and a count, nothing more), so it never holds a rotated-away file
+  // open for long. kMaxRoundBytes bounds one round against a writer faster than us.
+  for (size_t done = 0; done < kMaxRoundBytes; done += kChunkBytes) {
+    std::vector<std::string> lines = tailer_.poll(kChunkBytes);
+    read += lines.size();
+    for (auto& line : lines) {
+      const uint64_t size = line.size() + aws::kLogEventOverhead;
+      if (queued_bytes + size > options_.max_queued) {
+        ++dropped_queue;
+        bytes_dropped += size;
+        continue;
+      }
+      if (!budget_.take(size)) {
+        ++dropped_budget;
+        bytes_dropped += size;
+        continue;
+      }
+      aws::LogEvent e{record_time_ms(line).value_or(now_ms), std::move(line)};
+      make_utf8(e.message);
+      queued_bytes += size;
+      queue_.push_back(std::move(e));
     }
-    if (!budget_.take(size)) {
-      ++dropped_budget;
-      bytes_dropped += size;
-      continue;
-    }
-    aws::LogEvent e{record_time_ms(line).value_or(now_ms), std::move(line)};
-    make_utf8(e.message);
-    queued_bytes += size;
-    queue_.push_back(std::move(e));
+    if (tailer_.caught_up()) break;
   }
   {
     std::lock_guard lock(mutex_);
-    stats_.lines_read += lines.size();
+    stats_.lines_read += read;
     stats_.events_dropped_budget += dropped_budget;
     stats_.events_dropped_queue += dropped_queue;
     stats_.events_dropped_long += tailer_.long_lines() - long_before;

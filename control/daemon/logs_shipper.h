@@ -70,6 +70,8 @@ class LogTailer {
 
   // At most max_bytes of file are read per call (the rest waits for the next one).
   std::vector<std::string> poll(size_t max_bytes = 16 << 20);
+  // The last poll() read everything there was (and looked for a rotation).
+  [[nodiscard]] bool caught_up() const { return caught_up_; }
 
   [[nodiscard]] uint64_t rotations() const { return rotations_; }
   [[nodiscard]] uint64_t truncations() const { return truncations_; }
@@ -93,6 +95,7 @@ class LogTailer {
   uint64_t offset_ = 0;
   std::string partial_;
   bool skipping_ = false;  // inside an over-long line: drop up to its '\n'
+  bool caught_up_ = false;
   uint64_t rotations_ = 0, truncations_ = 0, long_lines_ = 0;
 };
 
@@ -111,8 +114,8 @@ class ByteBudget {
   std::chrono::steady_clock::time_point last_;
 };
 
-// The shipper's thread. Every interval: poll the tailer, turn lines into events (time from "t";
-// lines without one get the time they were read), drop what the budget or the queue bound does
+// The shipper's thread. Every interval: read the file to its end, turn lines into events (time from
+// "t"; lines without one get the time they were read), drop what the budget or the queue bound does
 // not allow (counted), then send the queue in PutLogEvents batches through `send`.
 class LogsShipper {
  public:
@@ -159,6 +162,9 @@ class LogsShipper {
     int64_t last_sent_at_ms = 0;  // epoch ms of the last accepted call; 0 = none yet
   };
   [[nodiscard]] Stats stats() const;
+
+  static constexpr size_t kChunkBytes = 4 << 20;        // read and judged at a time
+  static constexpr size_t kMaxRoundBytes = 1ULL << 30;  // read in one round at most
 
  private:
   void loop();

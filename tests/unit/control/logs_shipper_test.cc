@@ -387,6 +387,29 @@ TEST(LogsShipper, BudgetAndQueueDropsAreCounted) {
   EXPECT_EQ(r2.messages(), (std::vector<std::string>{big + "0", big + "1"}));
 }
 
+TEST(LogsShipper, OneRoundReadsTheWholeBacklogInChunks) {
+  TempDir d;
+  const std::string p = d.file("tx.jsonl");
+  Recorder r;
+  LogsShipper::Options o = opts(p);
+  const auto t0 = std::chrono::steady_clock::time_point(std::chrono::hours(1));
+  o.clock = [t0] { return t0; };  // no refill during the round: exactly one minute's budget
+  LogsShipper s(o, [&](const auto& b) { return r.send(b); });
+  // Three chunks' worth at once: read to the end in one round; the 1 MiB budget sends the
+  // start and drops the rest, nothing waits for a later round.
+  std::string text;
+  int n = 0;
+  while (text.size() < 3 * LogsShipper::kChunkBytes) text += line(n++) + "\n";
+  append(p, text);
+  one_round(s);
+  const auto st = s.stats();
+  EXPECT_EQ(st.lines_read, static_cast<uint64_t>(n));
+  EXPECT_EQ(st.events_sent + st.events_dropped_budget, static_cast<uint64_t>(n));
+  EXPECT_GT(st.events_dropped_budget, 0u);
+  EXPECT_LE(st.bytes_sent, uint64_t{1} << 20);
+  EXPECT_EQ(st.offset, text.size());
+}
+
 TEST(LogsShipper, FailuresAreCountedAndADeletedStreamIsCreatedAgain) {
   TempDir d;
   const std::string p = d.file("tx.jsonl");
