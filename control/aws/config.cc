@@ -221,7 +221,7 @@ AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view
       }
     } else if (e.key == "endpoints") {
       for (const auto& s :
-           p.mapping(e.value, e.line, path, {"ec2", "imds", "cloudwatch", "dual_stack"})) {
+           p.mapping(e.value, e.line, path, {"ec2", "imds", "cloudwatch", "logs", "dual_stack"})) {
         auto v = p.scalar(s, path + "." + s.key);
         if (!v) continue;
         if (s.key == "dual_stack") {
@@ -239,6 +239,7 @@ AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view
         }
         (s.key == "ec2"    ? cfg.endpoints.ec2
          : s.key == "imds" ? cfg.endpoints.imds
+         : s.key == "logs" ? cfg.endpoints.logs
                            : cfg.endpoints.cloudwatch) = *v;
       }
     } else if (e.key == "retry") {

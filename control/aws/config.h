@@ -41,7 +41,8 @@ struct Endpoints {
   std::string ec2;          // empty = https://ec2.<region>.amazonaws.com (or .api.aws below)
   std::string imds;         // empty = http://169.254.169.254 (IPv6: http://[fd00:ec2::254])
   std::string cloudwatch;   // empty = https://monitoring.<region>.amazonaws.com
-  bool dual_stack = false;  // default EC2 endpoint https://ec2.<region>.api.aws (IPv4 + IPv6)
+  std::string logs;         // empty = https://logs.<region>.amazonaws.com (or .api.aws below)
+  bool dual_stack = false;  // default EC2/Logs endpoints https://<svc>.<region>.api.aws (v4 + v6)
 };
 
 struct AwsTimeouts {

@@ -236,6 +236,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
   fsm_ = std::make_unique<ha::FailoverFsm>(ha::to_fsm_config(config_.ha, boot_id_), clock_);
   if (!config_.ha.fallback_for.empty()) fallback_ = make_fallback();
   if (config_.cloudwatch.enabled) start_cloudwatch();
+  if (config_.cloudwatch_logs.enabled) start_cloudwatch_logs();
   logger->info("eipgate-control up: priority {}, peer {}, HA port {}, control socket {}",
                config_.ha.priority, ha::to_string(peer_), udp_->local().port,
                config_.ha.control_socket);
@@ -295,6 +296,8 @@ int Daemon::run(const std::atomic<bool>& stop) {
   lease_worker_.reset();
   cw_sleep_.stop();       // a PutMetricData backoff in progress ends now
   cw_publisher_.reset();  // an interval still queued is not sent: we are stopping
+  logs_sleep_.stop();     // likewise for a PutLogEvents backoff
+  logs_shipper_.reset();  // lines read but not sent yet are not sent
   control_.stop();
   return 0;
 }

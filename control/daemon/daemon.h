@@ -8,6 +8,7 @@
 
 #include "control/aws/config.h"
 #include "control/daemon/cloudwatch_publisher.h"
+#include "control/daemon/logs_shipper.h"
 #include "control/ha/config.h"
 
 namespace eipgate::control {
@@ -16,7 +17,8 @@ struct DaemonConfig {
   std::string file;
   ha::HaConfig ha;
   aws::AwsConfig aws;
-  CloudWatchConfig cloudwatch;  // the cloudwatch: section (off by default)
+  CloudWatchConfig cloudwatch;           // the cloudwatch: section (off by default)
+  CloudWatchLogsConfig cloudwatch_logs;  // the cloudwatch_logs: section (off by default)
   std::string dataplane_admin_socket = "/run/eipgate/dataplane.sock";
   std::string sync_socket;  // <dirname of admin.socket>/sync.sock
 };

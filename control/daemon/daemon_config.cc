@@ -74,18 +74,22 @@ bool parse_daemon_config(const std::string& text, const std::string& file, Daemo
     // it validates itself. A misspelt section name must not leave a default in place silently.
     std::vector<yaml_schema::Issue> issues;
     const auto top = yaml_schema::map_entries(
-        root, 1, "",
-        {"mode", "ports", "interface", "next_hop", "nat", "timeouts", "workers", "eal",
-         "exception_path", "admin", "logging", "polling", "probe", "fastpath", "translation_log",
-         "policy", "aws", "ha", "cloudwatch"},
+        root, 1, "", {"mode",     "ports",   "interface", "next_hop",       "nat",
+                      "timeouts", "workers", "eal",       "exception_path", "admin",
+                      "logging",  "polling", "probe",     "fastpath",       "translation_log",
+                      "policy",   "aws",     "ha",        "cloudwatch",     "cloudwatch_logs"},
         &issues);
     for (auto& i : issues) all.push_back(SchemaError{file, i.line, std::move(i.reason)});
     const yaml_schema::Entry* ha_entry = nullptr;
     const yaml_schema::Entry* aws_entry = nullptr;
     const yaml_schema::Entry* admin_entry = nullptr;
     const yaml_schema::Entry* cloudwatch_entry = nullptr;
+    const yaml_schema::Entry* logs_entry = nullptr;
+    const yaml_schema::Entry* txlog_entry = nullptr;
     for (const auto& e : top) {
       if (e.key == "cloudwatch") cloudwatch_entry = &e;
+      if (e.key == "cloudwatch_logs") logs_entry = &e;
+      if (e.key == "translation_log") txlog_entry = &e;
       if (e.key == "ha") ha_entry = &e;
       if (e.key == "aws") aws_entry = &e;
       if (e.key == "admin") admin_entry = &e;
@@ -121,6 +125,21 @@ bool parse_daemon_config(const std::string& text, const std::string& file, Daemo
     if (cloudwatch_entry != nullptr) {
       parse_cloudwatch_config(cloudwatch_entry->value, cloudwatch_entry->line, file, &c.cloudwatch,
                               &all);
+    }
+    if (logs_entry != nullptr) {
+      parse_cloudwatch_logs_config(logs_entry->value, logs_entry->line, file, &c.cloudwatch_logs,
+                                   &all);
+    }
+    if (c.cloudwatch_logs.path.empty()) {
+      // The file the dataplane writes: its translation_log.path (which it validates), else its
+      // default.
+      c.cloudwatch_logs.path = std::string(kDefaultTranslationLogPath);
+      if (txlog_entry != nullptr && txlog_entry->value.IsMap()) {
+        const YAML::Node p = txlog_entry->value["path"];
+        if (p && p.IsScalar() && !p.Scalar().empty() && p.Scalar()[0] == '/') {
+          c.cloudwatch_logs.path = p.Scalar();
+        }
+      }
     }
     // Our own tables decide fencing; a rescued AZ's tables must not be among them.
     for (const auto& rule : c.ha.fallback_for) {

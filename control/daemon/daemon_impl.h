@@ -22,6 +22,7 @@
 #include "control/daemon/egress_probes.h"
 #include "control/daemon/executor.h"
 #include "control/daemon/fallback_ops.h"
+#include "control/daemon/logs_shipper.h"
 #include "control/daemon/metrics.h"
 #include "control/daemon/sync_link.h"
 #include "control/ha/auth.h"
@@ -97,6 +98,9 @@ class Daemon final : public ha::SyncSink {
   void start_cloudwatch();
   void cloudwatch_periodic(Millis now);
   json cloudwatch_status() const;
+  // CloudWatch Logs (logs_ops.cc): the translation-log shipper's thread, started after bootstrap.
+  void start_cloudwatch_logs();
+  json cloudwatch_logs_status() const;
   json command(const std::string& cmd, const json& args);
   json status() const;
 
@@ -202,6 +206,12 @@ class Daemon final : public ha::SyncSink {
   Millis next_cloudwatch_{0};
   bool cw_baseline_taken_ = false;
   bool cw_stats_in_flight_ = false;
+  // CloudWatch Logs (cloudwatch_logs.enabled): the shipper's own thread and its client.
+  std::unique_ptr<aws::CurlTransport> logs_http_;
+  StoppableSleep logs_sleep_;  // the shipper's backoff, cut short on stop
+  std::unique_ptr<aws::LogsClient> logs_client_;
+  std::unique_ptr<LogsShipper> logs_shipper_;
+  std::string logs_stream_;
 };
 
 }  // namespace eipgate::control::detail

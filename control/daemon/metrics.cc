@@ -348,6 +348,39 @@ std::vector<MetricFamily> ha_families(const json& status) {
     b.add_field(cw, "queued", "eipgate_cloudwatch_queue_intervals",
                 "intervals waiting to be sent to CloudWatch", MetricType::Gauge);
   }
+  // Translation logs to CloudWatch Logs (cloudwatch_logs.enabled): absent when it is off.
+  const json& cl = field(status, "cloudwatch_logs");
+  if (cl.is_object() && cl.contains("events_sent")) {
+    const std::string requests_help =
+        "CloudWatch Logs calls (PutLogEvents, CreateLogStream), by result (failed = given up "
+        "after retries)";
+    b.add_field(cl, "requests_ok", "eipgate_cloudwatch_logs_requests_total", requests_help,
+                MetricType::Counter, {{"result", "ok"}});
+    b.add_field(cl, "requests_failed", "eipgate_cloudwatch_logs_requests_total", requests_help,
+                MetricType::Counter, {{"result", "failed"}});
+    const std::string events_help =
+        "translation-log lines by outcome: sent, rejected (by CloudWatch Logs in an accepted "
+        "call), "
+        "failed (after retries), dropped_budget, dropped_queue, dropped_long";
+    for (const char* r :
+         {"sent", "rejected", "failed", "dropped_budget", "dropped_queue", "dropped_long"}) {
+      b.add_field(cl, (std::string("events_") + r).c_str(), "eipgate_cloudwatch_logs_events_total",
+                  events_help, MetricType::Counter, {{"result", r}});
+    }
+    const std::string bytes_help =
+        "translation-log bytes as PutLogEvents counts them (line + 26), sent or dropped";
+    b.add_field(cl, "bytes_sent", "eipgate_cloudwatch_logs_bytes_total", bytes_help,
+                MetricType::Counter, {{"result", "sent"}});
+    b.add_field(cl, "bytes_dropped", "eipgate_cloudwatch_logs_bytes_total", bytes_help,
+                MetricType::Counter, {{"result", "dropped"}});
+    b.add_field(cl, "retries", "eipgate_cloudwatch_logs_retries_total",
+                "CloudWatch Logs calls repeated after throttling, 5xx or transport errors",
+                MetricType::Counter);
+    b.add_field(cl, "rotations", "eipgate_cloudwatch_logs_rotations_total",
+                "translation-log file rotations the shipper followed", MetricType::Counter);
+    b.add_field(cl, "queued_bytes", "eipgate_cloudwatch_logs_queue_bytes",
+                "translation-log bytes read and waiting to be sent", MetricType::Gauge);
+  }
   return b.take();
 }
 

@@ -94,6 +94,7 @@ json Daemon::status() const {
       {"fallback", fallback_ ? fallback_->status() : json::array()},
       {"lease", lease_status()},
       {"cloudwatch", cloudwatch_status()},
+      {"cloudwatch_logs", cloudwatch_logs_status()},
   };
 }
 

@@ -160,7 +160,7 @@ DataplaneConfig parse_root(const Parser& p, const YAML::Node& root) {
        "exception_path", "admin", "logging", "polling", "probe", "fastpath", "translation_log",
        // eipgate-control's sections of the same file (control/aws, control/ha,
        // control/daemon): that process validates them; the dataplane leaves them alone.
-       "aws", "ha", "policy", "cloudwatch"});
+       "aws", "ha", "policy", "cloudwatch", "cloudwatch_logs"});
   DataplaneConfig cfg;
   cfg.source_file = p.file();
   engine::EngineConfig& eng = cfg.engine;

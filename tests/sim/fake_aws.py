@@ -4,10 +4,13 @@
 Standard library + botocore only (run with /usr/bin/python3). One HTTP port serves:
   POST /                      the EC2 Query API subset eipgate uses (SigV4 checked with botocore),
                               and CloudWatch's PutMetricData (Version 2010-08-01, SigV4 service
-                              "monitoring"): validated, answered in CloudWatch's XML, kept
+                              "monitoring"): validated, answered in CloudWatch's XML, kept;
+                              CloudWatch Logs' CreateLogStream/PutLogEvents (JSON 1.1,
+                              X-Amz-Target Logs_20140328.*, SigV4 service "logs"; fake_logs.py)
   PUT|GET /latest/...         IMDSv2 for the default instance (see instance selection below)
   PUT|GET /<i-id>/latest/...  IMDSv2 for instance <i-id>
   /_fake/...                  control endpoint: faults, state, recorded calls, received metrics
+                              and log events
                               (unsigned, tests only)
 The model (VPCs, subnets, instances, ENIs with private IPs, route tables, Elastic IPs) is loaded
 from a JSON (or YAML) state file; every mutation is reported to on_change hooks so a simulator can
@@ -31,6 +34,9 @@ import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fake_logs  # noqa: E402
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 API_VERSION = "2016-11-15"
@@ -1227,6 +1233,7 @@ class FakeAws:
         self.faults = Faults()
         self.calls = []  # every EC2 request: action, params, status, code, raw request
         self.metrics = []  # every datum CloudWatch accepted (parse_put_metric_data + received_at)
+        self.logs = fake_logs.LogsStore()  # CloudWatch Logs: groups, streams, events
         self.calls_lock = threading.Lock()
         self.quiet = quiet
         handler = type("Handler", (_Handler,), {"fake": self})
@@ -1265,11 +1272,15 @@ class FakeAws:
             self.calls.append(entry)
             del self.calls[:-1000]
 
+    def instance_of_key(self, access_key_id):
+        """The instance whose role credentials hold this key (None: static keys)."""
+        with self.imds.lock:
+            return next((i for i, c in self.imds.role_credentials.items()
+                         if c["access_key_id"] == access_key_id), None)
+
     def add_metrics(self, data, access_key_id):
         at = time.time()
-        with self.imds.lock:  # whose instance role signed it (None: static keys)
-            instance = next((i for i, c in self.imds.role_credentials.items()
-                             if c["access_key_id"] == access_key_id), None)
+        instance = self.instance_of_key(access_key_id)
         with self.calls_lock:
             for d in data:
                 self.metrics.append(dict(d, received_at=at, access_key_id=access_key_id,
@@ -1341,6 +1352,9 @@ class _Handler(BaseHTTPRequestHandler):
             m = re.match(r"^(?:/(i-[0-9a-zA-Z]+))?/latest/(.*)$", path)
             if m:
                 return self._imds(method, m.group(1), m.group(2), headers)
+            if path == "/" and method == "POST" and \
+                    headers.get("x-amz-target", "").startswith(fake_logs.TARGET_PREFIX):
+                return self._logs(body, headers)
             if path == "/" and method in ("POST", "GET"):
                 if self._is_cloudwatch(method, body, headers):
                     return self._cloudwatch(method, body, headers)
@@ -1436,6 +1450,42 @@ class _Handler(BaseHTTPRequestHandler):
                           "client": self.client_address[0]})
         self._send(status, "text/xml", xml)
 
+    def _logs(self, body, headers):
+        """CloudWatch Logs (JSON 1.1): the operation from X-Amz-Target, SigV4 service "logs"."""
+        operation = headers["x-amz-target"][len(fake_logs.TARGET_PREFIX):]
+        raw = {"method": "POST", "path": self.path, "headers": headers,
+               "body": body.decode("utf-8", "replace")}
+        url = f"http://{headers.get('host', '127.0.0.1')}{self.path}"
+        latency, fault = self.fake.faults.take(operation)
+        if latency:
+            time.sleep(latency)
+        status, code, answer = 200, None, "{}"
+        try:
+            try:
+                akid = verify_sigv4(self.fake.state, "POST", url, headers, body, service="logs")
+            except Ec2Error as e:  # the JSON protocol's spellings
+                raise fake_logs.LogsError(
+                    "UnrecognizedClientException" if e.status == 401 else e.code, e.message,
+                    400 if e.status == 401 else e.status)
+            if fault is not None:
+                if fault.code == "RequestLimitExceeded":
+                    raise fake_logs.LogsError("ThrottlingException", "Rate exceeded", 400)
+                raise fake_logs.LogsError("ServiceUnavailableException", fault.message,
+                                          fault.status)
+            ctype = headers.get("content-type", "").split(";")[0].strip()
+            if ctype != fake_logs.CONTENT_TYPE:
+                raise fake_logs.LogsError("SerializationException",
+                                          f"Content-Type {ctype!r} is not "
+                                          f"{fake_logs.CONTENT_TYPE}")
+            answer = json.dumps(self.fake.logs.handle(operation, body,
+                                                      self.fake.instance_of_key(akid)))
+        except fake_logs.LogsError as e:
+            status, code, answer = e.status, e.code, e.body()
+        self.fake.record({"action": operation, "service": "logs", "status": status,
+                          "code": code, "request": raw})
+        self._send(status, fake_logs.CONTENT_TYPE, answer,
+                   {"x-amzn-RequestId": str(uuid.uuid4())})
+
     def _control(self, method, what, body):
         fake = self.fake
         spec = json.loads(body or b"{}") if method in ("POST", "PUT") else {}
@@ -1463,6 +1513,16 @@ class _Handler(BaseHTTPRequestHandler):
                 if method == "POST" and spec.get("clear"):
                     fake.metrics.clear()
             return self._send(200, "application/json", json.dumps(metrics))
+        if what == "logs":
+            # GET: {group: {stream: [{timestamp, message, ingestion_time, instance_id}]}}, events
+            # oldest first as accepted. POST {"create_group": "name"} creates a log group (the
+            # fake has none at start); {"clear": true} empties every stream.
+            if method == "POST":
+                if spec.get("create_group"):
+                    fake.logs.create_group(spec["create_group"])
+                if spec.get("clear"):
+                    fake.logs.clear()
+            return self._send(200, "application/json", json.dumps(fake.logs.to_json()))
         if what == "imds" and method == "GET":
             with fake.imds.lock:
                 out = {"credential_fetches": fake.imds.credential_fetches}

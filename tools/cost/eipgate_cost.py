@@ -814,7 +814,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="custom metrics published per pair: none, default (5 + 5 alarms), full "
                    "(NAT Gateway's names + HA, + 5 alarms)")
     g.add_argument("--logs-gb", type=float, default=0.0,
-                   help="translation logs shipped to CloudWatch Logs, GB/month, all AZs (0)")
+                   help="translation logs eipgate-control ships to CloudWatch Logs "
+                   "(cloudwatch_logs:), GB/month, all AZs: the bytes of status "
+                   "cloudwatch_logs.bytes_sent (each JSON line + 26); at most byte_budget per "
+                   "instance (1 MiB/min = ~45 GB/month) (0)")
     g.add_argument("--cross-az-share", type=float, default=0.0,
                    help="share of the processed bytes the cross-AZ fallback carries (0)")
     g.add_argument("--ssm-endpoints", action="store_true",

@@ -222,6 +222,14 @@ TEST(ConfigDefaults, MinimalConfigTakesNatGatewayDefaults) {
   EXPECT_EQ(c.logging.level, "info");
 }
 
+TEST(ConfigDefaults, EipgateControlsSectionsAreLeftAlone) {
+  // The same file carries eipgate-control's sections; that process validates them.
+  const DataplaneConfig c = parse_ok(std::string(kMinimal) +
+                                     "cloudwatch: {enabled: false}\n"
+                                     "cloudwatch_logs: {enabled: true, log_group: /eipgate/tx}\n");
+  EXPECT_EQ(c.logging.level, "info");
+}
+
 TEST(ConfigDefaults, TwoArmedPortsComeOutInsideThenOutside) {
   const DataplaneConfig c = parse_ok(kTwoArmed);  // written outside first
   ASSERT_EQ(c.ports.size(), 2u);

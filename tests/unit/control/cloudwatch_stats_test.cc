@@ -124,5 +124,48 @@ TEST(CloudWatchOnMetrics, PublisherCountersBecomeFamilies) {
   }
 }
 
+// status.cloudwatch_logs → eipgate_cloudwatch_logs_* on /metrics; nothing when it is off.
+TEST(CloudWatchLogsOnMetrics, ShipperCountersBecomeFamilies) {
+  const nlohmann::json on = {{"cloudwatch_logs",
+                              {{"enabled", true},
+                               {"requests_ok", 7},
+                               {"requests_failed", 2},
+                               {"events_sent", 900},
+                               {"events_rejected", 1},
+                               {"events_failed", 20},
+                               {"events_dropped_budget", 300},
+                               {"events_dropped_queue", 4},
+                               {"events_dropped_long", 5},
+                               {"bytes_sent", 250000},
+                               {"bytes_dropped", 80000},
+                               {"retries", 3},
+                               {"rotations", 2},
+                               {"queued_bytes", 512}}}};
+  std::map<std::string, double> got;
+  for (const auto& f : ha_families(on)) {
+    for (const auto& m : f.metric) {
+      std::string key = f.name;
+      for (const auto& l : m.label) key += "{" + l.name + "=" + l.value + "}";
+      got[key] = f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+    }
+  }
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_requests_total{result=ok}"], 7);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_requests_total{result=failed}"], 2);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_events_total{result=sent}"], 900);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_events_total{result=dropped_budget}"], 300);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_events_total{result=dropped_queue}"], 4);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_events_total{result=dropped_long}"], 5);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_events_total{result=failed}"], 20);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_events_total{result=rejected}"], 1);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_bytes_total{result=sent}"], 250000);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_bytes_total{result=dropped}"], 80000);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_retries_total"], 3);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_rotations_total"], 2);
+  EXPECT_EQ(got["eipgate_cloudwatch_logs_queue_bytes"], 512);
+  for (const auto& f : ha_families({{"cloudwatch_logs", {{"enabled", false}}}})) {
+    EXPECT_NE(f.name.rfind("eipgate_cloudwatch_logs", 0), 0u) << f.name;
+  }
+}
+
 }  // namespace
 }  // namespace eipgate::control
