@@ -72,10 +72,12 @@ class OneFamilyServer {
         if (n <= 0) break;
         req.append(buf, static_cast<size_t>(n));
       }
+      // Counted before the answer goes out: the client may check `served` as soon as it has read
+      // the answer (counting after close() raced with it under load).
+      ++served;
       const char* resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
       (void)!write(c, resp, std::strlen(resp));
       close(c);
-      ++served;
     }
   }
   int fd_ = -1;
