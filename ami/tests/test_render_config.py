@@ -68,7 +68,7 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(cfg["nat"]["outside_addresses"], ["10.0.0.100"])
         self.assertEqual(cfg["workers"]["lcores"], [1])          # 2 vCPUs: one worker
         self.assertEqual(cfg["aws"]["route_tables"], {"tags": {"eipgate:pair": "use1-az1-0"}})
-        self.assertEqual(cfg["aws"]["service_address"], {"mode": "secondary-ip", "private_ip": "10.0.0.100"})
+        self.assertEqual(cfg["aws"]["service_address"], {"mode": "secondary-ip", "private_ips": ["10.0.0.100"]})
         self.assertEqual(cfg["ha"]["data_mac"], "0e:00:00:00:0a:02")
         self.assertEqual(cfg["ha"]["peers"], [{"address": "10.0.0.16", "port": 7410}])
         self.assertTrue(cfg["exception_path"]["enabled"])
@@ -126,10 +126,67 @@ class RenderTest(unittest.TestCase):
             render.render(dict(SPEC, service_ips=["10.0.1.100"]), FACTS)
         self.assertIn("not in the data ENI's subnet", "\n".join(cm.exception.errors))
 
-    def test_one_service_ip_per_pair(self):
+    def test_several_service_ips(self):
+        facts = json.loads(json.dumps(FACTS))
+        facts["enis"][1]["ips"] = ["10.0.0.5", "10.0.0.100", "10.0.0.101", "10.0.0.102"]
+        ips = ["10.0.0.100", "10.0.0.101", "10.0.0.102"]
+        cfg, _ = render.render(dict(SPEC, service_ips=ips), facts)
+        self.assertEqual(cfg["interface"]["address"], "10.0.0.5/24")  # the primary, not a service IP
+        self.assertEqual(cfg["nat"]["outside_addresses"], ips)
+        self.assertEqual(cfg["aws"]["service_address"], {"mode": "secondary-ip", "private_ips": ips})
+
+    def test_eip_mode_pairs_allocation_ids(self):
+        allocs = ["eipalloc-0aa00000000000001", "eipalloc-0aa00000000000002"]
+        cfg, _ = render.render(dict(SPEC, service_ips=["10.0.0.100", "10.0.0.101"], service_mode="eip",
+                                    allocation_ids=allocs), FACTS)
+        self.assertEqual(cfg["aws"]["service_address"],
+                         {"mode": "eip", "private_ips": ["10.0.0.100", "10.0.0.101"], "allocation_ids": allocs})
+        # allocation_id: the one-element shorthand
+        cfg, _ = render.render(dict(SPEC, service_mode="eip", allocation_id=allocs[0]), FACTS)
+        self.assertEqual(cfg["aws"]["service_address"]["allocation_ids"], allocs[:1])
+        # and from tags: eipgate:allocation-ids, comma-separated
+        self.assertEqual(render.spec_from_tags({"eipgate:allocation-ids": ",".join(allocs)})["allocation_ids"],
+                         allocs)
+
+    def test_service_ip_and_allocation_mistakes(self):
+        cases = [
+            (dict(service_ips=["10.0.0.100", "10.0.0.100"]), "service_ips: 10.0.0.100 is listed twice"),
+            (dict(service_ips=["10.0.0.%d" % (100 + i) for i in range(9)]), "service_ips: 9 addresses; at most 8 per pair"),
+            (dict(service_mode="eip"), "allocation_ids: required with service_mode eip"),
+            (dict(service_ips=["10.0.0.100", "10.0.0.101"], service_mode="eip",
+                  allocation_ids=["eipalloc-0aa00000000000001"]), "allocation_ids: 1 for 2 service_ips"),
+            (dict(allocation_id="eipalloc-0aa00000000000001", allocation_ids=["eipalloc-0aa00000000000001"]),
+             "give allocation_id or allocation_ids, not both"),
+            (dict(allocation_ids=["eipalloc-0aa00000000000001", "eipalloc-0aa00000000000001"],
+                  service_ips=["10.0.0.100", "10.0.0.101"]), "allocation_ids: eipalloc-0aa00000000000001 is listed twice"),
+            (dict(allocation_ids=["eip-1"]), "allocation_ids: 'eip-1' is not an eipalloc-<hex> id"),
+        ]
+        for extra, want in cases:
+            with self.assertRaises(render.ConfigError, msg=want) as cm:
+                render.render(dict(SPEC, **extra), FACTS)
+            self.assertTrue(any(want in e for e in cm.exception.errors), (want, cm.exception.errors))
+
+    def test_instance_type_limits_service_ips(self):
+        """The data ENI holds its primary and (IPv4 addresses per interface - 1) service IPs."""
+        ips = ["10.0.0.100", "10.0.0.101", "10.0.0.102"]
+        for itype, count, ok in [("t4g.nano", 1, True), ("t4g.nano", 2, False), ("t4g.micro", 2, False),
+                                 ("t4g.small", 3, True), ("t4g.medium", 3, True), ("c6gn.medium", 3, True),
+                                 ("c7gn.large", 3, True), ("x9.unknown", 3, True)]:
+            facts = dict(FACTS, instance_type=itype)
+            spec = dict(SPEC, service_ips=ips[:count])
+            if ok:
+                render.render(spec, facts)
+                continue
+            with self.assertRaises(render.ConfigError) as cm:
+                render.render(spec, facts)
+            self.assertIn("service_ips: %d addresses, but a %s's data ENI holds 2 IPv4 addresses: its primary "
+                          "and at most 1 service IP (ami/OPERATOR.md" % (count, itype), cm.exception.errors[0])
         with self.assertRaises(render.ConfigError) as cm:
-            render.render(dict(SPEC, service_ips=["10.0.0.100", "10.0.0.101"]), FACTS)
-        self.assertIn("exactly one per pair", cm.exception.errors[0])
+            render.render(dict(SPEC, service_ips=["10.0.0.%d" % (100 + i) for i in range(4)]),
+                          dict(FACTS, instance_type="t4g.small"))
+        self.assertIn("holds 4 IPv4 addresses: its primary and at most 3 service IPs", cm.exception.errors[0])
+        self.assertEqual(render.IPV4_PER_INTERFACE["m6i.large"], 10)
+        self.assertEqual(render.IPV4_PER_INTERFACE["c6in.large"], 10)
 
     def test_no_data_eni(self):
         facts = dict(FACTS, enis=FACTS["enis"][:1])
@@ -382,6 +439,28 @@ class MainTest(unittest.TestCase):
             text = f.read()
         self.assertEqual(yaml.safe_load(text)["ha"]["secret_file"], os.path.join(d, "ha.key"))
         self.assertTrue(text.startswith(render.HEADER))
+        for env in ("EIPGATE_DATAPLANE", "EIPGATE_CONTROL"):
+            path = binary(env)
+            if env == "EIPGATE_CONTROL":
+                can_check_control(self)
+            c = subprocess.run([path, "--config", cfg_path, "--check"], capture_output=True, text=True)
+            self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (path, c.stdout, c.stderr, text))
+
+    def test_several_service_ips_pass_both_checks(self):
+        """private_ips/allocation_ids as eipgate-control parses them, outside_addresses as the
+        dataplane does."""
+        spec = dict(SPEC, service_ips=["10.0.0.100", "10.0.0.101", "10.0.0.102"],
+                    allocation_ids=["eipalloc-0aa00000000000001", "eipalloc-0aa00000000000002",
+                                    "eipalloc-0aa00000000000003"])
+        del spec["ha_secret_ssm"]
+        spec["ha_secret"] = "0123456789abcdef0123456789abcdef"
+        d, p = self.run_main(spec)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        cfg_path = os.path.join(d, "eipgate.yaml")
+        with open(cfg_path) as f:
+            text = f.read()
+        self.assertEqual(yaml.safe_load(text)["aws"]["service_address"]["private_ips"],
+                         spec["service_ips"])
         for env in ("EIPGATE_DATAPLANE", "EIPGATE_CONTROL"):
             path = binary(env)
             if env == "EIPGATE_CONTROL":

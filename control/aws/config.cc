@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <functional>
 #include <regex>
 
 #include "common/yaml_schema.h"
@@ -128,55 +129,143 @@ void parse_route_tables(Parser& p, const YAML::Node& node, int line, AwsConfig& 
   if (!any) p.error(line, path + ": needs 'ids' or 'tags' (the private route tables to steer)");
 }
 
+// One of the paired lists of service_address: `private_ip(s)` or `allocation_id(s)`, the
+// one-element shorthand or the list form (not both), each entry checked, no duplicates.
+class AddressList {
+ public:
+  AddressList(std::string path, std::string one, std::string many)
+      : path_(std::move(path)), one_(std::move(one)), many_(std::move(many)) {}
+
+  // True when `e` is one of ours (and consumed).
+  bool take(Parser& p, const Parser::Entry& e,
+            const std::function<bool(const std::string&, std::string*)>& valid) {
+    if (e.key != one_ && e.key != many_) return false;
+    if (line_ != 0) {
+      p.error(e.line, path_ + ": give '" + one_ + "' or '" + many_ + "', not both (" + key_ +
+                          " on line " + std::to_string(line_) + ")");
+      bad_ = true;
+      return true;
+    }
+    line_ = e.line;
+    key_ = e.key;
+    if (e.key == one_) {
+      if (!e.value.IsScalar() || e.value.Scalar().empty()) {
+        p.error(e.line, path_ + "." + one_ + ": expected a non-empty value");
+        bad_ = true;
+      } else {
+        add(p, e.value.Scalar(), e.line, path_ + "." + one_, valid);
+      }
+      return true;
+    }
+    const std::string lp = path_ + "." + many_;
+    if (!e.value.IsSequence() || e.value.size() == 0) {
+      p.error(e.line, lp + ": expected a list of 1 to " + std::to_string(kMaxServiceAddresses) +
+                          " entries");
+      bad_ = true;
+      return true;
+    }
+    if (e.value.size() > kMaxServiceAddresses) {
+      p.error(e.line, lp + ": " + std::to_string(e.value.size()) + " entries; at most " +
+                          std::to_string(kMaxServiceAddresses) + " service addresses per pair");
+      bad_ = true;
+    }
+    for (const auto& item : e.value) {
+      const int line = line_of(item);
+      if (!item.IsScalar() || item.Scalar().empty()) {
+        p.error(line, lp + ": expected a non-empty value");
+        bad_ = true;
+        continue;
+      }
+      add(p, item.Scalar(), line, lp, valid);
+    }
+    return true;
+  }
+
+  [[nodiscard]] bool given() const { return line_ != 0; }
+  [[nodiscard]] bool bad() const { return bad_; }
+  [[nodiscard]] int line() const { return line_; }
+  [[nodiscard]] const std::string& key() const { return key_; }
+  std::vector<std::string> values;
+
+ private:
+  void add(Parser& p, const std::string& v, int line, const std::string& where,
+           const std::function<bool(const std::string&, std::string*)>& valid) {
+    std::string why;
+    if (!valid(v, &why)) {
+      p.error(line, where + ": " + why);
+      bad_ = true;
+    } else if (std::find(values.begin(), values.end(), v) != values.end()) {
+      p.error(line, where + ": " + v + " is listed twice");
+      bad_ = true;
+    } else {
+      values.push_back(v);
+    }
+  }
+
+  std::string path_, one_, many_, key_;
+  int line_ = 0;
+  bool bad_ = false;
+};
+
 void parse_service_address(Parser& p, const YAML::Node& node, int line, AwsConfig& cfg) {
   const std::string path = "aws.service_address";
   bool have_mode = false;
   int mode_line = line;
-  for (const auto& e : p.mapping(node, line, path, {"mode", "private_ip", "allocation_id"})) {
+  AddressList ips(path, "private_ip", "private_ips");
+  AddressList allocs(path, "allocation_id", "allocation_ids");
+  const auto valid_ip = [](const std::string& v, std::string* why) {
+    return yaml_schema::parse_address(v, why).has_value();
+  };
+  const auto valid_alloc = [](const std::string& v, std::string* why) {
+    if (std::regex_match(v, kAllocationId)) return true;
+    *why = "'" + v + "' is not an allocation id (eipalloc-<hex>)";
+    return false;
+  };
+  for (const auto& e :
+       p.mapping(node, line, path,
+                 {"mode", "private_ip", "private_ips", "allocation_id", "allocation_ids"})) {
+    if (ips.take(p, e, valid_ip) || allocs.take(p, e, valid_alloc)) continue;
     auto v = p.scalar(e, path + "." + e.key);
-    if (!v) {
-      if (e.key == "mode") have_mode = true;  // already reported
-      continue;
-    }
-    if (e.key == "mode") {
-      have_mode = true;
-      mode_line = e.line;
-      if (*v == "secondary-ip") {
-        cfg.service_address.mode = ServiceAddressMode::SecondaryIp;
-      } else if (*v == "eip") {
-        cfg.service_address.mode = ServiceAddressMode::Eip;
-      } else {
-        p.error(e.line, path + ".mode: '" + *v + "' is not 'secondary-ip' or 'eip'");
-      }
-    } else if (e.key == "private_ip") {
-      std::string why;
-      if (!yaml_schema::parse_address(*v, &why)) {
-        p.error(e.line, path + ".private_ip: " + why);
-      } else {
-        cfg.service_address.private_ip = *v;
-      }
-    } else if (e.key == "allocation_id") {
-      if (!std::regex_match(*v, kAllocationId)) {
-        p.error(e.line,
-                path + ".allocation_id: '" + *v + "' is not an allocation id (eipalloc-<hex>)");
-      } else {
-        cfg.service_address.allocation_id = *v;
-      }
+    have_mode = true;  // the only other key; a missing value is reported already
+    if (!v) continue;
+    mode_line = e.line;
+    if (*v == "secondary-ip") {
+      cfg.service_address.mode = ServiceAddressMode::SecondaryIp;
+    } else if (*v == "eip") {
+      cfg.service_address.mode = ServiceAddressMode::Eip;
+    } else {
+      p.error(e.line, path + ".mode: '" + *v + "' is not 'secondary-ip' or 'eip'");
     }
   }
   if (!have_mode) {
     p.error(line, path + ": needs 'mode' (secondary-ip or eip)");
     return;
   }
-  if (cfg.service_address.mode == ServiceAddressMode::SecondaryIp &&
-      cfg.service_address.private_ip.empty()) {
-    p.error(mode_line,
-            path + ": mode secondary-ip needs 'private_ip' (the secondary IP that moves)");
+  const bool eip = cfg.service_address.mode == ServiceAddressMode::Eip;
+  if (!eip && !ips.given()) {
+    p.error(mode_line, path +
+                           ": mode secondary-ip needs 'private_ips' (or 'private_ip'): the "
+                           "secondary IPs that move");
   }
-  if (cfg.service_address.mode == ServiceAddressMode::Eip &&
-      cfg.service_address.allocation_id.empty()) {
-    p.error(mode_line, path + ": mode eip needs 'allocation_id' (the Elastic IP to re-associate)");
+  if (eip && !allocs.given()) {
+    p.error(mode_line, path +
+                           ": mode eip needs 'allocation_ids' (or 'allocation_id'): the Elastic "
+                           "IPs to re-associate");
   }
+  if (ips.bad() || allocs.bad()) return;
+  const size_t n_ips = ips.values.size();
+  const size_t n_allocs = allocs.values.size();
+  if (eip && !ips.given() && n_allocs > 1) {
+    p.error(allocs.line(), path + ": mode eip with " + std::to_string(n_allocs) +
+                               " allocation_ids needs as many 'private_ips' (paired by index: "
+                               "each EIP lands on its own private IP)");
+  } else if (ips.given() && allocs.given() && n_ips != n_allocs) {
+    p.error(allocs.line(), path + "." + allocs.key() + ": " + std::to_string(n_allocs) +
+                               " allocation id(s) for " + std::to_string(n_ips) + " " + ips.key() +
+                               " (paired by index: one each)");
+  }
+  cfg.service_address.private_ips = std::move(ips.values);
+  cfg.service_address.allocation_ids = std::move(allocs.values);
 }
 
 AwsConfigResult parse_section(const YAML::Node& node, int line, std::string_view file) {

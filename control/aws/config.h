@@ -3,7 +3,9 @@
 // Schema and examples: control/aws/README.md.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <map>
 #include <optional>
 #include <string>
@@ -31,10 +33,29 @@ struct RouteTableSelection {
   std::string destination = "0.0.0.0/0";    // the route that points at the active instance
 };
 
+// The most service addresses one pair moves (private_ips / allocation_ids entries). AWS's own
+// limit is the data ENI's IPv4 addresses per interface minus its primary (ami/OPERATOR.md).
+inline constexpr size_t kMaxServiceAddresses = 8;
+
+// N service addresses, paired by index: private_ips[i] carries allocation_ids[i].
 struct ServiceAddress {
   ServiceAddressMode mode = ServiceAddressMode::SecondaryIp;
-  std::string private_ip;     // secondary-ip: the IP that moves; eip: the IP the EIP lands on
-  std::string allocation_id;  // eip: required; secondary-ip: optional, checked after a move
+  // secondary-ip: the IPs that move (1..8, required); eip: the IP each EIP lands on (empty only
+  // with one EIP: it lands on the ENI's primary IP).
+  std::vector<std::string> private_ips;
+  // eip: required (1..8, as many as private_ips when those are given); secondary-ip: optional
+  // (as many as private_ips), checked after a move: each must follow its private IP.
+  std::vector<std::string> allocation_ids;
+
+  // How many addresses move together (max of the two lists: they are equal when both are set).
+  [[nodiscard]] size_t count() const { return std::max(private_ips.size(), allocation_ids.size()); }
+  // private_ips[i], or "" (eip mode without private_ips: the primary IP).
+  [[nodiscard]] std::string private_ip(size_t i) const {
+    return i < private_ips.size() ? private_ips[i] : std::string();
+  }
+  [[nodiscard]] std::string allocation_id(size_t i) const {
+    return i < allocation_ids.size() ? allocation_ids[i] : std::string();
+  }
 };
 
 struct Endpoints {

@@ -107,20 +107,134 @@ size_t AwsOps::renew_lease(const std::string& value) {
   return ids.size();
 }
 
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+std::string label(const AddressMove& m) {
+  if (m.allocation_id.empty()) return m.private_ip;
+  return m.allocation_id + (m.private_ip.empty() ? "" : " (" + m.private_ip + ")");
+}
+
+}  // namespace
+
+std::vector<AddressMove> AwsOps::address_moves() const {
+  const std::lock_guard lock(moves_mutex_);
+  if (!moves_.empty()) return moves_;
+  std::vector<AddressMove> out;
+  const auto& sa = config_.service_address;
+  for (size_t i = 0; i < sa.count(); ++i) {
+    out.push_back(AddressMove{sa.private_ip(i), sa.allocation_id(i), false, "not moved yet"});
+  }
+  return out;
+}
+
+std::string AwsOps::move_secondary_ips(std::vector<AddressMove>& moves) {
+  const auto& sa = config_.service_address;
+  // All the addresses in one call: the gap is one call's, however many there are.
+  try {
+    takeover_ec2_->assign_private_ip_addresses(identity_.eni, sa.private_ips, true);
+  } catch (const std::exception& e) {
+    for (auto& m : moves) m.detail = e.what();
+    throw std::runtime_error("secondary IPs " + join(sa.private_ips) + " -> " + identity_.eni +
+                             ": " + e.what());
+  }
+  for (auto& m : moves) {
+    m.moved = true;
+    m.detail = "moved";
+  }
+  std::string summary = "secondary IPs " + join(sa.private_ips) + " -> " + identity_.eni;
+  if (sa.allocation_ids.empty()) return summary;
+  // The EIPs follow their private IPs in EC2; check that each did (a mismatch is logged and
+  // shown in status, not a failed takeover: the private IPs and routes are ours either way).
+  std::vector<std::string> problems;
+  try {
+    const auto found = takeover_ec2_->describe_addresses(sa.allocation_ids);
+    for (auto& m : moves) {
+      const auto it = std::find_if(found.begin(), found.end(), [&m](const aws::Address& a) {
+        return a.allocation_id == m.allocation_id;
+      });
+      std::string why;
+      if (it == found.end()) {
+        why = "not found";
+      } else if (it->network_interface_id != identity_.eni || it->private_ip != m.private_ip) {
+        why = "on " + (it->network_interface_id.empty()
+                           ? std::string("nothing")
+                           : it->network_interface_id + " " + it->private_ip);
+      }
+      if (!why.empty()) {
+        m.detail = "moved; EIP " + m.allocation_id + " " + why;
+        problems.push_back(m.allocation_id + " " + why);
+      }
+    }
+  } catch (const std::exception& e) {
+    problems.push_back(std::string("DescribeAddresses failed: ") + e.what());
+    for (auto& m : moves) m.detail = "moved; EIP not checked";
+  }
+  if (problems.empty()) return summary + " (EIPs followed)";
+  log::get()->warn("service address check after the move: {}", join(problems));
+  return summary + " (EIP check: " + join(problems) + ")";
+}
+
+std::string AwsOps::move_eips(std::vector<AddressMove>& moves) {
+  // One AssociateAddress per EIP, all at once (each with its own retries); every one is waited
+  // for, then the failures are reported together, each naming its address.
+  std::vector<std::future<void>> calls;
+  calls.reserve(moves.size());
+  for (const auto& m : moves) {
+    calls.push_back(std::async(std::launch::async, [this, &m] {
+      takeover_ec2_->associate_address(m.allocation_id, identity_.eni, m.private_ip, true);
+    }));
+  }
+  std::vector<std::string> ok;
+  std::vector<std::string> failed;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    try {
+      calls[i].get();
+      moves[i].moved = true;
+      moves[i].detail = "moved";
+      ok.push_back(label(moves[i]));
+    } catch (const std::exception& e) {
+      moves[i].detail = e.what();
+      failed.push_back("EIP " + label(moves[i]) + ": " + e.what());
+    }
+  }
+  if (!failed.empty()) {
+    throw std::runtime_error(join(failed) + (ok.empty() ? "" : " (moved: " + join(ok) + ")"));
+  }
+  return "EIPs " + join(ok) + " -> " + identity_.eni;
+}
+
 std::string AwsOps::move_service_address() {
   const auto& sa = config_.service_address;
-  if (sa.mode == aws::ServiceAddressMode::SecondaryIp) {
-    takeover_ec2_->assign_private_ip_addresses(identity_.eni, {sa.private_ip}, true);
-    return "secondary IP " + sa.private_ip + " -> " + identity_.eni;
+  std::vector<AddressMove> moves;
+  for (size_t i = 0; i < sa.count(); ++i) {
+    moves.push_back(AddressMove{sa.private_ip(i), sa.allocation_id(i), false, "moving"});
   }
-  takeover_ec2_->associate_address(sa.allocation_id, identity_.eni, sa.private_ip, true);
-  return "EIP " + sa.allocation_id + " -> " + identity_.eni;
+  const auto publish = [this, &moves] {
+    const std::lock_guard lock(moves_mutex_);
+    moves_ = moves;
+  };
+  try {
+    std::string summary = sa.mode == aws::ServiceAddressMode::SecondaryIp
+                              ? move_secondary_ips(moves)
+                              : move_eips(moves);
+    publish();
+    return summary;
+  } catch (...) {
+    publish();
+    throw;
+  }
 }
 
 std::string AwsOps::take_over() {
-  // The address and the routes are independent: the address moves on its own thread while the
-  // tables are read and each ReplaceRoute runs on one of its own, so throttling of one call
-  // delays only that call. Every call is waited for before the outcome is reported.
+  // The addresses and the routes are independent: the addresses move on their own thread(s)
+  // while the tables are read and each ReplaceRoute runs on one of its own, so throttling of one
+  // call delays only that call. Every call is waited for before the outcome is reported.
   auto address = std::async(std::launch::async, [this] { return move_service_address(); });
   std::string routes;
   std::exception_ptr routes_error;
@@ -149,7 +263,21 @@ std::string AwsOps::take_over() {
   } catch (...) {
     routes_error = std::current_exception();
   }
-  std::string summary = address.get();  // rethrows the address's failure
+  std::string summary;
+  try {
+    summary = address.get();
+  } catch (const std::exception& e) {
+    if (!routes_error) throw;
+    // Both failed: one message names them all.
+    std::string routes_what = "unknown error";
+    try {
+      std::rethrow_exception(routes_error);
+    } catch (const std::exception& r) {
+      routes_what = r.what();
+    } catch (...) {
+    }
+    throw std::runtime_error(std::string(e.what()) + "; routes: " + routes_what);
+  }
   if (routes_error) std::rethrow_exception(routes_error);
   return summary + routes;
 }

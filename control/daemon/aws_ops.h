@@ -26,6 +26,14 @@ struct Identity {
   std::string peer_eni;  // the peer's data ENI; empty when unknown
 };
 
+// One service address's part in the last takeover (status: service_address.addresses).
+struct AddressMove {
+  std::string private_ip;     // "" in eip mode without private_ips (the ENI's primary IP)
+  std::string allocation_id;  // "" in secondary-ip mode without allocation_ids
+  bool moved = false;         // the move call succeeded
+  std::string detail;         // "moved", the error, or the post-move check's finding
+};
+
 struct RouteReport {
   ha::RouteTarget target = ha::RouteTarget::Unknown;
   std::string detail;  // per table, for the log and status
@@ -42,11 +50,17 @@ class AwsOps {
   Identity bootstrap(const std::string& data_mac, const std::string& peer_eni,
                      const std::string& peer_address);
 
-  // Moves the service address to our ENI and points every route table at it. Throws on failure.
-  // Returns a summary for the log. The address and each route table's ReplaceRoute are
-  // independent and issued concurrently, through a client with the takeover's retry schedule
-  // (aws::takeover_retry_policy: short backoff that fits the failover gap budget).
+  // Moves every service address to our ENI and points every route table at it. Throws on
+  // failure (the message names each address or table that failed). Returns a summary for the
+  // log. The addresses and each route table's ReplaceRoute are independent and issued
+  // concurrently, through a client with the takeover's retry schedule
+  // (aws::takeover_retry_policy: short backoff that fits the failover gap budget): secondary-ip
+  // mode moves all the private IPs in one AssignPrivateIpAddresses; eip mode issues one
+  // AssociateAddress per EIP, side by side.
   std::string take_over();
+  // Each configured service address and how the last takeover's move went for it (nothing moved
+  // yet: moved false, detail "not moved yet"). Any thread.
+  [[nodiscard]] std::vector<AddressMove> address_moves() const;
   // Where the configured route tables' default route points. Never throws (Unknown on error).
   RouteReport check_routes();
   // Writes the liveness lease (ha/fallback.h, kLeaseTag = value) on our route tables in one
@@ -74,6 +88,8 @@ class AwsOps {
  private:
   std::vector<aws::RouteTable> tables(aws::Ec2Client& ec2);
   std::string move_service_address();
+  std::string move_secondary_ips(std::vector<AddressMove>& moves);
+  std::string move_eips(std::vector<AddressMove>& moves);
 
   aws::AwsConfig config_;
   aws::CurlTransport http_;
@@ -88,6 +104,8 @@ class AwsOps {
   void remember_tables(const std::vector<aws::RouteTable>& all);
   Identity identity_;
   std::vector<std::string> excluded_;
+  mutable std::mutex moves_mutex_;
+  std::vector<AddressMove> moves_;  // the last takeover's, per service address
 };
 
 }  // namespace eipgate::control

@@ -230,6 +230,23 @@ std::vector<MetricFamily> ha_families(const json& status) {
           "duration of the last takeover: EC2 address and route moves plus gratuitous ARP",
           MetricType::Gauge, number(ms) / 1000.0);
   }
+  // One series per service address (aws.service_address): 1 when this instance's last takeover
+  // moved it; the addresses are labelled by private IP and EIP allocation ("" when not set).
+  const json& sa = field(status, "service_address");
+  b.add_field(sa, "count", "eipgate_ha_service_addresses",
+              "service addresses this pair moves on a takeover (aws.service_address)",
+              MetricType::Gauge);
+  if (const json& list = field(sa, "addresses"); list.is_array()) {
+    const auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : ""; };
+    for (const auto& a : list) {
+      if (!a.is_object()) continue;
+      b.add("eipgate_ha_service_address_moved",
+            "1 when this instance's last takeover moved this service address to it",
+            MetricType::Gauge, field(a, "moved").is_boolean() && a["moved"].get<bool>() ? 1 : 0,
+            {{"private_ip", text(field(a, "private_ip"))},
+             {"allocation_id", text(field(a, "allocation_id"))}});
+    }
+  }
   const json& dp = field(status, "dataplane");
   b.add_field(dp, "healthy", "eipgate_dataplane_healthy",
               "1 when the dataplane's health check passes (as the failover logic sees it)",

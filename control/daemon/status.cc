@@ -41,6 +41,15 @@ json Daemon::status() const {
     const auto r = static_cast<ha::DropReason>(i);
     if (codec_->counters()[r] != 0) drops[std::string(ha::to_string(r))] = codec_->counters()[r];
   }
+  json addresses = json::array();
+  for (const auto& m : ops_.address_moves()) {
+    addresses.push_back(
+        {{"private_ip", m.private_ip.empty() ? json(nullptr) : json(m.private_ip)},
+         {"allocation_id", m.allocation_id.empty() ? json(nullptr) : json(m.allocation_id)},
+         {"moved", m.moved},
+         {"detail", m.detail}});
+  }
+  const auto& sa = config_.aws.service_address;
   return {
       {"role", std::string(ha::to_string(fsm_->state()))},
       {"epoch", fsm_->epoch()},
@@ -50,6 +59,10 @@ json Daemon::status() const {
       {"eni", identity_.eni},
       {"peer_eni", identity_.peer_eni},
       {"fenced", fsm_->fenced()},
+      {"service_address",
+       {{"mode", std::string(aws::to_string(sa.mode))},
+        {"count", sa.count()},
+        {"addresses", addresses}}},
       {"route", std::string(ha::to_string(fsm_->route()))},
       {"route_detail", route_detail_},
       {"takeover_in_progress", fsm_->takeover_in_progress()},

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "control/eipgatectl/table.h"
 #include "dataplane/admin/admin_client.h"
 #include "dataplane/admin/translation_log.h"
 #include "dataplane/config/dataplane_config.h"
@@ -25,6 +26,8 @@
 
 namespace {
 
+using eipgatectl::cell;
+using eipgatectl::Table;
 using nlohmann::json;
 
 // Exit codes (documented in dataplane/admin/README.md and --help).
@@ -38,58 +41,6 @@ constexpr int kExitNotFound = 6;     // who: no connection used that outside tup
 
 constexpr const char* kDefaultSocket = "/run/eipgate/dataplane.sock";
 constexpr const char* kDefaultControlSocket = "/run/eipgate/control.sock";
-
-// A scalar as a table cell; nested values are printed compactly rather than dropped.
-std::string cell(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_null()) return "-";
-  return v.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-bool numeric(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= '0' && c <= '9') || c == '.' || c == '-';
-  });
-}
-
-// Columns padded to their widest cell.
-class Table {
- public:
-  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
-  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-  void print(std::ostream& os, const std::string& indent = "  ", bool header = true) const {
-    std::vector<std::size_t> width;
-    std::vector<bool> right;  // a column of numbers only is right-aligned so magnitudes line up
-    for (std::size_t ri = 0; ri < rows_.size(); ++ri) {
-      const auto& r = rows_[ri];
-      if (width.size() < r.size()) {
-        width.resize(r.size(), 0);
-        right.resize(r.size(), true);
-      }
-      for (std::size_t i = 0; i < r.size(); ++i) {
-        width[i] = std::max(width[i], r[i].size());
-        if (ri > 0) right[i] = right[i] && numeric(r[i]);
-      }
-    }
-    for (std::size_t ri = header ? 0 : 1; ri < rows_.size(); ++ri) {
-      const auto& r = rows_[ri];
-      std::string line = indent;
-      for (std::size_t i = 0; i < r.size(); ++i) {
-        const std::size_t pad = width[i] - r[i].size();
-        if (right[i]) line.append(pad, ' ');
-        line += r[i];
-        if (i + 1 < r.size()) {
-          if (!right[i]) line.append(pad, ' ');
-          line += "  ";
-        }
-      }
-      os << line << '\n';
-    }
-  }
-
- private:
-  std::vector<std::vector<std::string>> rows_;
-};
 
 void print_key_values(const json& obj, std::ostream& os) {
   Table t({"", ""});
@@ -323,6 +274,21 @@ void print_ha_status(const json& r, std::ostream& os) {
       {"instance", cell(r.value("instance_id", json())) + " ENI " + cell(r.value("eni", json()))});
   t.add({"routes", cell(r.value("route", json())) + ": " + cell(r.value("route_detail", json()))});
   t.add({"fenced", cell(r.value("fenced", json()))});
+  if (const json sa = r.value("service_address", json::object()); !sa.empty()) {
+    // One row per service address: private IP / EIP allocation, and the last move's outcome.
+    const json list = sa.value("addresses", json::array());
+    for (size_t i = 0; i < list.size(); ++i) {
+      const json& a = list[i];
+      std::string what = a.value("private_ip", json()).is_null()
+                             ? std::string("primary IP")
+                             : cell(a.value("private_ip", json()));
+      if (!a.value("allocation_id", json()).is_null()) {
+        what += " EIP " + cell(a.value("allocation_id", json()));
+      }
+      t.add({i == 0 ? "service addresses" : "", what + " (" + cell(sa.value("mode", json())) +
+                                                    "): " + cell(a.value("detail", json()))});
+    }
+  }
   t.add({"dataplane", std::string(dp.value("healthy", false) ? "healthy" : "unhealthy") + " (" +
                           cell(dp.value("detail", json())) + "), sync socket " +
                           (dp.value("sync_connected", false) ? "connected" : "disconnected")});

@@ -14,9 +14,10 @@ from .cli import main
 from .imds import Imds, local_facts, pci_address, read_facts, read_tags, vfio_usable
 from .rendering import HEADER, pick_data_eni, render, to_yaml
 from .secret_files import fetch_secret, write_atomic
-from .spec import ConfigError, spec_from_tags, spec_from_user_data
+from .spec import (IPV4_PER_INTERFACE, MAX_SERVICE_IPS, ConfigError, spec_from_tags,
+                   spec_from_user_data)
 from .validation import validate, validate_fallback
 
 __all__ = ["main", "Imds", "local_facts", "pci_address", "read_facts", "read_tags", "vfio_usable",
            "HEADER", "pick_data_eni", "render", "to_yaml", "fetch_secret", "write_atomic",
-           "ConfigError", "spec_from_tags", "spec_from_user_data", "validate", "validate_fallback"]
+           "IPV4_PER_INTERFACE", "MAX_SERVICE_IPS", "ConfigError", "spec_from_tags", "spec_from_user_data", "validate", "validate_fallback"]

@@ -57,6 +57,7 @@ def read_facts(imds, sysfs="/sys"):
         "az": imds.get("meta-data/placement/availability-zone"),
         "az_id": imds.get("meta-data/placement/availability-zone-id"),
         "instance_id": imds.get("meta-data/instance-id"),
+        "instance_type": imds.get("meta-data/instance-type"),
         "enis": [],
     }
     macs = imds.get("meta-data/network/interfaces/macs/") or ""

@@ -7,7 +7,7 @@ import yaml
 
 from . import grammar
 from .spec import DEFAULT_PORT, ConfigError
-from .validation import _count, validate
+from .validation import _count, allocation_ids, service_ip_limit_error, validate
 
 
 def pick_data_eni(spec, facts, data_path):
@@ -37,12 +37,16 @@ def render(spec, facts, secret_path="/etc/eipgate/ha.key"):
         data_path = "vfio" if facts.get("vfio_ok") else "af_xdp"
     eni = pick_data_eni(spec, facts, data_path)
     subnet = ipaddress.IPv4Network(eni["subnet_cidr"])
-    service_ip = spec["service_ips"][0]
-    primary = next((ip for ip in eni["ips"] if ip != service_ip), None)
+    service_ips = list(spec["service_ips"])
+    primary = next((ip for ip in eni["ips"] if ip not in service_ips), None)
     if primary is None:
-        errors.append("the data ENI %s has no primary private IP besides the service IP" % eni["mac"])
-    if ipaddress.IPv4Address(service_ip) not in subnet:
-        errors.append("service_ips: %s is not in the data ENI's subnet %s" % (service_ip, subnet))
+        errors.append("the data ENI %s has no primary private IP besides the service IPs" % eni["mac"])
+    for service_ip in service_ips:
+        if ipaddress.IPv4Address(service_ip) not in subnet:
+            errors.append("service_ips: %s is not in the data ENI's subnet %s" % (service_ip, subnet))
+    too_many = service_ip_limit_error(facts.get("instance_type"), len(service_ips))
+    if too_many:
+        errors.append(too_many)
     rules = spec.get("fallback_for") or []
     rescued = [p for r in rules for p in r.get("inside_prefixes", [])]
     for p in spec["inside_prefixes"] + rescued:
@@ -91,7 +95,7 @@ def render(spec, facts, secret_path="/etc/eipgate/ha.key"):
         "next_hop": {"gateway": str(next(subnet.hosts()))},
         "nat": {
             "inside_prefixes": list(spec["inside_prefixes"]) + rescued,
-            "outside_addresses": [service_ip],
+            "outside_addresses": service_ips,
             "max_flows": max_flows,
             "tcp_mss_clamp": int(spec.get("tcp_mss_clamp", 1460)),
         },
@@ -114,11 +118,11 @@ def render(spec, facts, secret_path="/etc/eipgate/ha.key"):
         route_tables["tags"] = {"eipgate:pair": spec["pair"]}
     aws = {"route_tables": route_tables,
            "service_address": {"mode": spec.get("service_mode", "secondary-ip"),
-                               "private_ip": service_ip}}
+                               "private_ips": list(service_ips)}}
     if facts.get("region"):
         aws["region"] = facts["region"]
-    if spec.get("allocation_id"):
-        aws["service_address"]["allocation_id"] = spec["allocation_id"]
+    if allocation_ids(spec):  # paired with private_ips by index
+        aws["service_address"]["allocation_ids"] = list(allocation_ids(spec))
     if spec.get("endpoints"):
         aws["endpoints"] = dict(spec["endpoints"])
     if spec.get("management") == "Ipv6":

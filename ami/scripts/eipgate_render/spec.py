@@ -20,6 +20,7 @@ TAGS = {
     "eipgate:peer-address": ("peer_address", str),
     "eipgate:service-ip": ("service_ips", _csv),
     "eipgate:allocation-id": ("allocation_id", str),
+    "eipgate:allocation-ids": ("allocation_ids", _csv),
     "eipgate:service-mode": ("service_mode", str),
     "eipgate:inside-prefixes": ("inside_prefixes", _csv),
     "eipgate:route-tables": ("route_table_ids", _csv),
@@ -51,7 +52,7 @@ FALLBACK_TAGS = {
 # silently leave a default in place, as in the dataplane's own config).
 KEYS = {
     "version", "pair", "priority", "peer_address", "peer_eni", "service_ips", "service_mode",
-    "allocation_id", "inside_prefixes", "route_table_ids", "route_table_tags", "data_path",
+    "allocation_id", "allocation_ids", "inside_prefixes", "route_table_ids", "route_table_tags", "data_path",
     "data_mac", "workers", "max_flows", "hugepages", "mtu", "tcp_mss_clamp", "log_level",
     "log_json", "ha_secret_ssm", "ha_secret_arn", "ha_secret_file", "ha_secret", "preempt",
     "heartbeat_interval", "miss_count", "hold_down", "probe_targets", "policy", "endpoints",
@@ -65,6 +66,16 @@ FALLBACK_KEYS = ("route_tables", "instances", "target", "after", "check_interval
 ID_RE = {k: re.compile(k + r"-[0-9a-f]{8,17}") for k in ("rtb", "i", "nat", "eipalloc")}
 DATA_PATHS = ("auto", "vfio", "af_xdp")
 MODES = ("secondary-ip", "eip")
+# Service addresses one pair may move (eipgate-control's aws.service_address.private_ips limit).
+MAX_SERVICE_IPS = 8
+# IPv4 addresses per network interface (AWS EC2 user guide, "IP addresses per network interface
+# per instance type") for the common NAT types. The data ENI keeps its primary IP, so it carries
+# at most (limit - 1) service IPs. Unknown types are not checked.
+IPV4_PER_INTERFACE = {
+    "t4g.nano": 2, "t4g.micro": 2, "t4g.small": 4, "t4g.medium": 6,
+    "c6gn.medium": 4, "c6gn.large": 10, "c7gn.medium": 4, "c7gn.large": 10,
+    "c6in.large": 10, "m6i.large": 10,
+}
 # CloudWatch metrics (control/daemon/README.md): off, the alarm-oriented default set, or the full
 # NAT Gateway set.
 CLOUDWATCH = ("off", "default", "full")

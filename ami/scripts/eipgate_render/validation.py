@@ -4,8 +4,8 @@ booleans, addresses and prefixes follow the one grammar of every config file (gr
 import re
 
 from . import grammar
-from .spec import (CLOUDWATCH, DATA_PATHS, FALLBACK_KEYS, ID_RE, KEYS, MANAGEMENT, MODES,
-                   SCHEMA_VERSION, ConfigError)
+from .spec import (CLOUDWATCH, DATA_PATHS, FALLBACK_KEYS, ID_RE, IPV4_PER_INTERFACE, KEYS,
+                   MANAGEMENT, MAX_SERVICE_IPS, MODES, SCHEMA_VERSION, ConfigError)
 
 
 def _is_ipv4(s):
@@ -103,6 +103,24 @@ def validate_fallback(spec):
     return errors
 
 
+def allocation_ids(spec):
+    """The EIP allocation ids, paired with service_ips by index (allocation_id: one)."""
+    if spec.get("allocation_id"):
+        return [spec["allocation_id"]]
+    return spec.get("allocation_ids") or []
+
+
+def service_ip_limit_error(instance_type, count):
+    """An error when the instance type's data ENI cannot hold `count` service IPs besides its
+    primary (IPV4_PER_INTERFACE); None when it can or the type is not in the table."""
+    per_eni = IPV4_PER_INTERFACE.get(instance_type or "")
+    if per_eni is None or count <= per_eni - 1:
+        return None
+    return ("service_ips: %d addresses, but a %s's data ENI holds %d IPv4 addresses: its primary "
+            "and at most %d service IP%s (ami/OPERATOR.md, service IP limits)"
+            % (count, instance_type, per_eni, per_eni - 1, "" if per_eni == 2 else "s"))
+
+
 def validate(spec):
     """Checks the merged spec; raises ConfigError with every problem found."""
     errors = []
@@ -121,21 +139,36 @@ def validate(spec):
             errors.extend(_network_errors("inside_prefixes", p))
     ips = spec.get("service_ips")
     if not ips or not isinstance(ips, list):
-        errors.append("service_ips: required, the secondary private IP that carries the EIP")
+        errors.append("service_ips: required, the secondary private IP(s) that carry the EIP(s)")
+        ips = []
     else:
-        if len(ips) != 1:
-            errors.append("service_ips: exactly one per pair today (eipgate-control moves one "
-                          "service address); shard across more pairs for more EIPs")
-        for ip in ips:
+        if len(ips) > MAX_SERVICE_IPS:
+            errors.append("service_ips: %d addresses; at most %d per pair"
+                          % (len(ips), MAX_SERVICE_IPS))
+        for i, ip in enumerate(ips):
             if not _is_ipv4(ip):
                 errors.append("service_ips: %r is not an IPv4 address" % ip)
+            elif ip in ips[:i]:
+                errors.append("service_ips: %s is listed twice" % ip)
     mode = spec.get("service_mode", "secondary-ip")
     if mode not in MODES:
         errors.append("service_mode: %r: one of %s" % (mode, ", ".join(MODES)))
-    if mode == "eip" and not spec.get("allocation_id"):
-        errors.append("allocation_id: required with service_mode eip")
-    if spec.get("allocation_id") and not ID_RE["eipalloc"].fullmatch(str(spec["allocation_id"])):
-        errors.append("allocation_id: %r is not an eipalloc-<hex> id" % spec["allocation_id"])
+    if "allocation_id" in spec and "allocation_ids" in spec:
+        errors.append("allocation_ids: give allocation_id or allocation_ids, not both")
+    allocs = allocation_ids(spec)
+    if not isinstance(allocs, list):
+        errors.append("allocation_ids: expected a list of eipalloc-<hex> ids")
+        allocs = []
+    if mode == "eip" and not allocs:
+        errors.append("allocation_ids: required with service_mode eip (one per service IP)")
+    for i, a in enumerate(allocs):
+        if not ID_RE["eipalloc"].fullmatch(str(a)):
+            errors.append("allocation_ids: %r is not an eipalloc-<hex> id" % (a,))
+        elif a in allocs[:i]:
+            errors.append("allocation_ids: %s is listed twice" % a)
+    if allocs and ips and len(allocs) != len(ips):
+        errors.append("allocation_ids: %d for %d service_ips (paired by index: one each)"
+                      % (len(allocs), len(ips)))
     peer = spec.get("peer_address")
     if peer is None:
         errors.append("peer_address: required, the peer instance's primary private IP (HA heartbeats)")

@@ -48,8 +48,10 @@ TEST(AwsConfig, FullExample) {
   EXPECT_EQ(c.route_tables.tags.at("eipgate:az"), "use1-az1");
   EXPECT_EQ(c.route_tables.destination, "0.0.0.0/0");
   EXPECT_EQ(c.service_address.mode, ServiceAddressMode::SecondaryIp);
-  EXPECT_EQ(c.service_address.private_ip, "10.0.0.100");
-  EXPECT_EQ(c.service_address.allocation_id, "eipalloc-0aa00000000000001");
+  EXPECT_EQ(c.service_address.private_ips, std::vector<std::string>{"10.0.0.100"});
+  EXPECT_EQ(c.service_address.allocation_ids,
+            std::vector<std::string>{"eipalloc-0aa00000000000001"});
+  EXPECT_EQ(c.service_address.count(), 1u);
   EXPECT_EQ(c.endpoints.ec2, "http://127.0.0.1:8080");
   EXPECT_EQ(c.endpoints.imds, "http://127.0.0.1:8080/i-0aaaaaaaaaaaaaaa1");
   EXPECT_EQ(c.retry.max_attempts, 6);
@@ -73,6 +75,9 @@ TEST(AwsConfig, MinimalEipModeTakesDefaults) {
   ASSERT_TRUE(r.config) << r.errors.front().to_string();
   EXPECT_TRUE(r.config->region.empty());  // from IMDS
   EXPECT_EQ(r.config->service_address.mode, ServiceAddressMode::Eip);
+  EXPECT_TRUE(r.config->service_address.private_ips.empty());  // the ENI's primary IP
+  EXPECT_EQ(r.config->service_address.count(), 1u);
+  EXPECT_EQ(r.config->service_address.private_ip(0), "");
   EXPECT_TRUE(r.config->endpoints.ec2.empty());
   EXPECT_FALSE(r.config->endpoints.dual_stack);
   EXPECT_EQ(r.config->ip_family, IpFamily::Any);
@@ -114,6 +119,62 @@ TEST(AwsConfig, Ipv6WithAnExplicitEndpointNeedsNoDualStackFlag) {
   ASSERT_TRUE(r.config) << r.errors.front().to_string();
   EXPECT_EQ(r.config->endpoints.ec2, "http://[fd00:255::1]:8080");
   EXPECT_FALSE(r.config->endpoints.dual_stack);
+}
+
+TEST(AwsConfig, SeveralSecondaryIpsMoveTogether) {
+  const auto r = parse_aws_config_text(R"(aws:
+  route_tables:
+    ids: [rtb-0aa00000000000001]
+  service_address:
+    mode: secondary-ip
+    private_ips: [10.0.0.100, 10.0.0.101, 10.0.0.102]
+)",
+                                       "n.yaml");
+  ASSERT_TRUE(r.config) << r.errors.front().to_string();
+  const auto& sa = r.config->service_address;
+  EXPECT_EQ(sa.private_ips, (std::vector<std::string>{"10.0.0.100", "10.0.0.101", "10.0.0.102"}));
+  EXPECT_TRUE(sa.allocation_ids.empty());
+  EXPECT_EQ(sa.count(), 3u);
+  EXPECT_EQ(sa.allocation_id(2), "");
+}
+
+TEST(AwsConfig, EipModePairsAllocationsWithPrivateIpsByIndex) {
+  const auto r = parse_aws_config_text(R"(aws:
+  route_tables:
+    ids: [rtb-0aa00000000000001]
+  service_address:
+    mode: eip
+    private_ips:
+      - 10.0.0.100
+      - 10.0.0.101
+    allocation_ids:
+      - eipalloc-0aa00000000000001
+      - eipalloc-0bb00000000000002
+)",
+                                       "n.yaml");
+  ASSERT_TRUE(r.config) << r.errors.front().to_string();
+  const auto& sa = r.config->service_address;
+  EXPECT_EQ(sa.count(), 2u);
+  EXPECT_EQ(sa.private_ip(1), "10.0.0.101");
+  EXPECT_EQ(sa.allocation_id(1), "eipalloc-0bb00000000000002");
+}
+
+TEST(AwsConfig, EightAddressesAreTheLimit) {
+  std::string ips;
+  for (int i = 0; i < 8; ++i)
+    ips += std::string(i ? ", " : "") + "10.0.0." + std::to_string(100 + i);
+  const std::string head =
+      "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  service_address:\n"
+      "    mode: secondary-ip\n    private_ips: [";
+  const auto ok = parse_aws_config_text(head + ips + "]\n", "eight.yaml");
+  ASSERT_TRUE(ok.config) << ok.errors.front().to_string();
+  EXPECT_EQ(ok.config->service_address.count(), kMaxServiceAddresses);
+  const auto nine = parse_aws_config_text(head + ips + ", 10.0.0.120]\n", "nine.yaml");
+  ASSERT_FALSE(nine.config);
+  ASSERT_EQ(nine.errors.size(), 1u);
+  EXPECT_EQ(nine.errors[0].to_string(),
+            "nine.yaml:6: aws.service_address.private_ips: 9 entries; at most 8 service "
+            "addresses per pair");
 }
 
 TEST(AwsConfig, ParsesTheNodeDirectly) {
@@ -185,11 +246,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"secondary-ip needs private_ip",
                           "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
                           "service_address:\n    mode: secondary-ip\n",
-                          5, "needs 'private_ip'"},
+                          5, "needs 'private_ips' (or 'private_ip')"},
                       Bad{"eip needs allocation_id",
                           "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
                           "service_address:\n    mode: eip\n",
-                          5, "needs 'allocation_id'"},
+                          5, "needs 'allocation_ids' (or 'allocation_id')"},
                       Bad{"bad private ip",
                           "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
                           "service_address:\n    mode: secondary-ip\n    private_ip: 10.0.0.256\n",
@@ -198,6 +259,57 @@ INSTANTIATE_TEST_SUITE_P(
                           "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
                           "service_address:\n    mode: eip\n    allocation_id: eip-123\n",
                           6, "not an allocation id"},
+                      Bad{"bad private ip in a list",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: secondary-ip\n    private_ips:\n"
+                          "      - 10.0.0.100\n      - 10.0.0.300\n",
+                          8, "private_ips: '10.0.0.300' is not an IPv4 address"},
+                      Bad{"duplicate private ip",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: secondary-ip\n    private_ips:\n"
+                          "      - 10.0.0.100\n      - 10.0.0.100\n",
+                          8, "private_ips: 10.0.0.100 is listed twice"},
+                      Bad{"duplicate allocation id",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: eip\n    private_ips: [10.0.0.1, "
+                          "10.0.0.2]\n    allocation_ids:\n      - eipalloc-0aa00000000000001\n"
+                          "      - eipalloc-0aa00000000000001\n",
+                          9, "allocation_ids: eipalloc-0aa00000000000001 is listed twice"},
+                      Bad{"empty private ip list",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: secondary-ip\n    private_ips: []\n",
+                          6, "private_ips: expected a list of 1 to 8 entries"},
+                      Bad{"private ip list not a list",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: secondary-ip\n    private_ips: 10.0.0.1\n",
+                          6, "private_ips: expected a list of 1 to 8 entries"},
+                      Bad{"both private ip forms",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: secondary-ip\n    private_ip: 10.0.0.1\n"
+                          "    private_ips: [10.0.0.2]\n",
+                          7, "give 'private_ip' or 'private_ips', not both (private_ip on line 6)"},
+                      Bad{"both allocation id forms",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: eip\n    allocation_ids: "
+                          "[eipalloc-0aa00000000000001]\n    allocation_id: "
+                          "eipalloc-0aa00000000000001\n",
+                          7, "give 'allocation_id' or 'allocation_ids', not both"},
+                      Bad{"eip lists of different lengths",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: eip\n    private_ips: [10.0.0.1, "
+                          "10.0.0.2]\n    allocation_ids: [eipalloc-0aa00000000000001]\n",
+                          7, "allocation_ids: 1 allocation id(s) for 2 private_ips (paired"},
+                      Bad{"secondary-ip checked eips of a different count",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: secondary-ip\n    private_ip: 10.0.0.1\n"
+                          "    allocation_ids: [eipalloc-0aa00000000000001, "
+                          "eipalloc-0aa00000000000002]\n",
+                          7, "2 allocation id(s) for 1 private_ip"},
+                      Bad{"several eips on the primary ip",
+                          "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n  "
+                          "service_address:\n    mode: eip\n    allocation_ids: "
+                          "[eipalloc-0aa00000000000001, eipalloc-0aa00000000000002]\n",
+                          6, "mode eip with 2 allocation_ids needs as many 'private_ips'"},
                       Bad{"bad endpoint",
                           "aws:\n  route_tables:\n    ids: [rtb-0aa00000000000001]\n" SECONDARY
                           "  endpoints:\n    ec2: ftp://example\n",

@@ -60,6 +60,18 @@ json fake_status() {
       {"role", "standby"},
       {"epoch", 3},
       {"fenced", false},
+      {"service_address",
+       {{"mode", "secondary-ip"},
+        {"count", 2},
+        {"addresses",
+         {{{"private_ip", "10.0.0.100"},
+           {"allocation_id", "eipalloc-0aa00000000000001"},
+           {"moved", true},
+           {"detail", "moved"}},
+          {{"private_ip", "10.0.0.101"},
+           {"allocation_id", nullptr},
+           {"moved", false},
+           {"detail", "not moved yet"}}}}}},
       {"takeovers", 2},
       {"takeover_failures", 0},
       {"last_takeover_ms", 431},
@@ -172,6 +184,15 @@ TEST(MetricsTest, HaFigures) {
   EXPECT_EQ(m.samples.at("eipgate_ha_epoch"), 3);
   EXPECT_EQ(m.samples.at("eipgate_ha_fenced"), 0);
   EXPECT_EQ(m.samples.at("eipgate_ha_failovers_total"), 2);
+  EXPECT_EQ(m.samples.at("eipgate_ha_service_addresses"), 2);
+  EXPECT_EQ(
+      m.samples.at(
+          R"(eipgate_ha_service_address_moved{private_ip="10.0.0.100",allocation_id="eipalloc-0aa00000000000001"})"),
+      1)
+      << m.text;
+  EXPECT_EQ(
+      m.samples.at(R"(eipgate_ha_service_address_moved{private_ip="10.0.0.101",allocation_id=""})"),
+      0);
   EXPECT_DOUBLE_EQ(m.samples.at("eipgate_ha_last_takeover_seconds"), 0.431);
   EXPECT_EQ(m.samples.at("eipgate_ha_sync_lag_events"), 10);
   EXPECT_EQ(m.samples.at(R"(eipgate_ha_sync_events_total{direction="received"})"), 900);

@@ -79,7 +79,7 @@ aws::AwsConfig config_for(const aws::testing::FakeAwsProcess& fake) {
   aws::AwsConfig c;
   c.route_tables.ids = kTables;
   c.service_address.mode = aws::ServiceAddressMode::SecondaryIp;
-  c.service_address.private_ip = kServiceIp;
+  c.service_address.private_ips = {kServiceIp};
   c.endpoints.ec2 = fake.base_url();
   c.endpoints.imds = fake.imds_url(kInstance);
   // The default schedule (5 attempts from 100 ms up to 5 s) would give up after 4 throttles.
