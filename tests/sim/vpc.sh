@@ -12,7 +12,11 @@
 # VPC_DATA_PATH (af_xdp: the XDP steering program and the kernel fast path, the default; or
 # af_packet), VPC_XDP_OBJ (the XDP object for the routers' ends in af_xdp, default the build's),
 # VPC_MGMT (ipv4, the default; or ipv6: the instances reach the fake EC2/IMDS only over IPv6,
-# eipgate-control runs with aws.ip_family: ipv6; `vpc.sh mgmt-check` proves it).
+# eipgate-control runs with aws.ip_family: ipv6; `vpc.sh mgmt-check` proves it),
+# VPC_EIPS (1..8, default 1: service addresses per pair, each a secondary IP with its own EIP;
+# VPC_CONTROL_ADDRESSES=first gives eipgate-control only the first), VPC_MAX_FLOWS (the
+# dataplanes' nat.max_flows, default 64K), VPC_TCP_ESTABLISHED (their timeouts.tcp_established,
+# default the dataplane's).
 # Idempotent: `up` on a running VPC only checks it; `down` removes everything `up` made (all
 # namespaces with the prefix and every process in them) and is safe to repeat. A failed `up`
 # tears down what it made. Layout and addresses: vpc_lib.sh, tests/sim/README.md. Needs root.
@@ -280,13 +284,19 @@ cloudwatch:  # PutMetricData to fake_aws.py (GET /_fake/metrics); VPC_CLOUDWATCH
 YAML
 }
 
-# aws.service_address's addresses: one as `private_ip` (+ its allocation_id), what every
-# eipgate-control accepts; several as `private_ips` (all moved in one AssignPrivateIpAddresses).
+# aws.service_address's addresses: one as `private_ip` + `allocation_id`, what every
+# eipgate-control accepts; several as `private_ips` + `allocation_ids` (paired by index; all moved
+# in one AssignPrivateIpAddresses). VPC_CONTROL_ADDRESSES=first: only the first one even with
+# VPC_EIPS > 1 (for an eipgate-control without `private_ips`: the others then stay where they are
+# on a failover unless the test moves them, as many_conns.sh does in that mode).
 control_service_address() {  # az
-  if ((VPC_EIPS == 1)); then
+  local k allocs=""
+  if ((VPC_EIPS == 1)) || [[ ${VPC_CONTROL_ADDRESSES:-all} == first ]]; then
     printf '    private_ip: %s\n    allocation_id: %s' "${SERVICE_IP[$1]}" "$(eipalloc_of "$1")"
   else
-    printf '    private_ips: [%s]' "$(service_ips "$1" | paste -sd, | sed 's/,/, /g')"
+    for ((k = 1; k <= VPC_EIPS; k++)); do allocs+="${allocs:+, }$(eipalloc_of "$1" "$k")"; done
+    printf '    private_ips: [%s]\n    allocation_ids: [%s]' \
+      "$(service_ips "$1" | paste -sd, | sed 's/,/, /g')" "${allocs}"
   fi
 }
 

@@ -53,7 +53,7 @@ VPC_EIPS=${VPC_EIPS:-$(cat "${VPC_DIR}/eips" 2>/dev/null || echo 1)}
 service_ips() { local k; for ((k = 0; k < VPC_EIPS; k++)); do echo "10.${AZNUM[$1]}.0.$((100 + k))"; done; }  # az
 eips() { local k; for ((k = 0; k < VPC_EIPS; k++)); do echo "203.0.113.$((10 * AZNUM[$1] + k))"; done; }  # az
 # eipalloc_of az [k]: the allocation id of the AZ's k-th EIP (k from 1; 1 = the one of old)
-eipalloc_of() { printf 'eipalloc-0%s%s000000000000%02x' "$1" "$1" "${2:-1}"; }
+eipalloc_of() { printf 'eipalloc-0%s%s000000000000%02x\n' "$1" "$1" "${2:-1}"; }
 
 vpc_prefix() { cat "${VPC_DIR}/prefix" 2>/dev/null; }
 ns_of() { echo "$(vpc_prefix)-$1"; }           # ns_of a1 | ra | la | igw | inet | svc
