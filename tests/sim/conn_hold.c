@@ -10,7 +10,7 @@
 //       Opens COUNT connections from each source address to DST, each bound explicitly to its own
 //       source port (FIRST_PORT, default 1024, upward: no dependence on ip_local_port_range or
 //       the kernel's ephemeral search), at most CONN_HOLD_INFLIGHT (default 4096) connects in
-//       flight, and holds them. Appends JSON lines to EVENTS_FILE: "progress" every 5 s, "open"
+//       flight and CONN_HOLD_RATE (default unlimited) started per second, and holds them. Appends JSON lines to EVENTS_FILE: "progress" every 5 s, "open"
 //       once every connect has finished, then one line per command read from CTL_FIFO:
 //         check N SEED   send 8 bytes on N random open connections, wait (up to 30 s) for the
 //                        same 8 bytes back: {"event":"check","sampled","echoed","failed",...}
@@ -338,13 +338,16 @@ static int hold(const char* dst_ip, unsigned dst_port, char* srcs, const char* f
   if (ep < 0) die("epoll");
   const char* env = getenv("CONN_HOLD_INFLIGHT");
   unsigned max_inflight = env ? (unsigned)atoi(env) : 4096, inflight = 0, next_src = 0;
+  const char* rate_env = getenv("CONN_HOLD_RATE");
+  const double rate = rate_env ? atof(rate_env) : 0;
   unsigned started = 0, finished = 0;
   double t0 = now_s(), last_progress = t0;
   struct epoll_event evs[4096];
   uint64_t echoed = 0;
   // open everything
   while (finished < total) {
-    while (inflight < max_inflight && started < total) {
+    while (inflight < max_inflight && started < total &&
+           (rate <= 0 || started < (now_s() - t0) * rate + 1)) {
       while (next_src < ns && s[next_src].opened == s[next_src].want) next_src++;
       if (next_src == ns) break;
       if (!start_connect(&s[next_src], &dst)) {
@@ -356,7 +359,7 @@ static int hold(const char* dst_ip, unsigned dst_port, char* srcs, const char* f
       started++;
       inflight++;
     }
-    int n = epoll_wait(ep, evs, 4096, 1000);
+    int n = epoll_wait(ep, evs, 4096, rate > 0 ? 10 : 1000);
     for (int i = 0; i < n; i++) {
       int fd = (int)evs[i].data.u32;
       unsigned done = on_event(fd, evs[i].events, 0, &echoed);
