@@ -10,8 +10,9 @@
 //       Opens COUNT connections from each source address to DST, each bound explicitly to its own
 //       source port (FIRST_PORT, default 1024, upward: no dependence on ip_local_port_range or
 //       the kernel's ephemeral search), at most CONN_HOLD_INFLIGHT (default 4096) connects in
-//       flight and CONN_HOLD_RATE (default unlimited) started per second, and holds them. Appends JSON lines to EVENTS_FILE: "progress" every 5 s, "open"
-//       once every connect has finished, then one line per command read from CTL_FIFO:
+//       flight and CONN_HOLD_RATE (default unlimited) started per second, and holds them. Appends
+//       JSON lines to EVENTS_FILE: "progress" every 5 s, "open" once every connect has finished,
+//       then one line per command read from CTL_FIFO:
 //         check N SEED   send 8 bytes on N random open connections, wait (up to 30 s) for the
 //                        same 8 bytes back: {"event":"check","sampled","echoed","failed",...}
 //         count          {"event":"count","open","closed","unexpected"}
@@ -200,8 +201,8 @@ struct src {
   unsigned want, opened, next_port;
 };
 
-static uint8_t* state;   // per fd
-static uint8_t* got;     // per fd: bytes of the check token received so far (0xff = not checked)
+static uint8_t* state;  // per fd
+static uint8_t* got;    // per fd: bytes of the check token received so far (0xff = not checked)
 static unsigned max_fd;
 static uint64_t n_open, n_closed, n_unexpected, n_failed;
 static int ep;
@@ -322,8 +323,10 @@ static int hold(const char* dst_ip, unsigned dst_port, char* srcs, const char* f
   }
   max_fd = raise_nofile(total + 64);
   if (total + 64 > max_fd) {
-    fprintf(stderr, "conn_hold: %u connections need %u descriptors, RLIMIT_NOFILE is %u: "
-            "split them over several processes\n", total, total + 64, max_fd);
+    fprintf(stderr,
+            "conn_hold: %u connections need %u descriptors, RLIMIT_NOFILE is %u: "
+            "split them over several processes\n",
+            total, total + 64, max_fd);
     return 2;
   }
   state = calloc(max_fd, 1);
@@ -368,14 +371,16 @@ static int hold(const char* dst_ip, unsigned dst_port, char* srcs, const char* f
     }
     if (now_s() - last_progress >= 5.0) {
       last_progress = now_s();
-      emit("{\"event\": \"progress\", \"seconds\": %.1f, \"open\": %llu, \"failed\": %llu, "
-           "\"inflight\": %u}",
-           last_progress - t0, (unsigned long long)n_open, (unsigned long long)n_failed, inflight);
+      emit(
+          "{\"event\": \"progress\", \"seconds\": %.1f, \"open\": %llu, \"failed\": %llu, "
+          "\"inflight\": %u}",
+          last_progress - t0, (unsigned long long)n_open, (unsigned long long)n_failed, inflight);
     }
   }
-  emit("{\"event\": \"open\", \"seconds\": %.2f, \"open\": %llu, \"failed\": %llu, \"asked\": %u, "
-       "\"first_error\": \"%s\"}",
-       now_s() - t0, (unsigned long long)n_open, (unsigned long long)n_failed, total, first_error);
+  emit(
+      "{\"event\": \"open\", \"seconds\": %.2f, \"open\": %llu, \"failed\": %llu, \"asked\": %u, "
+      "\"first_error\": \"%s\"}",
+      now_s() - t0, (unsigned long long)n_open, (unsigned long long)n_failed, total, first_error);
   // hold; serve commands (read only from now on)
   if (epoll_add(ep, ctl, EPOLLIN) != 0) die("epoll_ctl");
   char cmd[256];
@@ -400,10 +405,11 @@ static int hold(const char* dst_ip, unsigned dst_port, char* srcs, const char* f
           emit("{\"event\": \"quit\", \"open\": %llu}", (unsigned long long)n_open);
           return 0;  // exit closes every socket (SO_LINGER 0: RST)
         } else if (strcmp(cmd, "count") == 0) {
-          emit("{\"event\": \"count\", \"open\": %llu, \"closed\": %llu, \"unexpected\": %llu, "
-               "\"first_error\": \"%s\"}",
-               (unsigned long long)n_open, (unsigned long long)n_closed,
-               (unsigned long long)n_unexpected, first_error);
+          emit(
+              "{\"event\": \"count\", \"open\": %llu, \"closed\": %llu, \"unexpected\": %llu, "
+              "\"first_error\": \"%s\"}",
+              (unsigned long long)n_open, (unsigned long long)n_closed,
+              (unsigned long long)n_unexpected, first_error);
         } else if (sscanf(cmd, "check %u %u", &want, &seed) == 2) {
           // sample `want` open connections, send each its token, wait for the echoes
           round++;
@@ -429,11 +435,12 @@ static int hold(const char* dst_ip, unsigned dst_port, char* srcs, const char* f
               if (f2 != ctl) on_event(f2, evs[j].events, round, &echoed);
             }
           }
-          emit("{\"event\": \"check\", \"sampled\": %u, \"echoed\": %llu, \"failed\": %llu, "
-               "\"seconds\": %.3f, \"open\": %llu, \"closed_during\": %llu, \"unexpected\": %llu}",
-               sampled, (unsigned long long)echoed, (unsigned long long)(sampled - echoed),
-               now_s() - c0, (unsigned long long)n_open,
-               (unsigned long long)(n_closed - closed_before), (unsigned long long)n_unexpected);
+          emit(
+              "{\"event\": \"check\", \"sampled\": %u, \"echoed\": %llu, \"failed\": %llu, "
+              "\"seconds\": %.3f, \"open\": %llu, \"closed_during\": %llu, \"unexpected\": %llu}",
+              sampled, (unsigned long long)echoed, (unsigned long long)(sampled - echoed),
+              now_s() - c0, (unsigned long long)n_open,
+              (unsigned long long)(n_closed - closed_before), (unsigned long long)n_unexpected);
         } else {
           emit("{\"event\": \"error\", \"unknown_command\": \"%s\"}", cmd);
         }
@@ -446,8 +453,7 @@ static int hold(const char* dst_ip, unsigned dst_port, char* srcs, const char* f
 }
 
 int main(int argc, char** argv) {
-  if (argc == 5 && strcmp(argv[1], "serve") == 0)
-    serve(argv[2], (unsigned)atoi(argv[3]), argv[4]);
+  if (argc == 5 && strcmp(argv[1], "serve") == 0) serve(argv[2], (unsigned)atoi(argv[3]), argv[4]);
   if (argc == 7 && strcmp(argv[1], "hold") == 0)
     return hold(argv[2], (unsigned)atoi(argv[3]), argv[4], argv[5], argv[6]);
   fprintf(stderr,
