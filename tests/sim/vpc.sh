@@ -12,7 +12,11 @@
 # VPC_DATA_PATH (af_xdp: the XDP steering program and the kernel fast path, the default; or
 # af_packet), VPC_XDP_OBJ (the XDP object for the routers' ends in af_xdp, default the build's),
 # VPC_MGMT (ipv4, the default; or ipv6: the instances reach the fake EC2/IMDS only over IPv6,
-# eipgate-control runs with aws.ip_family: ipv6; `vpc.sh mgmt-check` proves it).
+# eipgate-control runs with aws.ip_family: ipv6; `vpc.sh mgmt-check` proves it),
+# VPC_EIPS (1..8, default 1: service addresses per pair, each a secondary IP with its own EIP;
+# VPC_CONTROL_ADDRESSES=first gives eipgate-control only the first), VPC_MAX_FLOWS (the
+# dataplanes' nat.max_flows, default 64K), VPC_TCP_ESTABLISHED (their timeouts.tcp_established,
+# default the dataplane's).
 # Idempotent: `up` on a running VPC only checks it; `down` removes everything `up` made (all
 # namespaces with the prefix and every process in them) and is safe to repeat. A failed `up`
 # tears down what it made. Layout and addresses: vpc_lib.sh, tests/sim/README.md. Needs root.
@@ -49,7 +53,11 @@ vpc_status() {
   local az i rc=0
   echo "prefix $(vpc_prefix), dir ${VPC_DIR}"
   for az in a b; do
-    echo "AZ ${az}: route target $(inst_name "$(route_target "${az}")"), EIP ${EIP[${az}]} -> ${SERVICE_IP[${az}]}"
+    local k ips=() pubs=() map=""
+    mapfile -t ips < <(service_ips "${az}")
+    mapfile -t pubs < <(eips "${az}")
+    for k in "${!ips[@]}"; do map+="${map:+, }${pubs[k]} -> ${ips[k]}"; done
+    echo "AZ ${az}: route target $(inst_name "$(route_target "${az}")"), EIP ${map}"
     for i in "${INSTANCES[@]}"; do
       [[ $(az_of "$i") == "${az}" ]] || continue
       local role
@@ -88,8 +96,13 @@ import json, sys
 d = sys.argv[1]
 inst = {$(for i in "${INSTANCES[@]}"; do printf '"%s": {"id": "%s", "data_eni": "%s", "mgmt_eni": "%s", "data_mac": "%s", "mgmt_mac": "%s", "data_ip": "%s", "mgmt_ip": "%s"}, ' \
   "$i" "$(inst_id "$i")" "$(data_eni "$i")" "$(mgmt_eni "$i")" "$(data_mac "$i")" "$(mgmt_mac "$i")" "$(data_ip "$i")" "$(mgmt_ip "$i")"; done)}
-azs = {"a": {"num": 1, "rtb": "$(rtb_of a)", "alloc": "$(eipalloc_of a)", "eip": "${EIP[a]}", "svc": "${SERVICE_IP[a]}", "mgmt": "10.255.0.0/28"},
-       "b": {"num": 2, "rtb": "$(rtb_of b)", "alloc": "$(eipalloc_of b)", "eip": "${EIP[b]}", "svc": "${SERVICE_IP[b]}", "mgmt": "10.255.0.16/28"}}
+# per AZ its service addresses (VPC_EIPS): secondary IP, EIP and allocation id of each
+azs = {z: {"num": n, "rtb": r, "mgmt": m, "svc": s.split(), "eip": e.split(), "alloc": al.split()}
+       for z, n, r, m, s, e, al in [
+           ("a", 1, "$(rtb_of a)", "10.255.0.0/28", "$(service_ips a | xargs)", "$(eips a | xargs)",
+            "$(for ((k = 1; k <= VPC_EIPS; k++)); do eipalloc_of a "$k"; done | xargs)"),
+           ("b", 2, "$(rtb_of b)", "10.255.0.16/28", "$(service_ips b | xargs)", "$(eips b | xargs)",
+            "$(for ((k = 1; k <= VPC_EIPS; k++)); do eipalloc_of b "$k"; done | xargs)")]}
 state = {"region": "us-east-1", "account_id": "123456789012",
          "credentials": [{"access_key_id": "AKIDEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}],
          "vpcs": [{"id": "vpc-0e1a0000000000001", "cidr": "10.0.0.0/8"}],
@@ -114,8 +127,8 @@ for z, a in azs.items():
              "instance_id": i["id"], "device_index": 0, "private_ips": [i["mgmt_ip"]]},
             {"id": i["data_eni"], "subnet_id": f"subnet-0{z*2}00000000000001", "mac": i["data_mac"],
              "instance_id": i["id"], "device_index": 1, "source_dest_check": False, "tags": {"eipgate:role": "data"},
-             # the first instance of each AZ starts active: it holds the service address
-             "private_ips": [i["data_ip"]] + ([a["svc"]] if name[1] == "1" else [])}]
+             # the first instance of each AZ starts active: it holds the service addresses
+             "private_ips": [i["data_ip"]] + (a["svc"] if name[1] == "1" else [])}]
         topo["enis"][i["data_eni"]] = {"router_ns": "$(vpc_prefix)-r" + z, "router_dev": "e" + name[1], "mac": i["data_mac"]}
     first = inst[z + "1"]
     state["route_tables"].append(
@@ -124,9 +137,10 @@ for z, a in azs.items():
          "routes": [{"destination": "10.0.0.0/8", "gateway_id": "local"},
                     {"destination": "0.0.0.0/0", "network_interface_id": first["data_eni"], "instance_id": first["id"]}]})
     topo["route_tables"][a["rtb"]] = {"router_ns": "$(vpc_prefix)-r" + z, "table": 101}
-    state["addresses"].append({"allocation_id": a["alloc"], "public_ip": a["eip"],
-                               "network_interface_id": first["data_eni"], "private_ip": a["svc"],
-                               "tags": {"Name": f"eipgate-use1-az{n}"}})
+    for k, (alloc, eip, svc) in enumerate(zip(a["alloc"], a["eip"], a["svc"])):
+        state["addresses"].append({"allocation_id": alloc, "public_ip": eip,
+                                   "network_interface_id": first["data_eni"], "private_ip": svc,
+                                   "tags": {"Name": f"eipgate-use1-az{n}" + (f"-{k + 1}" if k else "")}})
 if "${VPC_BASELINE:-}":
     # alterNAT-style baseline (bench/failover.sh): two plain Linux NAT instances in AZ b, each with
     # its own EIP and no state sync, serving their own private subnet 10.2.2.0/24 (route table
@@ -184,8 +198,9 @@ next_hop:
   mac: "$(router_mac "${az}")"
 nat:
   inside_prefixes: [${inside}]
-  outside_addresses: [${SERVICE_IP[${az}]}]
-  max_flows: 64K
+  outside_addresses: [$(service_ips "${az}" | paste -sd, | sed 's/,/, /g')]
+  max_flows: ${VPC_MAX_FLOWS:-64K}
+$([[ -n ${VPC_TCP_ESTABLISHED:-} ]] && printf 'timeouts:\n  tcp_established: %s\n' "${VPC_TCP_ESTABLISHED}")
 workers:
   lcores: [1]
   main_lcore: 0
@@ -225,13 +240,17 @@ policy:
       from: lambdas
       dst: [198.51.100.0/24]
       proto: icmp
+    - name: hold  # many_conns.sh's echo server
+      from: lambdas
+      dst: ${ECHO_HOST}/32
+      proto: tcp
+      ports: ${ECHO_PORT}
 aws:
   route_tables:
     ids: [$(rtb_of "${az}")]
   service_address:
     mode: secondary-ip
-    private_ip: ${SERVICE_IP[${az}]}
-    allocation_id: $(eipalloc_of "${az}")
+$(control_service_address "${az}")
 $(if [[ ${VPC_MGMT} == ipv6 ]]; then echo "  ip_family: ipv6"; fi)
   endpoints:
     ec2: $(aws_url)
@@ -268,6 +287,22 @@ cloudwatch:  # PutMetricData to fake_aws.py (GET /_fake/metrics); VPC_CLOUDWATCH
 YAML
 }
 
+# aws.service_address's addresses: one as `private_ip` + `allocation_id`, what every
+# eipgate-control accepts; several as `private_ips` + `allocation_ids` (paired by index; all moved
+# in one AssignPrivateIpAddresses). VPC_CONTROL_ADDRESSES=first: only the first one even with
+# VPC_EIPS > 1 (for an eipgate-control without `private_ips`: the others then stay where they are
+# on a failover unless the test moves them, as many_conns.sh does in that mode).
+control_service_address() {  # az
+  local k allocs=""
+  if ((VPC_EIPS == 1)) || [[ ${VPC_CONTROL_ADDRESSES:-all} == first ]]; then
+    printf '    private_ip: %s\n    allocation_id: %s' "${SERVICE_IP[$1]}" "$(eipalloc_of "$1")"
+  else
+    for ((k = 1; k <= VPC_EIPS; k++)); do allocs+="${allocs:+, }$(eipalloc_of "$1" "$k")"; done
+    printf '    private_ips: [%s]\n    allocation_ids: [%s]' \
+      "$(service_ips "$1" | paste -sd, | sed 's/,/, /g')" "${allocs}"
+  fi
+}
+
 # The alterNAT-style baseline's namespaces (VPC_BASELINE=1): x1, x2 (iptables-style masquerade,
 # nftables) behind router rb, and Lambda lx in 10.2.2.0/24 whose route table is rb's table 102.
 baseline_up() {
@@ -299,6 +334,7 @@ NFT
 
 vpc_up() {
   [[ ${EUID} -eq 0 ]] || die "needs root"
+  [[ ${VPC_EIPS} =~ ^[1-8]$ ]] || die "VPC_EIPS must be 1..8, not ${VPC_EIPS}"
   for b in "${DP_BIN}" "${CONTROL_BIN}" "${CTL_BIN}"; do [[ -x ${b} ]] || die "missing ${b} (build it: scripts/build.sh)"; done
   if [[ -f ${VPC_DIR}/up ]]; then
     if vpc_status >/dev/null 2>&1; then say "already up"; return 0; fi
@@ -308,6 +344,7 @@ vpc_up() {
   chmod 700 "${VPC_DIR}"
   rm -rf "${VPC_DIR:?}"/{a1,a2,b1,b2} "${VPC_DIR}"/*.log "${VPC_DIR}"/changes.jsonl "${VPC_DIR}/aws.port"
   echo "${VPC_PREFIX:-v$$}" >"${VPC_DIR}/prefix"
+  echo "${VPC_EIPS}" >"${VPC_DIR}/eips"
   trap 'echo "[vpc] up failed; tearing down" >&2; vpc_down' ERR
   local p z n i
   p=$(vpc_prefix)
@@ -332,7 +369,7 @@ vpc_up() {
   in_ns igw ip addr add 192.0.2.1/24 dev i0
   in_ns inet ip addr add 192.0.2.2/24 dev g0
   in_ns inet ip route add default via 192.0.2.1
-  for a in "${WHOAMI}" "${EIPAPI}" "${DENIED}"; do in_ns inet ip addr add "$a/32" dev lo; done
+  for a in "${WHOAMI}" "${EIPAPI}" "${DENIED}" "${ECHO_HOST}"; do in_ns inet ip addr add "$a/32" dev lo; done
   in_ns igw ip route add 198.51.100.0/24 via 192.0.2.2
   router_sysctls igw
   for z in a b; do
@@ -395,7 +432,7 @@ vpc_up() {
     >>"${VPC_DIR}/aws.log" 2>&1 </dev/null &
   echo $! >"${VPC_DIR}/aws.pid"
   # internet servers
-  local srv=("whoami ${WHOAMI} 8080" "stream ${WHOAMI} 9000" "eipapi ${EIPAPI} 8080 ${EIP[a]},${EIP[b]}"
+  local srv=("whoami ${WHOAMI} 8080" "stream ${WHOAMI} 9000" "eipapi ${EIPAPI} 8080 $(eips a | paste -sd,),$(eips b | paste -sd,)"
     "whoami ${DENIED} 8080")
   n=0
   for s in "${srv[@]}"; do

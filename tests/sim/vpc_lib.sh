@@ -42,9 +42,18 @@ AWS_PORT=8080
 VPC_MGMT=${VPC_MGMT:-ipv4}
 AWS_ADDR6=fd00:255::1
 WHOAMI=198.51.100.7 EIPAPI=198.51.100.8 DENIED=198.51.100.9
+ECHO_HOST=198.51.100.10 ECHO_PORT=7000  # many_conns.sh's echo server (allowed to the Lambdas)
 declare -A EIP=([a]=203.0.113.10 [b]=203.0.113.20 [x]=203.0.113.31)  # x: the baseline (VPC_BASELINE)
 declare -A SERVICE_IP=([a]=10.1.0.100 [b]=10.2.0.100)
 declare -A AZNUM=([a]=1 [b]=2)
+# Service addresses per pair (VPC_EIPS, 1..8, default 1; `vpc.sh up` keeps the run's value in
+# VPC_DIR/eips): secondary IPs 10.N.0.100.. of the active's data ENI, each with its own EIP,
+# 203.0.113.10.. (AZ a) and .20.. (AZ b). EIP[az] and SERVICE_IP[az] are the first of each.
+VPC_EIPS=${VPC_EIPS:-$(cat "${VPC_DIR}/eips" 2>/dev/null || echo 1)}
+service_ips() { local k; for ((k = 0; k < VPC_EIPS; k++)); do echo "10.${AZNUM[$1]}.0.$((100 + k))"; done; }  # az
+eips() { local k; for ((k = 0; k < VPC_EIPS; k++)); do echo "203.0.113.$((10 * AZNUM[$1] + k))"; done; }  # az
+# eipalloc_of az [k]: the allocation id of the AZ's k-th EIP (k from 1; 1 = the one of old)
+eipalloc_of() { printf 'eipalloc-0%s%s000000000000%02x\n' "$1" "$1" "${2:-1}"; }
 
 vpc_prefix() { cat "${VPC_DIR}/prefix" 2>/dev/null; }
 ns_of() { echo "$(vpc_prefix)-$1"; }           # ns_of a1 | ra | la | igw | inet | svc
@@ -55,7 +64,6 @@ inst_id() { local z=$1; z=${z:0:1}; printf 'i-0%s%s' "$(printf "${z}%.0s" {1..15
 data_eni() { local z=${1:0:1}; printf 'eni-0%sd0%s' "$(printf "${z}%.0s" {1..13})" "${1:1:1}"; }
 mgmt_eni() { local z=${1:0:1}; printf 'eni-0%se0%s' "$(printf "${z}%.0s" {1..13})" "${1:1:1}"; }
 rtb_of() { printf 'rtb-0%s%s00000000000001' "$1" "$1"; }      # rtb_of a
-eipalloc_of() { printf 'eipalloc-0%s%s00000000000001' "$1" "$1"; }
 data_mac() { printf '0e:00:00:0%s:00:%d%d' "${1:0:1}" "${AZNUM[${1:0:1}]}" "${1:1:1}"; }
 mgmt_mac() { printf '0e:00:00:0%s:01:%d%d' "${1:0:1}" "${AZNUM[${1:0:1}]}" "${1:1:1}"; }
 router_mac() { printf '0e:00:00:0%s:00:01' "$1"; }
