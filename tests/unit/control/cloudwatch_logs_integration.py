@@ -162,9 +162,13 @@ def run(h):
           f"bytes_dropped {s['bytes_dropped']}")
     check(s["events_failed"] == 0 and s["events_dropped_queue"] == 0, f"no other loss: {s}")
     # /metrics is refreshed from the status on the daemon's metrics period: wait for it.
+    # Drops are counted when a line is read, sends when its batch is answered: a scrape can fall
+    # between the two, so wait until both counters have caught up.
     m = wait_for(lambda: (lambda m: m if m.get(
         'eipgate_cloudwatch_logs_events_total{result="dropped_budget"}') ==
-        s["events_dropped_budget"] else None)(h.metrics("a")), 10, "/metrics: dropped_budget")
+        s["events_dropped_budget"] and m.get(
+        'eipgate_cloudwatch_logs_events_total{result="sent"}') == s["events_sent"]
+        else None)(h.metrics("a")), 10, "/metrics: dropped_budget and sent")
     check(m.get('eipgate_cloudwatch_logs_events_total{result="sent"}') == s["events_sent"],
           "/metrics: sent")
     check(m.get('eipgate_cloudwatch_logs_bytes_total{result="dropped"}') == s["bytes_dropped"],
