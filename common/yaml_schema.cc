@@ -232,6 +232,31 @@ std::vector<Entry> map_entries(const YAML::Node& node, int line, std::string_vie
   return out;
 }
 
+std::vector<ScalarEntry> scalar_entries(const YAML::Node& node, int line, const std::string& file,
+                                        std::string_view path,
+                                        std::initializer_list<std::string_view> allowed,
+                                        std::vector<SchemaError>* errors) {
+  std::vector<ScalarEntry> out;
+  const std::string where(path);
+  if (!node.IsDefined() || node.IsNull()) {
+    errors->push_back(SchemaError{file, line, where + ": expected a mapping, got nothing"});
+    return out;
+  }
+  std::vector<Issue> issues;
+  const auto entries = map_entries(node, line, path, allowed, &issues);
+  for (auto& i : issues) errors->push_back(SchemaError{file, i.line, std::move(i.reason)});
+  for (const auto& e : entries) {
+    const int at = e.value.IsNull() ? e.line : line_of(e.value);
+    if (!e.value.IsScalar() || e.value.Scalar().empty()) {
+      errors->push_back(SchemaError{
+          file, at, where + "." + e.key + ": expected a value, got " + type_name(e.value)});
+      continue;
+    }
+    out.push_back(ScalarEntry{e.key, at, e.value.Scalar()});
+  }
+  return out;
+}
+
 namespace {
 
 // yaml-cpp 0.7 never returns (it allocates until killed) on a ',' at the top level of a

@@ -80,6 +80,20 @@ struct Entry {  // NOLINT(bugprone-exception-escape): yaml-cpp's Node copy is no
                                              std::initializer_list<std::string_view> allowed,
                                              std::vector<Issue>* issues);
 
+struct ScalarEntry {
+  std::string key;
+  int line = 0;  // the value's line (the key's when it has none)
+  std::string value;
+};
+
+// The entries of a flat section whose every value is a non-empty scalar (`cloudwatch:`,
+// `cloudwatch_logs:`): map_entries, plus "expected a mapping, got nothing" for a section written
+// with nothing under it and "KEY: expected a value, got Y" for a value that is not one. Every
+// problem is appended to *errors as file:line: path...; the bad entries are left out.
+[[nodiscard]] std::vector<ScalarEntry> scalar_entries(
+    const YAML::Node& node, int line, const std::string& file, std::string_view path,
+    std::initializer_list<std::string_view> allowed, std::vector<SchemaError>* errors);
+
 // The first YAML document of `text` as a node, or the syntax error as an issue ("YAML syntax
 // error: ..." at the parser's line). More than one document is an error too. A ',' at the top
 // level of the document is refused before yaml-cpp 0.7 sees it: that version never returns on it.

@@ -1,36 +1,18 @@
-// The `cloudwatch:` section, the interval's datapoints and the sending thread
-// (cloudwatch_publisher.h).
+// The interval's datapoints and the sending thread (cloudwatch_publisher.h; the `cloudwatch:`
+// section is parsed in telemetry_config.cc).
 #include "control/daemon/cloudwatch_publisher.h"
 
-#include <yaml-cpp/yaml.h>
-
-#include <charconv>
 #include <exception>
 #include <stdexcept>
 #include <utility>
 
 #include "common/log.h"
-#include "common/yaml_schema.h"
 
 namespace eipgate::control {
 
 namespace {
 
 using nlohmann::json;
-using yaml_schema::SchemaError;
-
-constexpr std::chrono::milliseconds kMinInterval{1000};
-constexpr std::chrono::milliseconds kMaxInterval{3600 * 1000};
-constexpr size_t kMaxQueued = 1000;
-
-// A dimension value or namespace: 1..255 printable ASCII characters (CloudWatch's rule).
-bool printable_ascii(std::string_view s) {
-  if (s.empty() || s.size() > 255) return false;
-  for (const char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -42,89 +24,6 @@ int64_t cloudwatch_phase_delay(int64_t now_ms, int64_t interval_ms) {
 
 std::string_view to_string(CloudWatchMetricSet set) {
   return set == CloudWatchMetricSet::Full ? "full" : "default";
-}
-
-void parse_cloudwatch_config(const YAML::Node& node, int line, const std::string& file,
-                             CloudWatchConfig* out, std::vector<SchemaError>* errors) {
-  const size_t errors_before = errors->size();
-  auto fail = [&](int at, std::string reason) {
-    errors->push_back(SchemaError{file, at, "cloudwatch." + std::move(reason)});
-  };
-  if (node.IsNull()) {
-    errors->push_back(SchemaError{file, line, "cloudwatch: expected a mapping, got nothing"});
-    return;
-  }
-  std::vector<yaml_schema::Issue> issues;
-  const auto entries = yaml_schema::map_entries(node, line, "cloudwatch",
-                                                {"enabled", "metrics", "namespace", "pair_name",
-                                                 "availability_zone", "interval", "max_queued"},
-                                                &issues);
-  for (auto& i : issues) errors->push_back(SchemaError{file, i.line, std::move(i.reason)});
-  CloudWatchConfig c;
-  int enabled_line = line;
-  for (const auto& e : entries) {
-    const int at = e.value.IsNull() ? e.line : yaml_schema::line_of(e.value);
-    if (!e.value.IsScalar() || e.value.Scalar().empty()) {
-      fail(at, e.key + ": expected a value, got " + std::string(yaml_schema::type_name(e.value)));
-      continue;
-    }
-    const std::string& v = e.value.Scalar();
-    std::string why;
-    if (e.key == "enabled") {
-      enabled_line = at;
-      if (const auto b = yaml_schema::parse_bool(v, &why)) {
-        c.enabled = *b;
-      } else {
-        fail(at, "enabled: " + why);
-      }
-    } else if (e.key == "metrics") {
-      if (v == "default") {
-        c.metrics = CloudWatchMetricSet::Default;
-      } else if (v == "full") {
-        c.metrics = CloudWatchMetricSet::Full;
-      } else {
-        fail(at, "metrics: '" + v + "' is not a metric set (default or full)" +
-                     yaml_schema::did_you_mean(v, {"default", "full"}));
-      }
-    } else if (e.key == "namespace") {
-      if (!printable_ascii(v)) {
-        fail(at, "namespace: 1 to 255 printable ASCII characters");
-      } else if (v.starts_with("AWS/")) {
-        fail(at, "namespace: '" + v + "': the AWS/ prefix is reserved for AWS services");
-      } else {
-        c.name_space = v;
-      }
-    } else if (e.key == "pair_name" || e.key == "availability_zone") {
-      if (!printable_ascii(v)) {
-        fail(at, e.key + ": 1 to 255 printable ASCII characters (a CloudWatch dimension value)");
-      } else {
-        (e.key == "pair_name" ? c.pair_name : c.availability_zone) = v;
-      }
-    } else if (e.key == "interval") {
-      const auto ms = yaml_schema::parse_duration_ms(v, &why);
-      if (!ms) {
-        fail(at, "interval: " + why);
-      } else if (std::chrono::milliseconds(*ms) < kMinInterval ||
-                 std::chrono::milliseconds(*ms) > kMaxInterval) {
-        fail(at, "interval: '" + v + "' is not in 1s..1h");
-      } else {
-        c.interval = std::chrono::milliseconds(*ms);
-      }
-    } else if (e.key == "max_queued") {
-      size_t n = 0;
-      const auto r = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (r.ec != std::errc() || r.ptr != v.data() + v.size() || n < 1 || n > kMaxQueued) {
-        fail(at, "max_queued: '" + v + "' is not an integer in 1..1000");
-      } else {
-        c.max_queued = n;
-      }
-    }
-  }
-  if (c.enabled && c.pair_name.empty() && errors->size() == errors_before) {
-    fail(enabled_line,
-         "pair_name: required when enabled (the PairName dimension of every datapoint)");
-  }
-  if (errors->size() == errors_before) *out = std::move(c);
 }
 
 std::map<std::string, double> NatGatewayDeltas::update(const json& nat_gateway) {

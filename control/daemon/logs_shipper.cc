@@ -1,45 +1,23 @@
-// The `cloudwatch_logs:` section, the rotation-following tailer, the byte budget and the
-// shipper's thread (logs_shipper.h).
+// The rotation-following tailer, the byte budget and the shipper's thread (logs_shipper.h; the
+// `cloudwatch_logs:` section is parsed in telemetry_config.cc).
 #include "control/daemon/logs_shipper.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <ctime>
 #include <exception>
-#include <regex>
 #include <utility>
 
 #include "common/log.h"
-#include "common/yaml_schema.h"
 
 namespace eipgate::control {
 
 namespace {
-
-using yaml_schema::SchemaError;
-
-constexpr std::chrono::milliseconds kMinInterval{1000};
-constexpr std::chrono::milliseconds kMaxInterval{300 * 1000};
-constexpr uint64_t kMinBudget = 4096;
-constexpr uint64_t kMaxBudget = uint64_t{1} << 30;  // 1 GiB a minute
-constexpr uint64_t kMinQueued = aws::kMaxLogEventBytes + aws::kLogEventOverhead;
-constexpr uint64_t kMaxQueued = uint64_t{1} << 30;
-
-// CloudWatch Logs names: groups [.-_/#A-Za-z0-9]{1,512}, streams 1..512 without ':' or '*'.
-const std::regex kGroupName(R"(^[A-Za-z0-9._/#\-]{1,512}$)");
-
-bool valid_stream_name(std::string_view s) {
-  if (s.empty() || s.size() > 512) return false;
-  return std::none_of(s.begin(), s.end(), [](char c) {
-    return c == ':' || c == '*' || static_cast<unsigned char>(c) < 0x20;
-  });
-}
 
 int64_t epoch_ms_now() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -66,106 +44,6 @@ void make_utf8(std::string& s) {
 }
 
 }  // namespace
-
-std::optional<uint64_t> parse_byte_count(std::string_view text) {
-  uint64_t n = 0;
-  const auto r = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (r.ec != std::errc() || r.ptr == text.data()) return std::nullopt;
-  std::string_view rest(r.ptr, text.data() + text.size() - r.ptr);
-  unsigned shift = 0;
-  if (rest == "K" || rest == "KiB") {
-    shift = 10;
-  } else if (rest == "M" || rest == "MiB") {
-    shift = 20;
-  } else if (rest == "G" || rest == "GiB") {
-    shift = 30;
-  } else if (!rest.empty()) {
-    return std::nullopt;
-  }
-  if (shift != 0 && n > (UINT64_MAX >> shift)) return std::nullopt;
-  return n << shift;
-}
-
-void parse_cloudwatch_logs_config(const YAML::Node& node, int line, const std::string& file,
-                                  CloudWatchLogsConfig* out, std::vector<SchemaError>* errors) {
-  const size_t errors_before = errors->size();
-  auto fail = [&](int at, std::string reason) {
-    errors->push_back(SchemaError{file, at, "cloudwatch_logs." + std::move(reason)});
-  };
-  if (node.IsNull()) {
-    errors->push_back(SchemaError{file, line, "cloudwatch_logs: expected a mapping, got nothing"});
-    return;
-  }
-  std::vector<yaml_schema::Issue> issues;
-  const auto entries = yaml_schema::map_entries(
-      node, line, "cloudwatch_logs",
-      {"enabled", "log_group", "log_stream", "path", "interval", "byte_budget", "max_queued"},
-      &issues);
-  for (auto& i : issues) errors->push_back(SchemaError{file, i.line, std::move(i.reason)});
-  CloudWatchLogsConfig c;
-  int enabled_line = line;
-  for (const auto& e : entries) {
-    const int at = e.value.IsNull() ? e.line : yaml_schema::line_of(e.value);
-    if (!e.value.IsScalar() || e.value.Scalar().empty()) {
-      fail(at, e.key + ": expected a value, got " + std::string(yaml_schema::type_name(e.value)));
-      continue;
-    }
-    const std::string& v = e.value.Scalar();
-    std::string why;
-    if (e.key == "enabled") {
-      enabled_line = at;
-      if (const auto b = yaml_schema::parse_bool(v, &why)) {
-        c.enabled = *b;
-      } else {
-        fail(at, "enabled: " + why);
-      }
-    } else if (e.key == "log_group") {
-      if (!std::regex_match(v, kGroupName)) {
-        fail(at,
-             "log_group: '" + v + "' is not a log group name (1 to 512 of A-Z a-z 0-9 . _ - / #)");
-      } else {
-        c.log_group = v;
-      }
-    } else if (e.key == "log_stream") {
-      if (!valid_stream_name(v)) {
-        fail(at, "log_stream: '" + v + "' is not a log stream name (1 to 512, no ':' or '*')");
-      } else {
-        c.log_stream = v;
-      }
-    } else if (e.key == "path") {
-      if (v[0] != '/') {
-        fail(at, "path: must be an absolute path");
-      } else {
-        c.path = v;
-      }
-    } else if (e.key == "interval") {
-      const auto ms = yaml_schema::parse_duration_ms(v, &why);
-      if (!ms) {
-        fail(at, "interval: " + why);
-      } else if (std::chrono::milliseconds(*ms) < kMinInterval ||
-                 std::chrono::milliseconds(*ms) > kMaxInterval) {
-        fail(at, "interval: '" + v + "' is not in 1s..5m");
-      } else {
-        c.interval = std::chrono::milliseconds(*ms);
-      }
-    } else if (e.key == "byte_budget" || e.key == "max_queued") {
-      const bool budget = e.key == "byte_budget";
-      const uint64_t lo = budget ? kMinBudget : kMinQueued;
-      const uint64_t hi = budget ? kMaxBudget : kMaxQueued;
-      const auto n = parse_byte_count(v);
-      if (!n || *n < lo || *n > hi) {
-        fail(at, e.key + ": '" + v + "' is not a byte count (K/M/G suffix allowed) in " +
-                     std::to_string(lo) + ".." + std::to_string(hi));
-      } else {
-        (budget ? c.byte_budget : c.max_queued) = *n;
-      }
-    }
-  }
-  if (c.enabled && c.log_group.empty() && errors->size() == errors_before) {
-    fail(enabled_line, "log_group: required when enabled (the log group must already exist)");
-  }
-  if (errors->size() == errors_before) *out = std::move(c);
-}
 
 std::optional<int64_t> record_time_ms(std::string_view line) {
   const size_t at = line.find("\"t\":\"");

@@ -159,6 +159,28 @@ TEST(ConfigSchema, MapEntriesOfScalarNullAndUndefined) {
   EXPECT_STREQ(ys::type_name(croot["missing"]), "nothing");
 }
 
+TEST(ConfigSchema, ScalarEntriesKeepScalarsAndReportTheRest) {
+  const YAML::Node n = YAML::Load("enabled: true\ngroup: [a]\nnope: 1\nempty:\nname: x\n");
+  std::vector<ys::SchemaError> errors;
+  const auto entries =
+      ys::scalar_entries(n, 4, "f.yaml", "logs", {"enabled", "group", "empty", "name"}, &errors);
+  ASSERT_EQ(entries.size(), 2U);
+  EXPECT_EQ(entries[0].key, "enabled");
+  EXPECT_EQ(entries[0].value, "true");
+  EXPECT_EQ(entries[1].key, "name");
+  EXPECT_EQ(entries[1].line, 5);
+  ASSERT_EQ(errors.size(), 3U);
+  EXPECT_EQ(errors[0].to_string(), "f.yaml:3: logs: unknown key 'nope' (did you mean 'name'?)");
+  EXPECT_EQ(errors[1].to_string(), "f.yaml:2: logs.group: expected a value, got a list");
+  EXPECT_EQ(errors[2].to_string(), "f.yaml:4: logs.empty: expected a value, got nothing");
+  errors.clear();
+  EXPECT_TRUE(ys::scalar_entries(YAML::Node(YAML::NodeType::Null), 9, "f.yaml", "logs", {"enabled"},
+                                 &errors)
+                  .empty());
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_EQ(errors[0].to_string(), "f.yaml:9: logs: expected a mapping, got nothing");
+}
+
 TEST(ConfigSchema, SchemaErrorFormat) {
   EXPECT_EQ((ys::SchemaError{"f.yaml", 7, "why"}).to_string(), "f.yaml:7: why");
   EXPECT_EQ((ys::SchemaError{"f.yaml", 0, "cannot open"}).to_string(), "f.yaml: cannot open");
