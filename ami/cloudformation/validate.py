@@ -8,7 +8,8 @@ types; every resource type is one we expect, with its required properties; Fn::F
 type has), Fn::Sub variable, Condition, Fn::If condition and DependsOn names something that
 exists; Fn::If has three arguments, Fn::And/Fn::Or two to ten; every parameter and condition is
 used; Rules use only rule functions and Ref parameters; the instances' user data and eipgate:*
-tags, with sample values substituted (each Fn::If of the tags both ways), are what
+tags, with sample values substituted (each Fn::If of the tags both ways: taken, a pair of 8
+service addresses whose allocation ids must pair with its service IPs), are what
 eipgate-render-config accepts; an inline IAM statement with the Sid of one in ami/iam/*.json has
 its actions and condition keys; the IAM policy documents are well formed; the alarms on
 eipgate-control's CloudWatch metrics (namespace eipgate) use a metric of the default set, the
@@ -109,7 +110,7 @@ LIST_SAMPLES = {
     "FallbackForInsidePrefixes": ["10.1.128.0/20", "10.1.144.0/20"],
 }
 STRING_SAMPLES = {"PairName": "use1-az1-0", "CloudWatchMetrics": "default", "FallbackTarget": "self", "FallbackAfter": "3s",
-                  "ManagementAccess": "Ipv6",
+                  "ManagementAccess": "Ipv6", "TranslationLogGroup": "/eipgate/translations",
                   "DataPath": "vfio"}
 # eipgate-control's CloudWatch contract (namespace eipgate, dimensions PairName and
 # AvailabilityZone). The default set is what the alarms may use; the full set is opt-in
@@ -508,31 +509,49 @@ def load_renderer():
 
 
 SAMPLES = {"PairName": "use1-az1-0", "PeerIp": "10.0.0.16", "ServiceIp": "10.0.0.100",
+           "ServiceIps": "10.0.0.100",
            "Prefixes": '10.0.128.0/20", "10.0.144.0/20', "Tables": 'rtb-0123456789abcdef0", "rtb-0123456789abcdef1',
            "DataEniA": "eni-0aaaaaaaaaaaaaaa1", "DataEniB": "eni-0bbbbbbbbbbbbbbb2",
            "HaSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:eipgate/use1-az1-0/ha-key-AbCdEf",
            "DataPath": "vfio"}
 
 
+# With every condition taken, the largest pair: 8 service addresses (ServiceAddressCount 8), so
+# the user data's service_ips pair by index with the 8 allocation ids of the tags.
+SAMPLES_ALL_CONDITIONS = dict(SAMPLES, ServiceIps='", "'.join("10.0.0.%d" % (100 + i) for i in range(8)))
+
+
 class NoSample(Exception):
     pass
 
 
-def sample_value(node):
-    """A tag value with sample parameters: Ref, Fn::Join, Fn::Sub (no variables list)."""
+def sample_value(node, taken=True):
+    """A tag value with sample parameters: Ref, Fn::Join, Fn::Sub (no variables list), Fn::If
+    (taken or not) and AWS::NoValue in lists, Fn::GetAtt of a service EIP's AllocationId."""
     if isinstance(node, str):
         return node
     if isinstance(node, dict) and len(node) == 1:
         (k, v), = node.items()
+        if k == "Fn::If" and isinstance(v, list) and len(v) == 3:
+            return sample_value(v[1] if taken else v[2], taken)
+        if k == "Fn::GetAtt" and isinstance(v, list) and v[1] == "AllocationId":
+            m = re.fullmatch(r"ServiceEip([2-8]?)", v[0])
+            if m:
+                return "eipalloc-0%016x" % int(m.group(1) or 1)
         if k == "Ref" and v in STRING_SAMPLES:
             return STRING_SAMPLES[v]
         if k == "Ref" and v in LIST_SAMPLES:
             return LIST_SAMPLES[v]
         if k == "Fn::Join" and isinstance(v, list) and len(v) == 2:
-            items = sample_value(v[1])
-            return v[0].join(sample_value(x) for x in items) if isinstance(items, list) else items
+            items = sample_value(v[1], taken)
+            if not isinstance(items, list):
+                return items
+            values = [sample_value(x, taken) for x in items]
+            return v[0].join(x for x in values if x != {"Ref": "AWS::NoValue"})
         if k == "Fn::Sub" and isinstance(v, str):
             return re.sub(r"\$\{([^}]+)\}", lambda m: sample_value({"Ref": m.group(1)}), v)
+    if isinstance(node, dict) and node == {"Ref": "AWS::NoValue"}:
+        return node
     if isinstance(node, list):
         return node
     raise NoSample(json.dumps(node))
@@ -551,7 +570,7 @@ def tag_variants(tags):
                 continue
             key = t.get("Key")
             if isinstance(key, str) and key.startswith("eipgate:"):
-                d[key] = sample_value(t.get("Value"))
+                d[key] = sample_value(t.get("Value"), taken)
         out.append(("with conditional tags" if taken else "without conditional tags", d))
     return out
 
@@ -567,14 +586,15 @@ def check_user_data(path, name, ud, tags=()):
     missing = [v for v in re.findall(r"\$\{([^}]+)\}", text) if v not in SAMPLES]
     if missing:
         return ["%s: %s: user data variables without a sample: %s" % (path, name, missing)]
-    text = re.sub(r"\$\{([^}]+)\}", lambda m: SAMPLES[m.group(1)], text)
+    texts = [re.sub(r"\$\{([^}]+)\}", lambda m: samples[m.group(1)], text)
+             for samples in (SAMPLES_ALL_CONDITIONS, SAMPLES)]  # the order of tag_variants
     render = load_renderer()
     try:
         variants = tag_variants(tags)
     except NoSample as e:
         return ["%s: %s: tag value without a sample: %s" % (path, name, e)]
     errors = []
-    for label, tag_values in variants:
+    for (label, tag_values), text in zip(variants, texts):
         for k, v in tag_values.items():
             if len(v) > 256:
                 errors.append("%s: %s: tag %s: %d characters with samples (EC2 allows 256)"

@@ -4,7 +4,8 @@ ctest as ami_cfn_templates).
 
 validate.py checks structure; these tests evaluate what the templates compute for given
 parameters with a small interpreter of the intrinsics they use (Ref, Fn::Join, Fn::If, Fn::Equals,
-Fn::Not, Fn::And, Fn::Or, Fn::Sub, Condition, and the rule functions Fn::EachMemberEquals/Fn::Equals):
+Fn::Not, Fn::And, Fn::Or, Fn::Sub, Fn::Select, Fn::GetAtt (sample values or "<Res.Attr>"),
+Condition, and the rule functions Fn::EachMemberEquals/Fn::Equals/Fn::Contains):
 which slot of eipgate-vpc.yaml rescues which (CrossAzFallback), the parameters it passes to
 eipgate-pair.yaml, that those satisfy the pair template's Rules, and what the pair template then
 tags its instances with. Also: each check validate.py gained for the fallback wiring reports a
@@ -47,8 +48,9 @@ NOVALUE = object()
 class Stack:
     """A template with parameter values: evaluates conditions, rules and property values."""
 
-    def __init__(self, template, values):
+    def __init__(self, template, values, attrs=None):
         self.t = template
+        self.attrs = attrs or {}  # "Res.Attr" -> the value AWS would give (else "<Res.Attr>")
         self.params = {}
         for name, p in template.get("Parameters", {}).items():
             v = values.get(name, p.get("Default"))
@@ -95,10 +97,18 @@ class Stack:
             return any(self.ev(x) for x in v)
         if k == "Fn::EachMemberEquals":
             return all(x == self.ev(v[1]) for x in self.ev(v[0]))
-        if k == "Fn::Sub" and isinstance(v, str):
-            return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.ev({"Ref": m.group(1)})), v)
+        if k == "Fn::Contains":
+            return self.ev(v[1]) in self.ev(v[0])
+        if k == "Fn::Select":
+            return self.ev(v[1])[int(v[0])]
+        if k == "Fn::Sub":
+            text, variables = (v, {}) if isinstance(v, str) else (v[0], self.ev(v[1]))
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(
+                variables[m.group(1)] if m.group(1) in variables else self.ev({"Ref": m.group(1)})), text)
+        if k == "Fn::Base64":
+            return self.ev(v)
         if k == "Fn::GetAtt":
-            return "<%s>" % ".".join(v)
+            return self.attrs.get(".".join(v), "<%s>" % ".".join(v))
         return {k: self.ev(v)}
 
     def failed_rules(self):
@@ -128,6 +138,17 @@ def vpc_values(slots, cross_az="true", ids=True):
         if ids:
             v["Pair%dInstanceIds" % n] = instances
     return v
+
+
+# The facts eipgate-render-config reads from IMDS and sysfs, for a pair with the sample addresses.
+RENDER_FACTS = {
+    "region": "us-east-1", "az": "us-east-1a", "instance_id": "i-0aaaaaaaaaaaaaaa1", "instance_type": "c6in.large",
+    "enis": [{"mac": "0e:00:00:00:0a:01", "device_number": 0, "ips": ["10.0.0.15"], "subnet_cidr": "10.0.0.0/24"},
+             {"mac": "0e:00:00:00:0a:02", "device_number": 1, "ips": ["10.0.0.5"] + ["10.0.0.%d" % (100 + i) for i in range(8)],
+              "subnet_cidr": "10.0.0.0/24"}],
+    "nics": {"0e:00:00:00:0a:02": {"ifname": "ens6", "pci": "0000:00:06.0"}},
+    "cpus": 2, "mem_mib": 2048, "vfio_ok": True,
+}
 
 
 class VpcRingTest(unittest.TestCase):
@@ -207,7 +228,8 @@ class PairTemplateTest(unittest.TestCase):
         self.assertFalse(s.cond("HasFallback"))
         self.assertEqual(s.failed_rules(), [])
         self.assertEqual(self.tags(s, "InstanceA"), {"Name": "eipgate-use1-az1-0-a", "eipgate:cloudwatch": "default",
-                                                     "eipgate:management": "Ipv6"})
+                                                     "eipgate:management": "Ipv6",
+                                                     "eipgate:allocation-ids": "<ServiceEip.AllocationId>"})
         self.assertNotIn("ReplaceRoutesOfTablesThisPairRescues", [st["Sid"] for st in self.statements(s)])
 
     def test_on_tags_iam_and_render(self):
@@ -294,6 +316,108 @@ class PairTemplateTest(unittest.TestCase):
             p = vpc.ev(vpc.t["Resources"][name]["Properties"]["Parameters"])
             self.assertEqual((p["CloudWatchMetrics"], p["AlarmTopicArn"], p["DropAlarmThreshold"]),
                              ("full", "arn:aws:sns:us-east-1:123456789012:ops", "7"))
+
+    # What AWS would give for the service addresses (DataEniA's secondary IPs, the EIPs' ids).
+    IPS = ["10.0.0.%d" % (100 + i) for i in range(8)]
+    ALLOCS = {"ServiceEip%s.AllocationId" % ("" if n == 1 else n): "eipalloc-0%016x" % n for n in range(1, 9)}
+
+    def stack_with_addresses(self, count, **extra):
+        attrs = dict(self.ALLOCS, **{"DataEniA.SecondaryPrivateIpAddresses": self.IPS[:count],
+                                     "MgmtEniA.PrimaryPrivateIpAddress": "10.0.0.15",
+                                     "MgmtEniB.PrimaryPrivateIpAddress": "10.0.0.16"})
+        return Stack(load_template("eipgate-pair.yaml"), dict(self.BASE, ServiceAddressCount=str(count), **extra),
+                     attrs)
+
+    def spec(self, s, instance):
+        """What eipgate-render-config merges from the instance's tags and user data."""
+        spec = render.spec_from_tags(self.tags(s, instance))
+        ud = s.ev(s.t["Resources"][instance]["Properties"]["UserData"])
+        spec.update(render.spec_from_user_data(ud, instance))
+        render.validate(spec)
+        return spec
+
+    def test_service_addresses(self):
+        """ServiceAddressCount N: N secondary IPs on DataEniA, N EIPs each associated with its IP
+        (Select i), user data's service_ips the whole list and the allocation-ids tag the EIPs in
+        the same order: eipgate-render-config pairs them by index."""
+        for count in (1, 3, 8):
+            s = self.stack_with_addresses(count)
+            self.assertEqual(s.failed_rules(), [], count)
+            r = self.resources(s)
+            self.assertEqual(r["DataEniA"]["SecondaryPrivateIpAddressCount"], str(count))
+            self.assertNotIn("SecondaryPrivateIpAddressCount", r["DataEniB"])
+            eips = ["ServiceEip"] + ["ServiceEip%d" % n for n in range(2, count + 1)]
+            self.assertEqual(sorted(n for n in r if s.t["Resources"][n]["Type"] == "AWS::EC2::EIP"), sorted(eips))
+            assocs = {n: p for n, p in r.items() if s.t["Resources"][n]["Type"] == "AWS::EC2::EIPAssociation"}
+            self.assertEqual(sorted(assocs), sorted(e + "Association" for e in eips))
+            for i, eip in enumerate(eips):
+                a = assocs[eip + "Association"]
+                self.assertEqual((a["AllocationId"], a["NetworkInterfaceId"], a["PrivateIpAddress"]),
+                                 (self.ALLOCS[eip + ".AllocationId"], "<DataEniA>", self.IPS[i]))
+            for instance in ("InstanceA", "InstanceB"):
+                spec = self.spec(s, instance)
+                self.assertEqual(spec["service_ips"], self.IPS[:count])
+                self.assertEqual(spec["allocation_ids"], [self.ALLOCS[e + ".AllocationId"] for e in eips])
+                self.assertLessEqual(len(self.tags(s, instance)["eipgate:allocation-ids"]), 256)
+            out = s.t["Outputs"]
+            self.assertEqual(s.ev(out["ElasticIps"]["Value"]), ",".join("<%s>" % e for e in eips))
+            self.assertEqual(s.ev(out["ServicePrivateIps"]["Value"]), ",".join(self.IPS[:count]))
+            self.assertEqual(s.ev(out["ElasticIp"]["Value"]), "<ServiceEip>")
+        # the one-address user data is what the template gave before ServiceAddressCount
+        ud = self.stack_with_addresses(1).ev(load_template("eipgate-pair.yaml")["Resources"]["InstanceA"]
+                                              ["Properties"]["UserData"])
+        self.assertIn('"service_ips": ["10.0.0.100"]', ud)
+        self.assertEqual(self.stack().params["ServiceAddressCount"], 1)
+
+    def test_service_addresses_fit_the_instance_type(self):
+        """The Rules refuse more service addresses than the data ENI holds besides its primary IP,
+        for the types of eipgate-render-config's table."""
+        limits = dict((t, n - 1) for t, n in render.spec.IPV4_PER_INTERFACE.items())
+        for itype, most in sorted(limits.items()):
+            for count in range(1, 9):
+                failed = self.stack_with_addresses(count, InstanceType=itype).failed_rules()
+                self.assertEqual(bool(failed), count > most, (itype, count, failed))
+        self.assertEqual(self.stack_with_addresses(8, InstanceType="c7gn.xlarge").failed_rules(), [])
+        self.assertEqual(self.stack_with_addresses(4, InstanceType="c6gn.medium").failed_rules(),
+                         ["This instance type holds 4 IPv4 addresses per interface - ServiceAddressCount 3 at most."])
+        self.assertEqual(load_template("eipgate-pair.yaml")["Parameters"]["ServiceAddressCount"]["AllowedValues"],
+                         list(range(1, render.spec.MAX_SERVICE_IPS + 1)))
+
+    def test_translation_logs(self):
+        s = self.stack()
+        self.assertNotIn("eipgate:translation-log-group", self.tags(s, "InstanceA"))
+        self.assertNotIn("ShipTranslationLogs", [st["Sid"] for st in self.statements(s)])
+        self.assertNotIn("cloudwatch_logs", render.render(self.spec(self.stack_with_addresses(1), "InstanceA"),
+                                                          RENDER_FACTS)[0])
+        s = self.stack_with_addresses(1, TranslationLogGroup="/eipgate/translations")
+        st = [x for x in self.statements(s) if x["Sid"] == "ShipTranslationLogs"]
+        arn = "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/eipgate/translations"
+        self.assertEqual(st, [{"Sid": "ShipTranslationLogs", "Effect": "Allow",
+                               "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                               "Resource": [arn, arn + ":log-stream:*"]}])
+        for instance in ("InstanceA", "InstanceB"):
+            self.assertEqual(self.tags(s, instance)["eipgate:translation-log-group"], "/eipgate/translations")
+            cfg = render.render(self.spec(s, instance), RENDER_FACTS)[0]
+            self.assertEqual(cfg["cloudwatch_logs"], {"enabled": True, "log_group": "/eipgate/translations"})
+            self.assertEqual(cfg["translation_log"], {"enabled": True})
+        pattern = s.t["Parameters"]["TranslationLogGroup"]["AllowedPattern"]
+        for ok in ("", "/eipgate/translations", "a#b.c_d-e"):
+            self.assertTrue(re.fullmatch(pattern, ok), ok)
+        for bad in ("a:b", "a b", "x" * 513):
+            self.assertFalse(re.fullmatch(pattern, bad), bad)
+            self.assertFalse(render.spec.LOG_GROUP_RE.fullmatch(bad), bad)
+
+    def test_vpc_passes_addresses_and_logs(self):
+        vals = dict(vpc_values([1, 2]), ServiceAddressCount="3", TranslationLogGroup="/eipgate/t")
+        vpc = Stack(load_template("eipgate-vpc.yaml"), vals)
+        for name in ("Pair1", "Pair2"):
+            p = vpc.ev(vpc.t["Resources"][name]["Properties"]["Parameters"])
+            self.assertEqual((p["ServiceAddressCount"], p["TranslationLogGroup"]), ("3", "/eipgate/t"))
+            self.assertEqual(Stack(load_template("eipgate-pair.yaml"), p).failed_rules(), [])
+        vpc = Stack(load_template("eipgate-vpc.yaml"), vpc_values([1]))
+        p = vpc.ev(vpc.t["Resources"]["Pair1"]["Properties"]["Parameters"])
+        self.assertEqual((p["ServiceAddressCount"], p["TranslationLogGroup"]), (1, ""))
+        self.assertEqual(vpc.ev(vpc.t["Outputs"]["Pair1ElasticIps"]["Value"]), "<Pair1.Outputs.ElasticIps>")
 
     def resources(self, s):
         """Logical name -> evaluated properties of the resources the stack creates."""
@@ -384,6 +508,21 @@ class ValidateChecksTest(unittest.TestCase):
             '        - !If [HasFallback, {Key: "eipgate:fallback-for-instances", Value: !Join [",", !Ref FallbackForInstanceIds]}, !Ref AWS::NoValue]\n',
             "", 1))
         self.assertIn("InstanceA: user data + tags (with conditional tags): tags eipgate:fallback-*", text)
+
+    def test_allocation_ids_not_paired_with_service_ips(self):
+        # the tag of InstanceA without the 8th EIP: 7 ids for the 8 service IPs of a full pair
+        text = self.problems(lambda t: t.replace(
+            ', !If [HasAddr8, !GetAtt ServiceEip8.AllocationId, !Ref AWS::NoValue]]]}', ']]}', 1))
+        self.assertIn("InstanceA: user data + tags (with conditional tags): allocation_ids: 7 for 8 "
+                      "service_ips", text)
+        self.assertNotIn("InstanceB", text)
+
+    def test_bad_translation_log_group_sample(self):
+        text = self.problems(lambda t: t.replace(
+            '{Key: "eipgate:translation-log-group", Value: !Ref TranslationLogGroup}',
+            '{Key: "eipgate:translation-log-group", Value: !Sub "${TranslationLogGroup}:x"}', 1))
+        self.assertIn("InstanceA: user data + tags (with conditional tags): translation_log_group: "
+                      "'/eipgate/translations:x' is not a CloudWatch Logs group name", text)
 
     def test_iam_statement_differs_from_policy_document(self):
         text = self.problems(lambda t: t.replace('"ec2:ResourceTag/eipgate:fallback-by"', '"ec2:ResourceTag/eipgate:pair"'))

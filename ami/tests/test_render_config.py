@@ -543,6 +543,38 @@ class MainTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("cloudwatch: True: one of off, default, full", p.stderr)
 
+    def test_translation_logs_from_user_data_and_tags(self):
+        """"translation_log_group" (user data) or tag eipgate:translation-log-group: the name of an
+        existing log group; absent or empty = off."""
+        cfg, _ = render.render(SPEC, FACTS)
+        self.assertNotIn("cloudwatch_logs", cfg)
+        self.assertNotIn("translation_log", cfg)  # the dataplane's default: off
+        cfg, _ = render.render(dict(SPEC, translation_log_group=""), FACTS)
+        self.assertNotIn("cloudwatch_logs", cfg)
+        cfg, _ = render.render(dict(SPEC, translation_log_group="/eipgate/use1"), FACTS)
+        self.assertEqual(cfg["translation_log"], {"enabled": True})
+        self.assertEqual(cfg["cloudwatch_logs"], {"enabled": True, "log_group": "/eipgate/use1"})
+        # overrides reach the rest of the section (byte_budget, log_stream...)
+        cfg, _ = render.render(dict(SPEC, translation_log_group="g1",
+                                    overrides={"cloudwatch_logs": {"byte_budget": "4M"}}), FACTS)
+        self.assertEqual(cfg["cloudwatch_logs"], {"enabled": True, "log_group": "g1", "byte_budget": "4M"})
+        spec = render.spec_from_tags({"eipgate:translation-log-group": "/eipgate/x", "eipgate:pair": "p1"})
+        self.assertEqual(spec, {"translation_log_group": "/eipgate/x", "pair": "p1"})
+        spec = render.spec_from_tags({"eipgate:translation-log-group": ""})
+        cfg, _ = render.render(dict(SPEC, **spec), FACTS)
+        self.assertNotIn("cloudwatch_logs", cfg)
+
+    def test_translation_log_group_bad_values(self):
+        for bad in ("a:b", "x" * 513, "with space", 7):
+            with self.assertRaises(render.ConfigError) as cm:
+                render.render(dict(SPEC, translation_log_group=bad), FACTS)
+            self.assertEqual(len(cm.exception.errors), 1, cm.exception.errors)
+            self.assertTrue(cm.exception.errors[0].startswith("translation_log_group: %r is not a CloudWatch Logs group name"
+                                                              % (bad,)), cm.exception.errors)
+        with self.assertRaises(render.ConfigError) as cm:
+            render.render(dict(SPEC, translation_log_groups="g"), FACTS)
+        self.assertIn("did you mean 'translation_log_group'?", cm.exception.errors[0])
+
     def test_ipv6_management_passes_control_check(self):
         """management: Ipv6 (the templates' default) renders aws.ip_family: ipv6 and the
         dual-stack endpoint, which eipgate-control's aws: schema accepts."""
@@ -573,6 +605,27 @@ class MainTest(unittest.TestCase):
         with open(cfg_path) as f:
             text = f.read()
         self.assertEqual(yaml.safe_load(text)["cloudwatch"]["metrics"], "full")
+        for env in ("EIPGATE_DATAPLANE", "EIPGATE_CONTROL"):
+            path = binary(env)
+            if env == "EIPGATE_CONTROL":
+                can_check_control(self)
+            c = subprocess.run([path, "--config", cfg_path, "--check"], capture_output=True, text=True)
+            self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (path, c.stdout, c.stderr, text))
+
+    def test_translation_logs_passes_both_checks(self):
+        """translation_log_group: the dataplane's translation_log turned on and the cloudwatch_logs:
+        section, which eipgate-control accepts (and the dataplane, sharing the file, too)."""
+        spec = dict(SPEC, translation_log_group="/eipgate/translations")
+        del spec["ha_secret_ssm"]
+        spec["ha_secret"] = "0123456789abcdef0123456789abcdef"
+        d, p = self.run_main(spec)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        cfg_path = os.path.join(d, "eipgate.yaml")
+        with open(cfg_path) as f:
+            text = f.read()
+        cfg = yaml.safe_load(text)
+        self.assertEqual(cfg["translation_log"], {"enabled": True})
+        self.assertEqual(cfg["cloudwatch_logs"], {"enabled": True, "log_group": "/eipgate/translations"})
         for env in ("EIPGATE_DATAPLANE", "EIPGATE_CONTROL"):
             path = binary(env)
             if env == "EIPGATE_CONTROL":

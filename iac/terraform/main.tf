@@ -1,12 +1,12 @@
 # eipgate HA pair (one shard of one Availability Zone), the resources of
 # ami/cloudformation/eipgate-pair.yaml: two NAT instances with a management ENI and a data ENI
-# each, the service address (a secondary private IP of the data ENI) with its Elastic IP, the
+# each, the service addresses (1 to 8 secondary private IPs of the data ENI) with their Elastic IPs, the
 # default routes of this shard's private route tables, security groups, the least-privilege
 # instance role, the HA secret, EC2 auto-recovery alarms and the CloudWatch alarms (alarms.tf).
 #
 # Unlike CloudFormation, Terraform compares what it manages with what is there at every plan.
 # eipgate-control changes three things on failover: the routes' target, the data ENIs' secondary
-# IP (A's moves to B) and so the EIP association's ENI. Those attributes are ignore_changes, or
+# IPs (A's move to B) and so the EIP associations' ENI. Those attributes are ignore_changes, or
 # the next apply after a failover would move traffic back to the standby.
 
 data "aws_partition" "current" {}
@@ -22,14 +22,21 @@ locals {
   has_fallback = length(var.fallback_for_route_table_ids) > 0
   metrics      = var.cloudwatch_metrics != "off"
   has_topic    = var.alarm_topic_arn != ""
+  # translation logs shipped to CloudWatch Logs (an existing group)
+  translation_logs = var.translation_log_group != ""
+  logs_arn_prefix  = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  # Service addresses at most where the data ENI holds fewer than 10 IPv4 addresses (the
+  # template's Rules; ami/OPERATOR.md, "Service IP limits"). Other types: 8.
+  service_address_limits = { "t4g.nano" = 1, "t4g.micro" = 1, "t4g.small" = 3, "c6gn.medium" = 3, "c7gn.medium" = 3, "t4g.medium" = 5 }
   # The template's Rules FallbackComplete: all three fallback lists or none.
   fallback_complete = (length(var.fallback_for_route_table_ids) > 0) == (length(var.fallback_for_instance_ids) > 0) && (length(var.fallback_for_route_table_ids) > 0) == (length(var.fallback_for_inside_prefixes) > 0)
   arn_prefix        = "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
 
-  # The service address that carries the EIP: the one secondary private IP of the data ENIs. It
-  # is created on A's and moves to B's on failover (so looked up on both: after a failover A has
-  # none, and a plan that read only A's would fail).
-  service_ip = one(concat(
+  # The service addresses that carry the EIPs: the secondary private IPs of the data ENIs. They
+  # are created on A's and move to B's on failover (so looked up on both: after a failover A has
+  # none, and a plan that read only A's would fail). Sorted, so that EIP n stays with address n
+  # whichever ENI holds them.
+  service_ips = sort(concat(
     tolist(setsubtract(aws_network_interface.data_a.private_ips, [aws_network_interface.data_a.private_ip])),
     tolist(setsubtract(aws_network_interface.data_b.private_ips, [aws_network_interface.data_b.private_ip])),
   ))
@@ -43,7 +50,7 @@ locals {
         priority        = 150
         peer_address    = aws_network_interface.mgmt_b.private_ip
         peer_eni        = aws_network_interface.data_b.id
-        service_ips     = [local.service_ip]
+        service_ips     = local.service_ips
         inside_prefixes = var.inside_prefixes
         route_table_ids = var.private_route_table_ids
         ha_secret_arn   = aws_secretsmanager_secret.ha.arn
@@ -57,7 +64,7 @@ locals {
         priority        = 100
         peer_address    = aws_network_interface.mgmt_a.private_ip
         peer_eni        = aws_network_interface.data_a.id
-        service_ips     = [local.service_ip]
+        service_ips     = local.service_ips
         inside_prefixes = var.inside_prefixes
         route_table_ids = var.private_route_table_ids
         ha_secret_arn   = aws_secretsmanager_secret.ha.arn
@@ -68,10 +75,15 @@ locals {
 
   # Instance tags: eipgate:cloudwatch and the cross-AZ fallback (read by eipgate-render-config
   # from IMDS). Tags, not user data or the launch template: changing them replaces no instance.
+  # eipgate:allocation-ids: the EIPs, paired with user data's service_ips by index.
   instance_tags = {
-    a = { Name = "eipgate-${var.pair_name}-a", "eipgate:cloudwatch" = var.cloudwatch_metrics, "eipgate:management" = var.management_access }
-    b = { Name = "eipgate-${var.pair_name}-b", "eipgate:cloudwatch" = var.cloudwatch_metrics, "eipgate:management" = var.management_access }
+    a = { Name = "eipgate-${var.pair_name}-a", "eipgate:cloudwatch" = var.cloudwatch_metrics, "eipgate:management" = var.management_access, "eipgate:allocation-ids" = join(",", aws_eip.service[*].allocation_id) }
+    b = { Name = "eipgate-${var.pair_name}-b", "eipgate:cloudwatch" = var.cloudwatch_metrics, "eipgate:management" = var.management_access, "eipgate:allocation-ids" = join(",", aws_eip.service[*].allocation_id) }
   }
+  translation_log_tag_values = {
+    "eipgate:translation-log-group" = var.translation_log_group
+  }
+  translation_log_tags = { for k, v in local.translation_log_tag_values : k => v if local.translation_logs }
   fallback_tag_values = {
     "eipgate:fallback-for-route-tables"    = join(",", var.fallback_for_route_table_ids)
     "eipgate:fallback-for-instances"       = join(",", var.fallback_for_instance_ids)
@@ -183,6 +195,16 @@ data "aws_iam_policy_document" "control" {
         variable = "ec2:ResourceTag/eipgate:fallback-by"
         values   = [var.pair_name]
       }
+    }
+  }
+  # Translation logs (cloudwatch_logs:): CreateLogStream on the group, PutLogEvents on its streams.
+  dynamic "statement" {
+    for_each = local.translation_logs ? [1] : []
+    content {
+      sid       = "ShipTranslationLogs"
+      effect    = "Allow"
+      actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+      resources = ["${local.logs_arn_prefix}:log-group:${var.translation_log_group}", "${local.logs_arn_prefix}:log-group:${var.translation_log_group}:log-stream:*"]
     }
   }
   # CloudWatch metrics: PutMetricData has no resource-level permissions; namespace eipgate only.
@@ -373,11 +395,15 @@ resource "aws_network_interface" "data_a" {
   subnet_id         = var.public_subnet_id
   security_groups   = [aws_security_group.data.id]
   source_dest_check = false
-  private_ips_count = 1 # the service address; it moves to B on failover
+  private_ips_count = var.service_address_count # the service addresses; they move to B on failover
   description       = "eipgate ${var.pair_name} A data"
   tags              = { "eipgate:pair" = var.pair_name, "eipgate:role" = "data" }
   lifecycle {
     ignore_changes = [private_ips, private_ips_count, private_ip_list, private_ip_list_enabled]
+    precondition {
+      condition     = var.service_address_count <= lookup(local.service_address_limits, var.instance_type, 8)
+      error_message = "service_address_count: more than the instance type's data ENI holds besides its primary IP (ami/OPERATOR.md, \"Service IP limits\")."
+    }
   }
 }
 
@@ -392,20 +418,40 @@ resource "aws_network_interface" "data_b" {
   }
 }
 
+# One EIP per service address (the template's ServiceEip, ServiceEip2..8).
 resource "aws_eip" "service" {
+  count  = var.service_address_count
   domain = "vpc"
-  tags   = { Name = "eipgate-${var.pair_name}", "eipgate:pair" = var.pair_name }
+  tags   = { Name = "eipgate-${var.pair_name}${count.index == 0 ? "" : "-${count.index + 1}"}", "eipgate:pair" = var.pair_name }
 }
 
 # Associated with the secondary IP, not with an ENI: it follows the IP when eipgate-control
-# moves it (AssignPrivateIpAddresses with AllowReassignment).
+# moves it (AssignPrivateIpAddresses with AllowReassignment; all of a pair's IPs in one call).
 resource "aws_eip_association" "service" {
-  allocation_id        = aws_eip.service.allocation_id
+  count                = var.service_address_count
+  allocation_id        = aws_eip.service[count.index].allocation_id
   network_interface_id = aws_network_interface.data_a.id
-  private_ip_address   = local.service_ip
+  private_ip_address   = local.service_ips[count.index]
   lifecycle {
     ignore_changes = [network_interface_id]
+    # The data ENIs ignore changes of their IPs (a failover moves them): a count changed after
+    # creation needs the addresses assigned first (README.md, "Changing service_address_count").
+    precondition {
+      condition     = length(local.service_ips) == var.service_address_count
+      error_message = "service_address_count differs from the secondary IPs the data ENIs hold: assign or unassign them first (iac/terraform/README.md, \"Changing service_address_count\")."
+    }
   }
+}
+
+# The one-address module had these without count: keep them (and the pair's egress address).
+moved {
+  from = aws_eip.service
+  to   = aws_eip.service[0]
+}
+
+moved {
+  from = aws_eip_association.service
+  to   = aws_eip_association.service[0]
 }
 
 # VPC Block Public Access blocks the service EIP's internet gateway traffic (it exempts only NAT
@@ -479,7 +525,7 @@ resource "aws_instance" "a" {
     network_interface_id = aws_network_interface.data_a.id
   }
   user_data  = jsonencode(local.user_data["a"])
-  tags       = merge(local.instance_tags["a"], local.fallback_tags)
+  tags       = merge(local.instance_tags["a"], local.fallback_tags, local.translation_log_tags)
   depends_on = [aws_eip_association.service]
   lifecycle {
     precondition {
@@ -503,7 +549,7 @@ resource "aws_instance" "b" {
     network_interface_id = aws_network_interface.data_b.id
   }
   user_data = jsonencode(local.user_data["b"])
-  tags      = merge(local.instance_tags["b"], local.fallback_tags)
+  tags      = merge(local.instance_tags["b"], local.fallback_tags, local.translation_log_tags)
 }
 
 # EC2 recovers an instance whose host fails (same ENIs, same addresses).

@@ -1,10 +1,20 @@
 output "elastic_ip" {
-  description = "The egress address of this pair (allowlist it at third parties)"
-  value       = aws_eip.service.public_ip
+  description = "The first egress address of this pair (allowlist all of elastic_ips at third parties)"
+  value       = aws_eip.service[0].public_ip
+}
+
+output "elastic_ips" {
+  description = "Every egress address of this pair (allowlist them all at third parties)"
+  value       = aws_eip.service[*].public_ip
 }
 
 output "service_private_ip" {
-  value = local.service_ip
+  value = local.service_ips[0]
+}
+
+output "service_private_ips" {
+  description = "The service addresses (the data ENIs' secondary private IPs), in the order of elastic_ips"
+  value       = local.service_ips
 }
 
 output "instance_a" {

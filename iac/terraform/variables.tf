@@ -44,9 +44,19 @@ variable "image_id" {
 }
 
 variable "instance_type" {
-  description = "See ami/OPERATOR.md, \"Choosing an instance type\"."
+  description = "See ami/OPERATOR.md, \"Choosing an instance type\". Its IPv4 addresses per network interface limit service_address_count to that number - 1 (t4g.nano/micro 1, t4g.small, c6gn.medium and c7gn.medium 3, t4g.medium 5, .large and up 8; \"Service IP limits\")."
   type        = string
   default     = "c6in.large"
+}
+
+variable "service_address_count" {
+  description = "Service addresses of this pair: secondary private IPs of the data ENI, each with its own Elastic IP, all moved together on failover. At most the instance type's IPv4 addresses per interface - 1. Set at creation: the data ENIs ignore later changes of their IPs (failover moves them), see README.md for changing it on a running pair."
+  type        = number
+  default     = 1
+  validation {
+    condition     = contains([1, 2, 3, 4, 5, 6, 7, 8], var.service_address_count)
+    error_message = "service_address_count: an integer 1..8."
+  }
 }
 
 variable "data_path" {
@@ -158,6 +168,16 @@ variable "alarm_topic_arn" {
   validation {
     condition     = can(regex("^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256})?$", var.alarm_topic_arn))
     error_message = "alarm_topic_arn: an SNS topic ARN or empty."
+  }
+}
+
+variable "translation_log_group" {
+  description = "Ship the translation logs (one JSON line per connection opened and closed) to this existing CloudWatch Logs group, one stream per instance (empty = off; not created here, it outlives the pair)."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^([A-Za-z0-9._/#-]{1,512})?$", var.translation_log_group))
+    error_message = "translation_log_group: a log group name (1 to 512 of A-Z a-z 0-9 . _ - / #) or empty."
   }
 }
 

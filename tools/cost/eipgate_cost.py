@@ -809,7 +809,8 @@ def main(argv: list[str] | None = None) -> int:
                    "endpoints over an egress-only internet gateway), PublicIp (an EIP per instance), "
                    "VpcEndpoints (interface endpoints per AZ)")
     g.add_argument("--service-eips", type=int, default=None,
-                   help="service EIPs per pair (default: the prices file's, 1)")
+                   help="service EIPs per pair, the templates' ServiceAddressCount "
+                   "(default: the prices file's, 1, the templates' default)")
     g.add_argument("--cloudwatch", default="none", choices=CLOUDWATCH_SETS,
                    help="custom metrics published per pair: none, default (5 + 5 alarms), full "
                    "(NAT Gateway's names + HA, + 5 alarms)")

@@ -157,6 +157,10 @@ def render(spec, facts, secret_path="/etc/eipgate/ha.key"):
         if facts.get("az"):
             cw["availability_zone"] = facts["az"]
         cfg["cloudwatch"] = cw
+    group = spec.get("translation_log_group", "")
+    if group:  # control/daemon/README.md, "CloudWatch Logs": the dataplane writes, control ships
+        cfg["translation_log"] = {"enabled": True}
+        cfg["cloudwatch_logs"] = {"enabled": True, "log_group": group}
     _merge(cfg, spec.get("overrides", {}))
 
     env = {"EIPGATE_DATA_PATH": data_path,

@@ -35,6 +35,10 @@ TAGS = {
     # How the instance reaches the AWS APIs (the templates' ManagementAccess): Ipv6 | PublicIp |
     # VpcEndpoints. Ipv6 renders aws.ip_family: ipv6 and aws.endpoints.dual_stack: true.
     "eipgate:management": ("management", str),
+    # Translation logs shipped to CloudWatch Logs (the templates' TranslationLogGroup): the name of
+    # an existing log group; absent or empty = off. Renders translation_log.enabled and the
+    # cloudwatch_logs: section (control/daemon/README.md, "CloudWatch Logs").
+    "eipgate:translation-log-group": ("translation_log_group", str),
 }
 
 # Tags of the cross-AZ fallback: together they give ONE rule of `fallback_for` (user data can give
@@ -56,7 +60,7 @@ KEYS = {
     "data_mac", "workers", "max_flows", "hugepages", "mtu", "tcp_mss_clamp", "log_level",
     "log_json", "ha_secret_ssm", "ha_secret_arn", "ha_secret_file", "ha_secret", "preempt",
     "heartbeat_interval", "miss_count", "hold_down", "probe_targets", "policy", "endpoints",
-    "overrides", "az", "fallback_for", "cloudwatch", "management",
+    "overrides", "az", "fallback_for", "cloudwatch", "management", "translation_log_group",
 }
 MANAGEMENT = ("Ipv6", "PublicIp", "VpcEndpoints")
 # One fallback_for rule: what control/ha/config.cc reads, plus inside_prefixes (the rescued AZ's
@@ -79,6 +83,8 @@ IPV4_PER_INTERFACE = {
 # CloudWatch metrics (control/daemon/README.md): off, the alarm-oriented default set, or the full
 # NAT Gateway set.
 CLOUDWATCH = ("off", "default", "full")
+# A CloudWatch Logs group name, as eipgate-control's cloudwatch_logs.log_group accepts it.
+LOG_GROUP_RE = re.compile(r"[A-Za-z0-9._/#-]{1,512}")
 
 
 class ConfigError(Exception):

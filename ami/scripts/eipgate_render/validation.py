@@ -5,7 +5,7 @@ import re
 
 from . import grammar
 from .spec import (CLOUDWATCH, DATA_PATHS, FALLBACK_KEYS, ID_RE, IPV4_PER_INTERFACE, KEYS,
-                   MANAGEMENT, MAX_SERVICE_IPS, MODES, SCHEMA_VERSION, ConfigError)
+                   LOG_GROUP_RE, MANAGEMENT, MAX_SERVICE_IPS, MODES, SCHEMA_VERSION, ConfigError)
 
 
 def _is_ipv4(s):
@@ -230,5 +230,9 @@ def validate(spec):
                                                       grammar.did_you_mean(str(cw), CLOUDWATCH)))
     elif cw != "off" and not spec.get("pair"):
         errors.append("cloudwatch: %s needs pair (the PairName dimension of every metric)" % cw)
+    group = spec.get("translation_log_group", "")
+    if not isinstance(group, str) or (group and not LOG_GROUP_RE.fullmatch(group)):
+        errors.append("translation_log_group: %r is not a CloudWatch Logs group name (1 to 512 of "
+                      "A-Z a-z 0-9 . _ - / #; empty = off)" % (group,))
     if errors:
         raise ConfigError(errors)

@@ -79,8 +79,17 @@ export interface EipgatePairProps {
   readonly insidePrefixes: string[];
   /** The eipgate AMI (ami/packer). */
   readonly imageId: string;
-  /** @default "c6in.large" */
+  /**
+   * Its IPv4 addresses per network interface limit serviceAddressCount (ami/OPERATOR.md, "Service
+   * IP limits"). @default "c6in.large"
+   */
   readonly instanceType?: string;
+  /**
+   * Service addresses of the pair, 1..8: secondary private IPs of the data ENI, each with its own
+   * Elastic IP, all moved together on failover. At most the instance type's IPv4 addresses per
+   * interface - 1 (refused here for the types of that table). @default 1
+   */
+  readonly serviceAddressCount?: number;
   /** @default DataPath.AUTO */
   readonly dataPath?: DataPath;
   /** @default ManagementAccess.IPV6 */
@@ -103,11 +112,22 @@ export interface EipgatePairProps {
   readonly alarmTopic?: sns.ITopic;
   /** Dropped packets in 5 minutes above which the drops alarm fires. @default 1000 */
   readonly dropAlarmThreshold?: number;
+  /**
+   * The name of an existing CloudWatch Logs group the translation logs are shipped to, one stream
+   * per instance (not created here: it outlives the pair). @default none (not shipped)
+   */
+  readonly translationLogGroup?: string;
 }
 
 const PAIR_NAME = /^[a-z0-9][a-z0-9-]{0,30}$/;
 const FALLBACK_TARGET = /^(self|nat-[0-9a-f]{8,17})$/;
 const DURATION = /^[0-9]+(ms|s|m)$/;
+const LOG_GROUP = /^[A-Za-z0-9._/#-]{1,512}$/;
+const MAX_SERVICE_ADDRESSES = 8;
+/** Service addresses at most where the data ENI holds fewer than 10 IPv4 addresses (the template's Rules). */
+const SERVICE_ADDRESS_LIMITS: Record<string, number> = {
+  "t4g.nano": 1, "t4g.micro": 1, "t4g.small": 3, "c6gn.medium": 3, "c7gn.medium": 3, "t4g.medium": 5,
+};
 const SSM_POLICY = "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore";
 
 /** The alarms on eipgate-control's metrics, as in the template (name -> definition). */
@@ -168,18 +188,22 @@ function requireList(what: string, v: string[]): void {
 
 /**
  * One eipgate HA pair (one shard of one Availability Zone): two NAT instances with a management
- * ENI and a data ENI each, the service address with its Elastic IP, the default routes of the
+ * ENI and a data ENI each, the service addresses (1 to 8) with their Elastic IPs, the default routes of the
  * private route tables, security groups, the least-privilege instance role, the HA secret, EC2
  * auto-recovery alarms and the alarms on eipgate-control's CloudWatch metrics.
  */
 export class EipgatePair extends Construct {
-  /** The pair's egress address (allowlist it at third parties). */
+  /** The pair's first egress address (allowlist all of elasticIps at third parties). */
   public readonly elasticIp: string;
+  /** Every egress address of the pair (serviceAddressCount), in the order of the service addresses. */
+  public readonly elasticIps: string[];
   public readonly instanceA: ec2.CfnInstance;
   public readonly instanceB: ec2.CfnInstance;
   public readonly role: iam.CfnRole;
-  /** The service address: the data ENI's secondary private IP that carries the EIP. */
+  /** The first service address: the data ENI's secondary private IP that carries the first EIP. */
   public readonly servicePrivateIp: string;
+  /** Every service address (the data ENI's secondary private IPs, a list token). */
+  public readonly servicePrivateIps: string[];
   /** The alarms on eipgate-control's metrics (empty when cloudWatchMetrics is OFF). */
   public readonly alarms: cloudwatch.CfnAlarm[] = [];
   /** With a fallback: the command that tags the rescued tables (run it once). */
@@ -253,6 +277,16 @@ export class EipgatePair extends Construct {
         Condition: { StringEquals: { "cloudwatch:namespace": "eipgate" } },
       });
     }
+    if (p.translationLogGroup) {
+      // Translation logs (cloudwatch_logs:): CreateLogStream on the group, PutLogEvents on its streams.
+      const group = `arn:\${AWS::Partition}:logs:\${AWS::Region}:\${AWS::AccountId}:log-group:${p.translationLogGroup}`;
+      statements.push({
+        Sid: "ShipTranslationLogs",
+        Effect: "Allow",
+        Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        Resource: [Fn.sub(group), Fn.sub(`${group}:log-stream:*`)],
+      });
+    }
     this.role = new iam.CfnRole(this, "Role", {
       assumeRolePolicyDocument: {
         Version: "2012-10-17",
@@ -324,7 +358,7 @@ export class EipgatePair extends Construct {
         subnetId: p.publicSubnetId,
         groupSet: [sg.ref],
         sourceDestCheck: data ? false : undefined,
-        secondaryPrivateIpAddressCount: service ? 1 : undefined,
+        secondaryPrivateIpAddressCount: service ? p.serviceAddressCount : undefined,
         ipv6AddressCount: !data && ipv6Mgmt ? 1 : undefined, // the API traffic's source address
         description,
         tags: [pairTag, { key: "eipgate:role", value: role }],
@@ -333,19 +367,29 @@ export class EipgatePair extends Construct {
     const mgmtEniB = eni("MgmtEniB", mgmtSg, `eipgate ${name} B management`, "mgmt", false);
     const dataEniA = eni("DataEniA", dataSg, `eipgate ${name} A data`, "data", true, true);
     const dataEniB = eni("DataEniB", dataSg, `eipgate ${name} B data`, "data", true);
-    this.servicePrivateIp = Fn.select(0, dataEniA.attrSecondaryPrivateIpAddresses);
+    this.servicePrivateIps = dataEniA.attrSecondaryPrivateIpAddresses;
+    this.servicePrivateIp = Fn.select(0, this.servicePrivateIps);
 
-    const serviceEip = new ec2.CfnEIP(this, "ServiceEip", {
-      domain: "vpc",
-      tags: [{ key: "Name", value: `eipgate-${name}` }, pairTag],
-    });
-    this.elasticIp = serviceEip.ref;
-    // Associated with the secondary IP, not the ENI: it follows the IP on failover.
-    const serviceEipAssociation = new ec2.CfnEIPAssociation(this, "ServiceEipAssociation", {
-      allocationId: serviceEip.attrAllocationId,
-      networkInterfaceId: dataEniA.ref,
-      privateIpAddress: this.servicePrivateIp,
-    });
+    // Service address n: its EIP (ServiceEip, ServiceEip2..8), associated with the secondary IP
+    // n-1 of the list, not with the ENI: it follows the IP on failover.
+    const serviceEips: ec2.CfnEIP[] = [];
+    let serviceEipAssociation: ec2.CfnEIPAssociation | undefined;
+    for (let n = 1; n <= p.serviceAddressCount; n++) {
+      const suffix = n === 1 ? "" : String(n);
+      const eip = new ec2.CfnEIP(this, `ServiceEip${suffix}`, {
+        domain: "vpc",
+        tags: [{ key: "Name", value: `eipgate-${name}${n === 1 ? "" : `-${n}`}` }, pairTag],
+      });
+      const association = new ec2.CfnEIPAssociation(this, `ServiceEip${suffix}Association`, {
+        allocationId: eip.attrAllocationId,
+        networkInterfaceId: dataEniA.ref,
+        privateIpAddress: Fn.select(n - 1, this.servicePrivateIps),
+      });
+      serviceEips.push(eip);
+      serviceEipAssociation ??= association;
+    }
+    this.elasticIps = serviceEips.map((e) => e.ref);
+    this.elasticIp = this.elasticIps[0];
     // VPC Block Public Access blocks the service EIP's internet gateway traffic (it exempts only
     // NAT gateways and egress-only gateways); Ipv6 management leaves by an egress-only gateway.
     if (p.blockPublicAccessExclusion !== BlockPublicAccessExclusion.NONE) {
@@ -392,7 +436,12 @@ export class EipgatePair extends Construct {
         { key: "eipgate:cloudwatch", value: p.cloudWatchMetrics },
         // Ipv6: eipgate-render-config configures the dual-stack endpoint over IPv6
         { key: "eipgate:management", value: p.managementAccess },
+        // the EIPs, paired with user data's service_ips by index (a tag: changes restart nothing)
+        { key: "eipgate:allocation-ids", value: Fn.join(",", serviceEips.map((e) => e.attrAllocationId)) },
       ];
+      if (p.translationLogGroup) {
+        tags.push({ key: "eipgate:translation-log-group", value: p.translationLogGroup });
+      }
       const fb = p.fallback;
       if (fb) {
         tags.push(
@@ -409,13 +458,13 @@ export class EipgatePair extends Construct {
       Fn.base64(Fn.sub(
         `{"eipgate": {"version": 1, "pair": "${name}", "priority": ${priority},\n` +
         `  "peer_address": "\${PeerIp}", "peer_eni": "\${${peerEniVar}}",\n` +
-        '  "service_ips": ["${ServiceIp}"], "inside_prefixes": ["${Prefixes}"],\n' +
+        '  "service_ips": ["${ServiceIps}"], "inside_prefixes": ["${Prefixes}"],\n' +
         '  "route_table_ids": ["${Tables}"], "ha_secret_arn": "${HaSecret}",\n' +
         `  "data_path": "${p.dataPath}"}}\n`,
         {
           PeerIp: peerMgmt.attrPrimaryPrivateIpAddress,
           [peerEniVar]: peerEni.ref,
-          ServiceIp: this.servicePrivateIp,
+          ServiceIps: Fn.join('", "', this.servicePrivateIps),
           Prefixes: p.insidePrefixes.join('", "'),
           Tables: p.privateRouteTableIds.join('", "'),
           HaSecret: secret.ref,
@@ -433,7 +482,7 @@ export class EipgatePair extends Construct {
         userData: userData(priority, peerEniVar, peerMgmt, peerEni),
       });
     this.instanceA = instance("A", mgmtEniA, dataEniA, 150, "DataEniB", mgmtEniB, dataEniB);
-    this.instanceA.addDependency(serviceEipAssociation);
+    this.instanceA.addDependency(serviceEipAssociation!);
     this.instanceB = instance("B", mgmtEniB, dataEniB, 100, "DataEniA", mgmtEniA, dataEniA);
 
     // EC2 recovers an instance whose host fails (same ENIs, same addresses).
@@ -506,6 +555,7 @@ export class EipgatePair extends Construct {
       enableSsm: props.enableSsm ?? true,
       cloudWatchMetrics: props.cloudWatchMetrics ?? CloudWatchMetrics.DEFAULT,
       dropAlarmThreshold: props.dropAlarmThreshold ?? 1000,
+      serviceAddressCount: props.serviceAddressCount ?? 1,
     };
     if (!Token.isUnresolved(p.pairName) && !PAIR_NAME.test(p.pairName)) {
       throw new Error(`EipgatePair: pairName '${p.pairName}' must match ${PAIR_NAME.source}`);
@@ -514,6 +564,19 @@ export class EipgatePair extends Construct {
     requireList("insidePrefixes", p.insidePrefixes);
     if (!(p.dropAlarmThreshold >= 0)) {
       throw new Error("EipgatePair: dropAlarmThreshold must be >= 0");
+    }
+    // A literal count: one EIP and association each (the template's ServiceAddressCount 1..8).
+    const count = p.serviceAddressCount;
+    if (Token.isUnresolved(count) || !Number.isInteger(count) || count < 1 || count > MAX_SERVICE_ADDRESSES) {
+      throw new Error(`EipgatePair: serviceAddressCount must be an integer 1..${MAX_SERVICE_ADDRESSES}`);
+    }
+    const most = SERVICE_ADDRESS_LIMITS[p.instanceType];
+    if (most !== undefined && count > most) {
+      throw new Error(`EipgatePair: serviceAddressCount ${count}: a ${p.instanceType}'s data ENI holds its primary IP and ${most} more (ami/OPERATOR.md, "Service IP limits")`);
+    }
+    if (p.translationLogGroup !== undefined && p.translationLogGroup !== "" &&
+      (Token.isUnresolved(p.translationLogGroup) || !LOG_GROUP.test(p.translationLogGroup))) {
+      throw new Error(`EipgatePair: translationLogGroup '${p.translationLogGroup}' must be a literal log group name (${LOG_GROUP.source})`);
     }
     const fb = p.fallback;
     if (fb) {
@@ -532,7 +595,7 @@ export class EipgatePair extends Construct {
   }
 
   /** cdk-nag AwsSolutions findings this design accepts, each with its reason. */
-  private suppressNagFindings(p: { enableSsm: boolean; untrackedDataPath: boolean }): void {
+  private suppressNagFindings(p: { enableSsm: boolean; untrackedDataPath: boolean; translationLogGroup?: string }): void {
     const suppress = (id: string, rules: { id: string; reason: string; appliesTo?: string[] }[]) => {
       const child = this.node.tryFindChild(id);
       if (child) {
@@ -549,11 +612,15 @@ export class EipgatePair extends Construct {
         id: "AwsSolutions-IAM5",
         reason: "EC2 Describe* and cloudwatch:PutMetricData have no resource-level permissions (Resource * is required; PutMetricData is limited by the cloudwatch:namespace condition). " +
           "ReplaceRoute and AssignPrivateIpAddresses use route-table/* and network-interface/* narrowed by the eipgate:pair / eipgate:fallback-by resource-tag conditions, " +
-          "because the pair's tables and ENIs are not known as ARNs when the policy is written (the same policy as ami/iam/eipgate-control-policy.json).",
+          "because the pair's tables and ENIs are not known as ARNs when the policy is written (the same policy as ami/iam/eipgate-control-policy.json). " +
+          "PutLogEvents goes to the translation log group's streams, named by instance ids and created by eipgate-control (log-stream:* of that one group).",
         appliesTo: [
           "Resource::*",
           "Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:route-table/*",
           "Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*",
+          ...(p.translationLogGroup
+            ? [`Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:${p.translationLogGroup}:log-stream:*`]
+            : []),
         ],
       },
     ]);

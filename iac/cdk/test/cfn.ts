@@ -93,6 +93,8 @@ class Evaluator {
         return v.some((x: Json) => this.ev(x));
       case "Fn::Join": {
         const items = this.ev(v[1]);
+        // a list attribute (DataEniA.SecondaryPrivateIpAddresses) stays symbolic
+        if (!Array.isArray(items)) return "${Join:" + v[0] + ":" + this.str(items, "Fn::Join") + "}";
         return (items as Json[]).map((x) => this.str(x, "Fn::Join")).join(v[0]);
       }
       case "Fn::GetAtt": {

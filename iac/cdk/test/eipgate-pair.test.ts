@@ -101,13 +101,61 @@ test("props are validated (the template's AllowedPattern and Rules)", () => {
   expect(() => synth({ fallback: { routeTableIds: ["rtb-0b000000000000001"], instanceIds: ["i-0b000000000000001"], insidePrefixes: ["10.0.160.0/20"], target: "igw-1" } }))
     .toThrow(/fallback.target/);
   expect(() => synth({ dropAlarmThreshold: -1 })).toThrow(/dropAlarmThreshold/);
+  for (const bad of [0, 9, 2.5]) {
+    expect(() => synth({ serviceAddressCount: bad })).toThrow(/serviceAddressCount must be an integer 1..8/);
+  }
+  // the template's Rules: no more than the data ENI holds besides its primary IP
+  expect(() => synth({ instanceType: "c6gn.medium", serviceAddressCount: 4 })).toThrow(/c6gn.medium's data ENI holds its primary IP and 3 more/);
+  expect(() => synth({ instanceType: "t4g.nano", serviceAddressCount: 2 })).toThrow(/serviceAddressCount 2/);
+  synth({ instanceType: "c6gn.medium", serviceAddressCount: 3 });
+  synth({ instanceType: "c7gn.xlarge", serviceAddressCount: 8 });
+  expect(() => synth({ translationLogGroup: "a:b" })).toThrow(/translationLogGroup 'a:b'/);
+});
+
+test("service addresses: one EIP and association per address, on A's data ENI", () => {
+  const { t, pair } = synth({ serviceAddressCount: 4 });
+  t.resourceCountIs("AWS::EC2::EIP", 4);
+  t.resourceCountIs("AWS::EC2::EIPAssociation", 4);
+  t.hasResourceProperties("AWS::EC2::NetworkInterface", { Description: "eipgate use1-az1-0 A data", SecondaryPrivateIpAddressCount: 4 });
+  for (let i = 0; i < 4; i++) {
+    t.hasResourceProperties("AWS::EC2::EIPAssociation", {
+      PrivateIpAddress: { "Fn::Select": [i, { "Fn::GetAtt": [Match.stringLikeRegexp("^PairDataEniA"), "SecondaryPrivateIpAddresses"] }] },
+    });
+  }
+  expect(pair.elasticIps.length).toBe(4);
+  expect(pair.elasticIp).toBe(pair.elasticIps[0]);
+});
+
+test("translation logs: PutLogEvents/CreateLogStream on the group only, the instance tag", () => {
+  const { t } = synth({ translationLogGroup: "/eipgate/translations" });
+  t.hasResourceProperties("AWS::IAM::Role", {
+    Policies: [{
+      PolicyName: "eipgate-control",
+      PolicyDocument: {
+        Statement: Match.arrayWith([{
+          Sid: "ShipTranslationLogs", Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+          Resource: [
+            { "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/eipgate/translations" },
+            { "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/eipgate/translations:log-stream:*" },
+          ],
+        }]),
+      },
+    }],
+  });
+  t.hasResourceProperties("AWS::EC2::Instance", {
+    Tags: Match.arrayWith([{ Key: "eipgate:translation-log-group", Value: "/eipgate/translations" }]),
+  });
+  const off = synth().t;
+  expect(JSON.stringify(off.findResources("AWS::IAM::Role"))).not.toContain("logs:");
+  expect(JSON.stringify(off.findResources("AWS::EC2::Instance"))).not.toContain("translation-log-group");
 });
 
 describe("cdk-nag AwsSolutions", () => {
   const variants: [string, Partial<EipgatePairProps>][] = [
     ["defaults", {}],
-    ["untracked data path, SSH, fallback", {
-      untrackedDataPath: true, adminCidr: "198.51.100.0/24", keyName: "ops",
+    ["untracked data path, SSH, fallback, 3 addresses, translation logs", {
+      untrackedDataPath: true, adminCidr: "198.51.100.0/24", keyName: "ops", serviceAddressCount: 3,
+      translationLogGroup: "/eipgate/translations",
       fallback: { routeTableIds: ["rtb-0b000000000000001"], instanceIds: ["i-0b000000000000001"], insidePrefixes: ["10.0.160.0/20"] },
     }],
   ];

@@ -7,7 +7,7 @@
 import { parse } from "@cdktf/hcl2json";
 import * as fs from "fs";
 import * as path from "path";
-import { loadCfnTemplate } from "../../cdk/test/cfn";
+import { evaluateCfn, loadCfnTemplate } from "../../cdk/test/cfn";
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -16,7 +16,7 @@ const cfn = loadCfnTemplate("eipgate-pair.yaml");
 let tf: Json;
 
 beforeAll(async () => {
-  tf = { variable: {}, resource: {}, data: {}, locals: {}, output: {} };
+  tf = { variable: {}, resource: {}, data: {}, locals: {}, output: {}, moved: [] };
   for (const f of fs.readdirSync(TF_DIR).filter((x) => x.endsWith(".tf")).sort()) {
     const doc = await parse(f, fs.readFileSync(path.join(TF_DIR, f), "utf8"));
     for (const [k, v] of Object.entries(doc as Record<string, Json>)) {
@@ -24,6 +24,7 @@ beforeAll(async () => {
       else if (k === "resource" || k === "data") for (const [t, byName] of Object.entries(v as Record<string, Json>)) {
         tf[k][t] = { ...(tf[k][t] ?? {}), ...byName };
       } else if (k === "variable" || k === "output") Object.assign(tf[k], v);
+      else if (k === "moved") tf.moved.push(...(v as Json[]));
     }
   }
 });
@@ -43,7 +44,7 @@ function snake(name: string): string {
 }
 
 /** CloudFormation logical id (or Fn::ForEach group) -> Terraform address (and for_each key). */
-const RESOURCES: Record<string, { address: string; key?: string; counted?: boolean }> = {
+const RESOURCES: Record<string, { address: string; key?: string; counted?: boolean; index?: number }> = {
   HaSecret: { address: "aws_secretsmanager_secret.ha" },
   Role: { address: "aws_iam_role.this" },
   InstanceProfile: { address: "aws_iam_instance_profile.this" },
@@ -59,8 +60,11 @@ const RESOURCES: Record<string, { address: string; key?: string; counted?: boole
   MgmtEniB: { address: "aws_network_interface.mgmt_b" },
   DataEniA: { address: "aws_network_interface.data_a" },
   DataEniB: { address: "aws_network_interface.data_b" },
-  ServiceEip: { address: "aws_eip.service" },
-  ServiceEipAssociation: { address: "aws_eip_association.service" },
+  // service address n (ServiceEip, ServiceEip2..8) <-> aws_eip.service[n-1] (count = service_address_count)
+  ...Object.fromEntries([1, 2, 3, 4, 5, 6, 7, 8].flatMap((n) => {
+    const id = n === 1 ? "ServiceEip" : `ServiceEip${n}`;
+    return [[id, { address: "aws_eip.service", index: n - 1 }], [`${id}Association`, { address: "aws_eip_association.service", index: n - 1 }]];
+  })),
   BpaExclusionPublicSubnet: { address: "aws_vpc_block_public_access_exclusion.public_subnet", counted: true },
   MgmtEipA: { address: "aws_eip.mgmt_a", counted: true },
   MgmtEipAAssociation: { address: "aws_eip_association.mgmt_a" },
@@ -123,7 +127,7 @@ function tfRef(logicalId: string, attr?: string): string {
   if (!m || !r) throw new Error(`no mapping for ${logicalId}`);
   const a = attr === undefined ? REF_ATTR[r.Type] : GETATT[attr];
   if (!a) throw new Error(`no Terraform attribute for ${logicalId}.${attr ?? "Ref"}`);
-  return "${" + m.address + (m.counted ? "[0]" : "") + "." + a + "}";
+  return "${" + m.address + (m.counted ? "[0]" : m.index !== undefined ? `[${m.index}]` : "") + "." + a + "}";
 }
 
 /** A CloudFormation value as the Terraform expression string it corresponds to. */
@@ -152,10 +156,15 @@ function canon(node: Json, forEach?: string): Json {
       if (v[1].Ref && cfn.Parameters[v[1].Ref]?.Type === "CommaDelimitedList") {
         return "${join(" + JSON.stringify(v[0]) + ", var." + snake(v[1].Ref) + ")}";
       }
+      // the EIPs' allocation ids: ServiceEip's, then ServiceEipN's under HasAddrN, in order
+      if (JSON.stringify(v) === JSON.stringify([",", [{ "Fn::GetAtt": ["ServiceEip", "AllocationId"] },
+        ...[2, 3, 4, 5, 6, 7, 8].map((n) => ({ "Fn::If": [`HasAddr${n}`, { "Fn::GetAtt": [`ServiceEip${n}`, "AllocationId"] }, { Ref: "AWS::NoValue" }] }))]])) {
+        return '${join(",", aws_eip.service[*].allocation_id)}';
+      }
       break;
     case "Fn::Select":
-      if (JSON.stringify(v) === JSON.stringify([0, { "Fn::GetAtt": ["DataEniA", "SecondaryPrivateIpAddresses"] }])) {
-        return "${local.service_ip}";
+      if (JSON.stringify(v[1]) === JSON.stringify({ "Fn::GetAtt": ["DataEniA", "SecondaryPrivateIpAddresses"] })) {
+        return `\${local.service_ips[${v[0]}]}`;
       }
       break;
   }
@@ -266,6 +275,13 @@ describe("resources", () => {
       return;
     }
     const expr = r.count ?? r.for_each;
+    if (m.index !== undefined) {
+      // service address n exists when ServiceAddressCount >= n (HasAddrN) <-> count = service_address_count
+      expect(r.count).toBe("${var.service_address_count}");
+      expect(raw.Condition).toBe(m.index === 0 ? undefined : `HasAddr${m.index + 1}`);
+      expect([...paramsOfCondition(raw.Condition)].filter((x) => x !== "service_address_count")).toEqual([]);
+      return;
+    }
     if (m.key !== undefined) {
       // one for_each resource for several template resources: the key exists, the condition matches
       const keys = typeof r.for_each === "object" ? Object.keys(r.for_each) : r.for_each.includes("local.alarms") ? Object.keys(tf.locals.alarms) : [];
@@ -274,6 +290,37 @@ describe("resources", () => {
       expect(expr).toBeUndefined();
     }
     expect([...varsOf(expr)].sort()).toEqual([...paramsOfCondition(raw.Condition)].sort());
+  });
+
+  test.each([1, 2, 3, 4, 5, 6, 7, 8])("ServiceAddressCount %d: that many service EIPs and associations (count)", (n) => {
+    const made = evaluateCfn(cfn, {
+      PairName: "p", VpcId: "vpc-1", PublicSubnetId: "subnet-1", PrivateRouteTableIds: "rtb-1", InsidePrefixes: "10.0.128.0/20",
+      ImageId: "ami-1", ServiceAddressCount: String(n),
+    });
+    const count = (t: string) => Object.values(made).filter((r) => r.type === t).length;
+    expect([count("AWS::EC2::EIP"), count("AWS::EC2::EIPAssociation")]).toEqual([n, n]);
+  });
+
+  test("the one-address module's service EIP and association keep their state (moved to index 0)", () => {
+    expect(tf.moved).toEqual(expect.arrayContaining([
+      { from: "${aws_eip.service}", to: "${aws_eip.service[0]}" },
+      { from: "${aws_eip_association.service}", to: "${aws_eip_association.service[0]}" },
+    ]));
+  });
+
+  test("the template's Rules on service addresses per instance type <-> the data ENI's precondition", () => {
+    const limits: Record<string, number> = {};
+    for (const [name, rule] of Object.entries(cfn.Rules as Record<string, Json>)) {
+      if (!name.startsWith("ServiceAddressesFit")) continue;
+      const c = rule.RuleCondition;
+      const types: string[] = c["Fn::Contains"] ? c["Fn::Contains"][0] : [c["Fn::Equals"][1]];
+      const over: string[] = rule.Assertions[0].Assert["Fn::Not"][0]["Fn::Contains"][0];
+      expect(over).toEqual(Array.from({ length: 8 - Number(over[0]) + 1 }, (_x, i) => String(Number(over[0]) + i)));
+      for (const t of types) limits[t] = Number(over[0]) - 1;
+    }
+    expect(tf.locals.service_address_limits).toEqual(limits);
+    const pre = res("aws_network_interface.data_a").lifecycle[0].precondition[0].condition;
+    expect(pre).toBe("${var.service_address_count <= lookup(local.service_address_limits, var.instance_type, 8)}");
   });
 
   test("alarm keys are the template's alarm names", () => {
@@ -393,7 +440,7 @@ describe("ENIs, addresses, instances, routes", () => {
       expect(r.subnet_id).toBe(canon(p.SubnetId));
       expect(r.security_groups).toEqual(canon(p.GroupSet));
       expect(r.source_dest_check).toEqual(p.SourceDestCheck);
-      expect(r.private_ips_count).toEqual(p.SecondaryPrivateIpAddressCount);
+      expect(r.private_ips_count).toEqual(p.SecondaryPrivateIpAddressCount && canon(p.SecondaryPrivateIpAddressCount));
       if (p.Ipv6AddressCount) {
         // Fn::If [Ipv6Mgmt, 1, NoValue] <-> local.ipv6_mgmt ? 1 : null
         expect(p.Ipv6AddressCount["Fn::If"][1]).toBe(1);
@@ -415,12 +462,28 @@ describe("ENIs, addresses, instances, routes", () => {
   });
 
   test("EIPs and their associations", () => {
-    for (const id of ["ServiceEip", "MgmtEipA", "MgmtEipB"]) {
+    for (const id of ["MgmtEipA", "MgmtEipB"]) {
       const r = res(RESOURCES[id].address);
       expect(r.domain).toBe(cfn.Resources[id].Properties.Domain);
       expect(r.tags).toEqual(tagsOf(cfn.Resources[id].Properties.Tags));
     }
-    for (const id of ["ServiceEipAssociation", "MgmtEipAAssociation", "MgmtEipBAssociation"]) {
+    // service address n: aws_eip.service[n-1] and its association, with count.index = n-1
+    for (const [id, m] of Object.entries(RESOURCES).filter(([, x]) => x.index !== undefined)) {
+      const at = (x: Json) => JSON.parse(JSON.stringify(x)
+        .replace(/%\{if count\.index == 0\}%\{else\}-\$\{count\.index \+ 1\}%\{endif\}/g, m.index === 0 ? "" : `-${m.index! + 1}`)
+        .replace(/\[count\.index\]/g, `[${m.index}]`));
+      const p = cfn.Resources[id].Properties;
+      const r = at(res(m.address));
+      if (m.address === "aws_eip.service") {
+        expect(r.domain).toBe(p.Domain);
+        expect(r.tags).toEqual(tagsOf(p.Tags));
+      } else {
+        expect(r.allocation_id).toBe(canon(p.AllocationId));
+        expect(r.network_interface_id).toBe(canon(p.NetworkInterfaceId));
+        expect(r.private_ip_address).toBe(canon(p.PrivateIpAddress));
+      }
+    }
+    for (const id of ["MgmtEipAAssociation", "MgmtEipBAssociation"]) {
       const p = cfn.Resources[id].Properties;
       const r = res(RESOURCES[id].address);
       expect(r.allocation_id).toBe(canon(p.AllocationId));
@@ -458,6 +521,9 @@ describe("ENIs, addresses, instances, routes", () => {
       if (Array.isArray(n)) {
         // ["${Prefixes}"] with Prefixes = Join('", "', list): the whole list
         const j = n.length === 1 && placeholders[n[0]]?.["Fn::Join"];
+        if (j && j[0] === '", "' && JSON.stringify(j[1]) === JSON.stringify({ "Fn::GetAtt": ["DataEniA", "SecondaryPrivateIpAddresses"] })) {
+          return "${local.service_ips}"; // every service address
+        }
         if (j && j[0] === '", "') return "${var." + snake(j[1].Ref) + "}";
         return n.map(sub);
       }
@@ -473,12 +539,17 @@ describe("ENIs, addresses, instances, routes", () => {
     const r = res(`aws_instance.${ab}`);
     expect(tf.locals.user_data[ab]).toEqual(userData(id));
     expect(r.user_data).toBe(`\${jsonencode(local.user_data["${ab}"])}`);
-    // tags: the unconditional ones, and the fallback ones under the fallback's condition
+    // tags: the unconditional ones, and the fallback / translation log ones under their condition
     expect(tf.locals.instance_tags[ab]).toEqual(tagsOf(p.Tags));
     const conditional = p.Tags.filter((t: Json) => t["Fn::If"]).map((t: Json) => t["Fn::If"]);
-    expect(Object.fromEntries(conditional.map((c: Json) => [c[1].Key, canon(c[1].Value)]))).toEqual(tf.locals.fallback_tag_values);
-    expect(varsOf(tf.locals.fallback_tags)).toEqual(paramsOfCondition(conditional[0][0]));
-    expect(r.tags).toBe(`\${merge(local.instance_tags["${ab}"], local.fallback_tags)}`);
+    const groups: Record<string, string> = { HasFallback: "fallback_tag", TranslationLogs: "translation_log_tag" };
+    expect([...new Set(conditional.map((c: Json) => c[0]))].sort()).toEqual(Object.keys(groups).sort());
+    for (const [cond, local] of Object.entries(groups)) {
+      const mine = conditional.filter((c: Json) => c[0] === cond);
+      expect(Object.fromEntries(mine.map((c: Json) => [c[1].Key, canon(c[1].Value)]))).toEqual(tf.locals[`${local}_values`]);
+      expect(varsOf(tf.locals[`${local}s`])).toEqual(paramsOfCondition(cond));
+    }
+    expect(r.tags).toBe(`\${merge(local.instance_tags["${ab}"], local.fallback_tags, local.translation_log_tags)}`);
     expect(r.network_interface).toEqual(p.NetworkInterfaces.map((n: Json) => ({
       device_index: Number(n.DeviceIndex), network_interface_id: canon(n.NetworkInterfaceId),
     })));
@@ -510,12 +581,16 @@ describe("ENIs, addresses, instances, routes", () => {
     const ignored = (addr: string) => (res(addr).lifecycle?.[0]?.ignore_changes ?? []).map((x: string) => x.replace(/^\$\{(.*)\}$/, "$1"));
     expect(ignored("aws_route.default")).toContain("network_interface_id");
     expect(ignored("aws_eip_association.service")).toContain("network_interface_id");
+    // a count changed after creation is refused with a reason, not planned half-way
+    expect(res("aws_eip_association.service").lifecycle[0].precondition[0].condition)
+      .toBe("${length(local.service_ips) == var.service_address_count}");
     for (const eni of ["aws_network_interface.data_a", "aws_network_interface.data_b"]) {
       expect(ignored(eni)).toEqual(expect.arrayContaining(["private_ips", "private_ips_count"]));
     }
-    // the service IP is looked up on both data ENIs (after a failover A's has none)
-    expect(tf.locals.service_ip).toContain("aws_network_interface.data_a.private_ips");
-    expect(tf.locals.service_ip).toContain("aws_network_interface.data_b.private_ips");
+    // the service IPs are looked up on both data ENIs (after a failover A's has none), sorted
+    expect(tf.locals.service_ips).toMatch(/^\$\{sort\(/);
+    expect(tf.locals.service_ips).toContain("aws_network_interface.data_a.private_ips");
+    expect(tf.locals.service_ips).toContain("aws_network_interface.data_b.private_ips");
   });
 
   test("HA secret: name, description, 64 characters without punctuation", () => {
