@@ -17,14 +17,6 @@ constexpr std::string_view kApiVersion = "2010-08-01";
 constexpr size_t kMaxNameLength = 255;             // namespace, metric and dimension names
 constexpr size_t kMaxDimensionValueLength = 1024;  // dimension values
 
-std::string excerpt(std::string_view body) {
-  std::string out(body.substr(0, 200));
-  for (auto& c : out) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  return out;
-}
-
 // Shortest text that reads back as the same double ("17", "0.25", "1e+20").
 std::string number_text(double v) {
   char buf[64];
@@ -143,80 +135,33 @@ AwsError parse_cloudwatch_error(std::string_view xml, long http_status) {
   ErrorKind kind = classify_error("", http_status);
   if (kind == ErrorKind::Other) kind = ErrorKind::Protocol;
   return AwsError(kind, "Http" + std::to_string(http_status),
-                  "response without a CloudWatch error document: '" + excerpt(xml) + "'",
+                  "response without a CloudWatch error document: '" + body_excerpt(xml) + "'",
                   http_status);
 }
 
 CloudWatchClient::CloudWatchClient(HttpTransport& http, CredentialsProvider& credentials,
                                    CloudWatchOptions options, RetryEnv env)
-    : http_(http),
-      credentials_(credentials),
-      options_(std::move(options)),
-      retrier_(options_.retry, std::move(env)) {
-  if (options_.region.empty()) {
-    throw AwsError(ErrorKind::InvalidParameter, "NoRegion", "CloudWatchClient needs a region");
-  }
-  endpoint_ = options_.endpoint.empty()
-                  ? "https://monitoring." + options_.region + ".amazonaws.com/"
-                  : options_.endpoint;
-  // SigV4 signs the path: the Query API lives at "/".
-  if (endpoint_.find('/', endpoint_.find("://") + 3) == std::string::npos) endpoint_ += '/';
-}
+    : ServiceClient(http, credentials, std::move(options),
+                    ServiceSpec{"monitoring", "monitoring", "CloudWatch", /*has_dual_stack=*/false},
+                    std::move(env)) {}
 
-void CloudWatchClient::call_once(const std::string& body, Credentials* used) {
-  const Credentials creds = credentials_.get();
-  *used = creds;
-  HttpRequest req;
-  req.method = "POST";
-  req.url = endpoint_;
-  req.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
-  req.body = body;
-  req.connect_timeout = options_.connect_timeout;
-  req.timeout = options_.timeout;
-  req.sigv4 = SigV4Signing{options_.region, "monitoring", creds.access_key_id,
-                           creds.secret_access_key, creds.session_token};
-  HttpResponse resp = http_.perform(req);
-  eipgate::log::get()->debug("cloudwatch PutMetricData ({} bytes) -> HTTP {} (key {})", body.size(),
-                             resp.status, creds.redacted_key_id());
-  if (resp.status >= 200 && resp.status < 300) {
+void CloudWatchClient::call(const std::string& body) {
+  run("cloudwatch:PutMetricData", [&](Credentials* used) {
+    HttpResponse resp =
+        post("PutMetricData",
+             {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}}, body, used);
+    if (resp.status < 200 || resp.status >= 300) {
+      throw parse_cloudwatch_error(resp.body, resp.status);
+    }
     pugi::xml_document doc;
     if (!doc.load_buffer(resp.body.data(), resp.body.size()) ||
         std::string_view(doc.document_element().name()) != "PutMetricDataResponse") {
       throw AwsError(
           ErrorKind::Protocol, "UnexpectedXml",
-          "PutMetricData: expected <PutMetricDataResponse>, got '" + excerpt(resp.body) + "'");
+          "PutMetricData: expected <PutMetricDataResponse>, got '" + body_excerpt(resp.body) + "'");
     }
-    return;
-  }
-  throw parse_cloudwatch_error(resp.body, resp.status);
-}
-
-void CloudWatchClient::call(const std::string& body) {
-  constexpr std::string_view kOperation = "cloudwatch:PutMetricData";
-  Credentials used;
-  auto attempt = [&] {
-    used = Credentials{};
-    retrier_.run(kOperation, [&] { call_once(body, &used); });
-  };
-  try {
-    try {
-      attempt();
-    } catch (const AwsError& e) {
-      // Expired instance-role credentials: once more with fresh ones (as Ec2Client::call).
-      if (!credentials_rejected(e) || used.access_key_id.empty() ||
-          !credentials_.invalidate(used)) {
-        throw;
-      }
-      eipgate::log::get()->warn(
-          "{}: CloudWatch rejected the credentials (key {}: {}); retrying once with fresh "
-          "instance role credentials",
-          kOperation, used.redacted_key_id(), e.code());
-      attempt();
-    }
-  } catch (const AwsError& e) {
-    errors_[static_cast<size_t>(e.kind())].fetch_add(1, std::memory_order_relaxed);
-    throw;
-  }
+    return std::string();
+  });
 }
 
 void CloudWatchClient::put_metric_data(std::string_view name_space, std::vector<MetricDatum> data) {

@@ -17,6 +17,7 @@
 #include "control/aws/error.h"
 #include "control/aws/http.h"
 #include "control/aws/retry.h"
+#include "control/aws/service_client.h"
 
 namespace eipgate::aws {
 
@@ -39,13 +40,8 @@ struct MetricDatum {
   int64_t timestamp_s = 0;
 };
 
-struct CloudWatchOptions {
-  std::string region;    // required: signs requests and picks the default endpoint
-  std::string endpoint;  // empty = https://monitoring.<region>.amazonaws.com/
-  std::chrono::milliseconds connect_timeout{2000};
-  std::chrono::milliseconds timeout{10000};
-  RetryPolicy retry;
-};
+// monitoring.<region>.amazonaws.com; no dual-stack endpoint is assumed (IPv6 needs `endpoint`).
+using CloudWatchOptions = ClientOptions;
 
 // 2026-12-05T12:03:00Z (ISO 8601, what the Query API takes for Timestamp).
 [[nodiscard]] std::string iso8601_utc(int64_t epoch_seconds);
@@ -70,7 +66,7 @@ struct CloudWatchOptions {
 // A body that is not one gives a Server (5xx) or Protocol error carrying the status.
 [[nodiscard]] AwsError parse_cloudwatch_error(std::string_view xml, long http_status);
 
-class CloudWatchClient {
+class CloudWatchClient : public ServiceClient {
  public:
   CloudWatchClient(HttpTransport& http, CredentialsProvider& credentials, CloudWatchOptions options,
                    RetryEnv env = RetryEnv::real());
@@ -81,28 +77,14 @@ class CloudWatchClient {
   // thread.
   void put_metric_data(std::string_view name_space, std::vector<MetricDatum> data);
 
-  [[nodiscard]] Retrier& retrier() noexcept { return retrier_; }
   [[nodiscard]] uint64_t calls_ok() const noexcept { return calls_ok_.load(); }
   [[nodiscard]] uint64_t datums_ok() const noexcept { return datums_ok_.load(); }
   [[nodiscard]] uint64_t calls_failed() const noexcept { return calls_failed_.load(); }
   [[nodiscard]] uint64_t datums_failed() const noexcept { return datums_failed_.load(); }
-  // Calls that failed for good (after retries and any credential refresh), by kind.
-  [[nodiscard]] uint64_t errors(ErrorKind kind) const noexcept {
-    return errors_[static_cast<size_t>(kind)].load(std::memory_order_relaxed);
-  }
-  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
 
  private:
   void call(const std::string& body);
-  void call_once(const std::string& body, Credentials* used);
-
-  HttpTransport& http_;
-  CredentialsProvider& credentials_;
-  CloudWatchOptions options_;
-  std::string endpoint_;
-  Retrier retrier_;
   std::atomic<uint64_t> calls_ok_{0}, datums_ok_{0}, calls_failed_{0}, datums_failed_{0};
-  std::array<std::atomic<uint64_t>, kErrorKindCount> errors_{};
 };
 
 }  // namespace eipgate::aws

@@ -15,20 +15,13 @@ constexpr int kMaxPages = 100;  // a runaway nextToken loop is a bug, not a big 
 
 using Params = std::vector<std::pair<std::string, std::string>>;
 
-std::string excerpt(std::string_view body) {
-  std::string out(body.substr(0, 200));
-  for (auto& c : out) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  return out;
-}
-
 // Parses a response and checks its root element (namespaces are ignored by pugixml's names).
 pugi::xml_node load(pugi::xml_document& doc, std::string_view xml, std::string_view root) {
   const auto result = doc.load_buffer(xml.data(), xml.size());
   if (!result) {
-    throw AwsError(ErrorKind::Protocol, "MalformedXml",
-                   std::string(root) + ": " + result.description() + " in '" + excerpt(xml) + "'");
+    throw AwsError(
+        ErrorKind::Protocol, "MalformedXml",
+        std::string(root) + ": " + result.description() + " in '" + body_excerpt(xml) + "'");
   }
   pugi::xml_node node = doc.document_element();
   if (std::string_view(node.name()) != root) {
@@ -106,7 +99,8 @@ AwsError parse_error_response(std::string_view xml, long http_status) {
   ErrorKind kind = classify_error("", http_status);
   if (kind == ErrorKind::Other) kind = ErrorKind::Protocol;
   return AwsError(kind, "Http" + std::to_string(http_status),
-                  "response without an EC2 error document: '" + excerpt(xml) + "'", http_status);
+                  "response without an EC2 error document: '" + body_excerpt(xml) + "'",
+                  http_status);
 }
 
 std::string parse_next_token(std::string_view xml) {
@@ -120,7 +114,7 @@ void parse_return_true(std::string_view xml, std::string_view action) {
   const auto root = load(doc, xml, std::string(action) + "Response");
   if (std::string_view(root.child("return").text().as_string()) != "true") {
     throw AwsError(ErrorKind::Protocol, "ReturnFalse",
-                   std::string(action) + " returned false: '" + excerpt(xml) + "'");
+                   std::string(action) + " returned false: '" + body_excerpt(xml) + "'");
   }
 }
 
@@ -249,87 +243,17 @@ std::vector<std::string> parse_assign_private_ip_addresses(std::string_view xml)
 
 Ec2Client::Ec2Client(HttpTransport& http, CredentialsProvider& credentials, Ec2Options options,
                      RetryEnv env)
-    : http_(http),
-      credentials_(credentials),
-      options_(std::move(options)),
-      retrier_(options_.retry, std::move(env)) {
-  if (options_.region.empty()) {
-    throw AwsError(ErrorKind::InvalidParameter, "NoRegion", "Ec2Client needs a region");
-  }
-  if (options_.endpoint.empty() && !options_.dual_stack && options_.ip_family == IpFamily::V6) {
-    throw AwsError(ErrorKind::InvalidParameter, "NoIpv6Endpoint",
-                   "ec2." + options_.region +
-                       ".amazonaws.com is IPv4 only: IPv6 needs the dual-stack endpoint");
-  }
-  endpoint_ = !options_.endpoint.empty() ? options_.endpoint
-              : options_.dual_stack      ? "https://ec2." + options_.region + ".api.aws/"
-                                         : "https://ec2." + options_.region + ".amazonaws.com/";
-  // SigV4 signs the path: the Query API lives at "/".
-  if (endpoint_.find('/', endpoint_.find("://") + 3) == std::string::npos) endpoint_ += '/';
-}
-
-std::string Ec2Client::call_once(std::string_view action, const std::string& body,
-                                 Credentials* used) {
-  const Credentials creds = credentials_.get();
-  *used = creds;
-  HttpRequest req;
-  req.method = "POST";
-  req.url = endpoint_;
-  req.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
-  req.body = body;
-  req.connect_timeout = options_.connect_timeout;
-  req.timeout = options_.timeout;
-  req.ip_family = options_.ip_family;
-  req.sigv4 = SigV4Signing{options_.region, "ec2", creds.access_key_id, creds.secret_access_key,
-                           creds.session_token};
-  const auto start = std::chrono::steady_clock::now();
-  HttpResponse resp = http_.perform(req);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - start)
-                      .count();
-  eipgate::log::get()->debug("ec2 {} -> HTTP {} in {} ms (key {})", action, resp.status, ms,
-                             creds.redacted_key_id());
-  if (resp.status >= 200 && resp.status < 300) return std::move(resp.body);
-  throw parse_error_response(resp.body, resp.status);
-}
+    : ServiceClient(http, credentials, std::move(options),
+                    ServiceSpec{"ec2", "ec2", "EC2", /*has_dual_stack=*/true}, std::move(env)) {}
 
 std::string Ec2Client::call(std::string_view action, const Params& params) {
   const std::string body = encode_query(action, params);
-  const std::string operation = "ec2:" + std::string(action);
-  Credentials used;
-  auto attempt = [&] {
-    used = Credentials{};
-    return retrier_.run(operation, [&] { return call_once(action, body, &used); });
-  };
-  try {
-    try {
-      return attempt();
-    } catch (const AwsError& e) {
-      // Expired or revoked credentials: one more attempt with fresh ones, if the source has any
-      // (instance role). Only key ids are logged, never the secret or the token.
-      if (!credentials_rejected(e) || used.access_key_id.empty()) throw;
-      if (!credentials_.invalidate(used)) {
-        throw AwsError(e.kind(), e.code(),
-                       e.message() + "; the credentials from " + used.source + " (key " +
-                           used.redacted_key_id() +
-                           ") cannot be refreshed: replace them and restart eipgate-control",
-                       e.http_status(), e.request_id());
-      }
-      const std::string old_key = used.redacted_key_id();
-      ++credential_refreshes_;
-      eipgate::log::get()->warn(
-          "{}: EC2 rejected the credentials (key {}: {}); retrying once "
-          "with fresh instance role credentials",
-          operation, old_key, e.code());
-      std::string out = attempt();
-      eipgate::log::get()->info("{}: succeeded with the refreshed credentials (key {})", operation,
-                                used.redacted_key_id());
-      return out;
-    }
-  } catch (const AwsError& e) {
-    errors_[static_cast<size_t>(e.kind())].fetch_add(1, std::memory_order_relaxed);
-    throw;
-  }
+  return run("ec2:" + std::string(action), [&](Credentials* used) {
+    HttpResponse resp = post(
+        action, {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}}, body, used);
+    if (resp.status >= 200 && resp.status < 300) return std::move(resp.body);
+    throw parse_error_response(resp.body, resp.status);
+  });
 }
 
 std::vector<std::string> Ec2Client::call_paged(std::string_view action, const Params& params) {

@@ -18,21 +18,12 @@
 #include "control/aws/error.h"
 #include "control/aws/http.h"
 #include "control/aws/retry.h"
+#include "control/aws/service_client.h"
 
 namespace eipgate::aws {
 
-struct Ec2Options {
-  std::string region;    // required: signs requests and picks the default endpoint
-  std::string endpoint;  // empty = https://ec2.<region>.amazonaws.com (dual_stack: .api.aws)
-  // The dual-stack endpoint https://ec2.<region>.api.aws/ (IPv4 and IPv6); the IPv4-only
-  // ec2.<region>.amazonaws.com is the default, as in the SDKs.
-  bool dual_stack = false;
-  // How calls resolve and connect; V6 with the IPv4-only default endpoint is refused.
-  IpFamily ip_family = IpFamily::Any;
-  std::chrono::milliseconds connect_timeout{2000};
-  std::chrono::milliseconds timeout{10000};
-  RetryPolicy retry;
-};
+// EC2's endpoints: ec2.<region>.amazonaws.com (IPv4 only) and ec2.<region>.api.aws (dual stack).
+using Ec2Options = ClientOptions;
 
 // Filter.N.Name / Filter.N.Value.M; names as EC2 documents them ("tag:eipgate:az", "vpc-id").
 struct Filter {
@@ -110,7 +101,7 @@ struct InstanceStatus {
   std::string instance_status;  // same values
 };
 
-class Ec2Client {
+class Ec2Client : public ServiceClient {
  public:
   Ec2Client(HttpTransport& http, CredentialsProvider& credentials, Ec2Options options,
             RetryEnv env = RetryEnv::real());
@@ -150,30 +141,9 @@ class Ec2Client {
   std::string call(std::string_view action,
                    const std::vector<std::pair<std::string, std::string>>& params);
 
-  [[nodiscard]] Retrier& retrier() noexcept { return retrier_; }
-  // Calls that failed for good (after retries and any credential refresh), by kind; metrics.
-  [[nodiscard]] uint64_t errors(ErrorKind kind) const noexcept {
-    return errors_[static_cast<size_t>(kind)].load(std::memory_order_relaxed);
-  }
-  // Times EC2 rejected the credentials and new ones were fetched for one more attempt.
-  [[nodiscard]] uint64_t credential_refreshes() const noexcept {
-    return credential_refreshes_.load(std::memory_order_relaxed);
-  }
-  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
-
  private:
-  // *used: the credentials the request was signed with (for invalidate()).
-  std::string call_once(std::string_view action, const std::string& body, Credentials* used);
   std::vector<std::string> call_paged(
       std::string_view action, const std::vector<std::pair<std::string, std::string>>& params);
-
-  HttpTransport& http_;
-  CredentialsProvider& credentials_;
-  Ec2Options options_;
-  std::string endpoint_;
-  Retrier retrier_;
-  std::array<std::atomic<uint64_t>, kErrorKindCount> errors_{};
-  std::atomic<uint64_t> credential_refreshes_{0};
 };
 
 // Response parsers, public so recorded responses can be tested without a server. They throw

@@ -113,4 +113,12 @@ bool AwsError::retryable() const noexcept {
          kind_ == ErrorKind::Transport;
 }
 
+std::string body_excerpt(std::string_view body) {
+  std::string out(body.substr(0, 200));
+  for (auto& c : out) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return out;
+}
+
 }  // namespace eipgate::aws

@@ -54,4 +54,7 @@ class AwsError : public std::runtime_error {
 // revoked key): fresh credentials may succeed where a plain retry cannot.
 [[nodiscard]] bool credentials_rejected(const AwsError& error);
 
+// The first 200 bytes of a response body on one line, for an error message about it.
+[[nodiscard]] std::string body_excerpt(std::string_view body);
+
 }  // namespace eipgate::aws

@@ -17,14 +17,6 @@ using nlohmann::json;
 
 constexpr std::string_view kTargetPrefix = "Logs_20140328.";
 
-std::string excerpt(std::string_view body) {
-  std::string out(body.substr(0, 200));
-  for (auto& c : out) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  return out;
-}
-
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 template <size_t N>
@@ -105,7 +97,7 @@ AwsError parse_logs_error(std::string_view body, long http_status) {
   ErrorKind kind = classify_error("", http_status);
   if (kind == ErrorKind::Other) kind = ErrorKind::Protocol;
   return AwsError(kind, "Http" + std::to_string(http_status),
-                  "response without a CloudWatch Logs error document: '" + excerpt(body) + "'",
+                  "response without a CloudWatch Logs error document: '" + body_excerpt(body) + "'",
                   http_status);
 }
 
@@ -113,7 +105,7 @@ PutLogEventsResult parse_put_log_events_result(std::string_view body, size_t n) 
   const json doc = json::parse(body, nullptr, false);
   if (!doc.is_object()) {
     throw AwsError(ErrorKind::Protocol, "UnexpectedJson",
-                   "PutLogEvents: expected a JSON object, got '" + excerpt(body) + "'");
+                   "PutLogEvents: expected a JSON object, got '" + body_excerpt(body) + "'");
   }
   PutLogEventsResult r{n, 0};
   if (!doc.contains("rejectedLogEventsInfo") || !doc["rejectedLogEventsInfo"].is_object()) {
@@ -138,73 +130,26 @@ PutLogEventsResult parse_put_log_events_result(std::string_view body, size_t n) 
 
 LogsClient::LogsClient(HttpTransport& http, CredentialsProvider& credentials, LogsOptions options,
                        RetryEnv env)
-    : http_(http),
-      credentials_(credentials),
-      options_(std::move(options)),
-      retrier_(options_.retry, std::move(env)) {
-  if (options_.region.empty()) {
-    throw AwsError(ErrorKind::InvalidParameter, "NoRegion", "LogsClient needs a region");
-  }
-  const bool dual = options_.dual_stack || options_.ip_family == IpFamily::V6;
-  endpoint_ = !options_.endpoint.empty() ? options_.endpoint
-              : dual                     ? "https://logs." + options_.region + ".api.aws/"
-                                         : "https://logs." + options_.region + ".amazonaws.com/";
-  // SigV4 signs the path: the JSON protocol posts to "/".
-  if (endpoint_.find('/', endpoint_.find("://") + 3) == std::string::npos) endpoint_ += '/';
-}
-
-std::string LogsClient::call_once(std::string_view target, const std::string& body,
-                                  Credentials* used) {
-  const Credentials creds = credentials_.get();
-  *used = creds;
-  HttpRequest req;
-  req.method = "POST";
-  req.url = endpoint_;
-  req.headers = {{"Content-Type", "application/x-amz-json-1.1"},
-                 {"X-Amz-Target", std::string(kTargetPrefix) + std::string(target)}};
-  req.body = body;
-  req.connect_timeout = options_.connect_timeout;
-  req.timeout = options_.timeout;
-  req.ip_family = options_.ip_family;
-  req.sigv4 = SigV4Signing{options_.region, "logs", creds.access_key_id, creds.secret_access_key,
-                           creds.session_token};
-  HttpResponse resp = http_.perform(req);
-  eipgate::log::get()->debug("logs {} ({} bytes) -> HTTP {} (key {})", target, body.size(),
-                             resp.status, creds.redacted_key_id());
-  if (resp.status >= 200 && resp.status < 300) return std::move(resp.body);
-  throw parse_logs_error(resp.body, resp.status);
-}
+    : ServiceClient(http, credentials, std::move(options),
+                    ServiceSpec{"logs", "logs", "CloudWatch Logs", /*has_dual_stack=*/true},
+                    std::move(env)) {}
 
 std::string LogsClient::call(std::string_view target, const std::string& body) {
-  const std::string operation = "logs:" + std::string(target);
-  Credentials used;
-  std::string out;
-  auto attempt = [&] {
-    used = Credentials{};
-    out = retrier_.run(operation, [&] { return call_once(target, body, &used); });
-  };
   try {
-    try {
-      attempt();
-    } catch (const AwsError& e) {
-      // Expired instance-role credentials: once more with fresh ones (as Ec2Client::call).
-      if (!credentials_rejected(e) || used.access_key_id.empty() ||
-          !credentials_.invalidate(used)) {
-        throw;
-      }
-      eipgate::log::get()->warn(
-          "{}: CloudWatch Logs rejected the credentials (key {}: {}); retrying once with fresh "
-          "instance role credentials",
-          operation, used.redacted_key_id(), e.code());
-      attempt();
-    }
-  } catch (const AwsError& e) {
-    errors_[static_cast<size_t>(e.kind())].fetch_add(1, std::memory_order_relaxed);
+    std::string out = run("logs:" + std::string(target), [&](Credentials* used) {
+      HttpResponse resp = post(target,
+                               {{"Content-Type", "application/x-amz-json-1.1"},
+                                {"X-Amz-Target", std::string(kTargetPrefix) + std::string(target)}},
+                               body, used);
+      if (resp.status >= 200 && resp.status < 300) return std::move(resp.body);
+      throw parse_logs_error(resp.body, resp.status);
+    });
+    calls_ok_.fetch_add(1);
+    return out;
+  } catch (const AwsError&) {
     calls_failed_.fetch_add(1);
     throw;
   }
-  calls_ok_.fetch_add(1);
-  return out;
 }
 
 PutLogEventsResult LogsClient::put_log_events(std::string_view group, std::string_view stream,
@@ -221,7 +166,7 @@ void LogsClient::create_log_stream(std::string_view group, std::string_view stre
     if (e.code() != "ResourceAlreadyExistsException") throw;
     // Counted as failed by call(); it is the expected answer after a restart: count it ok.
     calls_failed_.fetch_sub(1);
-    errors_[static_cast<size_t>(e.kind())].fetch_sub(1, std::memory_order_relaxed);
+    uncount(e);
     calls_ok_.fetch_add(1);
   }
 }

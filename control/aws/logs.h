@@ -18,6 +18,7 @@
 #include "control/aws/error.h"
 #include "control/aws/http.h"
 #include "control/aws/retry.h"
+#include "control/aws/service_client.h"
 
 namespace eipgate::aws {
 
@@ -40,17 +41,8 @@ struct LogEvent {
   return e.message.size() + kLogEventOverhead;
 }
 
-struct LogsOptions {
-  std::string region;    // required: signs requests and picks the default endpoint
-  std::string endpoint;  // empty = https://logs.<region>.amazonaws.com/ (dual_stack: .api.aws)
-  // The dual-stack endpoint https://logs.<region>.api.aws/ (IPv4 and IPv6). Also chosen when
-  // ip_family is V6 and no endpoint is given (logs.<region>.amazonaws.com is IPv4 only).
-  bool dual_stack = false;
-  IpFamily ip_family = IpFamily::Any;
-  std::chrono::milliseconds connect_timeout{2000};
-  std::chrono::milliseconds timeout{10000};
-  RetryPolicy retry;
-};
+// logs.<region>.amazonaws.com (IPv4 only) and logs.<region>.api.aws (dual stack).
+using LogsOptions = ClientOptions;
 
 // The JSON body of PutLogEvents: {"logGroupName":..,"logStreamName":..,"logEvents":[{"timestamp":
 // ..,"message":..},..]}, events as given (the caller orders them; batch_log_events does).
@@ -84,7 +76,7 @@ struct PutLogEventsResult {
 // Parses a PutLogEvents success body for a batch of n events.
 [[nodiscard]] PutLogEventsResult parse_put_log_events_result(std::string_view body, size_t n);
 
-class LogsClient {
+class LogsClient : public ServiceClient {
  public:
   LogsClient(HttpTransport& http, CredentialsProvider& credentials, LogsOptions options,
              RetryEnv env = RetryEnv::real());
@@ -96,26 +88,12 @@ class LogsClient {
   // CreateLogStream; a stream that already exists is success. Throws AwsError otherwise.
   void create_log_stream(std::string_view group, std::string_view stream);
 
-  [[nodiscard]] Retrier& retrier() noexcept { return retrier_; }
   [[nodiscard]] uint64_t calls_ok() const noexcept { return calls_ok_.load(); }
   [[nodiscard]] uint64_t calls_failed() const noexcept { return calls_failed_.load(); }
-  // Calls that failed for good (after retries and any credential refresh), by kind.
-  [[nodiscard]] uint64_t errors(ErrorKind kind) const noexcept {
-    return errors_[static_cast<size_t>(kind)].load(std::memory_order_relaxed);
-  }
-  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
 
  private:
   std::string call(std::string_view target, const std::string& body);
-  std::string call_once(std::string_view target, const std::string& body, Credentials* used);
-
-  HttpTransport& http_;
-  CredentialsProvider& credentials_;
-  LogsOptions options_;
-  std::string endpoint_;
-  Retrier retrier_;
   std::atomic<uint64_t> calls_ok_{0}, calls_failed_{0};
-  std::array<std::atomic<uint64_t>, kErrorKindCount> errors_{};
 };
 
 }  // namespace eipgate::aws

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/log.h"
+#include "control/aws/cloudwatch.h"
 #include "control/aws/ec2.h"
 #include "tests/unit/aws/scripted_transport.h"
 
@@ -80,17 +81,31 @@ TEST(Ec2Client, ExplicitEndpointWinsOverDualStack) {
   EXPECT_EQ(http.requests[0].url, "http://[fd00:255::1]:8080/");
 }
 
-TEST(Ec2Client, RefusesIpv6WithTheIpv4OnlyEndpoint) {
+TEST(Ec2Client, Ipv6WithoutAnEndpointUsesTheDualStackOne) {
+  // ec2.<region>.amazonaws.com is IPv4 only: IPv6 takes ec2.<region>.api.aws.
   ScriptedTransport http;
   StaticCredentialsProvider cp(creds());
   Ec2Options o = options();
   o.ip_family = IpFamily::V6;
+  Ec2Client ec2(http, cp, o);
+  EXPECT_EQ(ec2.endpoint(), "https://ec2." + o.region + ".api.aws/");
+}
+
+TEST(CloudWatchClient, RefusesIpv6WithoutAnEndpoint) {
+  // No dual-stack CloudWatch endpoint is assumed: IPv6 needs one given.
+  ScriptedTransport http;
+  StaticCredentialsProvider cp(creds());
+  CloudWatchOptions o = options();
+  o.ip_family = IpFamily::V6;
   try {
-    Ec2Client ec2(http, cp, o);
+    CloudWatchClient cw(http, cp, o);
     FAIL() << "expected AwsError";
   } catch (const AwsError& e) {
     EXPECT_EQ(e.code(), "NoIpv6Endpoint");
   }
+  o.endpoint = "http://[fd00:255::1]:8080";
+  CloudWatchClient cw(http, cp, o);
+  EXPECT_EQ(cw.endpoint(), "http://[fd00:255::1]:8080/");
 }
 
 TEST(Ec2Client, SendsSignedFormPostToTheRegionalEndpoint) {
