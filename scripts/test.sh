@@ -58,10 +58,10 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Under the sanitizers everything runs except what exercises no code of ours beyond the first
 # pass (the AWS CLI against the fake, the package lint, the CDK/Terraform jest tests) and the
 # slowest end-to-end runs whose dataplane paths the remaining ones cover (the simulated VPC with its timing-sensitive HA
-# checks, RFC 5780 discovery, af_xdp with DPDK's default program, af_xdp with the fast path
+# checks and its 70,000-connection storm, whose standby falls behind the sync under ASan's slowdown; RFC 5780 discovery, af_xdp with DPDK's default program, af_xdp with the fast path
 # turned off): keeps CI well under 25 min.
 ctest --test-dir build-asan "${CTEST_ARGS[@]}" \
-  -E '^(aws_fake_awscli_fidelity|ami_deb_lintian|iac_cdk_terraform|sim_ha_e2e|sim_ha_e2e_mgmt_ipv6|nat_discovery_af_packet|nat_discovery_af_xdp|dataplane_e2e_af_xdp|dataplane_e2e_af_xdp_steer_nofastpath|dataplane_e2e_af_packet|dataplane_e2e_one_armed_xdp|policy_e2e_af_packet)$'
+  -E '^(aws_fake_awscli_fidelity|ami_deb_lintian|iac_cdk_terraform|sim_ha_e2e|sim_ha_e2e_mgmt_ipv6|sim_many_conns|nat_discovery_af_packet|nat_discovery_af_xdp|dataplane_e2e_af_xdp|dataplane_e2e_af_xdp_steer_nofastpath|dataplane_e2e_af_packet|dataplane_e2e_one_armed_xdp|policy_e2e_af_packet)$'
 
 current_step="done"
 step "all tests passed"
