@@ -410,6 +410,15 @@ class FallbackTest(unittest.TestCase):
 class MainTest(unittest.TestCase):
     """The command: files, modes, exit codes; and the real parsers, when built."""
 
+    def assert_both_checks_pass(self, cfg_path, text):
+        """eipgate-dataplane --check and eipgate-control --check both accept the rendered file."""
+        for env in ("EIPGATE_DATAPLANE", "EIPGATE_CONTROL"):
+            path = binary(env)
+            if env == "EIPGATE_CONTROL":
+                can_check_control(self)
+            c = subprocess.run([path, "--config", cfg_path, "--check"], capture_output=True, text=True)
+            self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (path, c.stdout, c.stderr, text))
+
     def run_main(self, spec, local=None):
         d = tempfile.mkdtemp(prefix="render-test-")
         facts = dict(FACTS, user_data=json.dumps({"eipgate": spec}) if spec is not None else None)
@@ -439,12 +448,7 @@ class MainTest(unittest.TestCase):
             text = f.read()
         self.assertEqual(yaml.safe_load(text)["ha"]["secret_file"], os.path.join(d, "ha.key"))
         self.assertTrue(text.startswith(render.HEADER))
-        for env in ("EIPGATE_DATAPLANE", "EIPGATE_CONTROL"):
-            path = binary(env)
-            if env == "EIPGATE_CONTROL":
-                can_check_control(self)
-            c = subprocess.run([path, "--config", cfg_path, "--check"], capture_output=True, text=True)
-            self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (path, c.stdout, c.stderr, text))
+        self.assert_both_checks_pass(cfg_path, text)
 
     def test_several_service_ips_pass_both_checks(self):
         """private_ips/allocation_ids as eipgate-control parses them, outside_addresses as the
@@ -461,12 +465,7 @@ class MainTest(unittest.TestCase):
             text = f.read()
         self.assertEqual(yaml.safe_load(text)["aws"]["service_address"]["private_ips"],
                          spec["service_ips"])
-        for env in ("EIPGATE_DATAPLANE", "EIPGATE_CONTROL"):
-            path = binary(env)
-            if env == "EIPGATE_CONTROL":
-                can_check_control(self)
-            c = subprocess.run([path, "--config", cfg_path, "--check"], capture_output=True, text=True)
-            self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (path, c.stdout, c.stderr, text))
+        self.assert_both_checks_pass(cfg_path, text)
 
     def test_example_user_data_passes_the_parsers(self):
         with open(os.path.join(HERE, "..", "examples", "user-data.example.json")) as f:
@@ -496,12 +495,7 @@ class MainTest(unittest.TestCase):
         rule = yaml.safe_load(text)["ha"]["fallback_for"][0]
         self.assertEqual((rule["target"], rule["after"], rule["check_interval"]),
                          ("nat-0123456789abcdef0", "5s", "1s"))
-        for env in ("EIPGATE_DATAPLANE", "EIPGATE_CONTROL"):
-            path = binary(env)
-            if env == "EIPGATE_CONTROL":
-                can_check_control(self)
-            c = subprocess.run([path, "--config", cfg_path, "--check"], capture_output=True, text=True)
-            self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (path, c.stdout, c.stderr, text))
+        self.assert_both_checks_pass(cfg_path, text)
 
     def test_cloudwatch_from_user_data_and_tags(self):
         """"cloudwatch": off | default | full (user data) or tag eipgate:cloudwatch: the
@@ -605,12 +599,7 @@ class MainTest(unittest.TestCase):
         with open(cfg_path) as f:
             text = f.read()
         self.assertEqual(yaml.safe_load(text)["cloudwatch"]["metrics"], "full")
-        for env in ("EIPGATE_DATAPLANE", "EIPGATE_CONTROL"):
-            path = binary(env)
-            if env == "EIPGATE_CONTROL":
-                can_check_control(self)
-            c = subprocess.run([path, "--config", cfg_path, "--check"], capture_output=True, text=True)
-            self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (path, c.stdout, c.stderr, text))
+        self.assert_both_checks_pass(cfg_path, text)
 
     def test_translation_logs_passes_both_checks(self):
         """translation_log_group: the dataplane's translation_log turned on and the cloudwatch_logs:
@@ -626,12 +615,7 @@ class MainTest(unittest.TestCase):
         cfg = yaml.safe_load(text)
         self.assertEqual(cfg["translation_log"], {"enabled": True})
         self.assertEqual(cfg["cloudwatch_logs"], {"enabled": True, "log_group": "/eipgate/translations"})
-        for env in ("EIPGATE_DATAPLANE", "EIPGATE_CONTROL"):
-            path = binary(env)
-            if env == "EIPGATE_CONTROL":
-                can_check_control(self)
-            c = subprocess.run([path, "--config", cfg_path, "--check"], capture_output=True, text=True)
-            self.assertEqual(c.returncode, 0, "%s --check:\n%s%s\n%s" % (path, c.stdout, c.stderr, text))
+        self.assert_both_checks_pass(cfg_path, text)
 
     def test_fallback_bad_id_exit_2(self):
         _, p = self.run_main(dict(SPEC, fallback_for=[dict(RESCUED, instances=["i-xyz"])]))
